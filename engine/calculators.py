@@ -1,0 +1,51 @@
+"""Computed values of a case, referred to by name from ``workflow.calculator``.
+
+A calculator takes the case data as Python values (Decimal, date, lists of row dicts), may add
+derived columns to table rows of that copy (e.g. a line's amount), and returns the ``totals``
+mapping the templates and ``show`` use. Pure: no I/O, no clock.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable
+
+from .money import quantize
+
+Calculator = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _sum(values) -> Decimal:
+    return quantize(sum((v for v in values if v is not None), Decimal("0")))
+
+
+def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
+    """商谈报价单: vehicle price after discount, accessories, insurance, taxes and fees, total."""
+    zero = Decimal("0")
+    for row in data.get("accessories") or []:
+        row["amount"] = quantize((row.get("unit_price") or zero) * (row.get("quantity") or 0))
+    vehicle_price = quantize((data.get("list_price") or zero) - (data.get("discount") or zero))
+    accessories_total = _sum(r["amount"] for r in data.get("accessories") or [])
+    insurance_total = _sum(r.get("premium") for r in data.get("insurance") or [])
+    fees_total = _sum([data.get("registration_fee")]
+                      + [r.get("amount") for r in data.get("other_fees") or []])
+    purchase_tax = quantize(data.get("purchase_tax") or zero)
+    grand_total = quantize(vehicle_price + accessories_total + insurance_total + fees_total
+                           + purchase_tax)
+    loan_amount = None
+    if data.get("payment_method") == "分期" and data.get("down_payment") is not None:
+        loan_amount = quantize(vehicle_price - data["down_payment"])
+    return {
+        "vehicle_price": vehicle_price,
+        "accessories_total": accessories_total,
+        "insurance_total": insurance_total,
+        "fees_total": fees_total,
+        "purchase_tax": purchase_tax,
+        "grand_total": grand_total,
+        "balance_due": quantize(grand_total - (data.get("deposit") or zero)),
+        "loan_amount": loan_amount,
+    }
+
+
+CALCULATORS: dict[str, Calculator] = {
+    "quote_totals": quote_totals,
+}

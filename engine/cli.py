@@ -1,0 +1,329 @@
+"""The ``dealerdocs`` command line: a thin layer over :class:`engine.Engine`.
+
+Every command takes ``--config PATH`` (default ``./config.toml``), ``--as USER`` (default
+``$DEALERDOCS_USER``) and ``--json``; they may stand before or after the command name. Errors
+the user can act on print one line and exit non-zero; a traceback means a bug.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import unicodedata
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import __version__
+from .engine import Engine
+from .errors import ConfigError, DealerDocsError, InputError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _common(f: Callable) -> Callable:
+    f = click.option("--json", "as_json", is_flag=True, default=None,
+                     help="机器可读的 JSON 输出")(f)
+    f = click.option("--as", "actor", metavar="USER", default=None,
+                     help="操作用户（config.toml 中的 users 键；默认 $DEALERDOCS_USER）")(f)
+    f = click.option("--config", "config_path", metavar="PATH", default=None,
+                     help="配置文件（默认 ./config.toml）")(f)
+    return f
+
+
+class Ctx:
+    def __init__(self, config_path: str | None, actor: str | None, as_json: bool | None) -> None:
+        self.config_path = config_path
+        self.actor = actor
+        self.as_json = bool(as_json)
+        self._engine: Engine | None = None
+
+    def merge(self, config_path: str | None, actor: str | None, as_json: bool | None) -> "Ctx":
+        self.config_path = config_path or self.config_path
+        self.actor = actor or self.actor
+        self.as_json = bool(as_json) or self.as_json
+        return self
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine.from_config_file(self.config_path or "config.toml")
+        return self._engine
+
+    def user(self) -> str:
+        actor = self.actor or os.environ.get("DEALERDOCS_USER")
+        if not actor:
+            raise ConfigError("请用 --as USER 指明操作人（或设置环境变量 DEALERDOCS_USER）")
+        return actor
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+
+def _ctx(click_ctx: click.Context, config_path, actor, as_json) -> Ctx:
+    return click_ctx.find_object(Ctx).merge(config_path, actor, as_json)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@_common
+@click.version_option(__version__, prog_name="dealerdocs")
+@click.pass_context
+def main(click_ctx: click.Context, config_path, actor, as_json) -> None:
+    """dealerdocs：4S 店的单据与流程引擎。"""
+    click_ctx.obj = Ctx(config_path, actor, as_json)
+    click_ctx.call_on_close(click_ctx.obj.close)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="覆盖已有的 config.toml")
+@_common
+@click.pass_context
+def init(click_ctx, directory: Path, force: bool, config_path, actor, as_json) -> None:
+    """在 DIRECTORY 中生成新的 config.toml（数据库与输出目录放在 DIRECTORY 中）。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    source = PROJECT_DIR / "config.toml"
+    workflows, templates = PROJECT_DIR / "workflows", PROJECT_DIR / "templates" / "docx"
+    if not (source.is_file() and workflows.is_dir() and templates.is_dir()):
+        raise ConfigError(f"找不到项目自带的 config.toml / workflows / templates（在 {PROJECT_DIR}）")
+    target = directory / "config.toml"
+    if target.exists() and not force:
+        raise ConfigError(f"{target} 已存在；如要覆盖请加 --force")
+    text = source.read_text(encoding="utf-8")
+    text = _set_path(text, "templates", templates)
+    text = _set_path(text, "workflows", workflows)
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    from .config import load_config  # validate what we wrote
+    config = load_config(target)
+    _emit(ctx, {"config": str(target.resolve()), "store": str(config.store_dir),
+                "outbox": str(config.outbox_dir)},
+          f"已生成 {target}（数据库：{config.store_dir}，输出：{config.outbox_dir}）")
+
+
+def _set_path(text: str, key: str, value: Path) -> str:
+    new, count = re.subn(rf'(?m)^{key}\s*=\s*".*"$', f"{key} = {json.dumps(str(value))}", text)
+    if count != 1:
+        raise ConfigError(f"项目 config.toml 的 [paths] 中没有 {key}")
+    return new
+
+
+@main.command("workflows")
+@_common
+@click.pass_context
+def workflows_cmd(click_ctx, config_path, actor, as_json) -> None:
+    """列出工作流、状态和操作。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    eng = ctx.engine
+    rows = []
+    for wf in eng.workflows.values():
+        rows.append({"key": wf.key, "title": wf.title, "file": str(wf.source),
+                     "states": {s.name: s.label for s in wf.states.values()},
+                     "transitions": [{"trigger": t.trigger, "label": t.label,
+                                      "source": list(t.sources), "dest": t.dest,
+                                      "roles": list(t.roles), "documents": list(t.documents)}
+                                     for t in wf.transitions]})
+    lines = []
+    for r in rows:
+        lines.append(f"{r['key']}  {r['title']}  ({r['file']})")
+        for t in r["transitions"]:
+            roles = "、".join(eng.config.role_label(x) for x in t["roles"])
+            docs = f"  出具：{', '.join(t['documents'])}" if t["documents"] else ""
+            lines.append(f"  {t['trigger']:<8} {t['label']}：{' | '.join(t['source'])} → "
+                         f"{t['dest']}  [{roles}]{docs}")
+    _emit(ctx, rows, "\n".join(lines))
+
+
+@main.command()
+@click.argument("workflow")
+@click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据文件，- 为标准输入")
+@_common
+@click.pass_context
+def new(click_ctx, workflow: str, data_file: str | None, config_path, actor, as_json) -> None:
+    """新建案件：dealerdocs new quote --data examples/quote.json --as zhang"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    data = _read_data(data_file) if data_file else {}
+    result = ctx.engine.create(workflow, data, ctx.user())
+    _emit(ctx, {"id": result.id, "state": result.state},
+          f"已新建 {result.id}（{result.state_label}）")
+
+
+@main.command()
+@click.argument("case_id", metavar="CASE")
+@click.argument("trigger")
+@click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据文件，- 为标准输入")
+@_common
+@click.pass_context
+def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_path, actor,
+         as_json) -> None:
+    """对案件执行操作：dealerdocs fire Q-1 issue --as zhang"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    data = _read_data(data_file) if data_file else None
+    result = ctx.engine.fire(case_id, trigger, ctx.user(), data)
+    lines = [f"{result.id} → {result.state_label}（{result.state}）"]
+    lines += [f"  {d.number}  {d.title} 第 {d.version} 版\n    {d.pdf}\n    {d.docx}"
+              for d in result.documents]
+    _emit(ctx, {"id": result.id, "state": result.state,
+                "documents": [d.to_dict() for d in result.documents]}, "\n".join(lines))
+
+
+@main.command()
+@click.argument("case_id", metavar="CASE")
+@_common
+@click.pass_context
+def show(click_ctx, case_id: str, config_path, actor, as_json) -> None:
+    """显示案件：数据、合计、文档和历史。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    case = ctx.engine.case(case_id)
+    wf = ctx.engine.workflow(case["workflow"])
+    lines = [f"{case['id']}  {case['workflow_title']}  状态：{case['state_label']}（{case['state']}）",
+             f"创建：{case['created_at']} {case['created_by']}   更新：{case['updated_at']} "
+             f"{case['updated_by']}", "数据："]
+    for name, spec in wf.fields.items():
+        value = case["data"].get(name)
+        if value not in (None, [], ""):
+            lines.append(f"  {spec.label}：{_plain(value)}")
+    if case["totals"]:
+        lines.append("合计：")
+        lines += [f"  {k}：{v}" for k, v in case["totals"].items() if v is not None]
+    if case["documents"]:
+        lines.append("文档：")
+        lines += [f"  {d['number']}  第 {d['version']} 版  {d['status']}  {d['pdf']}"
+                  for d in case["documents"]]
+    lines.append("可执行：" + ("、".join(f"{t['trigger']}（{t['label']}）" for t in case["triggers"])
+                             or "无"))
+    lines.append("历史：")
+    lines += [f"  {e['at']}  {e['actor']}  {e['trigger']}  {e['from'] or '—'} → {e['to']}"
+              f"{'  ' + ','.join(e['documents']) if e['documents'] else ''}"
+              for e in case["history"]]
+    _emit(ctx, case, "\n".join(lines))
+
+
+@main.command("list")
+@click.option("--workflow", default=None, help="只列出某个工作流")
+@click.option("--state", default=None, help="只列出某个状态")
+@_common
+@click.pass_context
+def list_cmd(click_ctx, workflow, state, config_path, actor, as_json) -> None:
+    """列出案件。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    rows = ctx.engine.cases(workflow=workflow, state=state)
+    text = table(["案件", "工作流", "状态", "客户", "合计", "更新时间"],
+                 [[r["id"], r["workflow"], r["state_label"], r["customer_name"] or "",
+                   r["total"] or "", r["updated_at"]] for r in rows])
+    _emit(ctx, rows, text or "（没有案件）")
+
+
+@main.command()
+@click.option("--case", "case_id", default=None, help="只列出某个案件的文档")
+@click.option("--status", default=None, type=click.Choice(["issued", "superseded"]))
+@_common
+@click.pass_context
+def docs(click_ctx, case_id, status, config_path, actor, as_json) -> None:
+    """列出已出具的文档（发放登记）。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    rows = ctx.engine.documents(case_id=case_id, status=status)
+    text = table(["编号", "文档", "版本", "案件", "状态", "出具时间", "出具人", "PDF"],
+                 [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
+                   d["issued_at"], d["issued_by"], d["pdf"]] for d in rows])
+    _emit(ctx, rows, text or "（没有文档）")
+
+
+@main.command()
+@_common
+@click.pass_context
+def verify(click_ctx, config_path, actor, as_json) -> None:
+    """重新计算所有已出具文件的 sha256，报告缺失或被改动的文件。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    problems = ctx.engine.verify()
+    count = len(ctx.engine.documents())
+    if ctx.as_json:
+        click.echo(json.dumps({"ok": not problems, "documents": count, "problems": problems},
+                              ensure_ascii=False, indent=2))
+    elif problems:
+        for p in problems:
+            what = "文件缺失" if p["problem"] == "missing" else "文件已被改动"
+            click.echo(f"{p['number']}: {what}：{p['path']}", err=True)
+        click.echo(f"校验失败：{len(problems)} 个文件有问题（共 {count} 份文档）", err=True)
+    else:
+        click.echo(f"校验通过：{count} 份文档的 {count * 2} 个文件与登记的 sha256 一致")
+    if problems:
+        sys.exit(10)
+
+
+def _read_data(source: str) -> Any:
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            text = Path(source).read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"无法读取数据文件 {source}：{err.strerror}") from err
+    except UnicodeDecodeError:
+        raise InputError(f"数据文件 {source} 不是 UTF-8 编码") from None
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as err:
+        raise InputError(f"数据文件 {source} 不是有效 JSON：第 {err.lineno} 行第 {err.colno} 列，"
+                         f"{err.msg}") from err
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list):
+        return "；".join(", ".join(f"{v}" for v in row.values()) if isinstance(row, dict)
+                        else str(row) for row in value)
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (Decimal, Path)):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _emit(ctx: Ctx, payload: Any, text: str) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=_json_default))
+    else:
+        click.echo(text)
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table that lines up Chinese (double-width) characters."""
+    if not rows:
+        return ""
+    widths = [max(_width(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    def line(cells):
+        return "  ".join(str(c) + " " * (w - _width(str(c))) for c, w in zip(cells, widths)).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def run() -> None:
+    """Console entry point: one clear line and a non-zero exit for user-facing errors."""
+    try:
+        main.main(standalone_mode=False, prog_name="dealerdocs")
+    except DealerDocsError as err:
+        if "--json" in sys.argv[1:]:
+            click.echo(json.dumps(err.to_dict(), ensure_ascii=False, default=_json_default))
+        click.echo(f"错误：{err.message}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("已中止", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,153 @@
+"""config.toml: the dealership's identity, users and roles, number series, paths and LibreOffice.
+
+Read with tomllib into frozen dataclasses. Parsing is strict: an unknown key or a value of the
+wrong type is reported with its key path (``users.zhang.roles[1]``), so a typo in the config
+fails at start-up instead of silently doing nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .typedtoml import build
+
+DEFAULT_ROLES = {
+    "sales": "销售顾问",
+    "sales_manager": "销售经理",
+    "doc_controller": "文控",
+    "ops_manager": "运营经理",
+    "oem_supervisor": "厂家督导",
+    "regional_manager": "区域经理",
+}
+
+
+@dataclass(frozen=True)
+class Dealer:
+    name: str
+    code: str
+    uscc: str
+    address: str
+    phone: str
+    bank: str
+    account: str
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    roles: list[str]
+    login: str = ""  # filled from the table key
+
+
+@dataclass(frozen=True)
+class Series:
+    """A document number series: ``{prefix}-{year}-{seq:0{width}d}`` or, without yearly reset,
+    ``{prefix}-{seq:0{width}d}``."""
+
+    prefix: str
+    width: int = 6
+    reset: str = "yearly"  # "yearly" | "never"
+
+
+@dataclass(frozen=True)
+class Paths:
+    store: str = "store"
+    outbox: str = "outbox"
+    templates: str = "templates/docx"
+    workflows: str = "workflows"
+
+
+@dataclass(frozen=True)
+class LibreOffice:
+    binary: str = "soffice"
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class Config:
+    dealer: Dealer
+    users: dict[str, User]
+    series: dict[str, Series]
+    paths: Paths = field(default_factory=Paths)
+    libreoffice: LibreOffice = field(default_factory=LibreOffice)
+    roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    lock_timeout: float = 120.0
+    base_dir: Path = Path(".")  # folder of config.toml; not read from the file
+
+    def path(self, name: str) -> Path:
+        """An absolute path from ``[paths]``, relative paths taken from the config's folder."""
+        p = Path(getattr(self.paths, name)).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def store_dir(self) -> Path:
+        return self.path("store")
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.path("outbox")
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.path("templates")
+
+    @property
+    def workflows_dir(self) -> Path:
+        return self.path("workflows")
+
+    def user(self, login: str) -> User:
+        from .errors import PermissionDenied
+
+        try:
+            return self.users[login]
+        except KeyError:
+            known = "、".join(sorted(self.users)) or "（无）"
+            raise PermissionDenied(f"未知用户 \"{login}\"：config.toml 中的用户有 {known}",
+                                   user=login) from None
+
+    def role_label(self, role: str) -> str:
+        return self.roles.get(role, role)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check config.toml; every problem is a :class:`ConfigError` naming the key."""
+    path = Path(path).expanduser().resolve()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"找不到配置文件 {path}（可用 dealerdocs init DIR 生成，或用 --config 指定）",
+                          path=str(path)) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"配置文件 {path} 不是有效的 TOML：{err}", path=str(path)) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"无法读取配置文件 {path}：{err}", path=str(path)) from err
+    try:
+        config = build(Config, raw, ConfigError, exclude={"base_dir", "login"})
+    except ConfigError as err:
+        raise ConfigError(f"{path.name}: {err.message}", path=str(path), **err.details) from None
+    users = {login: dataclasses.replace(u, login=login) for login, u in config.users.items()}
+    config = dataclasses.replace(config, users=users, base_dir=path.parent)
+    _check(config, path)
+    return config
+
+
+def _check(config: Config, path: Path) -> None:
+    for login, user in config.users.items():
+        for i, role in enumerate(user.roles):
+            if role not in config.roles:
+                raise ConfigError(
+                    f"{path.name}: users.{login}.roles[{i}] = \"{role}\" 不是已定义的角色"
+                    f"（可用：{', '.join(config.roles)}）", key=f"users.{login}.roles[{i}]")
+    for key, series in config.series.items():
+        if series.reset not in ("yearly", "never"):
+            raise ConfigError(f"{path.name}: series.{key}.reset 应为 \"yearly\" 或 \"never\"，"
+                              f"收到 \"{series.reset}\"", key=f"series.{key}.reset")
+        if not 1 <= series.width <= 12:
+            raise ConfigError(f"{path.name}: series.{key}.width 应在 1–12 之间",
+                              key=f"series.{key}.width")
+    if config.libreoffice.timeout <= 0:
+        raise ConfigError(f"{path.name}: libreoffice.timeout 应大于 0", key="libreoffice.timeout")

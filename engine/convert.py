@@ -1,0 +1,155 @@
+"""Conversion of .docx bytes into PDF bytes. Knows nothing of cases or templates.
+
+:class:`Converter` is the extension point; :class:`SofficeConverter` runs LibreOffice headless
+as a subprocess (pitfalls B5): its own user profile per converter (a shared profile makes a
+second soffice hand the job over and exit 0 with no output), a new session so that a timeout
+kills the whole process group (soffice → oosplash → soffice.bin), success judged only by a
+real PDF on disk, and a fontconfig file that maps the Windows CJK font names templates use
+(宋体, 黑体, 仿宋, 微软雅黑 …) to Noto CJK, whatever the LibreOffice profile says.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from .errors import ConversionError
+
+log = logging.getLogger(__name__)
+
+FONTS_CONF = Path(__file__).with_name("fonts.conf")
+
+
+class Converter(ABC):
+    """Turns Word documents into PDF.
+
+    Contract: :meth:`convert_many` returns one PDF (bytes starting with ``%PDF-``) per input,
+    in order, or raises :class:`ConversionError`; it never returns partial output. A converter
+    may keep resources (a profile folder, a running office) until :meth:`close`.
+    """
+
+    def convert(self, docx: bytes) -> bytes:
+        return self.convert_many([docx])[0]
+
+    @abstractmethod
+    def convert_many(self, documents: list[bytes]) -> list[bytes]:
+        ...
+
+    def close(self) -> None:
+        """Release what the converter holds; it may be used again afterwards."""
+
+    def __enter__(self) -> "Converter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SofficeConverter(Converter):
+    """One ``soffice --convert-to pdf`` run per batch, with a private profile and a hard timeout."""
+
+    def __init__(self, binary: str = "soffice", timeout: float = 120.0) -> None:
+        self.binary = binary
+        self.timeout = timeout
+        self._profile: Path | None = None
+
+    def _executable(self) -> str:
+        found = shutil.which(self.binary)
+        if not found:
+            raise ConversionError(f"找不到 LibreOffice（{self.binary}）；请安装 libreoffice-writer "
+                                  f"（make setup），或在 config.toml 的 [libreoffice] binary 中指定路径",
+                                  binary=self.binary)
+        return found
+
+    def _profile_dir(self) -> Path:
+        if self._profile is None:
+            self._profile = Path(tempfile.mkdtemp(prefix="dealerdocs-lo-profile-"))
+        return self._profile
+
+    def convert_many(self, documents: list[bytes]) -> list[bytes]:
+        if not documents:
+            return []
+        exe = self._executable()
+        with tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
+            work = Path(tmp)
+            inputs = []
+            for i, data in enumerate(documents):
+                path = work / f"doc{i:04d}.docx"
+                path.write_bytes(data)
+                inputs.append(path)
+            outdir = work / "out"
+            cmd = [exe, f"-env:UserInstallation={self._profile_dir().as_uri()}", "--headless",
+                   "--invisible", "--norestore", "--nolockcheck", "--nodefault", "--nologo",
+                   "--nofirststartwizard", "--convert-to", "pdf:writer_pdf_Export",
+                   "--outdir", str(outdir), *map(str, inputs)]
+            env = {**os.environ, "FONTCONFIG_FILE": str(FONTS_CONF),
+                   "SAL_USE_VCLPLUGIN": "svp"}
+            started = time.monotonic()
+            stderr = self._run(cmd, env)
+            log.debug("soffice converted %d document(s) in %.2f s", len(documents),
+                      time.monotonic() - started)
+            results = []
+            for path in inputs:
+                pdf = outdir / (path.stem + ".pdf")
+                data = pdf.read_bytes() if pdf.is_file() else b""
+                if not data.startswith(b"%PDF-"):
+                    raise ConversionError(
+                        f"LibreOffice 没有生成 PDF（{path.name}）"
+                        f"{'：' + stderr.strip()[-300:] if stderr.strip() else ''}",
+                        stderr=stderr)
+                results.append(data)
+            return results
+
+    def _run(self, cmd: list[str], env: dict[str, str]) -> str:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            _, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            self._reset_profile()  # a killed office may leave the profile locked or broken
+            raise ConversionError(f"LibreOffice 转换超时（{self.timeout:g} 秒），已终止其进程组",
+                                  timeout=self.timeout) from None
+        finally:
+            if proc.poll() is None:  # pragma: no cover - interrupted (e.g. KeyboardInterrupt)
+                _kill_group(proc)
+        text = err.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            raise ConversionError(f"LibreOffice 退出码 {proc.returncode}"
+                                  f"{'：' + text.strip()[-300:] if text.strip() else ''}",
+                                  returncode=proc.returncode, stderr=text)
+        return text
+
+    def _reset_profile(self) -> None:
+        if self._profile is not None:
+            shutil.rmtree(self._profile, ignore_errors=True)
+            self._profile = None
+
+    def close(self) -> None:
+        self._reset_profile()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def soffice_version(binary: str = "soffice") -> str:
+    """``LibreOffice 7.4.7.2 …`` or ``unknown`` (recorded next to outputs and benchmarks)."""
+    exe = shutil.which(binary)
+    if not exe:
+        return "unknown"
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,418 @@
+"""The Engine: the one API the CLI (and later a web page) calls.
+
+A transition travels like this (``fire``): take the store's lock and load the case → find the
+transition from the current state → check the actor's roles → normalise the submitted data →
+check required fields, cross-field checks and conditions (pure) → move the shared
+``transitions`` machine → for each document: next number, render, convert, finish, write to
+the outbox → one store write with the new state, register entries, counters and the audit
+event. Anything failing before that write leaves the store as it was and removes the files
+this attempt wrote, so numbers stay gap-free among issued documents.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from . import calculators, checks
+from .archive import Outbox, sha256
+from .config import Config, User, load_config
+from .convert import Converter, SofficeConverter
+from .errors import InputError, NotFoundError, PermissionDenied, StateError
+from .fields import is_empty, normalize, to_python
+from .numbering import counter_key, format_number
+from .pdf import finish
+from .render import Renderer, context_value
+from .store import Store, Tx
+from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IssuedDocument:
+    number: str
+    kind: str
+    title: str
+    version: int
+    docx: Path
+    pdf: Path
+    docx_sha256: str
+    pdf_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "kind": self.kind, "title": self.title,
+                "version": self.version, "docx": str(self.docx), "pdf": str(self.pdf),
+                "sha256": self.pdf_sha256, "docx_sha256": self.docx_sha256}
+
+
+@dataclass(frozen=True)
+class FireResult:
+    id: str
+    state: str
+    state_label: str
+    documents: list[IssuedDocument] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "state_label": self.state_label,
+                "documents": [d.to_dict() for d in self.documents]}
+
+
+@dataclass
+class _Model:
+    """What the shared ``transitions`` machine moves; attached for one operation only."""
+
+    state: str | None = None
+
+
+def local_now() -> datetime:
+    return datetime.now().astimezone().replace(microsecond=0)
+
+
+class Engine:
+    """Cases, transitions, documents and the register of one dealership (one config.toml)."""
+
+    def __init__(self, config: Config, *, converter: Converter | None = None,
+                 renderer: Renderer | None = None,
+                 clock: Callable[[], datetime] = local_now) -> None:
+        self.config = config
+        self.workflows: dict[str, Workflow] = load_workflows(config)
+        self.store = Store(config.store_dir, lock_timeout=config.lock_timeout)
+        self.outbox = Outbox(config.outbox_dir)
+        self.renderer = renderer or Renderer()
+        self._converter = converter
+        self._owns_converter = converter is None
+        self.clock = clock
+
+    @classmethod
+    def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":
+        return cls(load_config(path), **kwargs)
+
+    @property
+    def converter(self) -> Converter:
+        if self._converter is None:
+            lo = self.config.libreoffice
+            self._converter = SofficeConverter(lo.binary, lo.timeout)
+        return self._converter
+
+    def close(self) -> None:
+        if self._owns_converter and self._converter is not None:
+            self._converter.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def workflow(self, key: str) -> Workflow:
+        try:
+            return self.workflows[key]
+        except KeyError:
+            close = difflib.get_close_matches(key, list(self.workflows), n=1)
+            hint = f"；是否想用 \"{close[0]}\"？" if close else ""
+            raise NotFoundError(f"没有名为 \"{key}\" 的工作流{hint}（可用：{'、'.join(self.workflows)}）",
+                                workflow=key) from None
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        """The case with its data, computed totals, documents and history (JSON-friendly)."""
+        with self.store.snapshot() as tx:
+            record = self._load_case(tx, case_id)
+            documents = tx.search("documents", case_id=case_id)
+            history = tx.search("audit", case_id=case_id)
+        wf = self.workflow(record["workflow"])
+        values, totals = self._evaluate(wf, record["data"])
+        return {
+            "id": record["id"], "workflow": wf.key, "workflow_title": wf.title,
+            "state": record["state"], "state_label": wf.states[record["state"]].label,
+            "created_at": record["created_at"], "created_by": record["created_by"],
+            "updated_at": record["updated_at"], "updated_by": record["updated_by"],
+            "data": record["data"], "totals": context_value(totals),
+            "total": context_value(totals.get("grand_total")),
+            "triggers": [{"trigger": t.trigger, "label": t.label, "roles": list(t.roles)}
+                         for t in wf.available(record["state"])],
+            "documents": [self._document_view(d) for d in documents],
+            "history": sorted(history, key=lambda e: e["seq"]),
+        }
+
+    def cases(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+        filters = {k: v for k, v in (("workflow", workflow), ("state", state)) if v}
+        with self.store.snapshot() as tx:
+            rows = tx.search("cases", **filters)
+        out = []
+        for r in rows:
+            wf = self.workflows.get(r["workflow"])
+            _, totals = self._evaluate(wf, r["data"]) if wf else (None, {})
+            out.append({"id": r["id"], "workflow": r["workflow"], "state": r["state"],
+                        "state_label": wf.states[r["state"]].label if wf else r["state"],
+                        "customer_name": r["data"].get("customer_name"),
+                        "total": context_value(totals.get("grand_total")),
+                        "created_by": r["created_by"], "updated_at": r["updated_at"]})
+        return sorted(out, key=lambda c: (c["workflow"], _case_seq(c["id"])))
+
+    def documents(self, case_id: str | None = None, status: str | None = None
+                  ) -> list[dict[str, Any]]:
+        filters = {k: v for k, v in (("case_id", case_id), ("status", status)) if v}
+        with self.store.snapshot() as tx:
+            rows = tx.search("documents", **filters)
+        return [self._document_view(d) for d in sorted(rows, key=lambda d: d["issued_at"])]
+
+    def _document_view(self, d: Mapping[str, Any]) -> dict[str, Any]:
+        view = {k: v for k, v in d.items() if k != "schema_version"}
+        view["docx"] = str(self.outbox.absolute(d["docx"]))
+        view["pdf"] = str(self.outbox.absolute(d["pdf"]))
+        return view
+
+    def verify(self) -> list[dict[str, Any]]:
+        """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
+        with self.store.snapshot() as tx:
+            docs = tx.all("documents")
+        entries = []
+        for d in docs:
+            entries.append((d["number"], d["docx"], d["docx_sha256"]))
+            entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
+        return [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+
+    # --- operations --------------------------------------------------------------------------
+
+    def create(self, workflow: str, data: Mapping[str, Any], actor: str) -> FireResult:
+        """Open a new case in the workflow's initial state."""
+        wf = self.workflow(workflow)
+        user = self.config.user(actor)
+        self._authorize(user, wf.create_roles, f"新建{wf.title}")
+        stored = self._normalize(wf, data, edits=("*",))
+        for name, spec in wf.fields.items():
+            if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
+                    and (not spec.roles or set(spec.roles) & set(user.roles)):
+                stored[name] = user.login
+        self._require(wf, stored, (), f"新建{wf.title}")
+        now = self.clock()
+        values, totals = self._evaluate(wf, stored)
+        self._run_checks(wf, wf.create_checks, checks.Facts(values, totals, now.date()))
+        stamp = now.isoformat()
+        with self.store.transaction() as tx:
+            case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
+            tx.put("cases", "id", {
+                "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
+                "created_at": stamp, "created_by": user.login,
+                "updated_at": stamp, "updated_by": user.login})
+            self._audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
+                        _changes({}, stored), [])
+        return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
+
+    def fire(self, case_id: str, trigger: str, actor: str,
+             data: Mapping[str, Any] | None = None) -> FireResult:
+        """Fire ``trigger`` on a case as ``actor``; all-or-nothing."""
+        user = self.config.user(actor)
+        written: list[str] = []
+        try:
+            with self.store.transaction() as tx:
+                record = self._load_case(tx, case_id)
+                wf = self.workflow(record["workflow"])
+                t = wf.find_transition(trigger, record["state"])
+                self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
+                patch = self._normalize(wf, data or {}, edits=t.edits, transition=t)
+                new_data = {**record["data"], **patch}
+                self._require(wf, new_data, t.requires, t.label)
+                now = self.clock()
+                values, totals = self._evaluate(wf, new_data)
+                facts = checks.Facts(values, totals, now.date())
+                self._run_checks(wf, t.checks, facts)
+                self._run_conditions(wf, t, facts)
+                new_state = self._move(wf, record["state"], trigger)
+                stamp = now.isoformat()
+                issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
+                                               new_state, written)
+                tx.put("cases", "id", {**record, "state": new_state, "data": new_data,
+                                       "updated_at": stamp, "updated_by": user.login})
+                self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state,
+                             _changes(record["data"], new_data), [d.number for d in issued])
+        except BaseException:
+            for relative in written:
+                self.outbox.remove(relative)
+            raise
+        return FireResult(case_id, new_state, wf.states[new_state].label, issued)
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
+        record = tx.get("cases", "id", case_id)
+        if record is None:
+            raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
+        return record
+
+    def _authorize(self, user: User, roles: tuple[str, ...], action: str) -> None:
+        if set(roles) & set(user.roles):
+            return
+        mine = "、".join(self.config.role_label(r) for r in user.roles) or "无"
+        need = "、".join(self.config.role_label(r) for r in roles) or "（无人可执行）"
+        raise PermissionDenied(f"用户 {user.login}（{user.name}，角色：{mine}）无权{action}；"
+                               f"需要角色：{need}", user=user.login, roles=list(roles))
+
+    def _normalize(self, wf: Workflow, data: Mapping[str, Any], *, edits: tuple[str, ...],
+                   transition: TransitionSpec | None = None) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise InputError(f"数据应为 JSON 对象（键值表），收到 {type(data).__name__}")
+        problems: list[InputError] = []
+        out: dict[str, Any] = {}
+        for key, raw in data.items():
+            spec = wf.fields.get(key)
+            if spec is None:
+                close = difflib.get_close_matches(key, list(wf.fields), n=1)
+                hint = f"，是否想写 \"{close[0]}\"？" if close else ""
+                problems.append(InputError(f"未知字段 \"{key}\"{hint}（{wf.title}的字段见 "
+                                           f"{wf.source.name}）", field=key))
+                continue
+            if "*" not in edits and key not in edits:
+                where = f"「{transition.label}」" if transition else ""
+                problems.append(InputError(f"{where}不能修改{spec.label}（{key}）",
+                                           field=key, label=spec.label))
+                continue
+            try:
+                out[key] = normalize(spec, raw, self.config)
+            except InputError as err:
+                problems.extend(err.problems)
+        if problems:
+            raise InputError.combine(problems)
+        return out
+
+    def _require(self, wf: Workflow, data: Mapping[str, Any], requires: tuple[str, ...],
+                 action: str) -> None:
+        missing = [spec for name, spec in wf.fields.items()
+                   if is_empty(data.get(name)) and (name in requires or spec.is_required(data))]
+        if missing:
+            names = "、".join(f"{s.label}（{s.name}）" for s in missing)
+            raise InputError(f"{action}需要填写：{names}",
+                             problems=[InputError(f"{s.label}（{s.name}）必填", field=s.name,
+                                                  label=s.label) for s in missing],
+                             fields=[s.name for s in missing])
+
+    def _evaluate(self, wf: Workflow, stored: Mapping[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+        values = {name: to_python(spec, stored.get(name), self.config)
+                  for name, spec in wf.fields.items()}
+        totals = calculators.CALCULATORS[wf.calculator](values) if wf.calculator else {}
+        return values, totals
+
+    def _run_checks(self, wf: Workflow, names: tuple[str, ...], facts: checks.Facts) -> None:
+        problems = []
+        for name in names:
+            for field_name, message in checks.CHECKS[name](facts):
+                label = wf.fields[field_name].label if field_name in wf.fields else field_name
+                problems.append(InputError(f"{label}（{field_name}）：{message}",
+                                           field=field_name, label=label))
+        if problems:
+            raise InputError.combine(problems)
+
+    def _run_conditions(self, wf: Workflow, t: TransitionSpec, facts: checks.Facts) -> None:
+        for name in t.conditions:
+            reason = checks.CONDITIONS[name](facts)
+            if reason:
+                raise StateError(f"不能{t.label}：{reason}", trigger=t.trigger, condition=name)
+
+    def _move(self, wf: Workflow, state: str, trigger: str) -> str:
+        model = _Model()
+        wf.machine.add_model(model, initial=state)
+        try:
+            if not model.trigger(trigger):  # type: ignore[attr-defined]
+                raise StateError(f"状态机拒绝了 \"{trigger}\"", trigger=trigger, state=state)
+            return model.state  # type: ignore[return-value]
+        finally:
+            wf.machine.remove_model(model)
+
+    def _issue_documents(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: dict[str, Any],
+                         values: dict[str, Any], totals: dict[str, Any], user: User,
+                         now: datetime, new_state: str, written: list[str]
+                         ) -> list[IssuedDocument]:
+        if not t.documents:
+            return []
+        prepared = []
+        for kind in t.documents:
+            spec = wf.documents[kind]
+            series = self.config.series[spec.series]
+            number = format_number(series, now.year,
+                                   tx.next_counter(counter_key(spec.series, series, now.year)))
+            previous = tx.search("documents", case_id=record["id"], kind=kind)
+            version = len(previous) + 1
+            template = self.renderer.load(self.config.templates_dir / spec.template)
+            context = self._context(wf, spec, record, values, totals, user, now, new_state,
+                                    number, version)
+            docx = self.renderer.render(template, context, {
+                "title": f"{spec.title} {number}", "subject": spec.title,
+                "author": self.config.dealer.name, "identifier": number,
+                "keywords": f"{record['id']} {number}",
+                "comments": f"dealerdocs {wf.key}/{t.trigger} case {record['id']}"})
+            prepared.append((spec, series, number, version, template, docx, previous))
+        pdfs = self.converter.convert_many([p[5] for p in prepared])
+        issued = []
+        stamp = now.isoformat()
+        for (spec, series, number, version, template, docx, previous), pdf in zip(prepared, pdfs):
+            docx_hash = sha256(docx)
+            pdf = finish(pdf, {
+                "Title": f"{spec.title} {number}", "Author": self.config.dealer.name,
+                "Subject": spec.title, "Keywords": f"{record['id']} {number}",
+                "DealerDocsNumber": number, "DealerDocsCase": record["id"],
+                "DealerDocsWorkflow": wf.key, "DealerDocsTemplate": spec.template,
+                "DealerDocsTemplateSHA256": template.sha256, "DealerDocsDocxSHA256": docx_hash})
+            rel_docx = self.outbox.relative_path(now.year, spec.series, number, ".docx")
+            rel_pdf = self.outbox.relative_path(now.year, spec.series, number, ".pdf")
+            for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
+                written.append(relative)
+                self.outbox.write(relative, payload)
+            for old in previous:
+                if old["status"] == "issued":
+                    tx.put("documents", "number", {**old, "status": "superseded",
+                                                   "superseded_by": number,
+                                                   "superseded_at": stamp})
+            entry = {
+                "number": number, "series": spec.series, "year": now.year, "version": version,
+                "case_id": record["id"], "workflow": wf.key, "kind": spec.key,
+                "title": spec.title, "trigger": t.trigger, "template": spec.template,
+                "template_sha256": template.sha256, "issued_at": stamp,
+                "issued_by": user.login, "docx": rel_docx, "pdf": rel_pdf,
+                "docx_sha256": docx_hash, "pdf_sha256": sha256(pdf), "status": "issued",
+                "superseded_by": None, "superseded_at": None}
+            tx.put("documents", "number", entry)
+            issued.append(IssuedDocument(number, spec.key, spec.title, version,
+                                         self.outbox.absolute(rel_docx),
+                                         self.outbox.absolute(rel_pdf), docx_hash,
+                                         entry["pdf_sha256"]))
+        return issued
+
+    def _context(self, wf: Workflow, spec: DocumentSpec, record: Mapping[str, Any],
+                 values: dict[str, Any], totals: dict[str, Any], user: User, now: datetime,
+                 state: str, number: str, version: int) -> dict[str, Any]:
+        context = copy.deepcopy(values)
+        context.update({
+            "dealer": dataclasses.asdict(self.config.dealer),
+            "doc": {"number": number, "title": spec.title, "version": version,
+                    "issued_at": now, "issuer": {"login": user.login, "name": user.name}},
+            "case": {"id": record["id"], "state": state, "state_label": wf.states[state].label},
+            "totals": totals,
+        })
+        return context
+
+    def _audit(self, tx: Tx, stamp: str, user: User, case_id: str, wf: Workflow, trigger: str,
+               source: str | None, dest: str, changed: list[dict[str, Any]],
+               documents: list[str]) -> None:
+        tx.append("audit", {"seq": tx.next_counter("audit"), "at": stamp, "actor": user.login,
+                            "case_id": case_id, "workflow": wf.key, "trigger": trigger,
+                            "from": source, "to": dest, "changed": changed,
+                            "documents": documents})
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"field": k, "old": old.get(k), "new": new.get(k)}
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _case_seq(case_id: str) -> int:
+    tail = case_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0

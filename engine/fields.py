@@ -1,0 +1,203 @@
+"""Field specifications of a workflow and the normalisation of user data against them.
+
+Data arrives as JSON (numbers parsed as Decimal) or from a form. :func:`normalize` turns one raw
+value into its stored form (money and dates as strings, users as logins) or raises
+:class:`InputError` naming the field by its Chinese label; :func:`to_python` turns a stored
+value back into what templates and calculators use (Decimal, date, user dict).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from . import dates, money, validators
+from .config import Config
+from .errors import InputError
+from .text import clean_text
+
+FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice", "boolean",
+               "user", "table")
+_DEFAULT_MAX_LENGTH = {"string": 200, "text": 5000}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One data field. ``columns`` describes the rows of a ``table`` field."""
+
+    name: str
+    type: str
+    label: str
+    required: bool = False
+    required_if: dict[str, str] = field(default_factory=dict)
+    rule: str | None = None
+    choices: tuple[str, ...] = ()
+    min: str | None = None
+    max: str | None = None
+    max_length: int | None = None
+    max_rows: int = 200
+    roles: tuple[str, ...] = ()
+    default: str | None = None
+    columns: dict[str, "FieldSpec"] = field(default_factory=dict)
+
+    def is_required(self, data: dict[str, Any]) -> bool:
+        """Required outright, or because another field has a given value (``required_if``)."""
+        if self.required:
+            return True
+        return bool(self.required_if) and all(
+            str(data.get(k)) == v for k, v in self.required_if.items())
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value == []
+
+
+def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> Any:
+    """Check one raw value and return its stored (JSON-safe) form; ``None`` for empty."""
+    label = f"{where}{spec.label}"
+
+    def bad(reason: str) -> InputError:
+        return InputError(f"{label}（{spec.name}）{reason}", field=spec.name, label=label)
+
+    if is_empty(raw):
+        return [] if spec.type == "table" else None
+    kind = spec.type
+    if kind in ("string", "text", "choice"):
+        if not isinstance(raw, str):
+            if isinstance(raw, (int, Decimal)) and not isinstance(raw, bool) and kind != "choice":
+                raw = str(raw)
+            else:
+                raise bad(f"应为文字，收到 {_show(raw)}")
+        value = clean_text(raw).strip()
+        if kind == "string":
+            value = " ".join(value.split())  # a one-line field: no newlines or tab runs
+        limit = spec.max_length or _DEFAULT_MAX_LENGTH.get(kind, 200)
+        if len(value) > limit:
+            raise bad(f"过长：{len(value)} 个字符，最多 {limit} 个")
+        if kind == "choice" and value not in spec.choices:
+            raise bad(f"\"{value}\" 不是可选值；可选：{'、'.join(spec.choices)}")
+        if spec.rule:
+            try:
+                value = validators.check(spec.rule, value)
+            except validators.RuleViolation as err:
+                raise bad(f"\"{value}\" 无效：{err}") from None
+        return value
+    if kind == "money":
+        try:
+            amount = money.parse_money(raw)
+        except ValueError as err:
+            raise bad(f"{_show(raw)} 不是有效金额：{err}") from None
+        low = Decimal(spec.min) if spec.min is not None else Decimal("0")
+        if amount < low:
+            raise bad(f"不能小于 {money.format_money(low)}（收到 {money.format_money(amount)}）")
+        if spec.max is not None and amount > Decimal(spec.max):
+            raise bad(f"不能大于 {money.format_money(Decimal(spec.max))}"
+                      f"（收到 {money.format_money(amount)}）")
+        return str(amount)
+    if kind == "integer":
+        number = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            number = raw
+        elif isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value():
+            number = int(raw)
+        elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            number = int(raw.strip())
+        if number is None:
+            raise bad(f"应为整数，收到 {_show(raw)}")
+        if spec.min is not None and number < int(spec.min):
+            raise bad(f"不能小于 {spec.min}（收到 {number}）")
+        if spec.max is not None and number > int(spec.max):
+            raise bad(f"不能大于 {spec.max}（收到 {number}）")
+        return number
+    if kind == "date":
+        try:
+            return dates.parse_date(raw).isoformat()
+        except ValueError as err:
+            raise bad(f"{_show(raw)} {err}") from None
+    if kind == "datetime":
+        try:
+            return dates.parse_datetime(raw).isoformat(timespec="minutes")
+        except ValueError as err:
+            raise bad(f"{_show(raw)} {err}") from None
+    if kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if raw in ("是", "true", "yes", "1", 1):
+            return True
+        if raw in ("否", "false", "no", "0", 0):
+            return False
+        raise bad(f"应为 是/否，收到 {_show(raw)}")
+    if kind == "user":
+        login = str(raw).strip()
+        user = config.users.get(login)
+        if user is None:
+            raise bad(f"\"{login}\" 不是已配置的用户")
+        if spec.roles and not set(spec.roles) & set(user.roles):
+            need = "、".join(config.role_label(r) for r in spec.roles)
+            raise bad(f"\"{login}\"（{user.name}）不是{need}")
+        return login
+    if kind == "table":
+        return _normalize_table(spec, raw, config, label)
+    raise AssertionError(f"unknown field type {kind}")  # prevented by the workflow loader
+
+
+def _normalize_table(spec: FieldSpec, raw: Any, config: Config, label: str) -> list[dict]:
+    if not isinstance(raw, list):
+        raise InputError(f"{label}（{spec.name}）应为列表，收到 {_show(raw)}",
+                         field=spec.name, label=label)
+    if len(raw) > spec.max_rows:
+        raise InputError(f"{label}（{spec.name}）最多 {spec.max_rows} 行，收到 {len(raw)} 行",
+                         field=spec.name, label=label)
+    rows, problems = [], []
+    for i, row in enumerate(raw, start=1):
+        where = f"{label}第 {i} 行的"
+        if not isinstance(row, dict):
+            problems.append(InputError(f"{where}数据应为对象（键值表），收到 {_show(row)}",
+                                       field=spec.name, label=label))
+            continue
+        for key in row:
+            if key not in spec.columns:
+                problems.append(InputError(
+                    f"{where}\"{key}\" 不是已定义的列（可用：{'、'.join(spec.columns)}）",
+                    field=spec.name, label=label))
+        out = {}
+        for name, col in spec.columns.items():
+            try:
+                value = normalize(col, row.get(name), config, where=where)
+            except InputError as err:
+                problems.extend(err.problems)
+                continue
+            if value is None and col.is_required(row):
+                problems.append(InputError(f"{where}{col.label}（{name}）必填",
+                                           field=spec.name, label=label))
+            out[name] = value
+        rows.append(out)
+    if problems:
+        raise InputError.combine(problems)
+    return rows
+
+
+def to_python(spec: FieldSpec, stored: Any, config: Config) -> Any:
+    """The stored form turned into the value templates and calculators work with."""
+    if stored is None:
+        return [] if spec.type == "table" else None
+    if spec.type == "money":
+        return Decimal(stored)
+    if spec.type == "date":
+        return date.fromisoformat(stored)
+    if spec.type == "datetime":
+        return datetime.fromisoformat(stored)
+    if spec.type == "user":
+        user = config.users.get(stored)
+        return {"login": stored, "name": user.name if user else stored}
+    if spec.type == "table":
+        return [{name: to_python(col, row.get(name), config) for name, col in spec.columns.items()}
+                for row in stored]
+    return stored
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return f"\"{text[:40]}…\"" if len(text) > 40 else (f"\"{text}\"" if isinstance(value, str)
+                                                         else text)

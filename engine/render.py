@@ -1,0 +1,151 @@
+"""Rendering: a .docx template plus a context in, .docx bytes out. Knows nothing of cases.
+
+One shared jinja2 environment with autoescape on (a value with ``& < >`` cannot break the XML)
+and StrictUndefined (a misspelt variable fails instead of printing nothing). Template bytes are
+read once and cached by path, size and mtime; every render builds a fresh ``DocxTemplate`` from
+those bytes because a DocxTemplate holds per-render state (pitfalls B1). Values are data, never
+template source: a customer called ``{{ 7*7 }}`` is printed as typed.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+from docxtpl import DocxTemplate
+from lxml import etree
+
+from . import dates, money
+from .errors import TemplateError
+from .text import clean_text
+
+
+def _none_or(fn):
+    def filt(value: Any) -> str:
+        return "—" if value is None else fn(value)
+    filt.__name__ = fn.__name__
+    return filt
+
+
+def _money(value: Any) -> str:
+    return money.format_money(money.parse_money(value) if not isinstance(value, Decimal)
+                              else value)
+
+
+def _rmb_upper(value: Any) -> str:
+    return money.rmb_upper(value if isinstance(value, Decimal) else money.parse_money(value))
+
+
+FILTERS = {
+    "money": _none_or(_money),
+    "rmb_upper": _none_or(_rmb_upper),
+    "cn_date": _none_or(dates.cn_date),
+    "cn_datetime": _none_or(dates.cn_datetime),
+}
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    env.filters.update(FILTERS)
+    return env
+
+
+def sanitize(value: Any) -> Any:
+    """Strings cleaned of XML-illegal characters, recursively; other values untouched."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {k: sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class LoadedTemplate:
+    path: Path
+    data: bytes
+    sha256: str
+
+
+class Renderer:
+    """Turns a template file and a context into .docx bytes."""
+
+    def __init__(self) -> None:
+        self.env = make_environment()
+        self._cache: dict[Path, tuple[tuple[int, int], LoadedTemplate]] = {}
+
+    def load(self, path: Path) -> LoadedTemplate:
+        path = Path(path)
+        try:
+            st = path.stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+            cached = self._cache.get(path)
+            if cached and cached[0] == stamp:
+                return cached[1]
+            data = path.read_bytes()
+        except OSError as err:
+            raise TemplateError(f"无法读取模板 {path}：{err}", template=str(path)) from err
+        loaded = LoadedTemplate(path, data, hashlib.sha256(data).hexdigest())
+        self._cache[path] = (stamp, loaded)
+        return loaded
+
+    def render(self, template: LoadedTemplate, context: Mapping[str, Any],
+               properties: Mapping[str, str] | None = None) -> bytes:
+        """Render ``template`` with ``context``; ``properties`` go into the core properties."""
+        name = template.path.name
+        try:
+            doc = DocxTemplate(io.BytesIO(template.data))
+            doc.render(sanitize(dict(context)), jinja_env=self.env)
+            for key, value in (properties or {}).items():
+                setattr(doc.docx.core_properties, key, clean_text(value))
+            out = io.BytesIO()
+            doc.save(out)
+        except jinja2.UndefinedError as err:
+            raise TemplateError(f"模板 {name} 使用了未提供的变量：{err.message}",
+                                template=name) from err
+        except jinja2.TemplateSyntaxError as err:
+            where = " / ".join(s.strip() for s in getattr(err, "docx_context", []) if s.strip())
+            raise TemplateError(f"模板 {name} 的标签写法有误：{err.message}"
+                                f"{'（附近文字：' + where[:120] + '）' if where else ''}",
+                                template=name) from err
+        except jinja2.TemplateError as err:
+            raise TemplateError(f"模板 {name} 渲染失败：{err}", template=name) from err
+        except (zipfile.BadZipFile, KeyError, ValueError) as err:
+            raise TemplateError(f"模板 {name} 不是有效的 Word 文档：{err}", template=name) from err
+        data = out.getvalue()
+        check_wordml(data, name)
+        return data
+
+
+def check_wordml(data: bytes, name: str) -> None:
+    """Parse every XML part strictly: docxtpl repairs broken XML silently (``recover=True``)."""
+    parser = etree.XMLParser(recover=False, resolve_entities=False)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for part in zf.namelist():
+            if part.endswith(".xml") or part.endswith(".rels"):
+                try:
+                    etree.fromstring(zf.read(part), parser)
+                except etree.XMLSyntaxError as err:
+                    raise TemplateError(f"模板 {name} 渲染结果的 {part} 不是有效 XML：{err}",
+                                        template=name, part=part) from err
+
+
+def context_value(value: Any) -> Any:
+    """JSON-friendly view of a context value (for ``show --json`` and debugging)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: context_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [context_value(v) for v in value]
+    return value

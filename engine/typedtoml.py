@@ -1,0 +1,63 @@
+"""Strict conversion of parsed TOML into typed dataclasses, naming the key path of any problem.
+
+Shared by config.toml and workflows/*.toml: an unknown key, a missing key or a value of the wrong
+type raises the caller's error class with a message such as ``未知的配置项 users.zhang.role``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from .errors import DealerDocsError
+
+_TYPE_NAMES = {str: "字符串", int: "整数", float: "数字", bool: "true/false"}
+
+
+def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
+          exclude: frozenset[str] | set[str] = frozenset()) -> Any:
+    """Convert a TOML value to ``tp`` strictly, naming ``key`` in any error."""
+    where = key or "（顶层）"
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise error(f"{where} 应为表（table），收到 {value!r}", key=key)
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name not in exclude}
+        unknown = [k for k in value if k not in fields]
+        if unknown:
+            k = unknown[0]
+            raise error(f"未知的配置项 {_join(key, k)}（该处可用：{', '.join(fields)}）",
+                              key=_join(key, k))
+        kwargs = {}
+        for name, f in fields.items():
+            if name in value:
+                kwargs[name] = build(hints[name], value[name], error, _join(key, name))
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise error(f"缺少配置项 {_join(key, name)}", key=_join(key, name))
+        return tp(**kwargs)
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        _, vt = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise error(f"{where} 应为表（table），收到 {value!r}", key=key)
+        return {k: build(vt, v, error, _join(key, k)) for k, v in value.items()}
+    if origin is list:
+        (it,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise error(f"{where} 应为列表，收到 {value!r}", key=key)
+        return [build(it, v, error, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return build(args[0], value, error, key)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in _TYPE_NAMES:
+        if type(value) is not tp:
+            raise error(f"{where} 应为{_TYPE_NAMES[tp]}，收到 {value!r}", key=key)
+        return value
+    raise error(f"{where}: 不支持的类型", key=key)  # pragma: no cover - programming error
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name

@@ -1,0 +1,317 @@
+"""Workflow definitions (workflows/*.toml): fields, states, transitions and documents.
+
+A definition is data. Behaviour it needs (validation rules, cross-field checks, conditions,
+calculators) is referred to by name and resolved against the registries in ``validators``,
+``checks`` and ``calculators`` when the file is loaded, so a typo fails at start-up with the
+file and key named, never in front of a customer. Loading does no I/O beyond reading the files.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from transitions import Machine
+
+from . import calculators, checks, validators
+from .config import Config
+from .errors import StateError, WorkflowDefinitionError
+from .fields import FIELD_TYPES, FieldSpec
+from .typedtoml import build
+
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+# Names the renderer puts into every template context; a field may not shadow them.
+RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "now", "loop"})
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+# --- the shape of a workflow file (parsed strictly; unknown keys are errors) -----------------
+
+@dataclass(frozen=True)
+class _FieldDef:
+    type: str
+    label: str
+    required: bool = False
+    required_if: dict[str, str] = field(default_factory=dict)
+    rule: str | None = None
+    choices: list[str] = field(default_factory=list)
+    min: str | None = None
+    max: str | None = None
+    max_length: int | None = None
+    max_rows: int = 200
+    roles: list[str] = field(default_factory=list)
+    default: str | None = None
+    columns: dict[str, "_FieldDef"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _StateDef:
+    label: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class _DocumentDef:
+    title: str
+    template: str
+    series: str
+
+
+@dataclass(frozen=True)
+class _TransitionDef:
+    trigger: str
+    label: str
+    source: list[str]
+    dest: str
+    roles: list[str]
+    requires: list[str] = field(default_factory=list)
+    edits: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _WorkflowHead:
+    key: str
+    title: str
+    case_prefix: str
+    initial: str
+    create_roles: list[str]
+    calculator: str | None = None
+    create_checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _WorkflowFile:
+    workflow: _WorkflowHead
+    fields: dict[str, _FieldDef]
+    states: dict[str, _StateDef]
+    transitions: list[_TransitionDef]
+    documents: dict[str, _DocumentDef] = field(default_factory=dict)
+
+
+# --- the checked definition the engine works with --------------------------------------------
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    label: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    key: str
+    title: str
+    template: str
+    series: str
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    trigger: str
+    label: str
+    sources: tuple[str, ...]
+    dest: str
+    roles: tuple[str, ...]
+    requires: tuple[str, ...]
+    edits: tuple[str, ...]  # field names this transition may change; ("*",) for all
+    documents: tuple[str, ...]
+    checks: tuple[str, ...]
+    conditions: tuple[str, ...]
+
+    def may_edit(self, name: str) -> bool:
+        return "*" in self.edits or name in self.edits
+
+
+@dataclass(frozen=True)
+class Workflow:
+    key: str
+    title: str
+    case_prefix: str
+    initial: str
+    create_roles: tuple[str, ...]
+    calculator: str | None
+    create_checks: tuple[str, ...]
+    fields: dict[str, FieldSpec]
+    states: dict[str, StateSpec]
+    transitions: tuple[TransitionSpec, ...]
+    documents: dict[str, DocumentSpec]
+    source: Path
+
+    def find_transition(self, trigger: str, state: str) -> TransitionSpec:
+        """The transition ``trigger`` from ``state``, or a StateError that says what is possible."""
+        for t in self.transitions:
+            if t.trigger == trigger and state in t.sources:
+                return t
+        here = self.available(state)
+        options = "、".join(f"{t.trigger}（{t.label}）" for t in here) or "无（终态）"
+        state_label = self.states[state].label
+        known = sorted({t.trigger for t in self.transitions})
+        if trigger not in known:
+            close = difflib.get_close_matches(trigger, known, n=1)
+            hint = f"；是否想用 \"{close[0]}\"？" if close else ""
+            raise StateError(f"{self.title}没有操作 \"{trigger}\"{hint}（当前状态「{state_label}」"
+                             f"可执行：{options}）", trigger=trigger, state=state)
+        raise StateError(f"{self.title}在「{state_label}」状态下不能执行 \"{trigger}\"；"
+                         f"可执行：{options}", trigger=trigger, state=state)
+
+    def available(self, state: str) -> list[TransitionSpec]:
+        return [t for t in self.transitions if state in t.sources]
+
+    @cached_property
+    def machine(self) -> Machine:
+        """One ``transitions`` machine for the definition, shared by all cases.
+
+        Models are attached per operation (``add_model(case, initial=state)``) and removed
+        after; no automatic ``to_<state>`` triggers, so the graph is the only way to move.
+        """
+        return Machine(model=None, states=list(self.states), initial=None,
+                       transitions=[{"trigger": t.trigger, "source": list(t.sources),
+                                     "dest": t.dest} for t in self.transitions],
+                       auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+
+
+def load_workflows(config: Config) -> dict[str, Workflow]:
+    """Load and check every ``*.toml`` in the configured workflows folder."""
+    folder = config.workflows_dir
+    if not folder.is_dir():
+        raise WorkflowDefinitionError(f"工作流目录不存在：{folder}（config.toml 的 paths.workflows）",
+                                      path=str(folder))
+    workflows: dict[str, Workflow] = {}
+    for path in sorted(folder.glob("*.toml")):
+        wf = load_workflow(path, config)
+        if wf.key in workflows:
+            raise WorkflowDefinitionError(f"{path.name}: workflow.key \"{wf.key}\" 与 "
+                                          f"{workflows[wf.key].source.name} 重复", path=str(path))
+        workflows[wf.key] = wf
+    prefixes = [w.case_prefix for w in workflows.values()]
+    for w in workflows.values():
+        if prefixes.count(w.case_prefix) > 1:
+            raise WorkflowDefinitionError(f"{w.source.name}: workflow.case_prefix "
+                                          f"\"{w.case_prefix}\" 被多个工作流使用",
+                                          path=str(w.source))
+    return workflows
+
+
+def load_workflow(path: Path, config: Config) -> Workflow:
+    def fail(key: str, message: str) -> WorkflowDefinitionError:
+        return WorkflowDefinitionError(f"{path.name}: {key}: {message}", path=str(path), key=key)
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise WorkflowDefinitionError(f"{path.name}: 无法读取：{err}", path=str(path)) from err
+    try:
+        wf = build(_WorkflowFile, raw, WorkflowDefinitionError)
+    except WorkflowDefinitionError as err:
+        raise WorkflowDefinitionError(f"{path.name}: {err.message}", path=str(path),
+                                      **err.details) from None
+    head = wf.workflow
+    if not _NAME.match(head.key):
+        raise fail("workflow.key", f"\"{head.key}\" 应为小写字母、数字和下划线")
+
+    def check_roles(roles: list[str], key: str) -> None:
+        for i, role in enumerate(roles):
+            if role not in config.roles:
+                raise fail(f"{key}[{i}]", f"角色 \"{role}\" 未在 config.toml 的 [roles] 中定义")
+
+    def check_names(names: list[str], registry: dict, key: str, what: str) -> None:
+        for i, name in enumerate(names):
+            if name not in registry:
+                raise fail(f"{key}[{i}]", f"未知的{what} \"{name}\"（可用：{', '.join(registry)}）")
+
+    fields = {name: _field(name, d, f"fields.{name}", fail) for name, d in wf.fields.items()}
+    for name, spec in fields.items():
+        for other in spec.required_if:
+            if other not in fields:
+                raise fail(f"fields.{name}.required_if", f"引用了未定义的字段 \"{other}\"")
+        check_roles(list(spec.roles), f"fields.{name}.roles")
+    states = {name: StateSpec(name, d.label, d.final) for name, d in wf.states.items()}
+    for name in states:
+        if not _NAME.match(name):
+            raise fail(f"states.{name}", "状态名应为小写字母、数字和下划线")
+    if head.initial not in states:
+        raise fail("workflow.initial", f"\"{head.initial}\" 不是已定义的状态")
+    check_roles(head.create_roles, "workflow.create_roles")
+    if head.calculator is not None and head.calculator not in calculators.CALCULATORS:
+        raise fail("workflow.calculator", f"未知的计算器 \"{head.calculator}\""
+                                          f"（可用：{', '.join(calculators.CALCULATORS)}）")
+    check_names(head.create_checks, checks.CHECKS, "workflow.create_checks", "检查")
+
+    documents = {}
+    for key, d in wf.documents.items():
+        if d.series not in config.series:
+            raise fail(f"documents.{key}.series", f"编号序列 \"{d.series}\" 未在 config.toml 的 "
+                                                  f"[series] 中定义")
+        if not (config.templates_dir / d.template).is_file():
+            raise fail(f"documents.{key}.template",
+                       f"模板文件不存在：{config.templates_dir / d.template}")
+        documents[key] = DocumentSpec(key, d.title, d.template, d.series)
+
+    transitions = []
+    seen: set[tuple[str, str]] = set()
+    for i, t in enumerate(wf.transitions):
+        key = f"transitions[{i}]"
+        if not _NAME.match(t.trigger) or t.trigger in ("trigger", "state"):
+            raise fail(f"{key}.trigger", f"\"{t.trigger}\" 不能用作操作名")
+        for j, source in enumerate(t.source):
+            if source not in states:
+                raise fail(f"{key}.source[{j}]", f"\"{source}\" 不是已定义的状态")
+            if (t.trigger, source) in seen:
+                raise fail(f"{key}", f"操作 \"{t.trigger}\" 在状态 \"{source}\" 下重复定义")
+            seen.add((t.trigger, source))
+        if t.dest not in states:
+            raise fail(f"{key}.dest", f"\"{t.dest}\" 不是已定义的状态")
+        check_roles(t.roles, f"{key}.roles")
+        for j, name in enumerate(t.requires):
+            if name not in fields:
+                raise fail(f"{key}.requires[{j}]", f"\"{name}\" 不是已定义的字段")
+        for j, name in enumerate(t.edits):
+            if name != "*" and name not in fields:
+                raise fail(f"{key}.edits[{j}]", f"\"{name}\" 不是已定义的字段")
+        for j, name in enumerate(t.documents):
+            if name not in documents:
+                raise fail(f"{key}.documents[{j}]", f"\"{name}\" 不是 [documents] 中定义的文档")
+        check_names(t.checks, checks.CHECKS, f"{key}.checks", "检查")
+        check_names(t.conditions, checks.CONDITIONS, f"{key}.conditions", "条件")
+        transitions.append(TransitionSpec(t.trigger, t.label, tuple(t.source), t.dest,
+                                          tuple(t.roles), tuple(t.requires), tuple(t.edits),
+                                          tuple(t.documents), tuple(t.checks),
+                                          tuple(t.conditions)))
+    return Workflow(head.key, head.title, head.case_prefix, head.initial,
+                    tuple(head.create_roles), head.calculator, tuple(head.create_checks),
+                    fields, states, tuple(transitions), documents, path)
+
+
+def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
+    if not _NAME.match(name) or name in RESERVED_NAMES:
+        raise fail(key, f"字段名 \"{name}\" 无效或与模板保留名冲突（{', '.join(sorted(RESERVED_NAMES))}）")
+    if d.type not in FIELD_TYPES:
+        raise fail(f"{key}.type", f"未知的字段类型 \"{d.type}\"（可用：{', '.join(FIELD_TYPES)}）")
+    if d.rule is not None and d.rule not in validators.RULES:
+        raise fail(f"{key}.rule", f"未知的校验规则 \"{d.rule}\"（可用：{', '.join(validators.RULES)}）")
+    if d.type == "choice" and not d.choices:
+        raise fail(f"{key}.choices", "choice 类型的字段需要 choices")
+    if d.type == "table" and not d.columns:
+        raise fail(f"{key}.columns", "table 类型的字段需要 columns")
+    if d.type != "table" and d.columns:
+        raise fail(f"{key}.columns", "只有 table 类型的字段可以有 columns")
+    for bound in ("min", "max"):
+        value = getattr(d, bound)
+        if value is not None:
+            try:
+                float(value)
+            except ValueError:
+                raise fail(f"{key}.{bound}", f"\"{value}\" 不是数字") from None
+    columns = {c: _field(c, cd, f"{key}.columns.{c}", fail) for c, cd in d.columns.items()}
+    return FieldSpec(name=name, type=d.type, label=d.label, required=d.required,
+                     required_if=dict(d.required_if), rule=d.rule, choices=tuple(d.choices),
+                     min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
+                     roles=tuple(d.roles), default=d.default, columns=columns)
