@@ -40,6 +40,7 @@ def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
         "insurance_total": insurance_total,
         "fees_total": fees_total,
         "purchase_tax": purchase_tax,
+        "taxes_and_fees_total": quantize(purchase_tax + fees_total),
         "grand_total": grand_total,
         "balance_due": quantize(grand_total - (data.get("deposit") or zero)),
         "loan_amount": loan_amount,

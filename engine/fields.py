@@ -166,11 +166,12 @@ def _normalize_table(spec: FieldSpec, raw: Any, config: Config, label: str) -> l
             try:
                 value = normalize(col, row.get(name), config, where=where)
             except InputError as err:
-                problems.extend(err.problems)
+                problems.extend(InputError(e.message, field=spec.name, label=label, row=i,
+                                           column=name) for e in err.problems)
                 continue
             if value is None and col.is_required(row):
                 problems.append(InputError(f"{where}{col.label}（{name}）必填",
-                                           field=spec.name, label=label))
+                                           field=spec.name, label=label, row=i, column=name))
             out[name] = value
         rows.append(out)
     if problems:

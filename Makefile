@@ -1,0 +1,34 @@
+# dealerdocs: `make demo` and `make test` work on a fresh Debian-like machine (root installs the
+# system packages; otherwise the exact apt-get command is printed).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system venv demo test bench clean-demo
+
+setup: system venv
+
+system:
+	@bash tools/setup-system.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dealerdocs needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: setup
+	$(PY) examples/demo.py --config config.toml
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/bench_documents.py
+
+clean-demo:
+	rm -rf store outbox/20*

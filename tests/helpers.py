@@ -1,0 +1,72 @@
+"""Helpers shared by the tests: a settable clock, a dealership folder, and readers that open
+the generated .docx (python-docx) and PDF (pdftotext, pdffonts) the way a person would."""
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CST = timezone(timedelta(hours=8))
+
+
+class Clock:
+    """A settable clock (China Standard Time) injected into the engine."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_dealer_dir(directory: Path) -> Path:
+    """A dealership folder like `dealerdocs init DIR` makes: own store and outbox, the
+    project's workflows and templates."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace('templates = "templates/docx"',
+                        f'templates = {json.dumps(str(ROOT / "templates" / "docx"))}')
+    text = text.replace('workflows = "workflows"',
+                        f'workflows = {json.dumps(str(ROOT / "workflows"))}')
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.toml").write_text(text, encoding="utf-8")
+    return directory / "config.toml"
+
+
+def pdf_text(path: Path) -> str:
+    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                         text=True, check=True)
+    return out.stdout
+
+
+def pdf_fonts(path: Path) -> list[dict[str, str]]:
+    """pdffonts rows as dicts: name, type, emb (yes/no)."""
+    out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True)
+    rows = []
+    for line in out.stdout.splitlines()[2:]:
+        parts = line.split()
+        # name type [subtype words…] encoding emb sub uni object ID
+        rows.append({"name": parts[0], "emb": parts[-5], "uni": parts[-3]})
+    return rows
+
+
+def docx_text(data_or_path) -> str:
+    """All text of a .docx: body paragraphs, tables, headers and footers."""
+    import io
+
+    import docx
+
+    doc = docx.Document(io.BytesIO(data_or_path) if isinstance(data_or_path, bytes)
+                        else str(data_or_path))
+    parts = [p.text for p in doc.paragraphs]
+    for table in doc.tables:
+        for row in table.rows:
+            parts.extend(cell.text for cell in row.cells)
+    for section in doc.sections:
+        parts.extend(p.text for p in section.header.paragraphs)
+        parts.extend(p.text for p in section.footer.paragraphs)
+    return "\n".join(parts)

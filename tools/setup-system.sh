@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the system packages dealerdocs needs (Debian-like): LibreOffice Writer for the PDF
+# step, Noto CJK (Chinese glyphs) and Symbola (emoji and symbols customers type), poppler-utils
+# (pdftotext/pdffonts/pdftoppm used by tests and checks), and python3-venv.
+# As root it installs what is missing; otherwise it prints the exact command and fails.
+set -euo pipefail
+
+packages=(fonts-noto-cjk fonts-symbola poppler-utils fontconfig python3-venv)
+# The headless build of Writer is smaller; fall back to the full one where it does not exist.
+office=libreoffice-writer-nogui
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ! command -v soffice >/dev/null 2>&1; then
+  missing+=("$office")
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "dealerdocs needs: ${missing[*]} (and LibreOffice Writer); install them with your package manager." >&2
+  exit 1
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Missing system packages. Run as root:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "Installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+if ! apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+  # e.g. a distribution without the -nogui package
+  missing=("${missing[@]/$office/libreoffice-writer}")
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+fc-cache -f >/dev/null 2>&1 || true
