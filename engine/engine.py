@@ -180,6 +180,22 @@ class Engine:
             entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
         return [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
 
+    def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
+                    number: str = "（预览）") -> dict[str, Any]:
+        """The template context a document of ``kind`` would get for ``data`` (nothing stored).
+
+        For previews and benchmarks; ``data`` is checked like a new case's data.
+        """
+        wf = self.workflow(workflow)
+        user = self.config.user(actor)
+        if kind not in wf.documents:
+            raise NotFoundError(f"{wf.title}没有文档 \"{kind}\"（可用：{'、'.join(wf.documents)}）")
+        stored = self._normalize(wf, data, edits=("*",))
+        values, totals = self._evaluate(wf, stored)
+        record = {"id": f"{wf.case_prefix}-0"}
+        return self._context(wf, wf.documents[kind], record, values, totals, user, self.clock(),
+                             wf.initial, number, 1)
+
     # --- operations --------------------------------------------------------------------------
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str) -> FireResult:

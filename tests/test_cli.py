@@ -1,0 +1,161 @@
+"""The dealerdocs command line, run as a real process: JSON shapes, one-line errors, exit codes,
+two processes issuing at once, and a process killed in the middle of issuing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, pdf_text
+
+DEALERDOCS = str(Path(sys.executable).parent / "dealerdocs")
+EXAMPLE = ROOT / "examples" / "quote.json"
+YEAR = datetime.now().year
+
+
+def run(*args: str, cwd: Path, stdin: str | None = None, check: bool = True):
+    proc = subprocess.run([DEALERDOCS, *args], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def dealer(tmp_path) -> Path:
+    """A dealership folder made by `dealerdocs init`."""
+    run("init", str(tmp_path / "store"), cwd=tmp_path)
+    return tmp_path / "store"
+
+
+def test_init_writes_a_working_config(dealer):
+    text = (dealer / "config.toml").read_text(encoding="utf-8")
+    assert f'workflows = {json.dumps(str(ROOT / "workflows"))}' in text
+    listed = run("workflows", "--json", cwd=dealer)
+    [quote] = json.loads(listed.stdout)
+    assert quote["key"] == "quote" and quote["states"]["issued"] == "已出具"
+    again = run("init", str(dealer), cwd=dealer, check=False)
+    assert again.returncode != 0 and "已存在" in again.stderr
+
+
+def test_new_fire_show_list_docs_verify(dealer):
+    created = json.loads(run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", "--json",
+                             cwd=dealer).stdout)
+    assert created == {"id": "Q-1", "state": "draft"}
+
+    fired = json.loads(run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer).stdout)
+    assert fired["id"] == "Q-1" and fired["state"] == "issued"
+    [doc] = fired["documents"]
+    assert doc["number"] == f"BJ-{YEAR}-000001"
+    assert Path(doc["pdf"]).is_absolute() and Path(doc["docx"]).is_absolute()
+    assert Path(doc["pdf"]) == dealer / "outbox" / str(YEAR) / "quote" / f"{doc['number']}.pdf"
+    assert len(doc["sha256"]) == 64
+    assert "刘晓明" in pdf_text(Path(doc["pdf"]))
+
+    shown = json.loads(run("show", "Q-1", "--json", cwd=dealer).stdout)
+    assert shown["total"] == "152669.57" and isinstance(shown["total"], str)
+    assert shown["state"] == "issued" and shown["data"]["customer_name"] == "刘晓明"
+    assert shown["documents"][0]["number"] == doc["number"]
+
+    human = run("show", "Q-1", cwd=dealer).stdout
+    assert "已出具" in human and "刘晓明" in human and doc["number"] in human
+    assert "Q-1" in run("list", cwd=dealer).stdout
+    assert doc["number"] in run("docs", cwd=dealer).stdout
+    ok = run("verify", cwd=dealer)
+    assert "校验通过" in ok.stdout
+
+    Path(doc["pdf"]).write_bytes(b"%PDF-1.4 forged")
+    bad = run("verify", "--json", cwd=dealer, check=False)
+    assert bad.returncode != 0
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False and report["problems"][0]["problem"] == "changed"
+
+
+def test_options_before_the_command_and_data_from_stdin(dealer):
+    out = run("--as", "li", "--json", "new", "quote", "--data", "-", cwd=dealer,
+              stdin=json.dumps({"customer_name": "王芳", "customer_mobile": "13900139000"}))
+    assert json.loads(out.stdout) == {"id": "Q-1", "state": "draft"}
+    shown = json.loads(run("show", "Q-1", "--json", cwd=dealer).stdout)
+    assert shown["data"]["consultant"] == "li"
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["fire", "Q-1", "issue", "--as", "zhao"], 5, ["无权", "文控"]),
+    (["fire", "Q-1", "accept", "--as", "zhang"], 6, ["草稿", "accept"]),
+    (["fire", "Q-9", "issue", "--as", "zhang"], 4, ["Q-9"]),
+    (["fire", "Q-1", "issue"], 2, ["--as"]),
+    (["new", "quote", "--data", "missing.json", "--as", "zhang"], 3, ["missing.json"]),
+    (["new", "quote", "--data", "broken.json", "--as", "zhang"], 3, ["不是有效 JSON", "第 1 行"]),
+    (["new", "quote", "--data", "badmobile.json", "--as", "zhang"], 3, ["客户手机号", "12345"]),
+    (["list", "--config", "nowhere.toml"], 2, ["找不到配置文件"]),
+])
+def test_errors_are_one_line_with_exit_code(dealer, args, code, words):
+    run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
+    (dealer / "broken.json").write_text("{oops", encoding="utf-8")
+    (dealer / "badmobile.json").write_text(json.dumps(
+        {"customer_name": "王芳", "customer_mobile": "12345"}), encoding="utf-8")
+    before = (dealer / "store" / "dealerdocs.json").read_bytes()
+
+    proc = run(*args, cwd=dealer, check=False)
+
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误："), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in lines[0]
+    assert (dealer / "store" / "dealerdocs.json").read_bytes() == before
+    assert not list((dealer / "outbox").rglob("*.pdf")) if (dealer / "outbox").exists() else True
+
+
+def test_json_errors_are_machine_readable(dealer):
+    proc = run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer, check=False)
+    assert proc.returncode == 4
+    assert json.loads(proc.stdout)["error"] == "NotFoundError"
+
+
+def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer):
+    for _ in range(6):
+        run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
+    script = "for c in {cases}; do {bin} fire $c issue --as {who} --json >/dev/null || exit 1; done"
+    procs = [subprocess.Popen(["bash", "-c", script.format(cases=cases, bin=DEALERDOCS, who=who)],
+                              cwd=dealer)
+             for cases, who in (("Q-1 Q-3 Q-5", "zhang"), ("Q-2 Q-4 Q-6", "li"))]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+
+    docs = json.loads(run("docs", "--json", cwd=dealer).stdout)
+    numbers = sorted(d["number"] for d in docs)
+    assert numbers == [f"BJ-{YEAR}-{i:06d}" for i in range(1, 7)]
+    assert sorted(d["case_id"] for d in docs) == [f"Q-{i}" for i in range(1, 7)]
+    cases = json.loads(run("list", "--json", cwd=dealer).stdout)
+    assert {c["state"] for c in cases} == {"issued"}
+    history = [e for i in range(1, 7)
+               for e in json.loads(run("show", f"Q-{i}", "--json", cwd=dealer).stdout)["history"]]
+    assert len(history) == 12
+    assert run("verify", cwd=dealer).returncode == 0
+
+
+def test_process_killed_while_issuing_changes_nothing(dealer):
+    run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
+    store_file = dealer / "store" / "dealerdocs.json"
+    before = store_file.read_bytes()
+
+    proc = subprocess.Popen([DEALERDOCS, "fire", "Q-1", "issue", "--as", "zhang"], cwd=dealer,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    time.sleep(0.8)  # rendering done, LibreOffice converting
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert store_file.read_bytes() == before
+    assert not list((dealer / "outbox").rglob("*.pdf")) if (dealer / "outbox").exists() else True
+    again = json.loads(run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer).stdout)
+    assert again["documents"][0]["number"] == f"BJ-{YEAR}-000001"  # no gap, lock released
