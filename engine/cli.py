@@ -189,7 +189,8 @@ def show(click_ctx, case_id: str, config_path, actor, as_json) -> None:
             lines.append(f"  {spec.label}：{_plain(value)}")
     if case["totals"]:
         lines.append("合计：")
-        lines += [f"  {k}：{v}" for k, v in case["totals"].items() if v is not None]
+        lines += [f"  {wf.total_labels.get(k, k)}：{v}" for k, v in case["totals"].items()
+                  if v is not None]
     if case["documents"]:
         lines.append("文档：")
         lines += [f"  {d['number']}  第 {d['version']} 版  {d['status']}  {d['pdf']}"

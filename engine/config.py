@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 from .typedtoml import build
@@ -76,6 +77,7 @@ class Config:
     libreoffice: LibreOffice = field(default_factory=LibreOffice)
     roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     lock_timeout: float = 120.0
+    timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
     base_dir: Path = Path(".")  # folder of config.toml; not read from the file
 
     def path(self, name: str) -> Path:
@@ -108,6 +110,10 @@ class Config:
             known = "、".join(sorted(self.users)) or "（无）"
             raise PermissionDenied(f"未知用户 \"{login}\"：config.toml 中的用户有 {known}",
                                    user=login) from None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def role_label(self, role: str) -> str:
         return self.roles.get(role, role)
@@ -149,5 +155,10 @@ def _check(config: Config, path: Path) -> None:
         if not 1 <= series.width <= 12:
             raise ConfigError(f"{path.name}: series.{key}.width 应在 1–12 之间",
                               key=f"series.{key}.width")
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path.name}: timezone = \"{config.timezone}\" 不是有效的时区名"
+                          f"（例如 \"Asia/Shanghai\"）", key="timezone") from None
     if config.libreoffice.timeout <= 0:
         raise ConfigError(f"{path.name}: libreoffice.timeout 应大于 0", key="libreoffice.timeout")

@@ -15,7 +15,7 @@ import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -70,8 +70,9 @@ class _Model:
     state: str | None = None
 
 
-def local_now() -> datetime:
-    return datetime.now().astimezone().replace(microsecond=0)
+def local_now(tz: tzinfo | None = None) -> datetime:
+    """Now, to the second, in ``tz`` (the machine's zone if None)."""
+    return datetime.now(tz).astimezone(tz).replace(microsecond=0)
 
 
 class Engine:
@@ -79,7 +80,7 @@ class Engine:
 
     def __init__(self, config: Config, *, converter: Converter | None = None,
                  renderer: Renderer | None = None,
-                 clock: Callable[[], datetime] = local_now) -> None:
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.store = Store(config.store_dir, lock_timeout=config.lock_timeout)
@@ -87,7 +88,7 @@ class Engine:
         self.renderer = renderer or Renderer()
         self._converter = converter
         self._owns_converter = converter is None
-        self.clock = clock
+        self.clock = clock or (lambda: local_now(config.tz))
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":

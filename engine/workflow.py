@@ -94,6 +94,7 @@ class _WorkflowFile:
     states: dict[str, _StateDef]
     transitions: list[_TransitionDef]
     documents: dict[str, _DocumentDef] = field(default_factory=dict)
+    totals: dict[str, str] = field(default_factory=dict)  # computed value → Chinese label
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -144,6 +145,7 @@ class Workflow:
     transitions: tuple[TransitionSpec, ...]
     documents: dict[str, DocumentSpec]
     source: Path
+    total_labels: dict[str, str] = field(default_factory=dict)
 
     def find_transition(self, trigger: str, state: str) -> TransitionSpec:
         """The transition ``trigger`` from ``state``, or a StateError that says what is possible."""
@@ -240,6 +242,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     if head.initial not in states:
         raise fail("workflow.initial", f"\"{head.initial}\" 不是已定义的状态")
     check_roles(head.create_roles, "workflow.create_roles")
+    if wf.totals and head.calculator is None:
+        raise fail("totals", "没有 workflow.calculator 时不能定义 totals 的名称")
     if head.calculator is not None and head.calculator not in calculators.CALCULATORS:
         raise fail("workflow.calculator", f"未知的计算器 \"{head.calculator}\""
                                           f"（可用：{', '.join(calculators.CALCULATORS)}）")
@@ -287,7 +291,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.conditions)))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), head.calculator, tuple(head.create_checks),
-                    fields, states, tuple(transitions), documents, path)
+                    fields, states, tuple(transitions), documents, path, dict(wf.totals))
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

@@ -28,7 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     config = load_config(args.config)
     base = json.loads((HERE / "quote.json").read_text(encoding="utf-8"), parse_float=Decimal)
-    today = local_now().date()
+    today = local_now(config.tz).date()
 
     def quote(**changes):
         data = {**base, "valid_until": (today + timedelta(days=7)).isoformat(),
@@ -39,7 +39,7 @@ def main() -> int:
     with Engine(config) as eng:
         # Issued ten days ago and valid for a week: the customer never came back.
         past = Engine(config, converter=eng.converter,
-                      clock=lambda: local_now() - timedelta(days=10))
+                      clock=lambda: local_now(config.tz) - timedelta(days=10))
         stale = past.create("quote", quote(customer_name="赵磊", customer_mobile="13912345678",
                                            valid_until=(today - timedelta(days=3)).isoformat(),
                                            payment_method="全款", lender=None,

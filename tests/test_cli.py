@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,7 +18,7 @@ from helpers import ROOT, pdf_text
 
 DEALERDOCS = str(Path(sys.executable).parent / "dealerdocs")
 EXAMPLE = ROOT / "examples" / "quote.json"
-YEAR = datetime.now().year
+YEAR = datetime.now(ZoneInfo("Asia/Shanghai")).year  # config.toml timezone
 
 
 def run(*args: str, cwd: Path, stdin: str | None = None, check: bool = True):
