@@ -213,8 +213,8 @@ def list_cmd(click_ctx, workflow, state, config_path, actor, as_json) -> None:
     """列出案件。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     rows = ctx.engine.cases(workflow=workflow, state=state)
-    text = table(["案件", "工作流", "状态", "客户", "合计", "更新时间"],
-                 [[r["id"], r["workflow"], r["state_label"], r["customer_name"] or "",
+    text = table(["案件", "工作流", "状态", "摘要", "合计", "更新时间"],
+                 [[r["id"], r["workflow"], r["state_label"], r["summary"],
                    r["total"] or "", r["updated_at"]] for r in rows])
     _emit(ctx, rows, text or "（没有案件）")
 

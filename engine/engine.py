@@ -153,7 +153,8 @@ class Engine:
             _, totals = self._evaluate(wf, r["data"]) if wf else (None, {})
             out.append({"id": r["id"], "workflow": r["workflow"], "state": r["state"],
                         "state_label": wf.states[r["state"]].label if wf else r["state"],
-                        "customer_name": r["data"].get("customer_name"),
+                        "summary": " ".join(str(r["data"][k]) for k in (wf.summary if wf else ())
+                                            if r["data"].get(k) not in (None, "")),
                         "total": context_value(totals.get("grand_total")),
                         "created_by": r["created_by"], "updated_at": r["updated_at"]})
         return sorted(out, key=lambda c: (c["workflow"], _case_seq(c["id"])))

@@ -85,6 +85,7 @@ class _WorkflowHead:
     create_roles: list[str]
     calculator: str | None = None
     create_checks: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)  # fields shown in case lists
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class Workflow:
     documents: dict[str, DocumentSpec]
     source: Path
     total_labels: dict[str, str] = field(default_factory=dict)
+    summary: tuple[str, ...] = ()
 
     def find_transition(self, trigger: str, state: str) -> TransitionSpec:
         """The transition ``trigger`` from ``state``, or a StateError that says what is possible."""
@@ -235,6 +237,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             if other not in fields:
                 raise fail(f"fields.{name}.required_if", f"引用了未定义的字段 \"{other}\"")
         check_roles(list(spec.roles), f"fields.{name}.roles")
+    for i, name in enumerate(head.summary):
+        if name not in fields:
+            raise fail(f"workflow.summary[{i}]", f"\"{name}\" 不是已定义的字段")
     states = {name: StateSpec(name, d.label, d.final) for name, d in wf.states.items()}
     for name in states:
         if not _NAME.match(name):
@@ -291,7 +296,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.conditions)))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), head.calculator, tuple(head.create_checks),
-                    fields, states, tuple(transitions), documents, path, dict(wf.totals))
+                    fields, states, tuple(transitions), documents, path, dict(wf.totals),
+                    tuple(head.summary))
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

@@ -69,7 +69,7 @@ def main() -> int:
         cases = [c for c in eng.cases() if c["id"] in mine]
         print("案件")
         print(table(["案件", "状态", "客户", "合计"],
-                    [[c["id"], c["state_label"], c["customer_name"], c["total"] or ""]
+                    [[c["id"], c["state_label"], c["summary"], c["total"] or ""]
                      for c in cases]))
         docs = [d for d in eng.documents() if d["case_id"] in mine]
         print("\n已出具文档")
