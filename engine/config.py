@@ -7,6 +7,7 @@ fails at start-up instead of silently doing nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,18 +148,21 @@ def _check(config: Config, path: Path) -> None:
             if role not in config.roles:
                 raise ConfigError(
                     f"{path.name}: users.{login}.roles[{i}] = \"{role}\" 不是已定义的角色"
-                    f"（可用：{', '.join(config.roles)}）", key=f"users.{login}.roles[{i}]")
+                    f"（可用：{', '.join(config.roles)}）", key=f"users.{login}.roles[{i}]", path=str(path))
     for key, series in config.series.items():
         if series.reset not in ("yearly", "never"):
             raise ConfigError(f"{path.name}: series.{key}.reset 应为 \"yearly\" 或 \"never\"，"
-                              f"收到 \"{series.reset}\"", key=f"series.{key}.reset")
+                              f"收到 \"{series.reset}\"", key=f"series.{key}.reset", path=str(path))
         if not 1 <= series.width <= 12:
             raise ConfigError(f"{path.name}: series.{key}.width 应在 1–12 之间",
-                              key=f"series.{key}.width")
+                              key=f"series.{key}.width", path=str(path))
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{path.name}: timezone = \"{config.timezone}\" 不是有效的时区名"
-                          f"（例如 \"Asia/Shanghai\"）", key="timezone") from None
-    if config.libreoffice.timeout <= 0:
-        raise ConfigError(f"{path.name}: libreoffice.timeout 应大于 0", key="libreoffice.timeout")
+                          f"（例如 \"Asia/Shanghai\"）", key="timezone", path=str(path)) from None
+    for key, value in (("libreoffice.timeout", config.libreoffice.timeout),
+                       ("lock_timeout", config.lock_timeout)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{path.name}: {key} 应为大于 0 的秒数，收到 {value!r}", key=key,
+                              path=str(path))

@@ -75,6 +75,9 @@ class SofficeConverter(Converter):
     def convert_many(self, documents: list[bytes]) -> list[bytes]:
         if not documents:
             return []
+        for i, data in enumerate(documents):
+            if not data.startswith(b"PK"):  # a .docx is a zip; LibreOffice would make a blank page
+                raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
         exe = self._executable()
         with tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
             work = Path(tmp)

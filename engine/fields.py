@@ -7,6 +7,7 @@ value back into what templates and calculators use (Decimal, date, user dict).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,7 +47,14 @@ class FieldSpec:
         if self.required:
             return True
         return bool(self.required_if) and all(
-            str(data.get(k)) == v for k, v in self.required_if.items())
+            _as_text(data.get(k)) == v for k, v in self.required_if.items())
+
+
+def _as_text(value: Any) -> str:
+    """How a stored value compares with a ``required_if`` value written in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def is_empty(value: Any) -> bool:
@@ -87,7 +95,7 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> 
         try:
             amount = money.parse_money(raw)
         except ValueError as err:
-            raise bad(f"{_show(raw)} 不是有效金额：{err}") from None
+            raise bad(str(err)) from None
         low = Decimal(spec.min) if spec.min is not None else Decimal("0")
         if amount < low:
             raise bad(f"不能小于 {money.format_money(low)}（收到 {money.format_money(amount)}）")
@@ -101,7 +109,7 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> 
             number = raw
         elif isinstance(raw, Decimal) and raw.is_finite() and raw == raw.to_integral_value():
             number = int(raw)
-        elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        elif isinstance(raw, str) and re.fullmatch(r"-?[0-9]{1,15}", raw.strip()):
             number = int(raw.strip())
         if number is None:
             raise bad(f"应为整数，收到 {_show(raw)}")
@@ -114,12 +122,12 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> 
         try:
             return dates.parse_date(raw).isoformat()
         except ValueError as err:
-            raise bad(f"{_show(raw)} {err}") from None
+            raise bad(str(err)) from None
     if kind == "datetime":
         try:
             return dates.parse_datetime(raw).isoformat(timespec="minutes")
         except ValueError as err:
-            raise bad(f"{_show(raw)} {err}") from None
+            raise bad(str(err)) from None
     if kind == "boolean":
         if isinstance(raw, bool):
             return raw
@@ -154,25 +162,25 @@ def _normalize_table(spec: FieldSpec, raw: Any, config: Config, label: str) -> l
         where = f"{label}第 {i} 行的"
         if not isinstance(row, dict):
             problems.append(InputError(f"{where}数据应为对象（键值表），收到 {_show(row)}",
-                                       field=spec.name, label=label))
+                                       field=spec.name, label=label, row=i))
             continue
         for key in row:
             if key not in spec.columns:
                 problems.append(InputError(
                     f"{where}\"{key}\" 不是已定义的列（可用：{'、'.join(spec.columns)}）",
-                    field=spec.name, label=label))
-        out = {}
+                    field=spec.name, label=label, row=i, column=key))
+        out: dict[str, Any] = {}
         for name, col in spec.columns.items():
             try:
-                value = normalize(col, row.get(name), config, where=where)
+                out[name] = normalize(col, row.get(name), config, where=where)
             except InputError as err:
                 problems.extend(InputError(e.message, field=spec.name, label=label, row=i,
                                            column=name) for e in err.problems)
-                continue
-            if value is None and col.is_required(row):
+                out[name] = None
+        for name, col in spec.columns.items():  # required_if sees the cleaned-up row
+            if is_empty(row.get(name)) and col.is_required(out):
                 problems.append(InputError(f"{where}{col.label}（{name}）必填",
                                            field=spec.name, label=label, row=i, column=name))
-            out[name] = value
         rows.append(out)
     if problems:
         raise InputError.combine(problems)

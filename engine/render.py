@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jinja2
+from docx.opc.exceptions import PackageNotFoundError
 from docxtpl import DocxTemplate
 from lxml import etree
 
@@ -101,8 +102,16 @@ class Renderer:
                properties: Mapping[str, str] | None = None) -> bytes:
         """Render ``template`` with ``context``; ``properties`` go into the core properties."""
         name = template.path.name
+        unknown = [k for k in (properties or {}) if k not in _CORE_PROPERTIES]
+        if unknown:
+            raise ValueError(f"unknown core properties {unknown}")  # a caller's bug, not a user's
         try:
-            doc = DocxTemplate(io.BytesIO(template.data))
+            doc = _StrictDocxTemplate(io.BytesIO(template.data))
+            doc.init_docx()
+        except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError,
+                etree.XMLSyntaxError) as err:
+            raise TemplateError(f"模板 {name} 不是有效的 Word 文档：{err}", template=name) from err
+        try:
             doc.render(sanitize(dict(context)), jinja_env=self.env)
             for key, value in (properties or {}).items():
                 setattr(doc.docx.core_properties, key, clean_text(value))
@@ -118,11 +127,29 @@ class Renderer:
                                 template=name) from err
         except jinja2.TemplateError as err:
             raise TemplateError(f"模板 {name} 渲染失败：{err}", template=name) from err
-        except (zipfile.BadZipFile, KeyError, ValueError) as err:
-            raise TemplateError(f"模板 {name} 不是有效的 Word 文档：{err}", template=name) from err
+        except etree.XMLSyntaxError as err:
+            raise TemplateError(f"模板 {name} 渲染后不是有效的 XML（是否用了 |safe？）：{err}",
+                                template=name) from err
+        except (ValueError, TypeError, ArithmeticError) as err:
+            # raised inside a filter or an expression of the template, e.g. money of "abc"
+            raise TemplateError(f"模板 {name} 中的表达式或过滤器出错：{err}", template=name) from err
         data = out.getvalue()
         check_wordml(data, name)
         return data
+
+
+_CORE_PROPERTIES = frozenset({"title", "subject", "author", "keywords", "identifier", "comments",
+                              "category", "language", "content_status"})
+
+
+class _StrictDocxTemplate(DocxTemplate):
+    """DocxTemplate whose rendered body must be well-formed before docxtpl's ``fix_tables``
+    re-parses it with ``recover=True`` (which would silently drop broken content)."""
+
+    def fix_tables(self, xml):
+        etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml,
+                         etree.XMLParser(recover=False, resolve_entities=False, huge_tree=True))
+        return super().fix_tables(xml)
 
 
 def check_wordml(data: bytes, name: str) -> None:

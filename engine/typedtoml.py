@@ -17,7 +17,10 @@ _TYPE_NAMES = {str: "字符串", int: "整数", float: "数字", bool: "true/fal
 
 def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
           exclude: frozenset[str] | set[str] = frozenset()) -> Any:
-    """Convert a TOML value to ``tp`` strictly, naming ``key`` in any error."""
+    """Convert a TOML value to ``tp`` strictly, naming ``key`` in any error.
+
+    ``exclude`` names dataclass fields that are never read from the file (at any depth).
+    """
     where = key or "（顶层）"
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -32,7 +35,7 @@ def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
         kwargs = {}
         for name, f in fields.items():
             if name in value:
-                kwargs[name] = build(hints[name], value[name], error, _join(key, name))
+                kwargs[name] = build(hints[name], value[name], error, _join(key, name), exclude)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise error(f"缺少配置项 {_join(key, name)}", key=_join(key, name))
         return tp(**kwargs)
@@ -41,15 +44,15 @@ def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
         _, vt = typing.get_args(tp)
         if not isinstance(value, dict):
             raise error(f"{where} 应为表（table），收到 {value!r}", key=key)
-        return {k: build(vt, v, error, _join(key, k)) for k, v in value.items()}
+        return {k: build(vt, v, error, _join(key, k), exclude) for k, v in value.items()}
     if origin is list:
         (it,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise error(f"{where} 应为列表，收到 {value!r}", key=key)
-        return [build(it, v, error, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [build(it, v, error, f"{key}[{i}]", exclude) for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return build(args[0], value, error, key)
+        return build(args[0], value, error, key, exclude)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in _TYPE_NAMES:

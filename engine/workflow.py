@@ -320,7 +320,13 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                 float(value)
             except ValueError:
                 raise fail(f"{key}.{bound}", f"\"{value}\" 不是数字") from None
+    if d.default is not None and not (d.type == "user" and d.default == "actor"):
+        raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）")
     columns = {c: _field(c, cd, f"{key}.columns.{c}", fail) for c, cd in d.columns.items()}
+    for c, col in columns.items():
+        for other in col.required_if:
+            if other not in columns:
+                raise fail(f"{key}.columns.{c}.required_if", f"引用了本表未定义的列 \"{other}\"")
     return FieldSpec(name=name, type=d.type, label=d.label, required=d.required,
                      required_if=dict(d.required_if), rule=d.rule, choices=tuple(d.choices),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,

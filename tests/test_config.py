@@ -1,0 +1,213 @@
+"""config.toml: the shipped file loads, and every mistake is a ConfigError naming its key path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import DEFAULT_ROLES, load_config
+from engine.errors import ConfigError
+
+from helpers import ROOT
+
+SHIPPED = (ROOT / "config.toml").read_text(encoding="utf-8")
+
+
+def write_config(directory: Path, text: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def edited(old: str, new: str) -> str:
+    """The shipped config with exactly one occurrence of ``old`` replaced."""
+    assert SHIPPED.count(old) == 1, f"{old!r} must occur once in config.toml"
+    return SHIPPED.replace(old, new)
+
+
+def test_shipped_config_loads():
+    config = load_config(ROOT / "config.toml")
+
+    assert config.dealer.name == "北京星辰汽车销售服务有限公司"
+    assert config.roles == DEFAULT_ROLES and len(config.roles) == 6
+    assert {login: u.login for login, u in config.users.items()} == {
+        login: login for login in ("zhang", "li", "wang", "zhao", "chen", "sun", "zhou")}
+    assert config.users["wang"].roles == ["sales_manager"]
+    assert config.series["quote"].prefix == "BJ" and config.series["quote"].width == 6
+    assert config.libreoffice.timeout == 120.0 and isinstance(config.libreoffice.timeout, float)
+    assert config.lock_timeout == 120.0
+    assert config.tz.key == "Asia/Shanghai"
+
+
+def test_relative_paths_resolve_from_the_config_folder(tmp_path, monkeypatch):
+    shop = tmp_path / "shop"
+    path = write_config(shop, SHIPPED)
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+
+    config = load_config(path)
+
+    assert config.base_dir == shop
+    assert config.store_dir == shop / "store"
+    assert config.outbox_dir == shop / "outbox"
+    assert config.templates_dir == shop / "templates" / "docx"
+    assert config.workflows_dir == shop / "workflows"
+
+
+def test_absolute_paths_are_kept(tmp_path):
+    elsewhere = tmp_path / "archive" / "outbox"
+    path = write_config(tmp_path / "shop", edited('outbox = "outbox"', f'outbox = "{elsewhere}"'))
+
+    assert load_config(path).outbox_dir == elsewhere
+
+
+def test_config_found_relative_to_working_directory(tmp_path, monkeypatch):
+    write_config(tmp_path / "shop", SHIPPED)
+    monkeypatch.chdir(tmp_path)
+
+    config = load_config("shop/config.toml")
+
+    assert config.store_dir == tmp_path / "shop" / "store"
+
+
+ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
+
+
+@pytest.mark.parametrize("old, new, key, words", [
+    ("lock_timeout = 120", "lock_timeout = 120\nlock_timout = 5", "lock_timout",
+     ["未知的配置项 lock_timout", "lock_timeout"]),
+    ('code = "BJ1023"', 'code = "BJ1023"\nfax = "010-1"', "dealer.fax",
+     ["未知的配置项 dealer.fax", "name, code, uscc"]),
+    (ROLES_LINE, 'name = "张伟"\nrole = ["sales"]', "users.zhang.role",
+     ["未知的配置项 users.zhang.role"]),
+    ("width = 6", "width = 6\nstart = 1", "series.quote.start", ["未知的配置项 series.quote.start"]),
+    (ROLES_LINE, 'name = "张伟"\nroles = "sales"', "users.zhang.roles",
+     ["users.zhang.roles 应为列表", "'sales'"]),
+    (ROLES_LINE, 'name = "张伟"\nroles = ["sales", 3]', "users.zhang.roles[1]",
+     ["users.zhang.roles[1] 应为字符串", "3"]),
+    ("\ntimeout = 120", '\ntimeout = "x"', "libreoffice.timeout",
+     ["libreoffice.timeout 应为数字", "'x'"]),
+    ("width = 6", 'width = "6"', "series.quote.width", ["series.quote.width 应为整数", "'6'"]),
+    ("width = 6", "width = 6.0", "series.quote.width", ["series.quote.width 应为整数", "6.0"]),
+    ("lock_timeout = 120", "lock_timeout = true", "lock_timeout", ["lock_timeout 应为数字", "True"]),
+    ('[users.zhang]\nname = "张伟"', '[users.zhang]\nname = 7', "users.zhang.name",
+     ["users.zhang.name 应为字符串"]),
+    ('name = "北京星辰汽车销售服务有限公司"\n', "", "dealer.name", ["缺少配置项 dealer.name"]),
+    ('prefix = "BJ"\n', "", "series.quote.prefix", ["缺少配置项 series.quote.prefix"]),
+    ('[users.zhou]\nname = "周建国"\nroles = ["regional_manager"]',
+     '[users.x]\nname = "某人"\nroles = ["boss"]', "users.x.roles[0]",
+     ['users.x.roles[0] = "boss" 不是已定义的角色', "sales, sales_manager"]),
+    ('roles = ["sales_manager"]', 'roles = ["sales", "sales_manger"]', "users.wang.roles[1]",
+     ['users.wang.roles[1] = "sales_manger"']),
+    ('width = 6\nreset = "yearly"', 'width = 6\nreset = "monthly"', "series.quote.reset",
+     ['series.quote.reset 应为 "yearly" 或 "never"', '"monthly"']),
+    ("width = 6", "width = 0", "series.quote.width", ["series.quote.width 应在 1–12 之间"]),
+    ("width = 6", "width = 13", "series.quote.width", ["series.quote.width 应在 1–12 之间"]),
+    ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Beijing"', "timezone",
+     ['timezone = "Asia/Beijing" 不是有效的时区名']),
+    ('timezone = "Asia/Shanghai"', "timezone = 8", "timezone", ["timezone 应为字符串"]),
+    ("\ntimeout = 120", "\ntimeout = 0", "libreoffice.timeout", ["libreoffice.timeout 应为大于 0"]),
+])
+def test_mistakes_name_their_key(tmp_path, old, new, key, words):
+    path = write_config(tmp_path, edited(old, new))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    err = raised.value
+    assert err.details["key"] == key
+    assert err.message.startswith("config.toml: ")
+    for word in words:
+        assert word in err.message, err.message
+    assert err.exit_code == 2
+
+
+def test_a_role_defined_in_roles_may_be_used(tmp_path):
+    text = edited('regional_manager = "区域经理"', 'regional_manager = "区域经理"\nboss = "总经理"')
+    text = text.replace('roles = ["regional_manager"]', 'roles = ["regional_manager", "boss"]')
+    config = load_config(write_config(tmp_path, text))
+
+    assert config.users["zhou"].roles == ["regional_manager", "boss"]
+    assert config.role_label("boss") == "总经理"
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere" / "config.toml"
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert raised.value.details["path"] == str(path)
+    assert "找不到配置文件" in raised.value.message and str(path) in raised.value.message
+    assert "dealerdocs init" in raised.value.message
+
+
+def test_invalid_toml(tmp_path):
+    path = write_config(tmp_path, SHIPPED + "\n[dealer\nname = 1\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert "不是有效的 TOML" in raised.value.message and str(path) in raised.value.message
+    assert "line " in raised.value.message  # tomllib's position is passed on
+    assert raised.value.details["path"] == str(path)
+    assert raised.value.__cause__ is not None
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_bytes(SHIPPED.encode("gb18030"))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert "无法读取配置文件" in raised.value.message and str(path) in raised.value.message
+
+
+def test_a_folder_is_not_a_config(tmp_path):
+    (tmp_path / "config.toml").mkdir()
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path / "config.toml")
+
+    assert "无法读取配置文件" in raised.value.message
+
+
+def test_base_dir_cannot_be_set_from_the_file(tmp_path):
+    path = write_config(tmp_path, 'base_dir = "/"\n' + SHIPPED)
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert raised.value.details["key"] == "base_dir"
+
+
+def test_login_cannot_be_set_from_the_file(tmp_path):
+    path = write_config(tmp_path, edited(ROLES_LINE, ROLES_LINE + '\nlogin = "boss"'))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert raised.value.details["key"] == "users.zhang.login"
+
+
+def test_negative_lock_timeout_is_refused(tmp_path):
+    path = write_config(tmp_path, edited("lock_timeout = 120", "lock_timeout = -1"))
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert raised.value.details["key"] == "lock_timeout"
+
+
+def test_unknown_user_lookup_lists_known_users():
+    from engine.errors import PermissionDenied
+
+    config = load_config(ROOT / "config.toml")
+
+    with pytest.raises(PermissionDenied) as raised:
+        config.user("zhangg")
+
+    assert '未知用户 "zhangg"' in raised.value.message
+    assert "zhang、zhao、zhou" in raised.value.message
+    assert config.user("zhang").name == "张伟"
