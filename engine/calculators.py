@@ -36,6 +36,7 @@ def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
         loan_amount = quantize(vehicle_price - data["down_payment"])
     return {
         "vehicle_price": vehicle_price,
+        "net_vehicle_price": vehicle_price,
         "accessories_total": accessories_total,
         "insurance_total": insurance_total,
         "fees_total": fees_total,
@@ -47,6 +48,32 @@ def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def contract_totals(data: dict[str, Any]) -> dict[str, Any]:
+    """购车合同: total = vehicle price − discount + accessories + registration and other fees."""
+    zero = Decimal("0")
+    for row in data.get("accessories") or []:
+        row["amount"] = quantize((row.get("unit_price") or zero) * (row.get("quantity") or 0))
+    net = quantize((data.get("vehicle_price") or zero) - (data.get("discount") or zero))
+    accessories_total = _sum(r["amount"] for r in data.get("accessories") or [])
+    fees_total = _sum([data.get("registration_fee")]
+                      + [r.get("amount") for r in data.get("other_fees") or []])
+    grand_total = quantize(net + accessories_total + fees_total)
+    deposit = data.get("deposit") or zero
+    loan_amount = None
+    if data.get("payment_method") == "分期" and data.get("down_payment") is not None:
+        loan_amount = quantize(net - data["down_payment"])
+    return {
+        "net_vehicle_price": net,
+        "accessories_total": accessories_total,
+        "fees_total": fees_total,
+        "grand_total": grand_total,
+        "deposit_share": (deposit / net).quantize(Decimal("0.0001")) if net > 0 else None,
+        "balance_due": quantize(grand_total - deposit),
+        "loan_amount": loan_amount,
+    }
+
+
 CALCULATORS: dict[str, Calculator] = {
     "quote_totals": quote_totals,
+    "contract_totals": contract_totals,
 }

@@ -8,10 +8,12 @@ validity date) and returns a refusal reason or ``None``; the engine reports a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable
+
+from .config import Policy
 
 from .dates import cn_date
 from .money import format_money, quantize
@@ -24,6 +26,9 @@ class Facts:
     data: dict[str, Any]  # Python values (Decimal, date, …)
     totals: dict[str, Any]
     today: date
+    policy: Policy = field(default_factory=Policy)
+    linked: dict[str, dict[str, Any]] = field(default_factory=dict)  # workflow → its data
+    now: datetime | None = None
 
 
 Problem = tuple[str, str]
@@ -42,7 +47,7 @@ def discount_within_list_price(f: Facts) -> list[Problem]:
 
 
 def deposit_within_legal_cap(f: Facts) -> list[Problem]:
-    deposit, price = f.data.get("deposit"), f.totals.get("vehicle_price")
+    deposit, price = f.data.get("deposit"), f.totals.get("net_vehicle_price")
     if deposit is None or price is None:
         return []
     cap = quantize(price * DEPOSIT_CAP)
@@ -55,7 +60,7 @@ def deposit_within_legal_cap(f: Facts) -> list[Problem]:
 def loan_terms_consistent(f: Facts) -> list[Problem]:
     if f.data.get("payment_method") != "分期":
         return []
-    down, price = f.data.get("down_payment"), f.totals.get("vehicle_price")
+    down, price = f.data.get("down_payment"), f.totals.get("net_vehicle_price")
     problems = []
     if down is not None and price is not None and down >= price:
         problems.append(("down_payment", f"首付款 {format_money(down)} 应小于车辆成交价 "
@@ -90,14 +95,128 @@ def valid_until_not_passed(f: Facts) -> str | None:
     return None
 
 
+def discount_within_vehicle_price(f: Facts) -> list[Problem]:
+    price, discount = f.data.get("vehicle_price"), f.data.get("discount")
+    if price is not None and discount is not None and discount > price:
+        return [("discount", f"优惠 {format_money(discount)} 超过车辆价格 {format_money(price)}")]
+    return []
+
+
+def contract_dates_in_order(f: Facts) -> list[Problem]:
+    problems = []
+    for name, what in (("delivery_deadline", "交车期限"), ("payment_deadline", "付款期限")):
+        value = f.data.get(name)
+        if value is not None and value < f.today:
+            problems.append((name, f"{what} {cn_date(value)} 已早于今天 {cn_date(f.today)}"))
+    paid = f.data.get("deposit_date")
+    if paid is not None and paid > f.today:
+        problems.append(("deposit_date", f"定金支付日期 {cn_date(paid)} 晚于今天，请在收款后填写"))
+    return problems
+
+
+def signed_date_not_future(f: Facts) -> list[Problem]:
+    signed = f.data.get("signed_date")
+    if signed is not None and signed > f.today:
+        return [("signed_date", f"签订日期 {cn_date(signed)} 晚于今天 {cn_date(f.today)}")]
+    return []
+
+
+def delivery_date_not_past(f: Facts) -> list[Problem]:
+    day = f.data.get("delivery_date")
+    if day is not None and day < f.today:
+        return [("delivery_date", f"交车日期 {cn_date(day)} 已早于今天 {cn_date(f.today)}")]
+    return []
+
+
+def vehicle_matches_contract(f: Facts) -> list[Problem]:
+    """The car handed over is the car in the contract: VIN, engine number and colour."""
+    contract = f.linked.get("contract")
+    if contract is None:
+        return [("vin", "找不到关联的购车合同，无法核对车辆")]
+    problems = []
+    for name, what in (("vin", "VIN"), ("engine_number", "发动机号"), ("colour", "车身颜色")):
+        ours, theirs = f.data.get(name), contract.get(name)
+        if ours is not None and ours != theirs:
+            problems.append((name, f"{what} \"{ours}\" 与购车合同中的 \"{theirs}\" 不一致"))
+    return problems
+
+
+# 《汽车销售管理办法》(2017) Art. 16: what must go with the car.
+STATUTORY_DOCUMENTS = ("车辆一致性证书", "中文使用说明书", "保修保养手册")
+DOMESTIC_DOCUMENTS = ("机动车整车出厂合格证",)
+IMPORT_DOCUMENTS = ("货物进口证明", "进口机动车检验证明")
+HOUSEHOLD_DOCUMENTS = ("三包凭证",)  # 家用汽车产品 only
+
+
+def statutory_documents_handed(f: Facts) -> list[Problem]:
+    handed = set(f.data.get("handover_documents") or [])
+    needed = list(STATUTORY_DOCUMENTS)
+    needed += IMPORT_DOCUMENTS if f.data.get("vehicle_origin") == "进口" else DOMESTIC_DOCUMENTS
+    if f.data.get("buyer_type") != "company":
+        needed += HOUSEHOLD_DOCUMENTS
+    missing = [d for d in needed if d not in handed]
+    if missing:
+        return [("handover_documents", f"缺少随车凭证：{'、'.join(missing)}"
+                                       f"（《汽车销售管理办法》第十六条要求随车交付）")]
+    return []
+
+
+def odometer_within_contract(f: Facts) -> list[Problem]:
+    reading, limit = f.data.get("odometer_km"), f.data.get("max_odometer_km")
+    if reading is not None and limit is not None and reading > limit:
+        return [("odometer_km", f"交车里程 {reading} 公里超过合同约定的 {limit} 公里")]
+    return []
+
+
+def followup_in_time(f: Facts) -> list[Problem]:
+    day, delivered = f.data.get("followup_date"), f.data.get("delivered_at")
+    if day is None or delivered is None:
+        return []
+    delivered_on = delivered.date() if isinstance(delivered, datetime) else delivered
+    if day < delivered_on:
+        return [("followup_date", f"回访日期 {cn_date(day)} 早于交车日期 {cn_date(delivered_on)}")]
+    if day > f.today:
+        return [("followup_date", f"回访日期 {cn_date(day)} 晚于今天")]
+    late = (day - delivered_on).days - f.policy.delivery_followup_days
+    if late > 0 and not f.data.get("followup_late_reason"):
+        return [("followup_late_reason", f"回访在交车后第 {(day - delivered_on).days} 天，超过规定的 "
+                                         f"{f.policy.delivery_followup_days} 天，请填写逾期原因")]
+    return []
+
+
 CHECKS: dict[str, Check] = {
     "discount_within_list_price": discount_within_list_price,
     "deposit_within_legal_cap": deposit_within_legal_cap,
     "loan_terms_consistent": loan_terms_consistent,
     "valid_until_not_past": valid_until_not_past,
+    "discount_within_vehicle_price": discount_within_vehicle_price,
+    "contract_dates_in_order": contract_dates_in_order,
+    "signed_date_not_future": signed_date_not_future,
+    "delivery_date_not_past": delivery_date_not_past,
+    "vehicle_matches_contract": vehicle_matches_contract,
+    "statutory_documents_handed": statutory_documents_handed,
+    "odometer_within_contract": odometer_within_contract,
+    "followup_in_time": followup_in_time,
 }
+
+def discount_within_approval_threshold(f: Facts) -> str | None:
+    price, discount = f.data.get("vehicle_price"), f.data.get("discount") or Decimal("0")
+    share = f.policy.approval_discount_share
+    if price is None or discount <= quantize(price * share):
+        return None
+    return (f"优惠 {format_money(discount)} 超过车辆价格的 {share * 100:g}%"
+            f"（{format_money(quantize(price * share))}），需销售经理审批")
+
+
+def pdi_passed(f: Facts) -> str | None:
+    if f.data.get("pdi_result") == "合格":
+        return None
+    return f"PDI 检查结果为「{f.data.get('pdi_result') or '未填写'}」，不能进入交车"
+
 
 CONDITIONS: dict[str, Condition] = {
     "valid_until_passed": valid_until_passed,
     "valid_until_not_passed": valid_until_not_passed,
+    "discount_within_approval_threshold": discount_within_approval_threshold,
+    "pdi_passed": pdi_passed,
 }

@@ -141,13 +141,16 @@ def workflows_cmd(click_ctx, config_path, actor, as_json) -> None:
 @main.command()
 @click.argument("workflow")
 @click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据文件，- 为标准输入")
+@click.option("--from", "--from-quote", "--from-contract", "source", metavar="CASE", default=None,
+              help="来源案件（如从已接受的报价 Q-1 创建合同），带入其数据并相互关联")
 @_common
 @click.pass_context
-def new(click_ctx, workflow: str, data_file: str | None, config_path, actor, as_json) -> None:
+def new(click_ctx, workflow: str, data_file: str | None, source: str | None, config_path, actor,
+        as_json) -> None:
     """新建案件：dealerdocs new quote --data examples/quote.json --as zhang"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     data = _read_data(data_file) if data_file else {}
-    result = ctx.engine.create(workflow, data, ctx.user())
+    result = ctx.engine.create(workflow, data, ctx.user(), source=source)
     _emit(ctx, {"id": result.id, "state": result.state},
           f"已新建 {result.id}（{result.state_label}）")
 
@@ -221,7 +224,7 @@ def list_cmd(click_ctx, workflow, state, config_path, actor, as_json) -> None:
 
 @main.command()
 @click.option("--case", "case_id", default=None, help="只列出某个案件的文档")
-@click.option("--status", default=None, type=click.Choice(["issued", "superseded"]))
+@click.option("--status", default=None, type=click.Choice(["issued", "superseded", "void"]))
 @_common
 @click.pass_context
 def docs(click_ctx, case_id, status, config_path, actor, as_json) -> None:

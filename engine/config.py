@@ -11,6 +11,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +37,21 @@ class Dealer:
     phone: str
     bank: str
     account: str
+    legal_representative: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The store's own rules that workflow checks and conditions read."""
+
+    # A contract whose discount exceeds this share of the vehicle price needs a sales manager.
+    contract_approval_discount_share: str = "0.05"
+    # The after-delivery call (回访) is due within this many days; later needs a reason.
+    delivery_followup_days: int = 7
+
+    @property
+    def approval_discount_share(self) -> Decimal:
+        return Decimal(self.contract_approval_discount_share)
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class Config:
     paths: Paths = field(default_factory=Paths)
     libreoffice: LibreOffice = field(default_factory=LibreOffice)
     roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    policy: Policy = field(default_factory=Policy)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
     base_dir: Path = Path(".")  # folder of config.toml; not read from the file
@@ -156,6 +173,17 @@ def _check(config: Config, path: Path) -> None:
         if not 1 <= series.width <= 12:
             raise ConfigError(f"{path.name}: series.{key}.width 应在 1–12 之间",
                               key=f"series.{key}.width", path=str(path))
+    try:
+        share = Decimal(config.policy.contract_approval_discount_share)
+    except InvalidOperation:
+        share = Decimal("NaN")
+    if not (share.is_finite() and 0 <= share <= 1):
+        raise ConfigError(f"{path.name}: policy.contract_approval_discount_share 应为 0–1 之间的小数"
+                          f"（如 \"0.05\" 表示 5%），收到 \"{config.policy.contract_approval_discount_share}\"",
+                          key="policy.contract_approval_discount_share", path=str(path))
+    if config.policy.delivery_followup_days < 1:
+        raise ConfigError(f"{path.name}: policy.delivery_followup_days 应至少为 1",
+                          key="policy.delivery_followup_days", path=str(path))
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):

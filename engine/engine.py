@@ -135,7 +135,8 @@ class Engine:
             "state": record["state"], "state_label": wf.states[record["state"]].label,
             "created_at": record["created_at"], "created_by": record["created_by"],
             "updated_at": record["updated_at"], "updated_by": record["updated_by"],
-            "data": record["data"], "totals": context_value(totals),
+            "data": record["data"], "links": record.get("links", {}),
+            "totals": context_value(totals),
             "total": context_value(totals.get("grand_total")),
             "triggers": [{"trigger": t.trigger, "label": t.label, "roles": list(t.roles)}
                          for t in wf.available(record["state"])],
@@ -200,29 +201,51 @@ class Engine:
 
     # --- operations --------------------------------------------------------------------------
 
-    def create(self, workflow: str, data: Mapping[str, Any], actor: str) -> FireResult:
-        """Open a new case in the workflow's initial state."""
+    def create(self, workflow: str, data: Mapping[str, Any], actor: str,
+               source: str | None = None) -> FireResult:
+        """Open a new case in the workflow's initial state, optionally from a ``source`` case
+        (e.g. a contract from an accepted quote): mapped fields are carried over, ``data``
+        overrides them, and the two cases are linked both ways."""
         wf = self.workflow(workflow)
         user = self.config.user(actor)
         self._authorize(user, wf.create_roles, f"新建{wf.title}")
-        stored = self._normalize(wf, data, edits=("*",))
-        for name, spec in wf.fields.items():
-            if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
-                    and (not spec.roles or set(spec.roles) & set(user.roles)):
-                stored[name] = user.login
-        self._require(wf, stored, (), f"新建{wf.title}")
-        now = self.clock()
-        values, totals = self._evaluate(wf, stored)
-        self._run_checks(wf, wf.create_checks, checks.Facts(values, totals, now.date()))
-        stamp = now.isoformat()
         with self.store.transaction() as tx:
+            base: dict[str, Any] = {}
+            links: dict[str, list[str]] = {}
+            origin = None
+            if source is not None:
+                origin = self._load_case(tx, source)
+                base, links = self._carry_over(tx, wf, origin)
+            elif any(cf.required for cf in wf.create_from.values()):
+                need = "、".join(f"{self.workflows[k].title}（{'/'.join(self._state_labels(k, cf.states))}）"
+                                 for k, cf in wf.create_from.items() if cf.required)
+                raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
+                                 field="source")
+            warnings: list[str] = []
+            patch = self._normalize(wf, data, base, edits=("*",), warnings=warnings)
+            stored = {**base, **patch}
+            for name, spec in wf.fields.items():
+                if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
+                        and (not spec.roles or set(spec.roles) & set(user.roles)):
+                    stored[name] = user.login
+            self._require(wf, stored, (), f"新建{wf.title}")
+            now = self.clock()
+            values, totals = self._evaluate(wf, stored)
+            self._run_checks(wf, wf.create_checks,
+                             self._facts(tx, values, totals, now, links))
+            stamp = now.isoformat()
             case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
             tx.put("cases", "id", {
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
-                "created_at": stamp, "created_by": user.login,
+                "links": links, "created_at": stamp, "created_by": user.login,
                 "updated_at": stamp, "updated_by": user.login})
+            if origin is not None:
+                back = {**origin.get("links", {})}
+                back[wf.key] = [*back.get(wf.key, []), case_id]
+                tx.put("cases", "id", {**origin, "links": back})
             self._audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
-                        _changes({}, stored), [])
+                        _changes({}, stored), [], warnings=warnings,
+                        note=f"由 {source} 创建" if source else None)
         return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
 
     def fire(self, case_id: str, trigger: str, actor: str,
@@ -234,24 +257,47 @@ class Engine:
             with self.store.transaction() as tx:
                 record = self._load_case(tx, case_id)
                 wf = self.workflow(record["workflow"])
-                t = wf.find_transition(trigger, record["state"])
-                self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
-                patch = self._normalize(wf, data or {}, edits=t.edits, transition=t)
+                candidates = wf.candidates(trigger, record["state"])
+                label = candidates[0].label
+                self._authorize(user, tuple(r for t in candidates for r in t.roles),
+                                f"执行「{label}」（{trigger}）")
+                warnings: list[str] = []
+                patch = self._normalize(wf, data or {}, record["data"],
+                                        edits=candidates[0].edits, transition=candidates[0],
+                                        warnings=warnings)
                 new_data = {**record["data"], **patch}
-                self._require(wf, new_data, t.requires, t.label)
                 now = self.clock()
                 values, totals = self._evaluate(wf, new_data)
-                facts = checks.Facts(values, totals, now.date())
+                facts = self._facts(tx, values, totals, now, record.get("links", {}))
+                t = self._route(wf, candidates, facts)
+                self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
+                self._separate_duties(tx, wf, t, record, user)
+                for name in t.stamps:
+                    spec = wf.fields[name]
+                    new_data[name] = (now.date().isoformat() if spec.type == "date"
+                                      else now.replace(tzinfo=None).isoformat(timespec="minutes"))
+                if t.stamps:
+                    values, totals = self._evaluate(wf, new_data)
+                    facts = self._facts(tx, values, totals, now, record.get("links", {}))
+                self._require(wf, new_data, t.requires, t.label)
                 self._run_checks(wf, t.checks, facts)
-                self._run_conditions(wf, t, facts)
-                new_state = self._move(wf, record["state"], trigger)
+                new_state = self._move(wf, record["state"], t)
                 stamp = now.isoformat()
+                before, record = record, {**record, "state": new_state, "data": new_data,
+                                          "updated_at": stamp, "updated_by": user.login}
                 issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
                                                new_state, written)
-                tx.put("cases", "id", {**record, "state": new_state, "data": new_data,
-                                       "updated_at": stamp, "updated_by": user.login})
-                self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state,
-                             _changes(record["data"], new_data), [d.number for d in issued])
+                if t.void_documents:
+                    self._void_documents(tx, record["id"], user, stamp,
+                                         f"{wf.title}{t.label}")
+                tx.put("cases", "id", record)
+                self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
+                            _changes(before["data"], new_data), [d.number for d in issued],
+                            warnings=warnings)
+                for linked_wf, linked_trigger in t.fire_linked.items():
+                    for linked_id in record.get("links", {}).get(linked_wf, []):
+                        self._cascade(tx, linked_id, linked_trigger, user, now,
+                                      note=f"由 {case_id} {t.label}联动")
         except BaseException:
             for relative in written:
                 self.outbox.remove(relative)
@@ -259,6 +305,99 @@ class Engine:
         return FireResult(case_id, new_state, wf.states[new_state].label, issued)
 
     # --- steps -------------------------------------------------------------------------------
+
+    def _state_labels(self, workflow: str, states: tuple[str, ...]) -> list[str]:
+        wf = self.workflows[workflow]
+        return [wf.states[s].label for s in states]
+
+    def _carry_over(self, tx: Tx, wf: Workflow, origin: dict[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """The fields a new case takes from its source case, and its links."""
+        cf = wf.create_from.get(origin["workflow"])
+        if cf is None:
+            allowed = "、".join(self.workflows[k].title for k in wf.create_from) or "（无）"
+            raise InputError(f"{wf.title}不能从{self.workflows[origin['workflow']].title} "
+                             f"{origin['id']} 创建（可作为来源的：{allowed}）", field="source")
+        source_wf = self.workflows[origin["workflow"]]
+        if origin["state"] not in cf.states:
+            need = "、".join(self._state_labels(origin["workflow"], cf.states))
+            raise StateError(f"{source_wf.title} {origin['id']} 处于「"
+                             f"{source_wf.states[origin['state']].label}」，只有「{need}」的才能"
+                             f"创建{wf.title}", case=origin["id"], state=origin["state"])
+        for other_id in origin.get("links", {}).get(wf.key, []):
+            other = tx.get("cases", "id", other_id)
+            if other and not wf.states[other["state"]].final:
+                raise StateError(f"{source_wf.title} {origin['id']} 已有进行中的{wf.title} {other_id}"
+                                 f"（{wf.states[other['state']].label}）；请先处理或取消它",
+                                 case=origin["id"])
+        base = {target: copy.deepcopy(origin["data"].get(src)) for target, src in cf.fields.items()
+                if origin["data"].get(src) not in (None, [], "")}
+        return base, {origin["workflow"]: [origin["id"]]}
+
+    def _facts(self, tx: Tx, values: dict[str, Any], totals: dict[str, Any], now: datetime,
+               links: Mapping[str, list[str]]) -> checks.Facts:
+        linked = {}
+        for key, ids in links.items():
+            other = tx.get("cases", "id", ids[-1]) if ids else None
+            if other is not None and key in self.workflows:
+                linked[key] = self._evaluate(self.workflows[key], other["data"])[0]
+        return checks.Facts(values, totals, now.date(), self.config.policy, linked, now)
+
+    def _route(self, wf: Workflow, candidates: list[TransitionSpec], facts: checks.Facts
+               ) -> TransitionSpec:
+        """The first candidate whose conditions all hold (conditional routing)."""
+        reasons = []
+        for t in candidates:
+            failed = [r for r in (checks.CONDITIONS[name](facts) for name in t.conditions) if r]
+            if not failed:
+                return t
+            reasons.extend(failed)
+        raise StateError(f"不能{candidates[0].label}：{'；'.join(reasons)}",
+                         trigger=candidates[0].trigger)
+
+    def _separate_duties(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
+                         user: User) -> None:
+        """Nobody approves what they drafted or submitted (``not_actor_of``)."""
+        if not t.not_actor_of:
+            return
+        done = [e["trigger"] for e in tx.search("audit", case_id=record["id"], actor=user.login)
+                if e["trigger"] in t.not_actor_of]
+        if done:
+            what = "、".join(dict.fromkeys(
+                "创建" if d == "create" else next(x.label for x in wf.transitions if x.trigger == d)
+                for d in done))
+            raise PermissionDenied(f"职责分离：{user.login}（{user.name}）已{what}此{wf.title}"
+                                   f" {record['id']}，不能再{t.label}；请由另一位有权限的人员处理",
+                                   user=user.login, rule="not_actor_of")
+
+    def _cascade(self, tx: Tx, case_id: str, trigger: str, user: User, now: datetime,
+                 note: str) -> None:
+        """Fire ``trigger`` on a linked case as a consequence (``fire_linked``): same store
+        write, no data, no documents; the linked workflow's conditions and checks still apply."""
+        record = self._load_case(tx, case_id)
+        wf = self.workflow(record["workflow"])
+        try:
+            candidates = wf.candidates(trigger, record["state"])
+        except StateError as err:
+            raise StateError(f"关联的{wf.title} {case_id}：{err.message}", case=case_id) from None
+        values, totals = self._evaluate(wf, record["data"])
+        facts = self._facts(tx, values, totals, now, record.get("links", {}))
+        t = self._route(wf, candidates, facts)
+        self._require(wf, record["data"], t.requires, f"关联的{wf.title} {case_id} {t.label}")
+        self._run_checks(wf, t.checks, facts)
+        new_state = self._move(wf, record["state"], t)
+        stamp = now.isoformat()
+        tx.put("cases", "id", {**record, "state": new_state, "updated_at": stamp,
+                               "updated_by": user.login})
+        if t.void_documents:
+            self._void_documents(tx, case_id, user, stamp, f"{wf.title}{t.label}")
+        self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
+                    note=note)
+
+    def _void_documents(self, tx: Tx, case_id: str, user: User, stamp: str, reason: str) -> None:
+        for doc in tx.search("documents", case_id=case_id, status="issued"):
+            tx.put("documents", "number", {**doc, "status": "void", "voided_at": stamp,
+                                           "voided_by": user.login, "void_reason": reason})
 
     def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
         record = tx.get("cases", "id", case_id)
@@ -270,31 +409,58 @@ class Engine:
         if set(roles) & set(user.roles):
             return
         mine = "、".join(self.config.role_label(r) for r in user.roles) or "无"
-        need = "、".join(self.config.role_label(r) for r in roles) or "（无人可执行）"
+        need = "、".join(dict.fromkeys(self.config.role_label(r) for r in roles)) or "（无人可执行）"
         raise PermissionDenied(f"用户 {user.login}（{user.name}，角色：{mine}）无权{action}；"
                                f"需要角色：{need}", user=user.login, roles=list(roles))
 
-    def _normalize(self, wf: Workflow, data: Mapping[str, Any], *, edits: tuple[str, ...],
-                   transition: TransitionSpec | None = None) -> dict[str, Any]:
+    def _normalize(self, wf: Workflow, data: Mapping[str, Any], current: Mapping[str, Any], *,
+                   edits: tuple[str, ...], transition: TransitionSpec | None = None,
+                   warnings: list[str] | None = None) -> dict[str, Any]:
+        """Normalise submitted data against the workflow's fields (all problems at once).
+
+        Fields whose rule depends on another field (``rule_field``) are checked after it, and
+        re-checked when only that other field changed; a rule's warning is accepted when the
+        field's ``override`` flag is set (in the data or already on the case).
+        """
         if not isinstance(data, Mapping):
             raise InputError(f"数据应为 JSON 对象（键值表），收到 {type(data).__name__}")
         problems: list[InputError] = []
         out: dict[str, Any] = {}
-        for key, raw in data.items():
+        for key in data:
             spec = wf.fields.get(key)
             if spec is None:
                 close = difflib.get_close_matches(key, list(wf.fields), n=1)
                 hint = f"，是否想写 \"{close[0]}\"？" if close else ""
                 problems.append(InputError(f"未知字段 \"{key}\"{hint}（{wf.title}的字段见 "
                                            f"{wf.source.name}）", field=key))
-                continue
-            if "*" not in edits and key not in edits:
+            elif "*" not in edits and key not in edits:
                 where = f"「{transition.label}」" if transition else ""
                 problems.append(InputError(f"{where}不能修改{spec.label}（{key}）",
                                            field=key, label=spec.label))
-                continue
+        ordered = sorted((k for k in data if k in wf.fields and ("*" in edits or k in edits)),
+                         key=lambda k: wf.fields[k].rule_field is not None
+                         or wf.fields[k].override is not None)
+        dependants = [n for n, s in wf.fields.items() if s.rule_field and n not in data
+                      and s.rule_field in data and current.get(n) is not None]
+        for key in [*ordered, *dependants]:
+            spec = wf.fields[key]
+            raw = data[key] if key in data else current.get(key)
+            merged = {**current, **out}
+            rule = None
+            if spec.rule_field is not None:
+                chooser = merged.get(spec.rule_field)
+                rule = spec.rule_map.get(chooser) if chooser is not None else None
+                if rule is None and not is_empty(raw):
+                    ruler = wf.fields[spec.rule_field]
+                    problems.append(InputError(
+                        f"填写{spec.label}（{key}）前请先选择{ruler.label}（{ruler.name}）"
+                        f"：{'、'.join(ruler.choices)}", field=key, label=spec.label))
+                    continue
+            allow = spec.override is not None and merged.get(spec.override) is True
             try:
-                out[key] = normalize(spec, raw, self.config)
+                out[key] = normalize(spec, raw, self.config, rule=rule,
+                                     warnings=(warnings if allow and warnings is not None
+                                               else None))
             except InputError as err:
                 problems.extend(err.problems)
         if problems:
@@ -329,18 +495,12 @@ class Engine:
         if problems:
             raise InputError.combine(problems)
 
-    def _run_conditions(self, wf: Workflow, t: TransitionSpec, facts: checks.Facts) -> None:
-        for name in t.conditions:
-            reason = checks.CONDITIONS[name](facts)
-            if reason:
-                raise StateError(f"不能{t.label}：{reason}", trigger=t.trigger, condition=name)
-
-    def _move(self, wf: Workflow, state: str, trigger: str) -> str:
+    def _move(self, wf: Workflow, state: str, t: TransitionSpec) -> str:
         model = _Model()
         wf.machine.add_model(model, initial=state)
         try:
-            if not model.trigger(trigger):  # type: ignore[attr-defined]
-                raise StateError(f"状态机拒绝了 \"{trigger}\"", trigger=trigger, state=state)
+            if not model.trigger(t.trigger, route=t.route):  # type: ignore[attr-defined]
+                raise StateError(f"状态机拒绝了 \"{t.trigger}\"", trigger=t.trigger, state=state)
             return model.state  # type: ignore[return-value]
         finally:
             wf.machine.remove_model(model)
@@ -361,7 +521,7 @@ class Engine:
             version = len(previous) + 1
             template = self.renderer.load(self.config.templates_dir / spec.template)
             context = self._context(wf, spec, record, values, totals, user, now, new_state,
-                                    number, version)
+                                    number, version, self._links_context(tx, record))
             docx = self.renderer.render(template, context, {
                 "title": f"{spec.title} {number}", "subject": spec.title,
                 "author": self.config.dealer.name, "identifier": number,
@@ -378,7 +538,8 @@ class Engine:
                 "Subject": spec.title, "Keywords": f"{record['id']} {number}",
                 "DealerDocsNumber": number, "DealerDocsCase": record["id"],
                 "DealerDocsWorkflow": wf.key, "DealerDocsTemplate": spec.template,
-                "DealerDocsTemplateSHA256": template.sha256, "DealerDocsDocxSHA256": docx_hash})
+                "DealerDocsTemplateSHA256": template.sha256, "DealerDocsDocxSHA256": docx_hash},
+                spec.signatures)
             rel_docx = self.outbox.relative_path(now.year, spec.series, number, ".docx")
             rel_pdf = self.outbox.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
@@ -406,7 +567,8 @@ class Engine:
 
     def _context(self, wf: Workflow, spec: DocumentSpec, record: Mapping[str, Any],
                  values: dict[str, Any], totals: dict[str, Any], user: User, now: datetime,
-                 state: str, number: str, version: int) -> dict[str, Any]:
+                 state: str, number: str, version: int,
+                 links: Mapping[str, Any] | None = None) -> dict[str, Any]:
         context = copy.deepcopy(values)
         context.update({
             "dealer": dataclasses.asdict(self.config.dealer),
@@ -414,16 +576,31 @@ class Engine:
                     "issued_at": now, "issuer": {"login": user.login, "name": user.name}},
             "case": {"id": record["id"], "state": state, "state_label": wf.states[state].label},
             "totals": totals,
+            "links": dict(links or {}),
         })
         return context
 
     def _audit(self, tx: Tx, stamp: str, user: User, case_id: str, wf: Workflow, trigger: str,
                source: str | None, dest: str, changed: list[dict[str, Any]],
-               documents: list[str]) -> None:
+               documents: list[str], *, warnings: list[str] | None = None,
+               note: str | None = None) -> None:
+        """Append one event to the audit trail (never updated or deleted)."""
         tx.append("audit", {"seq": tx.next_counter("audit"), "at": stamp, "actor": user.login,
                             "case_id": case_id, "workflow": wf.key, "trigger": trigger,
                             "from": source, "to": dest, "changed": changed,
-                            "documents": documents})
+                            "documents": documents, "warnings": warnings or [],
+                            "note": note})
+
+    def _links_context(self, tx: Tx, record: Mapping[str, Any]) -> dict[str, Any]:
+        """``links.<workflow>``: the linked case's id and its current issued document number."""
+        out = {}
+        for key, ids in record.get("links", {}).items():
+            if not ids:
+                continue
+            docs = sorted(tx.search("documents", case_id=ids[-1], status="issued"),
+                          key=lambda d: d["issued_at"])
+            out[key] = {"id": ids[-1], "ids": list(ids), "number": docs[-1]["number"] if docs else ""}
+        return out
 
 
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:

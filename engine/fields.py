@@ -18,8 +18,8 @@ from .config import Config
 from .errors import InputError
 from .text import clean_text
 
-FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice", "boolean",
-               "user", "table")
+FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice", "multichoice",
+               "boolean", "user", "table")
 _DEFAULT_MAX_LENGTH = {"string": 200, "text": 5000}
 
 
@@ -32,8 +32,13 @@ class FieldSpec:
     label: str
     required: bool = False
     required_if: dict[str, str] = field(default_factory=dict)
+    required_if_set: tuple[str, ...] = ()
     rule: str | None = None
+    rule_field: str | None = None  # the rule depends on this field's value …
+    rule_map: dict[str, str] = field(default_factory=dict)  # … value → rule name
+    override: str | None = None  # a boolean field that, when true, accepts a rule's warning
     choices: tuple[str, ...] = ()
+    choice_labels: dict[str, str] = field(default_factory=dict)
     min: str | None = None
     max: str | None = None
     max_length: int | None = None
@@ -46,8 +51,13 @@ class FieldSpec:
         """Required outright, or because another field has a given value (``required_if``)."""
         if self.required:
             return True
+        if any(not is_empty(data.get(k)) for k in self.required_if_set):
+            return True
         return bool(self.required_if) and all(
             _as_text(data.get(k)) == v for k, v in self.required_if.items())
+
+    def choice_label(self, value: str) -> str:
+        return self.choice_labels.get(value, value)
 
 
 def _as_text(value: Any) -> str:
@@ -61,15 +71,22 @@ def is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or value == []
 
 
-def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> Any:
-    """Check one raw value and return its stored (JSON-safe) form; ``None`` for empty."""
+def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "",
+              rule: str | None = None, warnings: list[str] | None = None) -> Any:
+    """Check one raw value and return its stored (JSON-safe) form; ``None`` for empty.
+
+    ``rule`` replaces ``spec.rule`` (for fields whose rule depends on another field). A rule's
+    *warning* is accepted when ``warnings`` is a list (the caller's override is on); the message
+    is appended to it so the caller can record what was accepted.
+    """
     label = f"{where}{spec.label}"
+    rule = rule or spec.rule
 
     def bad(reason: str) -> InputError:
         return InputError(f"{label}（{spec.name}）{reason}", field=spec.name, label=label)
 
     if is_empty(raw):
-        return [] if spec.type == "table" else None
+        return [] if spec.type in ("table", "multichoice") else None
     kind = spec.type
     if kind in ("string", "text", "choice"):
         if not isinstance(raw, str):
@@ -84,13 +101,27 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "") -> 
         if len(value) > limit:
             raise bad(f"过长：{len(value)} 个字符，最多 {limit} 个")
         if kind == "choice" and value not in spec.choices:
-            raise bad(f"\"{value}\" 不是可选值；可选：{'、'.join(spec.choices)}")
-        if spec.rule:
+            raise bad(f"\"{value}\" 不是可选值；可选：{_choices(spec)}")
+        if rule:
             try:
-                value = validators.check(spec.rule, value)
+                value = validators.check(rule, value)
+            except validators.RuleWarning as warning:
+                if warnings is None:
+                    raise bad(f"\"{value}\" 存疑：{warning}") from None
+                warnings.append(f"{label}（{spec.name}）\"{value}\"：{warning}（已按例外接受）")
+                value = warning.normalized
             except validators.RuleViolation as err:
                 raise bad(f"\"{value}\" 无效：{err}") from None
         return value
+    if kind == "multichoice":
+        items = raw if isinstance(raw, list) else None
+        if items is None or not all(isinstance(i, str) for i in items):
+            raise bad(f"应为可选值的列表，收到 {_show(raw)}")
+        unknown = [i for i in items if i.strip() not in spec.choices]
+        if unknown:
+            raise bad(f"\"{unknown[0]}\" 不是可选值；可选：{_choices(spec)}")
+        chosen = {i.strip() for i in items}
+        return [c for c in spec.choices if c in chosen]
     if kind == "money":
         try:
             amount = money.parse_money(raw)
@@ -190,7 +221,7 @@ def _normalize_table(spec: FieldSpec, raw: Any, config: Config, label: str) -> l
 def to_python(spec: FieldSpec, stored: Any, config: Config) -> Any:
     """The stored form turned into the value templates and calculators work with."""
     if stored is None:
-        return [] if spec.type == "table" else None
+        return [] if spec.type in ("table", "multichoice") else None
     if spec.type == "money":
         return Decimal(stored)
     if spec.type == "date":
@@ -204,6 +235,11 @@ def to_python(spec: FieldSpec, stored: Any, config: Config) -> Any:
         return [{name: to_python(col, row.get(name), config) for name, col in spec.columns.items()}
                 for row in stored]
     return stored
+
+
+def _choices(spec: FieldSpec) -> str:
+    return "、".join(f"{c}（{spec.choice_labels[c]}）" if c in spec.choice_labels else c
+                    for c in spec.choices)
 
 
 def _show(value: Any) -> str:

@@ -1,31 +1,131 @@
-"""PDF finishing with pypdf: document metadata. Knows nothing of cases or workflows.
+"""PDF finishing with pypdf: document metadata and empty signature fields. Knows nothing of
+cases or workflows.
 
 Title, author and subject are also set in the .docx core properties before conversion, so the
 Info dictionary LibreOffice writes and the XMP packet agree; here we add dealerdocs' own keys
-(document number, case, template and hashes) that make a printed-out PDF traceable.
+(document number, case, template and hashes) that make a printed-out PDF traceable, and, for
+documents that are signed electronically, empty AcroForm ``/Sig`` fields placed where the
+template prints the signature labels (found by their text, so editing the template in Word
+moves the fields with it).
 """
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Mapping
 
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
+from pypdf.generic import (ArrayObject, DictionaryObject, FloatObject, NameObject, NumberObject,
+                           TextStringObject)
 
-from .errors import ConversionError
+from .errors import ConversionError, TemplateError
+
+# The signature box: from the label's left edge, below its baseline (points; 1 cm ≈ 28.35).
+SIG_WIDTH, SIG_HEIGHT, SIG_GAP = 150.0, 56.0, 4.0
 
 
-def finish(pdf: bytes, metadata: Mapping[str, str]) -> bytes:
-    """Return ``pdf`` with ``metadata`` merged into its Info dictionary (keys without ``/``)."""
+@dataclass(frozen=True)
+class Placement:
+    name: str
+    page: int  # 0-based
+    rect: tuple[float, float, float, float]
+
+
+def finish(pdf: bytes, metadata: Mapping[str, str],
+           signatures: Mapping[str, str] | None = None) -> bytes:
+    """Return ``pdf`` with ``metadata`` merged into its Info dictionary (keys without ``/``)
+    and an empty signature field named after each key of ``signatures`` at its anchor text."""
     try:
         reader = PdfReader(io.BytesIO(pdf))
+        placements = [locate_signature(reader, name, anchor)
+                      for name, anchor in (signatures or {}).items()]
         writer = PdfWriter(clone_from=reader)
         writer.add_metadata({f"/{k}": str(v) for k, v in metadata.items()})
+        if placements:
+            _add_signature_fields(writer, placements)
         out = io.BytesIO()
         writer.write(out)
     except (PyPdfError, ValueError) as err:
-        raise ConversionError(f"无法写入 PDF 元数据：{err}") from err
+        raise ConversionError(f"无法完成 PDF（元数据 / 签名域）：{err}") from err
     return out.getvalue()
+
+
+def locate_signature(reader: PdfReader, name: str, anchor: str) -> Placement:
+    """Where the signature box for ``anchor`` goes: below the last occurrence of the text,
+    searching from the last page (signature blocks end a document)."""
+    for index in range(len(reader.pages) - 1, -1, -1):
+        position = _find_text(reader.pages[index], anchor)
+        if position is not None:
+            x, y = position
+            return Placement(name, index, (x, y - SIG_GAP - SIG_HEIGHT, x + SIG_WIDTH, y - SIG_GAP))
+    raise TemplateError(f"PDF 中找不到签名位置文字「{anchor}」（签名域 {name}）；"
+                        f"模板的签名区须原样包含这段文字", anchor=anchor)
+
+
+def _find_text(page, anchor: str) -> tuple[float, float] | None:
+    """Baseline start (x, y) in page space of the last occurrence of ``anchor`` on ``page``."""
+    pieces: list[tuple[int, float, float]] = []
+    text = []
+    length = 0
+
+    def visit(chunk, cm, tm, font_dict, font_size):
+        nonlocal length
+        if not chunk:
+            return
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+        pieces.append((length, x, y))
+        text.append(chunk)
+        length += len(chunk)
+
+    page.extract_text(visitor_text=visit)
+    joined = "".join(text)
+    at = joined.rfind(anchor)
+    if at < 0:
+        return None
+    start = max((p for p in pieces if p[0] <= at), key=lambda p: p[0])
+    return start[1], start[2]
+
+
+def _add_signature_fields(writer: PdfWriter, placements: list[Placement]) -> None:
+    fields = ArrayObject()
+    for p in placements:
+        page = writer.pages[p.page]
+        widget = DictionaryObject({
+            NameObject("/Type"): NameObject("/Annot"),
+            NameObject("/Subtype"): NameObject("/Widget"),
+            NameObject("/FT"): NameObject("/Sig"),
+            NameObject("/T"): TextStringObject(p.name),
+            NameObject("/Rect"): ArrayObject([FloatObject(round(v, 2)) for v in p.rect]),
+            NameObject("/F"): NumberObject(4),  # print
+            NameObject("/P"): page.indirect_reference,
+        })
+        ref = writer._add_object(widget)
+        annots = page.get("/Annots")
+        annots = annots.get_object() if annots is not None else None
+        if annots is None:
+            annots = ArrayObject()
+            page[NameObject("/Annots")] = annots
+        annots.append(ref)
+        fields.append(ref)
+    writer._root_object[NameObject("/AcroForm")] = DictionaryObject({
+        NameObject("/Fields"): fields,
+        NameObject("/SigFlags"): NumberObject(1),  # SignaturesExist
+    })
+
+
+def signature_fields(pdf: bytes) -> dict[str, dict[str, object]]:
+    """The document's signature fields: ``{name: {"page": n, "rect": [...], "signed": bool}}``."""
+    reader = PdfReader(io.BytesIO(pdf))
+    out = {}
+    for index, page in enumerate(reader.pages):
+        for ref in page.get("/Annots") or []:
+            annot = ref.get_object()
+            if annot.get("/FT") == "/Sig":
+                out[str(annot["/T"])] = {"page": index, "rect": [float(v) for v in annot["/Rect"]],
+                                         "signed": "/V" in annot}
+    return out
 
 
 def read_metadata(pdf: bytes) -> dict[str, str]:

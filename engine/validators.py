@@ -40,6 +40,14 @@ class RuleViolation(ValueError):
         self.value = value
 
 
+class RuleWarning(RuleViolation):
+    """A doubtful value that an explicit override may accept; ``normalized`` is what is stored then."""
+
+    def __init__(self, message: str, value: str | None, normalized: str) -> None:
+        super().__init__(message, value)
+        self.normalized = normalized
+
+
 def _clean(value: str, drop: str = " ", upper: bool = True) -> str:
     """Full-width → half-width, drop separators and whitespace, upper-case; empty is a violation."""
     if not isinstance(value, str):
@@ -140,8 +148,21 @@ def vin(value: str) -> str:
                             f"{_got(value)}", value)
     check = _vin_check(v)
     if v[8] != check:
-        raise RuleViolation(f"第 9 位校验位不符：按其余各位应为 {check}，实际为 {v[8]}，请逐位核对"
-                            f"{_got(value)}", value)
+        message = (f"第 9 位校验位不符：按其余各位应为 {check}，实际为 {v[8]}，请逐位核对"
+                   f"{_got(value)}")
+        if v[0] == "L":  # built in China: GB 16735 makes the check digit mandatory
+            raise RuleViolation(message, value)
+        # Imported / parallel-import VINs (ISO 3779 leaves the check digit optional, e.g. EU
+        # makers): a warning that an explicit override accepts.
+        raise RuleWarning(message + "；非国产车可勾选校验位例外后保存", value, v)
+    return v
+
+
+def engine_number(value: str) -> str:
+    """Engine or drive-motor number as stamped: 5–20 letters, digits and hyphens, upper-cased."""
+    v = _clean(value, " ")
+    if not re.fullmatch(r"[A-Z0-9][A-Z0-9-]{3,18}[A-Z0-9]", v):
+        raise RuleViolation(f"应为 5–20 位字母、数字（可含连字符）{_got(value)}", value)
     return v
 
 
@@ -164,6 +185,7 @@ def plate(value: str) -> str:
 
 RULES: dict[str, Callable[[str], str]] = {
     "mobile": mobile, "cn_id": cn_id, "uscc": uscc, "vin": vin, "plate": plate,
+    "engine_number": engine_number,
 }
 
 

@@ -26,7 +26,7 @@ from .typedtoml import build
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
 # Names the renderer puts into every template context; a field may not shadow them.
-RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "now", "loop"})
+RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "links", "now", "loop"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -38,8 +38,13 @@ class _FieldDef:
     label: str
     required: bool = False
     required_if: dict[str, str] = field(default_factory=dict)
+    required_if_set: list[str] = field(default_factory=list)
     rule: str | None = None
+    rule_field: str | None = None
+    rule_map: dict[str, str] = field(default_factory=dict)
+    override: str | None = None
     choices: list[str] = field(default_factory=list)
+    choice_labels: dict[str, str] = field(default_factory=dict)
     min: str | None = None
     max: str | None = None
     max_length: int | None = None
@@ -60,6 +65,14 @@ class _DocumentDef:
     title: str
     template: str
     series: str
+    signatures: dict[str, str] = field(default_factory=dict)  # field name → anchor text
+
+
+@dataclass(frozen=True)
+class _CreateFromDef:
+    states: list[str]
+    fields: dict[str, str]  # target field → source field
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,10 @@ class _TransitionDef:
     documents: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    not_actor_of: list[str] = field(default_factory=list)
+    void_documents: bool = False
+    stamps: list[str] = field(default_factory=list)
+    fire_linked: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,7 @@ class _WorkflowFile:
     transitions: list[_TransitionDef]
     documents: dict[str, _DocumentDef] = field(default_factory=dict)
     totals: dict[str, str] = field(default_factory=dict)  # computed value → Chinese label
+    create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -113,6 +131,17 @@ class DocumentSpec:
     title: str
     template: str
     series: str
+    signatures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateFrom:
+    """A case of this workflow may be opened from a case of ``source`` in one of ``states``."""
+
+    source: str
+    states: tuple[str, ...]
+    fields: dict[str, str]
+    required: bool
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,11 @@ class TransitionSpec:
     documents: tuple[str, ...]
     checks: tuple[str, ...]
     conditions: tuple[str, ...]
+    not_actor_of: tuple[str, ...] = ()
+    void_documents: bool = False
+    stamps: tuple[str, ...] = ()
+    fire_linked: dict[str, str] = field(default_factory=dict)
+    route: int = 0  # index among the transitions sharing this trigger and source
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -148,14 +182,16 @@ class Workflow:
     source: Path
     total_labels: dict[str, str] = field(default_factory=dict)
     summary: tuple[str, ...] = ()
+    create_from: dict[str, CreateFrom] = field(default_factory=dict)
 
-    def find_transition(self, trigger: str, state: str) -> TransitionSpec:
-        """The transition ``trigger`` from ``state``, or a StateError that says what is possible."""
-        for t in self.transitions:
-            if t.trigger == trigger and state in t.sources:
-                return t
+    def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
+        """The transitions ``trigger`` may take from ``state``, in definition order; the first
+        whose conditions hold is taken. Raises a StateError that says what is possible."""
+        found = [t for t in self.transitions if t.trigger == trigger and state in t.sources]
+        if found:
+            return found
         here = self.available(state)
-        options = "、".join(f"{t.trigger}（{t.label}）" for t in here) or "无（终态）"
+        options = "、".join(dict.fromkeys(f"{t.trigger}（{t.label}）" for t in here)) or "无（终态）"
         state_label = self.states[state].label
         known = sorted({t.trigger for t in self.transitions})
         if trigger not in known:
@@ -178,8 +214,20 @@ class Workflow:
         """
         return Machine(model=None, states=list(self.states), initial=None,
                        transitions=[{"trigger": t.trigger, "source": list(t.sources),
-                                     "dest": t.dest} for t in self.transitions],
+                                     "dest": t.dest, "conditions": [_RouteIs(t.route)]}
+                                    for t in self.transitions],
                        auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+
+
+class _RouteIs:
+    """Machine condition: the engine chose this route (after evaluating the workflow's own
+    conditions on the case data), so the machine stays the authority on which moves exist."""
+
+    def __init__(self, route: int) -> None:
+        self.route = route
+
+    def __call__(self, event) -> bool:
+        return event.kwargs.get("route", 0) == self.route
 
 
 def load_workflows(config: Config) -> dict[str, Workflow]:
@@ -195,6 +243,8 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
             raise WorkflowDefinitionError(f"{path.name}: workflow.key \"{wf.key}\" 与 "
                                           f"{workflows[wf.key].source.name} 重复", path=str(path))
         workflows[wf.key] = wf
+    for w in workflows.values():
+        _check_links(w, workflows)
     prefixes = [w.case_prefix for w in workflows.values()]
     for w in workflows.values():
         if prefixes.count(w.case_prefix) > 1:
@@ -202,6 +252,41 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
                                           f"\"{w.case_prefix}\" 被多个工作流使用",
                                           path=str(w.source))
     return workflows
+
+
+def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
+    """``create_from`` and ``fire_linked`` name other workflows: check them against those."""
+    def fail(key: str, message: str) -> WorkflowDefinitionError:
+        return WorkflowDefinitionError(f"{wf.source.name}: {key}: {message}",
+                                       path=str(wf.source), key=key)
+
+    for name, cf in wf.create_from.items():
+        source = workflows.get(name)
+        if source is None:
+            raise fail(f"create_from.{name}", f"没有名为 \"{name}\" 的工作流")
+        for i, state in enumerate(cf.states):
+            if state not in source.states:
+                raise fail(f"create_from.{name}.states[{i}]", f"\"{state}\" 不是 {name} 的状态")
+        for target, origin in cf.fields.items():
+            if target not in wf.fields:
+                raise fail(f"create_from.{name}.fields.{target}", "不是本工作流的字段")
+            if origin not in source.fields:
+                raise fail(f"create_from.{name}.fields.{target}", f"\"{origin}\" 不是 {name} 的字段")
+            if wf.fields[target].type != source.fields[origin].type:
+                raise fail(f"create_from.{name}.fields.{target}",
+                           f"类型 {wf.fields[target].type} 与 {name}.{origin} 的 "
+                           f"{source.fields[origin].type} 不同")
+    linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
+    for i, t in enumerate(wf.transitions):
+        for name, trigger in t.fire_linked.items():
+            key = f"transitions[{i}].fire_linked.{name}"
+            if name not in linked:
+                raise fail(key, f"与工作流 \"{name}\" 没有关联（create_from）")
+            targets = [x for x in workflows[name].transitions if x.trigger == trigger]
+            if not targets:
+                raise fail(key, f"\"{trigger}\" 不是 {name} 的操作")
+            if any(x.documents for x in targets):
+                raise fail(key, f"{name} 的 \"{trigger}\" 会出具文档，不能被联动触发")
 
 
 def load_workflow(path: Path, config: Config) -> Workflow:
@@ -233,10 +318,23 @@ def load_workflow(path: Path, config: Config) -> Workflow:
 
     fields = {name: _field(name, d, f"fields.{name}", fail) for name, d in wf.fields.items()}
     for name, spec in fields.items():
-        for other in spec.required_if:
+        for other in list(spec.required_if) + list(spec.required_if_set):
             if other not in fields:
                 raise fail(f"fields.{name}.required_if", f"引用了未定义的字段 \"{other}\"")
         check_roles(list(spec.roles), f"fields.{name}.roles")
+        if spec.rule_field is not None:
+            ruler = fields.get(spec.rule_field)
+            if ruler is None or ruler.type != "choice" or ruler.rule_field:
+                raise fail(f"fields.{name}.rule_field", f"\"{spec.rule_field}\" 应为本工作流的 choice 字段")
+            for value, rule in spec.rule_map.items():
+                if value not in ruler.choices:
+                    raise fail(f"fields.{name}.rule_map.{value}",
+                               f"\"{value}\" 不是 {spec.rule_field} 的可选值")
+                if rule not in validators.RULES:
+                    raise fail(f"fields.{name}.rule_map.{value}", f"未知的校验规则 \"{rule}\"")
+        if spec.override is not None and (spec.override not in fields
+                                          or fields[spec.override].type != "boolean"):
+            raise fail(f"fields.{name}.override", f"\"{spec.override}\" 应为本工作流的 boolean 字段")
     for i, name in enumerate(head.summary):
         if name not in fields:
             raise fail(f"workflow.summary[{i}]", f"\"{name}\" 不是已定义的字段")
@@ -262,10 +360,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if not (config.templates_dir / d.template).is_file():
             raise fail(f"documents.{key}.template",
                        f"模板文件不存在：{config.templates_dir / d.template}")
-        documents[key] = DocumentSpec(key, d.title, d.template, d.series)
+        documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures))
 
     transitions = []
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], _TransitionDef] = {}
+    routes: dict[str, int] = {}
+    triggers = {t.trigger for t in wf.transitions} | {"create"}
     for i, t in enumerate(wf.transitions):
         key = f"transitions[{i}]"
         if not _NAME.match(t.trigger) or t.trigger in ("trigger", "state"):
@@ -273,9 +373,22 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, source in enumerate(t.source):
             if source not in states:
                 raise fail(f"{key}.source[{j}]", f"\"{source}\" 不是已定义的状态")
-            if (t.trigger, source) in seen:
-                raise fail(f"{key}", f"操作 \"{t.trigger}\" 在状态 \"{source}\" 下重复定义")
-            seen.add((t.trigger, source))
+            earlier = seen.get((t.trigger, source))
+            if earlier is not None:
+                # Several transitions may share a trigger and source (conditional routing);
+                # every one but the last must have conditions, and all edit the same fields.
+                if not earlier.conditions:
+                    raise fail(f"{key}", f"操作 \"{t.trigger}\" 在状态 \"{source}\" 下已有一个无条件的"
+                                         f"定义；同名操作只有前面的带 conditions 时才能再定义")
+                if set(earlier.edits) != set(t.edits):
+                    raise fail(f"{key}.edits", f"同名操作 \"{t.trigger}\" 的 edits 应相同")
+            seen[(t.trigger, source)] = t
+        for j, name in enumerate(t.not_actor_of):
+            if name not in triggers:
+                raise fail(f"{key}.not_actor_of[{j}]", f"\"{name}\" 不是本工作流的操作（或 create）")
+        for j, name in enumerate(t.stamps):
+            if name not in fields or fields[name].type not in ("datetime", "date"):
+                raise fail(f"{key}.stamps[{j}]", f"\"{name}\" 应为 date 或 datetime 类型的字段")
         if t.dest not in states:
             raise fail(f"{key}.dest", f"\"{t.dest}\" 不是已定义的状态")
         check_roles(t.roles, f"{key}.roles")
@@ -290,14 +403,20 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.documents[{j}]", f"\"{name}\" 不是 [documents] 中定义的文档")
         check_names(t.checks, checks.CHECKS, f"{key}.checks", "检查")
         check_names(t.conditions, checks.CONDITIONS, f"{key}.conditions", "条件")
+        route = routes.get(t.trigger, 0)
+        routes[t.trigger] = route + 1
         transitions.append(TransitionSpec(t.trigger, t.label, tuple(t.source), t.dest,
                                           tuple(t.roles), tuple(t.requires), tuple(t.edits),
                                           tuple(t.documents), tuple(t.checks),
-                                          tuple(t.conditions)))
+                                          tuple(t.conditions), tuple(t.not_actor_of),
+                                          t.void_documents, tuple(t.stamps), dict(t.fire_linked),
+                                          route))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), head.calculator, tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path, dict(wf.totals),
-                    tuple(head.summary))
+                    tuple(head.summary),
+                    {name: CreateFrom(name, tuple(cf.states), dict(cf.fields), cf.required)
+                     for name, cf in wf.create_from.items()})
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
@@ -307,8 +426,13 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
         raise fail(f"{key}.type", f"未知的字段类型 \"{d.type}\"（可用：{', '.join(FIELD_TYPES)}）")
     if d.rule is not None and d.rule not in validators.RULES:
         raise fail(f"{key}.rule", f"未知的校验规则 \"{d.rule}\"（可用：{', '.join(validators.RULES)}）")
-    if d.type == "choice" and not d.choices:
-        raise fail(f"{key}.choices", "choice 类型的字段需要 choices")
+    if d.type in ("choice", "multichoice") and not d.choices:
+        raise fail(f"{key}.choices", f"{d.type} 类型的字段需要 choices")
+    for value in d.choice_labels:
+        if value not in d.choices:
+            raise fail(f"{key}.choice_labels.{value}", f"\"{value}\" 不在 choices 中")
+    if bool(d.rule_field) != bool(d.rule_map) or (d.rule_field and d.rule):
+        raise fail(f"{key}.rule_field", "rule_field 与 rule_map 须同时给出，且不能再写 rule")
     if d.type == "table" and not d.columns:
         raise fail(f"{key}.columns", "table 类型的字段需要 columns")
     if d.type != "table" and d.columns:
@@ -328,6 +452,9 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
             if other not in columns:
                 raise fail(f"{key}.columns.{c}.required_if", f"引用了本表未定义的列 \"{other}\"")
     return FieldSpec(name=name, type=d.type, label=d.label, required=d.required,
-                     required_if=dict(d.required_if), rule=d.rule, choices=tuple(d.choices),
+                     required_if=dict(d.required_if), required_if_set=tuple(d.required_if_set),
+                     rule=d.rule, rule_field=d.rule_field, rule_map=dict(d.rule_map),
+                     override=d.override, choices=tuple(d.choices),
+                     choice_labels=dict(d.choice_labels),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
                      roles=tuple(d.roles), default=d.default, columns=columns)

@@ -1,9 +1,13 @@
 """The demo scenario on the embedded store (``make demo``).
 
-A day at the sales desk: four quotes are drafted and issued; one is revised after the customer
-haggles (its first version is superseded), one is accepted, one was issued ten days ago and has
-now expired, one is cancelled. Real .docx and PDF files land in the configured outbox; the
-script ends with the cases and the register, and checks every archived file's hash.
+A day at the sales desk: quotes are drafted and issued; one is revised after the customer
+haggles (its first version is superseded), one was issued ten days ago and has now expired,
+one is cancelled. Then the whole sales chain twice: an individual buyer whose accepted quote
+becomes a contract that needs the sales manager's approval (discount above the store's
+threshold), and a company buyer whose contract goes straight to approval; both are signed,
+the cars pass PDI and are handed over (which fulfils the contracts) and followed up. Real .docx
+and PDF files land in the configured outbox; the script ends with the cases and the register,
+and checks every archived file's hash.
 """
 from __future__ import annotations
 
@@ -65,16 +69,71 @@ def main() -> int:
                                               customer_mobile="18600001111"), "li")
         eng.fire(cancelled.id, "cancel", "li")
 
-        mine = {stale.id, revised.id, accepted.id, cancelled.id}
+        # The sales chain, individual buyer: the accepted quote becomes a contract.
+        chain = eng.create("quote", quote(), "zhang")
+        eng.fire(chain.id, "issue", "zhang")
+        eng.fire(chain.id, "accept", "zhang")
+        dates = {"deposit_date": today.isoformat(),
+                 "payment_deadline": (today + timedelta(days=10)).isoformat(),
+                 "delivery_deadline": (today + timedelta(days=20)).isoformat()}
+        contract_data = json.loads((HERE / "contract.json").read_text(encoding="utf-8"),
+                                   parse_float=Decimal)
+        from_quote = {k: v for k, v in contract_data.items()
+                      if k not in ("vehicle_price", "discount", "accessories")}
+        individual = eng.create("contract", {**from_quote, **dates}, "zhang", source=chain.id)
+        eng.fire(individual.id, "submit", "zhang")          # 8,000 off: above 5 % → manager
+        eng.fire(individual.id, "approve", "wang")
+        contracts = [individual.id]
+
+        # Company buyer with an agent, discount within the threshold: approved on submit.
+        company = eng.create("contract", {
+            **contract_data, **dates, "buyer_type": "company",
+            "customer_name": "北京星河物流有限公司", "buyer_id_number": "91110108772551611J",
+            "buyer_legal_representative": "周星河", "buyer_address": "北京市朝阳区酒仙桥路 10 号",
+            "agent_name": "吴昊", "agent_id_number": "360426199101010071",
+            "agent_mobile": "13700001111", "customer_mobile": "13700001111",
+            "vin": "LDC613P23A1305189", "engine_number": "EC8M2503001",
+            "dispute_resolution": "仲裁", "arbitration_commission": "北京仲裁委员会",
+            "agency_services": ["车辆上牌"], "consultant": "li"}, "li")
+        eng.fire(company.id, "submit", "li")
+        contracts.append(company.id)
+
+        delivery_data = json.loads((HERE / "delivery.json").read_text(encoding="utf-8"),
+                                   parse_float=Decimal)
+        deliveries = []
+        for contract_id, who in zip(contracts, ("zhang", "li")):
+            eng.fire(contract_id, "issue", who)
+            eng.fire(contract_id, "sign", who, {"signed_date": today.isoformat()})
+            car = eng.case(contract_id)["data"]
+            booking = {**delivery_data, "delivery_date": today.isoformat(),
+                       "pdi_date": today.isoformat(), "customer_name": car["customer_name"],
+                       "customer_mobile": car["customer_mobile"], "buyer_type": car["buyer_type"],
+                       "buyer_id_number": car["buyer_id_number"], "vin": car["vin"],
+                       "engine_number": car["engine_number"]}
+            if car["buyer_type"] == "company":
+                booking.update(receiver="委托代理人", agent_name="吴昊",
+                               agent_id_number="360426199101010071")
+            delivery = eng.create("delivery", booking, who, source=contract_id)
+            eng.fire(delivery.id, "confirm", who)
+            eng.fire(delivery.id, "pdi", who)
+            eng.fire(delivery.id, "deliver", who)
+            eng.fire(delivery.id, "follow_up", who, {
+                "followup_date": today.isoformat(), "followup_by": "高磊",
+                "followup_result": "满意"})
+            deliveries.append(delivery.id)
+
+        mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
+                *deliveries}
         cases = [c for c in eng.cases() if c["id"] in mine]
         print("案件")
-        print(table(["案件", "状态", "客户", "合计"],
+        print(table(["案件", "状态", "摘要", "合计"],
                     [[c["id"], c["state_label"], c["summary"], c["total"] or ""]
                      for c in cases]))
         docs = [d for d in eng.documents() if d["case_id"] in mine]
         print("\n已出具文档")
-        print(table(["编号", "版本", "案件", "状态", "PDF"],
-                    [[d["number"], str(d["version"]), d["case_id"], d["status"], d["pdf"]]
+        print(table(["编号", "文档", "版本", "案件", "状态", "PDF"],
+                    [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
+                      d["pdf"]]
                      for d in docs]))
         problems = eng.verify()
         print(f"\n校验：{'通过' if not problems else f'{len(problems)} 个文件有问题'}"

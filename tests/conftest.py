@@ -7,12 +7,13 @@ import json
 import shutil
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
-from helpers import CST, ROOT, Clock, make_dealer_dir
+from helpers import CST, ROOT, Clock, make_dealer_dir, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,10 @@ def quote_data() -> dict:
                       parse_float=Decimal)
 
 
+
+
+@pytest.fixture
+def dealer(tmp_path) -> Path:
+    """A dealership folder made by `dealerdocs init` (for tests that drive the CLI)."""
+    run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
+    return tmp_path / "store"

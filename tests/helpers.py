@@ -70,3 +70,20 @@ def docx_text(data_or_path) -> str:
         parts.extend(p.text for p in section.header.paragraphs)
         parts.extend(p.text for p in section.footer.paragraphs)
     return "\n".join(parts)
+
+
+def dealerdocs_bin() -> str:
+    """The console script installed next to this Python (the real entry point)."""
+    import sys
+
+    return str(Path(sys.executable).parent / "dealerdocs")
+
+
+def run_cli(*args: str, cwd: Path, stdin: str | None = None, check: bool = True):
+    """Run ``dealerdocs`` as a separate process; fail with its output if ``check`` and it fails."""
+    proc = subprocess.run([dealerdocs_bin(), *args], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

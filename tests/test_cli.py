@@ -14,27 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from helpers import ROOT, pdf_text
+from helpers import ROOT, dealerdocs_bin, pdf_text, run_cli
 
-DEALERDOCS = str(Path(sys.executable).parent / "dealerdocs")
+DEALERDOCS = dealerdocs_bin()
 EXAMPLE = ROOT / "examples" / "quote.json"
 YEAR = datetime.now(ZoneInfo("Asia/Shanghai")).year  # config.toml timezone
 
 
-def run(*args: str, cwd: Path, stdin: str | None = None, check: bool = True):
-    proc = subprocess.run([DEALERDOCS, *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-@pytest.fixture
-def dealer(tmp_path) -> Path:
-    """A dealership folder made by `dealerdocs init`."""
-    run("init", str(tmp_path / "store"), cwd=tmp_path)
-    return tmp_path / "store"
+run = run_cli
 
 
 def test_init_writes_a_working_config(dealer):

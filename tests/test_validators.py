@@ -24,7 +24,34 @@ def test_vectors_copy_matches_shared() -> None:
 
 
 def test_registry_names() -> None:
-    assert set(RULES) == set(KINDS)
+    assert set(RULES) == set(KINDS) | {"engine_number"}
+
+
+def test_foreign_vin_check_digit_is_a_warning_domestic_an_error() -> None:
+    from engine.validators import RuleWarning
+
+    with pytest.raises(RuleWarning) as foreign:
+        check("vin", "9bwzzz377vt004251")
+    with pytest.raises(RuleViolation) as domestic:
+        check("vin", "LDC613P24A1305189")
+
+    assert foreign.value.normalized == "9BWZZZ377VT004251"
+    assert "校验位例外" in str(foreign.value)
+    assert not isinstance(domestic.value, RuleWarning)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("sqre4t15 b", "SQRE4T15B"), ("G4FG-12345", "G4FG-12345"), ("TZ220XS0123", "TZ220XS0123"),
+])
+def test_engine_number_normalised(raw, expected) -> None:
+    assert check("engine_number", raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["ab1", "发动机123456", "-ABC12", "A" * 21])
+def test_engine_number_refused(raw) -> None:
+    with pytest.raises(RuleViolation) as raised:
+        check("engine_number", raw)
+    assert "5–20 位" in str(raised.value)
 
 
 @pytest.mark.parametrize("rule, value", VALID)

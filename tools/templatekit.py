@@ -41,8 +41,8 @@ __all__ = [
     "BODY_FONT", "HEADING_FONT", "Cm", "Pt", "ALLOWED_FONTS", "Margins", "C",
     "new_document", "add_title", "add_heading", "add_paragraph", "add_meta_line",
     "add_tag_paragraph", "add_table", "add_row", "add_tag_row", "keep_together",
-    "add_signature_block", "set_header", "set_footer", "add_field", "text_width_cm", "save",
-    "font_problems",
+    "keep_with_next", "borderless", "add_signature_block", "set_header", "set_footer",
+    "add_field", "text_width_cm", "save", "font_problems",
 ]
 
 BODY_FONT = "宋体"      # SimSun; mapped to Noto Serif CJK SC at conversion
@@ -252,6 +252,13 @@ def _styles_xml(text_width_twips: int) -> str:
                 ppr='<w:keepNext/><w:keepLines/><w:spacing w:before="0" w:after="0" '
                     'w:line="280" w:lineRule="exact"/><w:ind w:left="300" w:hanging="300"/>',
                 rpr=f'<w:sz w:val="{SZ_SMALL}"/><w:szCs w:val="{SZ_SMALL}"/>'),
+        # 条款 / 条款子项 / 条款续行 / 正文首行缩进: contract clauses. An item is written
+        # "1.<tab>text" (hanging indent of two characters), a sub-item "（1）<tab>text" under
+        # the item's text; 条款续行 continues an item's text without a number.
+        _pstyle("ClauseItem", "条款", ppr='<w:ind w:left="420" w:hanging="420"/>'),
+        _pstyle("ClauseSub", "条款子项", ppr='<w:ind w:left="1050" w:hanging="630"/>'),
+        _pstyle("ClauseCont", "条款续行", ppr='<w:ind w:left="420"/>'),
+        _pstyle("BodyIndent", "正文首行缩进", ppr='<w:ind w:firstLine="420"/>'),
         # 签字: signature lines, with room above for a handwritten signature
         _pstyle("Signature", "签字",
                 ppr='<w:keepNext/><w:keepLines/><w:spacing w:before="360" w:after="0" '
@@ -412,9 +419,11 @@ def _grid_twips(table: Table) -> list[int]:
 
 
 def add_row(table: Table, cells: Iterable[Union[C, str]], *, header: bool = False,
-            height_cm: float | None = 0.7, exact: bool = False) -> list[_Cell]:
+            height_cm: float | None = 0.7, exact: bool = False,
+            valign: str = "center") -> list[_Cell]:
     """Append one row. ``header=True`` marks it as a repeating header row. Spans must add up to
-    the number of grid columns. Rows never split across pages."""
+    the number of grid columns. Rows never split across pages. ``valign="top"`` puts the text
+    at the top of a tall row (e.g. a seal area under its label)."""
     specs = [c if isinstance(c, C) else C(c) for c in cells]
     grid = _grid_twips(table)
     if sum(c.span for c in specs) != len(grid):
@@ -440,7 +449,7 @@ def add_row(table: Table, cells: Iterable[Union[C, str]], *, header: bool = Fals
             tc_pr.append(_el("w:gridSpan", val=str(spec.span)))
         if spec.shade or spec.kind in ("label", "header"):
             tc_pr.append(_el("w:shd", val="clear", color="auto", fill=SHADE_HEADER))
-        tc_pr.append(_el("w:vAlign", val="center"))
+        tc_pr.append(_el("w:vAlign", val=valign))
         tc.append(tc_pr)
         tc.append(OxmlElement("w:p"))
         tr.append(tc)
@@ -463,6 +472,31 @@ def keep_together(table: Table) -> None:
             ppr = p.get_or_add_pPr()
             if ppr.find(qn("w:keepNext")) is None:
                 ppr.insert(1 if ppr.find(qn("w:pStyle")) is not None else 0, _el("w:keepNext"))
+
+
+def keep_with_next(*items: Union[Paragraph, Table]) -> None:
+    """"Keep with next" on paragraphs, or on every paragraph of tables (all rows, so the
+    table also stays with what follows it): a final clause and the signature block after it
+    then always share a page."""
+    for item in items:
+        paragraphs = ([item._p] if isinstance(item, Paragraph)  # noqa: SLF001
+                      else list(item._tbl.iter(qn("w:p"))))  # noqa: SLF001
+        for p in paragraphs:
+            ppr = p.get_or_add_pPr()
+            if ppr.find(qn("w:keepNext")) is None:
+                ppr.insert(1 if ppr.find(qn("w:pStyle")) is not None else 0, _el("w:keepNext"))
+
+
+def borderless(table: Table) -> Table:
+    """Remove a table's borders (signature areas, layout grids)."""
+    tbl_pr = table._tbl.tblPr  # noqa: SLF001
+    tbl_pr.remove(tbl_pr.find(qn("w:tblBorders")))
+    tbl_pr.insert(4, parse_xml(
+        f'<w:tblBorders xmlns:w="{W_NS}">'
+        + "".join(f'<w:{s} w:val="nil"/>' for s in ("top", "left", "bottom", "right",
+                                                     "insideH", "insideV"))
+        + "</w:tblBorders>"))
+    return table
 
 
 def add_tag_row(table: Table, tag: str) -> None:
@@ -535,14 +569,7 @@ def add_signature_block(doc: DocxDocument, labels: Sequence[str], *, blank: int 
     """Side-by-side signature areas without borders: ``label：______`` and, under it,
     ``日期：____年____月____日`` for each label."""
     width = text_width_cm(doc) / len(labels)
-    table = add_table(doc, [width] * len(labels))
-    tbl_pr = table._tbl.tblPr  # noqa: SLF001
-    tbl_pr.remove(tbl_pr.find(qn("w:tblBorders")))
-    tbl_pr.insert(4, parse_xml(
-        f'<w:tblBorders xmlns:w="{W_NS}">'
-        + "".join(f'<w:{s} w:val="nil"/>' for s in ("top", "left", "bottom", "right",
-                                                     "insideH", "insideV"))
-        + "</w:tblBorders>"))
+    table = borderless(add_table(doc, [width] * len(labels)))
     for line in ("{label}：" + "_" * blank, "日期：____年____月____日"):
         cells = add_row(table, [C(line.format(label=label)) for label in labels], height_cm=None)
         for cell in cells:

@@ -1,0 +1,259 @@
+"""The sales chain through the CLI: quote → contract (with and without approval) → signed →
+delivery booked → PDI → delivered (fulfils the contract) → follow-up, for an individual and a
+company buyer; and the refusals that protect the store."""
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from pypdf import PdfReader
+
+from helpers import ROOT, docx_text, pdf_fonts, pdf_text, run_cli
+
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+VECTORS = json.loads((Path(__file__).parent / "data" / "vectors.json").read_text(encoding="utf-8"))
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def example(name: str, **changes) -> dict:
+    data = json.loads((ROOT / "examples" / f"{name}.json").read_text(encoding="utf-8"))
+    data.update(changes)
+    return data
+
+
+def contract_data(**changes) -> dict:
+    return example("contract", deposit_date=day(0), payment_deadline=day(10),
+                   delivery_deadline=day(20), **changes)
+
+
+def delivery_data(**changes) -> dict:
+    return example("delivery", delivery_date=day(3), pdi_date=day(0), **changes)
+
+
+def cli(dealer: Path, *args: str, data: dict | None = None, check: bool = True):
+    stdin = None
+    if data is not None:
+        args = (*args, "--data", "-")
+        stdin = json.dumps(data, ensure_ascii=False)
+    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check)
+    return json.loads(proc.stdout) if proc.returncode == 0 else proc
+
+
+def refused(dealer: Path, *args: str, data: dict | None = None) -> str:
+    proc = cli(dealer, *args, data=data, check=False)
+    assert not isinstance(proc, dict), f"{args} was not refused"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def signed_contract(dealer: Path, **changes) -> str:
+    case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data(**changes))["id"]
+    state = cli(dealer, "fire", case, "submit", "--as", "zhang")["state"]
+    if state == "pending_approval":
+        cli(dealer, "fire", case, "approve", "--as", "wang")
+    cli(dealer, "fire", case, "issue", "--as", "zhang")
+    cli(dealer, "fire", case, "sign", "--as", "zhang", data={"signed_date": day(0)})
+    return case
+
+
+def test_individual_chain_from_quote_to_follow_up(dealer):
+    quote = cli(dealer, "new", "quote", "--as", "zhang", data=example("quote"))["id"]
+    cli(dealer, "fire", quote, "issue", "--as", "zhang")
+    cli(dealer, "fire", quote, "accept", "--as", "zhang")
+
+    made = cli(dealer, "new", "contract", "--from-quote", quote, "--as", "zhang",
+               data={k: v for k, v in contract_data().items()
+                     if k not in ("discount", "accessories", "vehicle_price")})
+    contract = made["id"]
+    shown = cli(dealer, "show", contract)
+    assert shown["data"]["vehicle_price"] == "139900.00"  # carried over from the quote
+    assert shown["data"]["discount"] == "8000.00"
+    assert cli(dealer, "show", quote)["links"] == {"contract": [contract]}
+    assert shown["links"] == {"quote": [quote]}
+
+    # 8000 > 5% of 139900: a manager other than the drafter approves
+    assert cli(dealer, "fire", contract, "submit", "--as", "zhang")["state"] == "pending_approval"
+    assert cli(dealer, "fire", contract, "approve", "--as", "wang")["state"] == "approved"
+    issued = cli(dealer, "fire", contract, "issue", "--as", "zhang")
+    [doc] = issued["documents"]
+    assert doc["number"].startswith(f"HT-{TODAY.year}-")
+
+    pdf = Path(doc["pdf"])
+    text = pdf_text(pdf).replace(" ", "")
+    total = "¥135,842.00"  # 139900 − 8000 + accessories 3442 (from the quote) + 500 + 0
+    for expected in ("汽车买卖合同", doc["number"], "刘晓明", "11010519491231002X",
+                     "LSJA24U62JG269225", "SQRE4T15C2501234", total, "壹拾叁万伍仟捌佰肆拾贰元整",
+                     "民法典", "定金", "三包", "不可抗力", "个人信息", "一式两份", "签订地点",
+                     "甲方（盖章）", "乙方（签字或盖章）"):
+        assert expected in text, expected
+    pages = PdfReader(io.BytesIO(pdf.read_bytes())).pages
+    assert f"第{len(pages)}页共{len(pages)}页" in text
+    fields = PdfReader(io.BytesIO(pdf.read_bytes())).get_fields()
+    assert {k for k, v in fields.items() if v.get("/FT") == "/Sig"} == {"seller_signature",
+                                                                        "buyer_signature"}
+    assert all(f["emb"] == "yes" for f in pdf_fonts(pdf))
+    assert "LSJA24U62JG269225" in docx_text(Path(doc["docx"]))
+
+    cli(dealer, "fire", contract, "sign", "--as", "zhang", data={"signed_date": day(0)})
+    delivery = cli(dealer, "new", "delivery", "--from-contract", contract, "--as", "zhang",
+                   data=delivery_data())["id"]
+    booking = cli(dealer, "fire", delivery, "confirm", "--as", "zhang")["documents"][0]
+    booking_text = pdf_text(Path(booking["pdf"])).replace(" ", "")
+    assert "交车预约登记表" in booking_text and "LSJA24U62JG269225" in booking_text
+    assert cli(dealer, "fire", delivery, "pdi", "--as", "zhang")["state"] == "pdi_passed"
+    delivered = cli(dealer, "fire", delivery, "deliver", "--as", "zhang")
+    assert delivered["state"] == "delivered"
+    handover = Path(delivered["documents"][0]["pdf"])
+    handover_text = pdf_text(handover)
+    assert "交车确认单" in handover_text and "LSJA24U62JG269225" in handover_text.replace(" ", "")
+    assert cli(dealer, "show", contract)["state"] == "fulfilled"  # delivering fulfils it
+
+    done = cli(dealer, "fire", delivery, "follow_up", "--as", "zhang",
+               data={"followup_date": day(0), "followup_by": "高磊", "followup_result": "满意"})
+    assert done["state"] == "followed_up"
+    assert run_cli("verify", cwd=dealer).returncode == 0
+
+
+def test_company_buyer_within_threshold_needs_no_approval(dealer):
+    data = contract_data(buyer_type="company", customer_name="北京星河物流有限公司",
+                         buyer_id_number=VECTORS["uscc"]["valid"][1],
+                         buyer_legal_representative="周星河", agent_name="吴昊",
+                         agent_id_number="360426199101010071", agent_mobile="13700001111",
+                         discount="5000.00")
+    contract = cli(dealer, "new", "contract", "--as", "li", data=data)["id"]
+    assert cli(dealer, "fire", contract, "submit", "--as", "li")["state"] == "approved"
+    doc = cli(dealer, "fire", contract, "issue", "--as", "li")["documents"][0]
+    text = pdf_text(Path(doc["pdf"])).replace(" ", "")
+    for expected in ("北京星河物流有限公司", "91230184MA1BUFLT44", "周星河", "吴昊",
+                     "统一社会信用代码"):
+        assert expected in text, expected
+    assert "身份证号码：91230184MA1BUFLT44" not in text
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"deposit": "30000.00"}, "deposit", ["定金 ¥30,000.00", "20%", "¥26,780.00"]),
+    ({"vin": "LDC613P24A1305189"}, "vin", ["校验位", "应为 3"]),
+    ({"buyer_id_number": "110105194912310021"}, "buyer_id_number", ["证件号码", "110105194912310021"]),
+    ({"buyer_type": "company", "buyer_legal_representative": "周",
+      "buyer_id_number": "91110000600037341M"}, "buyer_id_number", ["91110000600037341M"]),
+    ({"customer_mobile": "12812345678"}, "customer_mobile", ["12812345678"]),
+    ({"discount": "150000"}, "discount", ["超过车辆价格"]),
+])
+def test_contract_refusals(dealer, changes, field, words):
+    contract = cli(dealer, "new", "contract", "--as", "zhang",
+                   data={"buyer_type": "individual", "customer_name": "刘晓明",
+                         "customer_mobile": "13800138000"})["id"]
+    line = refused(dealer, "fire", contract, "submit", "--as", "zhang",
+                   data=contract_data(**changes))
+    for word in words:
+        assert word in line, line
+    assert cli(dealer, "show", contract)["state"] == "draft"
+
+
+@pytest.mark.parametrize("kind, field, workflow", [
+    ("vin", "vin", "contract"), ("cn_id", "buyer_id_number", "contract"),
+    ("mobile", "customer_mobile", "contract"), ("plate", "plate_number", "delivery"),
+])
+def test_every_invalid_vector_is_refused(dealer, kind, field, workflow):
+    base = {"buyer_type": "individual", "customer_name": "刘晓明", "customer_mobile": "13800138000"}
+    if workflow == "delivery":
+        contract = signed_contract(dealer)
+    for bad in VECTORS[kind]["invalid"]:
+        data = {**base, field: bad}
+        if workflow == "contract":
+            line = refused(dealer, "new", "contract", "--as", "zhang", data=data)
+        else:
+            line = refused(dealer, "new", "delivery", "--from", contract, "--as", "zhang",
+                           data={**delivery_data(), field: bad})
+        assert bad in line or field in line, line
+
+
+def test_uscc_vectors_for_company_buyers(dealer):
+    base = {"buyer_type": "company", "customer_name": "北京星河物流有限公司",
+            "customer_mobile": "13800138000", "buyer_legal_representative": "周星河"}
+    for good in VECTORS["uscc"]["valid"]:
+        cli(dealer, "new", "contract", "--as", "zhang", data={**base, "buyer_id_number": good})
+    for bad in VECTORS["uscc"]["invalid"]:
+        line = refused(dealer, "new", "contract", "--as", "zhang",
+                       data={**base, "buyer_id_number": bad})
+        assert "统一社会信用代码" in line or bad in line, line
+
+
+def test_imported_vin_needs_the_explicit_override(dealer):
+    base = {"buyer_type": "individual", "customer_name": "刘晓明", "customer_mobile": "13800138000",
+            "vin": "9BWZZZ377VT004251"}
+    line = refused(dealer, "new", "contract", "--as", "zhang", data=base)
+    assert "校验位例外" in line
+    case = cli(dealer, "new", "contract", "--as", "zhang",
+               data={**base, "vin_check_override": True})["id"]
+    history = cli(dealer, "show", case)["history"]
+    assert history[0]["warnings"] and "9BWZZZ377VT004251" in history[0]["warnings"][0]
+
+
+def test_separation_of_duties(dealer):
+    contract = cli(dealer, "new", "contract", "--as", "wang", data=contract_data())["id"]
+    cli(dealer, "fire", contract, "edit", "--as", "wang", data={"discount": "9000.00"})
+    assert cli(dealer, "fire", contract, "submit", "--as", "wang")["state"] == "pending_approval"
+    line = refused(dealer, "fire", contract, "approve", "--as", "wang")
+    assert "职责分离" in line and "wang" in line
+    line = refused(dealer, "fire", contract, "approve", "--as", "zhang")
+    assert "无权" in line and "销售经理" in line
+    assert cli(dealer, "fire", contract, "approve", "--as", "qian")["state"] == "approved"
+
+
+def test_delivery_needs_a_signed_contract_and_the_same_car(dealer):
+    contract = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
+    cli(dealer, "fire", contract, "submit", "--as", "zhang")
+    line = refused(dealer, "new", "delivery", "--from", contract, "--as", "zhang",
+                   data=delivery_data())
+    assert "已审批" in line and "已签订" in line
+    line = refused(dealer, "new", "delivery", "--as", "zhang", data=delivery_data())
+    assert "--from" in line
+
+    cli(dealer, "fire", contract, "issue", "--as", "zhang")
+    cli(dealer, "fire", contract, "sign", "--as", "zhang", data={"signed_date": day(0)})
+    line = refused(dealer, "new", "delivery", "--from", contract, "--as", "zhang",
+                   data=delivery_data(vin="LDC613P23A1305189"))
+    assert "LDC613P23A1305189" in line and "不一致" in line
+
+    delivery = cli(dealer, "new", "delivery", "--from", contract, "--as", "zhang",
+                   data=delivery_data(pdi_result="不合格", pdi_notes="左前门漆面划伤，返修"))["id"]
+    assert cli(dealer, "fire", delivery, "pdi", "--as", "zhang")["state"] == "booked"
+    line = refused(dealer, "fire", delivery, "deliver", "--as", "zhang")
+    assert "不能执行" in line and "pdi" in line
+    line = refused(dealer, "new", "delivery", "--from", contract, "--as", "zhang",
+                   data=delivery_data())
+    assert "进行中" in line and delivery in line  # one delivery per contract
+
+    cli(dealer, "fire", delivery, "pdi", "--as", "zhang",
+        data={"pdi_result": "合格", "pdi_notes": "返修后复检合格"})
+    line = refused(dealer, "fire", delivery, "deliver", "--as", "zhang",
+                   data={"handover_documents": ["购车合同"]})
+    assert "机动车整车出厂合格证" in line and "第十六条" in line
+    line = refused(dealer, "fire", delivery, "deliver", "--as", "zhang",
+                   data={"odometer_km": 120})
+    assert "120 公里" in line and "50 公里" in line
+    assert cli(dealer, "show", contract)["state"] == "signed"
+
+
+def test_cancelling_an_issued_contract_voids_its_documents(dealer):
+    contract = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
+    cli(dealer, "fire", contract, "submit", "--as", "zhang")
+    number = cli(dealer, "fire", contract, "issue", "--as", "zhang")["documents"][0]["number"]
+    line = refused(dealer, "fire", contract, "cancel", "--as", "wang")
+    assert "取消原因" in line
+    cli(dealer, "fire", contract, "cancel", "--as", "wang", data={"cancel_reason": "客户放弃购买"})
+    [doc] = cli(dealer, "docs", "--case", contract)
+    assert doc["number"] == number and doc["status"] == "void"
+    assert doc["voided_by"] == "wang"
+    line = refused(dealer, "fire", contract, "sign", "--as", "zhang",
+                   data={"signed_date": day(0)})
+    assert "已取消" in line
