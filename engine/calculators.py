@@ -73,7 +73,26 @@ def contract_totals(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+RATING_SCORES = {"不满意": 1, "基本满意": 2, "很满意": 3}
+
+
+def test_drive_metrics(data: dict[str, Any]) -> dict[str, Any]:
+    """试乘试驾: kilometres driven, minutes on the road, mean rating on the 3-point scale."""
+    out_km, back_km = data.get("departure_odometer"), data.get("return_odometer")
+    start, end = data.get("departure_time"), data.get("return_time")
+    ratings = [RATING_SCORES[v] for k, v in data.items()
+               if k.startswith("rating_") and v in RATING_SCORES]
+    return {
+        "km_driven": back_km - out_km if None not in (out_km, back_km) else None,
+        "minutes_on_road": (int((end - start).total_seconds() // 60)
+                            if None not in (start, end) else None),
+        "rating_score": (Decimal(sum(ratings)) / len(ratings)).quantize(Decimal("0.1"))
+        if ratings else None,
+    }
+
+
 CALCULATORS: dict[str, Calculator] = {
     "quote_totals": quote_totals,
     "contract_totals": contract_totals,
+    "test_drive_metrics": test_drive_metrics,
 }

@@ -184,6 +184,93 @@ def followup_in_time(f: Facts) -> list[Problem]:
     return []
 
 
+def _drives(f: Facts) -> bool:
+    """Test ride only (试乘) customers do not drive, so licence rules do not apply."""
+    return f.data.get("experience_type") in ("试驾", "试乘试驾")
+
+
+def test_car_identified(f: Facts) -> list[Problem]:
+    if not f.data.get("car_plate") and not f.data.get("car_vin"):
+        return [("car_plate", "请填写试驾车号牌或 VIN（至少一项）")]
+    return []
+
+
+def slot_in_order(f: Facts) -> list[Problem]:
+    start, end = f.data.get("slot_start"), f.data.get("slot_end")
+    if start is None or end is None:
+        return []
+    if end <= start:
+        return [("slot_end", f"结束时间 {end:%H:%M} 应晚于开始时间 {start:%H:%M}")]
+    if (end - start).total_seconds() > 4 * 3600:
+        return [("slot_end", "一次试乘试驾预约不超过 4 小时")]
+    return []
+
+
+def driver_licence_valid(f: Facts) -> list[Problem]:
+    if not _drives(f):
+        return []
+    start = f.data.get("slot_start")
+    day = start.date() if start is not None else f.today
+    problems = []
+    valid_until, first = f.data.get("licence_valid_until"), f.data.get("licence_first_issued")
+    if valid_until is not None and valid_until < day:
+        problems.append(("licence_valid_until", f"驾驶证已于 {cn_date(valid_until)} 过期"
+                                                f"（试驾日 {cn_date(day)}），不能试驾"))
+    years = f.policy.test_drive_min_licence_years
+    if first is not None:
+        if first > day:
+            problems.append(("licence_first_issued", f"初次领证日期 {cn_date(first)} 晚于试驾日"))
+        elif _add_years(first, years) > day:
+            problems.append(("licence_first_issued",
+                             f"驾龄不足 {years} 年：初次领证 {cn_date(first)}，满 {years} 年为 "
+                             f"{cn_date(_add_years(first, years))}；可改为试乘"))
+    return problems
+
+
+def driver_age(f: Facts) -> list[Problem]:
+    from .validators import RuleViolation, cn_id_birth_date
+
+    number = f.data.get("driver_id_number")
+    if not _drives(f) or not number:
+        return []
+    try:
+        born = cn_id_birth_date(number)
+    except RuleViolation:
+        return []  # the field's own rule reports it
+    start = f.data.get("slot_start")
+    day = start.date() if start is not None else f.today
+    age = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+    if age < f.policy.test_drive_min_age:
+        return [("driver_id_number", f"驾驶人未满 {f.policy.test_drive_min_age} 周岁"
+                                     f"（{age} 岁），不能试驾")]
+    return []
+
+
+def car_insured(f: Facts) -> list[Problem]:
+    if f.data.get("car_insured") is not True:
+        return [("car_insured", "试驾车须已投保交强险及商业险才能签署协议出车")]
+    return []
+
+
+def return_after_departure(f: Facts) -> list[Problem]:
+    problems = []
+    out_km, back_km = f.data.get("departure_odometer"), f.data.get("return_odometer")
+    if None not in (out_km, back_km) and back_km < out_km:
+        problems.append(("return_odometer", f"返回里程 {back_km} 公里小于出发里程 {out_km} 公里"))
+    start, end = f.data.get("departure_time"), f.data.get("return_time")
+    if None not in (start, end) and end < start:
+        problems.append(("return_time", f"返回时间 {end:%Y-%m-%d %H:%M} 早于出发时间 "
+                                        f"{start:%Y-%m-%d %H:%M}"))
+    return problems
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
 CHECKS: dict[str, Check] = {
     "discount_within_list_price": discount_within_list_price,
     "deposit_within_legal_cap": deposit_within_legal_cap,
@@ -197,6 +284,12 @@ CHECKS: dict[str, Check] = {
     "statutory_documents_handed": statutory_documents_handed,
     "odometer_within_contract": odometer_within_contract,
     "followup_in_time": followup_in_time,
+    "test_car_identified": test_car_identified,
+    "slot_in_order": slot_in_order,
+    "driver_licence_valid": driver_licence_valid,
+    "driver_age": driver_age,
+    "car_insured": car_insured,
+    "return_after_departure": return_after_departure,
 }
 
 def discount_within_approval_threshold(f: Facts) -> str | None:
@@ -214,9 +307,19 @@ def pdi_passed(f: Facts) -> str | None:
     return f"PDI 检查结果为「{f.data.get('pdi_result') or '未填写'}」，不能进入交车"
 
 
+def slot_started(f: Facts) -> str | None:
+    start = f.data.get("slot_start")
+    now = (f.now.replace(tzinfo=None) if f.now is not None
+           else datetime.combine(f.today, datetime.min.time()))
+    if start is not None and now < start:
+        return f"预约 {start:%Y-%m-%d %H:%M} 尚未开始，不能记为爽约"
+    return None
+
+
 CONDITIONS: dict[str, Condition] = {
     "valid_until_passed": valid_until_passed,
     "valid_until_not_passed": valid_until_not_passed,
     "discount_within_approval_threshold": discount_within_approval_threshold,
     "pdi_passed": pdi_passed,
+    "slot_started": slot_started,
 }

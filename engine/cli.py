@@ -238,6 +238,37 @@ def docs(click_ctx, case_id, status, config_path, actor, as_json) -> None:
 
 
 @main.command()
+@click.argument("name")
+@click.option("--from", "date_from", required=True, metavar="DATE", help="开始日期 YYYY-MM-DD")
+@click.option("--to", "date_to", required=True, metavar="DATE", help="结束日期 YYYY-MM-DD（含）")
+@click.option("--format", "formats", multiple=True, type=click.Choice(["xlsx", "docx", "pdf"]),
+              help="输出格式，可重复；默认三种都输出")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="输出目录（默认 outbox/reports）")
+@_common
+@click.pass_context
+def report(click_ctx, name, date_from, date_to, formats, out_dir, config_path, actor,
+           as_json) -> None:
+    """导出登记报表：dealerdocs report test-drives --from 2026-11-01 --to 2026-11-30"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    start, end = _date_option("--from", date_from), _date_option("--to", date_to)
+    result = ctx.engine.report(name, start, end, tuple(formats) or ("xlsx", "docx", "pdf"),
+                               out_dir)
+    lines = [f"{result['title']}：{result['from']} 至 {result['to']}，共 {result['rows']} 条"]
+    lines += [f"  {path}" for path in result["files"].values()]
+    _emit(ctx, result, "\n".join(lines))
+
+
+def _date_option(name: str, value: str):
+    from .dates import parse_date
+
+    try:
+        return parse_date(value)
+    except ValueError as err:
+        raise InputError(f"{name} {err}", field=name) from None
+
+
+@main.command()
 @_common
 @click.pass_context
 def verify(click_ctx, config_path, actor, as_json) -> None:

@@ -48,6 +48,9 @@ class Policy:
     contract_approval_discount_share: str = "0.05"
     # The after-delivery call (回访) is due within this many days; later needs a reason.
     delivery_followup_days: int = 7
+    # A test driver must have held the licence this many years and be at least this old.
+    test_drive_min_licence_years: int = 1
+    test_drive_min_age: int = 18
 
     @property
     def approval_discount_share(self) -> Decimal:
@@ -181,6 +184,12 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path.name}: policy.contract_approval_discount_share 应为 0–1 之间的小数"
                           f"（如 \"0.05\" 表示 5%），收到 \"{config.policy.contract_approval_discount_share}\"",
                           key="policy.contract_approval_discount_share", path=str(path))
+    if not 0 <= config.policy.test_drive_min_licence_years <= 50:
+        raise ConfigError(f"{path.name}: policy.test_drive_min_licence_years 应在 0–50 之间",
+                          key="policy.test_drive_min_licence_years", path=str(path))
+    if not 16 <= config.policy.test_drive_min_age <= 99:
+        raise ConfigError(f"{path.name}: policy.test_drive_min_age 应在 16–99 之间",
+                          key="policy.test_drive_min_age", path=str(path))
     if config.policy.delivery_followup_days < 1:
         raise ConfigError(f"{path.name}: policy.delivery_followup_days 应至少为 1",
                           key="policy.delivery_followup_days", path=str(path))

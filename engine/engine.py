@@ -15,23 +15,25 @@ import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import calculators, checks
+from . import calculators, checks, reports
 from .archive import Outbox, sha256
 from .config import Config, User, load_config
 from .convert import Converter, SofficeConverter
-from .errors import InputError, NotFoundError, PermissionDenied, StateError
+from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .pdf import finish
 from .render import Renderer, context_value
-from .store import Store, Tx
+from .store import Store, Tx, atomic_write_bytes
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
 log = logging.getLogger(__name__)
+
+REPORT_FORMATS = ("xlsx", "docx", "pdf")
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,56 @@ class Engine:
         view["pdf"] = str(self.outbox.absolute(d["pdf"]))
         return view
 
+    def report(self, name: str, start: date, end: date, formats: tuple[str, ...] = REPORT_FORMATS,
+               out_dir: Path | None = None) -> dict[str, Any]:
+        """Export the register ``name`` (``[reports.<name>]`` of a workflow) for a period as
+        .xlsx / .docx / .pdf files; returns the row count and the file paths."""
+        found = [(wf, wf.reports[name]) for wf in self.workflows.values() if name in wf.reports]
+        if not found:
+            known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports))
+            raise NotFoundError(f"没有名为 \"{name}\" 的报表（可用：{known or '无'}）", report=name)
+        if end < start:
+            raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
+        unknown = [f for f in formats if f not in REPORT_FORMATS]
+        if unknown:
+            raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
+                             field="format")
+        wf, spec = found[0]
+        with self.store.snapshot() as tx:
+            cases = reports.select_rows(tx.search("cases", workflow=wf.key), spec.date_field,
+                                        start, end)
+        rows = []
+        for case in cases:
+            values, totals = self._evaluate(wf, case["data"])
+            rows.append([reports.cell_value(path, case, values, totals,
+                                            lambda s: wf.states[s].label)
+                         for _, path in spec.columns])
+        table = reports.Table(spec.title, reports.period_label(start, end),
+                              [label for label, _ in spec.columns], rows)
+        folder = out_dir or (self.outbox.root / "reports")
+        stem = f"{name}_{start.isoformat()}_{end.isoformat()}"
+        files: dict[str, str] = {}
+        payloads: dict[str, bytes] = {}
+        if "xlsx" in formats:
+            payloads["xlsx"] = reports.to_xlsx(table)
+        if "docx" in formats or "pdf" in formats:
+            docx = reports.to_docx(table, self.config.dealer.name)
+            if "docx" in formats:
+                payloads["docx"] = docx
+            if "pdf" in formats:
+                payloads["pdf"] = finish(self.converter.convert(docx), {
+                    "Title": spec.title, "Author": self.config.dealer.name,
+                    "Subject": table.subtitle})
+        for kind, payload in payloads.items():
+            path = Path(folder) / f"{stem}.{kind}"
+            try:
+                atomic_write_bytes(path, payload)
+            except OSError as err:
+                raise StorageError(f"无法写入报表 {path}：{err}", path=str(path)) from err
+            files[kind] = str(path.resolve())
+        return {"report": name, "title": spec.title, "from": start.isoformat(),
+                "to": end.isoformat(), "rows": len(rows), "files": files}
+
     def verify(self) -> list[dict[str, Any]]:
         """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
         with self.store.snapshot() as tx:
@@ -234,6 +286,7 @@ class Engine:
             self._run_checks(wf, wf.create_checks,
                              self._facts(tx, values, totals, now, links))
             stamp = now.isoformat()
+            self._check_exclusive(tx, wf, None, wf.initial, stored)
             case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
             tx.put("cases", "id", {
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
@@ -282,6 +335,7 @@ class Engine:
                 self._require(wf, new_data, t.requires, t.label)
                 self._run_checks(wf, t.checks, facts)
                 new_state = self._move(wf, record["state"], t)
+                self._check_exclusive(tx, wf, case_id, new_state, new_data)
                 stamp = now.isoformat()
                 before, record = record, {**record, "state": new_state, "data": new_data,
                                           "updated_at": stamp, "updated_by": user.login}
@@ -393,6 +447,37 @@ class Engine:
             self._void_documents(tx, case_id, user, stamp, f"{wf.title}{t.label}")
         self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
                     note=note)
+
+    def _check_exclusive(self, tx: Tx, wf: Workflow, case_id: str | None, state: str,
+                         data: Mapping[str, Any]) -> None:
+        """Refuse when another case holds the same resource (``[[exclusive]]``), naming it."""
+        for rule in wf.exclusive:
+            if state not in rule.states:
+                continue
+            mine = {r: data[r] for r in rule.resources if data.get(r) not in (None, "")}
+            if not mine:
+                continue
+            for other in tx.search("cases", workflow=wf.key):
+                if other["id"] == case_id or other["state"] not in rule.states:
+                    continue
+                shared = [r for r, v in mine.items() if other["data"].get(r) == v]
+                if not shared:
+                    continue
+                if rule.start is not None:
+                    a0, a1 = data.get(rule.start), data.get(rule.end)
+                    b0, b1 = other["data"].get(rule.start), other["data"].get(rule.end)
+                    if None in (a0, a1, b0, b1) or not (a0 < b1 and b0 < a1):
+                        continue
+                    when = f"，{_span(b0, b1)}"
+                else:
+                    when = ""
+                what = wf.fields[shared[0]].label
+                summary = " ".join(str(other["data"][k]) for k in wf.summary[:1]
+                                   if other["data"].get(k))
+                raise StateError(
+                    f"{rule.label}冲突：{what} {mine[shared[0]]} 已被 {other['id']}"
+                    f"（{summary + '，' if summary else ''}{wf.states[other['state']].label}{when}）占用",
+                    conflict=other["id"], rule=rule.label)
 
     def _void_documents(self, tx: Tx, case_id: str, user: User, stamp: str, reason: str) -> None:
         for doc in tx.search("documents", case_id=case_id, status="issued"):
@@ -606,6 +691,13 @@ class Engine:
 def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"field": k, "old": old.get(k), "new": new.get(k)}
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _span(start: str, end: str) -> str:
+    """2026-11-27T10:00 – 10:30 (same day) or full ISO on both ends."""
+    if start[:10] == end[:10]:
+        return f"{start[:10]} {start[11:16]}–{end[11:16]}"
+    return f"{start[:16].replace('T', ' ')}–{end[:16].replace('T', ' ')}"
 
 
 def _case_seq(case_id: str) -> int:

@@ -31,7 +31,7 @@ class FieldSpec:
     type: str
     label: str
     required: bool = False
-    required_if: dict[str, str] = field(default_factory=dict)
+    required_if: dict[str, str | list[str]] = field(default_factory=dict)  # field → value(s)
     required_if_set: tuple[str, ...] = ()
     rule: str | None = None
     rule_field: str | None = None  # the rule depends on this field's value …
@@ -54,7 +54,8 @@ class FieldSpec:
         if any(not is_empty(data.get(k)) for k in self.required_if_set):
             return True
         return bool(self.required_if) and all(
-            _as_text(data.get(k)) == v for k, v in self.required_if.items())
+            _as_text(data.get(k)) in ([v] if isinstance(v, str) else v)
+            for k, v in self.required_if.items())
 
     def choice_label(self, value: str) -> str:
         return self.choice_labels.get(value, value)

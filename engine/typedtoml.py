@@ -52,7 +52,12 @@ def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
         return [build(it, v, error, f"{key}[{i}]", exclude) for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return build(args[0], value, error, key, exclude)
+        for arg in args[:-1]:  # the first type the value fits; the last one reports the error
+            try:
+                return build(arg, value, error, key, exclude)
+            except DealerDocsError:
+                continue
+        return build(args[-1], value, error, key, exclude)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in _TYPE_NAMES:

@@ -37,7 +37,7 @@ class _FieldDef:
     type: str
     label: str
     required: bool = False
-    required_if: dict[str, str] = field(default_factory=dict)
+    required_if: dict[str, str | list[str]] = field(default_factory=dict)
     required_if_set: list[str] = field(default_factory=list)
     rule: str | None = None
     rule_field: str | None = None
@@ -94,6 +94,28 @@ class _TransitionDef:
 
 
 @dataclass(frozen=True)
+class _ExclusiveDef:
+    label: str
+    resources: list[str]
+    states: list[str]
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass(frozen=True)
+class _ReportColumnDef:
+    label: str
+    value: str  # a field name, "id", "state_label", or "totals.<name>"
+
+
+@dataclass(frozen=True)
+class _ReportDef:
+    title: str
+    date_field: str
+    columns: list[_ReportColumnDef]
+
+
+@dataclass(frozen=True)
 class _WorkflowHead:
     key: str
     title: str
@@ -114,6 +136,8 @@ class _WorkflowFile:
     documents: dict[str, _DocumentDef] = field(default_factory=dict)
     totals: dict[str, str] = field(default_factory=dict)  # computed value → Chinese label
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
+    exclusive: list[_ExclusiveDef] = field(default_factory=list)
+    reports: dict[str, _ReportDef] = field(default_factory=dict)
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -132,6 +156,26 @@ class DocumentSpec:
     template: str
     series: str
     signatures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exclusive:
+    """A resource (e.g. a test car) that only one case may hold at a time while in ``states``;
+    with ``start``/``end`` fields, only for overlapping periods."""
+
+    label: str
+    resources: tuple[str, ...]
+    states: tuple[str, ...]
+    start: str | None
+    end: str | None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    key: str
+    title: str
+    date_field: str
+    columns: tuple[tuple[str, str], ...]  # (label, value path)
 
 
 @dataclass(frozen=True)
@@ -183,6 +227,8 @@ class Workflow:
     total_labels: dict[str, str] = field(default_factory=dict)
     summary: tuple[str, ...] = ()
     create_from: dict[str, CreateFrom] = field(default_factory=dict)
+    exclusive: tuple[Exclusive, ...] = ()
+    reports: dict[str, ReportSpec] = field(default_factory=dict)
 
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
@@ -362,6 +408,41 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                        f"模板文件不存在：{config.templates_dir / d.template}")
         documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures))
 
+    exclusive = []
+    for i, ex in enumerate(wf.exclusive):
+        key = f"exclusive[{i}]"
+        for j, name in enumerate(ex.resources):
+            if name not in fields:
+                raise fail(f"{key}.resources[{j}]", f"\"{name}\" 不是已定义的字段")
+        for j, name in enumerate(ex.states):
+            if name not in states:
+                raise fail(f"{key}.states[{j}]", f"\"{name}\" 不是已定义的状态")
+        if (ex.start is None) != (ex.end is None):
+            raise fail(key, "start 与 end 须同时给出")
+        for bound in (ex.start, ex.end):
+            if bound is not None and (bound not in fields
+                                      or fields[bound].type not in ("date", "datetime")):
+                raise fail(key, f"\"{bound}\" 应为 date 或 datetime 类型的字段")
+        if not ex.resources or not ex.states:
+            raise fail(key, "resources 与 states 不能为空")
+        exclusive.append(Exclusive(ex.label, tuple(ex.resources), tuple(ex.states), ex.start,
+                                   ex.end))
+    reports = {}
+    for name, rep in wf.reports.items():
+        key = f"reports.{name}"
+        if rep.date_field not in fields or fields[rep.date_field].type not in ("date", "datetime"):
+            raise fail(f"{key}.date_field", f"\"{rep.date_field}\" 应为 date 或 datetime 类型的字段")
+        for j, col in enumerate(rep.columns):
+            path = col.value
+            if not (path in fields or path in ("id", "state", "state_label", "created_at",
+                                                "created_by") or path.startswith("totals.")):
+                raise fail(f"{key}.columns[{j}].value", f"\"{path}\" 不是字段、id、state_label "
+                                                        f"或 totals.<名称>")
+            if path.startswith("totals.") and head.calculator is None:
+                raise fail(f"{key}.columns[{j}].value", "没有 workflow.calculator，不能引用 totals")
+        reports[name] = ReportSpec(name, rep.title, rep.date_field,
+                                   tuple((c.label, c.value) for c in rep.columns))
+
     transitions = []
     seen: dict[tuple[str, str], _TransitionDef] = {}
     routes: dict[str, int] = {}
@@ -416,7 +497,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     fields, states, tuple(transitions), documents, path, dict(wf.totals),
                     tuple(head.summary),
                     {name: CreateFrom(name, tuple(cf.states), dict(cf.fields), cf.required)
-                     for name, cf in wf.create_from.items()})
+                     for name, cf in wf.create_from.items()},
+                    tuple(exclusive), reports)
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

@@ -1,0 +1,240 @@
+"""Period reports (registers) defined in workflow files: rows out of cases, then an .xlsx
+workbook (openpyxl) and a Word table document (python-docx) that the converter turns into PDF.
+
+Building rows is pure; the writers return bytes, so the engine decides where files go. The
+Word document is generated rather than templated: a register can hold thousands of rows and
+docxtpl's cost grows fast with loop size (pitfalls B1), and its columns come from the
+workflow file, not from a hand-made layout.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+
+from .dates import cn_date
+
+Cell = str | int | Decimal | date | datetime | None
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    subtitle: str
+    headers: list[str]
+    rows: list[list[Cell]]
+
+
+def select_rows(cases: Iterable[dict[str, Any]], date_field: str, start: date, end: date
+                ) -> list[dict[str, Any]]:
+    """Cases whose ``date_field`` falls within [start, end], oldest first."""
+    chosen = []
+    for case in cases:
+        value = case["data"].get(date_field)
+        if value is None:
+            continue
+        day = date.fromisoformat(value[:10])
+        if start <= day <= end:
+            chosen.append(case)
+    return sorted(chosen, key=lambda c: (c["data"][date_field], c["id"]))
+
+
+def cell_value(path: str, case: dict[str, Any], values: dict[str, Any], totals: dict[str, Any],
+               state_label: Callable[[str], str]) -> Cell:
+    if path == "state_label":
+        return state_label(case["state"])
+    if path in ("id", "state", "created_at", "created_by"):
+        return case[path]
+    value = totals.get(path[7:]) if path.startswith("totals.") else values.get(path)
+    if isinstance(value, dict) and "name" in value:  # a user
+        return value["name"]
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    return value
+
+
+def _text(value: Cell, *, narrow: bool = False) -> str:
+    """Cell text; ``narrow`` puts a time under its date (for the printed table)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d\n%H:%M" if narrow else "%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def to_xlsx(table: Table) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = table.title[:31]
+    ws.append([table.title])
+    ws.append([table.subtitle])
+    ws.append(table.headers)
+    ws["A1"].font = Font(bold=True, size=14)
+    thin = Side(style="thin", color="999999")
+    for cell in ws[3]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDDDDD")
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        cell.border = Border(top=thin, bottom=thin, left=thin, right=thin)
+    for row in table.rows:
+        ws.append([float(v) if isinstance(v, Decimal) else v for v in row])
+    for row in ws.iter_rows(min_row=4):
+        for cell in row:
+            cell.border = Border(top=thin, bottom=thin, left=thin, right=thin)
+            if isinstance(cell.value, datetime):
+                cell.number_format = "yyyy-mm-dd hh:mm"
+            elif isinstance(cell.value, date):
+                cell.number_format = "yyyy-mm-dd"
+    for i, header in enumerate(table.headers, start=1):
+        width = max([len(header) * 2] + [len(_text(r[i - 1])) * 1.6 for r in table.rows] + [8])
+        ws.column_dimensions[get_column_letter(i)].width = min(width + 2, 40)
+    ws.freeze_panes = "A4"
+    ws.auto_filter.ref = f"A3:{get_column_letter(len(table.headers))}{3 + len(table.rows)}"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def _fonts(run_or_style, name: str) -> None:
+    rpr = run_or_style.element.get_or_add_rPr()
+    fonts = rpr.find(qn("w:rFonts"))
+    if fonts is None:
+        fonts = OxmlElement("w:rFonts")
+        rpr.append(fonts)
+    for attr in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+        fonts.set(qn(attr), name)
+
+
+def _field(paragraph, instruction: str) -> None:
+    run = paragraph.add_run()
+    for kind, text in (("begin", None), (None, instruction), ("separate", None), (None, "1"),
+                       ("end", None)):
+        if kind:
+            el = OxmlElement("w:fldChar")
+            el.set(qn("w:fldCharType"), kind)
+        else:
+            el = OxmlElement("w:instrText" if text == instruction else "w:t")
+            el.set(qn("xml:space"), "preserve")
+            el.text = text
+        run._r.append(el)
+
+
+FONT_PT = 7.5
+_EM_CM = FONT_PT * 2.54 / 72  # one CJK character
+
+
+def _text_cm(text: str) -> float:
+    """Printed width of ``text`` at FONT_PT: CJK characters one em, Latin about two thirds."""
+    import unicodedata
+
+    return sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.66 for c in text) * _EM_CM
+
+
+def column_widths(table: Table, total_cm: float, padding_cm: float = 0.25) -> list[float]:
+    """Widths that keep codes, names, phone numbers and times on one line where the page
+    allows: each column gets what its longest text needs (long texts capped, so they wrap),
+    any spare width is shared out, and if the page is too narrow everything shrinks alike."""
+    need = []
+    for i, header in enumerate(table.headers):
+        longest = max([_text_cm(line) for r in table.rows
+                       for line in _text(r[i], narrow=True).splitlines()] + [0.0])
+        header_cm = min(_text_cm(header), 4 * _EM_CM)  # headers may wrap after 4 characters
+        need.append(min(max(longest, header_cm, 2 * _EM_CM), 8 * _EM_CM) + padding_cm)
+    scale = total_cm / sum(need)
+    return [n * scale for n in need]
+
+
+def to_docx(table: Table, dealer_name: str) -> bytes:
+    """A landscape A4 table document in the house fonts (宋体/黑体, mapped to Noto CJK)."""
+    doc = Document()
+    section = doc.sections[0]
+    section.orientation = WD_ORIENT.LANDSCAPE
+    section.page_width, section.page_height = Cm(29.7), Cm(21.0)
+    for side in ("left_margin", "right_margin"):
+        setattr(section, side, Cm(1.2))
+    section.top_margin = section.bottom_margin = Cm(1.6)
+    normal = doc.styles["Normal"]
+    normal.font.size = Pt(FONT_PT)
+    _fonts(normal, "宋体")
+    lang = OxmlElement("w:lang")
+    lang.set(qn("w:eastAsia"), "zh-CN")
+    normal.element.get_or_add_rPr().append(lang)
+    header = section.header.paragraphs[0]
+    header.text = dealer_name
+    footer = section.footer.paragraphs[0]
+    footer.alignment = 1
+    footer.add_run("第 ")
+    _field(footer, "PAGE")
+    footer.add_run(" 页 共 ")
+    _field(footer, "NUMPAGES")
+    footer.add_run(" 页")
+    title = doc.add_paragraph()
+    title.alignment = 1
+    run = title.add_run(table.title)
+    run.bold = True
+    run.font.size = Pt(16)
+    _fonts(run, "黑体")
+    sub = doc.add_paragraph(table.subtitle)
+    sub.alignment = 1
+    grid = doc.add_table(rows=1, cols=len(table.headers))
+    grid.style = "Table Grid"
+    grid.alignment = WD_TABLE_ALIGNMENT.CENTER
+    head = grid.rows[0]
+    trpr = head._tr.get_or_add_trPr()
+    repeat = OxmlElement("w:tblHeader")  # repeat the header row on every page
+    repeat.set(qn("w:val"), "true")
+    trpr.append(repeat)
+    for cell, text in zip(head.cells, table.headers):
+        cell.text = ""
+        r = cell.paragraphs[0].add_run(text)
+        r.bold = True
+        _fonts(r, "黑体")
+        shade = OxmlElement("w:shd")
+        shade.set(qn("w:val"), "clear")
+        shade.set(qn("w:fill"), "DDDDDD")
+        cell._tc.get_or_add_tcPr().append(shade)
+    for row in table.rows:
+        cells = grid.add_row().cells
+        for cell, value in zip(cells, row):
+            cell.text = _text(value, narrow=True)
+    widths = column_widths(table, total_cm=27.2)
+    grid.autofit = False
+    margins = OxmlElement("w:tblCellMar")  # narrow cell padding: many columns share the page
+    for side in ("left", "right"):
+        m = OxmlElement(f"w:{side}")
+        m.set(qn("w:w"), "68")  # 0.12 cm, matching column_widths' padding
+        m.set(qn("w:type"), "dxa")
+        margins.append(m)
+    grid._tbl.tblPr.append(margins)
+    for column, width in zip(grid.columns, widths):
+        column.width = Cm(width)  # the grid LibreOffice lays out by
+    for row in grid.rows:
+        for cell, width in zip(row.cells, widths):
+            cell.width = Cm(width)
+    if not table.rows:
+        doc.add_paragraph("本期间没有记录。")
+    doc.core_properties.title = table.title
+    doc.core_properties.author = dealer_name
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+def period_label(start: date, end: date) -> str:
+    return f"统计期间：{cn_date(start)} 至 {cn_date(end)}"
