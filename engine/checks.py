@@ -196,9 +196,13 @@ def test_car_identified(f: Facts) -> list[Problem]:
 
 
 def slot_in_order(f: Facts) -> list[Problem]:
+    """A slot ends after it starts, lasts at most 4 hours and is not on a past day (a walk-in
+    booked a few minutes late is fine)."""
     start, end = f.data.get("slot_start"), f.data.get("slot_end")
     if start is None or end is None:
         return []
+    if start.date() < f.today:
+        return [("slot_start", f"预约日期 {cn_date(start)} 已早于今天 {cn_date(f.today)}")]
     if end <= start:
         return [("slot_end", f"结束时间 {end:%H:%M} 应晚于开始时间 {start:%H:%M}")]
     if (end - start).total_seconds() > 4 * 3600:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -122,8 +122,45 @@ def main() -> int:
                 "followup_result": "满意"})
             deliveries.append(delivery.id)
 
+        # A day of test drives (the clock is set to this afternoon so the morning's slots are
+        # over): one drive completed and evaluated, a double booking of the same car refused,
+        # one customer who never came.
+        afternoon = datetime.combine(today, time(16, 0), tzinfo=config.tz)
+        desk = Engine(config, converter=eng.converter, clock=lambda: afternoon)
+        drive_data = json.loads((HERE / "test_drive.json").read_text(encoding="utf-8"))
+        slot = lambda h, m: f"{today.isoformat()}T{h:02d}:{m:02d}"  # noqa: E731
+        drive = desk.create("test_drive", {**drive_data, "slot_start": slot(10, 0),
+                                           "slot_end": slot(10, 45)}, "zhang")
+        try:
+            desk.create("test_drive", {**drive_data, "customer_name": "钱多多",
+                                       "customer_mobile": "18912345678",
+                                       "slot_start": slot(10, 30), "slot_end": slot(11, 0)}, "li")
+        except DealerDocsError as refusal:
+            print(f"（演示）重复预约被拒绝：{refusal.message}\n")
+        no_show = desk.create("test_drive", {
+            **drive_data, "customer_name": "钱多多", "customer_mobile": "18912345678",
+            "experience_type": "试乘", "driver_name": None, "driver_id_number": None,
+            "licence_number": None, "licence_class": None, "licence_first_issued": None,
+            "licence_valid_until": None, "slot_start": slot(11, 0), "slot_end": slot(11, 30),
+            "consultant": "li"}, "li")
+        desk.fire(no_show.id, "no_show", "li")
+        desk.fire(drive.id, "sign_agreement", "zhang")
+        desk.fire(drive.id, "depart", "zhang", {"departure_time": slot(10, 3),
+                                                "departure_odometer": 1200})
+        desk.fire(drive.id, "return_car", "zhang", {
+            "return_time": slot(10, 41), "return_odometer": 1209, "fuel_level": "3/4",
+            "damage": False})
+        desk.fire(drive.id, "evaluate", "zhang", {
+            "impressions": "动力充沛；底盘扎实；座椅舒适", "rating_power": "很满意",
+            "rating_handling": "很满意", "rating_braking": "基本满意", "rating_comfort": "很满意",
+            "rating_space": "很满意", "rating_service": "很满意",
+            "rating_car_condition": "很满意", "rating_route_length": "基本满意",
+            "rating_route_items": "很满意", "rating_overall": "很满意",
+            "helped_decision": True, "comments": "希望增加高速路段"})
+        register = desk.report("test-drives", today, today)
+
         mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
-                *deliveries}
+                *deliveries, drive.id, no_show.id}
         cases = [c for c in eng.cases() if c["id"] in mine]
         print("案件")
         print(table(["案件", "状态", "摘要", "合计"],
@@ -135,6 +172,9 @@ def main() -> int:
                     [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
                       d["pdf"]]
                      for d in docs]))
+        print(f"\n试乘试驾登记表（{register['rows']} 条）：")
+        for path in register["files"].values():
+            print(f"  {path}")
         problems = eng.verify()
         print(f"\n校验：{'通过' if not problems else f'{len(problems)} 个文件有问题'}"
               f"（登记文档共 {len(eng.documents())} 份）")

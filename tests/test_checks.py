@@ -7,8 +7,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from engine import checks
-from engine.calculators import CALCULATORS, quote_totals
+from engine import calculators, checks
+from engine.calculators import CALCULATORS, contract_totals, quote_totals
 from engine.checks import Facts
 from engine.config import load_config
 from engine.fields import normalize, to_python
@@ -56,8 +56,15 @@ CAP_MESSAGE = ("定金 {deposit} 超过车辆成交价的 20%（{cap}），超�
     (D("5000.00"), None, []),
 ])
 def test_deposit_within_legal_cap(deposit, price, problems):
-    f = facts({"deposit": deposit}, {"vehicle_price": price})
+    f = facts({"deposit": deposit}, {"net_vehicle_price": price})
     assert checks.deposit_within_legal_cap(f) == problems
+
+
+def test_deposit_cap_reads_the_net_price_not_the_list_price():
+    # a quote's totals carry both; the cap is taken from the net (成交价) one
+    f = facts({"deposit": D("26380.01")},
+              {"vehicle_price": D("200000.00"), "net_vehicle_price": D("131900.00")})
+    assert [field for field, _ in checks.deposit_within_legal_cap(f)] == ["deposit"]
 
 
 def test_deposit_cap_uses_the_price_after_discount():
@@ -90,7 +97,7 @@ LOAN = {"payment_method": "分期", "down_payment": D("40000.00"), "loan_term_mo
 ])
 def test_loan_terms_consistent(patch, price, loan, fields, words):
     problems = checks.loan_terms_consistent(
-        facts({**LOAN, **patch}, {"vehicle_price": price, "loan_amount": loan}))
+        facts({**LOAN, **patch}, {"net_vehicle_price": price, "loan_amount": loan}))
 
     assert [f for f, _ in problems] == fields
     for word in words:
@@ -125,15 +132,25 @@ def test_conditions(name, valid_until, reason):
     assert checks.CONDITIONS[name](facts({"valid_until": valid_until})) == reason
 
 
-def test_registries_name_their_functions():
-    assert checks.CHECKS == {
-        "discount_within_list_price": checks.discount_within_list_price,
-        "deposit_within_legal_cap": checks.deposit_within_legal_cap,
-        "loan_terms_consistent": checks.loan_terms_consistent,
-        "valid_until_not_past": checks.valid_until_not_past,
-    }
-    assert set(checks.CONDITIONS) == {"valid_until_passed", "valid_until_not_passed"}
-    assert CALCULATORS == {"quote_totals": quote_totals}
+SALES_CHAIN_CHECKS = {
+    "discount_within_list_price", "deposit_within_legal_cap", "loan_terms_consistent",
+    "valid_until_not_past", "discount_within_vehicle_price", "contract_dates_in_order",
+    "signed_date_not_future", "delivery_date_not_past", "vehicle_matches_contract",
+    "statutory_documents_handed", "odometer_within_contract", "followup_in_time"}
+SALES_CHAIN_CONDITIONS = {"valid_until_passed", "valid_until_not_passed",
+                          "discount_within_approval_threshold", "pdi_passed"}
+
+
+@pytest.mark.parametrize("registry, module, needed", [
+    (checks.CHECKS, checks, SALES_CHAIN_CHECKS),
+    (checks.CONDITIONS, checks, SALES_CHAIN_CONDITIONS),
+    (CALCULATORS, calculators, {"quote_totals", "contract_totals"}),
+], ids=["checks", "conditions", "calculators"])
+def test_registries_name_their_functions(registry, module, needed):
+    # every name a workflow file may use is the module function of that name
+    assert {name: fn.__name__ for name, fn in registry.items()} == {n: n for n in registry}
+    assert all(getattr(module, name) is fn for name, fn in registry.items())
+    assert needed <= set(registry), needed - set(registry)
 
 
 # --- quote_totals ----------------------------------------------------------------------------
@@ -153,7 +170,8 @@ def test_quote_totals_of_the_example(example_values):
     totals = quote_totals(example_values)
 
     assert totals == {
-        "vehicle_price": D("131900.00"), "accessories_total": D("3442.00"),
+        "vehicle_price": D("131900.00"), "net_vehicle_price": D("131900.00"),
+        "accessories_total": D("3442.00"),
         "insurance_total": D("5155.00"), "fees_total": D("500.00"),
         "purchase_tax": D("11672.57"), "taxes_and_fees_total": D("12172.57"),
         "grand_total": D("152669.57"), "balance_due": D("147669.57"),
@@ -167,12 +185,13 @@ ZERO = D("0.00")
 
 
 @pytest.mark.parametrize("data, expected", [
-    ({}, {"vehicle_price": ZERO, "accessories_total": ZERO, "insurance_total": ZERO,
+    ({}, {"vehicle_price": ZERO, "net_vehicle_price": ZERO, "accessories_total": ZERO,
+          "insurance_total": ZERO,
           "fees_total": ZERO, "purchase_tax": ZERO, "taxes_and_fees_total": ZERO,
           "grand_total": ZERO, "balance_due": ZERO, "loan_amount": None}),
     ({"list_price": D("100000.00"), "discount": None, "deposit": D("5000.00")},
-     {"vehicle_price": D("100000.00"), "grand_total": D("100000.00"),
-      "balance_due": D("95000.00")}),
+     {"vehicle_price": D("100000.00"), "net_vehicle_price": D("100000.00"),
+      "grand_total": D("100000.00"), "balance_due": D("95000.00")}),
     ({"accessories": [{"name": "雨眉", "quantity": 3, "unit_price": D("0.10")}] * 7},
      {"accessories_total": D("2.10"), "grand_total": D("2.10")}),
     ({"accessories": [{"name": "x", "quantity": None, "unit_price": D("9.99")},

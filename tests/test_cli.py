@@ -28,8 +28,13 @@ def test_init_writes_a_working_config(dealer):
     text = (dealer / "config.toml").read_text(encoding="utf-8")
     assert f'workflows = {json.dumps(str(ROOT / "workflows"))}' in text
     listed = run("workflows", "--json", cwd=dealer)
-    [quote] = json.loads(listed.stdout)
-    assert quote["key"] == "quote" and quote["states"]["issued"] == "已出具"
+    listed = {w["key"]: w for w in json.loads(listed.stdout)}
+    # every shipped workflow file (each named after its key), the sales chain among them
+    assert sorted(listed) == sorted(p.stem for p in (ROOT / "workflows").glob("*.toml"))
+    assert {"quote", "contract", "delivery"} <= set(listed)
+    assert listed["quote"]["states"]["issued"] == "已出具"
+    assert listed["contract"]["states"]["pending_approval"] == "待经理审批"
+    assert listed["delivery"]["states"]["followed_up"] == "已回访"
     again = run("init", str(dealer), cwd=dealer, check=False)
     assert again.returncode != 0 and "已存在" in again.stderr
 

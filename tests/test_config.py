@@ -1,6 +1,7 @@
 """config.toml: the shipped file loads, and every mistake is a ConfigError naming its key path."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,15 +27,34 @@ def edited(old: str, new: str) -> str:
     return SHIPPED.replace(old, new)
 
 
+QUOTE_SERIES = '[series.quote]\nprefix = "BJ"\nwidth = 6\nreset = "yearly"'
+assert SHIPPED.count(QUOTE_SERIES) == 1
+
+
+def in_quote_series(old: str, new: str) -> tuple[str, str]:
+    """(old, new) for ``edited`` that change ``old`` inside the ``[series.quote]`` block only
+    (``width = 6`` etc. occur in every series)."""
+    assert QUOTE_SERIES.count(old) == 1
+    return QUOTE_SERIES, QUOTE_SERIES.replace(old, new)
+
+
 def test_shipped_config_loads():
     config = load_config(ROOT / "config.toml")
 
     assert config.dealer.name == "北京星辰汽车销售服务有限公司"
     assert config.roles == DEFAULT_ROLES and len(config.roles) == 6
+    assert config.dealer.legal_representative == "林国栋"
     assert {login: u.login for login, u in config.users.items()} == {
-        login: login for login in ("zhang", "li", "wang", "zhao", "chen", "sun", "zhou")}
+        login: login for login in ("zhang", "li", "wang", "qian", "zhao", "chen", "sun", "zhou")}
     assert config.users["wang"].roles == ["sales_manager"]
+    assert config.users["qian"].roles == ["sales_manager"]  # a second manager: four eyes
     assert config.series["quote"].prefix == "BJ" and config.series["quote"].width == 6
+    prefixes = {k: s.prefix for k, s in config.series.items()}
+    assert {k: prefixes.get(k) for k in ("quote", "contract", "delivery_booking", "delivery")} == {
+        "quote": "BJ", "contract": "HT", "delivery_booking": "JY", "delivery": "JC"}
+    assert len(set(prefixes.values())) == len(prefixes)  # no two series share a prefix
+    assert config.policy.approval_discount_share == Decimal("0.05")
+    assert config.policy.delivery_followup_days == 7
     assert config.libreoffice.timeout == 120.0 and isinstance(config.libreoffice.timeout, float)
     assert config.lock_timeout == 120.0
     assert config.tz.key == "Asia/Shanghai"
@@ -80,15 +100,18 @@ ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
      ["未知的配置项 dealer.fax", "name, code, uscc"]),
     (ROLES_LINE, 'name = "张伟"\nrole = ["sales"]', "users.zhang.role",
      ["未知的配置项 users.zhang.role"]),
-    ("width = 6", "width = 6\nstart = 1", "series.quote.start", ["未知的配置项 series.quote.start"]),
+    (*in_quote_series("width = 6", "width = 6\nstart = 1"), "series.quote.start",
+     ["未知的配置项 series.quote.start"]),
     (ROLES_LINE, 'name = "张伟"\nroles = "sales"', "users.zhang.roles",
      ["users.zhang.roles 应为列表", "'sales'"]),
     (ROLES_LINE, 'name = "张伟"\nroles = ["sales", 3]', "users.zhang.roles[1]",
      ["users.zhang.roles[1] 应为字符串", "3"]),
     ("\ntimeout = 120", '\ntimeout = "x"', "libreoffice.timeout",
      ["libreoffice.timeout 应为数字", "'x'"]),
-    ("width = 6", 'width = "6"', "series.quote.width", ["series.quote.width 应为整数", "'6'"]),
-    ("width = 6", "width = 6.0", "series.quote.width", ["series.quote.width 应为整数", "6.0"]),
+    (*in_quote_series("width = 6", 'width = "6"'), "series.quote.width",
+     ["series.quote.width 应为整数", "'6'"]),
+    (*in_quote_series("width = 6", "width = 6.0"), "series.quote.width",
+     ["series.quote.width 应为整数", "6.0"]),
     ("lock_timeout = 120", "lock_timeout = true", "lock_timeout", ["lock_timeout 应为数字", "True"]),
     ('[users.zhang]\nname = "张伟"', '[users.zhang]\nname = 7', "users.zhang.name",
      ["users.zhang.name 应为字符串"]),
@@ -97,12 +120,26 @@ ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
     ('[users.zhou]\nname = "周建国"\nroles = ["regional_manager"]',
      '[users.x]\nname = "某人"\nroles = ["boss"]', "users.x.roles[0]",
      ['users.x.roles[0] = "boss" 不是已定义的角色', "sales, sales_manager"]),
-    ('roles = ["sales_manager"]', 'roles = ["sales", "sales_manger"]', "users.wang.roles[1]",
-     ['users.wang.roles[1] = "sales_manger"']),
-    ('width = 6\nreset = "yearly"', 'width = 6\nreset = "monthly"', "series.quote.reset",
+    ('name = "王强"\nroles = ["sales_manager"]', 'name = "王强"\nroles = ["sales", "sales_manger"]',
+     "users.wang.roles[1]", ['users.wang.roles[1] = "sales_manger"']),
+    (*in_quote_series('reset = "yearly"', 'reset = "monthly"'), "series.quote.reset",
      ['series.quote.reset 应为 "yearly" 或 "never"', '"monthly"']),
-    ("width = 6", "width = 0", "series.quote.width", ["series.quote.width 应在 1–12 之间"]),
-    ("width = 6", "width = 13", "series.quote.width", ["series.quote.width 应在 1–12 之间"]),
+    (*in_quote_series("width = 6", "width = 0"), "series.quote.width",
+     ["series.quote.width 应在 1–12 之间"]),
+    (*in_quote_series("width = 6", "width = 13"), "series.quote.width",
+     ["series.quote.width 应在 1–12 之间"]),
+    ('prefix = "HT"\nwidth = 6', 'prefix = "HT"\nwidth = 13', "series.contract.width",
+     ["series.contract.width 应在 1–12 之间"]),
+    ('contract_approval_discount_share = "0.05"', 'contract_approval_discount_share = "5%"',
+     "policy.contract_approval_discount_share", ["应为 0–1 之间的小数", '"5%"']),
+    ('contract_approval_discount_share = "0.05"', 'contract_approval_discount_share = "1.5"',
+     "policy.contract_approval_discount_share", ["应为 0–1 之间的小数"]),
+    ('contract_approval_discount_share = "0.05"', "contract_approval_discount_share = 0.05",
+     "policy.contract_approval_discount_share", ["应为字符串"]),
+    ("delivery_followup_days = 7", "delivery_followup_days = 0", "policy.delivery_followup_days",
+     ["policy.delivery_followup_days 应至少为 1"]),
+    ("delivery_followup_days = 7", "delivery_follow_up_days = 7", "policy.delivery_follow_up_days",
+     ["未知的配置项 policy.delivery_follow_up_days"]),
     ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Beijing"', "timezone",
      ['timezone = "Asia/Beijing" 不是有效的时区名']),
     ('timezone = "Asia/Shanghai"', "timezone = 8", "timezone", ["timezone 应为字符串"]),

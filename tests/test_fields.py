@@ -284,3 +284,177 @@ def test_normalize_then_to_python_is_stable(config, type, raw):
     value = to_python(field, normalize(field, raw, config), config)
 
     assert normalize(field, value, config) == normalize(field, raw, config)
+
+
+# --- multichoice -----------------------------------------------------------------------------
+
+DOCS = spec("multichoice", name="handover_documents", label="随车凭证",
+            choices=("合格证", "一致性证书", "说明书", "三包凭证"))
+
+
+@pytest.mark.parametrize("raw, stored", [
+    (["说明书", "合格证"], ["合格证", "说明书"]),  # the order of the choices, not of the input
+    (["三包凭证", "合格证", "三包凭证"], ["合格证", "三包凭证"]),  # duplicates removed
+    ([" 说明书 ", "说明书"], ["说明书"]),  # trimmed, then de-duplicated
+    (["三包凭证", "说明书", "一致性证书", "合格证"], ["合格证", "一致性证书", "说明书", "三包凭证"]),
+    (["合格证"], ["合格证"]),
+    ([], []),
+    (None, []),
+    ("  ", []),
+])
+def test_multichoice_is_stored_in_the_order_of_its_choices(config, raw, stored):
+    assert normalize(DOCS, raw, config) == stored
+
+
+@pytest.mark.parametrize("raw, words", [
+    (["合格证", "行驶证"], ['"行驶证" 不是可选值；可选：合格证、一致性证书、说明书、三包凭证']),
+    (["发票", "行驶证"], ['"发票" 不是可选值']),  # the first unknown one is named
+    ("合格证", ['应为可选值的列表，收到 "合格证"']),
+    (["合格证", 1], ["应为可选值的列表，收到 ['合格证', 1]"]),
+    ({"合格证": True}, ["应为可选值的列表"]),
+    (True, ["应为可选值的列表，收到 True"]),
+])
+def test_multichoice_refuses(config, raw, words):
+    with pytest.raises(InputError) as raised:
+        normalize(DOCS, raw, config)
+
+    err = raised.value
+    assert err.field == "handover_documents"
+    assert err.message.startswith("随车凭证（handover_documents）")
+    for word in words:
+        assert word in err.message, err.message
+
+
+def test_multichoice_to_python(config):
+    assert to_python(DOCS, None, config) == []
+    assert to_python(DOCS, ["合格证", "说明书"], config) == ["合格证", "说明书"]
+
+
+# --- choice labels -----------------------------------------------------------------------------
+
+BUYER_TYPE = spec("choice", name="buyer_type", label="买受人类型",
+                  choices=("individual", "company"),
+                  choice_labels={"individual": "个人", "company": "单位"})
+
+
+@pytest.mark.parametrize("field, raw, words", [
+    (BUYER_TYPE, "person", ['"person" 不是可选值；可选：individual（个人）、company（单位）']),
+    (BUYER_TYPE, "个人", ['"个人" 不是可选值']),  # the label is shown, the value is stored
+    (spec("choice", name="buyer_type", label="买受人类型", choices=("individual", "company"),
+          choice_labels={"company": "单位"}),
+     "x", ["可选：individual、company（单位）"]),  # only labelled values get a label
+    (spec("multichoice", name="buyer_type", label="买受人类型", choices=("a", "b"),
+          choice_labels={"a": "甲"}), ["c"], ["可选：a（甲）、b"]),
+])
+def test_choice_labels_are_shown_with_the_choices(config, field, raw, words):
+    with pytest.raises(InputError) as raised:
+        normalize(field, raw, config)
+
+    for word in words:
+        assert word in raised.value.message, raised.value.message
+
+
+def test_choice_label(config):
+    assert normalize(BUYER_TYPE, " company ", config) == "company"
+    assert BUYER_TYPE.choice_label("company") == "单位"
+    assert BUYER_TYPE.choice_label("other") == "other"
+
+
+# --- required_if_set ---------------------------------------------------------------------------
+
+AGENT_ID = spec("string", name="agent_id_number", label="委托代理人身份证号",
+                required_if_set=("agent_name",))
+
+
+@pytest.mark.parametrize("field, data, required", [
+    (AGENT_ID, {"agent_name": "吴昊"}, True),
+    (AGENT_ID, {"agent_name": ""}, False),
+    (AGENT_ID, {"agent_name": "  "}, False),
+    (AGENT_ID, {"agent_name": None}, False),
+    (AGENT_ID, {}, False),
+    (spec("date", required_if_set=("deposit",)), {"deposit": "0.00"}, True),  # set, even if 0
+    (spec("date", required_if_set=("deposit",)), {"deposit": 0}, True),
+    (spec("string", required_if_set=("services",)), {"services": []}, False),
+    (spec("string", required_if_set=("services",)), {"services": ["上牌"]}, True),
+    (spec("string", required_if_set=("a", "b")), {"b": "x"}, True),  # any one of them
+    (spec("string", required_if_set=("a", "b")), {"a": "", "b": None}, False),
+])
+def test_required_if_set(field, data, required):
+    assert field.is_required(data) is required
+
+
+# --- rules chosen by the caller, and a rule's warning accepted on override --------------------
+
+IMPORTED_VIN = "9BWZZZ377VT004251"  # check digit wrong, not built in China: a warning
+VIN = spec("string", name="vin", label="车辆识别代号（VIN）", rule="vin",
+           override="vin_check_override")
+
+
+def test_a_rule_warning_is_refused_without_a_warnings_list(config):
+    with pytest.raises(InputError) as raised:
+        normalize(VIN, IMPORTED_VIN, config)
+
+    message = raised.value.message
+    assert message.startswith("车辆识别代号（VIN）（vin）")
+    assert f'"{IMPORTED_VIN}" 存疑' in message and "校验位" in message
+
+
+def test_a_rule_warning_is_accepted_and_recorded_with_a_warnings_list(config):
+    warnings: list[str] = []
+
+    assert normalize(VIN, IMPORTED_VIN.lower(), config, warnings=warnings) == IMPORTED_VIN
+
+    [message] = warnings
+    assert message.startswith(f'车辆识别代号（VIN）（vin）"{IMPORTED_VIN.lower()}"：')
+    assert "校验位" in message and message.endswith("（已按例外接受）")
+
+
+@pytest.mark.parametrize("raw", [
+    "LDC613P24A1305189",  # built in China (L…): the check digit is mandatory
+    "LSJA24U62JG26922",   # too short
+    "LSJA24I62JG269225",  # letter I
+])
+def test_a_rule_violation_is_refused_even_with_a_warnings_list(config, raw):
+    warnings: list[str] = []
+
+    with pytest.raises(InputError) as raised:
+        normalize(VIN, raw, config, warnings=warnings)
+
+    assert "无效" in raised.value.message and warnings == []
+
+
+def test_a_valid_value_adds_no_warning(config):
+    warnings: list[str] = []
+
+    assert normalize(VIN, "lsja24u62jg269225", config, warnings=warnings) == "LSJA24U62JG269225"
+    assert warnings == []
+
+
+BUYER_ID = spec("string", name="buyer_id_number", label="证件号码", rule_field="buyer_type",
+                rule_map={"individual": "cn_id", "company": "uscc"})
+
+
+@pytest.mark.parametrize("field, rule, raw, stored", [
+    (BUYER_ID, "uscc", " 91230184ma1buflt44 ", "91230184MA1BUFLT44"),
+    (BUYER_ID, "cn_id", "11010519491231002x", "11010519491231002X"),
+    (spec("string", rule="cn_id"), "uscc", "91110108772551611J", "91110108772551611J"),  # replaces
+    (spec("string", rule="mobile"), None, "138 0013 8000", "13800138000"),  # None: spec's own rule
+    (BUYER_ID, None, "anything at all", "anything at all"),  # no rule given, none of its own
+])
+def test_rule_given_by_the_caller(config, field, rule, raw, stored):
+    assert normalize(field, raw, config, rule=rule) == stored
+
+
+@pytest.mark.parametrize("rule, raw, words", [
+    ("uscc", "11010519491231002X", ['"11010519491231002X" 无效', "校验位不符"]),  # an ID number
+    ("uscc", "91230184MA1BUFLI44", ['"91230184MA1BUFLI44" 无效', '含不允许的字符 "I"']),
+    ("uscc", "91230184MA1BUFLT45", ["校验位不符"]),
+    ("cn_id", "91230184MA1BUFLT44", ['"91230184MA1BUFLT44" 无效']),
+])
+def test_rule_given_by_the_caller_refuses(config, rule, raw, words):
+    with pytest.raises(InputError) as raised:
+        normalize(BUYER_ID, raw, config, rule=rule)
+
+    assert raised.value.message.startswith("证件号码（buyer_id_number）")
+    for word in words:
+        assert word in raised.value.message, raised.value.message

@@ -87,5 +87,5 @@ def test_unreadable_pdf(two_page_pdf, make):
     with pytest.raises(ConversionError) as raised:
         finish(make(two_page_pdf), METADATA)
 
-    assert raised.value.message.startswith("无法写入 PDF 元数据：")
+    assert raised.value.message.startswith("无法完成 PDF（元数据 / 签名域）：")
     assert raised.value.__cause__ is not None

@@ -113,7 +113,14 @@ def test_individual_chain_from_quote_to_follow_up(dealer):
     assert delivered["state"] == "delivered"
     handover = Path(delivered["documents"][0]["pdf"])
     handover_text = pdf_text(handover)
-    assert "交车确认单" in handover_text and "LSJA24U62JG269225" in handover_text.replace(" ", "")
+    flat = handover_text.replace(" ", "")
+    assert "交车确认单" in flat and "LSJA24U62JG269225" in flat
+    ticked = ["机动车整车出厂合格证", "三包凭证", "车内外清洁", "两把钥匙", "磨合期注意事项", "保修条款"]
+    unticked = ["货物进口证明", "充电枪或充电线", "车联网App绑定"]
+    for item in ticked:
+        assert f"■{item}" in flat, item
+    for item in unticked:
+        assert f"□{item}" in flat, item
     assert cli(dealer, "show", contract)["state"] == "fulfilled"  # delivering fulfils it
 
     done = cli(dealer, "fire", delivery, "follow_up", "--as", "zhang",
