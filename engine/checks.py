@@ -301,7 +301,7 @@ def discount_within_approval_threshold(f: Facts) -> str | None:
     share = f.policy.approval_discount_share
     if price is None or discount <= quantize(price * share):
         return None
-    return (f"优惠 {format_money(discount)} 超过车辆价格的 {share * 100:g}%"
+    return (f"优惠 {format_money(discount)} 超过车辆价格的 {(share * 100).normalize():f}%"
             f"（{format_money(quantize(price * share))}），需销售经理审批")
 
 

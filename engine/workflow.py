@@ -204,7 +204,7 @@ class TransitionSpec:
     void_documents: bool = False
     stamps: tuple[str, ...] = ()
     fire_linked: dict[str, str] = field(default_factory=dict)
-    route: int = 0  # index among the transitions sharing this trigger and source
+    route: int = 0  # number among the transitions of this trigger (the machine routes by it)
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -364,9 +364,11 @@ def load_workflow(path: Path, config: Config) -> Workflow:
 
     fields = {name: _field(name, d, f"fields.{name}", fail) for name, d in wf.fields.items()}
     for name, spec in fields.items():
-        for other in list(spec.required_if) + list(spec.required_if_set):
-            if other not in fields:
-                raise fail(f"fields.{name}.required_if", f"引用了未定义的字段 \"{other}\"")
+        for key, others in (("required_if", spec.required_if), ("required_if_set",
+                                                                  spec.required_if_set)):
+            for other in others:
+                if other not in fields:
+                    raise fail(f"fields.{name}.{key}", f"引用了未定义的字段 \"{other}\"")
         check_roles(list(spec.roles), f"fields.{name}.roles")
         if spec.rule_field is not None:
             ruler = fields.get(spec.rule_field)

@@ -428,11 +428,8 @@ def test_the_sales_chain_loads_as_shipped(tmp_path):
     ("contract.toml", 'required_if = { buyer_type = "company" }',
      'required_if = { buyer_kind = "company" }', "fields.buyer_legal_representative.required_if",
      ['引用了未定义的字段 "buyer_kind"']),
-    pytest.param("contract.toml", 'required_if_set = ["deposit"]', 'required_if_set = ["deposits"]',
-                 "fields.deposit_date.required_if_set", ['引用了未定义的字段 "deposits"'],
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "engine bug: workflow.py reports a required_if_set mistake under the key "
-                     "fields.<name>.required_if, which is not the key in the file"))),
+    ("contract.toml", 'required_if_set = ["deposit"]', 'required_if_set = ["deposits"]',
+     "fields.deposit_date.required_if_set", ['引用了未定义的字段 "deposits"']),
     ("delivery.toml", 'title = "交车确认单"', 'title = "交车确认单"\nsignatures = ["乙方"]',
      "documents.handover.signatures", ["documents.handover.signatures"]),
 ])
