@@ -50,14 +50,59 @@ class Outbox:
 
     def verify_files(self, entries: list[tuple[str, str, str]]) -> list[FileProblem]:
         """Check ``(number, relative path, expected sha256)`` triples against the disk."""
-        problems = []
-        for number, relative, expected in entries:
-            path = self.absolute(relative)
+        return verify_files([(n, self.absolute(r), h) for n, r, h in entries])
+
+
+def verify_files(entries: list[tuple[str, Path, str]]) -> list[FileProblem]:
+    """Re-hash ``(label, path, expected sha256)``; one problem per missing or changed file."""
+    problems = []
+    for label, path, expected in entries:
+        try:
+            actual = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            problems.append(FileProblem(label, str(path), "missing", expected, None))
+            continue
+        if actual != expected:
+            problems.append(FileProblem(label, str(path), "changed", expected, actual))
+    return problems
+
+
+class Attachments:
+    """Files attached to cases (e.g. rectification evidence), kept beside the store by content:
+    ``<store>/attachments/<sha256[:2]>/<sha256>``; the case records name, size and hash."""
+
+    MAX_BYTES = 50 * 1024 * 1024
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_of(self, relative: str) -> Path:
+        return self.root.parent / relative
+
+    def store(self, source: str, new_files: list[Path] | None = None) -> dict[str, object]:
+        """Copy ``source`` in (atomically, once per content) and return its record."""
+        from .errors import InputError
+
+        path = Path(source).expanduser()
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                raise InputError(f"附件 {source} 不是文件")
+            if size > self.MAX_BYTES:
+                raise InputError(f"附件 {path.name} 有 {size / 1048576:.0f} MB，超过 50 MB")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"找不到附件文件 {source}") from None
+        except OSError as err:
+            raise InputError(f"无法读取附件 {source}：{err.strerror}") from None
+        digest = sha256(data)
+        relative = str(PurePosixPath(self.root.name, digest[:2], digest))
+        target = self.path_of(relative)
+        if not target.exists():
             try:
-                actual = hashlib.sha256(path.read_bytes()).hexdigest()
-            except FileNotFoundError:
-                problems.append(FileProblem(number, str(path), "missing", expected, None))
-                continue
-            if actual != expected:
-                problems.append(FileProblem(number, str(path), "changed", expected, actual))
-        return problems
+                atomic_write_bytes(target, data)
+            except OSError as err:
+                raise StorageError(f"无法保存附件 {path.name}：{err}", path=str(target)) from err
+            if new_files is not None:
+                new_files.append(target)
+        return {"name": path.name, "sha256": digest, "size": len(data), "file": relative}

@@ -1,24 +1,25 @@
 """Computed values of a case, referred to by name from ``workflow.calculator``.
 
-A calculator takes the case data as Python values (Decimal, date, lists of row dicts), may add
-derived columns to table rows of that copy (e.g. a line's amount), and returns the ``totals``
-mapping the templates and ``show`` use. Pure: no I/O, no clock.
+A calculator takes the case data as Python values (Decimal, date, lists of row dicts) and the
+day to compute for, may add derived columns to table rows of that copy (e.g. a line's amount),
+and returns the ``totals`` mapping the templates and ``show`` use. Pure: no I/O, no clock.
 """
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any, Callable
 
 from .money import quantize
 
-Calculator = Callable[[dict[str, Any]], dict[str, Any]]
+Calculator = Callable[[dict[str, Any], date], dict[str, Any]]
 
 
 def _sum(values) -> Decimal:
     return quantize(sum((v for v in values if v is not None), Decimal("0")))
 
 
-def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
+def quote_totals(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     """商谈报价单: vehicle price after discount, accessories, insurance, taxes and fees, total."""
     zero = Decimal("0")
     for row in data.get("accessories") or []:
@@ -48,7 +49,7 @@ def quote_totals(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def contract_totals(data: dict[str, Any]) -> dict[str, Any]:
+def contract_totals(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     """购车合同: total = vehicle price − discount + accessories + registration and other fees."""
     zero = Decimal("0")
     for row in data.get("accessories") or []:
@@ -76,7 +77,7 @@ def contract_totals(data: dict[str, Any]) -> dict[str, Any]:
 RATING_SCORES = {"不满意": 1, "基本满意": 2, "很满意": 3}
 
 
-def test_drive_metrics(data: dict[str, Any]) -> dict[str, Any]:
+def test_drive_metrics(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     """试乘试驾: kilometres driven, minutes on the road, mean rating on the 3-point scale."""
     out_km, back_km = data.get("departure_odometer"), data.get("return_odometer")
     start, end = data.get("departure_time"), data.get("return_time")
@@ -91,8 +92,20 @@ def test_drive_metrics(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rectification_metrics(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
+    """整改: days an extension asks for, approved extensions so far, days left to the deadline."""
+    deadline, requested = data.get("deadline"), data.get("requested_deadline")
+    return {
+        "extension_days": (requested - deadline).days if None not in (deadline, requested)
+        else None,
+        "extensions": data.get("extension_count") or 0,
+        "days_to_deadline": (deadline - today).days if None not in (deadline, today) else None,
+    }
+
+
 CALCULATORS: dict[str, Calculator] = {
     "quote_totals": quote_totals,
     "contract_totals": contract_totals,
     "test_drive_metrics": test_drive_metrics,
+    "rectification_metrics": rectification_metrics,
 }

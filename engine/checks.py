@@ -275,6 +275,38 @@ def _add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+def deadline_after_inspection(f: Facts) -> list[Problem]:
+    inspected, deadline = f.data.get("inspection_date"), f.data.get("deadline")
+    problems = []
+    if inspected is not None and inspected > f.today:
+        problems.append(("inspection_date", f"检查日期 {cn_date(inspected)} 晚于今天"))
+    if None not in (inspected, deadline) and deadline <= inspected:
+        problems.append(("deadline", f"整改期限 {cn_date(deadline)} 应晚于检查日期 {cn_date(inspected)}"))
+    return problems
+
+
+def overdue_needs_reason(f: Facts) -> list[Problem]:
+    deadline = f.data.get("deadline")
+    if deadline is not None and f.today > deadline and not f.data.get("overdue_reason"):
+        return [("overdue_reason", f"整改期限 {cn_date(deadline)} 已过 {(f.today - deadline).days} 天，"
+                                   f"逾期项目销项须填写逾期原因")]
+    return []
+
+
+def completion_not_future(f: Facts) -> list[Problem]:
+    done = f.data.get("completion_date")
+    if done is not None and done > f.today:
+        return [("completion_date", f"完成日期 {cn_date(done)} 晚于今天")]
+    return []
+
+
+def requested_deadline_later(f: Facts) -> list[Problem]:
+    deadline, requested = f.data.get("deadline"), f.data.get("requested_deadline")
+    if None not in (deadline, requested) and requested <= deadline:
+        return [("requested_deadline", f"申请延期至 {cn_date(requested)}，应晚于现期限 {cn_date(deadline)}")]
+    return []
+
+
 CHECKS: dict[str, Check] = {
     "discount_within_list_price": discount_within_list_price,
     "deposit_within_legal_cap": deposit_within_legal_cap,
@@ -294,6 +326,10 @@ CHECKS: dict[str, Check] = {
     "driver_age": driver_age,
     "car_insured": car_insured,
     "return_after_departure": return_after_departure,
+    "deadline_after_inspection": deadline_after_inspection,
+    "overdue_needs_reason": overdue_needs_reason,
+    "completion_not_future": completion_not_future,
+    "requested_deadline_later": requested_deadline_later,
 }
 
 def discount_within_approval_threshold(f: Facts) -> str | None:
@@ -320,10 +356,28 @@ def slot_started(f: Facts) -> str | None:
     return None
 
 
+def before_deadline(f: Facts) -> str | None:
+    """Extension and cancellation must be asked for before the deadline has passed."""
+    deadline = f.data.get("deadline")
+    if deadline is not None and f.today > deadline:
+        return (f"整改期限 {cn_date(deadline)} 已过（逾期 {(f.today - deadline).days} 天），"
+                f"延期或取消须在期限前申请")
+    return None
+
+
+def extensions_left(f: Facts) -> str | None:
+    used, cap = f.data.get("extension_count") or 0, f.policy.rectification_max_extensions
+    if used >= cap:
+        return f"已延期 {used} 次，达到每项最多 {cap} 次的上限（config.toml policy.rectification_max_extensions）"
+    return None
+
+
 CONDITIONS: dict[str, Condition] = {
     "valid_until_passed": valid_until_passed,
     "valid_until_not_passed": valid_until_not_passed,
     "discount_within_approval_threshold": discount_within_approval_threshold,
     "pdi_passed": pdi_passed,
     "slot_started": slot_started,
+    "before_deadline": before_deadline,
+    "extensions_left": extensions_left,
 }

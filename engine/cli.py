@@ -50,7 +50,10 @@ class Ctx:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine.from_config_file(self.config_path or "config.toml")
+            from .config import load_config
+
+            config = load_config(self.config_path or "config.toml")
+            self._engine = Engine(config, clock=_clock_from_env(config))
         return self._engine
 
     def user(self) -> str:
@@ -62,6 +65,23 @@ class Ctx:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()
+
+
+def _clock_from_env(config):
+    """``DEALERDOCS_TODAY=YYYY-MM-DD`` moves the day the engine sees (deadlines, dates on
+    documents) while keeping the time of day; for rehearsals and tests."""
+    value = os.environ.get("DEALERDOCS_TODAY")
+    if not value:
+        return None
+    from datetime import datetime
+
+    from .dates import parse_date
+    try:
+        day = parse_date(value)
+    except ValueError as err:
+        raise ConfigError(f"环境变量 DEALERDOCS_TODAY {err}") from None
+    return lambda: datetime.now(config.tz).replace(year=day.year, month=day.month, day=day.day,
+                                                   microsecond=0)
 
 
 def _ctx(click_ctx: click.Context, config_path, actor, as_json) -> Ctx:
@@ -239,8 +259,8 @@ def docs(click_ctx, case_id, status, config_path, actor, as_json) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--from", "date_from", required=True, metavar="DATE", help="开始日期 YYYY-MM-DD")
-@click.option("--to", "date_to", required=True, metavar="DATE", help="结束日期 YYYY-MM-DD（含）")
+@click.option("--from", "date_from", default=None, metavar="DATE", help="开始日期 YYYY-MM-DD（默认不限）")
+@click.option("--to", "date_to", default=None, metavar="DATE", help="结束日期 YYYY-MM-DD（含；默认不限）")
 @click.option("--format", "formats", multiple=True, type=click.Choice(["xlsx", "docx", "pdf"]),
               help="输出格式，可重复；默认三种都输出")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -251,12 +271,31 @@ def report(click_ctx, name, date_from, date_to, formats, out_dir, config_path, a
            as_json) -> None:
     """导出登记报表：dealerdocs report test-drives --from 2026-11-01 --to 2026-11-30"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    start, end = _date_option("--from", date_from), _date_option("--to", date_to)
+    start = _date_option("--from", date_from) if date_from else None
+    end = _date_option("--to", date_to) if date_to else None
     result = ctx.engine.report(name, start, end, tuple(formats) or ("xlsx", "docx", "pdf"),
                                out_dir)
-    lines = [f"{result['title']}：{result['from']} 至 {result['to']}，共 {result['rows']} 条"]
+    period = (f"{result['from'] or '最早'} 至 {result['to'] or '今天'}"
+              if result["from"] or result["to"] else "全部")
+    lines = [f"{result['title']}：{period}，共 {result['rows']} 条"]
     lines += [f"  {path}" for path in result["files"].values()]
     _emit(ctx, result, "\n".join(lines))
+
+
+@main.command()
+@click.option("--within", default=7, show_default=True, type=click.IntRange(0, 3650),
+              help="列出此天数内到期的项目（已逾期的总是列出）")
+@_common
+@click.pass_context
+def due(click_ctx, within: int, config_path, actor, as_json) -> None:
+    """列出已逾期或即将到期的项目（如整改项目），含逾期/剩余天数、责任人和状态。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    rows = ctx.engine.due(within)
+    text = table(["项目", "类别", "状态", "责任人", "期限", "逾期/剩余", "摘要"],
+                 [[r["id"], r["title"], r["state_label"], r["owner"] or "", r["deadline"],
+                   f"逾期 {r['overdue_days']} 天" if r["overdue"] else f"剩余 {r['days_left']} 天",
+                   (r["summary"] or "")[:30]] for r in rows])
+    _emit(ctx, rows, text or f"（没有逾期或 {within} 天内到期的项目）")
 
 
 def _date_option(name: str, value: str):
@@ -290,6 +329,19 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
         sys.exit(10)
 
 
+def _resolve_attachments(data: Any, base: Path) -> Any:
+    """Attachment paths in a data file are relative to that file's folder (else the cwd)."""
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value) \
+                and any((base / v).is_file() for v in value):
+            value = [str((base / v).resolve()) if (base / v).is_file() else v for v in value]
+        out[key] = value
+    return out
+
+
 def _read_data(source: str) -> Any:
     try:
         if source == "-":
@@ -301,7 +353,9 @@ def _read_data(source: str) -> Any:
     except UnicodeDecodeError:
         raise InputError(f"数据文件 {source} 不是 UTF-8 编码") from None
     try:
-        return json.loads(text, parse_float=Decimal)
+        data = json.loads(text, parse_float=Decimal)
+        base = Path.cwd() if source == "-" else Path(source).resolve().parent
+        return _resolve_attachments(data, base)
     except json.JSONDecodeError as err:
         raise InputError(f"数据文件 {source} 不是有效 JSON：第 {err.lineno} 行第 {err.colno} 列，"
                          f"{err.msg}") from err

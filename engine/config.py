@@ -51,6 +51,8 @@ class Policy:
     # A test driver must have held the licence this many years and be at least this old.
     test_drive_min_licence_years: int = 1
     test_drive_min_age: int = 18
+    # Approved extensions a rectification item may have.
+    rectification_max_extensions: int = 2
 
     @property
     def approval_discount_share(self) -> Decimal:
@@ -190,6 +192,9 @@ def _check(config: Config, path: Path) -> None:
     if not 16 <= config.policy.test_drive_min_age <= 99:
         raise ConfigError(f"{path.name}: policy.test_drive_min_age 应在 16–99 之间",
                           key="policy.test_drive_min_age", path=str(path))
+    if not 0 <= config.policy.rectification_max_extensions <= 10:
+        raise ConfigError(f"{path.name}: policy.rectification_max_extensions 应在 0–10 之间",
+                          key="policy.rectification_max_extensions", path=str(path))
     if config.policy.delivery_followup_days < 1:
         raise ConfigError(f"{path.name}: policy.delivery_followup_days 应至少为 1",
                           key="policy.delivery_followup_days", path=str(path))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import calculators, checks, reports
-from .archive import Outbox, sha256
+from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .convert import Converter, SofficeConverter
 from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
@@ -87,6 +87,7 @@ class Engine:
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.store = Store(config.store_dir, lock_timeout=config.lock_timeout)
         self.outbox = Outbox(config.outbox_dir)
+        self.attachments = Attachments(config.store_dir / "attachments")
         self.renderer = renderer or Renderer()
         self._converter = converter
         self._owns_converter = converter is None
@@ -140,11 +141,51 @@ class Engine:
             "data": record["data"], "links": record.get("links", {}),
             "totals": context_value(totals),
             "total": context_value(totals.get("grand_total")),
+            "deadline": self.deadline_status(wf, record),
             "triggers": [{"trigger": t.trigger, "label": t.label, "roles": list(t.roles)}
                          for t in wf.available(record["state"])],
             "documents": [self._document_view(d) for d in documents],
             "history": sorted(history, key=lambda e: e["seq"]),
         }
+
+    def deadline_status(self, wf: Workflow, record: Mapping[str, Any], today: date | None = None
+                        ) -> dict[str, Any] | None:
+        """Derived, never stored: days left or days overdue (open cases only)."""
+        if wf.deadline_field is None:
+            return None
+        value = record["data"].get(wf.deadline_field)
+        if value is None:
+            return None
+        today = today or self.clock().date()
+        deadline = date.fromisoformat(value)
+        is_open = not wf.states[record["state"]].final
+        days = (deadline - today).days
+        return {"deadline": value, "open": is_open,
+                "days_left": days if is_open and days >= 0 else None,
+                "overdue_days": -days if is_open and days < 0 else 0,
+                "overdue": is_open and days < 0}
+
+    def due(self, within: int = 7) -> list[dict[str, Any]]:
+        """Open cases with a deadline that is past or within ``within`` days, most urgent first."""
+        today = self.clock().date()
+        out = []
+        with self.store.snapshot() as tx:
+            for wf in self.workflows.values():
+                if wf.deadline_field is None:
+                    continue
+                for record in tx.search("cases", workflow=wf.key):
+                    status = self.deadline_status(wf, record, today)
+                    if not status or not status["open"]:
+                        continue
+                    if status["overdue"] or status["days_left"] <= within:
+                        data = record["data"]
+                        out.append({
+                            "id": record["id"], "workflow": wf.key, "title": wf.title,
+                            "state": record["state"], "state_label": wf.states[record["state"]].label,
+                            "summary": " ".join(str(data[k]) for k in wf.summary[:1] if data.get(k)),
+                            "owner": data.get(wf.owner_field) if wf.owner_field else None,
+                            **status})
+        return sorted(out, key=lambda r: (r["deadline"], r["id"]))
 
     def cases(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         filters = {k: v for k, v in (("workflow", workflow), ("state", state)) if v}
@@ -175,34 +216,43 @@ class Engine:
         view["pdf"] = str(self.outbox.absolute(d["pdf"]))
         return view
 
-    def report(self, name: str, start: date, end: date, formats: tuple[str, ...] = REPORT_FORMATS,
-               out_dir: Path | None = None) -> dict[str, Any]:
-        """Export the register ``name`` (``[reports.<name>]`` of a workflow) for a period as
-        .xlsx / .docx / .pdf files; returns the row count and the file paths."""
+    def report(self, name: str, start: date | None = None, end: date | None = None,
+               formats: tuple[str, ...] = REPORT_FORMATS, out_dir: Path | None = None
+               ) -> dict[str, Any]:
+        """Export the register ``name`` (``[reports.<name>]`` of a workflow) for a period (or
+        everything) as .xlsx / .docx / .pdf files; returns the row count and the file paths."""
         found = [(wf, wf.reports[name]) for wf in self.workflows.values() if name in wf.reports]
         if not found:
             known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports))
             raise NotFoundError(f"没有名为 \"{name}\" 的报表（可用：{known or '无'}）", report=name)
-        if end < start:
+        if start is not None and end is not None and end < start:
             raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
         unknown = [f for f in formats if f not in REPORT_FORMATS]
         if unknown:
             raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
                              field="format")
         wf, spec = found[0]
+        today = self.clock().date()
         with self.store.snapshot() as tx:
             cases = reports.select_rows(tx.search("cases", workflow=wf.key), spec.date_field,
                                         start, end)
+            issued = {}
+            for doc in sorted(tx.all("documents"), key=lambda d: d["issued_at"]):
+                if doc["status"] in ("issued", "superseded"):
+                    issued[(doc["case_id"], doc["kind"])] = doc["number"]
         rows = []
         for case in cases:
-            values, totals = self._evaluate(wf, case["data"])
+            values, totals = self._evaluate(wf, case["data"], today)
+            status = self.deadline_status(wf, case, today) or {}
+            extra = {"overdue_days": status.get("overdue_days"),
+                     **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
             rows.append([reports.cell_value(path, case, values, totals,
-                                            lambda s: wf.states[s].label)
+                                            lambda s: wf.states[s].label, extra)
                          for _, path in spec.columns])
-        table = reports.Table(spec.title, reports.period_label(start, end),
+        table = reports.Table(spec.title, reports.period_label(start, end, today),
                               [label for label, _ in spec.columns], rows)
         folder = out_dir or (self.outbox.root / "reports")
-        stem = f"{name}_{start.isoformat()}_{end.isoformat()}"
+        stem = f"{name}_{start or 'all'}_{end or today.isoformat()}"
         files: dict[str, str] = {}
         payloads: dict[str, bytes] = {}
         if "xlsx" in formats:
@@ -222,18 +272,29 @@ class Engine:
             except OSError as err:
                 raise StorageError(f"无法写入报表 {path}：{err}", path=str(path)) from err
             files[kind] = str(path.resolve())
-        return {"report": name, "title": spec.title, "from": start.isoformat(),
-                "to": end.isoformat(), "rows": len(rows), "files": files}
+        return {"report": name, "title": spec.title,
+                "from": start.isoformat() if start else None,
+                "to": end.isoformat() if end else None, "rows": len(rows), "files": files}
 
     def verify(self) -> list[dict[str, Any]]:
         """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
         with self.store.snapshot() as tx:
             docs = tx.all("documents")
+            cases = tx.all("cases")
         entries = []
         for d in docs:
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
             entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
-        return [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+        problems = [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+        attached = []
+        for case in cases:
+            wf = self.workflows.get(case["workflow"])
+            for name, spec in (wf.fields.items() if wf else ()):
+                if spec.type == "attachments":
+                    attached += [(case["id"], self.attachments.path_of(a["file"]), a["sha256"])
+                                 for a in case["data"].get(name) or []]
+        problems += [dataclasses.asdict(p) for p in verify_files(attached)]
+        return problems
 
     def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
                     number: str = "（预览）") -> dict[str, Any]:
@@ -261,6 +322,16 @@ class Engine:
         wf = self.workflow(workflow)
         user = self.config.user(actor)
         self._authorize(user, wf.create_roles, f"新建{wf.title}")
+        new_files: list[Path] = []
+        try:
+            return self._create(wf, data, user, source, new_files)
+        except BaseException:
+            for path in new_files:
+                path.unlink(missing_ok=True)
+            raise
+
+    def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
+                new_files: list[Path]) -> FireResult:
         with self.store.transaction() as tx:
             base: dict[str, Any] = {}
             links: dict[str, list[str]] = {}
@@ -274,8 +345,12 @@ class Engine:
                 raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
                                  field="source")
             warnings: list[str] = []
-            patch = self._normalize(wf, data, base, edits=("*",), warnings=warnings)
+            patch = self._normalize(wf, data, base, edits=("*",), warnings=warnings,
+                                    stored_files=new_files)
             stored = {**base, **patch}
+            for target, origin in wf.create_assign.items():
+                if stored.get(target) is None:
+                    stored[target] = copy.deepcopy(stored.get(origin))
             for name, spec in wf.fields.items():
                 if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
                         and (not spec.roles or set(spec.roles) & set(user.roles)):
@@ -306,6 +381,7 @@ class Engine:
         """Fire ``trigger`` on a case as ``actor``; all-or-nothing."""
         user = self.config.user(actor)
         written: list[str] = []
+        new_files: list[Path] = []
         try:
             with self.store.transaction() as tx:
                 record = self._load_case(tx, case_id)
@@ -317,7 +393,7 @@ class Engine:
                 warnings: list[str] = []
                 patch = self._normalize(wf, data or {}, record["data"],
                                         edits=candidates[0].edits, transition=candidates[0],
-                                        warnings=warnings)
+                                        warnings=warnings, stored_files=new_files)
                 new_data = {**record["data"], **patch}
                 now = self.clock()
                 values, totals = self._evaluate(wf, new_data)
@@ -329,7 +405,13 @@ class Engine:
                     spec = wf.fields[name]
                     new_data[name] = (now.date().isoformat() if spec.type == "date"
                                       else now.replace(tzinfo=None).isoformat(timespec="minutes"))
-                if t.stamps:
+                for target, origin in t.assign.items():
+                    new_data[target] = copy.deepcopy(new_data.get(origin))
+                for name in t.increment:
+                    new_data[name] = (new_data.get(name) or 0) + 1
+                for name in t.record_actor:
+                    new_data[name] = user.login
+                if t.stamps or t.assign or t.increment or t.record_actor:
                     values, totals = self._evaluate(wf, new_data)
                     facts = self._facts(tx, values, totals, now, record.get("links", {}))
                 self._require(wf, new_data, t.requires, t.label)
@@ -355,6 +437,8 @@ class Engine:
         except BaseException:
             for relative in written:
                 self.outbox.remove(relative)
+            for path in new_files:
+                path.unlink(missing_ok=True)
             raise
         return FireResult(case_id, new_state, wf.states[new_state].label, issued)
 
@@ -500,7 +584,8 @@ class Engine:
 
     def _normalize(self, wf: Workflow, data: Mapping[str, Any], current: Mapping[str, Any], *,
                    edits: tuple[str, ...], transition: TransitionSpec | None = None,
-                   warnings: list[str] | None = None) -> dict[str, Any]:
+                   warnings: list[str] | None = None,
+                   stored_files: list[Path] | None = None) -> dict[str, Any]:
         """Normalise submitted data against the workflow's fields (all problems at once).
 
         Fields whose rule depends on another field (``rule_field``) are checked after it, and
@@ -542,6 +627,14 @@ class Engine:
                         f"：{'、'.join(ruler.choices)}", field=key, label=spec.label))
                     continue
             allow = spec.override is not None and merged.get(spec.override) is True
+            if spec.type == "attachments" and isinstance(raw, list):
+                try:
+                    raw = [self.attachments.store(item, stored_files) if isinstance(item, str)
+                           else item for item in raw]
+                except InputError as err:
+                    problems.append(InputError(f"{spec.label}（{key}）：{err.message}",
+                                               field=key, label=spec.label))
+                    continue
             try:
                 out[key] = normalize(spec, raw, self.config, rule=rule,
                                      warnings=(warnings if allow and warnings is not None
@@ -563,11 +656,14 @@ class Engine:
                                                   label=s.label) for s in missing],
                              fields=[s.name for s in missing])
 
-    def _evaluate(self, wf: Workflow, stored: Mapping[str, Any]
+    def _evaluate(self, wf: Workflow, stored: Mapping[str, Any], today: date | None = None
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
         values = {name: to_python(spec, stored.get(name), self.config)
                   for name, spec in wf.fields.items()}
-        totals = calculators.CALCULATORS[wf.calculator](values) if wf.calculator else {}
+        if wf.calculator:
+            totals = calculators.CALCULATORS[wf.calculator](values, today or self.clock().date())
+        else:
+            totals = {}
         return values, totals
 
     def _run_checks(self, wf: Workflow, names: tuple[str, ...], facts: checks.Facts) -> None:

@@ -19,7 +19,8 @@ from .errors import InputError
 from .text import clean_text
 
 FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice", "multichoice",
-               "boolean", "user", "table")
+               "boolean", "user", "table", "attachments")
+ATTACHMENT_KEYS = ("name", "sha256", "size", "file")
 _DEFAULT_MAX_LENGTH = {"string": 200, "text": 5000}
 
 
@@ -87,7 +88,7 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "",
         return InputError(f"{label}（{spec.name}）{reason}", field=spec.name, label=label)
 
     if is_empty(raw):
-        return [] if spec.type in ("table", "multichoice") else None
+        return [] if spec.type in ("table", "multichoice", "attachments") else None
     kind = spec.type
     if kind in ("string", "text", "choice"):
         if not isinstance(raw, str):
@@ -179,6 +180,15 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "",
         return login
     if kind == "table":
         return _normalize_table(spec, raw, config, label)
+    if kind == "attachments":
+        # The engine has stored the files and passes their records (``ATTACHMENT_KEYS``).
+        if not isinstance(raw, list) or not all(isinstance(a, dict) and set(ATTACHMENT_KEYS)
+                                                <= set(a) for a in raw):
+            raise bad(f"应为附件文件路径的列表，收到 {_show(raw)}")
+        if len(raw) > spec.max_rows:
+            raise bad(f"最多 {spec.max_rows} 个附件，收到 {len(raw)} 个")
+        unique = {a["sha256"]: {k: a[k] for k in ATTACHMENT_KEYS} for a in raw}
+        return list(unique.values())
     raise AssertionError(f"unknown field type {kind}")  # prevented by the workflow loader
 
 
@@ -222,7 +232,9 @@ def _normalize_table(spec: FieldSpec, raw: Any, config: Config, label: str) -> l
 def to_python(spec: FieldSpec, stored: Any, config: Config) -> Any:
     """The stored form turned into the value templates and calculators work with."""
     if stored is None:
-        return [] if spec.type in ("table", "multichoice") else None
+        return [] if spec.type in ("table", "multichoice", "attachments") else None
+    if spec.type == "attachments":
+        return [{k: a[k] for k in ("name", "sha256", "size")} for a in stored]
     if spec.type == "money":
         return Decimal(stored)
     if spec.type == "date":

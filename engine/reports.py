@@ -37,22 +37,24 @@ class Table:
     rows: list[list[Cell]]
 
 
-def select_rows(cases: Iterable[dict[str, Any]], date_field: str, start: date, end: date
-                ) -> list[dict[str, Any]]:
-    """Cases whose ``date_field`` falls within [start, end], oldest first."""
+def select_rows(cases: Iterable[dict[str, Any]], date_field: str, start: date | None,
+                end: date | None) -> list[dict[str, Any]]:
+    """Cases whose ``date_field`` falls within [start, end] (open ends allowed), oldest first."""
     chosen = []
     for case in cases:
         value = case["data"].get(date_field)
         if value is None:
             continue
         day = date.fromisoformat(value[:10])
-        if start <= day <= end:
+        if (start is None or start <= day) and (end is None or day <= end):
             chosen.append(case)
     return sorted(chosen, key=lambda c: (c["data"][date_field], c["id"]))
 
 
 def cell_value(path: str, case: dict[str, Any], values: dict[str, Any], totals: dict[str, Any],
-               state_label: Callable[[str], str]) -> Cell:
+               state_label: Callable[[str], str], extra: dict[str, Any] | None = None) -> Cell:
+    if extra and path in extra:
+        return extra[path]
     if path == "state_label":
         return state_label(case["state"])
     if path in ("id", "state", "created_at", "created_by"):
@@ -236,5 +238,8 @@ def to_docx(table: Table, dealer_name: str) -> bytes:
     return out.getvalue()
 
 
-def period_label(start: date, end: date) -> str:
-    return f"统计期间：{cn_date(start)} 至 {cn_date(end)}"
+def period_label(start: date | None, end: date | None, today: date) -> str:
+    if start is None and end is None:
+        return f"全部记录（截至 {cn_date(today)}）"
+    return (f"统计期间：{cn_date(start) if start else '最早'} 至 "
+            f"{cn_date(end) if end else cn_date(today)}")

@@ -91,6 +91,15 @@ class _TransitionDef:
     void_documents: bool = False
     stamps: list[str] = field(default_factory=list)
     fire_linked: dict[str, str] = field(default_factory=dict)
+    assign: dict[str, str] = field(default_factory=dict)  # target field ← source field
+    increment: list[str] = field(default_factory=list)
+    record_actor: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _DeadlineDef:
+    field: str
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class _WorkflowHead:
     calculator: str | None = None
     create_checks: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)  # fields shown in case lists
+    create_assign: dict[str, str] = field(default_factory=dict)  # target ← source at creation
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ class _WorkflowFile:
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
+    deadline: _DeadlineDef | None = None
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -204,6 +215,9 @@ class TransitionSpec:
     void_documents: bool = False
     stamps: tuple[str, ...] = ()
     fire_linked: dict[str, str] = field(default_factory=dict)
+    assign: dict[str, str] = field(default_factory=dict)
+    increment: tuple[str, ...] = ()
+    record_actor: tuple[str, ...] = ()
     route: int = 0  # number among the transitions of this trigger (the machine routes by it)
 
     def may_edit(self, name: str) -> bool:
@@ -229,6 +243,9 @@ class Workflow:
     create_from: dict[str, CreateFrom] = field(default_factory=dict)
     exclusive: tuple[Exclusive, ...] = ()
     reports: dict[str, ReportSpec] = field(default_factory=dict)
+    deadline_field: str | None = None  # cases are overdue after it unless in a final state
+    owner_field: str | None = None
+    create_assign: dict[str, str] = field(default_factory=dict)
 
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
@@ -410,6 +427,19 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                        f"模板文件不存在：{config.templates_dir / d.template}")
         documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures))
 
+    def _check_assign(assign: dict[str, str], key: str) -> None:
+        for target, origin in assign.items():
+            if target not in fields or origin not in fields:
+                raise fail(f"{key}.{target}", f"\"{target}\" 与 \"{origin}\" 都应是已定义的字段")
+            if fields[target].type != fields[origin].type:
+                raise fail(f"{key}.{target}", f"类型不同：{fields[target].type} ← {fields[origin].type}")
+
+    _check_assign(head.create_assign, "workflow.create_assign")
+    if wf.deadline is not None:
+        if wf.deadline.field not in fields or fields[wf.deadline.field].type != "date":
+            raise fail("deadline.field", f"\"{wf.deadline.field}\" 应为 date 类型的字段")
+        if wf.deadline.owner is not None and wf.deadline.owner not in fields:
+            raise fail("deadline.owner", f"\"{wf.deadline.owner}\" 不是已定义的字段")
     exclusive = []
     for i, ex in enumerate(wf.exclusive):
         key = f"exclusive[{i}]"
@@ -437,9 +467,14 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, col in enumerate(rep.columns):
             path = col.value
             if not (path in fields or path in ("id", "state", "state_label", "created_at",
-                                                "created_by") or path.startswith("totals.")):
-                raise fail(f"{key}.columns[{j}].value", f"\"{path}\" 不是字段、id、state_label "
-                                                        f"或 totals.<名称>")
+                                                "created_by", "overdue_days")
+                    or path.startswith("totals.") or path.startswith("documents.")):
+                raise fail(f"{key}.columns[{j}].value", f"\"{path}\" 不是字段、id、state_label、"
+                                                        f"overdue_days、documents.<文档> 或 totals.<名称>")
+            if path.startswith("documents.") and path[10:] not in wf.documents:
+                raise fail(f"{key}.columns[{j}].value", f"\"{path[10:]}\" 不是 [documents] 中的文档")
+            if path == "overdue_days" and wf.deadline is None:
+                raise fail(f"{key}.columns[{j}].value", "没有 [deadline] 时不能用 overdue_days")
             if path.startswith("totals.") and head.calculator is None:
                 raise fail(f"{key}.columns[{j}].value", "没有 workflow.calculator，不能引用 totals")
         reports[name] = ReportSpec(name, rep.title, rep.date_field,
@@ -472,6 +507,13 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, name in enumerate(t.stamps):
             if name not in fields or fields[name].type not in ("datetime", "date"):
                 raise fail(f"{key}.stamps[{j}]", f"\"{name}\" 应为 date 或 datetime 类型的字段")
+        _check_assign(t.assign, f"{key}.assign")
+        for j, name in enumerate(t.increment):
+            if name not in fields or fields[name].type != "integer":
+                raise fail(f"{key}.increment[{j}]", f"\"{name}\" 应为 integer 类型的字段")
+        for j, name in enumerate(t.record_actor):
+            if name not in fields or fields[name].type != "user":
+                raise fail(f"{key}.record_actor[{j}]", f"\"{name}\" 应为 user 类型的字段")
         if t.dest not in states:
             raise fail(f"{key}.dest", f"\"{t.dest}\" 不是已定义的状态")
         check_roles(t.roles, f"{key}.roles")
@@ -493,14 +535,17 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.documents), tuple(t.checks),
                                           tuple(t.conditions), tuple(t.not_actor_of),
                                           t.void_documents, tuple(t.stamps), dict(t.fire_linked),
-                                          route))
+                                          dict(t.assign), tuple(t.increment),
+                                          tuple(t.record_actor), route))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), head.calculator, tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path, dict(wf.totals),
                     tuple(head.summary),
                     {name: CreateFrom(name, tuple(cf.states), dict(cf.fields), cf.required)
                      for name, cf in wf.create_from.items()},
-                    tuple(exclusive), reports)
+                    tuple(exclusive), reports,
+                    wf.deadline.field if wf.deadline else None,
+                    wf.deadline.owner if wf.deadline else None, dict(head.create_assign))
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

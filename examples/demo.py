@@ -159,8 +159,49 @@ def main() -> int:
             "helped_decision": True, "comments": "希望增加高速路段"})
         register = desk.report("test-drives", today, today)
 
+        # An inspection by the carmaker's supervisor 20 days ago with three findings: one closed
+        # after a first closure request was refused, one extended once, one cancelled. Each
+        # step happens on its own day (the clock is moved), as it would over weeks.
+        def on(days_ago: int) -> Engine:
+            moment = local_now(config.tz) - timedelta(days=days_ago)
+            return Engine(config, converter=eng.converter, clock=lambda: moment)
+
+        base = json.loads((HERE / "rectification.json").read_text(encoding="utf-8"))
+        inspected = (today - timedelta(days=20)).isoformat()
+        plan = {"root_cause": "试驾管理制度未落实到人", "verification_method": "现场照片与归档记录",
+                "corrective_action": "张贴试驾路线图；协议书每日归档，销售经理每周抽查"}
+        items = []
+        for finding, deadline, owner in (
+                (base["finding"], 10, "李娜"),
+                ("展厅休息区未摆放最新版车型配置表", 5, "张伟"),
+                ("交车区背景板使用旧版品牌标识", 15, "陈刚")):
+            item = on(20).create("rectification", {
+                **base, "finding": finding, "owner": owner, "inspection_date": inspected,
+                "deadline": (today + timedelta(days=deadline)).isoformat()}, "sun")
+            on(19).fire(item.id, "submit_plan", "chen", plan)
+            on(18).fire(item.id, "approve_plan", "sun", {"review_opinion": "同意按计划整改"})
+            items.append(item.id)
+        evidence = [str(p) for p in sorted((HERE / "evidence").iterdir())]
+        closing = {"completion_summary": "路线图已张贴；缺失的 2 份协议书已补签归档",
+                   "completion_date": (today - timedelta(days=6)).isoformat(),
+                   "evidence": evidence}
+        on(6).fire(items[0], "request_closure", "chen", closing)
+        on(5).fire(items[0], "reject_closure", "sun", {"review_opinion": "归档记录缺销售经理签字"})
+        on(2).fire(items[0], "request_closure", "chen", closing)
+        on(1).fire(items[0], "approve_closure", "sun", {"review_opinion": "同意销项"})
+        on(4).fire(items[1], "request_extension", "chen", {
+            "requested_deadline": (today + timedelta(days=12)).isoformat(),
+            "extension_reason": "新版配置表需厂家统一印制，预计下周到货",
+            "interim_measures": "先放置打印版配置表"})
+        on(3).fire(items[1], "approve_extension", "zhou", {"review_opinion": "同意延期一次"})
+        on(3).fire(items[2], "request_cancel", "chen", {
+            "cancel_ground": "标准已变更", "cancel_reason": "厂家已于本月发布新版标识规范，旧版背景板不再考核"})
+        on(2).fire(items[2], "approve_cancel", "zhou", {"review_opinion": "同意取消"})
+        due_list = eng.due(within=14)
+        closed_loop = eng.report("rectification")
+
         mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
-                *deliveries, drive.id, no_show.id}
+                *deliveries, drive.id, no_show.id, *items}
         cases = [c for c in eng.cases() if c["id"] in mine]
         print("案件")
         print(table(["案件", "状态", "摘要", "合计"],
@@ -172,6 +213,14 @@ def main() -> int:
                     [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
                       d["pdf"]]
                      for d in docs]))
+        print("\n整改项目到期提醒（14 天内）")
+        print(table(["项目", "状态", "责任人", "期限", "逾期/剩余"],
+                    [[r["id"], r["state_label"], r["owner"] or "", r["deadline"],
+                      f"逾期 {r['overdue_days']} 天" if r["overdue"] else f"剩余 {r['days_left']} 天"]
+                     for r in due_list]) or "（无）")
+        print(f"\n整改问题闭环管理表（{closed_loop['rows']} 条）：")
+        for path in closed_loop["files"].values():
+            print(f"  {path}")
         print(f"\n试乘试驾登记表（{register['rows']} 条）：")
         for path in register["files"].values():
             print(f"  {path}")

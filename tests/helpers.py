@@ -79,10 +79,17 @@ def dealerdocs_bin() -> str:
     return str(Path(sys.executable).parent / "dealerdocs")
 
 
-def run_cli(*args: str, cwd: Path, stdin: str | None = None, check: bool = True):
-    """Run ``dealerdocs`` as a separate process; fail with its output if ``check`` and it fails."""
+def run_cli(*args: str, cwd: Path, stdin: str | None = None, check: bool = True,
+            today: str | None = None):
+    """Run ``dealerdocs`` as a separate process; fail with its output if ``check`` and it fails.
+    ``today`` (YYYY-MM-DD) sets DEALERDOCS_TODAY, the day the engine sees."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DEALERDOCS_TODAY"}
+    if today:
+        env["DEALERDOCS_TODAY"] = today
     proc = subprocess.run([dealerdocs_bin(), *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
