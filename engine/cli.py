@@ -243,13 +243,34 @@ def list_cmd(click_ctx, workflow, state, config_path, actor, as_json) -> None:
 
 
 @main.command()
+@click.argument("number", required=False, metavar="[DOC_NUMBER]")
 @click.option("--case", "case_id", default=None, help="只列出某个案件的文档")
 @click.option("--status", default=None, type=click.Choice(["issued", "superseded", "void"]))
 @_common
 @click.pass_context
-def docs(click_ctx, case_id, status, config_path, actor, as_json) -> None:
-    """列出已出具的文档（发放登记）。"""
+def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> None:
+    """列出已出具的文档；给出文件编号时显示该文件的全过程（发放、回收、换版）。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
+    if number:
+        life = ctx.engine.document(number)
+        lines = [f"{life['number']}  {life['title']} 第 {life['version']} 版  状态：{life['status']}",
+                 f"  案件 {life['case_id']}，{life['issued_at']} 由 {life['issued_by']} 出具",
+                 f"  PDF：{life['pdf']}"]
+        if life.get("supersedes"):
+            lines.append(f"  取代：{life['supersedes']}")
+        if life.get("superseded_by"):
+            lines.append(f"  已被 {life['superseded_by']} 取代（{life['superseded_at']}）")
+        if life.get("stamped_pdf"):
+            lines.append(f"  加盖「{life['stamp']}」的副本：{life['stamped_pdf']}")
+        lines.append("副本：")
+        lines += [f"  {c['label']}  {c['recipient']}（{c['dept']}，{c['channel']}） {c['issued_at'][:16]}"
+                  f"  {c['status']}{'  ' + (c['reason'] or '') if c['reason'] else ''}"
+                  for c in life["copies"]] or ["  （未发放）"]
+        lines.append("登记日志：")
+        lines += [f"  #{e['seq']} {e['at'][:16]} {e['actor'] or ''} {e['event']}"
+                  f"{' ' + e['copy'] if e.get('copy') else ''}" for e in life["events"]]
+        _emit(ctx, life, "\n".join(lines))
+        return
     rows = ctx.engine.documents(case_id=case_id, status=status)
     text = table(["编号", "文档", "版本", "案件", "状态", "出具时间", "出具人", "PDF"],
                  [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
@@ -298,6 +319,68 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
     _emit(ctx, rows, text or f"（没有逾期或 {within} 天内到期的项目）")
 
 
+@main.command()
+@click.argument("number", metavar="DOC_NUMBER")
+@click.option("--to", "recipient", required=True, help="领用人")
+@click.option("--dept", required=True, help="领用部门")
+@click.option("--copies", default=1, show_default=True, type=int, help="份数")
+@click.option("--channel", default="纸质", show_default=True, help="纸质 或 电子")
+@click.option("--print", "print_copies", is_flag=True, help="同时生成加盖「受控文件」和发放号的 PDF")
+@_common
+@click.pass_context
+def dispatch(click_ctx, number, recipient, dept, copies, channel, print_copies, config_path,
+             actor, as_json) -> None:
+    """发放文件副本（每份一个发放号）：dealerdocs dispatch HT-2026-000001 --to 王芳 --dept 财务部"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.dispatch(number, to=recipient, dept=dept, copies=copies, channel=channel,
+                                 actor=ctx.user(), print_copies=print_copies)
+    lines = [f"{number}：发放 {len(result['copies'])} 份给 {recipient}（{dept}）"]
+    lines += [f"  发放号 {c['label']}" for c in result["copies"]]
+    lines += [f"  {p}" for p in result.get("printed", [])]
+    _emit(ctx, result, "\n".join(lines))
+
+
+@main.command()
+@click.argument("number", metavar="DOC_NUMBER")
+@click.option("--reason", required=True, help="换版 | 作废 | 损坏 | 丢失")
+@click.option("--copy", "copy_no", type=int, default=None, help="只回收这个发放号（数字）")
+@click.option("--from", "from_", default=None, help="交回人（默认为领用人）")
+@click.option("--keep", is_flag=True, help="回收后作废留存（默认销毁）")
+@_common
+@click.pass_context
+def recall(click_ctx, number, reason, copy_no, from_, keep, config_path, actor, as_json) -> None:
+    """回收文件副本：dealerdocs recall BJ-2026-000001 --reason 换版 [--copy 2]"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.recall(number, reason=reason, copy=copy_no, from_=from_, keep=keep,
+                               actor=ctx.user())
+    lines = [f"{number}：{reason}，处理 {len(result['copies'])} 份"]
+    lines += [f"  {c['label']} → {c['status']}（{c['disposition']}）"
+              f"{'，补发 ' + c['replaced_by'] if c.get('replaced_by') else ''}"
+              for c in result["copies"]]
+    _emit(ctx, result, "\n".join(lines))
+
+
+@main.group()
+def register() -> None:
+    """文件发放回收记录表。"""
+
+
+@register.command("export")
+@click.option("--format", "fmt", required=True, type=click.Choice(["xlsx", "docx", "pdf"]))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "date_from", default=None, metavar="DATE")
+@click.option("--to", "date_to", default=None, metavar="DATE")
+@_common
+@click.pass_context
+def register_export(click_ctx, fmt, out, date_from, date_to, config_path, actor, as_json) -> None:
+    """导出文件发放回收记录表：dealerdocs register export --format xlsx --out 记录表.xlsx"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    start = _date_option("--from", date_from) if date_from else None
+    end = _date_option("--to", date_to) if date_to else None
+    result = ctx.engine.register_export(fmt, out, start, end)
+    _emit(ctx, result, f"文件发放回收记录表：{result['rows']} 行 → {result['file']}")
+
+
 def _date_option(name: str, value: str):
     from .dates import parse_date
 
@@ -320,11 +403,15 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
                               ensure_ascii=False, indent=2))
     elif problems:
         for p in problems:
+            if p.get("detail"):
+                click.echo(p["detail"], err=True)
+                continue
             what = "文件缺失" if p["problem"] == "missing" else "文件已被改动"
             click.echo(f"{p['number']}: {what}：{p['path']}", err=True)
-        click.echo(f"校验失败：{len(problems)} 个文件有问题（共 {count} 份文档）", err=True)
+        click.echo(f"校验失败：{len(problems)} 处问题（共 {count} 份文档）；第一处：" +
+                   (problems[0].get("detail") or problems[0]["path"]), err=True)
     else:
-        click.echo(f"校验通过：{count} 份文档的 {count * 2} 个文件与登记的 sha256 一致")
+        click.echo(f"校验通过：{count} 份文档的文件与登记的 sha256 一致，审计记录与发放登记日志的哈希链完整")
     if problems:
         sys.exit(10)
 

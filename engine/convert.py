@@ -1,4 +1,5 @@
-"""Conversion of .docx bytes into PDF bytes. Knows nothing of cases or templates.
+"""Conversion of .docx (Writer) or .svg (Draw) bytes into PDF bytes. Knows nothing of cases or
+templates.
 
 :class:`Converter` is the extension point; :class:`SofficeConverter` runs LibreOffice headless
 as a subprocess (pitfalls B5): its own user profile per converter (a shared profile makes a
@@ -25,20 +26,25 @@ log = logging.getLogger(__name__)
 
 FONTS_CONF = Path(__file__).with_name("fonts.conf")
 
+# Input suffix → LibreOffice export filter. An SVG opens in Draw (package libreoffice-draw-nogui),
+# whose documents Writer's PDF filter cannot export, and vice versa.
+EXPORT_FILTERS = {".docx": "pdf:writer_pdf_Export", ".svg": "pdf:draw_pdf_Export"}
+
 
 class Converter(ABC):
-    """Turns Word documents into PDF.
+    """Turns Word documents (or SVG drawings, ``suffix=".svg"``) into PDF.
 
     Contract: :meth:`convert_many` returns one PDF (bytes starting with ``%PDF-``) per input,
-    in order, or raises :class:`ConversionError`; it never returns partial output. A converter
-    may keep resources (a profile folder, a running office) until :meth:`close`.
+    in order, or raises :class:`ConversionError`; it never returns partial output. ``suffix``
+    names the kind of every input of the call. A converter may keep resources (a profile
+    folder, a running office) until :meth:`close`.
     """
 
-    def convert(self, docx: bytes) -> bytes:
-        return self.convert_many([docx])[0]
+    def convert(self, data: bytes, suffix: str = ".docx") -> bytes:
+        return self.convert_many([data], suffix)[0]
 
     @abstractmethod
-    def convert_many(self, documents: list[bytes]) -> list[bytes]:
+    def convert_many(self, documents: list[bytes], suffix: str = ".docx") -> list[bytes]:
         ...
 
     def close(self) -> None:
@@ -72,24 +78,29 @@ class SofficeConverter(Converter):
             self._profile = Path(tempfile.mkdtemp(prefix="dealerdocs-lo-profile-"))
         return self._profile
 
-    def convert_many(self, documents: list[bytes]) -> list[bytes]:
+    def convert_many(self, documents: list[bytes], suffix: str = ".docx") -> list[bytes]:
+        export_filter = EXPORT_FILTERS.get(suffix)
+        if export_filter is None:
+            raise ConversionError(f"不支持转换 {suffix} 文件（支持：{'、'.join(EXPORT_FILTERS)}）",
+                                  suffix=suffix)
         if not documents:
             return []
         for i, data in enumerate(documents):
-            if not data.startswith(b"PK"):  # a .docx is a zip; LibreOffice would make a blank page
+            # a .docx is a zip; LibreOffice would make a blank page
+            if suffix == ".docx" and not data.startswith(b"PK"):
                 raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
         exe = self._executable()
         with tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
             work = Path(tmp)
             inputs = []
             for i, data in enumerate(documents):
-                path = work / f"doc{i:04d}.docx"
+                path = work / f"doc{i:04d}{suffix}"
                 path.write_bytes(data)
                 inputs.append(path)
             outdir = work / "out"
             cmd = [exe, f"-env:UserInstallation={self._profile_dir().as_uri()}", "--headless",
                    "--invisible", "--norestore", "--nolockcheck", "--nodefault", "--nologo",
-                   "--nofirststartwizard", "--convert-to", "pdf:writer_pdf_Export",
+                   "--nofirststartwizard", "--convert-to", export_filter,
                    "--outdir", str(outdir), *map(str, inputs)]
             env = {**os.environ, "FONTCONFIG_FILE": str(FONTS_CONF),
                    "SAL_USE_VCLPLUGIN": "svp"}
@@ -102,8 +113,10 @@ class SofficeConverter(Converter):
                 pdf = outdir / (path.stem + ".pdf")
                 data = pdf.read_bytes() if pdf.is_file() else b""
                 if not data.startswith(b"%PDF-"):
+                    hint = ("（SVG 由 LibreOffice Draw 转换：是否已安装 libreoffice-draw-nogui？）"
+                            if suffix == ".svg" else "")
                     raise ConversionError(
-                        f"LibreOffice 没有生成 PDF（{path.name}）"
+                        f"LibreOffice 没有生成 PDF（{path.name}）{hint}"
                         f"{'：' + stderr.strip()[-300:] if stderr.strip() else ''}",
                         stderr=stderr)
                 results.append(data)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from . import calculators, checks, reports
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
+from .control import DocumentControl
 from .convert import Converter, SofficeConverter
 from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
 from .fields import is_empty, normalize, to_python
@@ -77,7 +78,7 @@ def local_now(tz: tzinfo | None = None) -> datetime:
     return datetime.now(tz).astimezone(tz).replace(microsecond=0)
 
 
-class Engine:
+class Engine(DocumentControl):
     """Cases, transitions, documents and the register of one dealership (one config.toml)."""
 
     def __init__(self, config: Config, *, converter: Converter | None = None,
@@ -285,6 +286,8 @@ class Engine:
         for d in docs:
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
             entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
+            if d.get("stamped_pdf"):
+                entries.append((d["number"], d["stamped_pdf"], d["stamped_sha256"]))
         problems = [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
         attached = []
         for case in cases:
@@ -294,7 +297,7 @@ class Engine:
                     attached += [(case["id"], self.attachments.path_of(a["file"]), a["sha256"])
                                  for a in case["data"].get(name) or []]
         problems += [dataclasses.asdict(p) for p in verify_files(attached)]
-        return problems
+        return self._verify_register() + problems
 
     def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
                     number: str = "（预览）") -> dict[str, Any]:
@@ -348,9 +351,9 @@ class Engine:
             patch = self._normalize(wf, data, base, edits=("*",), warnings=warnings,
                                     stored_files=new_files)
             stored = {**base, **patch}
-            for target, origin in wf.create_assign.items():
+            for target, from_field in wf.create_assign.items():
                 if stored.get(target) is None:
-                    stored[target] = copy.deepcopy(stored.get(origin))
+                    stored[target] = copy.deepcopy(stored.get(from_field))
             for name, spec in wf.fields.items():
                 if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
                         and (not spec.roles or set(spec.roles) & set(user.roles)):
@@ -424,8 +427,8 @@ class Engine:
                 issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
                                                new_state, written)
                 if t.void_documents:
-                    self._void_documents(tx, record["id"], user, stamp,
-                                         f"{wf.title}{t.label}")
+                    self._void_documents(tx, record["id"], user, now, f"{wf.title}{t.label}",
+                                         written)
                 tx.put("cases", "id", record)
                 self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
                             _changes(before["data"], new_data), [d.number for d in issued],
@@ -433,7 +436,7 @@ class Engine:
                 for linked_wf, linked_trigger in t.fire_linked.items():
                     for linked_id in record.get("links", {}).get(linked_wf, []):
                         self._cascade(tx, linked_id, linked_trigger, user, now,
-                                      note=f"由 {case_id} {t.label}联动")
+                                      note=f"由 {case_id} {t.label}联动", written=written)
         except BaseException:
             for relative in written:
                 self.outbox.remove(relative)
@@ -495,11 +498,16 @@ class Engine:
 
     def _separate_duties(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
                          user: User) -> None:
-        """Nobody approves what they drafted or submitted (``not_actor_of``)."""
+        """Nobody approves what they drafted or submitted (``not_actor_of``): the most recent
+        event of each named trigger (or the creation) must be someone else's."""
         if not t.not_actor_of:
             return
-        done = [e["trigger"] for e in tx.search("audit", case_id=record["id"], actor=user.login)
-                if e["trigger"] in t.not_actor_of]
+        history = sorted(tx.search("audit", case_id=record["id"]), key=lambda e: e["seq"])
+        done = []
+        for trigger in t.not_actor_of:
+            latest = [e for e in history if e["trigger"] == trigger]
+            if latest and latest[-1]["actor"] == user.login:
+                done.append(trigger)
         if done:
             what = "、".join(dict.fromkeys(
                 "创建" if d == "create" else next(x.label for x in wf.transitions if x.trigger == d)
@@ -509,7 +517,7 @@ class Engine:
                                    user=user.login, rule="not_actor_of")
 
     def _cascade(self, tx: Tx, case_id: str, trigger: str, user: User, now: datetime,
-                 note: str) -> None:
+                 note: str, written: list[str]) -> None:
         """Fire ``trigger`` on a linked case as a consequence (``fire_linked``): same store
         write, no data, no documents; the linked workflow's conditions and checks still apply."""
         record = self._load_case(tx, case_id)
@@ -528,7 +536,7 @@ class Engine:
         tx.put("cases", "id", {**record, "state": new_state, "updated_at": stamp,
                                "updated_by": user.login})
         if t.void_documents:
-            self._void_documents(tx, case_id, user, stamp, f"{wf.title}{t.label}")
+            self._void_documents(tx, case_id, user, now, f"{wf.title}{t.label}", written)
         self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
                     note=note)
 
@@ -563,10 +571,16 @@ class Engine:
                     f"（{summary + '，' if summary else ''}{wf.states[other['state']].label}{when}）占用",
                     conflict=other["id"], rule=rule.label)
 
-    def _void_documents(self, tx: Tx, case_id: str, user: User, stamp: str, reason: str) -> None:
+    def _void_documents(self, tx: Tx, case_id: str, user: User, now: datetime, reason: str,
+                        written: list[str]) -> None:
+        """A cancelled case's issued documents become void: copies recalled, PDFs stamped."""
+        stamp = now.isoformat()
         for doc in tx.search("documents", case_id=case_id, status="issued"):
-            tx.put("documents", "number", {**doc, "status": "void", "voided_at": stamp,
-                                           "voided_by": user.login, "void_reason": reason})
+            doc = {**doc, "status": "void", "voided_at": stamp, "voided_by": user.login,
+                   "void_reason": reason}
+            tx.put("documents", "number", doc)
+            self._register_event(tx, stamp, user, "void", doc["number"], reason=reason)
+            self._withdraw(tx, doc, "作废", user, now, written)
 
     def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
         record = tx.get("cases", "id", case_id)
@@ -715,6 +729,7 @@ class Engine:
         for (spec, series, number, version, template, docx, previous), pdf in zip(prepared, pdfs):
             docx_hash = sha256(docx)
             pdf = finish(pdf, {
+                "DealerDocsRegisterHash": tx.chain_head("register_log") or "0" * 64,
                 "Title": f"{spec.title} {number}", "Author": self.config.dealer.name,
                 "Subject": spec.title, "Keywords": f"{record['id']} {number}",
                 "DealerDocsNumber": number, "DealerDocsCase": record["id"],
@@ -726,11 +741,14 @@ class Engine:
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
                 written.append(relative)
                 self.outbox.write(relative, payload)
-            for old in previous:
+            for old in previous if spec.supersedes else ():
                 if old["status"] == "issued":
-                    tx.put("documents", "number", {**old, "status": "superseded",
-                                                   "superseded_by": number,
-                                                   "superseded_at": stamp})
+                    old = {**old, "status": "superseded", "superseded_by": number,
+                           "superseded_at": stamp}
+                    tx.put("documents", "number", old)
+                    self._register_event(tx, stamp, user, "superseded", old["number"],
+                                         by=number)
+                    self._withdraw(tx, old, "换版", user, now, written)
             entry = {
                 "number": number, "series": spec.series, "year": now.year, "version": version,
                 "case_id": record["id"], "workflow": wf.key, "kind": spec.key,
@@ -740,6 +758,13 @@ class Engine:
                 "docx_sha256": docx_hash, "pdf_sha256": sha256(pdf), "status": "issued",
                 "superseded_by": None, "superseded_at": None}
             tx.put("documents", "number", entry)
+            self._register_event(tx, stamp, user, "issued", number, case_id=record["id"],
+                                 kind=spec.key, version=version, pdf_sha256=entry["pdf_sha256"],
+                                 docx_sha256=docx_hash)
+            if spec.dispatch_to:
+                recipient = record["data"].get(spec.dispatch_to)
+                self._auto_dispatch(tx, entry, str(recipient) if recipient else None,
+                                    spec.dispatch_dept, user, now)
             issued.append(IssuedDocument(number, spec.key, spec.title, version,
                                          self.outbox.absolute(rel_docx),
                                          self.outbox.absolute(rel_pdf), docx_hash,
@@ -765,12 +790,12 @@ class Engine:
                source: str | None, dest: str, changed: list[dict[str, Any]],
                documents: list[str], *, warnings: list[str] | None = None,
                note: str | None = None) -> None:
-        """Append one event to the audit trail (never updated or deleted)."""
-        tx.append("audit", {"seq": tx.next_counter("audit"), "at": stamp, "actor": user.login,
-                            "case_id": case_id, "workflow": wf.key, "trigger": trigger,
-                            "from": source, "to": dest, "changed": changed,
-                            "documents": documents, "warnings": warnings or [],
-                            "note": note})
+        """Append one event to the audit trail (hash-chained; never updated or deleted)."""
+        tx.append_chained("audit", {"at": stamp, "actor": user.login,
+                                    "case_id": case_id, "workflow": wf.key, "trigger": trigger,
+                                    "from": source, "to": dest, "changed": changed,
+                                    "documents": documents, "warnings": warnings or [],
+                                    "note": note})
 
     def _links_context(self, tx: Tx, record: Mapping[str, Any]) -> dict[str, Any]:
         """``links.<workflow>``: the linked case's id and its current issued document number."""

@@ -10,13 +10,19 @@ intact; a reader never sees a half-written one. Reads that change nothing use
 
 On-disk shape (``<store>/dealerdocs.json``; tinydb's table → doc_id → record layout)::
 
-    _meta     {"schema_version": 1}
+    _meta     {"schema_version": 2}
     cases     {id, workflow, state, data{…}, created_at, created_by, updated_at, …}
     documents {number, series, year, version, case_id, workflow, kind, title, template,
                template_sha256, issued_at, issued_by, docx, pdf, docx_sha256, pdf_sha256,
                status, superseded_by, superseded_at}
     counters  {key, value}                 e.g. "series:quote:2026" → 17, "case:Q" → 4
-    audit     {seq, at, actor, case_id, workflow, trigger, from, to, changed, documents}
+    copies    {key, number, copy_no, label, recipient, dept, channel, issued_at, issued_by,
+               status (out/returned/void), returned_at, returned_by, received_by, reason,
+               disposition, replaces, replaced_by}         one row per copy handed out
+    audit     {seq, at, actor, case_id, workflow, trigger, from, to, changed, documents,
+               warnings, note, prev_hash, hash}            hash-chained, append-only
+    register_log {seq, at, actor, event, number, …, prev_hash, hash}   hash-chained, append-only
+    chains    {key, hash}                  the head of each chain (catches a deleted last entry)
 
 Every record carries ``schema_version``; older stores are upgraded by :data:`MIGRATIONS`.
 The store knows nothing of workflows or documents: those meanings live in the engine.
@@ -35,15 +41,45 @@ from filelock import FileLock, Timeout
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from . import chain
 from .errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_FILE = "dealerdocs.json"
 
+def _chain_existing_logs(data: dict) -> dict:
+    """1 → 2: the audit trail becomes a hash chain and the register gets its own chained log
+    (an "issued" event per document already issued), so older stores verify like new ones."""
+    def rechain(rows: list[dict]) -> tuple[dict, str]:
+        out, prev = {}, chain.GENESIS
+        for i, row in enumerate(rows, start=1):
+            body = {k: v for k, v in row.items() if k not in ("seq", "prev_hash", "hash")}
+            entry = chain.link({**body, "schema_version": 2}, i, prev)
+            out[str(i)] = entry
+            prev = entry["hash"]
+        return out, prev
+
+    audit = sorted(data.get("audit", {}).values(), key=lambda r: r.get("seq", 0))
+    data["audit"], audit_head = rechain(audit)
+    docs = sorted(data.get("documents", {}).values(), key=lambda d: d["issued_at"])
+    events = [{"at": d["issued_at"], "actor": d["issued_by"], "event": "issued",
+               "number": d["number"], "case_id": d["case_id"], "pdf_sha256": d["pdf_sha256"],
+               "docx_sha256": d["docx_sha256"]} for d in docs]
+    data["register_log"], register_head = rechain(events)
+    data["chains"] = {"1": {"key": "audit", "hash": audit_head},
+                      "2": {"key": "register_log", "hash": register_head}}
+    counters = data.setdefault("counters", {})
+    next_id = max((int(k) for k in counters), default=0) + 1
+    for key, value in (("chain:audit", len(audit)), ("chain:register_log", len(events))):
+        counters[str(next_id)] = {"key": key, "value": value, "schema_version": 2}
+        next_id += 1
+    return data
+
+
 # version n → function upgrading a whole store dict from n to n + 1
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _chain_existing_logs}
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -150,6 +186,21 @@ class Tx:
             q = cond if q is None else (q & cond)
         rows = self._table(table).search(q) if q is not None else self._table(table).all()
         return [dict(r) for r in rows]
+
+    def append_chained(self, table: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Append ``record`` to the hash chain kept in ``table`` (see :mod:`engine.chain`)."""
+        self._check_writable()
+        head = self.chain_head(table)
+        entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
+                           self.next_counter(f"chain:{table}"), head or chain.GENESIS)
+        self._table(table).insert(entry)
+        self._table("chains").upsert({"key": table, "hash": entry["hash"]},
+                                     Query()["key"] == table)
+        return entry
+
+    def chain_head(self, table: str) -> str | None:
+        row = self.get("chains", "key", table)
+        return row["hash"] if row else None
 
     def peek_counter(self, key: str) -> int:
         row = self.get("counters", "key", key)

@@ -66,6 +66,9 @@ class _DocumentDef:
     template: str
     series: str
     signatures: dict[str, str] = field(default_factory=dict)  # field name → anchor text
+    dispatch_to: str | None = None  # field naming who gets copy 01 on issue (e.g. the customer)
+    dispatch_dept: str = "客户"
+    supersedes: bool = True  # a new issue replaces the previous one (a revision)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,9 @@ class DocumentSpec:
     template: str
     series: str
     signatures: dict[str, str] = field(default_factory=dict)
+    dispatch_to: str | None = None
+    dispatch_dept: str = "客户"
+    supersedes: bool = True
 
 
 @dataclass(frozen=True)
@@ -425,7 +431,10 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if not (config.templates_dir / d.template).is_file():
             raise fail(f"documents.{key}.template",
                        f"模板文件不存在：{config.templates_dir / d.template}")
-        documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures))
+        if d.dispatch_to is not None and d.dispatch_to not in fields:
+            raise fail(f"documents.{key}.dispatch_to", f"\"{d.dispatch_to}\" 不是已定义的字段")
+        documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures),
+                                      d.dispatch_to, d.dispatch_dept, d.supersedes)
 
     def _check_assign(assign: dict[str, str], key: str) -> None:
         for target, origin in assign.items():

@@ -200,6 +200,19 @@ def main() -> int:
         due_list = eng.due(within=14)
         closed_loop = eng.report("rectification")
 
+        # Document control: copies of the first contract go to finance (printed as controlled
+        # copies) and to the archive; one is lost and replaced under a new copy number. The
+        # quote revised above was recalled and stamped automatically when it was superseded.
+        handover = eng.case(contracts[0])["documents"][-1]["number"]
+        eng.dispatch(handover, to="周会计", dept="财务部", copies=2, actor="zhao", print_copies=True)
+        eng.dispatch(handover, to="档案室", dept="行政部", actor="zhao")
+        eng.recall(handover, reason="丢失", copy=3, actor="zhao")
+        quote_life = eng.document(eng.case(revised.id)["documents"][0]["number"])
+        register_file = eng.register_export("xlsx", config.outbox_dir / "reports" /
+                                            "文件发放回收记录表.xlsx")
+        register_pdf = eng.register_export("pdf", config.outbox_dir / "reports" /
+                                           "文件发放回收记录表.pdf")
+
         mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
                 *deliveries, drive.id, no_show.id, *items}
         cases = [c for c in eng.cases() if c["id"] in mine]
@@ -221,6 +234,10 @@ def main() -> int:
         print(f"\n整改问题闭环管理表（{closed_loop['rows']} 条）：")
         for path in closed_loop["files"].values():
             print(f"  {path}")
+        print(f"\n文件发放回收记录表（{register_file['rows']} 行）：")
+        print(f"  {register_file['file']}\n  {register_pdf['file']}")
+        if quote_life.get("stamped_pdf"):
+            print(f"  换版收回的报价单加盖「{quote_life['stamp']}」：{quote_life['stamped_pdf']}")
         print(f"\n试乘试驾登记表（{register['rows']} 条）：")
         for path in register["files"].values():
             print(f"  {path}")

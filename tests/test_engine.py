@@ -237,8 +237,10 @@ def test_state_survives_reload(engine, quote_data, config_path, converter, clock
     again.fire("Q-1", "revise", "wang", {"remarks": "经理修订"})
     assert engine.case("Q-1")["documents"][-1]["number"] == "BJ-2026-000002"
     stored = json.loads(engine.store.storage.path.read_text(encoding="utf-8"))
-    assert stored["_meta"]["1"]["schema_version"] == 1
-    assert all(r["schema_version"] == 1 for r in stored["cases"].values())
+    from engine.store import SCHEMA_VERSION
+
+    assert stored["_meta"]["1"]["schema_version"] == SCHEMA_VERSION
+    assert all(r["schema_version"] == SCHEMA_VERSION for r in stored["cases"].values())
 
 
 def test_numbers_restart_each_year(engine, quote_data, clock):

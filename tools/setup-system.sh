@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages dealerdocs needs (Debian-like): LibreOffice Writer for the PDF
-# step, Noto CJK (Chinese glyphs) and Symbola (emoji and symbols customers type), poppler-utils
-# (pdftotext/pdffonts/pdftoppm used by tests and checks), and python3-venv.
+# step and Draw for the stamps (engine/stamps.py converts SVG through Draw), Noto CJK (Chinese
+# glyphs) and Symbola (emoji and symbols customers type), poppler-utils (pdftotext/pdffonts/
+# pdftoppm used by tests and checks), and python3-venv.
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -euo pipefail
 
 packages=(fonts-noto-cjk fonts-symbola poppler-utils fontconfig python3-venv)
-# The headless build of Writer is smaller; fall back to the full one where it does not exist.
+# The headless builds of Writer and Draw are smaller; fall back to the full ones where they do
+# not exist.
 office=libreoffice-writer-nogui
+draw=libreoffice-draw-nogui
 
 missing=()
 for p in "${packages[@]}"; do
@@ -16,13 +19,16 @@ done
 if ! command -v soffice >/dev/null 2>&1; then
   missing+=("$office")
 fi
+if ! dpkg -s "$draw" >/dev/null 2>&1 && ! dpkg -s libreoffice-draw >/dev/null 2>&1; then
+  missing+=("$draw")
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "dealerdocs needs: ${missing[*]} (and LibreOffice Writer); install them with your package manager." >&2
+  echo "dealerdocs needs: ${missing[*]} (and LibreOffice Writer and Draw); install them with your package manager." >&2
   exit 1
 fi
 
@@ -38,6 +44,7 @@ apt-get update -qq
 if ! apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
   # e.g. a distribution without the -nogui package
   missing=("${missing[@]/$office/libreoffice-writer}")
+  missing=("${missing[@]/$draw/libreoffice-draw}")
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 fc-cache -f >/dev/null 2>&1 || true

@@ -1,0 +1,345 @@
+"""Document control (ISO 9001 §7.5, 文件发放回收记录表): copies handed out, recalls, void and
+recalled stamps, the register's hash-chained log and its export.
+
+Mixed into :class:`engine.Engine`; every operation is one store transaction, and every change
+to the register is also an event in the hash-chained ``register_log``.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import chain, reports
+from .archive import sha256
+from .config import User
+from .dates import cn_date
+from .errors import InputError, NotFoundError, StateError, StorageError
+from .store import Tx, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+RECALL_REASONS = ("换版", "作废", "损坏", "丢失")
+CHANNELS = ("纸质", "电子")
+DISPATCH_ROLES = ("doc_controller", "sales", "sales_manager")
+RECALL_ROLES = ("doc_controller", "sales_manager")
+REGISTER_COLUMNS = ("序号", "文件编号", "文件名称", "版本/修改状态", "发放编号", "份数", "发放日期",
+                    "发放人", "领用部门", "签收人", "回收日期", "交回人", "回收签收人", "回收原因",
+                    "处置", "备注")
+STAMP_WORDS = {"换版": "已收回", "作废": "作废"}
+
+
+class DocumentControl:
+    """Dispatch, recall and the register; expects the Engine's store, outbox, converter."""
+
+    # --- public operations -------------------------------------------------------------------
+
+    def dispatch(self, number: str, *, to: str, dept: str, actor: str, copies: int = 1,
+                 channel: str = "纸质", print_copies: bool = False) -> dict[str, Any]:
+        """Record ``copies`` copies of document ``number`` handed to ``to`` (发放)."""
+        user = self.config.user(actor)
+        self._authorize(user, DISPATCH_ROLES, "发放文件")
+        to, dept = (to or "").strip(), (dept or "").strip()
+        problems = []
+        if not to:
+            problems.append(InputError("请填写领用人（--to）", field="to"))
+        if not dept:
+            problems.append(InputError("请填写领用部门（--dept）", field="dept"))
+        if channel not in CHANNELS:
+            problems.append(InputError(f"发放方式 \"{channel}\" 无效；可选：{'、'.join(CHANNELS)}",
+                                       field="channel"))
+        if not 1 <= copies <= 50:
+            problems.append(InputError(f"份数应在 1–50 之间，收到 {copies}", field="copies"))
+        if problems:
+            raise InputError.combine(problems)
+        now = self.clock()
+        made: list[dict[str, Any]] = []
+        with self.store.transaction() as tx:
+            doc = self._document_record(tx, number)
+            if doc["status"] != "issued":
+                raise StateError(f"文件 {number} 的状态是「{_status_label(doc['status'])}」，"
+                                 f"不能再发放；请发放现行版本"
+                                 f"{'（' + doc['superseded_by'] + '）' if doc.get('superseded_by') else ''}",
+                                 number=number)
+            for _ in range(copies):
+                made.append(self._new_copy(tx, doc, to, dept, channel, user, now))
+        result = {"number": number, "copies": [self._copy_view(c) for c in made]}
+        if print_copies:
+            result["printed"] = self._print_copies(number, made)
+        return result
+
+    def recall(self, number: str, *, reason: str, actor: str, copy: int | None = None,
+               from_: str | None = None, keep: bool = False) -> dict[str, Any]:
+        """Record copies coming back (回收), or a lost copy declared void and replaced."""
+        user = self.config.user(actor)
+        self._authorize(user, RECALL_ROLES, "回收文件")
+        if reason not in RECALL_REASONS:
+            raise InputError(f"回收原因 \"{reason}\" 无效；可选：{'、'.join(RECALL_REASONS)}",
+                             field="reason")
+        now = self.clock()
+        written: list[str] = []
+        try:
+            return self._recall(number, reason, user, now, copy, from_, keep, written)
+        except BaseException:
+            for relative in written:
+                self.outbox.remove(relative)
+            raise
+
+    def _recall(self, number: str, reason: str, user: User, now: datetime, copy: int | None,
+                from_: str | None, keep: bool, written: list[str]) -> dict[str, Any]:
+        with self.store.transaction() as tx:
+            doc = self._document_record(tx, number)
+            current = self._current_copies(tx, number)
+            if copy is not None:
+                target = current.get(copy)
+                if target is None:
+                    raise NotFoundError(f"文件 {number} 没有发放过发放号 {copy:02d} 的副本"
+                                        f"（已发放：{_copy_list(current) or '无'}）", number=number)
+                if target["status"] != "out":
+                    raise StateError(f"发放号 {target['label']} 已{_copy_state(target)}，不能再回收",
+                                     number=number)
+                targets = [target]
+            else:
+                targets = [c for c in current.values() if c["status"] == "out"
+                           and (from_ is None or c["recipient"] == from_)]
+                if not targets:
+                    who = f"在 {from_} 处" if from_ else ""
+                    raise StateError(f"文件 {number} {who}没有未收回的副本", number=number)
+            results = [self._take_back(tx, doc, c, reason, user, now, returned_by=from_,
+                                       keep=keep) for c in targets]
+            if reason in STAMP_WORDS:
+                self._stamp_document(tx, doc, STAMP_WORDS[reason], reason, now, written)
+        return {"number": number, "reason": reason, "copies": results}
+
+    def document(self, number: str) -> dict[str, Any]:
+        """A document's life: the register entry, its copies, events, versions before/after."""
+        with self.store.snapshot() as tx:
+            doc = self._document_record(tx, number)
+            copies = sorted(tx.search("copies", number=number),
+                            key=lambda c: (c["copy_no"], c["rev"]))
+            events = sorted(tx.search("register_log", number=number), key=lambda e: e["seq"])
+            before = [d["number"] for d in tx.search("documents", superseded_by=number)]
+        view = self._document_view(doc)
+        view.update({"copies": [self._copy_view(c) for c in copies],
+                     "events": [{k: v for k, v in e.items() if k not in ("schema_version",)}
+                                for e in events],
+                     "supersedes": before[0] if before else None})
+        return view
+
+    def register_rows(self, start: date | None = None, end: date | None = None) -> list[list]:
+        """文件发放回收记录表 rows (domain.md §4.3), one per copy issued, oldest first."""
+        with self.store.snapshot() as tx:
+            copies = sorted(tx.all("copies"), key=lambda c: (c["issued_at"], c["label"], c["rev"]))
+            docs = {d["number"]: d for d in tx.all("documents")}
+        rows = []
+        for c in copies:
+            day = date.fromisoformat(c["issued_at"][:10])
+            if (start and day < start) or (end and day > end):
+                continue
+            d = docs.get(c["number"], {})
+            note = []
+            if c.get("replaces"):
+                note.append(f"补发，替代 {c['replaces']}")
+            if c.get("rev", 1) > 1:
+                note.append("损坏换发")
+            if c["status"] == "void":
+                note.append("已声明作废")
+            rows.append([len(rows) + 1, c["number"], d.get("title", ""),
+                         f"第 {d.get('version', '')} 版（{_status_label(d.get('status', ''))}）",
+                         c["label"], 1, _day(c["issued_at"]), self._user_name(c["issued_by"]),
+                         c["dept"], c["recipient"], _day(c.get("returned_at")),
+                         c.get("returned_by") or "", self._user_name(c.get("received_by")),
+                         c.get("reason") or "", c.get("disposition") or "", "；".join(note)])
+        return rows
+
+    def register_export(self, fmt: str, out: Path, start: date | None = None,
+                        end: date | None = None) -> dict[str, Any]:
+        if fmt not in ("xlsx", "docx", "pdf"):
+            raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
+        today = self.clock().date()
+        table = reports.Table("文件发放回收记录表", reports.period_label(start, end, today),
+                              list(REGISTER_COLUMNS), self.register_rows(start, end))
+        if fmt == "xlsx":
+            payload = reports.to_xlsx(table)
+        else:
+            docx = reports.to_docx(table, self.config.dealer.name)
+            payload = docx if fmt == "docx" else self.converter.convert(docx)
+        out = Path(out)
+        try:
+            atomic_write_bytes(out, payload)
+        except OSError as err:
+            raise StorageError(f"无法写入 {out}：{err}", path=str(out)) from err
+        return {"rows": len(table.rows), "file": str(out.resolve())}
+
+    # --- used by the engine while issuing, superseding and voiding ---------------------------
+
+    def _register_event(self, tx: Tx, stamp: str, user: User | None, event: str, number: str,
+                        **details: Any) -> dict[str, Any]:
+        return tx.append_chained("register_log", {
+            "at": stamp, "actor": user.login if user else None, "event": event,
+            "number": number, **details})
+
+    def _auto_dispatch(self, tx: Tx, doc: Mapping[str, Any], recipient: str | None, dept: str,
+                       user: User, now: datetime) -> None:
+        if recipient:
+            self._new_copy(tx, doc, recipient, dept, "纸质", user, now)
+
+    def _withdraw(self, tx: Tx, doc: Mapping[str, Any], reason: str, user: User,
+                  now: datetime, written: list[str]) -> None:
+        """Recall every open copy of ``doc`` (换版 on a revision, 作废 on cancellation) and
+        write the stamped PDF beside the original."""
+        for c in self._current_copies(tx, doc["number"]).values():
+            if c["status"] == "out":
+                self._take_back(tx, doc, c, reason, user, now, returned_by=None, keep=True)
+        self._stamp_document(tx, doc, STAMP_WORDS[reason], reason, now, written)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _document_record(self, tx: Tx, number: str) -> dict[str, Any]:
+        doc = tx.get("documents", "number", number)
+        if doc is None:
+            raise NotFoundError(f"找不到文件编号 \"{number}\"（可用 dealerdocs docs 查看已出具的文件）",
+                                number=number)
+        return doc
+
+    def _current_copies(self, tx: Tx, number: str) -> dict[int, dict[str, Any]]:
+        """The latest record of each copy number (a damaged copy exchanged keeps its number)."""
+        latest: dict[int, dict[str, Any]] = {}
+        for c in tx.search("copies", number=number):
+            if c["copy_no"] not in latest or c["rev"] > latest[c["copy_no"]]["rev"]:
+                latest[c["copy_no"]] = c
+        return latest
+
+    def _new_copy(self, tx: Tx, doc: Mapping[str, Any], to: str, dept: str, channel: str,
+                  user: User, now: datetime, *, copy_no: int | None = None, rev: int = 1,
+                  replaces: str | None = None) -> dict[str, Any]:
+        number = doc["number"]
+        copy_no = copy_no or tx.next_counter(f"copy:{number}")
+        label = f"{number}-{copy_no:02d}"
+        record = {"key": f"{label}/{rev}", "number": number, "copy_no": copy_no, "rev": rev,
+                  "label": label, "recipient": to, "dept": dept, "channel": channel,
+                  "issued_at": now.isoformat(), "issued_by": user.login, "status": "out",
+                  "returned_at": None, "returned_by": None, "received_by": None, "reason": None,
+                  "disposition": None, "replaces": replaces, "replaced_by": None}
+        tx.put("copies", "key", record)
+        self._register_event(tx, now.isoformat(), user, "dispatched", number, copy=label,
+                             recipient=to, dept=dept, channel=channel, rev=rev)
+        return record
+
+    def _take_back(self, tx: Tx, doc: Mapping[str, Any], c: dict[str, Any], reason: str,
+                   user: User, now: datetime, *, returned_by: str | None, keep: bool
+                   ) -> dict[str, Any]:
+        stamp = now.isoformat()
+        if reason == "丢失":
+            # the lost number is declared void; a replacement gets a new number
+            record = {**c, "status": "void", "reason": reason, "disposition": "声明作废",
+                      "received_by": user.login, "returned_at": None}
+            tx.put("copies", "key", record)
+            self._register_event(tx, stamp, user, "lost", doc["number"], copy=c["label"])
+            if doc["status"] == "issued":
+                new = self._new_copy(tx, doc, c["recipient"], c["dept"], c["channel"], user, now,
+                                     replaces=c["label"])
+                record["replaced_by"] = new["label"]
+                tx.put("copies", "key", record)
+            return self._copy_view(record)
+        disposition = "作废留存" if keep else "销毁"
+        if reason == "损坏":
+            disposition = "销毁"
+        record = {**c, "status": "returned", "reason": reason, "disposition": disposition,
+                  "returned_at": stamp, "returned_by": returned_by or c["recipient"],
+                  "received_by": user.login}
+        tx.put("copies", "key", record)
+        self._register_event(tx, stamp, user, "recalled", doc["number"], copy=c["label"],
+                             reason=reason, disposition=disposition)
+        if reason == "损坏" and doc["status"] == "issued":
+            # a damaged copy is exchanged and keeps its number
+            self._new_copy(tx, doc, c["recipient"], c["dept"], c["channel"], user, now,
+                           copy_no=c["copy_no"], rev=c["rev"] + 1)
+        return self._copy_view(record)
+
+    def _stamp_document(self, tx: Tx, doc: Mapping[str, Any], word: str, reason: str,
+                        now: datetime, written: list[str] | None = None) -> None:
+        """A stamped copy of the PDF beside the original (which stays untouched)."""
+        doc = tx.get("documents", "number", doc["number"]) or doc
+        if doc.get("stamped_pdf"):
+            return
+        from . import stamps
+
+        original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        stamped = stamps.void_stamp(original, word=word, when=cn_date(now.date()),
+                                    reason=reason, converter=self.converter)
+        suffix = ".recalled.pdf" if word == "已收回" else ".void.pdf"
+        relative = doc["pdf"][: -len(".pdf")] + suffix
+        if written is not None:
+            written.append(relative)
+        self.outbox.write(relative, stamped)
+        tx.put("documents", "number", {**doc, "stamped_pdf": relative,
+                                       "stamped_sha256": sha256(stamped), "stamp": word})
+
+    def _print_copies(self, number: str, made: list[dict[str, Any]]) -> list[str]:
+        """PDFs of the copies handed out, each marked 受控文件 with its copy number."""
+        from . import stamps
+
+        with self.store.snapshot() as tx:
+            doc = self._document_record(tx, number)
+        original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        paths = []
+        folder = Path(doc["pdf"]).parent / "copies"
+        for c in made:
+            marked = stamps.controlled_copy(original, copy_label=c["label"],
+                                            converter=self.converter)
+            relative = str(folder / f"{c['label']}.pdf")
+            paths.append(str(self.outbox.write(relative, marked)))
+        return paths
+
+    def _copy_view(self, c: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in c.items() if k not in ("key", "schema_version")}
+
+    def _user_name(self, login: str | None) -> str:
+        if not login:
+            return ""
+        user = self.config.users.get(login)
+        return user.name if user else login
+
+    def _verify_register(self) -> list[dict[str, Any]]:
+        """The chains hold and the register agrees with its log (naming the first break)."""
+        problems = []
+        with self.store.snapshot() as tx:
+            for table, what in (("audit", "审计记录"), ("register_log", "发放登记日志")):
+                problem = chain.check(tx.all(table), tx.chain_head(table))
+                if problem:
+                    problems.append({"number": table, "path": what, "problem": "chain",
+                                     "detail": f"{what}：{problem}"})
+            docs = {d["number"]: d for d in tx.all("documents")}
+            issued = {e["number"]: e for e in tx.all("register_log") if e["event"] == "issued"}
+        for number, event in sorted(issued.items(), key=lambda kv: kv[1]["seq"]):
+            d = docs.get(number)
+            if d is None:
+                problems.append({"number": number, "path": "documents", "problem": "missing_entry",
+                                 "detail": f"登记簿缺少文件 {number}（发放登记日志第 {event['seq']} 条记载其出具）"})
+            elif d["pdf_sha256"] != event.get("pdf_sha256"):
+                problems.append({"number": number, "path": "documents", "problem": "entry_changed",
+                                 "detail": f"登记簿中 {number} 的哈希与出具时记录的不符"})
+        for number in sorted(set(docs) - set(issued)):
+            problems.append({"number": number, "path": "register_log", "problem": "unlogged",
+                             "detail": f"文件 {number} 在发放登记日志中没有出具记录"})
+        return problems
+
+
+def _status_label(status: str) -> str:
+    return {"issued": "现行", "superseded": "已换版", "void": "作废"}.get(status, status)
+
+
+def _copy_state(c: Mapping[str, Any]) -> str:
+    if c["status"] == "void":
+        return "声明作废（丢失）"
+    return f"于 {_day(c['returned_at'])} 收回"
+
+
+def _copy_list(current: Mapping[int, Mapping[str, Any]]) -> str:
+    return "、".join(f"{n:02d}" for n in sorted(current))
+
+
+def _day(value: str | None) -> str:
+    return value[:10] if value else ""

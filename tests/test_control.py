@@ -1,0 +1,161 @@
+"""Document control through the CLI: dispatch, automatic recall on revision, lost and damaged
+copies, stamped PDFs beside untouched originals, the exported register, and verify catching
+tampering with files, the audit trail and the register."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import openpyxl
+
+from helpers import ROOT, pdf_text, run_cli
+from pypdf import PdfReader
+
+
+def cli(dealer: Path, *args: str, data: dict | None = None, check: bool = True):
+    stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
+    if data is not None:
+        args = (*args, "--data", "-")
+    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check)
+    return json.loads(proc.stdout) if proc.returncode == 0 else proc
+
+
+def refused(dealer: Path, *args: str) -> str:
+    proc = cli(dealer, *args, check=False)
+    assert not isinstance(proc, dict), f"{args} was not refused"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def issued_quote(dealer: Path) -> dict:
+    data = json.loads((ROOT / "examples" / "quote.json").read_text(encoding="utf-8"))
+    case = cli(dealer, "new", "quote", "--as", "zhang", data=data)["id"]
+    return {"case": case, **cli(dealer, "fire", case, "issue", "--as", "zhang")["documents"][0]}
+
+
+def test_copies_revision_loss_and_the_register(dealer):
+    first = issued_quote(dealer)
+    number, original = first["number"], Path(first["pdf"])
+    before = sha(original)
+    assert PdfReader(str(original)).metadata["/DealerDocsRegisterHash"]
+
+    out = cli(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--copies", "3",
+              "--as", "zhao")
+    assert [c["label"] for c in out["copies"]] == [f"{number}-0{i}" for i in (1, 2, 3)]
+
+    lost = cli(dealer, "recall", number, "--reason", "丢失", "--copy", "2", "--as", "zhao")
+    assert lost["copies"][0]["status"] == "void"
+    assert lost["copies"][0]["replaced_by"] == f"{number}-04"
+    line = refused(dealer, "recall", number, "--reason", "丢失", "--copy", "2", "--as", "zhao")
+    assert "声明作废" in line
+    line = refused(dealer, "recall", number, "--reason", "损坏", "--copy", "9", "--as", "zhao")
+    assert "09" in line and "没有发放过" in line
+    line = refused(dealer, "recall", number, "--reason", "借阅", "--as", "zhao")
+    assert "借阅" in line and "换版" in line
+    line = refused(dealer, "recall", "BJ-2099-999999", "--reason", "换版", "--as", "zhao")
+    assert "BJ-2099-999999" in line
+    line = refused(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--as", "chen")
+    assert "无权" in line
+
+    damaged = cli(dealer, "recall", number, "--reason", "损坏", "--copy", "3", "--as", "zhao")
+    assert damaged["copies"][0]["disposition"] == "销毁"
+
+    revised = cli(dealer, "fire", first["case"], "revise", "--as", "zhang",
+                  data={"discount": "9000.00"})["documents"][0]
+    life = cli(dealer, "docs", number)
+    assert life["status"] == "superseded" and life["superseded_by"] == revised["number"]
+    statuses = {(c["label"], c["rev"]): c["status"] for c in life["copies"]}
+    assert statuses == {(f"{number}-01", 1): "returned", (f"{number}-02", 1): "void",
+                        (f"{number}-03", 1): "returned", (f"{number}-03", 2): "returned",
+                        (f"{number}-04", 1): "returned"}
+    assert all(c["reason"] == "换版" for c in life["copies"]
+               if c["status"] == "returned" and not (c["copy_no"] == 3 and c["rev"] == 1))
+    stamped = Path(dealer / "outbox" / life["stamped_pdf"])
+    assert stamped.is_file() and stamped != original
+    pages = [page.extract_text() for page in PdfReader(str(stamped)).pages]
+    assert len(pages) == 2 and all("已收回" in t and "换版" in t for t in pages)  # every page
+    assert sha(original) == before  # the original and its registered hash stay untouched
+    assert cli(dealer, "docs", revised["number"])["supersedes"] == number
+    line = refused(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--as", "zhao")
+    assert "已换版" in line and revised["number"] in line
+
+    xlsx = dealer / "register.xlsx"
+    result = cli(dealer, "register", "export", "--format", "xlsx", "--out", str(xlsx))
+    rows = list(openpyxl.load_workbook(xlsx).active.iter_rows(values_only=True))
+    header, body = rows[2], rows[3:]
+    assert result["rows"] == len(body) == 5
+    assert list(header) == ["序号", "文件编号", "文件名称", "版本/修改状态", "发放编号", "份数",
+                            "发放日期", "发放人", "领用部门", "签收人", "回收日期", "交回人",
+                            "回收签收人", "回收原因", "处置", "备注"]
+    by_label = {}
+    for r in body:
+        by_label.setdefault(r[4], []).append(dict(zip(header, r)))
+    assert by_label[f"{number}-02"][0]["回收原因"] == "丢失"
+    assert by_label[f"{number}-04"][0]["备注"].startswith(f"补发，替代 {number}-02")
+    assert by_label[f"{number}-01"][0]["回收原因"] == "换版"
+    assert by_label[f"{number}-01"][0]["回收签收人"] == "张伟"
+    pdf = dealer / "register.pdf"
+    cli(dealer, "register", "export", "--format", "pdf", "--out", str(pdf))
+    assert "文件发放回收记录表" in pdf_text(pdf) and f"{number}-04" in pdf_text(pdf)
+    assert run_cli("verify", cwd=dealer).returncode == 0
+
+
+def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
+    from test_sales_chain import contract_data
+
+    case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
+    cli(dealer, "fire", case, "submit", "--as", "zhang")
+    doc = cli(dealer, "fire", case, "issue", "--as", "zhang")["documents"][0]
+    [copy] = cli(dealer, "docs", doc["number"])["copies"]
+    assert (copy["recipient"], copy["dept"], copy["status"]) == ("刘晓明", "客户", "out")
+    cli(dealer, "fire", case, "cancel", "--as", "wang", data={"cancel_reason": "客户放弃"})
+    life = cli(dealer, "docs", doc["number"])
+    assert life["status"] == "void" and life["copies"][0]["reason"] == "作废"
+    pages = PdfReader(str(dealer / "outbox" / life["stamped_pdf"])).pages
+    assert all("作废" in page.extract_text() for page in pages)
+
+
+def _store(dealer: Path) -> tuple[Path, dict]:
+    path = dealer / "store" / "dealerdocs.json"
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_verify_catches_tampering(dealer):
+    doc = issued_quote(dealer)
+    assert run_cli("verify", cwd=dealer).returncode == 0
+    path, data = _store(dealer)
+    pristine = path.read_bytes()
+
+    entry = next(iter(data["audit"].values()))
+    entry["actor"] = "wang"  # someone rewrites who did it
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    bad = run_cli("verify", cwd=dealer, check=False)
+    assert bad.returncode != 0 and "审计记录" in bad.stderr and "第 1 条" in bad.stderr
+
+    path.write_bytes(pristine)
+    data = json.loads(pristine)
+    data["documents"] = {}  # a register entry deleted
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    bad = run_cli("verify", cwd=dealer, check=False)
+    assert bad.returncode != 0 and doc["number"] in bad.stderr and "登记簿缺少" in bad.stderr
+
+    path.write_bytes(pristine)
+    data = json.loads(pristine)
+    last = max(data["audit"], key=lambda k: data["audit"][k]["seq"])
+    del data["audit"][last]  # the last audit entry removed
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    bad = run_cli("verify", cwd=dealer, check=False)
+    assert bad.returncode != 0 and "缺失" in bad.stderr
+
+    path.write_bytes(pristine)
+    Path(doc["docx"]).unlink()
+    Path(doc["pdf"]).write_bytes(b"%PDF-1.4 forged")
+    report = json.loads(run_cli("verify", "--json", cwd=dealer, check=False).stdout)
+    kinds = {(p["problem"], Path(p["path"]).suffix) for p in report["problems"]}
+    assert kinds == {("missing", ".docx"), ("changed", ".pdf")}
