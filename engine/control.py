@@ -284,14 +284,11 @@ class DocumentControl:
         with self.store.snapshot() as tx:
             doc = self._document_record(tx, number)
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
-        paths = []
+        marked = stamps.controlled_copies(original, copy_labels=[c["label"] for c in made],
+                                          converter=self.converter)  # one LibreOffice run
         folder = Path(doc["pdf"]).parent / "copies"
-        for c in made:
-            marked = stamps.controlled_copy(original, copy_label=c["label"],
-                                            converter=self.converter)
-            relative = str(folder / f"{c['label']}.pdf")
-            paths.append(str(self.outbox.write(relative, marked)))
-        return paths
+        return [str(self.outbox.write(str(folder / f"{c['label']}.pdf"), pdf))
+                for c, pdf in zip(made, marked)]
 
     def _copy_view(self, c: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in c.items() if k not in ("key", "schema_version")}

@@ -46,8 +46,11 @@ def test_copies_revision_loss_and_the_register(dealer):
     assert PdfReader(str(original)).metadata["/DealerDocsRegisterHash"]
 
     out = cli(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--copies", "3",
-              "--as", "zhao")
+              "--print", "--as", "zhao")
     assert [c["label"] for c in out["copies"]] == [f"{number}-0{i}" for i in (1, 2, 3)]
+    for label, printed in zip([c["label"] for c in out["copies"]], out["printed"]):
+        pages = [p.extract_text() for p in PdfReader(printed).pages]
+        assert all("受控文件" in t and label in t for t in pages), label
 
     lost = cli(dealer, "recall", number, "--reason", "丢失", "--copy", "2", "--as", "zhao")
     assert lost["copies"][0]["status"] == "void"
