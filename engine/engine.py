@@ -309,7 +309,7 @@ class Engine(DocumentControl):
         user = self.config.user(actor)
         if kind not in wf.documents:
             raise NotFoundError(f"{wf.title}没有文档 \"{kind}\"（可用：{'、'.join(wf.documents)}）")
-        stored = self._normalize(wf, data, edits=("*",))
+        stored = self._normalize(wf, data, {}, edits=("*",))
         values, totals = self._evaluate(wf, stored)
         record = {"id": f"{wf.case_prefix}-0"}
         return self._context(wf, wf.documents[kind], record, values, totals, user, self.clock(),

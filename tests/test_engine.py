@@ -294,3 +294,11 @@ def test_totals_are_exact_decimals(engine, quote_data):
     assert totals["accessories_total"] == "2.10"
     assert Decimal(totals["grand_total"]) == (Decimal("131900.00") + Decimal("2.10")
                                               + Decimal("5155.00") + Decimal("12172.57"))
+
+
+def test_context_for_a_preview_stores_nothing(engine, quote_data):
+    context = engine.context_for("quote", quote_data, "quote", "zhang")
+    assert context["totals"]["grand_total"] == Decimal("152669.57")
+    assert context["doc"]["number"] == "（预览）" and context["dealer"]["name"]
+    assert context["consultant"] == {"login": "zhang", "name": "张伟"}
+    assert not engine.store.storage.path.exists()
