@@ -19,13 +19,18 @@ def _sum(values) -> Decimal:
     return quantize(sum((v for v in values if v is not None), Decimal("0")))
 
 
+def _line_amounts(rows: list[dict[str, Any]]) -> Decimal:
+    """Each row's amount (quantity × unit price, to 分) written into the row; their sum."""
+    for row in rows:
+        row["amount"] = quantize((row.get("unit_price") or Decimal("0")) * (row.get("quantity") or 0))
+    return _sum(row["amount"] for row in rows)
+
+
 def quote_totals(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     """商谈报价单: vehicle price after discount, accessories, insurance, taxes and fees, total."""
     zero = Decimal("0")
-    for row in data.get("accessories") or []:
-        row["amount"] = quantize((row.get("unit_price") or zero) * (row.get("quantity") or 0))
+    accessories_total = _line_amounts(data.get("accessories") or [])
     vehicle_price = quantize((data.get("list_price") or zero) - (data.get("discount") or zero))
-    accessories_total = _sum(r["amount"] for r in data.get("accessories") or [])
     insurance_total = _sum(r.get("premium") for r in data.get("insurance") or [])
     fees_total = _sum([data.get("registration_fee")]
                       + [r.get("amount") for r in data.get("other_fees") or []])
@@ -52,10 +57,8 @@ def quote_totals(data: dict[str, Any], today: date | None = None) -> dict[str, A
 def contract_totals(data: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     """购车合同: total = vehicle price − discount + accessories + registration and other fees."""
     zero = Decimal("0")
-    for row in data.get("accessories") or []:
-        row["amount"] = quantize((row.get("unit_price") or zero) * (row.get("quantity") or 0))
+    accessories_total = _line_amounts(data.get("accessories") or [])
     net = quantize((data.get("vehicle_price") or zero) - (data.get("discount") or zero))
-    accessories_total = _sum(r["amount"] for r in data.get("accessories") or [])
     fees_total = _sum([data.get("registration_fee")]
                       + [r.get("amount") for r in data.get("other_fees") or []])
     grand_total = quantize(net + accessories_total + fees_total)

@@ -94,3 +94,23 @@ def run_cli(*args: str, cwd: Path, stdin: str | None = None, check: bool = True,
         raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def cli_json(dealer: Path, *args: str, data: dict | None = None, check: bool = True,
+             today: str | None = None):
+    """``dealerdocs ARGS --json`` with ``data`` on stdin: the parsed JSON, or the finished
+    process when it failed and ``check`` is off."""
+    stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
+    if data is not None:
+        args = (*args, "--data", "-")
+    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check, today=today)
+    return json.loads(proc.stdout) if proc.returncode == 0 else proc
+
+
+def refused(dealer: Path, *args: str, data: dict | None = None, today: str | None = None) -> str:
+    """The one-line error of a command that must be refused (no traceback, non-zero exit)."""
+    proc = cli_json(dealer, *args, data=data, today=today, check=False)
+    assert not isinstance(proc, dict), f"{args} was not refused"
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]

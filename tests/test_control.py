@@ -9,24 +9,12 @@ from pathlib import Path
 
 import openpyxl
 
-from helpers import ROOT, pdf_text, run_cli
+from helpers import cli_json as cli, refused, ROOT, pdf_text, run_cli
 from pypdf import PdfReader
 
 
-def cli(dealer: Path, *args: str, data: dict | None = None, check: bool = True):
-    stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
-    if data is not None:
-        args = (*args, "--data", "-")
-    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check)
-    return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
-def refused(dealer: Path, *args: str) -> str:
-    proc = cli(dealer, *args, check=False)
-    assert not isinstance(proc, dict), f"{args} was not refused"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 def sha(path: Path) -> str:

@@ -9,9 +9,18 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from helpers import ROOT, docx_text, pdf_text, run_cli
+from helpers import cli_json, refused as _refused, ROOT, docx_text, pdf_text, run_cli
 
 D0 = "2026-11-20"  # inspection day; deadline 2026-12-10
+def cli(dealer: Path, *args: str, data: dict | None = None, today: str = "2026-11-21",
+        check: bool = True):
+    return cli_json(dealer, *args, data=data, today=today, check=check)
+
+
+def refused(dealer: Path, *args: str, data: dict | None = None, today: str = "2026-11-21") -> str:
+    return _refused(dealer, *args, data=data, today=today)
+
+
 PLAN = {"root_cause": "试驾管理制度未落实到人", "corrective_action": "张贴路线图；协议书每日归档并由经理抽查",
         "verification_method": "现场照片与归档记录"}
 
@@ -23,21 +32,8 @@ def finding(**changes) -> dict:
     return data
 
 
-def cli(dealer: Path, *args: str, data: dict | None = None, today: str = "2026-11-21",
-        check: bool = True):
-    stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
-    if data is not None:
-        args = (*args, "--data", "-")
-    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check, today=today)
-    return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
-def refused(dealer: Path, *args: str, data: dict | None = None, today: str = "2026-11-21") -> str:
-    proc = cli(dealer, *args, data=data, today=today, check=False)
-    assert not isinstance(proc, dict), f"{args} was not refused"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 def in_progress(dealer: Path, **changes) -> str:

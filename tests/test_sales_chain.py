@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
-from helpers import ROOT, docx_text, pdf_fonts, pdf_text, run_cli
+from helpers import cli_json as cli, refused, ROOT, docx_text, pdf_fonts, pdf_text, run_cli
 
 TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 VECTORS = json.loads((Path(__file__).parent / "data" / "vectors.json").read_text(encoding="utf-8"))
@@ -37,21 +37,8 @@ def delivery_data(**changes) -> dict:
     return example("delivery", delivery_date=day(3), pdi_date=day(0), **changes)
 
 
-def cli(dealer: Path, *args: str, data: dict | None = None, check: bool = True):
-    stdin = None
-    if data is not None:
-        args = (*args, "--data", "-")
-        stdin = json.dumps(data, ensure_ascii=False)
-    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check)
-    return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
-def refused(dealer: Path, *args: str, data: dict | None = None) -> str:
-    proc = cli(dealer, *args, data=data, check=False)
-    assert not isinstance(proc, dict), f"{args} was not refused"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 def signed_contract(dealer: Path, **changes) -> str:

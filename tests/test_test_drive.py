@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 
-from helpers import ROOT, docx_text, pdf_fonts, pdf_text, run_cli
+from helpers import ROOT, cli_json as cli, docx_text, pdf_fonts, pdf_text, refused
 
 NOW = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
 TOMORROW = (NOW + timedelta(days=1)).date()
@@ -34,20 +34,8 @@ RATINGS = {"impressions": "动力充沛；底盘扎实；座椅舒适", "rating_
            "rating_overall": "很满意", "helped_decision": True, "comments": "希望增加高速路段"}
 
 
-def cli(dealer: Path, *args: str, data: dict | None = None, check: bool = True):
-    stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
-    if data is not None:
-        args = (*args, "--data", "-")
-    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check)
-    return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
-def refused(dealer: Path, *args: str, data: dict | None = None) -> str:
-    proc = cli(dealer, *args, data=data, check=False)
-    assert not isinstance(proc, dict), f"{args} was not refused"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
 
 
 def test_a_drive_from_booking_to_evaluation_and_the_register(dealer):

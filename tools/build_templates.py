@@ -15,7 +15,6 @@ loudly.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -574,16 +573,7 @@ TEMPLATES = {"quote.docx": build_quote, "contract.docx": build_contract}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "templates" / "docx",
-                        help="output directory (default: templates/docx)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, build in TEMPLATES.items():
-        target = args.out / name
-        build(target)
-        print(f"wrote {target}")
-    return 0
+    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Noto CJK at full CJK width, ☑/☐ are in neither (see tools/build_delivery_tem
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -323,16 +322,7 @@ TEMPLATES = {"test_drive_agreement.docx": build_agreement,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "templates" / "docx",
-                        help="output directory (default: templates/docx)")
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, build in TEMPLATES.items():
-        target = args.out / name
-        build(target)
-        print(f"wrote {target}")
-    return 0
+    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", list(argv or []) or None)
 
 
 if __name__ == "__main__":

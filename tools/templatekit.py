@@ -613,3 +613,19 @@ def font_problems(docx: Union[bytes, str, PathLike]) -> list[str]:
                     if value and value not in ALLOWED_FONTS:
                         problems.append(f"{name}: {m.group(1)} {attr}={value!r}")
     return sorted(set(problems))
+
+
+def build_main(templates: dict, doc: str | None, default_out: Path, argv: list[str] | None) -> int:
+    """Command line of the ``build_*templates.py`` scripts: write each template to ``--out``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help="output directory (default: templates/docx)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, build in templates.items():
+        target = args.out / name
+        build(target)
+        print(f"wrote {target}")
+    return 0
