@@ -320,6 +320,22 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
 
 
 @main.command()
+@click.argument("target", metavar="CASE|WORKFLOW")
+@click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据（叠加在案件数据上）")
+@click.option("--trigger", default=None, help="预览这个操作会出具的文档（默认：当前可执行操作的全部文档）")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="输出目录（默认临时目录）")
+@_common
+@click.pass_context
+def preview(click_ctx, target, data_file, trigger, out_dir, config_path, actor, as_json) -> None:
+    """预览文档：盖「草稿」章，不编号、不登记、不改变状态。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    data = _read_data(data_file) if data_file else None
+    result = ctx.engine.preview(target, ctx.user(), data=data, trigger=trigger, out_dir=out_dir)
+    _emit(ctx, result, "草稿预览（未编号、未登记）：\n" + "\n".join(f"  {f}" for f in result["files"]))
+
+
+@main.command()
 @click.argument("number", metavar="DOC_NUMBER")
 @click.option("--to", "recipient", required=True, help="领用人")
 @click.option("--dept", required=True, help="领用部门")

@@ -29,6 +29,7 @@ from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .pdf import finish
 from .render import Renderer, context_value
+from .dates import cn_date
 from .store import Store, Tx, atomic_write_bytes
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
@@ -314,6 +315,58 @@ class Engine(DocumentControl):
         record = {"id": f"{wf.case_prefix}-0"}
         return self._context(wf, wf.documents[kind], record, values, totals, user, self.clock(),
                              wf.initial, number, 1)
+
+    def preview(self, target: str, actor: str, data: Mapping[str, Any] | None = None,
+                trigger: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
+        """Render the documents a transition would issue, stamped 草稿 / DRAFT on every page,
+        without numbering, registering or changing anything. ``target`` is a case id (its data,
+        with ``data`` laid over it) or a workflow key (``data`` alone)."""
+        import tempfile
+
+        from . import stamps
+
+        user = self.config.user(actor)
+        with self.store.snapshot() as tx:
+            record = tx.get("cases", "id", target)
+            wf = self.workflow(record["workflow"] if record else target)
+            links = self._links_context(tx, record) if record else {}
+            earlier = tx.search("documents", case_id=record["id"]) if record else []
+        state = record["state"] if record else wf.initial
+        base = record["data"] if record else {}
+        patch = self._normalize(wf, data or {}, base, edits=("*",))
+        values, totals = self._evaluate(wf, {**base, **patch})
+        if trigger is not None:
+            kinds = list(dict.fromkeys(k for t in wf.candidates(trigger, state)
+                                       for k in t.documents))
+        elif record is not None:
+            kinds = list(dict.fromkeys(k for t in wf.available(state) for k in t.documents))
+        else:
+            kinds = list(wf.documents)
+        if not kinds:
+            raise StateError(f"{wf.title}在「{wf.states[state].label}」没有要出具的文档可预览",
+                             state=state)
+        now = self.clock()
+        folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="dealerdocs-preview-"))
+        rendered = []
+        for kind in kinds:
+            spec = wf.documents[kind]
+            template = self.renderer.load(self.config.templates_dir / spec.template)
+            context = self._context(wf, spec, record or {"id": f"{wf.case_prefix}-（新）"},
+                                    values, totals, user, now, state, "草稿（未编号）",
+                                    sum(d["kind"] == kind for d in earlier) + 1, links)
+            rendered.append((spec, self.renderer.render(template, context, {
+                "title": f"{spec.title}（草稿）", "subject": spec.title})))
+        pdfs = self.converter.convert_many([docx for _, docx in rendered])
+        files = []
+        for (spec, docx), pdf in zip(rendered, pdfs):
+            pdf = stamps.void_stamp(pdf, word="草稿", when=cn_date(now.date()),
+                                    reason="DRAFT · 预览，非正式文件", converter=self.converter)
+            for suffix, payload in ((".docx", docx), (".pdf", pdf)):
+                path = folder / f"{spec.key}-草稿{suffix}"
+                atomic_write_bytes(path, payload)
+                files.append(str(path.resolve()))
+        return {"workflow": wf.key, "case": record["id"] if record else None,
+                "documents": [spec.key for spec, _ in rendered], "files": files}
 
     # --- operations --------------------------------------------------------------------------
 

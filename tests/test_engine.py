@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -302,3 +303,20 @@ def test_context_for_a_preview_stores_nothing(engine, quote_data):
     assert context["doc"]["number"] == "（预览）" and context["dealer"]["name"]
     assert context["consultant"] == {"login": "zhang", "name": "张伟"}
     assert not engine.store.storage.path.exists()
+
+
+def test_preview_stamps_a_draft_and_changes_nothing(engine, quote_data, tmp_path):
+    from pypdf import PdfReader
+
+    engine.create("quote", quote_data, "zhang")
+    before = store_bytes(engine)
+    result = engine.preview("Q-1", "zhang", data={"discount": "1000.00"}, out_dir=tmp_path)
+
+    docx, pdf = (Path(f) for f in result["files"])
+    text = docx_text(docx)
+    assert "草稿（未编号）" in text and "¥1,000.00" in text and "第 1 版" in text
+    pages = PdfReader(str(pdf)).pages
+    assert len(pages) == 2 and all("草稿" in p.extract_text() and "DRAFT" in p.extract_text()
+                                   for p in pages)
+    assert store_bytes(engine) == before and outbox_files(engine) == []
+    assert engine.case("Q-1")["data"]["discount"] == "8000.00"
