@@ -320,6 +320,22 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
 
 
 @main.command()
+@click.argument("workflow")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="输出文件 .svg 或 .png")
+@_common
+@click.pass_context
+def diagram(click_ctx, workflow, out, config_path, actor, as_json) -> None:
+    """画出工作流的状态流转图（需要 graphviz）：dealerdocs diagram contract --out 合同.svg"""
+    from .diagram import write_diagram
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    engine = ctx.engine
+    path = write_diagram(engine.workflow(workflow), engine.config, out)
+    _emit(ctx, {"workflow": workflow, "file": str(path.resolve())}, f"已写出 {path}")
+
+
+@main.command()
 @click.argument("target", metavar="CASE|WORKFLOW")
 @click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据（叠加在案件数据上）")
 @click.option("--trigger", default=None, help="预览这个操作会出具的文档（默认：当前可执行操作的全部文档）")

@@ -82,11 +82,16 @@ def _chain_existing_logs(data: dict) -> dict:
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _chain_existing_logs}
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files follow the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
             fh.flush()

@@ -241,6 +241,11 @@ def main() -> int:
         print(f"\n试乘试驾登记表（{register['rows']} 条）：")
         for path in register["files"].values():
             print(f"  {path}")
+        from engine.diagram import write_diagram
+
+        print("\n状态流转图：")
+        for wf in eng.workflows.values():
+            print(f"  {write_diagram(wf, config, config.outbox_dir / 'diagrams' / f'{wf.key}.svg')}")
         problems = eng.verify()
         print(f"\n校验：{'通过' if not problems else f'{len(problems)} 个文件有问题'}"
               f"（登记文档共 {len(eng.documents())} 份）")
