@@ -6,6 +6,7 @@ the user can act on print one line and exit non-zero; a traceback means a bug.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -317,6 +318,26 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
                    f"逾期 {r['overdue_days']} 天" if r["overdue"] else f"剩余 {r['days_left']} 天",
                    (r["summary"] or "")[:30]] for r in rows])
     _emit(ctx, rows, text or f"（没有逾期或 {within} 天内到期的项目）")
+
+
+@main.command()
+@click.argument("targets", nargs=-1, metavar="[TEMPLATE|WORKFLOW]...")
+@_common
+@click.pass_context
+def lint(click_ctx, targets, config_path, actor, as_json) -> None:
+    """检查模板和工作流（变量、标签、字体、试渲染、状态图）；有错误时退出码非 0。"""
+    from .config import load_config
+    from .lint import format_findings, lint_paths
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = load_config(ctx.config_path or "config.toml")  # lint reports broken workflows itself
+    findings = lint_paths(config, list(targets))
+    if ctx.as_json:
+        click.echo(json.dumps([dataclasses.asdict(f) for f in findings], ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_findings(findings))
+    if any(f.severity == "error" for f in findings):
+        sys.exit(11)
 
 
 @main.command()

@@ -72,9 +72,9 @@ def _short(text: str, width: int = 40) -> str:
 
 @dataclass(frozen=True)
 class _Para:
-    part: str  # "" for the body, "页眉（header1.xml）" …
-    place: str
+    place: str  # "段落 3：「…」", "页眉（header1.xml）表格 1 第 2 行第 1 格：「…」" …
     text: str
+    element: Any  # the w:p
     cell: Any  # the enclosing w:tc element, or None
 
 
@@ -115,7 +115,7 @@ def _paragraphs(label: str, root: Any) -> Iterator[_Para]:
             table = _nearest(row, W + "tbl")
             where = (f"表格 {tables[table]} 第 {_own(table, W + 'tr', W + 'tbl').index(row) + 1} 行"
                      f"第 {_own(row, W + 'tc', W + 'tr').index(cell) + 1} 格")
-        yield _Para(label, f"{label}{where}：「{_short(text)}」", text, cell)
+        yield _Para(f"{label}{where}：「{_short(text)}」", text, p, cell)
 
 
 # --- tags ---------------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def _tags(text: str) -> tuple[list[str], str | None]:
 def _check_tag(tag: str, para: _Para, file: str) -> list[Finding]:
     out = []
     inner = tag[2:-2]
-    if tag.startswith("{{") and not (re.match(r"[-+]?(?:(?:p|r|tr|tc))?\s", inner)
+    if tag.startswith("{{") and not (re.match(r"[-+]?(?:p|r|tr|tc)?\s", inner)
                                      and re.search(r"\s-?$", inner)):
         out.append(_warning(file, para.place, f"{tag} 的花括号内侧没有留空格",
                             f"写成 {{{{ {inner.strip(' -')} }}}}（templates/README.md 第 3 节第 1 条）"))
@@ -154,44 +154,49 @@ def _check_tag(tag: str, para: _Para, file: str) -> list[Finding]:
                            f"{tag} 里有弯引号 “ ” ‘ ’（Word 把直引号自动改成了弯引号）",
                            "改回英文直引号 \"，并在 Word“自动更正 → 键入时自动套用格式”中关闭"
                            "“直引号替换为弯引号”"))
-    code = re.sub(r'"[^"]*"|\'[^\']*\'', "", _CURLY.sub('"', tag))  # string literals may be Chinese
-    if _FULLWIDTH.search(code):
-        out.append(_error(file, para.place, f"{tag} 里有全角符号 {' '.join(sorted(set(_FULLWIDTH.findall(code))))}",
+    code = re.sub(r'"[^"]*"|\'[^\']*\'', "", _CURLY.sub('"', tag))  # strings may be Chinese
+    if wide := sorted(set(_FULLWIDTH.findall(code))):
+        out.append(_error(file, para.place, f"{tag} 里有全角符号 {' '.join(wide)}",
                           "切换到英文输入法，重新输入标记中引号以外的部分"))
-    m = _STRUCTURAL.match(tag)
-    if m:
-        kind = m.group(1)
-        if re.search(r"[%}]", tag[3:-2]):
-            out.append(_error(file, para.place, f"{tag} 的表达式里有 % 或 }}，docxtpl 处理不了",
-                              "把这部分计算移到流程的计算器里，或改用普通 {% if %} 写在同一段之内"))
-        if kind in ("tr", "tc") and para.cell is None:
-            out.append(_error(file, para.place, f"{{%{kind} 标记不在表格里",
-                              f"{{%{kind} 只能用在表格中；整段的条件或循环请用 {{%p … %}}"))
-        elif kind == "tr" and any(_cell_text(c).strip() for c in _own(_nearest(para.cell, W + "tr"),
-                                                                       W + "tc", W + "tr")
-                                  if c is not para.cell):
-            out.append(_error(file, para.place, f"{tag} 所在的表格行还有其他文字，出具时整行会被删除",
-                              "让 {%tr … %} 单独占一整行，同一行的其他格子留空或合并"))
-        elif kind == "tc" and any(_text(p).strip() for p in _own(para.cell, W + "p", W + "tc")
-                                  if _text(p) != para.text):
-            out.append(_error(file, para.place, f"{tag} 所在的单元格还有其他段落文字",
-                              "让 {%tc … %} 单独占一个单元格"))
+    if m := _STRUCTURAL.match(tag):
+        out += _check_structural(tag, m.group(1), para, file)
     return out
 
 
-def _cell_text(cell: Any) -> str:
-    return "".join(t.text or "" for t in cell.iter(W + "t"))
+def _check_structural(tag: str, kind: str, para: _Para, file: str) -> list[Finding]:
+    """``{%p``/``{%tr``/``{%tc``: docxtpl replaces the whole paragraph / row / cell with it."""
+    out = []
+    if re.search(r"[%}]", tag[3:-2]):
+        out.append(_error(file, para.place, f"{tag} 的表达式里有 % 或 }}，docxtpl 处理不了",
+                          "把这部分计算移到流程的计算器里，或改用普通 {% if %} 写在同一段之内"))
+    if kind == "p":
+        return out
+    if para.cell is None:
+        return out + [_error(file, para.place, f"{{%{kind} 标记不在表格里",
+                             f"{{%{kind} 只能用在表格中；整段的条件或循环请用 {{%p … %}}")]
+    if kind == "tr":
+        row = _nearest(para.cell, W + "tr")
+        others = [_text(p) for c in _own(row, W + "tc", W + "tr") if c is not para.cell
+                  for p in c.iter(W + "p")]
+        what, fix = "表格行还有其他文字，出具时整行会被删除", "单独占一整行，同一行的其他格子留空或合并"
+    else:
+        others = [_text(p) for p in _own(para.cell, W + "p", W + "tc") if p is not para.element]
+        what, fix = "单元格还有其他段落文字，出具时整格会被替换", "单独占一个单元格"
+    if any(t.strip() for t in others):
+        out.append(_error(file, para.place, f"{tag} 所在的{what}", f"让 {{%{kind} … %}} {fix}"))
+    return out
 
 
 def _check_paragraph(para: _Para, file: str, stack: list[tuple[str, str, str]]) -> list[Finding]:
     out = []
     if any("｛" in m or "％" in m for m in _FULLWIDTH_OPEN.findall(para.text)):
-        out.append(_error(file, para.place, "标记的开头用了全角的 ｛ 或 ％，系统不会把它当作标记，会原样印出",
-                          "切换到英文输入法，重新输入整个标记"))
+        out.append(_error(file, para.place, "标记的开头用了全角的 ｛ 或 ％，系统不会把它当作标记，"
+                          "会原样印出", "切换到英文输入法，重新输入整个标记"))
     tags, unclosed = _tags(para.text)
     if unclosed is not None:
         closer = _CLOSE[unclosed[:2]]
-        out.append(_error(file, para.place, f"标记「{_short(unclosed, 20)}」在本段内没有结束（缺少 {closer}）",
+        out.append(_error(file, para.place,
+                          f"标记「{_short(unclosed, 20)}」在本段内没有结束（缺少 {closer}）",
                           f"补上 {closer}；一个标记必须写在同一段里。拿不准时删掉整个标记，"
                           "用英文输入法一次性重新输入"))
     for tag in tags:
@@ -203,6 +208,13 @@ def _check_paragraph(para: _Para, file: str, stack: list[tuple[str, str, str]]) 
         out.append(_error(file, para.place, f"{structural[0]} 和其他文字或标记在同一段里",
                           f"让 {{%{kind} … %}} 单独占一{unit}（这一{unit}出具时整{unit}删除），"
                           f"一{unit}最多放一个"))
+    return out + _balance(tags, para, file, stack)
+
+
+def _balance(tags: list[str], para: _Para, file: str, stack: list[tuple[str, str, str]]
+             ) -> list[Finding]:
+    """for/endfor and if/endif pairing; ``stack`` holds the open ones of the current part."""
+    out = []
     for tag in tags:
         m = _BLOCK.match(tag)
         if not m:
@@ -231,7 +243,7 @@ def _unclosed(stack: list[tuple[str, str, str]], file: str) -> list[Finding]:
 
 # --- Jinja, as docxtpl sees it ----------------------------------------------------------------
 
-def _compile(path: Path, file: str) -> tuple[list[tuple[str, jinja2.nodes.Template]], list[Finding]]:
+def _compile(path: Path, file: str) -> tuple[list[tuple[str, nodes.Template]], list[Finding]]:
     """Each part preprocessed by docxtpl and compiled; (label, AST) pairs and syntax errors."""
     tpl = DocxTemplate(str(path))
     tpl.init_docx()
@@ -309,7 +321,8 @@ def _check_attributes(asts, context: Mapping[str, Any], tags, file: str) -> list
             value = context[names[0]]
             for i, attr in enumerate(names[1:], 2):
                 dotted = ".".join(names[:i])
-                if not isinstance(value, Mapping) or any(dotted.startswith(g) for g in guarded):
+                if not isinstance(value, Mapping) or any(dotted == g or dotted.startswith(g + ".")
+                                                         for g in guarded):
                     break
                 if attr not in value:
                     if dotted not in seen:
@@ -357,7 +370,8 @@ def _check_fonts(path: Path, file: str) -> list[Finding]:
     with zipfile.ZipFile(path) as zf:
         parts = {n: etree.fromstring(zf.read(n)) for n in zf.namelist()
                  if n.startswith("word/") and n.endswith(".xml")}
-    theme = next((root for name, root in sorted(parts.items()) if name.startswith("word/theme/")), None)
+    theme = next((root for name, root in sorted(parts.items())
+                  if name.startswith("word/theme/")), None)
     for name, root in parts.items():
         for rfonts in root.iter(W + "rFonts"):
             for attr in ("ascii", "hAnsi", "eastAsia", "cs"):
@@ -569,8 +583,8 @@ def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
     workflows, out = _load_workflows(config)
     broken = {f.file for f in out}
     chosen: list[Workflow] = list(workflows.values()) if not targets else []
-    templates = ([] if targets else
-                 sorted(p for p in config.templates_dir.glob("*.docx") if not p.name.startswith("~$")))
+    templates = [] if targets else sorted(p for p in config.templates_dir.glob("*.docx")
+                                          if not p.name.startswith("~$"))  # ~$: Word's lock file
     for target in targets:
         found = _resolve(config, workflows, target)
         if isinstance(found, Path):

@@ -474,17 +474,17 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if rep.date_field not in fields or fields[rep.date_field].type not in ("date", "datetime"):
             raise fail(f"{key}.date_field", f"\"{rep.date_field}\" 应为 date 或 datetime 类型的字段")
         for j, col in enumerate(rep.columns):
-            path = col.value
-            if not (path in fields or path in ("id", "state", "state_label", "created_at",
+            value = col.value
+            if not (value in fields or value in ("id", "state", "state_label", "created_at",
                                                 "created_by", "overdue_days")
-                    or path.startswith("totals.") or path.startswith("documents.")):
-                raise fail(f"{key}.columns[{j}].value", f"\"{path}\" 不是字段、id、state_label、"
+                    or value.startswith("totals.") or value.startswith("documents.")):
+                raise fail(f"{key}.columns[{j}].value", f"\"{value}\" 不是字段、id、state_label、"
                                                         f"overdue_days、documents.<文档> 或 totals.<名称>")
-            if path.startswith("documents.") and path[10:] not in wf.documents:
-                raise fail(f"{key}.columns[{j}].value", f"\"{path[10:]}\" 不是 [documents] 中的文档")
-            if path == "overdue_days" and wf.deadline is None:
+            if value.startswith("documents.") and value[10:] not in wf.documents:
+                raise fail(f"{key}.columns[{j}].value", f"\"{value[10:]}\" 不是 [documents] 中的文档")
+            if value == "overdue_days" and wf.deadline is None:
                 raise fail(f"{key}.columns[{j}].value", "没有 [deadline] 时不能用 overdue_days")
-            if path.startswith("totals.") and head.calculator is None:
+            if value.startswith("totals.") and head.calculator is None:
                 raise fail(f"{key}.columns[{j}].value", "没有 workflow.calculator，不能引用 totals")
         reports[name] = ReportSpec(name, rep.title, rep.date_field,
                                    tuple((c.label, c.value) for c in rep.columns))

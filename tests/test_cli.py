@@ -151,3 +151,35 @@ def test_process_killed_while_issuing_changes_nothing(dealer):
     assert not list((dealer / "outbox").rglob("*.pdf")) if (dealer / "outbox").exists() else True
     again = json.loads(run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer).stdout)
     assert again["documents"][0]["number"] == f"BJ-{YEAR}-000001"  # no gap, lock released
+
+
+def test_lint_and_diagram_commands(dealer, tmp_path):
+    ok = run("lint", cwd=dealer)
+    assert "未发现问题" in ok.stdout
+
+    # the dealership's own copy of the templates, one of them mistyped in Word
+    import shutil
+    import zipfile
+
+    own = dealer / "tpl"
+    shutil.copytree(ROOT / "templates" / "docx", own)
+    original, broken = own / "quote.docx", tmp_path / "quote.docx"
+    with zipfile.ZipFile(original) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"customer_name", b"custmer_name")
+            dst.writestr(item, data)
+    shutil.move(broken, original)
+    config = dealer / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(json.dumps(str(ROOT / "templates" / "docx")), '"tpl"'),
+                      encoding="utf-8")
+    proc = run("lint", "quote.docx", cwd=dealer, check=False)
+    assert proc.returncode == 11
+    assert "custmer_name" in proc.stdout and "customer_name" in proc.stdout
+
+    svg = tmp_path / "quote.svg"
+    run("diagram", "quote", "--out", str(svg), cwd=dealer)
+    text = svg.read_text(encoding="utf-8")
+    assert "草稿" in text and "出具报价单" in text and "销售顾问" in text

@@ -153,7 +153,7 @@ def test_a_failing_test_render_is_an_error(tmp_path, quote, config):
     assert finding.place == "试出具（流程 quote，样例数据）" and "t.docx" in finding.problem
 
 
-# --- (c) a template that went through LibreOffice --------------------------------------------------
+# --- (c) a template that went through LibreOffice ---------------------------------------------
 
 @pytest.fixture(scope="module")
 def roundtripped(tmp_path_factory) -> Path:
@@ -192,8 +192,8 @@ def variant_config(tmp_path: Path, edit, config_edit=lambda text: text) -> Path:
     source = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
     (folder / "quote.toml").write_text(edit(source), encoding="utf-8")
     path = make_dealer_dir(tmp_path / "dealer")
-    text = path.read_text(encoding="utf-8").replace(
-        f'workflows = {json.dumps(str(ROOT / "workflows"))}', f'workflows = {json.dumps(str(folder))}')
+    old = f'workflows = {json.dumps(str(ROOT / "workflows"))}'
+    text = path.read_text(encoding="utf-8").replace(old, f'workflows = {json.dumps(str(folder))}')
     path.write_text(config_edit(text), encoding="utf-8")
     return path
 
@@ -220,9 +220,10 @@ def test_unreachable_and_stuck_states(tmp_path):
 
 def test_final_state_with_exits_and_roles_nobody_holds(tmp_path):
     def edit(text):
-        return text.replace('source = ["draft", "issued"]\ndest = "cancelled"\nroles = ["sales", "sales_manager"]',
-                            'source = ["draft", "issued", "accepted"]\ndest = "cancelled"\n'
-                            'roles = ["regional_manager"]')
+        cancel = 'source = ["draft", "issued"]\ndest = "cancelled"\nroles = ["sales", "sales_manager"]'
+        assert cancel in text
+        return text.replace(cancel, 'source = ["draft", "issued", "accepted"]\ndest = "cancelled"\n'
+                                    'roles = ["regional_manager"]')
 
     path = variant_config(tmp_path, edit, lambda t: t.replace('roles = ["regional_manager"]',
                                                               'roles = ["sales"]'))

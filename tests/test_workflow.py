@@ -578,3 +578,13 @@ def test_the_threshold_is_the_stores_policy(config_path, converter, clock):
         high = eng.create("contract", contract_data(clock, discount="13990.01"), "zhang").id
         assert eng.fire(low, "submit", "zhang").state == "approved"
         assert eng.fire(high, "submit", "zhang").state == "pending_approval"
+
+
+def test_a_mistake_after_the_reports_block_still_names_its_file(tmp_path):
+    """The loader once reused its path variable for report columns and lost the file name."""
+    text = (ROOT / "workflows" / "rectification.toml").read_text(encoding="utf-8")
+    broken = edited('dest = "closure_review"', 'dest = "closure_reveiw"', text)
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        load_folder(tmp_path, {"rectification.toml": broken})
+    assert raised.value.message.startswith("rectification.toml: transitions[4].dest")
+    assert raised.value.details["path"].endswith("rectification.toml")
