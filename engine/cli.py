@@ -321,6 +321,29 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
 
 
 @main.command()
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+@click.option("--instances", type=click.IntRange(1, 8), default=None,
+              help="实例数（默认 config.toml 的 warm_instances，或 CPU 核数）")
+@_common
+@click.pass_context
+def converter(click_ctx, action, instances, config_path, actor, as_json) -> None:
+    """常驻 LibreOffice（unoserver）：start 启动、stop 停止、status 查看；之后的命令自动使用。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    warm = ctx.engine.warm_converter(instances)
+    if action == "start":
+        pool = warm.start()
+        _emit(ctx, pool, "\n".join(f"实例 {i['slot']}：端口 {i['port']}，进程 {i['pid']}" for i in pool))
+    elif action == "stop":
+        count = warm.stop()
+        _emit(ctx, {"stopped": count}, f"已停止 {count} 个实例")
+    else:
+        rows = warm.status()
+        _emit(ctx, rows, "\n".join(f"实例 {i['slot']}：端口 {i['port']}，"
+                                   f"{'运行中' if i['alive'] else '无响应'}" for i in rows)
+              or "没有运行的实例（每份文档冷启动 LibreOffice）")
+
+
+@main.command()
 @click.argument("targets", nargs=-1, metavar="[TEMPLATE|WORKFLOW]...")
 @_common
 @click.pass_context

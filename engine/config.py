@@ -88,6 +88,10 @@ class Paths:
 class LibreOffice:
     binary: str = "soffice"
     timeout: float = 120.0
+    # Warm instances (unoserver) started on demand and kept running; 0 = start none (a pool
+    # started with `dealerdocs converter start` is still used).
+    warm_instances: int = 0
+    unoserver: str = ""  # path; empty = on PATH or the project's .venv-uno
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,9 @@ def _check(config: Config, path: Path) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{path.name}: timezone = \"{config.timezone}\" 不是有效的时区名"
                           f"（例如 \"Asia/Shanghai\"）", key="timezone", path=str(path)) from None
+    if not 0 <= config.libreoffice.warm_instances <= 8:
+        raise ConfigError(f"{path.name}: libreoffice.warm_instances 应在 0–8 之间",
+                          key="libreoffice.warm_instances", path=str(path))
     for key, value in (("libreoffice.timeout", config.libreoffice.timeout),
                        ("lock_timeout", config.lock_timeout)):
         if not (math.isfinite(value) and value > 0):

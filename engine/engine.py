@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import difflib
 import logging
 from dataclasses import dataclass, field
@@ -102,9 +103,24 @@ class Engine(DocumentControl):
     @property
     def converter(self) -> Converter:
         if self._converter is None:
-            lo = self.config.libreoffice
-            self._converter = SofficeConverter(lo.binary, lo.timeout)
+            self._converter = self.warm_converter() if self._warm_wanted() \
+                else SofficeConverter(self.config.libreoffice.binary,
+                                      self.config.libreoffice.timeout)
         return self._converter
+
+    def warm_converter(self, instances: int | None = None):
+        """The pool of warm LibreOffice instances of this store (running or not)."""
+        from .warm import WarmConverter
+
+        lo = self.config.libreoffice
+        return WarmConverter(self.config.store_dir / "converter",
+                             instances=instances or lo.warm_instances or os.cpu_count() or 2,
+                             timeout=lo.timeout, unoserver=lo.unoserver, binary=lo.binary,
+                             autostart=lo.warm_instances > 0)
+
+    def _warm_wanted(self) -> bool:
+        return (self.config.libreoffice.warm_instances > 0
+                or (self.config.store_dir / "converter" / "pool.json").is_file())
 
     def close(self) -> None:
         if self._owns_converter and self._converter is not None:

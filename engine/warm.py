@@ -1,0 +1,214 @@
+"""A warm LibreOffice: a pool of unoserver instances kept running between documents and
+between commands, so a document costs ~0.15 s instead of a cold start's ~1.1 s.
+
+Each instance is ``unoserver`` (LibreOffice's own Python, Debian ``python3-uno``; installed by
+``make setup`` into ``.venv-uno``) with its own profile, bound to 127.0.0.1 only (its ports have
+no authentication), started in its own session so that a hung instance is killed with its
+LibreOffice. The pool is described by ``<store>/converter/pool.json``; ``dealerdocs converter
+start|stop|status`` manage it and any later command finds it there. A document that fails or
+times out on a warm instance restarts that instance and is converted cold instead, so the
+caller always gets the same contract as :class:`~engine.convert.SofficeConverter`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .convert import FONTS_CONF, Converter, SofficeConverter
+from .errors import ConversionError
+from .store import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+PROJECT_UNOSERVER = Path(__file__).resolve().parent.parent / ".venv-uno" / "bin" / "unoserver"
+FILTERS = {".docx": "writer_pdf_Export", ".svg": "draw_pdf_Export"}
+
+
+def find_unoserver(configured: str = "") -> str | None:
+    """The configured unoserver, else one on PATH, else the project's ``.venv-uno``."""
+    for candidate in (configured, "unoserver", str(PROJECT_UNOSERVER)):
+        if candidate and (shutil.which(candidate) or Path(candidate).is_file()):
+            return shutil.which(candidate) or candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Transport(xmlrpc.client.Transport):
+    """XML-RPC with a socket timeout: the per-document hard limit."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+
+class WarmConverter(Converter):
+    """Converts through running unoserver instances; cold ``soffice`` when none can run."""
+
+    def __init__(self, state_dir: Path, *, instances: int = 2, timeout: float = 120.0,
+                 unoserver: str = "", binary: str = "soffice", autostart: bool = False) -> None:
+        self.state_dir = Path(state_dir)
+        self.instances = max(1, instances)
+        self.timeout = timeout
+        self.unoserver = unoserver
+        self.binary = binary
+        self.autostart = autostart
+        self.fallback = SofficeConverter(binary, timeout)
+
+    # --- the pool ----------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "pool.json"
+
+    def _load(self) -> list[dict]:
+        try:
+            return json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return []
+
+    def _save(self, pool: list[dict]) -> None:
+        atomic_write_bytes(self.state_file, json.dumps(pool, indent=2).encode("utf-8"))
+
+    def _proxy(self, inst: dict, timeout: float) -> xmlrpc.client.ServerProxy:
+        return xmlrpc.client.ServerProxy(f"http://127.0.0.1:{inst['port']}", allow_none=True,
+                                         transport=_Transport(timeout))
+
+    def _alive(self, inst: dict) -> bool:
+        try:
+            self._proxy(inst, 5).info()
+            return True
+        except (OSError, xmlrpc.client.Error):
+            return False
+
+    def status(self) -> list[dict]:
+        return [{**inst, "alive": self._alive(inst)} for inst in self._load()]
+
+    def start(self) -> list[dict]:
+        """Start the missing instances (idempotent) and wait until each answers."""
+        exe = find_unoserver(self.unoserver)
+        if exe is None:
+            raise ConversionError("找不到 unoserver（需要 Debian 的 python3-uno 与 pip 包 unoserver；"
+                                  "make setup 会安装到 .venv-uno）")
+        pool = [inst for inst in self._load() if self._alive(inst)]
+        for slot in range(len(pool), self.instances):
+            pool.append(self._spawn(exe, slot))
+        self._save(pool)
+        deadline = time.monotonic() + 90
+        for inst in pool:
+            while not self._alive(inst):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise ConversionError(f"unoserver 实例（端口 {inst['port']}）90 秒内未就绪；"
+                                          f"日志：{inst['log']}")
+                time.sleep(0.3)
+        return pool
+
+    def _spawn(self, exe: str, slot: int) -> dict:
+        port, uno_port = _free_port(), _free_port()
+        profile = self.state_dir / f"profile-{slot}"
+        logfile = self.state_dir / f"unoserver-{slot}.log"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [exe, "--interface", "127.0.0.1", "--uno-interface", "127.0.0.1",
+               "--port", str(port), "--uno-port", str(uno_port),
+               "--user-installation", str(profile),
+               "--conversion-timeout", str(int(self.timeout))]
+        soffice = shutil.which(self.binary)
+        if soffice:
+            cmd += ["--executable", soffice]
+        with open(logfile, "ab") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    env={**os.environ, "FONTCONFIG_FILE": str(FONTS_CONF)},
+                                    start_new_session=True)
+        log.info("started unoserver %s on port %s", proc.pid, port)
+        return {"slot": slot, "pid": proc.pid, "port": port, "uno_port": uno_port,
+                "profile": str(profile), "log": str(logfile)}
+
+    def _kill(self, inst: dict) -> None:
+        try:
+            os.killpg(inst["pid"], signal.SIGKILL)  # unoserver and its LibreOffice
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self) -> int:
+        pool = self._load()
+        for inst in pool:
+            self._kill(inst)
+        self._save([])
+        return len(pool)
+
+    def _restart(self, inst: dict) -> None:
+        self._kill(inst)
+        exe = find_unoserver(self.unoserver)
+        pool = [i for i in self._load() if i["slot"] != inst["slot"]]
+        if exe is not None:
+            pool.append(self._spawn(exe, inst["slot"]))
+        self._save(sorted(pool, key=lambda i: i["slot"]))
+
+    # --- converting --------------------------------------------------------------------------
+
+    def convert_many(self, documents: list[bytes], suffix: str = ".docx") -> list[bytes]:
+        if not documents:
+            return []
+        if suffix not in FILTERS:
+            return self.fallback.convert_many(documents, suffix)
+        for i, data in enumerate(documents):
+            if suffix == ".docx" and not data.startswith(b"PK"):
+                raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
+        pool = [inst for inst in self._load() if self._alive(inst)]
+        if not pool and self.autostart:
+            try:
+                pool = self.start()
+            except ConversionError as err:
+                log.warning("warm LibreOffice unavailable, converting cold: %s", err)
+        if not pool:
+            return self.fallback.convert_many(documents, suffix)
+        # one document at a time per instance (unoserver is single-threaded)
+        chunks = [list(range(i, len(documents), len(pool))) for i in range(len(pool))]
+        results: list[bytes | None] = [None] * len(documents)
+
+        def work(inst: dict, indexes: list[int]) -> None:
+            for index in indexes:
+                results[index] = self._convert_one(inst, documents[index], suffix)
+
+        with ThreadPoolExecutor(max_workers=len(pool)) as executor:
+            for future in [executor.submit(work, inst, idx) for inst, idx in zip(pool, chunks)]:
+                future.result()
+        return [r for r in results if r is not None]
+
+    def _convert_one(self, inst: dict, data: bytes, suffix: str) -> bytes:
+        try:
+            out = self._proxy(inst, self.timeout).convert(
+                None, xmlrpc.client.Binary(data), None, "pdf", FILTERS[suffix], [], False)
+            pdf = bytes(out.data) if isinstance(out, xmlrpc.client.Binary) else bytes(out or b"")
+            if pdf.startswith(b"%PDF-"):
+                return pdf
+            problem = "没有返回 PDF"
+        except (OSError, xmlrpc.client.Error) as err:  # timeout, crash, conversion fault
+            problem = f"{type(err).__name__}: {err}"[:200]
+        log.warning("warm instance on port %s failed (%s); restarting it, converting cold",
+                    inst["port"], problem)
+        self._restart(inst)
+        return self.fallback.convert(data, suffix)
+
+    def close(self) -> None:
+        """The pool outlives this object on purpose (other commands reuse it)."""
+        self.fallback.close()
