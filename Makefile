@@ -5,9 +5,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system venv demo test bench clean-demo
+UNO_VENV := .venv-uno
+UNO_STAMP := $(UNO_VENV)/.installed
 
-setup: system venv
+.PHONY: setup system venv uno demo test bench clean-demo
+
+setup: system venv uno
 
 system:
 	@bash tools/setup-system.sh
@@ -20,6 +23,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+# unoserver runs under LibreOffice's own Python (Debian's python3-uno), so it gets a venv of
+# /usr/bin/python3 that sees the system's uno module (engine/warm.py).
+uno: $(UNO_STAMP)
+
+$(UNO_STAMP):
+	/usr/bin/python3 -m venv --system-site-packages $(UNO_VENV)
+	$(UNO_VENV)/bin/python -m pip install --quiet unoserver==3.7
+	$(UNO_VENV)/bin/python -c 'import uno, unoserver'
+	@touch $(UNO_STAMP)
 
 demo: setup
 	$(PY) examples/demo.py --config config.toml

@@ -27,6 +27,7 @@ from docxtpl import DocxTemplate  # noqa: E402
 from engine import Engine, load_config  # noqa: E402
 from engine.convert import SofficeConverter, soffice_version  # noqa: E402
 from engine.pdf import finish  # noqa: E402
+from engine.warm import WarmConverter, find_unoserver  # noqa: E402
 from engine.render import FILTERS  # noqa: E402
 
 
@@ -81,6 +82,23 @@ def main() -> None:
         batch_ms = (time.perf_counter() - start) * 1000 / args.batch
         finish_ms = timed(lambda: finish(pdfs[0], {"DealerDocsNumber": "BJ-2026-000001"}), 20)
 
+        warm_ms = warm_batch_ms = None
+        if find_unoserver():
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as state:
+                pool = WarmConverter(Path(state), instances=2, timeout=120)
+                try:
+                    pool.start()
+                    pool.convert(docx)  # each instance's first document loads the filters
+                    pool.convert_many([docx, docx])
+                    warm_ms = timed(lambda: pool.convert(docx), args.conversions * 2)
+                    start = time.perf_counter()
+                    pool.convert_many([docx] * args.batch)
+                    warm_batch_ms = (time.perf_counter() - start) * 1000 / args.batch
+                finally:
+                    pool.stop()
+
     med = statistics.median
     print(f"dealerdocs benchmark — docxtpl {version('docxtpl')}, pypdf {version('pypdf')}, "
           f"{soffice_version()}")
@@ -93,10 +111,18 @@ def main() -> None:
         (f"pdf: LibreOffice, {args.batch} documents per run", batch_ms, batch_ms / med(plain_ms)),
         ("pdf: pypdf metadata finish", med(finish_ms), med(finish_ms) / med(plain_ms)),
     ]
+    if warm_ms:
+        rows[3:3] = [
+            ("pdf: warm LibreOffice (unoserver), 1 doc", med(warm_ms), med(warm_ms) / med(plain_ms)),
+            (f"pdf: warm pool of 2, {args.batch} documents", warm_batch_ms,
+             warm_batch_ms / med(plain_ms)),
+        ]
     print(f"{'step':<44}{'ms/doc':>10}{'× baseline':>14}")
     for name, ms, ratio in rows:
         print(f"{name:<44}{ms:>10.1f}{'' if ratio is None else f'{ratio:>13.2f}×':>14}")
     print(f"engine render / plain docxtpl = {med(ours_ms) / med(plain_ms):.2f}")
+    if warm_ms:
+        print(f"cold / warm LibreOffice per document = {med(single_ms) / med(warm_ms):.1f}")
 
 
 if __name__ == "__main__":

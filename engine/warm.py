@@ -47,6 +47,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _process_alive(pid: int) -> bool:
+    """Running (not gone, not a zombie); reaps it if it is our own finished child."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            return "State:\tZ" not in fh.read()
+    except (ProcessLookupError, PermissionError, FileNotFoundError):
+        return False
+
+
 class _Transport(xmlrpc.client.Transport):
     """XML-RPC with a socket timeout: the per-document hard limit."""
 
@@ -140,7 +155,11 @@ class WarmConverter(Converter):
                                     start_new_session=True)
         log.info("started unoserver %s on port %s", proc.pid, port)
         return {"slot": slot, "pid": proc.pid, "port": port, "uno_port": uno_port,
-                "profile": str(profile), "log": str(logfile)}
+                "profile": str(profile), "log": str(logfile), "started": time.time()}
+
+    def _starting(self, inst: dict) -> bool:
+        """A freshly spawned instance whose LibreOffice is still starting (process alive)."""
+        return _process_alive(inst["pid"]) and time.time() - inst.get("started", 0) < 90
 
     def _kill(self, inst: dict) -> None:
         try:
@@ -173,7 +192,12 @@ class WarmConverter(Converter):
         for i, data in enumerate(documents):
             if suffix == ".docx" and not data.startswith(b"PK"):
                 raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
-        pool = [inst for inst in self._load() if self._alive(inst)]
+        pool, dead = [], []
+        for inst in self._load():
+            (pool if self._alive(inst) else dead).append(inst)
+        for inst in dead:  # crashed since the last command: replace it for the next documents
+            if not self._starting(inst):
+                self._restart(inst)
         if not pool and self.autostart:
             try:
                 pool = self.start()
