@@ -20,12 +20,13 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import calculators, checks, reports
+from . import calculators, checks
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .control import DocumentControl
+from .registers import Registers
 from .convert import Converter, SofficeConverter
-from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
+from .errors import InputError, NotFoundError, PermissionDenied, StateError
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .pdf import finish
@@ -36,7 +37,6 @@ from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
 log = logging.getLogger(__name__)
 
-REPORT_FORMATS = ("xlsx", "docx", "pdf")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def local_now(tz: tzinfo | None = None) -> datetime:
     return datetime.now(tz).astimezone(tz).replace(microsecond=0)
 
 
-class Engine(DocumentControl):
+class Engine(DocumentControl, Registers):
     """Cases, transitions, documents and the register of one dealership (one config.toml)."""
 
     def __init__(self, config: Config, *, converter: Converter | None = None,
@@ -166,45 +166,6 @@ class Engine(DocumentControl):
             "history": sorted(history, key=lambda e: e["seq"]),
         }
 
-    def deadline_status(self, wf: Workflow, record: Mapping[str, Any], today: date | None = None
-                        ) -> dict[str, Any] | None:
-        """Derived, never stored: days left or days overdue (open cases only)."""
-        if wf.deadline_field is None:
-            return None
-        value = record["data"].get(wf.deadline_field)
-        if value is None:
-            return None
-        today = today or self.clock().date()
-        deadline = date.fromisoformat(value)
-        is_open = not wf.states[record["state"]].final
-        days = (deadline - today).days
-        return {"deadline": value, "open": is_open,
-                "days_left": days if is_open and days >= 0 else None,
-                "overdue_days": -days if is_open and days < 0 else 0,
-                "overdue": is_open and days < 0}
-
-    def due(self, within: int = 7) -> list[dict[str, Any]]:
-        """Open cases with a deadline that is past or within ``within`` days, most urgent first."""
-        today = self.clock().date()
-        out = []
-        with self.store.snapshot() as tx:
-            for wf in self.workflows.values():
-                if wf.deadline_field is None:
-                    continue
-                for record in tx.search("cases", workflow=wf.key):
-                    status = self.deadline_status(wf, record, today)
-                    if not status or not status["open"]:
-                        continue
-                    if status["overdue"] or status["days_left"] <= within:
-                        data = record["data"]
-                        out.append({
-                            "id": record["id"], "workflow": wf.key, "title": wf.title,
-                            "state": record["state"], "state_label": wf.states[record["state"]].label,
-                            "summary": " ".join(str(data[k]) for k in wf.summary[:1] if data.get(k)),
-                            "owner": data.get(wf.owner_field) if wf.owner_field else None,
-                            **status})
-        return sorted(out, key=lambda r: (r["deadline"], r["id"]))
-
     def cases(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         filters = {k: v for k, v in (("workflow", workflow), ("state", state)) if v}
         with self.store.snapshot() as tx:
@@ -233,66 +194,6 @@ class Engine(DocumentControl):
         view["docx"] = str(self.outbox.absolute(d["docx"]))
         view["pdf"] = str(self.outbox.absolute(d["pdf"]))
         return view
-
-    def report(self, name: str, start: date | None = None, end: date | None = None,
-               formats: tuple[str, ...] = REPORT_FORMATS, out_dir: Path | None = None
-               ) -> dict[str, Any]:
-        """Export the register ``name`` (``[reports.<name>]`` of a workflow) for a period (or
-        everything) as .xlsx / .docx / .pdf files; returns the row count and the file paths."""
-        found = [(wf, wf.reports[name]) for wf in self.workflows.values() if name in wf.reports]
-        if not found:
-            known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports))
-            raise NotFoundError(f"没有名为 \"{name}\" 的报表（可用：{known or '无'}）", report=name)
-        if start is not None and end is not None and end < start:
-            raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
-        unknown = [f for f in formats if f not in REPORT_FORMATS]
-        if unknown:
-            raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
-                             field="format")
-        wf, spec = found[0]
-        today = self.clock().date()
-        with self.store.snapshot() as tx:
-            cases = reports.select_rows(tx.search("cases", workflow=wf.key), spec.date_field,
-                                        start, end)
-            issued = {}
-            for doc in sorted(tx.all("documents"), key=lambda d: d["issued_at"]):
-                if doc["status"] in ("issued", "superseded"):
-                    issued[(doc["case_id"], doc["kind"])] = doc["number"]
-        rows = []
-        for case in cases:
-            values, totals = self._evaluate(wf, case["data"], today)
-            status = self.deadline_status(wf, case, today) or {}
-            extra = {"overdue_days": status.get("overdue_days"),
-                     **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
-            rows.append([reports.cell_value(path, case, values, totals,
-                                            lambda s: wf.states[s].label, extra)
-                         for _, path in spec.columns])
-        table = reports.Table(spec.title, reports.period_label(start, end, today),
-                              [label for label, _ in spec.columns], rows)
-        folder = out_dir or (self.outbox.root / "reports")
-        stem = f"{name}_{start or 'all'}_{end or today.isoformat()}"
-        files: dict[str, str] = {}
-        payloads: dict[str, bytes] = {}
-        if "xlsx" in formats:
-            payloads["xlsx"] = reports.to_xlsx(table)
-        if "docx" in formats or "pdf" in formats:
-            docx = reports.to_docx(table, self.config.dealer.name)
-            if "docx" in formats:
-                payloads["docx"] = docx
-            if "pdf" in formats:
-                payloads["pdf"] = finish(self.converter.convert(docx), {
-                    "Title": spec.title, "Author": self.config.dealer.name,
-                    "Subject": table.subtitle})
-        for kind, payload in payloads.items():
-            path = Path(folder) / f"{stem}.{kind}"
-            try:
-                atomic_write_bytes(path, payload)
-            except OSError as err:
-                raise StorageError(f"无法写入报表 {path}：{err}", path=str(path)) from err
-            files[kind] = str(path.resolve())
-        return {"report": name, "title": spec.title,
-                "from": start.isoformat() if start else None,
-                "to": end.isoformat() if end else None, "rows": len(rows), "files": files}
 
     def verify(self) -> list[dict[str, Any]]:
         """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
