@@ -133,3 +133,36 @@ def test_kill_9_during_writes_leaves_a_readable_store(tmp_path):
             # what was acknowledged is durable; at most the one in flight is extra
             assert printed[-1] <= writes <= printed[-1] + 1
     assert writes >= 5
+
+
+def test_a_version_1_store_is_migrated_to_hash_chains(tmp_path):
+    from engine import chain
+
+    v1 = {
+        "_meta": {"1": {"schema_version": 1}},
+        "cases": {"1": {"id": "Q-1", "workflow": "quote", "state": "issued", "data": {},
+                        "schema_version": 1}},
+        "documents": {"1": {"number": "BJ-2026-000001", "case_id": "Q-1", "status": "issued",
+                            "issued_at": "2026-11-20T10:00:00+08:00", "issued_by": "zhang",
+                            "pdf_sha256": "a" * 64, "docx_sha256": "b" * 64,
+                            "schema_version": 1}},
+        "counters": {"1": {"key": "audit", "value": 2, "schema_version": 1}},
+        "audit": {"1": {"seq": 1, "at": "2026-11-20T09:00:00+08:00", "actor": "zhang",
+                        "trigger": "create", "case_id": "Q-1", "schema_version": 1},
+                  "2": {"seq": 2, "at": "2026-11-20T10:00:00+08:00", "actor": "zhang",
+                        "trigger": "issue", "case_id": "Q-1", "schema_version": 1}},
+    }
+    (tmp_path / "dealerdocs.json").write_text(json.dumps(v1), encoding="utf-8")
+    store = Store(tmp_path)
+    with store.transaction() as tx:  # migrated on load, written back with the next change
+        audit, log = tx.all("audit"), tx.all("register_log")
+        assert chain.check(audit, tx.chain_head("audit")) is None
+        assert chain.check(log, tx.chain_head("register_log")) is None
+        assert [e["trigger"] for e in sorted(audit, key=lambda e: e["seq"])] == ["create", "issue"]
+        assert [(e["event"], e["number"]) for e in log] == [("issued", "BJ-2026-000001")]
+        tx.append_chained("audit", {"trigger": "accept", "case_id": "Q-1"})
+    with store.snapshot() as tx:
+        assert chain.check(tx.all("audit"), tx.chain_head("audit")) is None
+        assert len(tx.all("audit")) == 3
+    stored = json.loads((tmp_path / "dealerdocs.json").read_text(encoding="utf-8"))
+    assert stored["_meta"]["1"]["schema_version"] == SCHEMA_VERSION
