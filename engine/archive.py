@@ -79,7 +79,7 @@ class Attachments:
     def path_of(self, relative: str) -> Path:
         return self.root.parent / relative
 
-    def store(self, source: str, new_files: list[Path] | None = None) -> dict[str, object]:
+    def store(self, source: str | Path, new_files: list[Path] | None = None) -> dict[str, object]:
         """Copy ``source`` in (atomically, once per content) and return its record."""
         from .errors import InputError
 

@@ -171,7 +171,8 @@ def new(click_ctx, workflow: str, data_file: str | None, source: str | None, con
     """新建案件：dealerdocs new quote --data examples/quote.json --as zhang"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     data = _read_data(data_file) if data_file else {}
-    result = ctx.engine.create(workflow, data, ctx.user(), source=source)
+    result = ctx.engine.create(workflow, data, ctx.user(), source=source,
+                               files_from=_files_from(data_file))
     _emit(ctx, {"id": result.id, "state": result.state},
           f"已新建 {result.id}（{result.state_label}）")
 
@@ -187,7 +188,7 @@ def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_pa
     """对案件执行操作：dealerdocs fire Q-1 issue --as zhang"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     data = _read_data(data_file) if data_file else None
-    result = ctx.engine.fire(case_id, trigger, ctx.user(), data)
+    result = ctx.engine.fire(case_id, trigger, ctx.user(), data, files_from=_files_from(data_file))
     lines = [f"{result.id} → {result.state_label}（{result.state}）"]
     lines += [f"  {d.number}  {d.title} 第 {d.version} 版\n    {d.pdf}\n    {d.docx}"
               for d in result.documents]
@@ -492,17 +493,9 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
         sys.exit(10)
 
 
-def _resolve_attachments(data: Any, base: Path) -> Any:
-    """Attachment paths in a data file are relative to that file's folder (else the cwd)."""
-    if not isinstance(data, dict):
-        return data
-    out = {}
-    for key, value in data.items():
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value) \
-                and any((base / v).is_file() for v in value):
-            value = [str((base / v).resolve()) if (base / v).is_file() else v for v in value]
-        out[key] = value
-    return out
+def _files_from(source: str | None) -> Path | None:
+    """Attachment paths in a data file are relative to that file's folder (stdin: the cwd)."""
+    return Path(source).resolve().parent if source and source != "-" else None
 
 
 def _read_data(source: str) -> Any:
@@ -516,9 +509,7 @@ def _read_data(source: str) -> Any:
     except UnicodeDecodeError:
         raise InputError(f"数据文件 {source} 不是 UTF-8 编码") from None
     try:
-        data = json.loads(text, parse_float=Decimal)
-        base = Path.cwd() if source == "-" else Path(source).resolve().parent
-        return _resolve_attachments(data, base)
+        return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as err:
         raise InputError(f"数据文件 {source} 不是有效 JSON：第 {err.lineno} 行第 {err.colno} 列，"
                          f"{err.msg}") from err

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import chain, reports
+from . import chain, reports, stamps
 from .archive import sha256
 from .config import User
 from .dates import cn_date
@@ -264,8 +264,6 @@ class DocumentControl:
         doc = tx.get("documents", "number", doc["number"]) or doc
         if doc.get("stamped_pdf"):
             return
-        from . import stamps
-
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
         stamped = stamps.void_stamp(original, word=word, when=cn_date(now.date()),
                                     reason=reason, converter=self.converter)
@@ -279,8 +277,6 @@ class DocumentControl:
 
     def _print_copies(self, number: str, made: list[dict[str, Any]]) -> list[str]:
         """PDFs of the copies handed out, each marked 受控文件 with its copy number."""
-        from . import stamps
-
         with self.store.snapshot() as tx:
             doc = self._document_record(tx, number)
         original = self.outbox.absolute(doc["pdf"]).read_bytes()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import tempfile
 import difflib
 import logging
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import calculators, checks
+from . import calculators, checks, stamps
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .control import DocumentControl
@@ -238,10 +239,6 @@ class Engine(DocumentControl, Registers):
         """Render the documents a transition would issue, stamped 草稿 / DRAFT on every page,
         without numbering, registering or changing anything. ``target`` is a case id (its data,
         with ``data`` laid over it) or a workflow key (``data`` alone)."""
-        import tempfile
-
-        from . import stamps
-
         user = self.config.user(actor)
         with self.store.snapshot() as tx:
             record = tx.get("cases", "id", target)
@@ -288,23 +285,24 @@ class Engine(DocumentControl, Registers):
     # --- operations --------------------------------------------------------------------------
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
-               source: str | None = None) -> FireResult:
+               source: str | None = None, files_from: Path | None = None) -> FireResult:
         """Open a new case in the workflow's initial state, optionally from a ``source`` case
         (e.g. a contract from an accepted quote): mapped fields are carried over, ``data``
-        overrides them, and the two cases are linked both ways."""
+        overrides them, and the two cases are linked both ways. Relative attachment paths in
+        ``data`` are taken from ``files_from`` (default: the current folder)."""
         wf = self.workflow(workflow)
         user = self.config.user(actor)
         self._authorize(user, wf.create_roles, f"新建{wf.title}")
         new_files: list[Path] = []
         try:
-            return self._create(wf, data, user, source, new_files)
+            return self._create(wf, data, user, source, new_files, files_from)
         except BaseException:
             for path in new_files:
                 path.unlink(missing_ok=True)
             raise
 
     def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
-                new_files: list[Path]) -> FireResult:
+                new_files: list[Path], files_from: Path | None) -> FireResult:
         with self.store.transaction() as tx:
             base: dict[str, Any] = {}
             links: dict[str, list[str]] = {}
@@ -319,7 +317,7 @@ class Engine(DocumentControl, Registers):
                                  field="source")
             warnings: list[str] = []
             patch = self._normalize(wf, data, base, edits=("*",), warnings=warnings,
-                                    stored_files=new_files)
+                                    stored_files=new_files, files_from=files_from)
             stored = {**base, **patch}
             for target, from_field in wf.create_assign.items():
                 if stored.get(target) is None:
@@ -350,8 +348,10 @@ class Engine(DocumentControl, Registers):
         return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
 
     def fire(self, case_id: str, trigger: str, actor: str,
-             data: Mapping[str, Any] | None = None) -> FireResult:
-        """Fire ``trigger`` on a case as ``actor``; all-or-nothing."""
+             data: Mapping[str, Any] | None = None, files_from: Path | None = None
+             ) -> FireResult:
+        """Fire ``trigger`` on a case as ``actor``; all-or-nothing. Relative attachment paths
+        in ``data`` are taken from ``files_from`` (default: the current folder)."""
         user = self.config.user(actor)
         written: list[str] = []
         new_files: list[Path] = []
@@ -366,7 +366,8 @@ class Engine(DocumentControl, Registers):
                 warnings: list[str] = []
                 patch = self._normalize(wf, data or {}, record["data"],
                                         edits=candidates[0].edits, transition=candidates[0],
-                                        warnings=warnings, stored_files=new_files)
+                                        warnings=warnings, stored_files=new_files,
+                                        files_from=files_from)
                 new_data = {**record["data"], **patch}
                 now = self.clock()
                 values, totals = self._evaluate(wf, new_data)
@@ -569,7 +570,8 @@ class Engine(DocumentControl, Registers):
     def _normalize(self, wf: Workflow, data: Mapping[str, Any], current: Mapping[str, Any], *,
                    edits: tuple[str, ...], transition: TransitionSpec | None = None,
                    warnings: list[str] | None = None,
-                   stored_files: list[Path] | None = None) -> dict[str, Any]:
+                   stored_files: list[Path] | None = None,
+                   files_from: Path | None = None) -> dict[str, Any]:
         """Normalise submitted data against the workflow's fields (all problems at once).
 
         Fields whose rule depends on another field (``rule_field``) are checked after it, and
@@ -613,7 +615,8 @@ class Engine(DocumentControl, Registers):
             allow = spec.override is not None and merged.get(spec.override) is True
             if spec.type == "attachments" and isinstance(raw, list):
                 try:
-                    raw = [self.attachments.store(item, stored_files) if isinstance(item, str)
+                    raw = [self.attachments.store(Path(files_from or ".") / item, stored_files)
+                           if isinstance(item, str)
                            else item for item in raw]
                 except InputError as err:
                     problems.append(InputError(f"{spec.label}（{key}）：{err.message}",

@@ -114,3 +114,24 @@ def refused(dealer: Path, *args: str, data: dict | None = None, today: str | Non
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return lines[0]
+
+
+# The store's day (config.toml timezone) and the example inputs with dates moved relative to it.
+TODAY = datetime.now(timezone(timedelta(hours=8))).date()
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def example(name: str, **changes) -> dict:
+    """examples/<name>.json with ``changes`` laid over it."""
+    data = json.loads((ROOT / "examples" / f"{name}.json").read_text(encoding="utf-8"))
+    data.update(changes)
+    return data
+
+
+def contract_data(**changes) -> dict:
+    """A complete contract whose deposit, payment and delivery dates fit today."""
+    return example("contract", deposit_date=day(0), payment_deadline=day(10),
+                   delivery_deadline=day(20), **changes)

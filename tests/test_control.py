@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openpyxl
 
-from helpers import cli_json as cli, refused, ROOT, pdf_text, run_cli
+from helpers import ROOT, cli_json as cli, contract_data, pdf_text, refused, run_cli
 from pypdf import PdfReader
 
 
@@ -98,8 +98,6 @@ def test_copies_revision_loss_and_the_register(dealer):
 
 
 def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
-    from test_sales_chain import contract_data
-
     case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
     cli(dealer, "fire", case, "submit", "--as", "zhang")
     doc = cli(dealer, "fire", case, "issue", "--as", "zhang")["documents"][0]

@@ -81,8 +81,12 @@ def test_plan_then_closure_refused_once_then_closed(dealer, evidence):
     assert "书面销项申请书" in text and "路线图.jpg" in text and "归档记录.pdf" in text
     cli(dealer, "fire", item, "reject_closure", "--as", "sun",
         data={"review_opinion": "归档记录缺经理签字"}, today="2026-11-28")
-    cli(dealer, "fire", item, "request_closure", "--as", "chen", data=closure(evidence),
-        today="2026-11-29")
+    # a data file next to the photos names them relative to itself
+    again = evidence / "closure.json"
+    again.write_text(json.dumps({**closure(evidence), "evidence": ["路线图.jpg", "归档记录.pdf"]},
+                                ensure_ascii=False), encoding="utf-8")
+    run_cli("fire", item, "request_closure", "--as", "chen", "--data", str(again), cwd=dealer,
+            today="2026-11-29")
     done = cli(dealer, "fire", item, "approve_closure", "--as", "sun", today="2026-11-30")
     assert done["state"] == "closed"
     shown = cli(dealer, "show", item)

@@ -5,32 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
 
-from helpers import cli_json as cli, refused, ROOT, docx_text, pdf_fonts, pdf_text, run_cli
+from helpers import (TODAY, cli_json as cli, contract_data, day, docx_text, example, pdf_fonts,
+                     pdf_text, refused, run_cli)
 
-TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
 VECTORS = json.loads((Path(__file__).parent / "data" / "vectors.json").read_text(encoding="utf-8"))
-
-
-def day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
-
-
-def example(name: str, **changes) -> dict:
-    data = json.loads((ROOT / "examples" / f"{name}.json").read_text(encoding="utf-8"))
-    data.update(changes)
-    return data
-
-
-def contract_data(**changes) -> dict:
-    return example("contract", deposit_date=day(0), payment_deadline=day(10),
-                   delivery_deadline=day(20), **changes)
 
 
 def delivery_data(**changes) -> dict:
