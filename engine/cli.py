@@ -493,6 +493,38 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
         sys.exit(10)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="端口")
+@_common
+@click.pass_context
+def serve(click_ctx, host, port, config_path, actor, as_json) -> None:
+    """启动网页版（员工用浏览器登录）：dealerdocs serve --port 8000"""
+    from .web.cli import serve as run_server  # the web stack loads only for this command
+
+    run_server(_ctx(click_ctx, config_path, actor, as_json).engine, host, port)
+
+
+@main.group()
+def user() -> None:
+    """用户的网页登录密码。"""
+
+
+@user.command("set-password")
+@click.argument("login")
+@_common
+@click.pass_context
+def user_set_password(click_ctx, login, config_path, actor, as_json) -> None:
+    """设置网页登录密码（argon2 哈希写入 config.toml；从终端输入两次，或从标准输入读）。"""
+    from .web.cli import read_password, set_password
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    path = set_password(ctx.config_path or "config.toml", login, read_password())
+    _emit(ctx, {"user": login, "config": str(path)},
+          f"已为 {login} 设置密码（{path}）；正在运行的 dealerdocs serve 需重启后生效")
+
+
 def _files_from(source: str | None) -> Path | None:
     """Attachment paths in a data file are relative to that file's folder (stdin: the cwd)."""
     return Path(source).resolve().parent if source and source != "-" else None

@@ -64,6 +64,9 @@ class User:
     name: str
     roles: list[str]
     login: str = ""  # filled from the table key
+    # argon2 hash for signing in to the web app (`dealerdocs user set-password LOGIN`);
+    # None = this user cannot sign in to the web app
+    password_hash: str | None = None
 
 
 @dataclass(frozen=True)

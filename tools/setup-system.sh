@@ -3,12 +3,14 @@
 # step and Draw for the stamps (engine/stamps.py converts SVG through Draw), Noto CJK (Chinese
 # glyphs) and Symbola (emoji and symbols customers type), poppler-utils (pdftotext/pdffonts/
 # pdftoppm used by tests and checks), graphviz (`dot` draws the workflow diagrams, see
-# engine/diagram.py), python3-venv, and python3-uno (LibreOffice's Python, for the warm
-# converter's unoserver, see engine/warm.py).
+# engine/diagram.py), python3-venv, python3-uno (LibreOffice's Python, for the warm
+# converter's unoserver, see engine/warm.py), and Chromium with its driver (the web app's
+# browser tests, tests/test_web_browser.py).
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -euo pipefail
 
-packages=(fonts-noto-cjk fonts-symbola poppler-utils fontconfig graphviz python3-venv python3-uno)
+packages=(fonts-noto-cjk fonts-symbola poppler-utils fontconfig graphviz python3-venv python3-uno
+          chromium chromium-driver)
 # The headless builds of Writer and Draw are smaller; fall back to the full ones where they do
 # not exist.
 office=libreoffice-writer-nogui

@@ -1,0 +1,155 @@
+"""Who may see and do what: questions a front end asks before it shows a page or a button.
+
+Pure functions over the engine's public views (``Engine.case``, ``Engine.cases``, ``due``) and
+the workflow definitions; nothing here writes or bypasses the engine. The engine stays the
+authority: a button shown here is still refused by ``Engine.fire`` if its rules say no, and a
+button hidden here is hidden because ``Engine.fire`` would refuse it (role or separation of
+duties), so a page never offers what the command line would refuse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from .config import User
+from .workflow import TransitionSpec, Workflow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine
+
+# Document control (engine/control.py): who hands out copies and who takes them back.
+DISPATCH_ROLES = ("doc_controller", "sales", "sales_manager")
+RECALL_ROLES = ("doc_controller", "sales_manager")
+# Who reads the 文件发放回收记录表 (the whole register, every workflow's documents).
+REGISTER_ROLES = ("doc_controller", "sales_manager", "ops_manager")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A trigger the user may fire on a case now, as far as roles and duties tell."""
+
+    trigger: str
+    label: str
+    transitions: tuple[TransitionSpec, ...]  # the candidates (conditional routes) in order
+
+    @property
+    def first(self) -> TransitionSpec:
+        return self.transitions[0]
+
+    @property
+    def is_review(self) -> bool:
+        """An approval-like step: the workflow forbids its drafter to take it."""
+        return any(t.not_actor_of for t in self.transitions)
+
+
+def has_any(user: User, roles: Iterable[str]) -> bool:
+    return bool(set(user.roles) & set(roles))
+
+
+def workflow_roles(wf: Workflow) -> set[str]:
+    """Every role that takes part in the workflow (creates it or fires one of its steps)."""
+    return set(wf.create_roles) | {r for t in wf.transitions for r in t.roles}
+
+
+def may_view_workflow(user: User, wf: Workflow) -> bool:
+    """Staff see the cases of the workflows they take part in; the document controller
+    sees all (they keep the register of every issued document)."""
+    return has_any(user, workflow_roles(wf)) or "doc_controller" in user.roles
+
+
+def may_create(user: User, wf: Workflow) -> bool:
+    return has_any(user, wf.create_roles)
+
+
+def may_dispatch(user: User) -> bool:
+    return has_any(user, DISPATCH_ROLES)
+
+
+def may_recall(user: User) -> bool:
+    return has_any(user, RECALL_ROLES)
+
+
+def may_view_register(user: User) -> bool:
+    return has_any(user, REGISTER_ROLES)
+
+
+def blocked_by_duties(t: TransitionSpec, history: list[Mapping[str, Any]], login: str
+                      ) -> list[str]:
+    """The ``not_actor_of`` triggers whose latest event was ``login``'s (the same rule as
+    the engine's separation of duties); empty when the user may take the step."""
+    events = sorted(history, key=lambda e: e["seq"])
+    done = []
+    for trigger in t.not_actor_of:
+        latest = [e for e in events if e["trigger"] == trigger]
+        if latest and latest[-1]["actor"] == login:
+            done.append(trigger)
+    return done
+
+
+def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
+    """The triggers ``user`` may fire on ``case`` (an ``Engine.case`` view) from its state.
+
+    A trigger is offered when one of its candidate transitions names one of the user's roles
+    and the separation of duties does not exclude the user. Conditions (e.g. a deadline) are
+    the engine's to judge when the form is sent; they may still refuse with a reason.
+    """
+    out: list[Action] = []
+    seen: set[str] = set()
+    for t in wf.available(case["state"]):
+        if t.trigger in seen:
+            continue
+        seen.add(t.trigger)
+        candidates = tuple(x for x in wf.available(case["state"]) if x.trigger == t.trigger)
+        # the engine checks the roles of every candidate first, then of the route taken
+        mine = tuple(x for x in candidates if has_any(user, x.roles))
+        if not mine:
+            continue
+        if all(blocked_by_duties(x, case["history"], user.login) for x in mine):
+            continue
+        out.append(Action(t.trigger, t.label, candidates))
+    return out
+
+
+def refusal(wf: Workflow, case: Mapping[str, Any], user: User, trigger: str) -> str | None:
+    """Why ``user`` sees no button for ``trigger`` (for the page), or None if they may."""
+    candidates = [x for x in wf.available(case["state"]) if x.trigger == trigger]
+    if not candidates:
+        return None
+    if not any(has_any(user, x.roles) for x in candidates):
+        return "无权限"
+    if all(blocked_by_duties(x, case["history"], user.login) for x in candidates):
+        return "职责分离：本人起草或提交的，需由他人审批"
+    return None
+
+
+def user_fields(wf: Workflow) -> list[str]:
+    """Fields that name a staff member (the consultant, a reviewer)."""
+    return [name for name, spec in wf.fields.items() if spec.type == "user"]
+
+
+def is_mine(wf: Workflow, case: Mapping[str, Any], user: User) -> bool:
+    """The user opened the case or is named on it (consultant, supervisor, owner by name)."""
+    data = case["data"]
+    if case["created_by"] == user.login:
+        return True
+    if any(data.get(name) == user.login for name in user_fields(wf)):
+        return True
+    return bool(wf.owner_field and data.get(wf.owner_field) == user.name)
+
+
+def overview(engine: "Engine", user: User) -> dict[str, list[dict[str, Any]]]:
+    """The start page: my open cases, and reviews waiting for me (never my own requests)."""
+    mine, reviews = [], []
+    for row in engine.cases():
+        wf = engine.workflows.get(row["workflow"])
+        if wf is None or wf.states[row["state"]].final or not may_view_workflow(user, wf):
+            continue
+        case = engine.case(row["id"])
+        entry = {**row, "title": wf.title, "deadline": case.get("deadline")}
+        acts = actions(wf, case, user)
+        if is_mine(wf, case, user):
+            mine.append({**entry, "actions": acts})
+        review_acts = [a for a in acts if a.is_review]
+        if review_acts:
+            reviews.append({**entry, "actions": review_acts})
+    return {"mine": mine, "reviews": reviews}

@@ -1,0 +1,354 @@
+"""The JSON API under ``/api/`` for a DMS or a WeChat mini-program: the CLI's operations with
+the same rules, as the user a bearer token names (``POST /api/token`` with login and password).
+
+Errors are the engine's: ``{"error": "InputError", "message": "…", "field": …}`` with 422 for
+bad data, 403 for a missing role or separation of duties, 404, 409 for a wrong state.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import tempfile
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from .. import access
+from ..config import User
+from ..errors import InputError, NotFoundError, PermissionDenied
+from . import auth, forms
+from .app import SignInRequired, Web, _jsonable, web
+from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree
+
+router = APIRouter(prefix="/api", tags=["dealerdocs"])
+
+
+def bearer(request: Request) -> tuple[Web, User]:
+    w = web(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise SignInRequired()
+    user = w.signer.read_token(token.strip(), w.engine.config)
+    if user is None:
+        raise SignInRequired()
+    return w, user
+
+
+def _decimals(value: Any) -> Any:
+    """JSON numbers with a fraction become Decimal (money), as the CLI reads data files."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimals(v) for v in value]
+    return value
+
+
+class _Upload:
+    """An attachment sent inline as ``{"name": …, "content_base64": …}``."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.filename = name
+        self.file = io.BytesIO(data)
+
+
+def _attachments(wf, data: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
+    """Attachment fields take files sent in the request (base64), checked like the pages'
+    uploads and saved in ``folder``; a path on the server is never read for an API caller."""
+    if not data:
+        return data
+    out = dict(data)
+    problems = []
+    for name, spec in wf.fields.items():
+        if spec.type != "attachments" or not isinstance(data.get(name), list):
+            continue
+        items = []
+        for item in data[name]:
+            if isinstance(item, dict) and {"name", "content_base64"} <= set(item):
+                try:
+                    payload = base64.b64decode(str(item["content_base64"]), validate=True)
+                    items.append(forms._save_upload(_Upload(str(item["name"]), payload), folder,
+                                                    len(items)))
+                except (ValueError, binascii.Error):
+                    problems.append(InputError(f"{spec.label}：{item['name']} 不是有效的 base64",
+                                               field=name, label=spec.label))
+                except InputError as err:
+                    problems.append(InputError(f"{spec.label}：{err.message}", field=name,
+                                               label=spec.label))
+            elif isinstance(item, dict) and "sha256" in item:
+                items.append(item)  # an attachment already on the case, kept
+            else:
+                problems.append(InputError(
+                    f"{spec.label}（{name}）的每一项应为 {{\"name\": 文件名, \"content_base64\": 内容}}"
+                    f"，或案件上已有附件的记录", field=name, label=spec.label))
+        out[name] = items
+    if problems:
+        raise InputError.combine(problems)
+    return out
+
+
+def _viewable(w: Web, user: User, key: str):
+    wf = w.engine.workflow(key)
+    if not access.may_view_workflow(user, wf):
+        raise PermissionDenied(f"{user.name}（{user.login}）无权查看{wf.title}", user=user.login)
+    return wf
+
+
+async def _case(w: Web, user: User, case_id: str) -> dict[str, Any]:
+    if not _CASE_ID.match(case_id):
+        raise NotFoundError(f"找不到案件 \"{case_id}\"", case=case_id)
+    case = await w.read(w.engine.case, case_id)
+    _viewable(w, user, case["workflow"])
+    return case
+
+
+async def _document(w: Web, user: User, number: str) -> dict[str, Any]:
+    if not _DOC_NUMBER.match(number):
+        raise NotFoundError(f"找不到文件编号 \"{number}\"", number=number)
+    life = await w.read(w.engine.document, number)
+    _viewable(w, user, life["workflow"])
+    return life
+
+
+def ok(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(_jsonable(payload), status_code=status)
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+class TokenRequest(BaseModel):
+    login: str = Field(max_length=64, examples=["zhang"])
+    password: str = Field(max_length=256)
+
+
+class NewCase(BaseModel):
+    workflow: str = Field(examples=["quote"])
+    data: dict[str, Any] = Field(default_factory=dict,
+                                 description="字段值，键为工作流定义中的字段名（与 dealerdocs new --data 相同）")
+    source: str | None = Field(default=None, description="来源案件（如从已接受的报价 Q-1 创建合同）")
+
+
+class Fire(BaseModel):
+    data: dict[str, Any] | None = Field(default=None, description="此操作可修改或需要的字段值")
+
+
+class Dispatch(BaseModel):
+    to: str = Field(description="领用人")
+    dept: str = Field(description="领用部门")
+    copies: int = 1
+    channel: Literal["纸质", "电子"] = "纸质"
+
+
+class Recall(BaseModel):
+    reason: Literal["换版", "作废", "损坏", "丢失"]
+    copy_no: int | None = Field(default=None, alias="copy", description="只回收这个发放号（数字）")
+    from_: str | None = Field(default=None, alias="from", description="交回人（默认为领用人）")
+    keep: bool = False
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+@router.post("/token", summary="用登录名和密码换取令牌（30 天有效；改密码后失效）")
+async def token(request: Request, body: TokenRequest) -> JSONResponse:
+    w = web(request)
+    client = request.client.host if request.client else "?"
+    keys = (f"ip:{client}", f"login:{body.login}")
+    wait = w.limiter.wait(*keys)
+    if wait:
+        return JSONResponse({"error": "TooManyAttempts", "message": f"登录失败次数过多，请 {wait} 秒后再试"},
+                            status_code=429, headers={"Retry-After": str(wait)})
+    user = await w.read(auth.authenticate, w.engine.config, body.login.strip(), body.password)
+    if user is None:
+        w.limiter.failed(*keys)
+        return JSONResponse({"error": "Unauthorized", "message": "用户名或密码不正确"},
+                            status_code=401)
+    w.limiter.succeeded(*keys)
+    return ok({"token": w.signer.token(user), "token_type": "bearer",
+               "expires_in": auth.TOKEN_MAX_AGE, "login": user.login})
+
+
+@router.get("/me", summary="令牌代表的用户")
+async def me(request: Request) -> JSONResponse:
+    w, user = bearer(request)
+    return ok({"login": user.login, "name": user.name, "roles": user.roles,
+               "role_labels": [w.engine.config.role_label(r) for r in user.roles]})
+
+
+@router.get("/workflows", summary="工作流：字段、状态、操作（与 dealerdocs workflows 相同）")
+async def workflows(request: Request) -> JSONResponse:
+    w, user = bearer(request)
+    out = []
+    for wf in w.engine.workflows.values():
+        if not access.may_view_workflow(user, wf):
+            continue
+        out.append({
+            "key": wf.key, "title": wf.title, "initial": wf.initial,
+            "may_create": access.may_create(user, wf),
+            "states": {s.name: {"label": s.label, "final": s.final} for s in wf.states.values()},
+            "fields": {n: {"type": s.type, "label": s.label, "required": s.required,
+                           "choices": list(s.choices),
+                           "columns": {c: {"type": cs.type, "label": cs.label,
+                                           "required": cs.required}
+                                       for c, cs in s.columns.items()}}
+                       for n, s in wf.fields.items()},
+            "transitions": [{"trigger": t.trigger, "label": t.label, "source": list(t.sources),
+                             "dest": t.dest, "roles": list(t.roles), "requires": list(t.requires),
+                             "edits": list(t.edits), "documents": list(t.documents)}
+                            for t in wf.transitions]})
+    return ok(out)
+
+
+@router.get("/cases", summary="案件列表（dealerdocs list）")
+async def cases(request: Request, workflow: str | None = None, state: str | None = None
+                ) -> JSONResponse:
+    w, user = bearer(request)
+    if workflow:
+        _viewable(w, user, workflow)
+    rows = await w.read(w.engine.cases, workflow, state)
+    return ok([r for r in rows
+               if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])])
+
+
+@router.post("/cases", status_code=201, summary="新建案件（dealerdocs new）")
+async def create(request: Request, body: NewCase) -> JSONResponse:
+    w, user = bearer(request)
+    folder = tempfile.mkdtemp(prefix="dealerdocs-api-")  # no file paths from the caller
+    try:
+        data = _attachments(w.engine.workflow(body.workflow), _decimals(body.data), Path(folder))
+        result = await w.write(w.engine.create, body.workflow, data, user.login,
+                               source=body.source, files_from=Path(folder))
+    finally:
+        _remove_tree(folder)
+    return ok(result.to_dict(), 201)
+
+
+@router.get("/cases/{case_id}", summary="案件：数据、合计、文档、历史（dealerdocs show）")
+async def show(request: Request, case_id: str) -> JSONResponse:
+    w, user = bearer(request)
+    case = await _case(w, user, case_id)
+    wf = w.engine.workflows[case["workflow"]]
+    case["may_fire"] = [{"trigger": a.trigger, "label": a.label}
+                        for a in access.actions(wf, case, user)]
+    return ok(case)
+
+
+@router.post("/cases/{case_id}/fire/{trigger}", summary="执行操作（dealerdocs fire）")
+async def fire(request: Request, case_id: str, trigger: str, body: Fire | None = None
+               ) -> JSONResponse:
+    w, user = bearer(request)
+    case = await _case(w, user, case_id)
+    data = _decimals(body.data) if body and body.data else None
+    folder = tempfile.mkdtemp(prefix="dealerdocs-api-")
+    try:
+        data = _attachments(w.engine.workflows[case["workflow"]], data, Path(folder))
+        result = await w.write(w.engine.fire, case_id, trigger, user.login, data,
+                               files_from=Path(folder))
+    finally:
+        _remove_tree(folder)
+    payload = result.to_dict()
+    for d in payload["documents"]:  # where to fetch them, not where they lie on the server
+        d.pop("docx"), d.pop("pdf")
+        d["pdf_url"] = f"/api/documents/{d['number']}/pdf"
+        d["docx_url"] = f"/api/documents/{d['number']}/docx"
+    return ok(payload)
+
+
+@router.get("/documents", summary="已出具的文件（dealerdocs docs）")
+async def documents(request: Request, case: str | None = None,
+                    status: Literal["issued", "superseded", "void"] | None = None
+                    ) -> JSONResponse:
+    w, user = bearer(request)
+    rows = await w.read(w.engine.documents, case, status)
+    return ok([_public(d) for d in rows
+               if access.may_view_workflow(user, w.engine.workflows[d["workflow"]])])
+
+
+def _public(d: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in d.items() if k not in ("docx", "pdf", "stamped_pdf")}
+    out["pdf_url"] = f"/api/documents/{d['number']}/pdf"
+    out["docx_url"] = f"/api/documents/{d['number']}/docx"
+    return out
+
+
+@router.get("/documents/{number}", summary="文件的全过程：副本、回收、换版（dealerdocs docs NUMBER）")
+async def document(request: Request, number: str) -> JSONResponse:
+    w, user = bearer(request)
+    return ok(_public(await _document(w, user, number)))
+
+
+@router.get("/documents/{number}/{kind}", summary="下载文件（pdf 或 docx）")
+async def document_file(request: Request, number: str, kind: Literal["pdf", "docx"]):
+    w, user = bearer(request)
+    life = await _document(w, user, number)
+    path = Path(life[kind])
+    if not path.is_file():
+        raise NotFoundError(f"文件 {number} 的存档文件缺失", number=number)
+    return FileResponse(path, media_type=_MEDIA[kind], filename=f"{number}.{kind}")
+
+
+@router.post("/documents/{number}/dispatch", summary="发放副本（dealerdocs dispatch）")
+async def dispatch(request: Request, number: str, body: Dispatch) -> JSONResponse:
+    w, user = bearer(request)
+    await _document(w, user, number)
+    result = await w.write(w.engine.dispatch, number, to=body.to, dept=body.dept,
+                           copies=body.copies, channel=body.channel, actor=user.login)
+    return ok(result)
+
+
+@router.post("/documents/{number}/recall", summary="回收副本（dealerdocs recall）")
+async def recall(request: Request, number: str, body: Recall) -> JSONResponse:
+    w, user = bearer(request)
+    await _document(w, user, number)
+    result = await w.write(w.engine.recall, number, reason=body.reason, copy=body.copy_no,
+                           from_=body.from_, keep=body.keep, actor=user.login)
+    return ok(result)
+
+
+@router.get("/register", summary="文件发放回收记录表的行")
+async def register(request: Request, date_from: date | None = None, date_to: date | None = None
+                   ) -> JSONResponse:
+    w, user = bearer(request)
+    if not access.may_view_register(user):
+        raise PermissionDenied(f"{user.name}（{user.login}）无权查看文件发放回收记录表",
+                               user=user.login)
+    from ..control import REGISTER_COLUMNS
+    rows = await w.read(w.engine.register_rows, date_from, date_to)
+    return ok({"columns": list(REGISTER_COLUMNS), "rows": rows})
+
+
+@router.get("/due", summary="已逾期或即将到期的项目（dealerdocs due）")
+async def due(request: Request, within: int = 7) -> JSONResponse:
+    w, user = bearer(request)
+    if not 0 <= within <= 3650:
+        raise InputError("within 应在 0–3650 之间", field="within")
+    rows = await w.read(w.engine.due, within)
+    return ok([r for r in rows
+               if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])])
+
+
+@router.get("/reports/{name}.{fmt}", summary="导出登记报表（dealerdocs report）")
+async def report(request: Request, name: str, fmt: Literal["xlsx", "docx", "pdf"],
+                 date_from: date | None = None, date_to: date | None = None):
+    w, user = bearer(request)
+    found = [wf for wf in w.engine.workflows.values() if name in wf.reports
+             and access.may_view_workflow(user, wf)]
+    if not found:
+        raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看", report=name)
+    folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
+    try:
+        result = await w.write(w.engine.report, name, date_from, date_to, (fmt,), Path(folder))
+    except Exception:
+        _remove_tree(folder)
+        raise
+    return FileResponse(result["files"][fmt], media_type=_MEDIA[fmt],
+                        filename=f"{result['title']}.{fmt}",
+                        background=BackgroundTask(_remove_tree, folder))

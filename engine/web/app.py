@@ -1,0 +1,198 @@
+"""The ASGI app: pages for the staff (``pages``), the JSON API (``api``), error pages.
+
+One :class:`engine.Engine` serves every request. Reads run concurrently in the thread pool;
+operations that write or convert (create, fire, dispatch, recall, exports) take one lock in
+turn, because the LibreOffice converter works on one document at a time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..config import User
+from ..engine import Engine
+from ..errors import (ConfigError, ConversionError, DealerDocsError, InputError, IntegrityError,
+                      NotFoundError, PermissionDenied, StateError, StorageError, TemplateError)
+from . import auth, view
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+STATUS = {InputError: 422, PermissionDenied: 403, NotFoundError: 404, StateError: 409,
+          StorageError: 503, ConversionError: 502, TemplateError: 500, ConfigError: 500,
+          IntegrityError: 500}
+HTTP_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在",
+               405: "不支持的请求方式", 409: "当前状态不允许此操作", 413: "上传的文件太大",
+               422: "填写有误", 429: "尝试次数过多", 500: "系统内部错误", 502: "文档转换失败",
+               503: "系统繁忙"}
+
+
+class SignInRequired(Exception):
+    """The request has no valid session: pages redirect to the sign-in page, the API says 401."""
+
+
+class CsrfRefused(Exception):
+    """A form arrived without the session's CSRF token."""
+
+
+def status_of(err: DealerDocsError) -> int:
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+class Web:
+    """What the routes share: the engine, the signer, the limiter and the write lock."""
+
+    def __init__(self, engine: Engine, secret: bytes) -> None:
+        self.engine = engine
+        self.signer = auth.Signer(secret)
+        self.limiter = auth.RateLimiter()
+        self.write_lock = threading.Lock()
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        view.install(self.templates.env, engine)
+
+    async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def locked() -> Any:
+            with self.write_lock:
+                return fn(*args, **kwargs)
+        return await run_in_threadpool(locked)
+
+    def session(self, request: Request) -> tuple[User, str] | None:
+        return self.signer.read_session(request.cookies.get(auth.SESSION_COOKIE),
+                                        self.engine.config)
+
+
+def web(request: Request) -> Web:
+    return request.app.state.web
+
+
+def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
+    """The app for ``engine``; the secret key defaults to the store's (made on first run)."""
+    from . import api, pages
+
+    app = FastAPI(title="dealerdocs API", version=__version__,
+                  description="4S 店单据与流程引擎的 JSON 接口：与命令行相同的操作与规则。"
+                              "先用 POST /api/token（登录名与密码）取得令牌，之后每个请求带 "
+                              "`Authorization: Bearer <令牌>`。",
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.web = Web(engine, secret or auth.load_secret(engine.config.store_dir))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'self'; form-action 'self'; base-uri 'none'")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def is_api(request: Request) -> bool:
+        return request.url.path.startswith("/api/")
+
+    def page(request: Request, status: int, message: str, title: str | None = None) -> Response:
+        w = web(request)
+        found = w.session(request)
+        return w.templates.TemplateResponse(request, "error.html", {
+            "title": title or HTTP_TITLES.get(status, "出错了"), "message": message,
+            "status": status, "user": found[0] if found else None,
+            "csrf": found[1] if found else ""}, status_code=status)
+
+    @app.exception_handler(DealerDocsError)
+    async def engine_error(request: Request, err: DealerDocsError) -> Response:
+        status = status_of(err)
+        if status >= 500:
+            log.error("%s: %s", type(err).__name__, err.message)
+        if is_api(request):
+            return JSONResponse(_jsonable(err.to_dict()), status_code=status)
+        return page(request, status, err.message)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, err: SignInRequired) -> Response:
+        if is_api(request):
+            return JSONResponse({"error": "Unauthorized", "message": "请提供有效的令牌"
+                                 "（Authorization: Bearer …，由 POST /api/token 取得）"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            from urllib.parse import quote
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        return page(request, 401, "登录已过期或尚未登录，请重新登录后再提交。")
+
+    @app.exception_handler(CsrfRefused)
+    async def csrf_refused(request: Request, err: CsrfRefused) -> Response:
+        return page(request, 403, "表单已失效（缺少或不匹配的安全令牌）。请返回上一页，刷新后重新提交。",
+                    title="表单已失效")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> Response:
+        message = err.detail if isinstance(err.detail, str) and err.status_code not in (404, 405) \
+            else {404: "找不到这个页面。请从首页重新进入。",
+                  405: "此地址不支持这种请求方式。"}.get(err.status_code, "请求未能完成。")
+        if is_api(request):
+            return JSONResponse({"error": "HTTPError", "message": message},
+                                status_code=err.status_code, headers=err.headers)
+        return page(request, err.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> Response:
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg")}
+                    for e in err.errors()]
+        if is_api(request):
+            return JSONResponse({"error": "InputError", "message": "请求格式不对",
+                                 "problems": problems}, status_code=422)
+        return page(request, 422, "请求格式不对：" + "；".join(
+            f"{p['where']}：{p['message']}" for p in problems))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, err: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if is_api(request):
+            return JSONResponse({"error": "InternalError", "message": "系统内部错误，已记录日志"},
+                                status_code=500)
+        return page(request, 500, "系统内部错误，已记录日志。请稍后重试；如果一再出现，请联系管理员。")
+
+    return app
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (Decimal, Path)):
+        return str(value)
+    return value
+
+
+def demo_passwords_in_use(engine: Engine) -> list[str]:
+    """Logins that still sign in with the demo password (for a warning at start-up)."""
+    return [u.login for u in engine.config.users.values()
+            if u.password_hash and auth.verify_password(u.password_hash, DEMO_PASSWORD)]
+
+
+DEMO_PASSWORD = "demo-2026"

@@ -1,0 +1,581 @@
+"""The staff's pages: sign-in, start page, case lists, case pages with their transition forms,
+new-case forms, documents with dispatch and recall, the register, the due list and reports.
+
+Every route finds the signed-in user from the session cookie, checks the CSRF token of every
+form, and asks the engine to do the work as that user; what the engine refuses is shown as a
+page in Chinese with the right status code, or next to the field it names.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+
+from .. import access
+from ..config import User
+from ..control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
+from ..dates import parse_date
+from ..errors import InputError, NotFoundError, PermissionDenied, StateError
+from ..workflow import Workflow
+from . import auth, forms
+from .app import CsrfRefused, SignInRequired, Web, status_of, web
+
+router = APIRouter(include_in_schema=False)
+_CASE_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[0-9]{1,9}$")
+_DOC_NUMBER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(-[0-9]{4})?-[0-9]{1,12}$")
+MAX_FORM_BYTES = forms.UPLOAD_MAX_BYTES * 2
+
+
+# --- the signed-in user, CSRF and rendering ----------------------------------------------------
+
+def signed_in(request: Request) -> tuple[Web, User, str]:
+    w = web(request)
+    found = w.session(request)
+    if found is None:
+        raise SignInRequired()
+    return w, found[0], found[1]
+
+
+async def checked_form(request: Request) -> tuple[Web, User, Any]:
+    """The submitted form of a signed-in user whose CSRF token matches the session's."""
+    w, user, csrf = signed_in(request)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
+        raise InputError(f"提交的内容超过 {MAX_FORM_BYTES // 1048576} MB")
+    form = await request.form(max_files=forms.UPLOAD_MAX_FILES * 4, max_fields=2000)
+    if not auth.csrf_ok(csrf, form.get("_csrf") if isinstance(form.get("_csrf"), str) else None):
+        raise CsrfRefused()
+    return w, user, form
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    w = web(request)
+    found = w.session(request)
+    user = found[0] if found else None
+    nav = []
+    if user is not None:
+        nav = [("/", "我的工作台"), ("/cases", "案件")]
+        if any(access.may_view_workflow(user, wf) for wf in w.engine.workflows.values()
+               if wf.deadline_field):
+            nav.append(("/due", "到期提醒"))
+        nav.append(("/documents", "文件"))
+        if access.may_view_register(user):
+            nav.append(("/register", "发放回收记录"))
+        if any(wf.reports and access.may_view_workflow(user, wf)
+               for wf in w.engine.workflows.values()):
+            nav.append(("/reports", "报表"))
+    base = {"user": user, "csrf": found[1] if found else "", "nav": nav,
+            "path": request.url.path,
+            "roles": "、".join(w.engine.config.role_label(r) for r in user.roles) if user else ""}
+    return w.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+def viewable(w: Web, user: User, key: str) -> Workflow:
+    wf = w.engine.workflow(key)
+    if not access.may_view_workflow(user, wf):
+        raise PermissionDenied(f"{user.name}（{user.login}）无权查看{wf.title}")
+    return wf
+
+
+async def load_case(w: Web, user: User, case_id: str) -> tuple[Workflow, dict[str, Any]]:
+    if not _CASE_ID.match(case_id):
+        raise NotFoundError(f"找不到案件 \"{case_id}\"")
+    case = await w.read(w.engine.case, case_id)
+    return viewable(w, user, case["workflow"]), case
+
+
+async def load_document(w: Web, user: User, number: str) -> dict[str, Any]:
+    """The register entry of ``number``; only staff who may see its workflow get it."""
+    if not _DOC_NUMBER.match(number):
+        raise NotFoundError(f"找不到文件编号 \"{number}\"")
+    life = await w.read(w.engine.document, number)
+    viewable(w, user, life["workflow"])
+    return life
+
+
+def _local_path(target: str | None) -> str:
+    """Only a path on this site (no scheme, no //host) is followed after signing in."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+LOGIN_CSRF_COOKIE = "dealerdocs_login"
+
+
+def _login_page(request: Request, context: dict[str, Any], status: int = 200) -> Response:
+    """The sign-in form carries a token that must match a cookie set with it (double submit),
+    so another site cannot sign a browser in under someone else's account."""
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"login_csrf": token, "error": None, "login": "",
+                                              **context}, status=status)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/login")
+    return response
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/") -> Response:
+    return _login_page(request, {"next": _local_path(next)})
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    w = web(request)
+    form = await request.form()
+    login_name = str(form.get("login") or "").strip()[:64]
+    password = str(form.get("password") or "")[:256]
+    target = _local_path(str(form.get("next") or "/"))
+    if not auth.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""),
+                        form.get("_csrf") if isinstance(form.get("_csrf"), str) else None):
+        raise CsrfRefused()
+    client = request.client.host if request.client else "?"
+    keys = (f"ip:{client}", f"login:{login_name}")
+    wait = w.limiter.wait(*keys)
+    if wait:
+        return _login_page(request, {
+            "next": target, "login": login_name,
+            "error": f"登录失败次数过多，请 {max(1, wait // 60)} 分钟后再试。"}, status=429)
+    user = await w.read(auth.authenticate, w.engine.config, login_name, password)
+    if user is None:
+        w.limiter.failed(*keys)
+        return _login_page(request, {"next": target, "login": login_name,
+                                     "error": "用户名或密码不正确。"}, status=401)
+    w.limiter.succeeded(*keys)
+    cookie, _ = w.signer.session(user)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(auth.SESSION_COOKIE, cookie, max_age=auth.SESSION_MAX_AGE, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(auth.SESSION_COOKIE, path="/")
+    return response
+
+
+# --- start page and lists ----------------------------------------------------------------------
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    w, user, _ = signed_in(request)
+    lists = await w.read(access.overview, w.engine, user)
+    due = []
+    if any(wf.deadline_field and access.may_view_workflow(user, wf)
+           for wf in w.engine.workflows.values()):
+        due = [r for r in await w.read(w.engine.due, 7)
+               if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])]
+    creatable = [wf for wf in w.engine.workflows.values() if access.may_create(user, wf)]
+    return render(request, "home.html", {**lists, "due": due, "creatable": creatable,
+                                         "workflows": w.engine.workflows})
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as err:
+        raise InputError(f"{name} {err}", field=name) from None
+
+
+@router.get("/cases")
+async def case_list(request: Request, workflow: str = "", state: str = "", date_from: str = "",
+                    date_to: str = "", customer: str = "", consultant: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    visible = {k: wf for k, wf in w.engine.workflows.items()
+               if access.may_view_workflow(user, wf)}
+    if workflow and workflow not in visible:
+        viewable(w, user, workflow)  # names the problem: unknown workflow or not allowed
+    start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
+    rows = await w.read(w.engine.cases, workflow or None, state or None)
+    rows = [r for r in rows if r["workflow"] in visible]
+    if start or end:
+        rows = [r for r in rows if (not start or r["created_at"][:10] >= start.isoformat())
+                and (not end or r["created_at"][:10] <= end.isoformat())]
+    customer, consultant = customer.strip(), consultant.strip()
+    if customer or consultant:
+        kept = []
+        for r in rows:
+            case = await w.read(w.engine.case, r["id"])
+            wf = visible[r["workflow"]]
+            text = " ".join(str(case["data"].get(n) or "") for n, s in wf.fields.items()
+                            if s.type == "string" and ("customer" in n or "buyer" in n
+                                                       or "name" in n))
+            staff = {case["created_by"], *(case["data"].get(n) for n in access.user_fields(wf))}
+            if customer and customer not in text and customer not in r["summary"]:
+                continue
+            if consultant and consultant not in staff:
+                continue
+            kept.append(r)
+        rows = kept
+    states = sorted({(s.name, s.label) for k, wf in visible.items() if not workflow or k == workflow
+                     for s in wf.states.values()}, key=lambda s: s[1])
+    staff = [u for u in w.engine.config.users.values()]
+    return render(request, "cases.html", {
+        "rows": rows, "workflows": visible, "states": states, "staff": staff,
+        "filters": {"workflow": workflow, "state": state, "date_from": date_from,
+                    "date_to": date_to, "customer": customer, "consultant": consultant},
+        "creatable": [wf for wf in visible.values() if access.may_create(user, wf)]})
+
+
+# --- new case ----------------------------------------------------------------------------------
+
+async def _sources(w: Web, wf: Workflow) -> list[dict[str, Any]]:
+    out = []
+    for key, cf in wf.create_from.items():
+        for state in cf.states:
+            for r in await w.read(w.engine.cases, key, state):
+                out.append({**r, "title": w.engine.workflows[key].title})
+    return out
+
+
+def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[str, Any],
+              source: str, sources: list[dict[str, Any]], err: InputError | None = None,
+              message: str | None = None, status: int = 200) -> Response:
+    by_field, by_row, general = forms.error_map(err) if err else ({}, {}, [])
+    if message:
+        general.append(message)
+    names = forms.general_fields(wf)
+    fields = forms.widgets(wf, names, values, w.engine.config, errors=by_field,
+                           row_errors=by_row, actor=user.login)
+    return render(request, "new_case.html", {
+        "wf": wf, "fields": fields, "errors": general, "source": source, "sources": sources,
+        "source_error": "；".join(by_field.get("source", [])),
+        "source_required": any(cf.required for cf in wf.create_from.values())}, status=status)
+
+
+@router.get("/cases/new/{key}")
+async def new_case_page(request: Request, key: str, source: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    wf = w.engine.workflow(key)
+    if not access.may_create(user, wf):
+        need = "、".join(w.engine.config.role_label(r) for r in wf.create_roles)
+        raise PermissionDenied(f"{user.name}（{user.login}）无权新建{wf.title}；需要角色：{need}")
+    values: dict[str, Any] = {}
+    if source:
+        origin_wf, origin = await load_case(w, user, source)
+        cf = wf.create_from.get(origin_wf.key)
+        if cf is not None:
+            values = {target: origin["data"].get(src) for target, src in cf.fields.items()}
+    return _new_page(request, w, user, wf, values, source, await _sources(w, wf))
+
+
+@router.post("/cases/new/{key}")
+async def new_case(request: Request, key: str) -> Response:
+    w, user, form = await checked_form(request)
+    wf = w.engine.workflow(key)
+    data = forms.read_form(wf, form, drop_empty=True)
+    source = str(form.get("_source") or "").strip() or None
+    with forms.upload_folder() as folder:
+        try:
+            data.update(forms.read_uploads(wf, form, {}, Path(folder)))
+            result = await w.write(w.engine.create, key, data, user.login, source=source,
+                                   files_from=Path(folder))
+        except (InputError, StateError) as err:
+            return _new_page(request, w, user, wf, {**data}, source or "", await _sources(w, wf),
+                             err if isinstance(err, InputError) else None,
+                             None if isinstance(err, InputError) else err.message,
+                             status=status_of(err))
+    return RedirectResponse(f"/cases/{result.id}?done=create", status_code=303)
+
+
+# --- the case page and its transitions ---------------------------------------------------------
+
+async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: dict[str, Any],
+                     *, open_trigger: str | None = None, posted: dict[str, Any] | None = None,
+                     err: Exception | None = None, status: int = 200,
+                     notice: str | None = None) -> Response:
+    acts = access.actions(wf, case, user)
+    forms_out = []
+    for a in acts:
+        mine = a.trigger == open_trigger
+        values = {**case["data"], **(posted or {})} if mine else case["data"]
+        by_field, by_row, general = ({}, {}, [])
+        if mine and isinstance(err, InputError):
+            by_field, by_row, general = forms.error_map(err)
+        elif mine and err is not None:
+            general = [getattr(err, "message", str(err))]
+        asked, more = forms.transition_fields(wf, a.first, case["data"])
+        # fields with an error are always shown, even if they were folded away
+        unfolded = [n for n in more if n in by_field or n in by_row]
+        asked = asked + unfolded
+        more = [n for n in more if n not in unfolded]
+        forms_out.append({
+            "action": a, "open": mine, "errors": general,
+            "fields": forms.widgets(wf, asked, values, w.engine.config, transition=a.first,
+                                    errors=by_field, row_errors=by_row, actor=user.login),
+            "more": forms.widgets(wf, more, values, w.engine.config, transition=a.first,
+                                  errors=by_field, row_errors=by_row, actor=user.login),
+            "documents": [wf.documents[k].title for t in a.transitions for k in t.documents],
+            "danger": a.first.void_documents or a.trigger.startswith(("cancel", "reject")),
+        })
+    hidden = [{"label": t.label, "why": access.refusal(wf, case, user, t.trigger)}
+              for t in {t.trigger: t for t in wf.available(case["state"])}.values()
+              if t.trigger not in {a.trigger for a in acts}]
+    followers = [(other, cf) for other in w.engine.workflows.values()
+                 for key, cf in other.create_from.items()
+                 if key == wf.key and case["state"] in cf.states and access.may_create(user, other)]
+    linked = {w.engine.workflows[k].title if k in w.engine.workflows else k: ids
+              for k, ids in case["links"].items()}
+    shown = [n for n in wf.fields if not (case["data"].get(n) in (None, "", []))]
+    return render(request, "case.html", {
+        "wf": wf, "case": case, "forms": forms_out, "hidden": hidden, "followers": followers,
+        "linked": linked, "shown": shown, "notice": notice}, status=status)
+
+
+@router.get("/cases/{case_id}")
+async def case_page(request: Request, case_id: str, do: str = "", done: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    wf, case = await load_case(w, user, case_id)
+    notice = None
+    if done:
+        notice = "已新建。" if done == "create" else f"已完成「{_label(wf, done)}」。"
+    return await _case_page(request, w, user, wf, case, open_trigger=do or None, notice=notice)
+
+
+def _label(wf: Workflow, trigger: str) -> str:
+    return next((t.label for t in wf.transitions if t.trigger == trigger), trigger)
+
+
+@router.post("/cases/{case_id}/fire/{trigger}")
+async def fire(request: Request, case_id: str, trigger: str) -> Response:
+    w, user, form = await checked_form(request)
+    wf, case = await load_case(w, user, case_id)
+    data = forms.read_form(wf, form, drop_empty=False)
+    with forms.upload_folder() as folder:
+        try:
+            data.update(forms.read_uploads(wf, form, case["data"], Path(folder)))
+            result = await w.write(w.engine.fire, case_id, trigger, user.login, data or None,
+                                   files_from=Path(folder))
+        except (InputError, StateError) as err:
+            return await _case_page(request, w, user, wf, case, open_trigger=trigger,
+                                    posted=data, err=err, status=status_of(err))
+    target = f"/cases/{case_id}?done={trigger}"
+    if result.documents:
+        target += "#documents"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/cases/{case_id}/preview/{trigger}")
+async def preview(request: Request, case_id: str, trigger: str) -> Response:
+    """The documents ``trigger`` would issue, stamped 草稿 (nothing numbered or stored)."""
+    w, user, _ = signed_in(request)
+    wf, case = await load_case(w, user, case_id)
+    if not any(a.trigger == trigger for a in access.actions(wf, case, user)):
+        raise PermissionDenied(f"{user.name} 不能执行「{_label(wf, trigger)}」，因此也不能预览它的文档")
+    folder = tempfile.mkdtemp(prefix="dealerdocs-preview-")
+    result = await w.write(w.engine.preview, case_id, user.login, trigger=trigger,
+                           out_dir=Path(folder))
+    pdf = next(f for f in result["files"] if f.endswith(".pdf"))
+    return FileResponse(pdf, media_type="application/pdf",
+                        content_disposition_type="inline", filename=Path(pdf).name,
+                        background=BackgroundTask(_remove_tree, folder))
+
+
+def _remove_tree(folder: str) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+@router.get("/documents")
+async def document_list(request: Request, status: str = "", case: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    if status and status not in ("issued", "superseded", "void"):
+        raise InputError(f"状态 \"{status}\" 无效（可选：issued、superseded、void）", field="status")
+    rows = await w.read(w.engine.documents, case or None, status or None)
+    rows = [d for d in rows if access.may_view_workflow(user, w.engine.workflows[d["workflow"]])]
+    return render(request, "documents.html", {"rows": list(reversed(rows)),
+                                              "filters": {"status": status, "case": case}})
+
+
+def _document_page(request: Request, w: Web, user: User, life: dict[str, Any], *,
+                   form: str | None = None, err: Exception | None = None,
+                   posted: dict[str, Any] | None = None, notice: str | None = None,
+                   status: int = 200) -> Response:
+    by_field, _, general = forms.error_map(err) if isinstance(err, InputError) else ({}, {}, [])
+    if err is not None and not isinstance(err, InputError):
+        general = [getattr(err, "message", str(err))]
+    wf = w.engine.workflows[life["workflow"]]
+    out = [c for c in life["copies"] if c["status"] == "out"]
+    return render(request, "document.html", {
+        "doc": life, "wf": wf, "may_dispatch": access.may_dispatch(user) and life["status"] == "issued",
+        "may_recall": access.may_recall(user) and bool(out), "out_copies": out,
+        "reasons": RECALL_REASONS, "channels": CHANNELS, "open_form": form,
+        "errors": general, "field_errors": by_field, "posted": posted or {}, "notice": notice},
+        status=status)
+
+
+@router.get("/documents/{number}")
+async def document_page(request: Request, number: str, done: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    life = await load_document(w, user, number)
+    notice = {"dispatch": "已登记发放。", "recall": "已登记回收。"}.get(done)
+    return _document_page(request, w, user, life, notice=notice)
+
+
+def _file(w: Web, life: dict[str, Any], which: str) -> Path:
+    """A file of a document, by the path the register records (never one from the request)."""
+    if which == "pdf":
+        path = Path(life["pdf"])
+    elif which == "docx":
+        path = Path(life["docx"])
+    elif which == "stamped" and life.get("stamped_pdf"):
+        path = w.engine.outbox.absolute(life["stamped_pdf"])
+    else:
+        raise NotFoundError(f"文件 {life['number']} 没有这种副本")
+    if not path.is_file():
+        raise NotFoundError(f"文件 {life['number']} 的存档文件缺失（请文控运行 dealerdocs verify）")
+    return path
+
+
+@router.get("/documents/{number}/file/{which}")
+async def document_file(request: Request, number: str, which: str, download: int = 0
+                        ) -> Response:
+    w, user, _ = signed_in(request)
+    life = await load_document(w, user, number)
+    path = _file(w, life, which)
+    media = ("application/pdf" if path.suffix == ".pdf" else
+             "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+    inline = path.suffix == ".pdf" and not download
+    name = f"{number}{'-' + life.get('stamp', '') if which == 'stamped' else ''}{path.suffix}"
+    return FileResponse(path, media_type=media, filename=name,
+                        content_disposition_type="inline" if inline else "attachment")
+
+
+@router.post("/documents/{number}/dispatch")
+async def dispatch(request: Request, number: str) -> Response:
+    w, user, form = await checked_form(request)
+    life = await load_document(w, user, number)
+    posted = {k: str(form.get(k) or "") for k in ("to", "dept", "copies", "channel")}
+    try:
+        copies = int(posted["copies"] or "1")
+    except ValueError:
+        copies = 0
+    try:
+        await w.write(w.engine.dispatch, number, to=posted["to"], dept=posted["dept"],
+                      copies=copies, channel=posted["channel"] or "纸质", actor=user.login)
+    except (InputError, StateError) as err:
+        return _document_page(request, w, user, life, form="dispatch", err=err, posted=posted,
+                              status=status_of(err))
+    return RedirectResponse(f"/documents/{number}?done=dispatch#copies", status_code=303)
+
+
+@router.post("/documents/{number}/recall")
+async def recall(request: Request, number: str) -> Response:
+    w, user, form = await checked_form(request)
+    life = await load_document(w, user, number)
+    posted = {k: str(form.get(k) or "") for k in ("reason", "copy", "from_", "keep")}
+    copy = None
+    if posted["copy"]:
+        try:
+            copy = int(posted["copy"])
+        except ValueError:
+            copy = -1
+    try:
+        await w.write(w.engine.recall, number, reason=posted["reason"], copy=copy,
+                      from_=posted["from_"].strip() or None, keep=posted["keep"] == "1",
+                      actor=user.login)
+    except (InputError, StateError, NotFoundError) as err:
+        return _document_page(request, w, user, life, form="recall", err=err, posted=posted,
+                              status=status_of(err))
+    return RedirectResponse(f"/documents/{number}?done=recall#copies", status_code=303)
+
+
+# --- register, due list, reports ---------------------------------------------------------------
+
+def _register_allowed(user: User) -> None:
+    if not access.may_view_register(user):
+        need = "、".join(access.REGISTER_ROLES)
+        raise PermissionDenied(f"{user.name}（{user.login}）无权查看文件发放回收记录表（需要角色：{need}）")
+
+
+@router.get("/register")
+async def register(request: Request, date_from: str = "", date_to: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    _register_allowed(user)
+    start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
+    rows = await w.read(w.engine.register_rows, start, end)
+    query = urlencode({k: v for k, v in (("date_from", date_from), ("date_to", date_to)) if v})
+    return render(request, "register.html", {"columns": REGISTER_COLUMNS, "rows": rows,
+                                             "filters": {"date_from": date_from, "date_to": date_to},
+                                             "query": query})
+
+
+_MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+          "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          "pdf": "application/pdf"}
+
+
+@router.get("/register/export.{fmt}")
+async def register_export(request: Request, fmt: str, date_from: str = "", date_to: str = ""
+                          ) -> Response:
+    w, user, _ = signed_in(request)
+    _register_allowed(user)
+    start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
+    folder = tempfile.mkdtemp(prefix="dealerdocs-export-")
+    out = Path(folder) / f"文件发放回收记录表.{fmt}"
+    try:
+        await w.write(w.engine.register_export, fmt, out, start, end)
+    except Exception:
+        _remove_tree(folder)
+        raise
+    return FileResponse(out, media_type=_MEDIA[fmt], filename=out.name,
+                        background=BackgroundTask(_remove_tree, folder))
+
+
+@router.get("/due")
+async def due(request: Request, within: int = 7) -> Response:
+    w, user, _ = signed_in(request)
+    within = max(0, min(within, 3650))
+    rows = [r for r in await w.read(w.engine.due, within)
+            if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])]
+    return render(request, "due.html", {"rows": rows, "within": within})
+
+
+def _reports(w: Web, user: User) -> list[tuple[Workflow, Any]]:
+    return [(wf, spec) for wf in w.engine.workflows.values() for spec in wf.reports.values()
+            if access.may_view_workflow(user, wf)]
+
+
+@router.get("/reports")
+async def reports(request: Request) -> Response:
+    w, user, _ = signed_in(request)
+    return render(request, "reports.html", {"reports": _reports(w, user)})
+
+
+@router.get("/reports/{name}.{fmt}")
+async def report_file(request: Request, name: str, fmt: str, date_from: str = "",
+                      date_to: str = "") -> Response:
+    w, user, _ = signed_in(request)
+    found = [(wf, spec) for wf, spec in _reports(w, user) if spec.key == name]
+    if not found:
+        raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看")
+    start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
+    if fmt not in _MEDIA:
+        raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
+    folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
+    try:
+        result = await w.write(w.engine.report, name, start, end, (fmt,), Path(folder))
+    except Exception:
+        _remove_tree(folder)
+        raise
+    path = Path(result["files"][fmt])
+    return FileResponse(path, media_type=_MEDIA[fmt], filename=f"{result['title']}.{fmt}",
+                        background=BackgroundTask(_remove_tree, folder))

@@ -1,0 +1,453 @@
+"""The web app in-process (no browser): sign-in, CSRF, the rate limit, forms made from the
+workflow definitions, role and separation-of-duties refusals, documents served through the
+register, uploads, the JSON API and error pages. Real engine, real LibreOffice."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import stat
+import subprocess
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from engine import load_config
+from engine.web import auth
+from engine.web.app import create_app
+from helpers import ROOT, contract_data, dealerdocs_bin, example, make_dealer_dir, pdf_text
+from web_support import (DEMO_PASSWORD, as_form, client, csrf_of, errors_of, field_error,
+                         post_form, sign_in, web_engine)
+
+
+@pytest.fixture
+def site(config_path, converter):
+    eng = web_engine(config_path, converter)
+    app = create_app(eng)
+    yield eng, app
+    eng.close()
+
+
+def signed_in(app, login: str):
+    c = client(app)
+    r = sign_in(c, login)
+    assert r.status_code == 200 and "我的工作台" in r.text, r.text[:300]
+    return c
+
+
+def new_quote(c, **changes) -> str:
+    r = post_form(c, "/cases/new/quote", "/cases/new/quote", as_form(example("quote", **changes)))
+    assert r.status_code == 200, errors_of(r.text)
+    m = re.search(r"/cases/(Q-\d+)", str(r.url))
+    assert m, r.url
+    return m.group(1)
+
+
+def fire(c, case_id: str, trigger: str, data: dict | None = None, **kw):
+    return post_form(c, f"/cases/{case_id}", f"/cases/{case_id}/fire/{trigger}",
+                     as_form(data or {}), **kw)
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+def test_pages_need_sign_in_and_the_cookie_is_locked_down(site):
+    _, app = site
+    c = client(app)
+    r = c.get("/cases?workflow=quote", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    r = sign_in(c, "zhang", next="/cases?workflow=quote")
+    assert r.status_code == 200 and str(r.url).endswith("/cases?workflow=quote")
+    cookie = next(h for k, h in r.history[0].headers.multi_items() if k == "set-cookie"
+                  and h.startswith(auth.SESSION_COOKIE))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "张伟" in r.text and "销售顾问" in r.text
+    # a tampered cookie is no session at all
+    c.cookies.set(auth.SESSION_COOKIE, c.cookies[auth.SESSION_COOKIE][:-2] + "xx")
+    assert c.get("/", follow_redirects=False).status_code == 303
+    # sign-in only sends the browser to this site
+    r = sign_in(client(app), "zhang", next="//evil.example/")
+    assert str(r.url) == "http://testserver/"
+
+
+def test_wrong_password_rate_limit_and_login_csrf(site):
+    _, app = site
+    c = client(app)
+    r = sign_in(c, "zhang", "wrong-password")
+    assert r.status_code == 401 and "用户名或密码不正确" in r.text
+    for _ in range(4):
+        sign_in(c, "zhang", "wrong-password")
+    r = sign_in(c, "zhang")  # the right password, but too many failures just now
+    assert r.status_code == 429 and "登录失败次数过多" in r.text
+    # the address is held back too, whichever login it tries next
+    assert sign_in(client(app), "li").status_code == 429
+    # the sign-in form without its token is refused (login CSRF)
+    c2 = client(app)
+    c2.get("/login")
+    r = c2.post("/login", data={"login": "wang", "password": DEMO_PASSWORD})
+    assert r.status_code == 403 and "表单已失效" in r.text
+    assert auth.SESSION_COOKIE not in c2.cookies
+
+
+def test_rate_limiter_window():
+    now = [1000.0]
+    limiter = auth.RateLimiter(limit=3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.wait("ip:a") == 0
+        limiter.failed("ip:a")
+    assert 0 < limiter.wait("ip:a") <= 61 and limiter.wait("ip:b") == 0
+    now[0] += 61
+    assert limiter.wait("ip:a") == 0
+
+
+def test_secret_key_made_once_private_and_kept(tmp_path):
+    key = auth.load_secret(tmp_path)
+    path = tmp_path / "web" / "secret.key"
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert auth.load_secret(tmp_path) == key
+    gitignore = (ROOT / ".gitignore").read_text()
+    assert "/store/" in gitignore  # the demo store (and so its key) is never committed
+
+
+def test_set_password_command_rewrites_only_that_user(dealer):
+    config = dealer / "config.toml"
+    before = config.read_text(encoding="utf-8")
+    proc = subprocess.run([dealerdocs_bin(), "user", "set-password", "li"], cwd=dealer,
+                          input="new-secret-9\nnew-secret-9\n", capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    after = config.read_text(encoding="utf-8")
+    users = load_config(config).users
+    assert auth.verify_password(users["li"].password_hash, "new-secret-9")
+    assert not auth.verify_password(users["li"].password_hash, DEMO_PASSWORD)
+    assert auth.verify_password(users["zhang"].password_hash, DEMO_PASSWORD)
+    assert len(after.splitlines()) == len(before.splitlines())  # replaced in place
+    short = subprocess.run([dealerdocs_bin(), "user", "set-password", "li"], cwd=dealer,
+                           input="short\nshort\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode != 0 and "至少 8 个字符" in short.stderr
+    assert config.read_text(encoding="utf-8") == after
+
+
+# --- forms, transitions, documents -------------------------------------------------------------
+
+def test_quote_from_form_to_issued_pdf(site):
+    eng, app = site
+    c = signed_in(app, "zhang")
+    home = c.get("/")
+    assert "新建商谈报价单" in home.text and "新建购车合同" in home.text
+    assert "新建整改项目" not in home.text  # not a sales consultant's to open
+    form = c.get("/cases/new/quote").text
+    for label in ("客户姓名", "客户手机号", "厂家指导价", "精品附件", "付款方式", "报价有效期至"):
+        assert label in form
+    assert '<option value="分期"' in form  # choices from quote.toml
+    case_id = new_quote(c)
+    page = c.get(f"/cases/{case_id}").text
+    assert "草稿" in page and "刘晓明" in page and "出具报价单" in page
+    assert "¥152,669.57" in page  # the computed total
+    r = fire(c, case_id, "issue")
+    assert r.status_code == 200 and "已完成「出具报价单」" in r.text
+    [doc] = eng.case(case_id)["documents"]
+    assert doc["number"] in r.text and eng.case(case_id)["state"] == "issued"
+    pdf = c.get(f"/documents/{doc['number']}/file/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and "inline" in pdf.headers["content-disposition"]
+    assert hashlib.sha256(pdf.content).hexdigest() == doc["pdf_sha256"]
+    docx = c.get(f"/documents/{doc['number']}/file/docx")
+    assert docx.content.startswith(b"PK") and "attachment" in docx.headers["content-disposition"]
+    life = c.get(f"/documents/{doc['number']}").text
+    assert "商谈报价单" in life and "打开 PDF" in life and "发放副本" in life  # a consultant dispatches
+    assert "回收副本" not in life  # nothing out yet, and recall is the controller's/manager's
+
+
+def test_errors_are_shown_next_to_their_field(site):
+    eng, app = site
+    c = signed_in(app, "zhang")
+    r = post_form(c, "/cases/new/quote", "/cases/new/quote",
+                  as_form(example("quote", customer_mobile="1380013800", list_price="abc")))
+    assert r.status_code == 422
+    assert "客户手机号" in field_error(r.text, "customer_mobile")
+    assert "1380013800" in field_error(r.text, "customer_mobile")
+    assert field_error(r.text, "list_price")
+    assert 'value="1380013800"' in r.text  # what was typed stays in the form
+    assert eng.cases() == []
+    # a table row's problem is shown under that row
+    r = post_form(c, "/cases/new/quote", "/cases/new/quote",
+                  as_form(example("quote", accessories=[{"name": "脚垫", "quantity": "x",
+                                                        "unit_price": "10"}])))
+    assert r.status_code == 422 and '<tr class="row-error">' in r.text and "数量" in r.text
+    # issuing without the fields the step needs asks for exactly those
+    bare = {"customer_name": "王五", "customer_mobile": "13900001111"}
+    r = post_form(c, "/cases/new/quote", "/cases/new/quote", as_form(bare))
+    case_id = re.search(r"/cases/(Q-\d+)", str(r.url)).group(1)
+    page = c.get(f"/cases/{case_id}?do=issue").text
+    form = page[page.index('id="form-issue"'):page.index("</details>", page.index('id="form-issue"'))]
+    assert "厂家指导价" in form and "报价有效期至" in form
+    r = fire(c, case_id, "issue", {"brand": "奇瑞"})
+    assert r.status_code == 422 and "需要填写" in r.text
+    assert "必填" in field_error(r.text, "list_price")
+    assert eng.case(case_id)["state"] == "draft" and eng.documents() == []
+
+
+def test_approvals_follow_roles_and_separation_of_duties(site):
+    eng, app = site
+    zhang, wang, qian = (signed_in(app, u) for u in ("zhang", "wang", "qian"))
+    big = as_form(contract_data(discount="12000.00"))
+    r = post_form(zhang, "/cases/new/contract", "/cases/new/contract", big)
+    c1 = re.search(r"/cases/(C-\d+)", str(r.url)).group(1)
+    r = fire(zhang, c1, "submit")
+    assert r.status_code == 200 and eng.case(c1)["state"] == "pending_approval"
+    # the consultant has no approve button, and posting the form directly is refused
+    page = zhang.get(f"/cases/{c1}").text
+    assert f'/cases/{c1}/fire/approve' not in page and "经理审批通过（无权限）" in page
+    r = fire(zhang, c1, "approve")
+    assert r.status_code == 403 and "无权" in r.text and "Traceback" not in r.text
+    # a manager who drafted one cannot approve it; another manager can
+    r = post_form(qian, "/cases/new/contract", "/cases/new/contract", big)
+    c2 = re.search(r"/cases/(C-\d+)", str(r.url)).group(1)
+    fire(qian, c2, "submit")
+    page = qian.get(f"/cases/{c2}").text
+    assert f'/cases/{c2}/fire/approve' not in page and "职责分离" in page
+    assert c2 not in qian.get("/").text.split("等待我审批")[1].split("我的进行中案件")[0]
+    r = fire(qian, c2, "approve")
+    assert r.status_code == 403 and "职责分离" in r.text
+    assert eng.case(c2)["state"] == "pending_approval"
+    waiting = wang.get("/").text.split("等待我审批")[1].split("我的进行中案件")[0]
+    assert c1 in waiting and c2 in waiting
+    for case_id in (c1, c2):
+        r = fire(wang, case_id, "approve")
+        assert r.status_code == 200 and eng.case(case_id)["state"] == "approved"
+    assert [e["actor"] for e in eng.case(c2)["history"]] == ["qian", "qian", "wang"]
+
+
+def test_forms_without_csrf_token_are_refused(site):
+    eng, app = site
+    c = signed_in(app, "zhang")
+    case_id = new_quote(c)
+    r = fire(c, case_id, "cancel", csrf=False)
+    assert r.status_code == 403 and "表单已失效" in r.text
+    r = c.post(f"/cases/{case_id}/fire/cancel", data={"_csrf": "forged"})
+    assert r.status_code == 403
+    assert eng.case(case_id)["state"] == "draft"
+    # another user's token does not fit this session either
+    other = signed_in(app, "li")
+    r = other.post(f"/cases/{case_id}/fire/cancel", data={"_csrf": csrf_of(c.get("/").text)})
+    assert r.status_code == 403 and eng.case(case_id)["state"] == "draft"
+
+
+def test_a_new_workflow_file_brings_its_pages(tmp_path, converter):
+    config_path = make_dealer_dir(tmp_path / "dealer")
+    folder = tmp_path / "workflows"
+    shutil.copytree(ROOT / "workflows", folder)
+    (folder / "visit.toml").write_text('''
+[workflow]
+key = "visit"
+title = "客户回访登记"
+case_prefix = "V"
+initial = "open"
+create_roles = ["sales"]
+summary = ["customer_name"]
+
+[fields.customer_name]
+type = "string"
+label = "回访客户"
+required = true
+
+[fields.channel]
+type = "choice"
+label = "回访方式"
+choices = ["电话", "微信", "到店"]
+required = true
+
+[fields.satisfied]
+type = "boolean"
+label = "客户满意"
+
+[fields.notes]
+type = "text"
+label = "回访记录"
+
+[states.open]
+label = "待回访"
+
+[states.done]
+label = "已回访"
+final = true
+
+[[transitions]]
+trigger = "close"
+label = "完成回访"
+source = ["open"]
+dest = "done"
+roles = ["sales"]
+edits = ["notes", "satisfied"]
+requires = ["notes"]
+''', encoding="utf-8")
+    text = config_path.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^workflows = .*$', f"workflows = {json.dumps(str(folder))}", text)
+    config_path.write_text(text, encoding="utf-8")
+    eng = web_engine(config_path, converter)
+    c = signed_in(create_app(eng), "zhang")
+    form = c.get("/cases/new/visit").text
+    assert "新建客户回访登记" in form and "回访客户" in form and '<option value="微信"' in form
+    assert "回访记录" not in form  # asked for by the step that needs it
+    r = post_form(c, "/cases/new/visit", "/cases/new/visit",
+                  {"customer_name": "刘晓明", "channel": "传真"})
+    assert r.status_code == 422 and "不是可选值" in field_error(r.text, "channel")
+    r = post_form(c, "/cases/new/visit", "/cases/new/visit",
+                  {"customer_name": "刘晓明", "channel": "微信"})
+    page = r.text
+    assert "V-1" in str(r.url) and "待回访" in page and "完成回访" in page and "回访记录" in page
+    r = fire(c, "V-1", "close", {"notes": "对交车服务满意", "satisfied": True})
+    assert r.status_code == 200 and "已回访" in r.text
+    assert eng.case("V-1")["data"]["satisfied"] is True
+
+
+def test_documents_only_by_register_number(site):
+    eng, app = site
+    c = signed_in(app, "zhang")
+    for path in ("/documents/..%2F..%2Fconfig.toml", "/documents/BJ-2026-999999",
+                 "/documents/BJ-2026-999999/file/pdf", "/documents/x/file/../../config.toml",
+                 "/cases/..%2Fstore", "/nowhere"):
+        r = c.get(path)
+        assert r.status_code == 404, path
+        assert "Traceback" not in r.text and ("找不到" in r.text), path
+
+
+def test_error_pages_in_chinese_without_traceback(site, monkeypatch):
+    eng, app = site
+    c = signed_in(app, "zhang")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(eng, "cases", broken)
+    r = c.get("/cases")
+    assert r.status_code == 500 and "系统内部错误" in r.text
+    assert "secret internal detail" not in r.text and "Traceback" not in r.text
+    r = c.get("/cases/Q-1")
+    assert r.status_code == 404 and "找不到案件" in r.text
+    r = c.get("/cases/new/nosuch")
+    assert r.status_code == 404 and "没有名为" in r.text
+
+
+def test_document_control_forms_and_register(site):
+    eng, app = site
+    zhang, zhao = signed_in(app, "zhang"), signed_in(app, "zhao")
+    case_id = new_quote(zhang)
+    fire(zhang, case_id, "issue")
+    number = eng.case(case_id)["documents"][0]["number"]
+    page = f"/documents/{number}"
+    r = post_form(zhao, page, f"{page}/dispatch", {"to": "", "dept": "财务部", "copies": "2"})
+    assert r.status_code == 422 and "领用人" in field_error(r.text, "to")
+    r = post_form(zhao, page, f"{page}/dispatch",
+                  {"to": "周会计", "dept": "财务部", "copies": "2", "channel": "纸质"})
+    assert r.status_code == 200 and "已登记发放" in r.text
+    assert f"{number}-01" in r.text and f"{number}-02" in r.text
+    r = post_form(zhao, page, f"{page}/recall", {"reason": "丢失", "copy": "2"})
+    assert r.status_code == 200 and "已登记回收" in r.text
+    copies = {c["label"]: c for c in eng.document(number)["copies"]}
+    assert copies[f"{number}-02"]["status"] == "void" and copies[f"{number}-03"]["status"] == "out"
+    # the register shows every copy; the consultant may not open it
+    reg = zhao.get("/register").text
+    assert reg.count(f">{number}</a>") == 3 and "已声明作废" in reg
+    assert zhang.get("/register").status_code == 403
+    x = zhao.get("/register/export.xlsx")
+    assert x.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content)).active
+    cells = [c.value for row in sheet.iter_rows() for c in row]
+    assert "文件发放回收记录表" in cells and f"{number}-03" in cells
+    assert zhang.post(f"{page}/recall", data={"_csrf": csrf_of(zhang.get(page).text),
+                                             "reason": "换版"}).status_code == 403
+
+
+def test_evidence_uploads_checked_and_stored_hashed_then_supervisor_closes(site):
+    eng, app = site
+    sun, chen = signed_in(app, "sun"), signed_in(app, "chen")
+    finding = example("rectification", inspection_date=_today(eng), deadline="2099-12-10")
+    r = post_form(sun, "/cases/new/rectification", "/cases/new/rectification", as_form(finding))
+    assert r.status_code == 200, errors_of(r.text)
+    item = re.search(r"/cases/(R-\d+)", str(r.url)).group(1)
+    fire(chen, item, "submit_plan", {"root_cause": "制度未落实", "corrective_action": "张贴路线图",
+                                     "verification_method": "现场照片"})
+    r = fire(sun, item, "approve_plan", {"review_opinion": "同意"})
+    assert eng.case(item)["state"] == "in_progress", errors_of(r.text)
+    closure = as_form({"completion_summary": "路线图已张贴", "completion_date": _today(eng)})
+    r = fire(chen, item, "request_closure", closure,
+             files=[("evidence", ("run.exe", b"MZ\x90\x00", "application/octet-stream"))])
+    assert r.status_code == 422 and "不接受文件" in field_error(r.text, "evidence")
+    r = fire(chen, item, "request_closure", closure,
+             files=[("evidence", ("照片.png", b"not a png", "image/png"))])
+    assert r.status_code == 422 and "不是 PNG" in field_error(r.text, "evidence")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    r = fire(chen, item, "request_closure", closure,
+             files=[("evidence", ("../../路线图.png", png, "image/png"))])
+    assert r.status_code == 200, errors_of(r.text)
+    [stored] = eng.case(item)["data"]["evidence"]
+    assert stored["name"] == "路线图.png" and stored["sha256"] == hashlib.sha256(png).hexdigest()
+    assert eng.attachments.path_of(stored["file"]).read_bytes() == png
+    # the requester cannot approve their own closure; the supervisor sees it waiting and closes
+    assert "督导同意销项" not in chen.get(f"/cases/{item}").text.split("其他人可执行")[0]
+    assert item in sun.get("/").text.split("等待我审批")[1].split("我的进行中案件")[0]
+    r = fire(sun, item, "approve_closure", {"review_opinion": "整改到位"})
+    assert r.status_code == 200 and eng.case(item)["state"] == "closed"
+    assert eng.case(item)["data"]["closure_reviewer"] == "sun"
+
+
+def _today(eng) -> str:
+    return eng.clock().date().isoformat()
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+def test_api_token_operations_and_refusals(site):
+    eng, app = site
+    c = client(app)
+    assert c.get("/api/cases").status_code == 401
+    assert c.post("/api/token", json={"login": "zhang", "password": "nope"}).status_code == 401
+    token = c.post("/api/token", json={"login": "zhang", "password": DEMO_PASSWORD}).json()["token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert c.get("/api/me", headers=h).json()["roles"] == ["sales"]
+    created = c.post("/api/cases", headers=h, json={"workflow": "quote",
+                                                    "data": example("quote")})
+    assert created.status_code == 201 and created.json()["state"] == "draft"
+    case_id = created.json()["id"]
+    bad = c.post(f"/api/cases/{case_id}/fire/issue", headers=h,
+                 json={"data": {"customer_mobile": "123"}})
+    assert bad.status_code == 422 and bad.json()["error"] == "InputError"
+    assert bad.json()["field"] == "customer_mobile"
+    issued = c.post(f"/api/cases/{case_id}/fire/issue", headers=h).json()
+    assert issued["state"] == "issued" and "pdf" not in issued["documents"][0]
+    pdf = c.get(issued["documents"][0]["pdf_url"], headers=h)
+    assert pdf.content.startswith(b"%PDF-") and "刘晓明" in _text_of(pdf.content)
+    shown = c.get(f"/api/cases/{case_id}", headers=h).json()
+    assert shown["total"] == "152669.57" and {"accept", "revise"} <= {
+        t["trigger"] for t in shown["may_fire"]}
+    # the same refusals as the CLI
+    r = c.post("/api/cases", headers=h, json={"workflow": "rectification",
+                                              "data": example("rectification")})
+    assert r.status_code == 403 and r.json()["error"] == "PermissionDenied"
+    r = c.post(f"/api/cases/{case_id}/fire/approve", headers=h)
+    assert r.status_code == 409 and r.json()["error"] == "StateError"
+    sun = c.post("/api/token", json={"login": "sun", "password": DEMO_PASSWORD}).json()["token"]
+    r = c.post("/api/cases", headers={"Authorization": f"Bearer {sun}"}, json={
+        "workflow": "rectification", "data": {**example("rectification"),
+                                              "evidence": ["/etc/passwd"]}})
+    assert r.status_code == 422 and "content_base64" in r.json()["message"]  # no server path read
+    assert c.get("/api/register", headers=h).status_code == 403
+    assert c.get("/api/cases", headers={"Authorization": "Bearer forged"}).status_code == 401
+    spec = c.get("/api/openapi.json").json()
+    assert {"/api/token", "/api/cases", "/api/cases/{case_id}/fire/{trigger}",
+            "/api/documents/{number}/dispatch"} <= set(spec["paths"])
+    assert not any(p.startswith("/cases") for p in spec["paths"])  # pages are not the API
+
+
+def _text_of(pdf: bytes) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        return pdf_text(Path(f.name))
