@@ -1,0 +1,253 @@
+"""The web app in a real browser: Debian's Chromium, headless, driven by Playwright, against one
+uvicorn server started here. The scenarios of issue #9: a consultant issues a quote and opens
+its PDF; a manager approves a contract someone else drafted but not their own; the supervisor
+approves a rectification closure; a user without the role sees no button and is refused when
+posting the form anyway; a form without its CSRF token is refused.
+
+Screenshots of the main pages go to $DEALERDOCS_SCREENSHOTS (a folder) when it is set.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.web.app import create_app
+from helpers import ROOT, contract_data, day, example, make_dealer_dir, pdf_text
+from web_support import DEMO_PASSWORD, web_engine
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+if not CHROMIUM.exists() and not os.environ.get("CI"):
+    pytest.skip("Debian's Chromium is not installed (/usr/bin/chromium): run `make setup` as "
+                "root, or apt-get install chromium chromium-driver", allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, converter):
+    """One dealership and one server for the module (uvicorn in a thread)."""
+    import uvicorn
+
+    config_path = make_dealer_dir(tmp_path_factory.mktemp("web") / "dealer")
+    eng = web_engine(config_path, converter)
+    app = create_app(eng)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield eng, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("CI: /usr/bin/chromium is missing (tools/setup-system.sh installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("DEALERDOCS_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("shots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sign_in(browser, base: str, login: str) -> Page:
+    context = browser.new_context(base_url=base, locale="zh-CN", viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.fill("#login", login)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("我的工作台")
+    return page
+
+
+def submit_action(page: Page, trigger: str) -> None:
+    form = page.locator(f"#form-{trigger}")
+    if form.get_attribute("open") is None:
+        form.locator("summary").first.click()
+    form.locator("form > .buttons button[type=submit]").click()
+
+
+def test_consultant_issues_a_quote_and_opens_its_pdf(site, browser, shots):
+    eng, base = site
+    login = browser.new_page(base_url=base, locale="zh-CN")
+    login.goto("/login")
+    login.screenshot(path=str(shots / "01-sign-in.png"))
+    login.close()
+    page = sign_in(browser, base, "zhang")
+    page.click("text=新建商谈报价单")
+    expect(page.locator("h1")).to_have_text("新建商谈报价单")
+    page.screenshot(path=str(shots / "04-new-case.png"), full_page=True)
+    q = example("quote")
+    for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
+                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
+        page.fill(f"#new-{name}", q[name])
+    page.select_option("#new-payment_method", "全款")
+    page.fill("#new-valid_until", day(7))
+    page.fill("input[name='accessories.1.name']", "真皮座椅套")
+    page.fill("input[name='accessories.1.quantity']", "1")
+    page.fill("input[name='accessories.1.unit_price']", "2380.00")
+    page.click("text=保存为草稿")
+    expect(page.locator(".notice")).to_have_text("已新建。")
+    case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    # the issue form: everything needed is filled; the rest is folded away
+    page.locator("#form-issue summary").first.click()
+    page.screenshot(path=str(shots / "03-case-with-form.png"), full_page=True)
+    submit_action(page, "issue")
+    expect(page.locator(".notice")).to_have_text("已完成「出具报价单」。")
+    expect(page.locator("h1 .state")).to_have_text("已出具")
+    [doc] = eng.case(case_id)["documents"]
+    link = page.locator(f"#documents a[href='/documents/{doc['number']}/file/pdf']")
+    expect(link).to_be_visible()
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok and response.headers["content-type"] == "application/pdf"
+    pdf = Path(doc["pdf"])
+    assert response.body() == pdf.read_bytes()
+    assert q["customer_name"] in pdf_text(pdf)
+    page.click(f"#documents a[href='/documents/{doc['number']}']")
+    expect(page.locator("h1")).to_contain_text(doc["number"])
+    expect(page.locator(".viewer iframe")).to_have_attribute(
+        "src", f"/documents/{doc['number']}/file/pdf")
+    page.screenshot(path=str(shots / "05-document.png"), full_page=True)
+    # a field error is shown at the field
+    page.goto(f"/cases/{case_id}")
+    page.locator("#form-revise summary").first.click()
+    page.locator("#form-revise details.more summary").click()
+    page.fill("#revise-customer_mobile", "1380013800")
+    submit_action(page, "revise")
+    error = page.locator("#form-revise .field.has-error .error")
+    expect(error.first).to_contain_text("客户手机号")
+    page.locator("#form-revise").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "03b-case-field-error.png"), full_page=True)
+    assert len(eng.case(case_id)["documents"]) == 1
+    page.context.close()
+
+
+def _pending_contract(eng, actor: str, name: str) -> str:
+    data = contract_data(discount="12000.00", customer_name=name)
+    case_id = eng.create("contract", data, actor).id
+    assert eng.fire(case_id, "submit", actor).state == "pending_approval"
+    return case_id
+
+
+def test_manager_approves_anothers_contract_but_not_their_own(site, browser, shots):
+    eng, base = site
+    theirs = _pending_contract(eng, "zhang", "陈晓东")
+    own = _pending_contract(eng, "qian", "吴敏")
+    page = sign_in(browser, base, "qian")
+    waiting = page.locator("section.panel", has_text="等待我审批")
+    expect(waiting.locator(f"a[href='/cases/{theirs}']")).to_be_visible()
+    expect(waiting.locator(f"a[href='/cases/{own}']")).to_have_count(0)
+    page.screenshot(path=str(shots / "02-start-page.png"), full_page=True)
+    page.goto(f"/cases/{own}")
+    expect(page.locator("#form-approve")).to_have_count(0)
+    expect(page.locator("#actions")).to_contain_text("职责分离")
+    page.goto(f"/cases/{theirs}")
+    submit_action(page, "approve")
+    expect(page.locator("h1 .state")).to_have_text("已审批")
+    assert eng.case(theirs)["state"] == "approved" and eng.case(own)["state"] == "pending_approval"
+    page.goto("/cases?workflow=contract")
+    page.screenshot(path=str(shots / "06-case-list.png"), full_page=True)
+    page.context.close()
+
+
+def test_supervisor_approves_a_rectification_closure(site, browser, shots, tmp_path):
+    eng, base = site
+    today = eng.clock().date().isoformat()
+    item = eng.create("rectification", example("rectification", inspection_date=today,
+                                               deadline=day(20)), "sun").id
+    eng.fire(item, "submit_plan", "chen", {"root_cause": "制度未落实", "corrective_action": "张贴路线图",
+                                           "verification_method": "现场照片"})
+    eng.fire(item, "approve_plan", "sun")
+    shutil.copy(ROOT / "examples" / "evidence" / "试驾路线图-整改后.png", tmp_path / "路线图.png")
+    eng.fire(item, "request_closure", "chen", {"completion_summary": "路线图已张贴",
+                                               "completion_date": today,
+                                               "evidence": ["路线图.png"]}, files_from=tmp_path)
+    page = sign_in(browser, base, "sun")
+    waiting = page.locator("section.panel", has_text="等待我审批")
+    waiting.locator(f"a.button[href^='/cases/{item}?do=approve_closure']").click()
+    expect(page.locator("#form-approve_closure")).to_have_attribute("open", "")
+    page.fill("#approve_closure-review_opinion", "证据齐全，同意销项")
+    submit_action(page, "approve_closure")
+    expect(page.locator("h1 .state")).to_have_text("已销项")
+    case = eng.case(item)
+    assert case["state"] == "closed" and case["data"]["closure_reviewer"] == "sun"
+    assert case["data"]["review_opinion"] == "证据齐全，同意销项"
+    page.context.close()
+
+
+def test_no_button_without_the_role_and_403_when_posting_anyway(site, browser):
+    eng, base = site
+    case_id = _pending_contract(eng, "zhang", "郑凯")
+    page = sign_in(browser, base, "li")
+    page.goto(f"/cases/{case_id}")
+    expect(page.locator("#form-approve")).to_have_count(0)
+    expect(page.locator("#actions")).to_contain_text("经理审批通过（无权限）")
+    # the same POST the manager's form makes, with this session's valid CSRF token
+    token = page.locator("input[name=_csrf]").first.input_value()
+    with page.expect_navigation():
+        page.evaluate("""([action, token]) => {
+            const f = document.createElement('form');
+            f.method = 'post'; f.action = action;
+            const i = document.createElement('input');
+            i.type = 'hidden'; i.name = '_csrf'; i.value = token;
+            f.appendChild(i); document.body.appendChild(f); f.submit();
+        }""", [f"/cases/{case_id}/fire/approve", token])
+    expect(page.locator("h1")).to_have_text("无权访问")
+    expect(page.locator(".message")).to_contain_text("无权")
+    status = page.request.post(f"/cases/{case_id}/fire/approve", form={"_csrf": token}).status
+    assert status == 403 and eng.case(case_id)["state"] == "pending_approval"
+    page.context.close()
+
+
+def test_a_form_without_its_csrf_token_is_refused(site, browser, shots):
+    eng, base = site
+    case_id = eng.create("quote", example("quote", valid_until=day(7)), "li").id
+    [doc] = [d.to_dict() for d in eng.fire(case_id, "issue", "li").documents]
+    page = sign_in(browser, base, "zhao")
+    page.goto(f"/documents/{doc['number']}")
+    page.locator("#form-dispatch summary").click()
+    page.fill("#d-to", "周会计")
+    page.fill("#d-dept", "财务部")
+    page.evaluate("document.querySelector('#form-dispatch input[name=_csrf]').remove()")
+    page.locator("#form-dispatch button[type=submit]").click()
+    expect(page.locator("h1")).to_have_text("表单已失效")
+    assert eng.document(doc["number"])["copies"] == []
+    # with the token it goes through, and the register shows the copy
+    page.goto(f"/documents/{doc['number']}")
+    page.locator("#form-dispatch summary").click()
+    page.fill("#d-to", "周会计")
+    page.fill("#d-dept", "财务部")
+    page.locator("#form-dispatch button[type=submit]").click()
+    expect(page.locator(".notice")).to_have_text("已登记发放。")
+    page.click("text=发放回收记录")
+    expect(page.locator("table.register")).to_contain_text(f"{doc['number']}-01")
+    page.screenshot(path=str(shots / "07-register.png"), full_page=True)
+    page.context.close()
