@@ -106,14 +106,16 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
         value = values.get(name)
         if value is None and spec.type == "user" and spec.default == "actor":
             value = actor
-        w = _widget(spec, value, config, required=required_for(wf, transition, name, values))
+        w = _widget(spec, value, config, required=required_for(wf, transition, name, values),
+                    labels={n: s.label for n, s in wf.fields.items()})
         w.errors = list(errors.get(name, []))
         w.row_errors = dict(row_errors.get(name, {}))
         out.append(w)
     return out
 
 
-def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool) -> Widget:
+def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
+            labels: Mapping[str, str] | None = None) -> Widget:
     choices: list[tuple[str, str]] = []
     hint = ""
     if spec.type in ("choice", "multichoice"):
@@ -124,14 +126,12 @@ def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool) -> W
                    if not spec.roles or set(spec.roles) & set(u.roles)]
     elif spec.type == "boolean":
         choices = [("是", "是"), ("否", "否")]
-    elif spec.type == "money":
-        hint = "元，如 12345.67"
     elif spec.type == "attachments":
         hint = (f"PDF、图片、Word/Excel 或文本，单个不超过 {UPLOAD_MAX_BYTES // 1048576} MB")
     if spec.required_if:
-        cond = "，".join(f"{k} 为 {v if isinstance(v, str) else '/'.join(v)}"
+        cond = "，".join(f"{(labels or {}).get(k, k)}为「{v if isinstance(v, str) else '/'.join(v)}」"
                         for k, v in spec.required_if.items())
-        hint = (hint + "；" if hint else "") + f"当 {cond} 时必填"
+        hint = (hint + "；" if hint else "") + f"{cond}时必填"
     w = Widget(spec.name, spec.label, spec.type, required, display(spec, value), choices,
                hint=hint)
     if spec.type == "table":

@@ -7,8 +7,10 @@ page in Chinese with the right status code, or next to the field it names.
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import subprocess
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -23,6 +25,7 @@ from .. import access
 from ..config import User
 from ..control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
 from ..dates import parse_date
+from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
 from ..workflow import Workflow
 from . import auth, forms
@@ -355,7 +358,8 @@ def _label(wf: Workflow, trigger: str) -> str:
 async def fire(request: Request, case_id: str, trigger: str) -> Response:
     w, user, form = await checked_form(request)
     wf, case = await load_case(w, user, case_id)
-    data = forms.read_form(wf, form, drop_empty=False)
+    data = {k: v for k, v in forms.read_form(wf, form, drop_empty=False).items()
+            if not (is_empty(v) and is_empty(case["data"].get(k)))}  # empty stays empty
     with forms.upload_folder() as folder:
         try:
             data.update(forms.read_uploads(wf, form, case["data"], Path(folder)))
@@ -450,6 +454,9 @@ async def document_file(request: Request, number: str, which: str, download: int
                         ) -> Response:
     w, user, _ = signed_in(request)
     life = await load_document(w, user, number)
+    if which == "page1":
+        image = await w.read(_first_page, w, life)
+        return FileResponse(image, media_type="image/png")
     path = _file(w, life, which)
     media = ("application/pdf" if path.suffix == ".pdf" else
              "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
@@ -457,6 +464,26 @@ async def document_file(request: Request, number: str, which: str, download: int
     name = f"{number}{'-' + life.get('stamp', '') if which == 'stamped' else ''}{path.suffix}"
     return FileResponse(path, media_type=media, filename=name,
                         content_disposition_type="inline" if inline else "attachment")
+
+
+def _first_page(w: Web, life: dict[str, Any]) -> Path:
+    """Page 1 of the document's PDF as a picture (pdftoppm), kept by the PDF's hash in
+    ``<store>/web/previews``, for browsers that show no PDF inline (phones, WeChat)."""
+    pdf = _file(w, life, "pdf")
+    folder = w.engine.config.store_dir / "web" / "previews"
+    target = folder / f"{life['pdf_sha256']}.png"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        try:
+            subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1", "-singlefile",
+                            str(pdf), str(Path(tmp) / "page")], check=True, timeout=60,
+                           capture_output=True)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise NotFoundError(f"无法生成 {life['number']} 的预览图（需要 poppler-utils）") from err
+        os.replace(Path(tmp) / "page.png", target)
+    return target
 
 
 @router.post("/documents/{number}/dispatch")
