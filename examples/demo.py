@@ -249,6 +249,14 @@ def main() -> int:
         problems = eng.verify()
         print(f"\n校验：{'通过' if not problems else f'{len(problems)} 个文件有问题'}"
               f"（登记文档共 {len(eng.documents())} 份）")
+        signable = [u for u in config.users.values() if u.password_hash]
+        print("\n网页版：启动后用浏览器打开 http://127.0.0.1:8000/")
+        print(f"  .venv/bin/dealerdocs serve --config {args.config}")
+        if signable:
+            print("  演示用户（密码均为 demo-2026，只供试用；正式使用前用 dealerdocs user set-password 改掉）：")
+            for u in signable:
+                roles = "、".join(config.role_label(r) for r in u.roles)
+                print(f"    {u.login:<6} {u.name}（{roles}）")
         return 1 if problems else 0
 
 
