@@ -116,10 +116,11 @@ class DocumentControl:
         """A document's life: the register entry, its copies, events, versions before/after."""
         with self.store.snapshot() as tx:
             doc = self._document_record(tx, number)
-            copies = sorted(tx.search("copies", number=number),
-                            key=lambda c: (c["copy_no"], c["rev"]))
-            events = sorted(tx.search("register_log", number=number), key=lambda e: e["seq"])
-            before = [d["number"] for d in tx.search("documents", superseded_by=number)]
+            copies = sorted(tx.copies(number), key=lambda c: (c["copy_no"], c["rev"]))
+            events = [e for e in tx.case_log("register_log", doc["case_id"])
+                      if e.get("number") == number]
+            before = [d["number"] for d in tx.case_documents(doc["case_id"])
+                      if d.get("superseded_by") == number]
         view = self._document_view(doc)
         view.update({"copies": [self._copy_view(c) for c in copies],
                      "events": [{k: v for k, v in e.items() if k not in ("schema_version",)}
@@ -130,14 +131,12 @@ class DocumentControl:
     def register_rows(self, start: date | None = None, end: date | None = None) -> list[list]:
         """文件发放回收记录表 rows (domain.md §4.3), one per copy issued, oldest first."""
         with self.store.snapshot() as tx:
-            copies = sorted(tx.all("copies"), key=lambda c: (c["issued_at"], c["label"], c["rev"]))
-            docs = {d["number"]: d for d in tx.all("documents")}
+            copies = sorted(tx.find_copies(start, end),
+                            key=lambda c: (c["issued_at"], c["label"], c["rev"]))
+            docs = {n: tx.document(n) or {} for n in dict.fromkeys(c["number"] for c in copies)}
         rows = []
         for c in copies:
-            day = date.fromisoformat(c["issued_at"][:10])
-            if (start and day < start) or (end and day > end):
-                continue
-            d = docs.get(c["number"], {})
+            d = docs[c["number"]]
             note = []
             if c.get("replaces"):
                 note.append(f"补发，替代 {c['replaces']}")
@@ -197,7 +196,7 @@ class DocumentControl:
     # --- internals ---------------------------------------------------------------------------
 
     def _document_record(self, tx: Tx, number: str) -> dict[str, Any]:
-        doc = tx.get("documents", "number", number)
+        doc = tx.document(number)
         if doc is None:
             raise NotFoundError(f"找不到文件编号 \"{number}\"（可用 dealerdocs docs 查看已出具的文件）",
                                 number=number)
@@ -206,7 +205,7 @@ class DocumentControl:
     def _current_copies(self, tx: Tx, number: str) -> dict[int, dict[str, Any]]:
         """The latest record of each copy number (a damaged copy exchanged keeps its number)."""
         latest: dict[int, dict[str, Any]] = {}
-        for c in tx.search("copies", number=number):
+        for c in tx.copies(number):
             if c["copy_no"] not in latest or c["rev"] > latest[c["copy_no"]]["rev"]:
                 latest[c["copy_no"]] = c
         return latest
@@ -215,14 +214,14 @@ class DocumentControl:
                   user: User, now: datetime, *, copy_no: int | None = None, rev: int = 1,
                   replaces: str | None = None) -> dict[str, Any]:
         number = doc["number"]
-        copy_no = copy_no or tx.next_counter(f"copy:{number}")
+        copy_no = copy_no or max((c["copy_no"] for c in tx.copies(number)), default=0) + 1
         label = f"{number}-{copy_no:02d}"
         record = {"key": f"{label}/{rev}", "number": number, "copy_no": copy_no, "rev": rev,
                   "label": label, "recipient": to, "dept": dept, "channel": channel,
                   "issued_at": now.isoformat(), "issued_by": user.login, "status": "out",
                   "returned_at": None, "returned_by": None, "received_by": None, "reason": None,
                   "disposition": None, "replaces": replaces, "replaced_by": None}
-        tx.put("copies", "key", record)
+        tx.put_copy(record)
         self._register_event(tx, now.isoformat(), user, "dispatched", number, copy=label,
                              recipient=to, dept=dept, channel=channel, rev=rev)
         return record
@@ -235,13 +234,13 @@ class DocumentControl:
             # the lost number is declared void; a replacement gets a new number
             record = {**c, "status": "void", "reason": reason, "disposition": "声明作废",
                       "received_by": user.login, "returned_at": None}
-            tx.put("copies", "key", record)
+            tx.put_copy(record)
             self._register_event(tx, stamp, user, "lost", doc["number"], copy=c["label"])
             if doc["status"] == "issued":
                 new = self._new_copy(tx, doc, c["recipient"], c["dept"], c["channel"], user, now,
                                      replaces=c["label"])
                 record["replaced_by"] = new["label"]
-                tx.put("copies", "key", record)
+                tx.put_copy(record)
             return self._copy_view(record)
         disposition = "作废留存" if keep else "销毁"
         if reason == "损坏":
@@ -249,7 +248,7 @@ class DocumentControl:
         record = {**c, "status": "returned", "reason": reason, "disposition": disposition,
                   "returned_at": stamp, "returned_by": returned_by or c["recipient"],
                   "received_by": user.login}
-        tx.put("copies", "key", record)
+        tx.put_copy(record)
         self._register_event(tx, stamp, user, "recalled", doc["number"], copy=c["label"],
                              reason=reason, disposition=disposition)
         if reason == "损坏" and doc["status"] == "issued":
@@ -261,7 +260,7 @@ class DocumentControl:
     def _stamp_document(self, tx: Tx, doc: Mapping[str, Any], word: str, reason: str,
                         now: datetime, written: list[str] | None = None) -> None:
         """A stamped copy of the PDF beside the original (which stays untouched)."""
-        doc = tx.get("documents", "number", doc["number"]) or doc
+        doc = tx.document(doc["number"]) or doc
         if doc.get("stamped_pdf"):
             return
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
@@ -272,8 +271,8 @@ class DocumentControl:
         if written is not None:
             written.append(relative)
         self.outbox.write(relative, stamped)
-        tx.put("documents", "number", {**doc, "stamped_pdf": relative,
-                                       "stamped_sha256": sha256(stamped), "stamp": word})
+        tx.put_document({**doc, "stamped_pdf": relative, "stamped_sha256": sha256(stamped),
+                         "stamp": word})
 
     def _print_copies(self, number: str, made: list[dict[str, Any]]) -> list[str]:
         """PDFs of the copies handed out, each marked 受控文件 with its copy number."""
@@ -295,17 +294,26 @@ class DocumentControl:
         user = self.config.users.get(login)
         return user.name if user else login
 
-    def _verify_register(self) -> list[dict[str, Any]]:
-        """The chains hold and the register agrees with its log (naming the first break)."""
+    def _verify_register(self, tx: Tx, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The chains hold, the register (``documents``, read from the cases' files) agrees
+        with its log and with the document index (naming the first break)."""
         problems = []
-        with self.store.snapshot() as tx:
-            for table, what in (("audit", "审计记录"), ("register_log", "发放登记日志")):
-                problem = chain.check(tx.all(table), tx.chain_head(table))
-                if problem:
-                    problems.append({"number": table, "path": what, "problem": "chain",
-                                     "detail": f"{what}：{problem}"})
-            docs = {d["number"]: d for d in tx.all("documents")}
-            issued = {e["number"]: e for e in tx.all("register_log") if e["event"] == "issued"}
+        logs = {}
+        for table, what in (("audit", "审计记录"), ("register_log", "发放登记日志")):
+            logs[table] = tx.log_entries(table)
+            problem = chain.check(logs[table], tx.chain_head(table))
+            if problem:
+                problems.append({"number": table, "path": what, "problem": "chain",
+                                 "detail": f"{what}：{problem}"})
+        docs = {d["number"]: d for d in documents}
+        issued = {e["number"]: e for e in logs["register_log"] if e["event"] == "issued"}
+        indexed = {d["number"]: d for d in tx.find_documents()}
+        for number in sorted(set(docs) | set(indexed)):
+            a, b = docs.get(number), indexed.get(number)
+            if a is None or b is None or tx.case_of(number) != a["case_id"] or \
+                    {k: v for k, v in a.items()} != {k: v for k, v in b.items()}:
+                problems.append({"number": number, "path": "index", "problem": "index",
+                                 "detail": f"文件 {number} 的索引与案件文件中的登记不一致"})
         for number, event in sorted(issued.items(), key=lambda kv: kv[1]["seq"]):
             d = docs.get(number)
             if d is None:

@@ -89,7 +89,8 @@ class Engine(DocumentControl, Registers):
                  clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.workflows: dict[str, Workflow] = load_workflows(config)
-        self.store = Store(config.store_dir, lock_timeout=config.lock_timeout)
+        self.store = Store(config.store_dir, lock_timeout=config.lock_timeout,
+                           listing=self._listing)
         self.outbox = Outbox(config.outbox_dir)
         self.attachments = Attachments(config.store_dir / "attachments")
         self.renderer = renderer or Renderer()
@@ -148,8 +149,8 @@ class Engine(DocumentControl, Registers):
         """The case with its data, computed totals, documents and history (JSON-friendly)."""
         with self.store.snapshot() as tx:
             record = self._load_case(tx, case_id)
-            documents = tx.search("documents", case_id=case_id)
-            history = tx.search("audit", case_id=case_id)
+            documents = tx.case_documents(case_id)
+            history = tx.case_log("audit", case_id)
         wf = self.workflow(record["workflow"])
         values, totals = self._evaluate(wf, record["data"])
         return {
@@ -167,27 +168,55 @@ class Engine(DocumentControl, Registers):
             "history": sorted(history, key=lambda e: e["seq"]),
         }
 
-    def cases(self, workflow: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-        filters = {k: v for k, v in (("workflow", workflow), ("state", state)) if v}
+    def cases(self, workflow: str | None = None, state: str | None = None,
+              opened_from: date | None = None, opened_to: date | None = None
+              ) -> list[dict[str, Any]]:
+        """Case listings (from the day indexes, no case file opened), filtered by workflow,
+        state and the period the case was opened in."""
+        if workflow is not None:
+            self.workflow(workflow)
         with self.store.snapshot() as tx:
-            rows = tx.search("cases", **filters)
+            rows = tx.find_cases(workflow, state, opened_from, opened_to)
         out = []
         for r in rows:
             wf = self.workflows.get(r["workflow"])
-            _, totals = self._evaluate(wf, r["data"]) if wf else (None, {})
             out.append({"id": r["id"], "workflow": r["workflow"], "state": r["state"],
                         "state_label": wf.states[r["state"]].label if wf else r["state"],
-                        "summary": " ".join(str(r["data"][k]) for k in (wf.summary if wf else ())
-                                            if r["data"].get(k) not in (None, "")),
-                        "total": context_value(totals.get("grand_total")),
-                        "created_by": r["created_by"], "updated_at": r["updated_at"]})
+                        "summary": r.get("summary", ""), "total": r.get("total"),
+                        "fields": r.get("fields", {}), "final": r.get("final", False),
+                        "created_at": r["created_at"], "created_by": r["created_by"],
+                        "updated_at": r["updated_at"], "updated_by": r["updated_by"]})
         return sorted(out, key=lambda c: (c["workflow"], _case_seq(c["id"])))
+
+    def _listing(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """What the store's indexes keep of a case: enough for lists, filters, the due list
+        and the ``[[exclusive]]`` check without opening the case's file."""
+        wf = self.workflows.get(record["workflow"])
+        if wf is None:
+            return {}
+        data = record["data"]
+        _, totals = self._evaluate(wf, data)
+        names = [*wf.summary, *(n for n, f in wf.fields.items() if f.type in ("user", "date"))]
+        for rule in wf.exclusive:
+            names += [*rule.resources, *(n for n in (rule.start, rule.end) if n)]
+        names += [n for n in (wf.deadline_field, wf.owner_field) if n]
+        names += [r.date_field for r in wf.reports.values()]
+        state = record["state"]
+        return {"summary": " ".join(str(data[k]) for k in wf.summary
+                                    if data.get(k) not in (None, "")),
+                "total": context_value(totals.get("grand_total")),
+                "fields": {k: data[k] for k in dict.fromkeys(names)
+                           if data.get(k) not in (None, "", [])},
+                "final": wf.states[state].final,
+                "held": any(state in rule.states for rule in wf.exclusive)}
 
     def documents(self, case_id: str | None = None, status: str | None = None
                   ) -> list[dict[str, Any]]:
-        filters = {k: v for k, v in (("case_id", case_id), ("status", status)) if v}
         with self.store.snapshot() as tx:
-            rows = tx.search("documents", **filters)
+            if case_id:
+                rows = [d for d in tx.case_documents(case_id) if not status or d["status"] == status]
+            else:
+                rows = tx.find_documents(status=status)
         return [self._document_view(d) for d in sorted(rows, key=lambda d: d["issued_at"])]
 
     def _document_view(self, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,8 +228,9 @@ class Engine(DocumentControl, Registers):
     def verify(self) -> list[dict[str, Any]]:
         """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
         with self.store.snapshot() as tx:
-            docs = tx.all("documents")
-            cases = tx.all("cases")
+            cases = list(tx.cases_in_store())
+            docs = [d for c in cases for d in tx.case_documents(c["id"])]
+            register_problems = self._verify_register(tx, docs)
         entries = []
         for d in docs:
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
@@ -216,7 +246,7 @@ class Engine(DocumentControl, Registers):
                     attached += [(case["id"], self.attachments.path_of(a["file"]), a["sha256"])
                                  for a in case["data"].get(name) or []]
         problems += [dataclasses.asdict(p) for p in verify_files(attached)]
-        return self._verify_register() + problems
+        return register_problems + problems
 
     def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
                     number: str = "（预览）") -> dict[str, Any]:
@@ -241,10 +271,10 @@ class Engine(DocumentControl, Registers):
         with ``data`` laid over it) or a workflow key (``data`` alone)."""
         user = self.config.user(actor)
         with self.store.snapshot() as tx:
-            record = tx.get("cases", "id", target)
+            record = tx.case(target)
             wf = self.workflow(record["workflow"] if record else target)
             links = self._links_context(tx, record) if record else {}
-            earlier = tx.search("documents", case_id=record["id"]) if record else []
+            earlier = tx.case_documents(record["id"]) if record else []
         state = record["state"] if record else wf.initial
         base = record["data"] if record else {}
         patch = self._normalize(wf, data or {}, base, edits=("*",))
@@ -285,7 +315,8 @@ class Engine(DocumentControl, Registers):
     # --- operations --------------------------------------------------------------------------
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
-               source: str | None = None, files_from: Path | None = None) -> FireResult:
+               source: str | None = None, files_from: Path | None = None,
+               mark: tuple[str, str] | None = None) -> FireResult:
         """Open a new case in the workflow's initial state, optionally from a ``source`` case
         (e.g. a contract from an accepted quote): mapped fields are carried over, ``data``
         overrides them, and the two cases are linked both ways. Relative attachment paths in
@@ -295,14 +326,15 @@ class Engine(DocumentControl, Registers):
         self._authorize(user, wf.create_roles, f"新建{wf.title}")
         new_files: list[Path] = []
         try:
-            return self._create(wf, data, user, source, new_files, files_from)
+            return self._create(wf, data, user, source, new_files, files_from, mark)
         except BaseException:
             for path in new_files:
                 path.unlink(missing_ok=True)
             raise
 
     def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
-                new_files: list[Path], files_from: Path | None) -> FireResult:
+                new_files: list[Path], files_from: Path | None,
+                mark: tuple[str, str] | None = None) -> FireResult:
         with self.store.transaction() as tx:
             base: dict[str, Any] = {}
             links: dict[str, list[str]] = {}
@@ -334,86 +366,101 @@ class Engine(DocumentControl, Registers):
             stamp = now.isoformat()
             self._check_exclusive(tx, wf, None, wf.initial, stored)
             case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
-            tx.put("cases", "id", {
+            tx.put_case({
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
                 "links": links, "created_at": stamp, "created_by": user.login,
                 "updated_at": stamp, "updated_by": user.login})
             if origin is not None:
                 back = {**origin.get("links", {})}
                 back[wf.key] = [*back.get(wf.key, []), case_id]
-                tx.put("cases", "id", {**origin, "links": back})
+                tx.put_case({**origin, "links": back})
             self._audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
                         _changes({}, stored), [], warnings=warnings,
                         note=f"由 {source} 创建" if source else None)
+            if mark is not None:
+                tx.set_mark(mark[0], mark[1], {"case": case_id})
         return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
 
     def fire(self, case_id: str, trigger: str, actor: str,
-             data: Mapping[str, Any] | None = None, files_from: Path | None = None
-             ) -> FireResult:
+             data: Mapping[str, Any] | None = None, files_from: Path | None = None,
+             mark: tuple[str, str] | None = None) -> FireResult:
         """Fire ``trigger`` on a case as ``actor``; all-or-nothing. Relative attachment paths
-        in ``data`` are taken from ``files_from`` (default: the current folder)."""
+        in ``data`` are taken from ``files_from`` (default: the current folder). ``mark``
+        (batch id, item) is recorded in the same unit of work (see :mod:`engine.batch`)."""
         user = self.config.user(actor)
         written: list[str] = []
         new_files: list[Path] = []
         try:
             with self.store.transaction() as tx:
-                record = self._load_case(tx, case_id)
-                wf = self.workflow(record["workflow"])
-                candidates = wf.candidates(trigger, record["state"])
-                label = candidates[0].label
-                self._authorize(user, tuple(r for t in candidates for r in t.roles),
-                                f"执行「{label}」（{trigger}）")
-                warnings: list[str] = []
-                patch = self._normalize(wf, data or {}, record["data"],
-                                        edits=candidates[0].edits, transition=candidates[0],
-                                        warnings=warnings, stored_files=new_files,
-                                        files_from=files_from)
-                new_data = {**record["data"], **patch}
-                now = self.clock()
-                values, totals = self._evaluate(wf, new_data)
-                facts = self._facts(tx, values, totals, now, record.get("links", {}))
-                t = self._route(wf, candidates, facts)
-                self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
-                self._separate_duties(tx, wf, t, record, user)
-                for name in t.stamps:
-                    spec = wf.fields[name]
-                    new_data[name] = (now.date().isoformat() if spec.type == "date"
-                                      else now.replace(tzinfo=None).isoformat(timespec="minutes"))
-                for target, origin in t.assign.items():
-                    new_data[target] = copy.deepcopy(new_data.get(origin))
-                for name in t.increment:
-                    new_data[name] = (new_data.get(name) or 0) + 1
-                for name in t.record_actor:
-                    new_data[name] = user.login
-                if t.stamps or t.assign or t.increment or t.record_actor:
-                    values, totals = self._evaluate(wf, new_data)
-                    facts = self._facts(tx, values, totals, now, record.get("links", {}))
-                self._require(wf, new_data, t.requires, t.label)
-                self._run_checks(wf, t.checks, facts)
-                new_state = self._move(wf, record["state"], t)
-                self._check_exclusive(tx, wf, case_id, new_state, new_data)
-                stamp = now.isoformat()
-                before, record = record, {**record, "state": new_state, "data": new_data,
-                                          "updated_at": stamp, "updated_by": user.login}
-                issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
-                                               new_state, written)
-                if t.void_documents:
-                    self._void_documents(tx, record["id"], user, now, f"{wf.title}{t.label}",
-                                         written)
-                tx.put("cases", "id", record)
-                self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
-                            _changes(before["data"], new_data), [d.number for d in issued],
-                            warnings=warnings)
-                for linked_wf, linked_trigger in t.fire_linked.items():
-                    for linked_id in record.get("links", {}).get(linked_wf, []):
-                        self._cascade(tx, linked_id, linked_trigger, user, now,
-                                      note=f"由 {case_id} {t.label}联动", written=written)
+                result = self._fire_in(tx, case_id, trigger, user, data, files_from, written,
+                                       new_files)
+                if mark is not None:
+                    tx.set_mark(mark[0], mark[1], {"case": case_id, "fired": trigger,
+                                                   "documents": [d.number for d in result.documents]})
         except BaseException:
             for relative in written:
                 self.outbox.remove(relative)
             for path in new_files:
                 path.unlink(missing_ok=True)
             raise
+        return result
+
+    def _fire_in(self, tx: Tx, case_id: str, trigger: str, user: User,
+                 data: Mapping[str, Any] | None, files_from: Path | None, written: list[str],
+                 new_files: list[Path]) -> FireResult:
+        """The body of :meth:`fire` inside a unit of work (also run on a throwaway one to
+        learn which documents a batch will convert, see :mod:`engine.batch`)."""
+        record = self._load_case(tx, case_id)
+        wf = self.workflow(record["workflow"])
+        candidates = wf.candidates(trigger, record["state"])
+        label = candidates[0].label
+        self._authorize(user, tuple(r for t in candidates for r in t.roles),
+                        f"执行「{label}」（{trigger}）")
+        warnings: list[str] = []
+        patch = self._normalize(wf, data or {}, record["data"],
+                                edits=candidates[0].edits, transition=candidates[0],
+                                warnings=warnings, stored_files=new_files,
+                                files_from=files_from)
+        new_data = {**record["data"], **patch}
+        now = self.clock()
+        values, totals = self._evaluate(wf, new_data)
+        facts = self._facts(tx, values, totals, now, record.get("links", {}))
+        t = self._route(wf, candidates, facts)
+        self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
+        self._separate_duties(tx, wf, t, record, user)
+        for name in t.stamps:
+            spec = wf.fields[name]
+            new_data[name] = (now.date().isoformat() if spec.type == "date"
+                              else now.replace(tzinfo=None).isoformat(timespec="minutes"))
+        for target, origin in t.assign.items():
+            new_data[target] = copy.deepcopy(new_data.get(origin))
+        for name in t.increment:
+            new_data[name] = (new_data.get(name) or 0) + 1
+        for name in t.record_actor:
+            new_data[name] = user.login
+        if t.stamps or t.assign or t.increment or t.record_actor:
+            values, totals = self._evaluate(wf, new_data)
+            facts = self._facts(tx, values, totals, now, record.get("links", {}))
+        self._require(wf, new_data, t.requires, t.label)
+        self._run_checks(wf, t.checks, facts)
+        new_state = self._move(wf, record["state"], t)
+        self._check_exclusive(tx, wf, case_id, new_state, new_data)
+        stamp = now.isoformat()
+        before, record = record, {**record, "state": new_state, "data": new_data,
+                                  "updated_at": stamp, "updated_by": user.login}
+        issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
+                                       new_state, written)
+        if t.void_documents:
+            self._void_documents(tx, record["id"], user, now, f"{wf.title}{t.label}",
+                                 written)
+        tx.put_case(record)
+        self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
+                    _changes(before["data"], new_data), [d.number for d in issued],
+                    warnings=warnings)
+        for linked_wf, linked_trigger in t.fire_linked.items():
+            for linked_id in record.get("links", {}).get(linked_wf, []):
+                self._cascade(tx, linked_id, linked_trigger, user, now,
+                              note=f"由 {case_id} {t.label}联动", written=written)
         return FireResult(case_id, new_state, wf.states[new_state].label, issued)
 
     # --- steps -------------------------------------------------------------------------------
@@ -437,7 +484,7 @@ class Engine(DocumentControl, Registers):
                              f"{source_wf.states[origin['state']].label}」，只有「{need}」的才能"
                              f"创建{wf.title}", case=origin["id"], state=origin["state"])
         for other_id in origin.get("links", {}).get(wf.key, []):
-            other = tx.get("cases", "id", other_id)
+            other = tx.case(other_id)
             if other and not wf.states[other["state"]].final:
                 raise StateError(f"{source_wf.title} {origin['id']} 已有进行中的{wf.title} {other_id}"
                                  f"（{wf.states[other['state']].label}）；请先处理或取消它",
@@ -450,7 +497,7 @@ class Engine(DocumentControl, Registers):
                links: Mapping[str, list[str]]) -> checks.Facts:
         linked = {}
         for key, ids in links.items():
-            other = tx.get("cases", "id", ids[-1]) if ids else None
+            other = tx.case(ids[-1]) if ids else None
             if other is not None and key in self.workflows:
                 linked[key] = self._evaluate(self.workflows[key], other["data"])[0]
         return checks.Facts(values, totals, now.date(), self.config.policy, linked, now)
@@ -473,7 +520,7 @@ class Engine(DocumentControl, Registers):
         event of each named trigger (or the creation) must be someone else's."""
         if not t.not_actor_of:
             return
-        history = sorted(tx.search("audit", case_id=record["id"]), key=lambda e: e["seq"])
+        history = tx.case_log("audit", record["id"])
         done = []
         for trigger in t.not_actor_of:
             latest = [e for e in history if e["trigger"] == trigger]
@@ -504,8 +551,8 @@ class Engine(DocumentControl, Registers):
         self._run_checks(wf, t.checks, facts)
         new_state = self._move(wf, record["state"], t)
         stamp = now.isoformat()
-        tx.put("cases", "id", {**record, "state": new_state, "updated_at": stamp,
-                               "updated_by": user.login})
+        tx.put_case({**record, "state": new_state, "updated_at": stamp,
+                     "updated_by": user.login})
         if t.void_documents:
             self._void_documents(tx, case_id, user, now, f"{wf.title}{t.label}", written)
         self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
@@ -520,23 +567,23 @@ class Engine(DocumentControl, Registers):
             mine = {r: data[r] for r in rule.resources if data.get(r) not in (None, "")}
             if not mine:
                 continue
-            for other in tx.search("cases", workflow=wf.key):
+            for other in tx.held_cases(wf.key):
                 if other["id"] == case_id or other["state"] not in rule.states:
                     continue
-                shared = [r for r, v in mine.items() if other["data"].get(r) == v]
+                fields = other.get("fields", {})
+                shared = [r for r, v in mine.items() if fields.get(r) == v]
                 if not shared:
                     continue
                 if rule.start is not None:
                     a0, a1 = data.get(rule.start), data.get(rule.end)
-                    b0, b1 = other["data"].get(rule.start), other["data"].get(rule.end)
+                    b0, b1 = fields.get(rule.start), fields.get(rule.end)
                     if None in (a0, a1, b0, b1) or not (a0 < b1 and b0 < a1):
                         continue
                     when = f"，{_span(b0, b1)}"
                 else:
                     when = ""
                 what = wf.fields[shared[0]].label
-                summary = " ".join(str(other["data"][k]) for k in wf.summary[:1]
-                                   if other["data"].get(k))
+                summary = " ".join(str(fields[k]) for k in wf.summary[:1] if fields.get(k))
                 raise StateError(
                     f"{rule.label}冲突：{what} {mine[shared[0]]} 已被 {other['id']}"
                     f"（{summary + '，' if summary else ''}{wf.states[other['state']].label}{when}）占用",
@@ -546,15 +593,17 @@ class Engine(DocumentControl, Registers):
                         written: list[str]) -> None:
         """A cancelled case's issued documents become void: copies recalled, PDFs stamped."""
         stamp = now.isoformat()
-        for doc in tx.search("documents", case_id=case_id, status="issued"):
+        for doc in tx.case_documents(case_id):
+            if doc["status"] != "issued":
+                continue
             doc = {**doc, "status": "void", "voided_at": stamp, "voided_by": user.login,
                    "void_reason": reason}
-            tx.put("documents", "number", doc)
+            tx.put_document(doc)
             self._register_event(tx, stamp, user, "void", doc["number"], reason=reason)
             self._withdraw(tx, doc, "作废", user, now, written)
 
     def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
-        record = tx.get("cases", "id", case_id)
+        record = tx.case(case_id)
         if record is None:
             raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
         return record
@@ -685,7 +734,7 @@ class Engine(DocumentControl, Registers):
             series = self.config.series[spec.series]
             number = format_number(series, now.year,
                                    tx.next_counter(counter_key(spec.series, series, now.year)))
-            previous = tx.search("documents", case_id=record["id"], kind=kind)
+            previous = [d for d in tx.case_documents(record["id"]) if d["kind"] == kind]
             version = len(previous) + 1
             template = self.renderer.load(self.config.templates_dir / spec.template)
             context = self._context(wf, spec, record, values, totals, user, now, new_state,
@@ -718,7 +767,7 @@ class Engine(DocumentControl, Registers):
                 if old["status"] == "issued":
                     old = {**old, "status": "superseded", "superseded_by": number,
                            "superseded_at": stamp}
-                    tx.put("documents", "number", old)
+                    tx.put_document(old)
                     self._register_event(tx, stamp, user, "superseded", old["number"],
                                          by=number)
                     self._withdraw(tx, old, "换版", user, now, written)
@@ -730,7 +779,7 @@ class Engine(DocumentControl, Registers):
                 "issued_by": user.login, "docx": rel_docx, "pdf": rel_pdf,
                 "docx_sha256": docx_hash, "pdf_sha256": sha256(pdf), "status": "issued",
                 "superseded_by": None, "superseded_at": None}
-            tx.put("documents", "number", entry)
+            tx.put_document(entry)
             self._register_event(tx, stamp, user, "issued", number, case_id=record["id"],
                                  kind=spec.key, version=version, pdf_sha256=entry["pdf_sha256"],
                                  docx_sha256=docx_hash)
@@ -776,7 +825,7 @@ class Engine(DocumentControl, Registers):
         for key, ids in record.get("links", {}).items():
             if not ids:
                 continue
-            docs = sorted(tx.search("documents", case_id=ids[-1], status="issued"),
+            docs = sorted((d for d in tx.case_documents(ids[-1]) if d["status"] == "issued"),
                           key=lambda d: d["issued_at"])
             out[key] = {"id": ids[-1], "ids": list(ids), "number": docs[-1]["number"] if docs else ""}
         return out

@@ -46,12 +46,15 @@ class Registers:
             for wf in self.workflows.values():
                 if wf.deadline_field is None:
                     continue
-                for record in tx.search("cases", workflow=wf.key):
+                for listing in tx.find_cases(workflow=wf.key):
+                    if listing.get("final"):
+                        continue
+                    record = {"state": listing["state"], "data": listing.get("fields", {})}
                     status = self.deadline_status(wf, record, today)
                     if not status or not status["open"]:
                         continue
                     if status["overdue"] or status["days_left"] <= within:
-                        data = record["data"]
+                        record["id"], data = listing["id"], record["data"]
                         out.append({
                             "id": record["id"], "workflow": wf.key, "title": wf.title,
                             "state": record["state"], "state_label": wf.states[record["state"]].label,
@@ -78,12 +81,15 @@ class Registers:
         wf, spec = found[0]
         today = self.clock().date()
         with self.store.snapshot() as tx:
-            cases = reports.select_rows(tx.search("cases", workflow=wf.key), spec.date_field,
-                                        start, end)
+            chosen = reports.select_rows(
+                ({**c, "data": c.get("fields", {})} for c in tx.find_cases(workflow=wf.key)),
+                spec.date_field, start, end)
+            cases = [tx.case(c["id"]) for c in chosen]
             issued = {}
-            for doc in sorted(tx.all("documents"), key=lambda d: d["issued_at"]):
-                if doc["status"] in ("issued", "superseded"):
-                    issued[(doc["case_id"], doc["kind"])] = doc["number"]
+            for case in cases:
+                for doc in sorted(tx.case_documents(case["id"]), key=lambda d: d["issued_at"]):
+                    if doc["status"] in ("issued", "superseded"):
+                        issued[(case["id"], doc["kind"])] = doc["number"]
         rows = []
         for case in cases:
             values, totals = self._evaluate(wf, case["data"], today)

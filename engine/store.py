@@ -1,53 +1,82 @@
-"""The embedded store: tinydb on one JSON file, written atomically under a cross-process lock.
+"""The embedded store: tinydb partitions, one per case, so a transition costs the same after
+years of history; written through a journal under a cross-process lock.
 
-Why not plain tinydb: its JSONStorage rewrites the file in place (a crash leaves broken JSON)
-and has no locking (two processes lose updates). Here every unit of work is a
-:meth:`Store.transaction`: take the file lock, read the file once into memory, let tinydb work
-on that in-memory copy, and on success write it back once (temp file, fsync, ``os.replace``,
-fsync of the folder). A failure or a kill anywhere before the replace leaves the previous file
-intact; a reader never sees a half-written one. Reads that change nothing use
-:meth:`Store.snapshot` and take no lock.
+Why this layout (schema 3): tinydb's own storage rewrites the whole file on every write, so a
+single-file store gets slower with every case ever handled. Here a unit of work touches only
+small files: the case's own tinydb file, the index of the day the case was opened, the
+document index of the day, one of 1,024 document-number buckets, the small ``meta.json`` and
+the month's append-only log files. None of them grows with the store's age.
 
-On-disk shape (``<store>/dealerdocs.json``; tinydb's table → doc_id → record layout)::
+On-disk shape under ``<store>/``::
 
-    _meta     {"schema_version": 2}
-    cases     {id, workflow, state, data{…}, created_at, created_by, updated_at, …}
-    documents {number, series, year, version, case_id, workflow, kind, title, template,
-               template_sha256, issued_at, issued_by, docx, pdf, docx_sha256, pdf_sha256,
-               status, superseded_by, superseded_at}
-    counters  {key, value}                 e.g. "series:quote:2026" → 17, "case:Q" → 4
-    copies    {key, number, copy_no, label, recipient, dept, channel, issued_at, issued_by,
-               status (out/returned/void), returned_at, returned_by, received_by, reason,
-               disposition, replaces, replaced_by}         one row per copy handed out
-    audit     {seq, at, actor, case_id, workflow, trigger, from, to, changed, documents,
-               warnings, note, prev_hash, hash}            hash-chained, append-only
-    register_log {seq, at, actor, event, number, …, prev_hash, hash}   hash-chained, append-only
-    chains    {key, hash}                  the head of each chain (catches a deleted last entry)
+    meta.json                          tinydb: _meta {schema_version}, counters, chains (heads)
+    cases/<PREFIX>/<n // 1000>/<ID>.json
+                                       tinydb, one per case: case, documents, copies, and the
+                                       case's own audit and register_log entries
+    index/cases/YYYY/MM/DD.json        {case id: listing} by the day the case was opened
+    index/held/<workflow>.json         {case id: listing} cases holding an [[exclusive]] resource
+    index/documents/YYYY/MM/DD.json    {number: document} by the day it was issued
+    index/numbers/<xyz>.json           {number: case id}, 1,024 buckets by crc32 of the number
+    index/copies/YYYY/MM/DD.json       {key: copy} by the day the copy was handed out
+    log/audit/YYYY-MM.jsonl            the hash-chained audit trail, append-only
+    log/register_log/YYYY-MM.jsonl     the hash-chained register log, append-only
+    journal/commit.json                a unit of work being applied (see below)
 
-Every record carries ``schema_version``; older stores are upgraded by :data:`MIGRATIONS`.
-The store knows nothing of workflows or documents: those meanings live in the engine.
+A listing (the index entry of a case) is what lists, filters, the due list and the
+``[[exclusive]]`` check need without opening the case: the engine supplies it
+(``Store(listing=...)``) so the store stays ignorant of workflows.
+
+Atomicity across files: :meth:`Store.transaction` takes the lock, works on in-memory copies,
+and on success writes one journal file holding every new file content and every log append
+(with the log's size before it), fsynced and renamed into place: that is the commit point.
+Then it applies the journal (each file replaced atomically, each append written at its
+recorded offset) and deletes it. A crash before the journal exists changes nothing; a crash
+after it is finished by the next process that takes the lock (replaying is idempotent).
+Readers take the lock too, so nobody sees half of a unit of work.
+
+Older stores (one ``dealerdocs.json``, schemas 1 and 2) are migrated on first use; the old
+file is kept beside it as ``dealerdocs.v2.json``.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 import tempfile
+import zlib
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
+from tinydb.table import Document
 
 from . import chain
 from .errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-STORE_FILE = "dealerdocs.json"
+SCHEMA_VERSION = 3
+LEGACY_FILE = "dealerdocs.json"   # schemas 1 and 2: the whole store in one tinydb file
+META_FILE = "meta.json"
+LOCK_FILE = "dealerdocs.lock"
+LOGS = ("audit", "register_log")
+NUMBER_BUCKETS = 1024
+CASES_PER_FOLDER = 1000
+
+Listing = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def basic_listing(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The listing when no engine supplies one: the case's bookkeeping fields only."""
+    return {}
+
+
+# --- migrations of the single-file layout ------------------------------------------------
 
 def _chain_existing_logs(data: dict) -> dict:
     """1 → 2: the audit trail becomes a hash chain and the register gets its own chained log
@@ -78,15 +107,27 @@ def _chain_existing_logs(data: dict) -> dict:
     return data
 
 
-# version n → function upgrading a whole store dict from n to n + 1
+# version n → function upgrading a whole single-file store dict from n to n + 1 (up to 2;
+# 2 → 3 changes the layout on disk, see Store._migrate_legacy)
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _chain_existing_logs}
+LEGACY_VERSION = 2
 
+
+# --- files -------------------------------------------------------------------------------
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -94,51 +135,60 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files follow the umask
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    if sync:
+        _fsync_dir(path.parent)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _read_json(path: Path) -> Any:
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise StorageError(f"无法读取数据库文件 {path}：{err}", path=str(path)) from err
+    try:
+        return json.loads(text) if text.strip() else None
+    except json.JSONDecodeError as err:
+        raise StorageError(f"数据库文件 {path} 已损坏（第 {err.lineno} 行：{err.msg}）；"
+                           f"请从备份恢复", path=str(path)) from err
 
 
-class AtomicJSONStorage(Storage):
-    """A tinydb storage that opens the file per read and replaces it atomically per write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise StorageError(f"无法读取数据库 {self.path}：{err}", path=str(self.path)) from err
-        try:
-            return json.loads(text) if text.strip() else None
-        except json.JSONDecodeError as err:
-            raise StorageError(f"数据库文件 {self.path} 已损坏（第 {err.lineno} 行：{err.msg}）；"
-                               f"请从备份恢复", path=str(self.path)) from err
-
-    def write(self, data: dict[str, Any]) -> None:
-        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        try:
-            atomic_write_bytes(self.path, payload)
-        except OSError as err:
-            raise StorageError(f"无法写入数据库 {self.path}：{err}", path=str(self.path)) from err
+# Parsed index files, keyed by path and (mtime, size, inode): a long-running process (the web
+# app) re-reads only the day files that changed. Files are only ever replaced whole, so a new
+# content always comes with a new inode.
+_INDEX_CACHE: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 
 
-class _Snapshot(Storage):
+def _read_index_cached(path: Path) -> Any:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _INDEX_CACHE.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    data = _read_json(path)
+    _INDEX_CACHE[path] = (key, data)
+    return data
+
+
+class _Memory(Storage):
     """The in-memory copy tinydb works on during one unit of work."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
+    def __init__(self, data: dict[str, Any] | None) -> None:
+        self.data = data if data is not None else {}
         self.dirty = False
 
     def read(self) -> dict[str, Any]:
@@ -149,108 +199,360 @@ class _Snapshot(Storage):
         self.dirty = True
 
 
+def _day(stamp: str) -> tuple[str, str, str]:
+    return stamp[:4], stamp[5:7], stamp[8:10]
+
+
+def _in_range(day: str, start: date | None, end: date | None) -> bool:
+    return (start is None or day >= start.isoformat()) and (end is None or day <= end.isoformat())
+
+
 class Tx:
-    """One unit of work on the store: generic keyed records and counters."""
+    """One unit of work on the store. Reads load only the files they need; writes stay in
+    memory until the store commits them all at once."""
 
-    def __init__(self, data: dict[str, Any], writable: bool) -> None:
-        self._db = TinyDB(data, storage=_Snapshot)
+    def __init__(self, root: Path, writable: bool, listing: Listing) -> None:
+        self.root = root
         self.writable = writable
+        self._listing = listing
+        self._dbs: dict[Path, TinyDB] = {}          # tinydb files: meta and case partitions
+        self._indexes: dict[Path, dict] = {}        # plain JSON index files
+        self._dirty_indexes: set[Path] = set()
+        self._appends: dict[Path, list[bytes]] = {}
+        meta = _read_json(root / META_FILE)
+        self._meta_new = meta is None
+        self._meta = TinyDB(meta if meta is not None else new_meta(), storage=_Memory)
+        self._dbs[root / META_FILE] = self._meta
 
-    @property
-    def data(self) -> dict[str, Any]:
-        return self._db.storage.data  # type: ignore[attr-defined]
+    # --- files ----------------------------------------------------------------------------
 
-    @property
-    def dirty(self) -> bool:
-        return self._db.storage.dirty  # type: ignore[attr-defined]
+    def _db(self, path: Path, create: bool = True) -> TinyDB | None:
+        db = self._dbs.get(path)
+        if db is None:
+            data = _read_json(path)
+            if data is None and not create:
+                return None
+            db = TinyDB(data, storage=_Memory)
+            self._dbs[path] = db
+        return db
 
-    def _table(self, name: str):
-        return self._db.table(name, cache_size=0)
+    def _index(self, path: Path) -> dict:
+        found = self._indexes.get(path)
+        if found is None:
+            data = _read_json(path) if self.writable else _read_index_cached(path)
+            found = dict(data) if self.writable and data else (data or {})
+            self._indexes[path] = found
+        return found
 
-    def get(self, table: str, key_field: str, key: Any) -> dict[str, Any] | None:
-        found = self._table(table).get(Query()[key_field] == key)
-        return dict(found) if found is not None else None
+    def _set_index(self, path: Path, key: str, value: Any) -> None:
+        index = self._index(path)
+        if value is None:
+            if key not in index:
+                return
+            del index[key]
+        else:
+            index[key] = value
+        self._dirty_indexes.add(path)
 
-    def put(self, table: str, key_field: str, record: dict[str, Any]) -> None:
-        """Insert or replace the record whose ``key_field`` equals ``record[key_field]``."""
+    def _day_index(self, kind: str, stamp: str) -> Path:
+        y, m, d = _day(stamp)
+        return self.root / "index" / kind / y / m / f"{d}.json"
+
+    def _day_files(self, kind: str, start: date | None = None, end: date | None = None
+                   ) -> Iterator[Path]:
+        base = self.root / "index" / kind
+        for year in sorted(p.name for p in base.glob("[0-9]" * 4)):
+            if (start and year < f"{start.year:04d}") or (end and year > f"{end.year:04d}"):
+                continue
+            for month in sorted(p.name for p in (base / year).iterdir()):
+                if (start and f"{year}-{month}" < start.isoformat()[:7]) or \
+                        (end and f"{year}-{month}" > end.isoformat()[:7]):
+                    continue
+                for day in sorted(p.name for p in (base / year / month).glob("*.json")):
+                    if _in_range(f"{year}-{month}-{day[:2]}", start, end):
+                        yield base / year / month / day
+
+    def _scan(self, kind: str, start: date | None = None, end: date | None = None
+              ) -> Iterator[dict]:
+        """Every entry of the day indexes of ``kind`` in [start, end], in day order (this
+        unit of work's own changes included)."""
+        seen = set()
+        for path in self._day_files(kind, start, end):
+            seen.add(path)
+            yield from (dict(v) for v in self._index(path).values())
+        for path, index in self._indexes.items():   # days created in this unit of work
+            if path not in seen and path.is_relative_to(self.root / "index" / kind) \
+                    and not path.exists() and _in_range(self._path_day(path), start, end):
+                yield from (dict(v) for v in index.values())
+
+    @staticmethod
+    def _path_day(path: Path) -> str:
+        return f"{path.parent.parent.name}-{path.parent.name}-{path.stem}"
+
+    # --- cases ----------------------------------------------------------------------------
+
+    def case_path(self, case_id: str) -> Path:
+        prefix, _, tail = case_id.rpartition("-")
+        if not prefix or not tail.isdigit() or "/" in case_id or case_id.startswith("."):
+            raise StorageError(f"案件编号 \"{case_id}\" 的格式不对（应为 前缀-数字，如 Q-17）",
+                               case=case_id)
+        return self.root / "cases" / prefix / str(int(tail) // CASES_PER_FOLDER) / f"{case_id}.json"
+
+    def _partition(self, case_id: str, create: bool = False) -> TinyDB | None:
+        try:
+            path = self.case_path(case_id)
+        except StorageError:
+            if create:
+                raise
+            return None
+        return self._db(path, create=create)
+
+    @staticmethod
+    def _table(db: TinyDB, name: str):
+        return db.table(name, cache_size=0)
+
+    def case(self, case_id: str) -> dict[str, Any] | None:
+        db = self._partition(case_id)
+        if db is None:
+            return None
+        row = self._table(db, "case").get(doc_id=1)
+        return dict(row) if row is not None else None
+
+    def put_case(self, record: Mapping[str, Any]) -> None:
+        """Insert or replace a case (its own file) and its listing in the indexes."""
         self._check_writable()
         record = {**record, "schema_version": SCHEMA_VERSION}
-        self._table(table).upsert(record, Query()[key_field] == record[key_field])
+        self._table(self._partition(record["id"], create=True), "case").upsert(
+            Document(record, doc_id=1))
+        listing = {"id": record["id"], "workflow": record["workflow"], "state": record["state"],
+                   "created_at": record["created_at"], "created_by": record["created_by"],
+                   "updated_at": record["updated_at"], "updated_by": record["updated_by"],
+                   **self._listing(record)}
+        self._set_index(self._day_index("cases", record["created_at"]), record["id"], listing)
+        held = self.root / "index" / "held" / f"{record['workflow']}.json"
+        self._set_index(held, record["id"], listing if listing.get("held") else None)
 
-    def append(self, table: str, record: dict[str, Any]) -> None:
+    def find_cases(self, workflow: str | None = None, state: str | None = None,
+                   opened_from: date | None = None, opened_to: date | None = None
+                   ) -> list[dict[str, Any]]:
+        """Listings of the cases opened in [opened_from, opened_to], filtered by workflow and
+        state; only the day indexes of that period are read."""
+        return [c for c in self._scan("cases", opened_from, opened_to)
+                if (workflow is None or c["workflow"] == workflow)
+                and (state is None or c["state"] == state)]
+
+    def held_cases(self, workflow: str) -> list[dict[str, Any]]:
+        """Listings of the cases of ``workflow`` that hold an ``[[exclusive]]`` resource."""
+        return [dict(v) for v in self._index(self.root / "index" / "held" / f"{workflow}.json").values()]
+
+    def cases_in_store(self) -> Iterator[dict[str, Any]]:
+        """Every case record, read from its own file (slow on a large store: verify only)."""
+        for path in sorted((self.root / "cases").glob("*/*/*.json")):
+            case = self.case(path.stem)
+            if case is not None:
+                yield case
+
+    # --- documents ----------------------------------------------------------------------
+
+    def _number_bucket(self, number: str) -> Path:
+        bucket = zlib.crc32(number.encode("utf-8")) % NUMBER_BUCKETS
+        return self.root / "index" / "numbers" / f"{bucket:03x}.json"
+
+    def case_of(self, number: str) -> str | None:
+        return self._index(self._number_bucket(number)).get(number)
+
+    def document(self, number: str) -> dict[str, Any] | None:
+        case_id = self.case_of(number)
+        db = self._partition(case_id) if case_id else None
+        if db is None:
+            return None
+        row = self._table(db, "documents").get(Query().number == number)
+        return dict(row) if row is not None else None
+
+    def case_documents(self, case_id: str) -> list[dict[str, Any]]:
+        db = self._partition(case_id)
+        return [dict(r) for r in self._table(db, "documents").all()] if db is not None else []
+
+    def put_document(self, doc: Mapping[str, Any]) -> None:
         self._check_writable()
-        self._table(table).insert({**record, "schema_version": SCHEMA_VERSION})
+        doc = {**doc, "schema_version": SCHEMA_VERSION}
+        db = self._partition(doc["case_id"], create=True)
+        self._table(db, "documents").upsert(doc, Query().number == doc["number"])
+        if self.case_of(doc["number"]) != doc["case_id"]:
+            self._set_index(self._number_bucket(doc["number"]), doc["number"], doc["case_id"])
+        self._set_index(self._day_index("documents", doc["issued_at"]), doc["number"], doc)
 
-    def all(self, table: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._table(table).all()]
+    def find_documents(self, status: str | None = None, issued_from: date | None = None,
+                       issued_to: date | None = None) -> list[dict[str, Any]]:
+        return [d for d in self._scan("documents", issued_from, issued_to)
+                if status is None or d["status"] == status]
 
-    def search(self, table: str, **equals: Any) -> list[dict[str, Any]]:
-        q = None
-        for k, v in equals.items():
-            cond = Query()[k] == v
-            q = cond if q is None else (q & cond)
-        rows = self._table(table).search(q) if q is not None else self._table(table).all()
-        return [dict(r) for r in rows]
+    # --- copies handed out ----------------------------------------------------------------
 
-    def append_chained(self, table: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Append ``record`` to the hash chain kept in ``table`` (see :mod:`engine.chain`)."""
+    def copies(self, number: str) -> list[dict[str, Any]]:
+        case_id = self.case_of(number)
+        db = self._partition(case_id) if case_id else None
+        if db is None:
+            return []
+        return [dict(r) for r in self._table(db, "copies").search(Query().number == number)]
+
+    def put_copy(self, record: Mapping[str, Any]) -> None:
         self._check_writable()
-        head = self.chain_head(table)
+        case_id = self.case_of(record["number"])
+        if case_id is None:
+            raise StorageError(f"找不到文件 {record['number']}，不能登记其副本")
+        record = {**record, "schema_version": SCHEMA_VERSION}
+        db = self._partition(case_id, create=True)
+        self._table(db, "copies").upsert(record, Query().key == record["key"])
+        self._set_index(self._day_index("copies", record["issued_at"]), record["key"], record)
+
+    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
+                    ) -> list[dict[str, Any]]:
+        return list(self._scan("copies", issued_from, issued_to))
+
+    # --- batch progress -------------------------------------------------------------------
+
+    def _marks_path(self, batch: str) -> Path:
+        if not batch.isalnum():
+            raise StorageError(f"批次编号 \"{batch}\" 只能含字母和数字")
+        return self.root / "batches" / f"{batch}.json"
+
+    def set_mark(self, batch: str, item: str, value: Mapping[str, Any]) -> None:
+        """Record, in this unit of work, that ``item`` of ``batch`` got this far (merged into
+        what it already has): a batch run again skips what is marked."""
+        self._check_writable()
+        path = self._marks_path(batch)
+        self._set_index(path, item, {**self._index(path).get(item, {}), **value})
+
+    def marks(self, batch: str) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self._index(self._marks_path(batch)).items()}
+
+    # --- hash-chained logs ----------------------------------------------------------------
+
+    def _log_path(self, name: str, stamp: str) -> Path:
+        return self.root / "log" / name / f"{stamp[:7]}.jsonl"
+
+    def append_chained(self, name: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append ``record`` to the hash chain ``name`` (see :mod:`engine.chain`); a copy goes
+        into the file of the case it concerns, for that case's history."""
+        self._check_writable()
+        if name not in LOGS:
+            raise StorageError(f"没有名为 {name} 的日志")
+        head = self.chain_head(name)
         entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
-                           self.next_counter(f"chain:{table}"), head or chain.GENESIS)
-        self._table(table).insert(entry)
-        self._table("chains").upsert({"key": table, "hash": entry["hash"]},
-                                     Query()["key"] == table)
+                           self.next_counter(f"chain:{name}"), head or chain.GENESIS)
+        self._appends.setdefault(self._log_path(name, entry["at"]), []).append(
+            _dumps(entry) + b"\n")
+        self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
+                                                 Query().key == name)
+        case_id = record.get("case_id") or (self.case_of(record["number"])
+                                            if record.get("number") else None)
+        if case_id:
+            self._table(self._partition(case_id, create=True), name).insert(entry)
         return entry
 
-    def chain_head(self, table: str) -> str | None:
-        row = self.get("chains", "key", table)
+    def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
+        """The entries of log ``name`` about one case (from the case's file), oldest first."""
+        db = self._partition(case_id)
+        rows = [dict(r) for r in self._table(db, name).all()] if db is not None else []
+        return sorted(rows, key=lambda e: e["seq"])
+
+    def log_entries(self, name: str) -> list[dict[str, Any]]:
+        """The whole chain ``name`` from its monthly files (verify, migration)."""
+        out = []
+        for path in sorted((self.root / "log" / name).glob("*.jsonl")):
+            try:
+                lines = path.read_bytes().splitlines()
+            except OSError as err:
+                raise StorageError(f"无法读取日志 {path}：{err}", path=str(path)) from err
+            for n, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise StorageError(f"日志 {path} 第 {n} 行已损坏；请从备份恢复",
+                                       path=str(path)) from None
+        for path, chunks in self._appends.items():
+            if path.is_relative_to(self.root / "log" / name):
+                out.extend(json.loads(c) for c in chunks)
+        return sorted(out, key=lambda e: e.get("seq", 0))
+
+    def chain_head(self, name: str) -> str | None:
+        row = self._table(self._meta, "chains").get(Query().key == name)
         return row["hash"] if row else None
 
+    # --- counters -------------------------------------------------------------------------
+
     def peek_counter(self, key: str) -> int:
-        row = self.get("counters", "key", key)
+        row = self._table(self._meta, "counters").get(Query().key == key)
         return row["value"] if row else 0
 
     def next_counter(self, key: str) -> int:
         """Increment and return the counter ``key`` (1 for the first call)."""
+        self._check_writable()
         value = self.peek_counter(key) + 1
-        self.put("counters", "key", {"key": key, "value": value})
+        self._table(self._meta, "counters").upsert(
+            {"key": key, "value": value, "schema_version": SCHEMA_VERSION}, Query().key == key)
         return value
+
+    # --- commit ---------------------------------------------------------------------------
 
     def _check_writable(self) -> None:
         if not self.writable:
             raise StorageError("只读视图不能写入")  # programming error surfaced clearly
 
+    def changes(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
+        """(files to replace, bytes to append), by path relative to the store folder."""
+        replace: dict[str, bytes] = {}
+        for path, db in self._dbs.items():
+            if db.storage.dirty:  # type: ignore[attr-defined]
+                replace[str(path.relative_to(self.root))] = _dumps(db.storage.data)  # type: ignore[attr-defined]
+        for path in self._dirty_indexes:
+            replace[str(path.relative_to(self.root))] = _dumps(self._indexes[path])
+        appends = {str(p.relative_to(self.root)): b"".join(chunks)
+                   for p, chunks in self._appends.items()}
+        if (replace or appends) and self._meta_new:
+            replace[META_FILE] = _dumps(self._meta.storage.data)  # type: ignore[attr-defined]
+        return replace, appends
+
+    def flush_unjournaled(self) -> None:
+        """Write this unit of work's changes straight to their files and forget them (bulk
+        loading into a store nobody else uses: the generator and the migration)."""
+        replace, appends = self.changes()
+        for rel, payload in replace.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(payload)  # a new store nobody reads yet: no temp file needed
+        for rel, payload in appends.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as fh:
+                fh.write(payload)
+        meta = self._meta
+        self._dbs = {self.root / META_FILE: meta}
+        meta.storage.dirty = False  # type: ignore[attr-defined]
+        self._meta_new = False
+        self._indexes, self._dirty_indexes, self._appends = {}, set(), {}
+
 
 class Store:
-    """The store folder: ``dealerdocs.json`` plus its lock file."""
+    """The store folder: partitions, indexes, logs and the lock (see the module docstring)."""
 
-    def __init__(self, directory: Path, lock_timeout: float = 120.0) -> None:
+    def __init__(self, directory: Path, lock_timeout: float = 120.0,
+                 listing: Listing | None = None) -> None:
         self.directory = Path(directory)
-        self.storage = AtomicJSONStorage(self.directory / STORE_FILE)
-        self.lock = FileLock(str(self.directory / (STORE_FILE + ".lock")), timeout=lock_timeout)
+        self.listing = listing or basic_listing
+        self.lock = FileLock(str(self.directory / LOCK_FILE), timeout=lock_timeout)
 
-    def _load(self) -> dict[str, Any]:
-        data = self.storage.read()
-        if data is None:
-            return {"_meta": {"1": {"schema_version": SCHEMA_VERSION}}}
-        version = (data.get("_meta", {}).get("1") or {}).get("schema_version")
-        if not isinstance(version, int):
-            raise StorageError(f"数据库 {self.storage.path} 缺少 schema_version，不是 dealerdocs 的数据库",
-                               path=str(self.storage.path))
-        if version > SCHEMA_VERSION:
-            raise StorageError(f"数据库版本 {version} 比本程序支持的 {SCHEMA_VERSION} 新；请升级 dealerdocs",
-                               path=str(self.storage.path))
-        while version < SCHEMA_VERSION:
-            log.info("migrating store from schema %s", version)
-            data = MIGRATIONS[version](data)
-            version += 1
-            data["_meta"] = {"1": {"schema_version": version}}
-        return data
+    @property
+    def journal(self) -> Path:
+        return self.directory / "journal" / "commit.json"
+
+    # --- locking and recovery -------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """Exclusive read-modify-write: commits once if the block succeeds, else writes nothing."""
+    def _locked(self) -> Iterator[None]:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.lock.acquire()
@@ -260,14 +562,159 @@ class Store:
         except OSError as err:
             raise StorageError(f"无法锁定数据库目录 {self.directory}：{err}") from err
         try:
-            tx = Tx(self._load(), writable=True)
-            yield tx
-            if tx.dirty:
-                self.storage.write(tx.data)
+            self._recover()
+            yield
         finally:
             self.lock.release()
 
+    def _recover(self) -> None:
+        """Finish a unit of work whose journal was committed, then bring old layouts up."""
+        if self.journal.exists():
+            manifest = _read_json(self.journal)
+            log.warning("finishing an interrupted write from %s", self.journal)
+            self._apply(manifest)
+        if (self.directory / LEGACY_FILE).exists():
+            self._migrate_legacy()
+        meta = _read_json(self.directory / META_FILE)
+        if meta is not None:
+            version = (meta.get("_meta", {}).get("1") or {}).get("schema_version")
+            if not isinstance(version, int):
+                raise StorageError(f"数据库 {self.directory / META_FILE} 缺少 schema_version，"
+                                   f"不是 dealerdocs 的数据库", path=str(self.directory))
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"数据库版本 {version} 比本程序支持的 {SCHEMA_VERSION} 新；"
+                                   f"请升级 dealerdocs", path=str(self.directory))
+
+    def _commit(self, tx: Tx) -> None:
+        replace, appends = tx.changes()
+        if not replace and not appends:
+            return
+        sizes = {}
+        for rel in appends:
+            path = self.directory / rel
+            sizes[rel] = path.stat().st_size if path.exists() else 0
+        manifest = {"replace": {k: v.decode("utf-8") for k, v in replace.items()},
+                    "append": {k: [sizes[k], v.decode("utf-8")] for k, v in appends.items()}}
+        try:
+            atomic_write_bytes(self.journal, _dumps(manifest))   # the commit point
+        except OSError as err:
+            raise StorageError(f"无法写入数据库日志 {self.journal}：{err}",
+                               path=str(self.journal)) from err
+        self._apply(manifest)
+
+    def _apply(self, manifest: Mapping[str, Any]) -> None:
+        """Make the files say what the journal says (idempotent), then drop the journal."""
+        try:
+            for rel, text in manifest["replace"].items():
+                atomic_write_bytes(self.directory / rel, text.encode("utf-8"))
+            for rel, (offset, text) in manifest["append"].items():
+                path = self.directory / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    os.ftruncate(fd, offset)
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    os.write(fd, text.encode("utf-8"))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                _fsync_dir(path.parent)
+            self.journal.unlink()
+            _fsync_dir(self.journal.parent)
+        except OSError as err:
+            raise StorageError(f"无法写入数据库 {self.directory}：{err}；下次操作时会自动补完",
+                               path=str(self.directory)) from err
+
+    # --- units of work --------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Exclusive read-modify-write: commits once if the block succeeds, else writes nothing."""
+        with self._locked():
+            tx = Tx(self.directory, writable=True, listing=self.listing)
+            yield tx
+            self._commit(tx)
+
     @contextmanager
     def snapshot(self) -> Iterator[Tx]:
-        """A consistent read-only view (the file is only ever replaced whole)."""
-        yield Tx(self._load(), writable=False)
+        """A consistent read-only view (held under the lock: no half-applied unit of work)."""
+        if not self.directory.exists():
+            yield Tx(self.directory, writable=False, listing=self.listing)
+            return
+        with self._locked():
+            yield Tx(self.directory, writable=False, listing=self.listing)
+
+    @contextmanager
+    def bulk(self) -> Iterator[Tx]:
+        """Loading into a new, empty store (the generator): call ``tx.flush_unjournaled()``
+        every few thousand cases; no journal, one sync at the end."""
+        with self._locked():
+            if (self.directory / META_FILE).exists():
+                raise StorageError(f"{self.directory} 已有数据；批量装载只能用于新的空数据库")
+            tx = Tx(self.directory, writable=True, listing=self.listing)
+            yield tx
+            tx.flush_unjournaled()
+            os.sync()
+
+    # --- 2 → 3: from one file to partitions -------------------------------------------------
+
+    def _migrate_legacy(self) -> None:
+        """Rebuild a single-file store (schemas 1, 2) as partitions, in a side folder first;
+        the old file is renamed only when the new layout is complete."""
+        legacy = self.directory / LEGACY_FILE
+        data = _read_json(legacy)
+        if data is None:
+            legacy.unlink()
+            return
+        version = (data.get("_meta", {}).get("1") or {}).get("schema_version")
+        if not isinstance(version, int):
+            raise StorageError(f"数据库 {legacy} 缺少 schema_version，不是 dealerdocs 的数据库",
+                               path=str(legacy))
+        if version > LEGACY_VERSION:
+            raise StorageError(f"数据库版本 {version} 比本程序支持的 {SCHEMA_VERSION} 新；请升级 dealerdocs",
+                               path=str(legacy))
+        while version < LEGACY_VERSION:
+            log.info("migrating store from schema %s", version)
+            data = MIGRATIONS[version](data)
+            version += 1
+        log.info("migrating store to schema %s (partitions)", SCHEMA_VERSION)
+        side = self.directory / ".migrating-v3"
+        shutil.rmtree(side, ignore_errors=True)
+        tx = Tx(side, writable=True, listing=self.listing)
+        rows = {name: list(data.get(name, {}).values()) for name in
+                ("cases", "documents", "copies", "counters", "chains", *LOGS)}
+        for row in rows["counters"]:
+            if not row["key"].startswith("copy:"):   # copy numbers now come from the copies
+                tx._table(tx._meta, "counters").insert(
+                    {"key": row["key"], "value": row["value"], "schema_version": SCHEMA_VERSION})
+        for row in rows["chains"]:
+            tx._table(tx._meta, "chains").insert({"key": row["key"], "hash": row["hash"]})
+        for case in rows["cases"]:
+            tx.put_case(case)
+        for doc in rows["documents"]:
+            tx.put_document(doc)
+        for copy in rows["copies"]:
+            tx.put_copy(copy)
+        for name in LOGS:
+            for entry in sorted(rows[name], key=lambda e: e["seq"]):
+                tx._appends.setdefault(tx._log_path(name, entry["at"]), []).append(
+                    _dumps(entry) + b"\n")
+                case_id = entry.get("case_id") or (tx.case_of(entry["number"])
+                                                   if entry.get("number") else None)
+                if case_id:
+                    tx._table(tx._partition(case_id, create=True), name).insert(entry)
+        tx.flush_unjournaled()
+        os.sync()
+        for item in ("cases", "index", "log"):
+            shutil.rmtree(self.directory / item, ignore_errors=True)
+            if (side / item).exists():
+                os.replace(side / item, self.directory / item)
+        os.replace(side / META_FILE, self.directory / META_FILE)
+        _fsync_dir(self.directory)
+        os.replace(legacy, self.directory / "dealerdocs.v2.json")
+        _fsync_dir(self.directory)
+        shutil.rmtree(side, ignore_errors=True)
+
+
+def new_meta() -> dict[str, Any]:
+    return {"_meta": {"1": {"schema_version": SCHEMA_VERSION}}}

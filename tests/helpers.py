@@ -135,3 +135,14 @@ def contract_data(**changes) -> dict:
     """A complete contract whose deposit, payment and delivery dates fit today."""
     return example("contract", deposit_date=day(0), payment_deadline=day(10),
                    delivery_deadline=day(20), **changes)
+
+
+def store_state(store_dir: Path) -> dict[str, bytes]:
+    """Every file of a store folder (but its lock and the converter pool's state), by path:
+    equal before and after means nothing was written."""
+    store_dir = Path(store_dir)
+    if not store_dir.exists():
+        return {}
+    return {str(p.relative_to(store_dir)): p.read_bytes() for p in sorted(store_dir.rglob("*"))
+            if p.is_file() and p.name != "dealerdocs.lock"
+            and "converter" not in p.relative_to(store_dir).parts}

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from helpers import ROOT, dealerdocs_bin, pdf_text, run_cli
+from helpers import ROOT, dealerdocs_bin, pdf_text, run_cli, store_state
 
 DEALERDOCS = dealerdocs_bin()
 EXAMPLE = ROOT / "examples" / "quote.json"
@@ -94,7 +94,7 @@ def test_errors_are_one_line_with_exit_code(dealer, args, code, words):
     (dealer / "broken.json").write_text("{oops", encoding="utf-8")
     (dealer / "badmobile.json").write_text(json.dumps(
         {"customer_name": "王芳", "customer_mobile": "12345"}), encoding="utf-8")
-    before = (dealer / "store" / "dealerdocs.json").read_bytes()
+    before = store_state(dealer / "store")
 
     proc = run(*args, cwd=dealer, check=False)
 
@@ -104,7 +104,7 @@ def test_errors_are_one_line_with_exit_code(dealer, args, code, words):
     assert "Traceback" not in proc.stderr
     for word in words:
         assert word in lines[0]
-    assert (dealer / "store" / "dealerdocs.json").read_bytes() == before
+    assert store_state(dealer / "store") == before
     assert not list((dealer / "outbox").rglob("*.pdf")) if (dealer / "outbox").exists() else True
 
 
@@ -137,8 +137,7 @@ def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer):
 
 def test_process_killed_while_issuing_changes_nothing(dealer):
     run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
-    store_file = dealer / "store" / "dealerdocs.json"
-    before = store_file.read_bytes()
+    before = store_state(dealer / "store")
 
     proc = subprocess.Popen([DEALERDOCS, "fire", "Q-1", "issue", "--as", "zhang"], cwd=dealer,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -147,7 +146,7 @@ def test_process_killed_while_issuing_changes_nothing(dealer):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    assert store_file.read_bytes() == before
+    assert store_state(dealer / "store") == before
     assert not list((dealer / "outbox").rglob("*.pdf")) if (dealer / "outbox").exists() else True
     again = json.loads(run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer).stdout)
     assert again["documents"][0]["number"] == f"BJ-{YEAR}-000001"  # no gap, lock released

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openpyxl
 
-from helpers import ROOT, cli_json as cli, contract_data, pdf_text, refused, run_cli
+from helpers import ROOT, cli_json as cli, contract_data, pdf_text, refused, run_cli, store_state
 from pypdf import PdfReader
 
 
@@ -110,39 +110,40 @@ def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
     assert all("作废" in page.extract_text() for page in pages)
 
 
-def _store(dealer: Path) -> tuple[Path, dict]:
-    path = dealer / "store" / "dealerdocs.json"
-    return path, json.loads(path.read_text(encoding="utf-8"))
-
-
 def test_verify_catches_tampering(dealer):
     doc = issued_quote(dealer)
     assert run_cli("verify", cwd=dealer).returncode == 0
-    path, data = _store(dealer)
-    pristine = path.read_bytes()
+    store = dealer / "store"
+    pristine = store_state(store)
 
-    entry = next(iter(data["audit"].values()))
-    entry["actor"] = "wang"  # someone rewrites who did it
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    def restore():
+        for rel, payload in pristine.items():
+            (store / rel).write_bytes(payload)
+
+    [audit_file] = sorted((store / "log" / "audit").glob("*.jsonl"))
+    lines = audit_file.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["actor"] = "wang"  # someone rewrites who did it
+    audit_file.write_text("\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]) + "\n",
+                          encoding="utf-8")
     bad = run_cli("verify", cwd=dealer, check=False)
     assert bad.returncode != 0 and "审计记录" in bad.stderr and "第 1 条" in bad.stderr
 
-    path.write_bytes(pristine)
-    data = json.loads(pristine)
-    data["documents"] = {}  # a register entry deleted
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    restore()
+    [case_file] = (store / "cases").rglob("Q-1.json")
+    data = json.loads(case_file.read_text(encoding="utf-8"))
+    data["documents"] = {}  # a register entry deleted from the case's file
+    case_file.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     bad = run_cli("verify", cwd=dealer, check=False)
     assert bad.returncode != 0 and doc["number"] in bad.stderr and "登记簿缺少" in bad.stderr
 
-    path.write_bytes(pristine)
-    data = json.loads(pristine)
-    last = max(data["audit"], key=lambda k: data["audit"][k]["seq"])
-    del data["audit"][last]  # the last audit entry removed
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    restore()
+    audit_file.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # the last entry removed
     bad = run_cli("verify", cwd=dealer, check=False)
     assert bad.returncode != 0 and "缺失" in bad.stderr
 
-    path.write_bytes(pristine)
+    restore()
+    assert run_cli("verify", cwd=dealer).returncode == 0
     Path(doc["docx"]).unlink()
     Path(doc["pdf"]).write_bytes(b"%PDF-1.4 forged")
     report = json.loads(run_cli("verify", "--json", cwd=dealer, check=False).stdout)

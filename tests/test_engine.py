@@ -10,12 +10,11 @@ import pytest
 from engine import InputError, NotFoundError, PermissionDenied, StateError
 from engine.pdf import read_metadata
 
-from helpers import docx_text, pdf_fonts, pdf_text
+from helpers import docx_text, pdf_fonts, pdf_text, store_state
 
 
-def store_bytes(engine) -> bytes:
-    path = engine.store.storage.path
-    return path.read_bytes() if path.exists() else b""
+def store_bytes(engine) -> dict[str, bytes]:
+    return store_state(engine.store.directory)
 
 
 def outbox_files(engine) -> list[str]:
@@ -172,7 +171,7 @@ def test_all_problems_reported_at_once(engine, quote_data):
         engine.create("quote", quote_data, "zhang")
     assert {p.field for p in raised.value.problems} == {"customer_mobile", "list_price"}
     assert "2 处问题" in raised.value.message
-    assert not engine.store.storage.path.exists()
+    assert store_bytes(engine) == {}
 
 
 def test_transition_that_takes_no_data_refuses_data(engine, quote_data):
@@ -237,11 +236,15 @@ def test_state_survives_reload(engine, quote_data, config_path, converter, clock
     assert again.case("Q-1") == engine.case("Q-1")
     again.fire("Q-1", "revise", "wang", {"remarks": "经理修订"})
     assert engine.case("Q-1")["documents"][-1]["number"] == "BJ-2026-000002"
-    stored = json.loads(engine.store.storage.path.read_text(encoding="utf-8"))
+    root = engine.store.directory
+    stored = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     from engine.store import SCHEMA_VERSION
 
     assert stored["_meta"]["1"]["schema_version"] == SCHEMA_VERSION
-    assert all(r["schema_version"] == SCHEMA_VERSION for r in stored["cases"].values())
+    case_file = json.loads((root / "cases" / "Q" / "0" / "Q-1.json").read_text(encoding="utf-8"))
+    assert case_file["case"]["1"]["schema_version"] == SCHEMA_VERSION
+    assert {d["number"] for d in case_file["documents"].values()} == {
+        "BJ-2026-000001", "BJ-2026-000002"}
 
 
 def test_numbers_restart_each_year(engine, quote_data, clock):
@@ -274,17 +277,16 @@ def test_failed_conversion_leaves_nothing(engine, quote_data, monkeypatch):
 def test_failure_after_files_written_removes_them(engine, quote_data, monkeypatch):
     engine.create("quote", quote_data, "zhang")
     before_store = store_bytes(engine)
-    original_write = engine.store.storage.write
 
-    def disk_full(data):
-        from engine.errors import StorageError
-        raise StorageError("磁盘已满（测试）")
+    def disk_full(path, payload, **kwargs):
+        raise OSError(28, "No space left on device (test)")
 
-    monkeypatch.setattr(engine.store.storage, "write", disk_full)
-    with pytest.raises(Exception):
-        engine.fire("Q-1", "issue", "zhang")
+    with monkeypatch.context() as patched:  # the store's commit cannot write its journal
+        patched.setattr("engine.store.atomic_write_bytes", disk_full)
+        with pytest.raises(Exception) as raised:
+            engine.fire("Q-1", "issue", "zhang")
+    assert "无法写入数据库日志" in str(raised.value)
     assert store_bytes(engine) == before_store and outbox_files(engine) == []
-    monkeypatch.setattr(engine.store.storage, "write", original_write)
     assert engine.case("Q-1")["state"] == "draft"
 
 
@@ -302,7 +304,7 @@ def test_context_for_a_preview_stores_nothing(engine, quote_data):
     assert context["totals"]["grand_total"] == Decimal("152669.57")
     assert context["doc"]["number"] == "（预览）" and context["dealer"]["name"]
     assert context["consultant"] == {"login": "zhang", "name": "张伟"}
-    assert not engine.store.storage.path.exists()
+    assert store_bytes(engine) == {}
 
 
 def test_preview_stamps_a_draft_and_changes_nothing(engine, quote_data, tmp_path):

@@ -11,10 +11,25 @@ import time
 
 import pytest
 
+from datetime import date
+
+from engine import chain
 from engine.errors import StorageError
 from engine.store import SCHEMA_VERSION, Store
 
-from helpers import ROOT
+from helpers import ROOT, store_state
+
+
+def _case(case_id: str, state: str = "draft", day: str = "2026-11-20", **extra) -> dict:
+    return {"id": case_id, "workflow": "quote", "state": state, "data": {},
+            "created_at": f"{day}T09:00:00+08:00", "created_by": "zhang",
+            "updated_at": f"{day}T09:00:00+08:00", "updated_by": "zhang", **extra}
+
+
+def _doc(number: str, case_id: str, day: str = "2026-11-20", status: str = "issued") -> dict:
+    return {"number": number, "case_id": case_id, "status": status, "kind": "quote",
+            "issued_at": f"{day}T10:00:00+08:00", "issued_by": "zhang",
+            "pdf_sha256": "a" * 64, "docx_sha256": "b" * 64}
 
 
 def test_commit_once_on_success(tmp_path):
@@ -22,35 +37,100 @@ def test_commit_once_on_success(tmp_path):
     with store.transaction() as tx:
         assert tx.next_counter("a") == 1
         assert tx.next_counter("a") == 2
-        tx.put("cases", "id", {"id": "Q-1", "state": "draft"})
-        tx.put("cases", "id", {"id": "Q-1", "state": "issued"})  # upsert by key
+        tx.put_case(_case("Q-1"))
+        tx.put_case(_case("Q-1", "issued"))  # replaced, not added
+        assert tx.case("Q-1")["state"] == "issued"   # a unit of work sees its own changes
     with store.snapshot() as tx:
-        assert tx.search("cases") == [{"id": "Q-1", "state": "issued",
-                                       "schema_version": SCHEMA_VERSION}]
+        assert tx.case("Q-1") == {**_case("Q-1", "issued"), "schema_version": SCHEMA_VERSION}
+        assert [c["id"] for c in tx.find_cases(state="issued")] == ["Q-1"]
+        assert tx.find_cases(state="draft") == []
         assert tx.peek_counter("a") == 2
+    assert not (tmp_path / "journal" / "commit.json").exists()
 
 
 def test_exception_writes_nothing(tmp_path):
     store = Store(tmp_path)
     with store.transaction() as tx:
-        tx.put("cases", "id", {"id": "Q-1", "state": "draft"})
-    before = store.storage.path.read_bytes()
+        tx.put_case(_case("Q-1"))
+    before = store_state(tmp_path)
     with pytest.raises(RuntimeError):
         with store.transaction() as tx:
-            tx.put("cases", "id", {"id": "Q-1", "state": "issued"})
+            tx.put_case(_case("Q-1", "issued"))
+            tx.put_document(_doc("BJ-1", "Q-1"))
             tx.next_counter("a")
             raise RuntimeError("boom")
-    assert store.storage.path.read_bytes() == before
-    assert not list(tmp_path.glob(".dealerdocs.json.*.tmp"))
+    assert store_state(tmp_path) == before
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_snapshot_is_read_only_and_needs_no_file(tmp_path):
     store = Store(tmp_path / "new")
     with store.snapshot() as tx:
-        assert tx.all("cases") == []
+        assert tx.find_cases() == [] and tx.case("Q-1") is None and tx.document("x") is None
         with pytest.raises(StorageError):
-            tx.put("cases", "id", {"id": "x"})
+            tx.put_case(_case("Q-1"))
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("case_id", ["../Q-1", "..-1", "Q-1/../../x-2", "Q", "Q-x", ""])
+def test_case_ids_never_name_a_path_outside_the_store(tmp_path, case_id):
+    store = Store(tmp_path / "s")
+    with store.transaction() as tx:
+        tx.put_case(_case("Q-1"))
+    with store.snapshot() as tx:
+        assert tx.case(case_id) is None
+    with pytest.raises(StorageError):
+        with store.transaction() as tx:
+            tx.put_case(_case(case_id))
+
+
+def test_documents_copies_and_logs_are_found_by_number_and_case(tmp_path):
+    store = Store(tmp_path)
+    with store.transaction() as tx:
+        tx.put_case(_case("Q-1"))
+        tx.put_case(_case("Q-2", day="2026-11-21"))
+        tx.put_document(_doc("BJ-1", "Q-1"))
+        tx.put_document(_doc("BJ-2", "Q-2", day="2026-11-21"))
+        tx.put_copy({"key": "BJ-2-01/1", "number": "BJ-2", "copy_no": 1,
+                     "issued_at": "2026-11-22T10:00:00+08:00"})
+        tx.append_chained("audit", {"at": "2026-11-21T10:00:00+08:00", "case_id": "Q-2"})
+        tx.append_chained("register_log", {"at": "2026-12-01T10:00:00+08:00",
+                                           "event": "dispatched", "number": "BJ-2"})
+    with store.snapshot() as tx:
+        assert tx.document("BJ-2")["case_id"] == "Q-2" and tx.case_of("BJ-1") == "Q-1"
+        assert [c["key"] for c in tx.copies("BJ-2")] == ["BJ-2-01/1"] and tx.copies("BJ-1") == []
+        assert [d["number"] for d in tx.find_documents(issued_from=date(2026, 11, 21))] == ["BJ-2"]
+        assert [d["number"] for d in tx.find_documents(issued_to=date(2026, 11, 20))] == ["BJ-1"]
+        assert [c["id"] for c in tx.find_cases(opened_from=date(2026, 11, 21),
+                                               opened_to=date(2026, 11, 21))] == ["Q-2"]
+        assert [e["seq"] for e in tx.case_log("audit", "Q-2")] == [1]
+        assert [e["event"] for e in tx.case_log("register_log", "Q-2")] == ["dispatched"]
+        assert tx.case_log("audit", "Q-1") == []
+        for name in ("audit", "register_log"):
+            assert chain.check(tx.log_entries(name), tx.chain_head(name)) is None
+    assert (tmp_path / "log" / "register_log" / "2026-12.jsonl").exists()
+
+
+def test_a_committed_journal_is_finished_by_the_next_process(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    with store.transaction() as tx:
+        tx.put_case(_case("Q-1"))
+    with monkeypatch.context() as patched:   # "crash" right after the commit point
+        patched.setattr(Store, "_apply", lambda self, manifest: (_ for _ in ()).throw(
+            KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            with store.transaction() as tx:
+                tx.put_case(_case("Q-1", "issued"))
+                tx.put_document(_doc("BJ-1", "Q-1"))
+                tx.append_chained("audit", {"at": "2026-11-20T10:00:00+08:00", "case_id": "Q-1"})
+    assert (tmp_path / "journal" / "commit.json").exists()
+    with Store(tmp_path).snapshot() as tx:    # the next process finishes the unit of work
+        assert tx.case("Q-1")["state"] == "issued" and tx.document("BJ-1") is not None
+        assert [c["state"] for c in tx.find_cases()] == ["issued"]
+        assert chain.check(tx.log_entries("audit"), tx.chain_head("audit")) is None
+    assert not (tmp_path / "journal" / "commit.json").exists()
+    with Store(tmp_path).snapshot() as tx:    # and replaying never applies twice
+        assert len(tx.log_entries("audit")) == 1
 
 
 @pytest.mark.parametrize("content, words", [
@@ -84,7 +164,7 @@ store = Store({path!r})
 for _ in range({n}):
     with store.transaction() as tx:
         value = tx.next_counter("shared")
-        tx.append("log", {{"who": {who!r}, "value": value}})
+        tx.append_chained("audit", {{"at": "2026-11-20T10:00:00", "who": {who!r}, "value": value}})
 """
 
 
@@ -94,8 +174,9 @@ def test_two_processes_lose_no_update(tmp_path):
         root=str(ROOT), path=str(tmp_path), n=n, who=who)]) for who in ("a", "b")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     with Store(tmp_path).snapshot() as tx:
-        log = tx.all("log")
+        log = tx.log_entries("audit")
         assert tx.peek_counter("shared") == 2 * n
+        assert chain.check(log, tx.chain_head("audit")) is None
     values = sorted(r["value"] for r in log)
     assert values == list(range(1, 2 * n + 1))
     assert {r["who"] for r in log} == {"a", "b"}
@@ -110,7 +191,10 @@ blob = "数据" * 100_000   # ~600 KB per write: a wide window for the kill to l
 while True:
     with store.transaction() as tx:
         value = tx.next_counter("writes")
-        tx.put("blobs", "id", {{"id": "b", "value": value, "blob": blob}})
+        tx.put_case({{"id": "B-1", "workflow": "w", "state": str(value), "data": {{"blob": blob}},
+                     "created_at": "2026-11-20T09:00", "created_by": "a",
+                     "updated_at": "2026-11-20T09:00", "updated_by": "a"}})
+        tx.append_chained("audit", {{"at": "2026-11-20T09:00", "case_id": "B-1", "v": value}})
     print(value, flush=True)
 """
 
@@ -127,8 +211,11 @@ def test_kill_9_during_writes_leaves_a_readable_store(tmp_path):
         proc.wait()
         with Store(tmp_path).snapshot() as tx:  # parses, or raises StorageError
             writes = tx.peek_counter("writes")
-            blob = tx.get("blobs", "id", "b")
-        assert blob["value"] == writes
+            case = tx.case("B-1")
+            assert [c["state"] for c in tx.find_cases()] == [str(writes)]
+            assert chain.check(tx.log_entries("audit"), tx.chain_head("audit")) is None
+            assert len(tx.case_log("audit", "B-1")) == writes
+        assert case["state"] == str(writes)
         if printed:
             # what was acknowledged is durable; at most the one in flight is extra
             assert printed[-1] <= writes <= printed[-1] + 1
@@ -141,6 +228,8 @@ def test_a_version_1_store_is_migrated_to_hash_chains(tmp_path):
     v1 = {
         "_meta": {"1": {"schema_version": 1}},
         "cases": {"1": {"id": "Q-1", "workflow": "quote", "state": "issued", "data": {},
+                        "created_at": "2026-11-20T09:00:00+08:00", "created_by": "zhang",
+                        "updated_at": "2026-11-20T10:00:00+08:00", "updated_by": "zhang",
                         "schema_version": 1}},
         "documents": {"1": {"number": "BJ-2026-000001", "case_id": "Q-1", "status": "issued",
                             "issued_at": "2026-11-20T10:00:00+08:00", "issued_by": "zhang",
@@ -154,15 +243,21 @@ def test_a_version_1_store_is_migrated_to_hash_chains(tmp_path):
     }
     (tmp_path / "dealerdocs.json").write_text(json.dumps(v1), encoding="utf-8")
     store = Store(tmp_path)
-    with store.transaction() as tx:  # migrated on load, written back with the next change
-        audit, log = tx.all("audit"), tx.all("register_log")
+    with store.transaction() as tx:  # migrated on first use: 1 → 2 (chains) → 3 (partitions)
+        audit, log = tx.log_entries("audit"), tx.log_entries("register_log")
         assert chain.check(audit, tx.chain_head("audit")) is None
         assert chain.check(log, tx.chain_head("register_log")) is None
         assert [e["trigger"] for e in sorted(audit, key=lambda e: e["seq"])] == ["create", "issue"]
         assert [(e["event"], e["number"]) for e in log] == [("issued", "BJ-2026-000001")]
-        tx.append_chained("audit", {"trigger": "accept", "case_id": "Q-1"})
+        tx.append_chained("audit", {"at": "2026-11-21T09:00:00+08:00", "trigger": "accept",
+                                    "case_id": "Q-1"})
     with store.snapshot() as tx:
-        assert chain.check(tx.all("audit"), tx.chain_head("audit")) is None
-        assert len(tx.all("audit")) == 3
-    stored = json.loads((tmp_path / "dealerdocs.json").read_text(encoding="utf-8"))
+        assert chain.check(tx.log_entries("audit"), tx.chain_head("audit")) is None
+        assert len(tx.log_entries("audit")) == 3
+        assert [e["trigger"] for e in tx.case_log("audit", "Q-1")] == ["create", "issue", "accept"]
+        assert tx.document("BJ-2026-000001")["case_id"] == "Q-1"
+        assert [c["id"] for c in tx.find_cases(state="issued")] == ["Q-1"]
+    stored = json.loads((tmp_path / "meta.json").read_text(encoding="utf-8"))
     assert stored["_meta"]["1"]["schema_version"] == SCHEMA_VERSION
+    assert not (tmp_path / "dealerdocs.json").exists()
+    assert (tmp_path / "dealerdocs.v2.json").exists()  # the old file is kept beside it

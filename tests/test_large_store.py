@@ -1,0 +1,96 @@
+"""Lookups on a store with years of history (benchmarks/generate_store.py): by case id, by
+document number, by state, by the period a case was opened, and a transition on an old case,
+each checked against a brute-force reading of every case file."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import date, datetime
+
+import pytest
+
+from engine import Engine, load_config
+from helpers import CST, ROOT, Clock, make_dealer_dir
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from generate_store import generate  # noqa: E402
+
+CASES = 3000
+END = date(2026, 11, 26)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory, converter):
+    config_path = make_dealer_dir(tmp_path_factory.mktemp("big") / "dealer")
+    made = generate(config_path, config_path.parent / "store", CASES, end=END, years=5)
+    engine = Engine(load_config(config_path), converter=converter,
+                    clock=Clock(datetime(2026, 11, 26, 10, 30, tzinfo=CST)))
+    with engine.store.snapshot() as tx:
+        every = list(tx.cases_in_store())
+    yield engine, made, every
+    engine.close()
+
+
+def test_the_generator_made_what_it_says(big):
+    engine, made, every = big
+    assert len(every) == CASES
+    counts = Counter((c["workflow"], c["state"]) for c in every)
+    assert counts == Counter({(wf, state): n for wf, states in made["by_workflow"].items()
+                              for state, n in states.items()})
+    assert made["sample"]["first"] < "2022-01-01" and made["sample"]["last"] == END.isoformat()
+
+
+def test_lookup_by_case_id_and_document_number(big):
+    engine, made, every = big
+    by_id = {c["id"]: c for c in every}
+    for case_id, workflow, state, _ in made["sample"]["cases"][:50]:
+        case = engine.case(case_id)
+        assert (case["workflow"], case["state"]) == (workflow, state) == \
+            (by_id[case_id]["workflow"], by_id[case_id]["state"])
+    assert made["sample"]["documents"]
+    for number, case_id in made["sample"]["documents"][:50]:
+        life = engine.document(number)
+        assert life["case_id"] == case_id
+        assert number in [d["number"] for d in engine.case(case_id)["documents"]]
+
+
+def test_lookup_by_state_and_workflow(big):
+    engine, made, every = big
+    for workflow, state in (("quote", "accepted"), ("contract", "pending_approval"),
+                            ("test_drive", "booked"), ("rectification", "closed")):
+        found = engine.cases(workflow=workflow, state=state)
+        expected = sorted(c["id"] for c in every
+                          if c["workflow"] == workflow and c["state"] == state)
+        assert sorted(c["id"] for c in found) == expected
+        assert len(expected) == made["by_workflow"][workflow].get(state, 0)
+    assert len(engine.cases()) == CASES
+
+
+def test_lookup_by_period_reads_only_those_days(big):
+    engine, made, every = big
+    start, end = date(2024, 3, 1), date(2024, 3, 31)
+    found = engine.cases(opened_from=start, opened_to=end)
+    expected = sorted(c["id"] for c in every
+                      if start.isoformat() <= c["created_at"][:10] <= end.isoformat())
+    assert expected and sorted(c["id"] for c in found) == expected
+    with engine.store.snapshot() as tx:
+        docs = tx.find_documents(issued_from=start, issued_to=end)
+    assert docs and all(start.isoformat() <= d["issued_at"][:10] <= end.isoformat() for d in docs)
+
+
+def test_transition_and_exclusive_check_on_a_large_store(big):
+    engine, made, every = big
+    issued = engine.cases(workflow="quote", state="issued")
+    target = issued[0]["id"]
+    engine.fire(target, "accept", "zhang")
+    assert engine.case(target)["state"] == "accepted"
+    assert target in {c["id"] for c in engine.cases(workflow="quote", state="accepted")}
+    assert target not in {c["id"] for c in engine.cases(workflow="quote", state="issued")}
+    with engine.store.snapshot() as tx:
+        held = {c["id"] for c in tx.held_cases("test_drive")}
+    rules = engine.workflow("test_drive").exclusive
+    expected = {c["id"] for c in every if c["workflow"] == "test_drive"
+                and any(c["state"] in r.states for r in rules)}
+    assert held == expected
+    problems = [p for p in engine.verify() if p["problem"] != "missing"]
+    assert problems == []  # chains, register and indexes agree; only the files are synthetic
