@@ -232,12 +232,16 @@ def show(click_ctx, case_id: str, config_path, actor, as_json) -> None:
 @main.command("list")
 @click.option("--workflow", default=None, help="只列出某个工作流")
 @click.option("--state", default=None, help="只列出某个状态")
+@click.option("--from", "date_from", default=None, metavar="DATE", help="建档日期不早于 YYYY-MM-DD")
+@click.option("--to", "date_to", default=None, metavar="DATE", help="建档日期不晚于 YYYY-MM-DD（含）")
 @_common
 @click.pass_context
-def list_cmd(click_ctx, workflow, state, config_path, actor, as_json) -> None:
-    """列出案件。"""
+def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor, as_json) -> None:
+    """列出案件：dealerdocs list --workflow quote --state issued --from 2026-11-01"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    rows = ctx.engine.cases(workflow=workflow, state=state)
+    start = _date_option("--from", date_from) if date_from else None
+    end = _date_option("--to", date_to) if date_to else None
+    rows = ctx.engine.cases(workflow=workflow, state=state, opened_from=start, opened_to=end)
     text = table(["案件", "工作流", "状态", "摘要", "合计", "更新时间"],
                  [[r["id"], r["workflow"], r["state_label"], r["summary"],
                    r["total"] or "", r["updated_at"]] for r in rows])
@@ -319,6 +323,85 @@ def due(click_ctx, within: int, config_path, actor, as_json) -> None:
                    f"逾期 {r['overdue_days']} 天" if r["overdue"] else f"剩余 {r['days_left']} 天",
                    (r["summary"] or "")[:30]] for r in rows])
     _emit(ctx, rows, text or f"（没有逾期或 {within} 天内到期的项目）")
+
+
+@main.group()
+def batch() -> None:
+    """批量出具：对多个案件执行同一操作，或按 JSON Lines 文件逐行新建并出具；可中断后重跑续做。"""
+
+
+@batch.command("fire")
+@click.argument("trigger")
+@click.argument("case_ids", nargs=-1, metavar="[CASE]...")
+@click.option("--workflow", default=None, help="对该工作流中处于 --state 的全部案件执行")
+@click.option("--state", default=None, help="与 --workflow 一起使用")
+@click.option("--data", "data_file", metavar="FILE", default=None, help="每个案件都使用的 JSON 数据")
+@_common
+@click.pass_context
+def batch_fire(click_ctx, trigger, case_ids, workflow, state, data_file, config_path, actor,
+               as_json) -> None:
+    """dealerdocs batch fire issue Q-1 Q-2 Q-3 --as zhang，或 --workflow quote --state draft"""
+    from .batch import BatchItem
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    if bool(case_ids) == bool(workflow or state):
+        raise InputError("请列出案件编号，或用 --workflow 和 --state 选出案件（二者选一）",
+                         field="cases")
+    if not case_ids:
+        if not (workflow and state):
+            raise InputError("--workflow 和 --state 要一起使用", field="state")
+        case_ids = tuple(c["id"] for c in ctx.engine.cases(workflow=workflow, state=state))
+        if not case_ids:
+            raise InputError(f"没有处于 {state} 的 {workflow} 案件", field="state")
+    data = _read_data(data_file) if data_file else {}
+    items = [BatchItem(case_id, trigger, case_id=case_id, data=data)
+             for case_id in dict.fromkeys(case_ids)]
+    _run_batch(ctx, "fire", trigger, items)
+
+
+@batch.command("create")
+@click.argument("workflow")
+@click.option("--jsonl", "jsonl", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path), help="每行一个案件的 JSON 数据")
+@click.option("--issue", "trigger", default=None, metavar="TRIGGER",
+              help="新建后立即执行的操作（如 issue）")
+@_common
+@click.pass_context
+def batch_create(click_ctx, workflow, jsonl, trigger, config_path, actor, as_json) -> None:
+    """dealerdocs batch create quote --jsonl quotes.jsonl --issue issue --as zhang"""
+    from .batch import read_jsonl
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx.engine.workflow(workflow)
+    _run_batch(ctx, "create", trigger, read_jsonl(jsonl, workflow, trigger))
+
+
+def _run_batch(ctx: Ctx, kind: str, trigger: str | None, items: list) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .batch import BatchRunner
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=ctx.as_json or not console.is_terminal) as bar:
+        task = bar.add_task("批量出具", total=len(items))
+
+        def advance(result) -> None:
+            bar.advance(task)
+            if result.status == "failed":
+                bar.console.print(f"[red]✗[/red] {result.key}：{result.error}")
+
+        runner = BatchRunner(ctx.engine, ctx.user(), progress=advance)
+        summary = runner.run(kind, trigger, items)
+    lines = [f"批次 {summary['batch']}：共 {summary['items']} 项，完成 {summary['done']}，"
+             f"此前已完成 {summary['skipped']}，失败 {summary['failed']}"]
+    lines += [f"  ✗ {r['key']}{'（' + r['case'] + '）' if r['case'] else ''}：{r['error']}"
+              for r in summary["results"] if r["status"] == "failed"]
+    _emit(ctx, summary, "\n".join(lines))
+    if summary["failed"]:
+        raise click.exceptions.Exit(1)
 
 
 @main.command()
