@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import chain, reports, stamps
+from . import chain
 from .archive import sha256
 from .config import User
 from .dates import cn_date
@@ -156,6 +156,8 @@ class DocumentControl:
                         end: date | None = None) -> dict[str, Any]:
         if fmt not in ("xlsx", "docx", "pdf"):
             raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
+        from . import reports
+
         today = self.clock().date()
         table = reports.Table("文件发放回收记录表", reports.period_label(start, end, today),
                               list(REGISTER_COLUMNS), self.register_rows(start, end))
@@ -264,6 +266,8 @@ class DocumentControl:
         if doc.get("stamped_pdf"):
             return
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        from . import stamps
+
         stamped = stamps.void_stamp(original, word=word, when=cn_date(now.date()),
                                     reason=reason, converter=self.converter)
         suffix = ".recalled.pdf" if word == "已收回" else ".void.pdf"
@@ -279,6 +283,8 @@ class DocumentControl:
         with self.store.snapshot() as tx:
             doc = self._document_record(tx, number)
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        from . import stamps
+
         marked = stamps.controlled_copies(original, copy_labels=[c["label"] for c in made],
                                           converter=self.converter)  # one LibreOffice run
         folder = Path(doc["pdf"]).parent / "copies"

@@ -19,9 +19,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import calculators, checks, stamps
+from . import calculators, checks
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .control import DocumentControl
@@ -30,11 +30,13 @@ from .convert import Converter, SofficeConverter
 from .errors import InputError, NotFoundError, PermissionDenied, StateError
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
-from .pdf import finish
-from .render import Renderer, context_value
+from .jsonview import context_value
 from .dates import cn_date
 from .store import Store, Tx, atomic_write_bytes
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
+
+if TYPE_CHECKING:
+    from .render import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class Engine(DocumentControl, Registers):
                            listing=self._listing)
         self.outbox = Outbox(config.outbox_dir)
         self.attachments = Attachments(config.store_dir / "attachments")
-        self.renderer = renderer or Renderer()
+        self._renderer = renderer
         self._converter = converter
         self._owns_converter = converter is None
         self.clock = clock or (lambda: local_now(config.tz))
@@ -101,6 +103,15 @@ class Engine(DocumentControl, Registers):
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":
         return cls(load_config(path), **kwargs)
+
+    @property
+    def renderer(self) -> "Renderer":
+        """docxtpl and its stack load on first use: commands that only read start fast."""
+        if self._renderer is None:
+            from .render import Renderer
+
+            self._renderer = Renderer()
+        return self._renderer
 
     @property
     def converter(self) -> Converter:
@@ -303,6 +314,8 @@ class Engine(DocumentControl, Registers):
         pdfs = self.converter.convert_many([docx for _, docx in rendered])
         files = []
         for (spec, docx), pdf in zip(rendered, pdfs):
+            from . import stamps
+
             pdf = stamps.void_stamp(pdf, word="草稿", when=cn_date(now.date()),
                                     reason="DRAFT · 预览，非正式文件", converter=self.converter)
             for suffix, payload in ((".docx", docx), (".pdf", pdf)):
@@ -745,6 +758,8 @@ class Engine(DocumentControl, Registers):
                 "keywords": f"{record['id']} {number}",
                 "comments": f"dealerdocs {wf.key}/{t.trigger} case {record['id']}"})
             prepared.append((spec, series, number, version, template, docx, previous))
+        from .pdf import finish
+
         pdfs = self.converter.convert_many([p[5] for p in prepared])
         issued = []
         stamp = now.isoformat()

@@ -9,9 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import reports
 from .errors import InputError, NotFoundError, StorageError
-from .pdf import finish
 from .store import atomic_write_bytes
 from .workflow import Workflow
 
@@ -78,6 +76,9 @@ class Registers:
         if unknown:
             raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
                              field="format")
+        from . import reports
+        from .pdf import finish
+
         wf, spec = found[0]
         today = self.clock().date()
         with self.store.snapshot() as tx:

@@ -24,6 +24,7 @@ from lxml import etree
 
 from . import dates, money
 from .errors import TemplateError
+from .jsonview import context_value  # noqa: F401  (re-exported)
 from .text import clean_text
 
 
@@ -163,16 +164,3 @@ def check_wordml(data: bytes, name: str) -> None:
                 except etree.XMLSyntaxError as err:
                     raise TemplateError(f"模板 {name} 渲染结果的 {part} 不是有效 XML：{err}",
                                         template=name, part=part) from err
-
-
-def context_value(value: Any) -> Any:
-    """JSON-friendly view of a context value (for ``show --json`` and debugging)."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: context_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [context_value(v) for v in value]
-    return value

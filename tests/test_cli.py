@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -182,3 +183,29 @@ def test_lint_and_diagram_commands(dealer, tmp_path):
     run("diagram", "quote", "--out", str(svg), cwd=dealer)
     text = svg.read_text(encoding="utf-8")
     assert "草稿" in text and "出具报价单" in text and "销售顾问" in text
+
+
+_HEAVY = ("docxtpl", "docx", "pypdf", "openpyxl", "jinja2", "fastapi", "uvicorn", "rich")
+_LOADED = """
+import sys
+sys.argv = ["dealerdocs", *{args!r}]
+from engine import cli
+try:
+    cli.run()
+except SystemExit:
+    pass
+print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "Q-1"], ["docs"],
+                                  ["docs", "--case", "Q-1"]])
+def test_commands_that_do_not_render_load_no_rendering_stack(dealer, args):
+    """Startup cost (issue 7): reading commands never import docxtpl, pypdf, openpyxl or the
+    web stack, and never start LibreOffice."""
+    run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
+    proc = subprocess.run([sys.executable, "-c", _LOADED.format(args=args, heavy=_HEAVY)],
+                          cwd=dealer, capture_output=True, text=True, timeout=60)
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
+    assert "Q-1" in proc.stdout or args[0] in ("--help", "docs")
+    assert not (dealer / "store" / "converter").exists()
