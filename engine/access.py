@@ -128,8 +128,11 @@ def user_fields(wf: Workflow) -> list[str]:
 
 
 def is_mine(wf: Workflow, case: Mapping[str, Any], user: User) -> bool:
-    """The user opened the case or is named on it (consultant, supervisor, owner by name)."""
-    data = case["data"]
+    """The user opened the case or is named on it (consultant, supervisor, owner by name).
+
+    ``case`` is an ``Engine.case`` view or an ``Engine.cases`` listing: the listing's
+    ``fields`` keep every user field and the owner field, which is all this looks at."""
+    data = case["data"] if "data" in case else case["fields"]
     if case["created_by"] == user.login:
         return True
     if any(data.get(name) == user.login for name in user_fields(wf)):
@@ -137,17 +140,39 @@ def is_mine(wf: Workflow, case: Mapping[str, Any], user: User) -> bool:
     return bool(wf.owner_field and data.get(wf.owner_field) == user.name)
 
 
+def firable(wf: Workflow, state: str, user: User) -> list[TransitionSpec]:
+    """The transitions from ``state`` that one of the user's roles may fire (no history
+    needed: the separation of duties is not looked at)."""
+    return [t for t in wf.available(state) if has_any(user, t.roles)]
+
+
+def listed_actions(engine: "Engine", wf: Workflow, row: Mapping[str, Any], user: User
+                   ) -> list[Action]:
+    """``actions`` for an ``Engine.cases`` listing, opening the case only when its history
+    is needed: one of the steps the user's roles may take from its state is barred to whoever
+    drafted or submitted it (``not_actor_of``)."""
+    mine = firable(wf, row["state"], user)
+    if not mine:
+        return []
+    if any(t.not_actor_of for t in mine):
+        return actions(wf, engine.case(row["id"]), user)
+    return actions(wf, {"state": row["state"], "history": []}, user)
+
+
 def overview(engine: "Engine", user: User) -> dict[str, list[dict[str, Any]]]:
-    """The start page: my open cases, and reviews waiting for me (never my own requests)."""
+    """The start page: my open cases, and reviews waiting for me (never my own requests).
+
+    Built from the store's listings; a case file is opened only for the separation of
+    duties of a step the user's roles may take (see ``listed_actions``)."""
     mine, reviews = [], []
     for row in engine.cases():
         wf = engine.workflows.get(row["workflow"])
-        if wf is None or wf.states[row["state"]].final or not may_view_workflow(user, wf):
+        if wf is None or row["final"] or not may_view_workflow(user, wf):
             continue
-        case = engine.case(row["id"])
-        entry = {**row, "title": wf.title, "deadline": case.get("deadline")}
-        acts = actions(wf, case, user)
-        if is_mine(wf, case, user):
+        deadline = engine.deadline_status(wf, {"state": row["state"], "data": row["fields"]})
+        entry = {**row, "title": wf.title, "deadline": deadline}
+        acts = listed_actions(engine, wf, row, user)
+        if is_mine(wf, row, user):
             mine.append({**entry, "actions": acts})
         review_acts = [a for a in acts if a.is_review]
         if review_acts:

@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import openpyxl
@@ -220,6 +221,62 @@ def test_approvals_follow_roles_and_separation_of_duties(site):
         r = fire(wang, case_id, "approve")
         assert r.status_code == 200 and eng.case(case_id)["state"] == "approved"
     assert [e["actor"] for e in eng.case(c2)["history"]] == ["qian", "qian", "wang"]
+
+
+def _opened_cases(monkeypatch, eng) -> list[str]:
+    """The ids ``Engine.case`` is asked for from now on (a case file opened)."""
+    opened: list[str] = []
+    real = eng.case
+
+    def counting(case_id):
+        opened.append(case_id)
+        return real(case_id)
+
+    monkeypatch.setattr(eng, "case", counting)
+    return opened
+
+
+def _section(html: str, title: str) -> str:
+    start = html.index(title)
+    return html[start:html.find("</section>", start)]
+
+
+def test_start_page_and_case_list_work_from_listings(site, monkeypatch):
+    eng, app = site
+    zhang, li, wang = (signed_in(app, u) for u in ("zhang", "li", "wang"))
+    q1 = new_quote(zhang)
+    q2 = new_quote(li, customer_name="周小红", consultant="li")
+    q3 = new_quote(zhang, customer_name="吴刚")
+    fire(zhang, q3, "cancel")
+    r = post_form(zhang, "/cases/new/contract", "/cases/new/contract", as_form(contract_data(discount="12000.00")))
+    c1 = re.search(r"/cases/(C-\d+)", str(r.url)).group(1)
+    fire(zhang, c1, "submit")
+    assert eng.case(c1)["state"] == "pending_approval"
+    opened = _opened_cases(monkeypatch, eng)
+    mine = _section(zhang.get("/").text, "我的进行中案件")
+    assert q1 in mine and c1 in mine and q2 not in mine
+    assert q3 not in mine  # cancelled: final, skipped without opening it
+    # the consultant's steps on drafts have no separation of duties: nothing opened
+    assert opened == []
+    home = wang.get("/").text
+    assert c1 in _section(home, "等待我审批") and q1 not in _section(home, "等待我审批")
+    # the manager's approve step needs the history; the quotes' steps do not
+    assert opened == [c1]
+    opened.clear()
+    listed = lambda query: set(re.findall(r'<a href="/cases/([A-Z]+-\d+)">', wang.get(
+        f"/cases?{query}").text))
+    assert listed("workflow=quote") == {q1, q2, q3}
+    assert listed("customer=周小红") == {q2}
+    assert listed("customer=刘晓明&workflow=contract") == {c1}
+    assert listed("consultant=li") == {q2}
+    assert listed("consultant=zhang&state=draft") == {q1}
+    today = eng.clock().date()
+    assert listed(f"date_from={today}&date_to={today}") == {q1, q2, q3, c1}
+    assert listed(f"date_from={today + timedelta(days=1)}") == set()
+    assert listed(f"date_to={today - timedelta(days=1)}") == set()
+    assert opened == []  # every filter answered from the listings
+    r = wang.get("/cases?date_from=2026-13-01")
+    assert r.status_code == 422 and "Traceback" not in r.text
 
 
 def test_forms_without_csrf_token_are_refused(site):
