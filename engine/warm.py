@@ -23,6 +23,8 @@ import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from filelock import FileLock
+
 from .convert import FONTS_CONF, Converter, SofficeConverter
 from .errors import ConversionError
 from .store import atomic_write_bytes
@@ -175,12 +177,19 @@ class WarmConverter(Converter):
         return len(pool)
 
     def _restart(self, inst: dict) -> None:
-        self._kill(inst)
-        exe = find_unoserver(self.unoserver)
-        pool = [i for i in self._load() if i["slot"] != inst["slot"]]
-        if exe is not None:
-            pool.append(self._spawn(exe, inst["slot"]))
-        self._save(sorted(pool, key=lambda i: i["slot"]))
+        """Replace a hung or crashed instance. Under the pool's lock, and only if the pool
+        file still names it: two commands that saw the same instance die start one
+        replacement, not two (the second finds it already replaced)."""
+        with FileLock(str(self.state_dir / "pool.lock"), timeout=60):
+            current = {i["slot"]: i for i in self._load()}
+            if current.get(inst["slot"], {}).get("pid") not in (None, inst["pid"]):
+                return  # someone else replaced it meanwhile
+            self._kill(inst)
+            exe = find_unoserver(self.unoserver)
+            pool = [i for i in current.values() if i["slot"] != inst["slot"]]
+            if exe is not None:
+                pool.append(self._spawn(exe, inst["slot"]))
+            self._save(sorted(pool, key=lambda i: i["slot"]))
 
     # --- converting --------------------------------------------------------------------------
 

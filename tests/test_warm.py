@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import docx
 import pytest
@@ -93,6 +94,34 @@ def test_start_is_idempotent_and_a_killed_instance_is_replaced(warm, tmp_path):
     while not warm._alive(replaced) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert warm.status()[0]["alive"]
+
+
+def test_two_commands_restarting_the_same_dead_instance_start_one(warm):
+    [dead] = warm._load()
+    other = WarmConverter(warm.state_dir, instances=1, timeout=60)  # a second command
+    os.killpg(dead["pid"], signal.SIGKILL)
+    warm._restart(dead)
+    other._restart(dead)   # saw the same instance die: finds it already replaced
+    [now] = warm._load()
+    assert now["pid"] != dead["pid"] and _alive(now["pid"])
+    deadline = time.monotonic() + 60
+    while not warm._alive(now) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [i["pid"] for i in warm.status() if i["alive"]] == [now["pid"]]
+    assert _sessions_using(warm.state_dir) == {now["pid"]}  # no orphaned second instance
+
+
+def _sessions_using(folder) -> set[int]:
+    """Session ids of the processes whose command line names ``folder`` (a pool's)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder) in (entry / "cmdline").read_bytes().decode(
+                    errors="replace").replace("\0", " "):
+                found.add(os.getsid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue
+    return found
 
 
 def test_stop_leaves_no_process(tmp_path):
