@@ -20,7 +20,8 @@ import pytest
 from engine import load_config
 from engine.web import auth
 from engine.web.app import create_app
-from helpers import ROOT, contract_data, dealerdocs_bin, example, make_dealer_dir, pdf_text
+from helpers import (ROOT, contract_data, dealerdocs_bin, docx_text, example, make_dealer_dir,
+                     pdf_text)
 from web_support import (DEMO_PASSWORD, as_form, client, csrf_of, errors_of, field_error,
                          post_form, sign_in, web_engine)
 
@@ -457,6 +458,96 @@ def _today(eng) -> str:
     return eng.clock().date().isoformat()
 
 
+# --- preview, due list, reports (on the tests' movable clock) ----------------------------------
+
+@pytest.fixture
+def clocked(engine):
+    """The app on an engine whose clock the test moves (conftest ``clock``: 2026-11-26)."""
+    return engine, create_app(engine)
+
+
+def _row(html: str, case_id: str) -> str:
+    """The table row linking to ``case_id``."""
+    m = re.search(rf'<tr[^>]*>(?:(?!</tr>).)*href="/cases/{case_id}"(?:(?!</tr>).)*</tr>', html, re.S)
+    assert m, f"no row for {case_id}"
+    return m.group(0)
+
+
+def _finding(eng, text: str, deadline: str) -> str:
+    return eng.create("rectification", example("rectification", finding=text, deadline=deadline),
+                      "sun").id
+
+
+def test_draft_preview_is_stamped_and_changes_nothing(site):
+    eng, app = site
+    zhang = signed_in(app, "zhang")
+    case_id = new_quote(zhang)
+    assert f"/cases/{case_id}/preview/issue" in zhang.get(f"/cases/{case_id}").text
+    r = zhang.get(f"/cases/{case_id}/preview/issue")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert "inline" in r.headers["content-disposition"]
+    text = _text_of(r.content)
+    assert "草稿" in text and "刘晓明" in text and "152,669.57" in text
+    # nothing numbered, registered or moved
+    assert eng.documents() == [] and eng.case(case_id)["state"] == "draft"
+    assert len(eng.case(case_id)["history"]) == 1
+    # who may not take the step may not preview its documents either
+    r = signed_in(app, "zhao").get(f"/cases/{case_id}/preview/issue")
+    assert r.status_code == 403 and "不能预览" in r.text and "Traceback" not in r.text
+
+
+def test_due_list_shows_overdue_and_due_soon_items(clocked, clock):
+    eng, app = clocked
+    late = _finding(eng, "试驾车未张贴路线图", "2026-12-10")
+    soon = _finding(eng, "展厅灭火器过期", "2026-12-20")
+    later = _finding(eng, "客休区饮水机未消毒", "2027-03-01")
+    clock.advance(days=19)  # 2026-12-15
+    chen = signed_in(app, "chen")
+    page = chen.get("/due").text
+    assert 'class="overdue"' in _row(page, late) and "逾期 5 天" in _row(page, late)
+    assert "剩余 5 天" in _row(page, soon) and 'class="overdue"' not in _row(page, soon)
+    assert "试驾车未张贴路线图" in page and "李娜" in _row(page, late)
+    assert later not in page
+    wide = chen.get("/due?within=100").text
+    assert "剩余 76 天" in _row(wide, later)
+    assert "逾期 5 天" in _row(chen.get("/").text, late)  # the start page's reminder too
+    # a sales consultant has no rectification items: no menu entry, nothing listed
+    zhang = signed_in(app, "zhang")
+    assert 'href="/due"' not in zhang.get("/").text
+    assert late not in zhang.get("/due").text
+
+
+def test_report_exports_open_with_their_rows(clocked):
+    eng, app = clocked
+    item = _finding(eng, "试驾车未张贴路线图", "2026-12-10")
+    chen = signed_in(app, "chen")
+    page = chen.get("/reports").text
+    assert "整改问题闭环管理表" in page and "/reports/rectification.xlsx" in page
+    assert "试乘试驾预约登记表" not in page  # not a workflow the operations manager is in
+    r = chen.get("/reports/rectification.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml")
+    rows = _sheet_rows(r.content)
+    header = next(i for i, row in enumerate(rows) if "问题描述" in row)
+    [data] = [row for row in rows[header + 1:] if any(row)]
+    assert item in data and "试驾车未张贴路线图" in data
+    r = chen.get("/reports/rectification.xlsx?date_from=2026-11-21")
+    rows = _sheet_rows(r.content)
+    header = next(i for i, row in enumerate(rows) if "问题描述" in row)
+    assert not [row for row in rows[header + 1:] if item in row]
+    docx = chen.get("/reports/rectification.docx")
+    assert docx.status_code == 200 and "试驾车未张贴路线图" in docx_text(docx.content)
+    r = chen.get("/reports/rectification.csv")
+    assert r.status_code == 422 and "不支持的格式" in r.text
+    r = signed_in(app, "zhang").get("/reports/rectification.xlsx")
+    assert r.status_code == 404 and "没有名为" in r.text
+
+
+def _sheet_rows(content: bytes) -> list[list]:
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    return [[c.value for c in row] for row in sheet.iter_rows()]
+
+
 # --- the JSON API ------------------------------------------------------------------------------
 
 def test_api_token_operations_and_refusals(site):
@@ -508,3 +599,48 @@ def _text_of(pdf: bytes) -> str:
         f.write(pdf)
         f.flush()
         return pdf_text(Path(f.name))
+
+
+def test_api_dispatch_recall_register_and_reports(clocked):
+    eng, app = clocked
+    case_id = eng.create("quote", example("quote"), "zhang").id
+    [doc] = eng.fire(case_id, "issue", "zhang").documents
+    item = _finding(eng, "试驾车未张贴路线图", "2026-12-10")
+    c = client(app)
+    zhang, zhao, chen = ({"Authorization": "Bearer " + c.post("/api/token", json={
+        "login": u, "password": DEMO_PASSWORD}).json()["token"]} for u in ("zhang", "zhao", "chen"))
+    url = f"/api/documents/{doc.number}"
+    r = c.post(f"{url}/dispatch", headers=zhang, json={"to": "周会计", "dept": "财务部", "copies": 2})
+    assert r.status_code == 200
+    assert [x["label"] for x in r.json()["copies"]] == [f"{doc.number}-01", f"{doc.number}-02"]
+    r = c.post(f"{url}/dispatch", headers=zhang, json={"to": "周会计", "dept": "", "copies": 0})
+    assert r.status_code == 422 and r.json()["error"] == "InputError"
+    assert "领用部门" in r.json()["message"] and "份数应在 1–50 之间，收到 0" in r.json()["message"]
+    r = c.post(f"{url}/dispatch", headers=chen, json={"to": "周会计", "dept": "财务部"})
+    assert r.status_code == 403  # the operations manager does not see quotes
+    # recall is the controller's (or a manager's), not the consultant's
+    r = c.post(f"{url}/recall", headers=zhang, json={"reason": "丢失", "copy": 2})
+    assert r.status_code == 403 and r.json()["error"] == "PermissionDenied"
+    r = c.post(f"{url}/recall", headers=zhao, json={"reason": "丢失", "copy": 2})
+    assert r.status_code == 200
+    r = c.post(f"{url}/recall", headers=zhao, json={"reason": "借走了"})
+    assert r.status_code == 422  # not one of the register's reasons
+    # a lost copy is declared void and replaced (补发)
+    assert [x["status"] for x in eng.document(doc.number)["copies"]] == ["out", "void", "out"]
+    register = c.get("/api/register", headers=zhao).json()
+    columns, rows = register["columns"], register["rows"]
+    assert len(columns) == len(rows[0]) and len(rows) == 3
+    assert all(row[1] == doc.number for row in rows)
+    assert [row[4] for row in rows] == [f"{doc.number}-0{i}" for i in (1, 2, 3)]
+    assert "已声明作废" in rows[1][-1] and "已声明作废" not in rows[0][-1]
+    assert f"替代 {doc.number}-02" in rows[2][-1]
+    assert c.get("/api/register?date_from=2026-11-27", headers=zhao).json()["rows"] == []
+    assert c.get("/api/register?date_from=2026-13-01", headers=zhao).status_code == 422
+    # the period registers, as files
+    r = c.get("/api/reports/rectification.xlsx", headers=chen)
+    assert r.status_code == 200
+    assert any(item in row and "试驾车未张贴路线图" in row for row in _sheet_rows(r.content))
+    r = c.get("/api/reports/rectification.xlsx", headers=zhang)
+    assert r.status_code == 404 and r.json()["error"] == "NotFoundError"
+    assert c.get("/api/reports/rectification.csv", headers=chen).status_code == 422
+    assert c.get("/api/reports/rectification.xlsx").status_code == 401
