@@ -8,9 +8,11 @@ duties), so a page never offers what the command line would refuse.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from . import checks
 from .config import User
 from .workflow import TransitionSpec, Workflow
 
@@ -31,6 +33,7 @@ class Action:
     trigger: str
     label: str
     transitions: tuple[TransitionSpec, ...]  # the candidates (conditional routes) in order
+    blocked: str | None = None  # why its conditions cannot hold now, whatever its form says
 
     @property
     def first(self) -> TransitionSpec:
@@ -107,6 +110,76 @@ def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
         if all(blocked_by_duties(x, case["history"], user.login) for x in mine):
             continue
         out.append(Action(t.trigger, t.label, candidates))
+    return out
+
+
+class _Reads(dict):
+    """The data or totals of :class:`checks.Facts`, noting which keys a condition looks up."""
+
+    def __init__(self, values: Mapping[str, Any], seen: set[str], prefix: str = "") -> None:
+        super().__init__(values)
+        self._seen, self._prefix = seen, prefix
+
+    def _note(self, key: object) -> None:
+        self._seen.add(f"{self._prefix}{key}")
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._note(key)
+        return super().__contains__(key)
+
+
+def _settled(failed: list[tuple[str, set[str]]], t: TransitionSpec) -> list[str]:
+    """The reasons among ``failed`` (reason, keys read) that the form of ``t`` cannot change:
+    the condition read no field the step edits (and no total, if it edits anything)."""
+    out = []
+    for reason, seen in failed:
+        fields = {k for k in seen if not k.startswith("totals.")}
+        if not t.edits or not ("*" in t.edits or fields & set(t.edits)
+                               or len(fields) < len(seen)):
+            out.append(reason)
+    return out
+
+
+def with_conditions(engine: "Engine", wf: Workflow, case: Mapping[str, Any],
+                    acts: list[Action]) -> list[Action]:
+    """``acts`` with ``blocked`` set where every route of the trigger fails a condition that
+    its form cannot change (e.g. a quote that may only expire after its validity date).
+
+    The engine's own condition functions judge, on the facts the engine would build now
+    (``Engine._facts``: the case's data and totals, its linked cases, the engine's clock); the
+    form's edits are assumed to be able to change any condition that reads an edited field,
+    so a button is disabled only when posting its form must be refused."""
+    if not any(t.conditions for a in acts for t in a.transitions):
+        return acts
+    values, totals = engine._evaluate(wf, case["data"])
+    with engine.store.snapshot() as tx:
+        facts = engine._facts(tx, values, totals, engine.clock(), case.get("links", {}))
+    out = []
+    for a in acts:
+        reasons: list[str] = []
+        for t in a.transitions:
+            failed = []
+            for name in t.conditions:
+                seen: set[str] = set()
+                probe = dataclasses.replace(facts, data=_Reads(facts.data, seen),
+                                            totals=_Reads(facts.totals, seen, "totals."))
+                reason = checks.CONDITIONS[name](probe)
+                if reason:
+                    failed.append((reason, seen))
+            settled = _settled(failed, a.first)  # the engine reads every route's data by the first's edits
+            if not settled:  # this route holds, or its form may still make it hold
+                reasons = []
+                break
+            reasons.extend(settled)
+        out.append(dataclasses.replace(a, blocked="；".join(dict.fromkeys(reasons)) or None))
     return out
 
 

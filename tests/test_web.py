@@ -548,6 +548,84 @@ def _sheet_rows(content: bytes) -> list[list]:
     return [[c.value for c in row] for row in sheet.iter_rows()]
 
 
+# --- conditions known to fail: a disabled button with its reason ------------------------------
+
+def _blocked(html: str, trigger: str) -> str | None:
+    """The reason shown beside the disabled button of ``trigger``, or None if it is a form."""
+    m = re.search(rf'<div class="action blocked" id="form-{trigger}">\s*<button type="button" '
+                  rf'disabled[^>]*>[^<]*</button>\s*<span class="why"[^>]*>([^<]*)</span>', html)
+    return m.group(1) if m else None
+
+
+def test_steps_whose_conditions_cannot_hold_are_disabled_with_the_reason(clocked, clock):
+    eng, app = clocked
+    zhang = signed_in(app, "zhang")
+    case_id = eng.create("quote", example("quote", valid_until="2026-12-05"), "zhang").id
+    eng.fire(case_id, "issue", "zhang")
+    page = zhang.get(f"/cases/{case_id}").text
+    assert _blocked(page, "expire") == "暂不能执行：报价有效期至 2026年12月5日，尚未过期"
+    assert f"/cases/{case_id}/fire/expire" not in page
+    assert _blocked(page, "accept") is None and f"/cases/{case_id}/fire/accept" in page
+    # the engine stays the judge: posting the step anyway is still refused
+    r = zhang.post(f"/cases/{case_id}/fire/expire", data={"_csrf": csrf_of(page)})
+    assert r.status_code == 409 and "尚未过期" in r.text
+    clock.advance(days=10)  # 2026-12-06: the quote has lapsed
+    page = zhang.get(f"/cases/{case_id}").text
+    assert "已于 2026年12月5日 过期" in _blocked(page, "accept")
+    assert _blocked(page, "expire") is None
+    r = fire(zhang, case_id, "expire")
+    assert r.status_code == 200 and eng.case(case_id)["state"] == "expired"
+    # the API says the same
+    api = client(app)
+    token = api.post("/api/token", json={"login": "zhang", "password": DEMO_PASSWORD}).json()
+    other = eng.create("quote", example("quote", valid_until="2026-12-31"), "zhang").id
+    eng.fire(other, "issue", "zhang")
+    shown = api.get(f"/api/cases/{other}", headers={"Authorization": f"Bearer {token['token']}"})
+    may = {t["trigger"]: t["blocked"] for t in shown.json()["may_fire"]}
+    assert "尚未过期" in may["expire"] and may["accept"] is None
+
+
+def test_extension_after_the_deadline_is_disabled_for_the_requester(clocked, clock):
+    eng, app = clocked
+    item = _finding(eng, "试驾车未张贴路线图", "2026-12-10")
+    eng.fire(item, "submit_plan", "chen", {"root_cause": "制度未落实", "corrective_action": "张贴路线图",
+                                           "verification_method": "现场照片"})
+    eng.fire(item, "approve_plan", "sun", {"review_opinion": "同意"})
+    chen = signed_in(app, "chen")
+    page = chen.get(f"/cases/{item}").text
+    assert _blocked(page, "request_extension") is None and _blocked(page, "request_cancel") is None
+    clock.advance(days=19)  # 2026-12-15, five days late
+    page = chen.get(f"/cases/{item}").text
+    for trigger in ("request_extension", "request_cancel"):
+        assert "整改期限 2026年12月10日 已过（逾期 5 天）" in _blocked(page, trigger)
+        assert f"/cases/{item}/fire/{trigger}" not in page
+    assert f"/cases/{item}/fire/request_closure" in page  # closing late is still possible
+
+
+def test_a_condition_on_a_field_the_form_edits_leaves_the_form_open(clocked, clock):
+    """Only what the form cannot change disables a button: a step that may edit the field
+    its condition reads keeps its form (the engine judges the posted data)."""
+    import dataclasses
+
+    from engine import access
+
+    eng, _ = clocked
+    case_id = eng.create("quote", example("quote", valid_until="2026-12-05"), "zhang").id
+    eng.fire(case_id, "issue", "zhang")
+    case, wf = eng.case(case_id), eng.workflows["quote"]
+    [expire] = wf.candidates("expire", "issued")
+    fixed = access.Action("expire", expire.label, (expire,))
+    editing = access.Action("expire", expire.label,
+                            (dataclasses.replace(expire, edits=("valid_until",)),))
+    everything = access.Action("expire", expire.label,
+                               (dataclasses.replace(expire, edits=("*",)),))
+    [a, b, c] = access.with_conditions(eng, wf, case, [fixed, editing, everything])
+    assert "尚未过期" in a.blocked and b.blocked is None and c.blocked is None
+    unrelated = access.Action("expire", expire.label,
+                              (dataclasses.replace(expire, edits=("remarks",)),))
+    assert "尚未过期" in access.with_conditions(eng, wf, case, [unrelated])[0].blocked
+
+
 # --- the JSON API ------------------------------------------------------------------------------
 
 def test_api_token_operations_and_refusals(site):

@@ -254,3 +254,18 @@ def test_a_form_without_its_csrf_token_is_refused(site, browser, shots):
     expect(page.locator("table.register")).to_contain_text(f"{doc['number']}-01")
     page.screenshot(path=str(shots / "07-register.png"), full_page=True)
     page.context.close()
+
+
+def test_a_step_whose_condition_cannot_hold_is_a_disabled_button(site, browser, shots):
+    eng, base = site
+    case_id = eng.create("quote", example("quote", valid_until=day(7)), "li").id
+    eng.fire(case_id, "issue", "li")
+    page = sign_in(browser, base, "li")
+    page.goto(f"/cases/{case_id}")
+    expire = page.locator("#form-expire")
+    expect(expire.locator("button")).to_be_disabled()
+    expect(expire).to_contain_text("尚未过期")
+    expect(expire.locator("form")).to_have_count(0)
+    expect(page.locator("#form-accept summary")).to_be_enabled()
+    page.screenshot(path=str(shots / "08-case-disabled-button.png"), full_page=True)
+    page.context.close()

@@ -236,8 +236,11 @@ async def show(request: Request, case_id: str) -> JSONResponse:
     w, user = bearer(request)
     case = await _case(w, user, case_id)
     wf = w.engine.workflows[case["workflow"]]
-    case["may_fire"] = [{"trigger": a.trigger, "label": a.label}
-                        for a in access.actions(wf, case, user)]
+    acts = await w.read(access.with_conditions, w.engine, wf, case,
+                        access.actions(wf, case, user))
+    # blocked: why the step's conditions cannot hold now (firing it would be refused, 409)
+    case["may_fire"] = [{"trigger": a.trigger, "label": a.label, "blocked": a.blocked}
+                        for a in acts]
     return ok(case)
 
 

@@ -297,10 +297,15 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                      *, open_trigger: str | None = None, posted: dict[str, Any] | None = None,
                      err: Exception | None = None, status: int = 200,
                      notice: str | None = None) -> Response:
-    acts = access.actions(wf, case, user)
+    acts = await w.read(access.with_conditions, w.engine, wf, case,
+                        access.actions(wf, case, user))
     forms_out = []
     for a in acts:
         mine = a.trigger == open_trigger
+        if a.blocked:  # a disabled button and its reason, not a form the engine must refuse
+            forms_out.append({"action": a, "open": mine, "errors": [], "fields": [], "more": [],
+                              "documents": [], "danger": False})
+            continue
         values = {**case["data"], **(posted or {})} if mine else case["data"]
         by_field, by_row, general = ({}, {}, [])
         if mine and isinstance(err, InputError):
