@@ -42,6 +42,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_documents.py
+	$(PY) benchmarks/bench_speed.py
 
 clean-demo:
 	rm -rf store outbox/20*

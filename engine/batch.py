@@ -135,6 +135,38 @@ class _ReadyConverter(Converter):
         return self.real.convert_many(documents, suffix)
 
 
+class _RememberingRenderer:
+    """The engine's renderer, remembering what the rehearsal rendered so the real fire of
+    the same item (same template, same context, same time) does not render it again."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.kept: dict[str, bytes] = {}
+
+    def load(self, path):
+        return self.real.load(path)
+
+    @staticmethod
+    def _key(template, context, properties) -> str:
+        body = json.dumps([template.sha256, context, properties], ensure_ascii=False,
+                          sort_keys=True, default=str)
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+    def render(self, template, context, properties=None) -> bytes:
+        key = self._key(template, context, properties)
+        found = self.kept.pop(key, None)
+        if found is not None:
+            return found
+        data = self.real.render(template, context, properties)
+        self.kept[key] = data
+        while len(self.kept) > 64:   # renders never asked for again (an item that changed)
+            del self.kept[next(iter(self.kept))]
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
 class BatchRunner:
     """Runs a list of :class:`BatchItem` as ``actor`` on an :class:`Engine`."""
 
@@ -164,6 +196,15 @@ class BatchRunner:
                 todo.append((item, mark.get("case") or item.case_id))
         real = self.engine.converter
         ready: dict[str, bytes] = {}
+        saved_renderer = self.engine._renderer
+        self.engine._renderer = self.renderer = _RememberingRenderer(self.engine.renderer)
+        try:
+            return self._run(batch, items, todo, results, real, ready)
+        finally:
+            self.engine._renderer = saved_renderer
+
+    def _run(self, batch: str, items: list[BatchItem], todo: list, results: dict[str, ItemResult],
+             real: Converter, ready: dict[str, bytes]) -> dict[str, Any]:
         shadow = Tx(self.engine.store.directory, writable=True,
                     listing=self.engine.store.listing)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dealerdocs-batch") as pool:

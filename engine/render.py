@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -52,9 +54,36 @@ FILTERS = {
 }
 
 
+class _CompiledCache(jinja2.Environment):
+    """docxtpl compiles every XML part with ``from_string`` on every render, and compiling is
+    most of a render's time. A template's parts give the same source each time, so the
+    compiled templates are kept (by source; the last 64), which makes a repeated render about
+    twice as fast. Rendering a compiled jinja2 template is thread-safe."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._compiled: OrderedDict[str, jinja2.Template] = OrderedDict()
+        self._compiled_lock = threading.Lock()
+
+    def from_string(self, source, globals=None, template_class=None):  # type: ignore[override]
+        if globals is not None or template_class is not None or not isinstance(source, str):
+            return super().from_string(source, globals, template_class)
+        with self._compiled_lock:
+            found = self._compiled.get(source)
+            if found is not None:
+                self._compiled.move_to_end(source)
+                return found
+        compiled = super().from_string(source)
+        with self._compiled_lock:
+            self._compiled[source] = compiled
+            while len(self._compiled) > 64:
+                self._compiled.popitem(last=False)
+        return compiled
+
+
 def make_environment() -> jinja2.Environment:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True)
+    env = _CompiledCache(autoescape=True, undefined=jinja2.StrictUndefined,
+                         keep_trailing_newline=True)
     env.filters.update(FILTERS)
     return env
 
