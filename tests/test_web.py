@@ -145,6 +145,12 @@ def test_quote_from_form_to_issued_pdf(site):
     for label in ("客户姓名", "客户手机号", "厂家指导价", "精品附件", "付款方式", "报价有效期至"):
         assert label in form
     assert '<option value="分期"' in form  # choices from quote.toml
+    # tables: blank rows for a browser without JavaScript, a <template> row for app.js's button
+    assert 'name="accessories.2.name"' in form and 'name="accessories.3.name"' not in form
+    template = form[form.index('<template id="new-accessories-row">'):form.index("</template>")]
+    assert 'name="accessories.__n__.name"' in template and "需要更多行时先保存" in form
+    js = c.get("/static/app.js")
+    assert js.status_code == 200 and "增加一行" in js.text and '<script src="/static/app.js"' in form
     case_id = new_quote(c)
     page = c.get(f"/cases/{case_id}").text
     assert "草稿" in page and "刘晓明" in page and "出具报价单" in page

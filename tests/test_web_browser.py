@@ -269,3 +269,33 @@ def test_a_step_whose_condition_cannot_hold_is_a_disabled_button(site, browser, 
     expect(page.locator("#form-accept summary")).to_be_enabled()
     page.screenshot(path=str(shots / "08-case-disabled-button.png"), full_page=True)
     page.context.close()
+
+
+def test_add_row_button_numbers_the_new_row_and_it_is_saved(site, browser, shots):
+    eng, base = site
+    page = sign_in(browser, base, "li")
+    page.goto("/cases/new/quote")
+    table = page.locator("#new-accessories")
+    expect(table.locator("tbody tr")).to_have_count(2)  # the blank rows a page without JS has
+    expect(page.locator(".field", has=table).locator(".no-js")).to_be_hidden()
+    add = page.locator(".field", has=table).get_by_role("button", name="增加一行")
+    add.click()
+    add.click()
+    expect(table.locator("tbody tr")).to_have_count(4)
+    expect(table.locator("tbody tr").last.locator("td").first).to_have_text("4")
+    expect(page.locator("input[name='accessories.4.name']")).to_be_focused()
+    page.fill("#new-customer_name", "孙悦")
+    page.fill("#new-customer_mobile", "13911112222")
+    page.fill("input[name='accessories.1.name']", "脚垫")
+    page.fill("input[name='accessories.1.quantity']", "1")
+    page.fill("input[name='accessories.1.unit_price']", "300")
+    page.fill("input[name='accessories.4.name']", "行车记录仪")
+    page.fill("input[name='accessories.4.quantity']", "2")
+    page.fill("input[name='accessories.4.unit_price']", "899.00")
+    page.screenshot(path=str(shots / "09-new-case-added-rows.png"), full_page=True)
+    page.locator("form.case-form button[type=submit]").click()
+    expect(page.locator(".notice")).to_have_text("已新建。")
+    case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    rows = eng.case(case_id)["data"]["accessories"]
+    assert [(r["name"], r["quantity"]) for r in rows] == [("脚垫", 1), ("行车记录仪", 2)]
+    page.context.close()
