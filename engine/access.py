@@ -1,10 +1,12 @@
 """Who may see and do what: questions a front end asks before it shows a page or a button.
 
-Pure functions over the engine's public views (``Engine.case``, ``Engine.cases``, ``due``) and
-the workflow definitions; nothing here writes or bypasses the engine. The engine stays the
-authority: a button shown here is still refused by ``Engine.fire`` if its rules say no, and a
-button hidden here is hidden because ``Engine.fire`` would refuse it (role or separation of
-duties), so a page never offers what the command line would refuse.
+Functions over the engine's views (``Engine.case``, ``Engine.cases``, ``due``) and the
+workflow definitions; ``with_conditions`` also asks the engine's own condition functions
+(through ``Engine._facts``) rather than restating a rule. Nothing here writes or bypasses the
+engine. The engine stays the authority: a button shown here is still refused by ``Engine.fire``
+if its rules say no, and a button hidden or disabled here is so because ``Engine.fire`` would
+refuse it (role, separation of duties, a condition the form cannot change), so a page never
+offers what the command line would refuse.
 """
 from __future__ import annotations
 
@@ -94,7 +96,7 @@ def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
 
     A trigger is offered when one of its candidate transitions names one of the user's roles
     and the separation of duties does not exclude the user. Conditions (e.g. a deadline) are
-    the engine's to judge when the form is sent; they may still refuse with a reason.
+    not looked at here: ``with_conditions`` marks the steps they rule out.
     """
     out: list[Action] = []
     seen: set[str] = set()
