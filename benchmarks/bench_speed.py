@@ -299,7 +299,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=8, help="issues per converter (1–2)")
     parser.add_argument("--transitions", type=int, default=30, help="transitions per store size (3)")
     parser.add_argument("--big", type=int, default=100_000, help="cases in the large store (3)")
-    parser.add_argument("--batch", type=int, default=16, help="documents per batch run (4)")
+    parser.add_argument("--batch", type=int, default=48, help="documents per batch run (4)")
     parser.add_argument("--memory-docs", type=int, default=1000, help="documents (5); 0 skips")
     parser.add_argument("--only", default="12345", help="which figures, e.g. 3")
     args = parser.parse_args()

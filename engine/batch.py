@@ -176,7 +176,7 @@ class BatchRunner:
         self.actor = actor
         self.user = engine.config.user(actor)
         instances = getattr(engine.converter, "instances", 1)
-        self.wave = wave or max(4, 2 * instances)
+        self.wave = wave or max(4, 4 * instances)
         self.progress = progress or (lambda result: None)
         self.hits = self.misses = 0
 

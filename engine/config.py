@@ -95,6 +95,9 @@ class LibreOffice:
     # started with `dealerdocs converter start` is still used).
     warm_instances: int = 0
     unoserver: str = ""  # path; empty = on PATH or the project's .venv-uno
+    # A warm instance is restarted after converting this many documents for one command:
+    # LibreOffice's memory grows with every document (0 = never).
+    recycle_after: int = 100
 
 
 @dataclass(frozen=True)

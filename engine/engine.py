@@ -129,7 +129,7 @@ class Engine(DocumentControl, Registers):
         return WarmConverter(self.config.store_dir / "converter",
                              instances=instances or lo.warm_instances or os.cpu_count() or 2,
                              timeout=lo.timeout, unoserver=lo.unoserver, binary=lo.binary,
-                             autostart=lo.warm_instances > 0)
+                             autostart=lo.warm_instances > 0, recycle_after=lo.recycle_after)
 
     def _warm_wanted(self) -> bool:
         return (self.config.libreoffice.warm_instances > 0
@@ -212,6 +212,7 @@ class Engine(DocumentControl, Registers):
             names += [*rule.resources, *(n for n in (rule.start, rule.end) if n)]
         names += [n for n in (wf.deadline_field, wf.owner_field) if n]
         names += [r.date_field for r in wf.reports.values()]
+        names += [n for n, f in wf.fields.items() if f.type == "string" and n.endswith("_name")]
         state = record["state"]
         return {"summary": " ".join(str(data[k]) for k in wf.summary
                                     if data.get(k) not in (None, "")),

@@ -176,6 +176,22 @@ class _StrictDocxTemplate(DocxTemplate):
     """DocxTemplate whose rendered body must be well-formed before docxtpl's ``fix_tables``
     re-parses it with ``recover=True`` (which would silently drop broken content)."""
 
+    # patch_xml (docxtpl's clean-up of Word's run splits inside tags) is pure and costs as
+    # much as compiling; a template's parts patch the same way every time
+    _patched: "OrderedDict[str, str]" = OrderedDict()
+    _patched_lock = threading.Lock()
+
+    def patch_xml(self, src_xml):
+        with self._patched_lock:
+            found = self._patched.get(src_xml)
+        if found is None:
+            found = super().patch_xml(src_xml)
+            with self._patched_lock:
+                self._patched[src_xml] = found
+                while len(self._patched) > 64:
+                    self._patched.popitem(last=False)
+        return found
+
     def fix_tables(self, xml):
         etree.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml,
                          etree.XMLParser(recover=False, resolve_entities=False, huge_tree=True))

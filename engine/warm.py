@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +82,8 @@ class WarmConverter(Converter):
     """Converts through running unoserver instances; cold ``soffice`` when none can run."""
 
     def __init__(self, state_dir: Path, *, instances: int = 2, timeout: float = 120.0,
-                 unoserver: str = "", binary: str = "soffice", autostart: bool = False) -> None:
+                 unoserver: str = "", binary: str = "soffice", autostart: bool = False,
+                 recycle_after: int = 0) -> None:
         self.state_dir = Path(state_dir)
         self.instances = max(1, instances)
         self.timeout = timeout
@@ -89,6 +91,9 @@ class WarmConverter(Converter):
         self.binary = binary
         self.autostart = autostart
         self.fallback = SofficeConverter(binary, timeout)
+        self.recycle_after = recycle_after
+        self._served: dict[int, int] = {}   # documents converted per instance (by pid)
+        self._served_lock = threading.Lock()
 
     # --- the pool ----------------------------------------------------------------------------
 
@@ -233,6 +238,7 @@ class WarmConverter(Converter):
                 None, xmlrpc.client.Binary(data), None, "pdf", FILTERS[suffix], [], False)
             pdf = bytes(out.data) if isinstance(out, xmlrpc.client.Binary) else bytes(out or b"")
             if pdf.startswith(b"%PDF-"):
+                self._count(inst)
                 return pdf
             problem = "没有返回 PDF"
         except (OSError, xmlrpc.client.Error) as err:  # timeout, crash, conversion fault
@@ -241,6 +247,19 @@ class WarmConverter(Converter):
                     inst["port"], problem)
         self._restart(inst)
         return self.fallback.convert(data, suffix)
+
+    def _count(self, inst: dict) -> None:
+        """Restart an instance once it has converted ``recycle_after`` documents for this
+        process: LibreOffice keeps memory from every document it opened. The others carry
+        on meanwhile (a starting instance is skipped, not restarted again)."""
+        if not self.recycle_after:
+            return
+        with self._served_lock:
+            served = self._served.get(inst["pid"], 0) + 1
+            self._served[inst["pid"]] = served
+        if served >= self.recycle_after:
+            log.info("recycling warm instance %s after %s documents", inst["port"], served)
+            self._restart(inst)
 
     def close(self) -> None:
         """The pool outlives this object on purpose (other commands reuse it)."""

@@ -124,6 +124,22 @@ def _sessions_using(folder) -> set[int]:
     return found
 
 
+def test_an_instance_is_recycled_after_its_share_of_documents(tmp_path):
+    pool = WarmConverter(tmp_path / "pool", instances=1, timeout=60, recycle_after=2)
+    [first] = pool.start()
+    try:
+        texts = ["第一份", "第二份", "第三份"]
+        pdfs = [pool.convert(chinese_docx(t)) for t in texts]
+        for i, (text, pdf) in enumerate(zip(texts, pdfs)):
+            (tmp_path / f"{i}.pdf").write_bytes(pdf)
+            assert text in pdf_text(tmp_path / f"{i}.pdf")
+        [now] = pool._load()
+        assert now["pid"] != first["pid"] and not _alive(first["pid"])
+        assert _sessions_using(pool.state_dir) == {now["pid"]}
+    finally:
+        pool.stop()
+
+
 def test_stop_leaves_no_process(tmp_path):
     pool = WarmConverter(tmp_path / "pool", instances=1, timeout=60)
     [inst] = pool.start()
