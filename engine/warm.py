@@ -142,6 +142,8 @@ class WarmConverter(Converter):
                     raise ConversionError(f"unoserver 实例（端口 {inst['port']}）90 秒内未就绪；"
                                           f"日志：{inst['log']}")
                 time.sleep(0.3)
+            inst["ready"] = True   # it has answered: from now on, silence means trouble
+        self._save(pool)
         return pool
 
     def _spawn(self, exe: str, slot: int) -> dict:
@@ -165,8 +167,10 @@ class WarmConverter(Converter):
                 "profile": str(profile), "log": str(logfile), "started": time.time()}
 
     def _starting(self, inst: dict) -> bool:
-        """A freshly spawned instance whose LibreOffice is still starting (process alive)."""
-        return _process_alive(inst["pid"]) and time.time() - inst.get("started", 0) < 90
+        """A freshly spawned instance whose LibreOffice is still starting (process alive, never
+        seen answering, younger than 90 s); one that answered before and is silent now hangs."""
+        return (_process_alive(inst["pid"]) and not inst.get("ready")
+                and time.time() - inst.get("started", 0) < 90)
 
     def _kill(self, inst: dict) -> None:
         try:

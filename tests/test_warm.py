@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -136,6 +137,64 @@ def test_an_instance_is_recycled_after_its_share_of_documents(tmp_path):
         [now] = pool._load()
         assert now["pid"] != first["pid"] and not _alive(first["pid"])
         assert _sessions_using(pool.state_dir) == {now["pid"]}
+    finally:
+        pool.stop()
+
+
+def _soffice_of(inst: dict) -> list[int]:
+    """The LibreOffice processes of a warm instance (its session)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == inst["pid"] and \
+                    (entry / "comm").read_text().strip() == "soffice.bin":
+                pids.append(int(entry.name))
+        except (OSError, ProcessLookupError):
+            continue
+    return pids
+
+
+def test_an_instance_killed_mid_document_still_gives_the_pdf(warm, tmp_path):
+    [inst] = [i for i in warm.status() if i["alive"]]
+    [office] = _soffice_of(inst)
+    os.kill(office, signal.SIGSTOP)          # the document is in flight and stays there …
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        pdf=warm.convert(chinese_docx("转换途中实例被杀"))))
+    worker.start()
+    time.sleep(1.0)
+    os.killpg(inst["pid"], signal.SIGKILL)   # … when the instance is killed
+    os.kill(office, signal.SIGKILL)
+    worker.join(timeout=120)
+    (tmp_path / "x.pdf").write_bytes(result["pdf"])
+    assert "转换途中实例被杀" in pdf_text(tmp_path / "x.pdf")
+    [replaced] = warm._load()
+    assert replaced["pid"] != inst["pid"]
+    deadline = time.monotonic() + 60
+    while not warm._alive(replaced) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "恢复后" in _text_of(warm.convert(chinese_docx("恢复后")), tmp_path)
+
+
+def _text_of(pdf: bytes, folder) -> str:
+    (folder / "t.pdf").write_bytes(pdf)
+    return pdf_text(folder / "t.pdf")
+
+
+def test_a_hanging_document_times_out_restarts_the_instance_and_converts_cold(tmp_path):
+    pool = WarmConverter(tmp_path / "pool", instances=1, timeout=8)
+    [inst] = pool.start()
+    try:
+        pool.convert(chinese_docx("预热"))
+        [office] = _soffice_of(inst)
+        os.kill(office, signal.SIGSTOP)      # LibreOffice hangs on the next document
+        started = time.monotonic()
+        pdf = pool.convert(chinese_docx("卡住的文档"))
+        waited = time.monotonic() - started
+        assert "卡住的文档" in _text_of(pdf, tmp_path)   # converted cold after the timeout
+        assert waited < 60   # bounded by the per-document timeout, not hanging for ever
+        [replaced] = pool._load()
+        assert replaced["pid"] != inst["pid"] and not _alive(office)
     finally:
         pool.stop()
 
