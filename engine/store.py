@@ -735,6 +735,7 @@ class Store:
         os.replace(legacy, self.directory / "dealerdocs.v2.json")
         _fsync_dir(self.directory)
         shutil.rmtree(side, ignore_errors=True)
+        (self.directory / (LEGACY_FILE + ".lock")).unlink(missing_ok=True)
 
 
 def new_meta() -> dict[str, Any]:
