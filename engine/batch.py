@@ -115,8 +115,12 @@ class _Rehearsed(Exception):
 
 
 class _RehearsalConverter(Converter):
+    """Stops a rehearsed fire at its first conversion. Only the documents it issues (.docx)
+    are worth converting ahead; a stamp (.svg, e.g. 作废 on a cancellation) ends the
+    rehearsal with nothing to convert."""
+
     def convert_many(self, documents: list[bytes], suffix: str = ".docx") -> list[bytes]:
-        raise _Rehearsed(list(documents))
+        raise _Rehearsed(list(documents) if suffix == ".docx" else [])
 
 
 class _ReadyConverter(Converter):

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import pytest
+from pypdf import PdfReader
 
 from engine.batch import BatchItem, BatchRunner
 from datetime import datetime
@@ -106,3 +107,21 @@ def test_cli_batch_reports_a_bad_line_by_number(tmp_path):
     proc = run_cli("batch", "create", "quote", "--jsonl", "bad.jsonl", "--as", "zhang",
                    cwd=dealer, check=False)
     assert proc.returncode == 3 and "第 2 行" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_batch_cancel_voids_and_stamps_each_case(engine):
+    ids = []
+    for hour in (9, 11, 14):   # one car, three slots of a day
+        data = example("test_drive", slot_start=f"2030-06-15T{hour:02d}:00",
+                       slot_end=f"2030-06-15T{hour:02d}:45")
+        ids.append(engine.create("test_drive", data, "zhang").id)
+        engine.fire(ids[-1], "sign_agreement", "zhang")
+    summary = BatchRunner(engine, "zhang").run(
+        "fire", "cancel", [BatchItem(i, "cancel", case_id=i, data={"cancel_reason": "车辆临时调配"})
+                           for i in ids])
+    assert (summary["done"], summary["failed"]) == (3, 0), summary
+    for case_id in ids:
+        [doc] = engine.case(case_id)["documents"]
+        assert doc["status"] == "void" and doc["stamped_pdf"]
+        pages = PdfReader(str(engine.outbox.absolute(doc["stamped_pdf"]))).pages
+        assert all("作废" in page.extract_text() for page in pages)
