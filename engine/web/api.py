@@ -18,14 +18,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from .. import access
 from ..config import User
 from ..errors import InputError, NotFoundError, PermissionDenied
 from . import auth, forms
 from .app import SignInRequired, Web, _jsonable, web
-from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree
+from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree, report_response
 
 router = APIRouter(prefix="/api", tags=["dealerdocs"])
 
@@ -346,12 +345,4 @@ async def report(request: Request, name: str, fmt: Literal["xlsx", "docx", "pdf"
              and access.may_view_workflow(user, wf)]
     if not found:
         raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看", report=name)
-    folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
-    try:
-        result = await w.write(w.engine.report, name, date_from, date_to, (fmt,), Path(folder))
-    except Exception:
-        _remove_tree(folder)
-        raise
-    return FileResponse(result["files"][fmt], media_type=_MEDIA[fmt],
-                        filename=f"{result['title']}.{fmt}",
-                        background=BackgroundTask(_remove_tree, folder))
+    return await report_response(w, name, date_from, date_to, fmt)

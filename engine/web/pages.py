@@ -597,12 +597,19 @@ async def report_file(request: Request, name: str, fmt: str, date_from: str = ""
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     if fmt not in _MEDIA:
         raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
+    return await report_response(w, name, start, end, fmt)
+
+
+async def report_response(w: Web, name: str, start: date | None, end: date | None,
+                          fmt: str) -> FileResponse:
+    """A report exported into a temporary folder, sent, and the folder removed afterwards
+    (pages and the API)."""
     folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
     try:
         result = await w.write(w.engine.report, name, start, end, (fmt,), Path(folder))
     except Exception:
         _remove_tree(folder)
         raise
-    path = Path(result["files"][fmt])
-    return FileResponse(path, media_type=_MEDIA[fmt], filename=f"{result['title']}.{fmt}",
+    return FileResponse(result["files"][fmt], media_type=_MEDIA[fmt],
+                        filename=f"{result['title']}.{fmt}",
                         background=BackgroundTask(_remove_tree, folder))
