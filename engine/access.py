@@ -240,7 +240,7 @@ def overview(engine: "Engine", user: User) -> dict[str, list[dict[str, Any]]]:
     Built from the store's listings; a case file is opened only for the separation of
     duties of a step the user's roles may take (see ``listed_actions``)."""
     mine, reviews = [], []
-    for row in engine.cases():
+    for row in engine.cases(open_only=True):
         wf = engine.workflows.get(row["workflow"])
         if wf is None or row["final"] or not may_view_workflow(user, wf):
             continue

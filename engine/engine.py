@@ -180,14 +180,17 @@ class Engine(DocumentControl, Registers):
         }
 
     def cases(self, workflow: str | None = None, state: str | None = None,
-              opened_from: date | None = None, opened_to: date | None = None
-              ) -> list[dict[str, Any]]:
-        """Case listings (from the day indexes, no case file opened), filtered by workflow,
-        state and the period the case was opened in."""
-        if workflow is not None:
-            self.workflow(workflow)
+              opened_from: date | None = None, opened_to: date | None = None,
+              open_only: bool = False) -> list[dict[str, Any]]:
+        """Case listings (from the indexes, no case file opened), filtered by workflow, state
+        and the period the case was opened in; ``open_only`` leaves out finished cases (and
+        reads only the index of open ones, as does asking for a state that is never final)."""
+        flows = [self.workflow(workflow)] if workflow is not None else list(self.workflows.values())
+        if state is not None and all(not wf.states[state].final for wf in flows
+                                     if state in wf.states):
+            open_only = True
         with self.store.snapshot() as tx:
-            rows = tx.find_cases(workflow, state, opened_from, opened_to)
+            rows = tx.find_cases(workflow, state, opened_from, opened_to, open_only)
         out = []
         for r in rows:
             wf = self.workflows.get(r["workflow"])

@@ -44,7 +44,7 @@ class Registers:
             for wf in self.workflows.values():
                 if wf.deadline_field is None:
                     continue
-                for listing in tx.find_cases(workflow=wf.key):
+                for listing in tx.find_cases(workflow=wf.key, open_only=True):
                     if listing.get("final"):
                         continue
                     record = {"state": listing["state"], "data": listing.get("fields", {})}

@@ -1,7 +1,7 @@
 """The embedded store: tinydb partitions, one per case, so a transition costs the same after
 years of history; written through a journal under a cross-process lock.
 
-Why this layout (schema 3): tinydb's own storage rewrites the whole file on every write, so a
+Why this layout (schema 3, open-case index added in 4): tinydb's own storage rewrites the whole file on every write, so a
 single-file store gets slower with every case ever handled. Here a unit of work touches only
 small files: the case's own tinydb file, the index of the day the case was opened, the
 document index of the day, one of 1,024 document-number buckets, the small ``meta.json`` and
@@ -15,6 +15,9 @@ On-disk shape under ``<store>/``::
                                        case's own audit and register_log entries
     index/cases/YYYY/MM/DD.json        {case id: listing} by the day the case was opened
     index/held/<workflow>.json         {case id: listing} cases holding an [[exclusive]] resource
+    index/open/<workflow>/YYYY-MM.json {case id: listing} cases not in a final state, by the
+                                       month they were opened (what start pages, the due list
+                                       and "which quotes are still issued" read)
     index/documents/YYYY/MM/DD.json    {number: document} by the day it was issued
     index/numbers/<xyz>.json           {number: case id}, 1,024 buckets by crc32 of the number
     index/copies/YYYY/MM/DD.json       {key: copy} by the day the copy was handed out
@@ -61,7 +64,7 @@ from .errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEGACY_FILE = "dealerdocs.json"   # schemas 1 and 2: the whole store in one tinydb file
 META_FILE = "meta.json"
 LOCK_FILE = "dealerdocs.lock"
@@ -350,15 +353,39 @@ class Tx:
         self._set_index(self._day_index("cases", record["created_at"]), record["id"], listing)
         held = self.root / "index" / "held" / f"{record['workflow']}.json"
         self._set_index(held, record["id"], listing if listing.get("held") else None)
+        self._set_index(self._open_path(record["workflow"], record["created_at"]), record["id"],
+                        None if listing.get("final") else listing)
+
+    def _open_path(self, workflow: str, stamp: str) -> Path:
+        return self.root / "index" / "open" / workflow / f"{stamp[:7]}.json"
 
     def find_cases(self, workflow: str | None = None, state: str | None = None,
-                   opened_from: date | None = None, opened_to: date | None = None
-                   ) -> list[dict[str, Any]]:
+                   opened_from: date | None = None, opened_to: date | None = None,
+                   open_only: bool = False) -> list[dict[str, Any]]:
         """Listings of the cases opened in [opened_from, opened_to], filtered by workflow and
-        state; only the day indexes of that period are read."""
-        return [c for c in self._scan("cases", opened_from, opened_to)
+        state; only the day indexes of that period are read, or with ``open_only`` only the
+        (much smaller) index of cases not in a final state."""
+        if open_only:
+            rows = self._scan_open(workflow, opened_from, opened_to)
+        else:
+            rows = self._scan("cases", opened_from, opened_to)
+        return [c for c in rows
                 if (workflow is None or c["workflow"] == workflow)
                 and (state is None or c["state"] == state)]
+
+    def _scan_open(self, workflow: str | None, start: date | None, end: date | None
+                   ) -> Iterator[dict]:
+        base = self.root / "index" / "open"
+        paths = set(base.glob(f"{workflow or '*'}/*.json"))
+        paths |= {p for p in self._indexes if p.is_relative_to(base)
+                  and (workflow is None or p.parent.name == workflow)}
+        lo = start.isoformat()[:7] if start else ""
+        hi = end.isoformat()[:7] if end else "9999"
+        for path in sorted(paths):
+            if lo <= path.stem <= hi:
+                for c in self._index(path).values():
+                    if _in_range(c["created_at"][:10], start, end):
+                        yield dict(c)
 
     def held_cases(self, workflow: str) -> list[dict[str, Any]]:
         """Listings of the cases of ``workflow`` that hold an ``[[exclusive]]`` resource."""
@@ -603,6 +630,24 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StorageError(f"数据库版本 {version} 比本程序支持的 {SCHEMA_VERSION} 新；"
                                    f"请升级 dealerdocs", path=str(self.directory))
+            if version == 3:
+                self._add_open_index(meta)
+
+    def _add_open_index(self, meta: dict) -> None:
+        """3 → 4: the index of open cases, built from the day indexes (idempotent: the
+        version moves on only once every file is written)."""
+        log.info("migrating store to schema 4 (index of open cases)")
+        tx = Tx(self.directory, writable=True, listing=self.listing)
+        shutil.rmtree(self.directory / "index" / "open", ignore_errors=True)
+        for listing in tx.find_cases():
+            if not listing.get("final"):
+                tx._set_index(tx._open_path(listing["workflow"], listing["created_at"]),
+                              listing["id"], listing)
+        for path in tx._dirty_indexes:
+            atomic_write_bytes(path, _dumps(tx._indexes[path]), sync=False)
+        _sync_filesystem(self.directory)
+        meta["_meta"] = {"1": {"schema_version": SCHEMA_VERSION}}
+        atomic_write_bytes(self.directory / META_FILE, _dumps(meta))
 
     def _commit(self, tx: Tx) -> None:
         replace, appends = tx.changes()

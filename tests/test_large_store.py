@@ -94,3 +94,36 @@ def test_transition_and_exclusive_check_on_a_large_store(big):
     assert held == expected
     problems = [p for p in engine.verify() if p["problem"] != "missing"]
     assert problems == []  # chains, register and indexes agree; only the files are synthetic
+
+
+def test_open_cases_come_from_their_own_index(big):
+    engine, made, _ = big
+    with engine.store.snapshot() as tx:   # as they are now (an earlier test fired on one)
+        every = list(tx.cases_in_store())
+    expected = sorted(c["id"] for c in every
+                      if not engine.workflow(c["workflow"]).states[c["state"]].final)
+    assert sorted(c["id"] for c in engine.cases(open_only=True)) == expected
+    assert len(expected) < len(every) / 3   # the point: most of history is finished
+    finals = [c for c in engine.cases() if c["final"]]
+    assert finals and all(c["id"] not in set(expected) for c in finals)
+
+
+def test_a_schema_3_store_gets_its_open_index(big, tmp_path):
+    import json
+    import shutil
+
+    engine, made, every = big
+    copy = tmp_path / "store"
+    shutil.copytree(engine.store.directory, copy)
+    shutil.rmtree(copy / "index" / "open")
+    meta = json.loads((copy / "meta.json").read_text(encoding="utf-8"))
+    meta["_meta"]["1"]["schema_version"] = 3
+    (copy / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    from engine.store import SCHEMA_VERSION, Store
+
+    store = Store(copy, listing=engine.store.listing)
+    with store.snapshot() as tx:
+        again = sorted(c["id"] for c in tx.find_cases(open_only=True))
+    assert again == sorted(c["id"] for c in engine.cases(open_only=True))
+    meta = json.loads((copy / "meta.json").read_text(encoding="utf-8"))
+    assert meta["_meta"]["1"]["schema_version"] == SCHEMA_VERSION
