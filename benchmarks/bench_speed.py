@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import io
 import json
-import os
 import shutil
 import statistics
 import subprocess

@@ -224,9 +224,8 @@ class BatchRunner:
                 pending = (wave, times, future)
             if pending is not None:
                 self._issue(batch, *pending, real, ready, results)
-        done = [r for r in results.values()]
         order = {item.key: i for i, item in enumerate(items)}
-        ordered = sorted(done, key=lambda r: order[r.key])
+        ordered = sorted(results.values(), key=lambda r: order[r.key])
         return {"batch": batch, "items": len(items),
                 "done": sum(r.status == "done" for r in ordered),
                 "skipped": sum(r.status == "skipped" for r in ordered),

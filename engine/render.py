@@ -14,7 +14,6 @@ import threading
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping

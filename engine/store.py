@@ -52,7 +52,7 @@ import zlib
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from filelock import FileLock, Timeout
 from tinydb import Query, TinyDB
