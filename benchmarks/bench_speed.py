@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import shutil
 import statistics
@@ -36,13 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from docxtpl import DocxTemplate  # noqa: E402
-
 from engine import Engine, load_config  # noqa: E402
 from engine.batch import BatchItem, BatchRunner  # noqa: E402
 from engine.convert import SofficeConverter  # noqa: E402
-from engine.render import FILTERS  # noqa: E402
 from engine.warm import WarmConverter, find_unoserver  # noqa: E402
+import bench_documents  # noqa: E402
 from generate_store import generate  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -95,14 +92,7 @@ def bench_issue(work: Path, pool: WarmConverter, repeat: int) -> None:
     template = warm.renderer.load(warm.config.templates_dir / "quote.docx")
 
     def plain_render() -> bytes:
-        import jinja2
-        env = jinja2.Environment()
-        env.filters.update(FILTERS)
-        doc = DocxTemplate(io.BytesIO(template.data))
-        doc.render(context, jinja_env=env)
-        out = io.BytesIO()
-        doc.save(out)
-        return out.getvalue()
+        return bench_documents.plain_render(template.data, context)
 
     # warm-up: first render, each instance's first document, the cold profile
     pool.convert_many([plain_render()] * 2)
