@@ -824,6 +824,8 @@ class Engine(DocumentControl, Registers):
             "case": {"id": record["id"], "state": state, "state_label": wf.states[state].label},
             "totals": totals,
             "links": dict(links or {}),
+            # the store's rules as the checks apply them, so the printed terms say the same
+            "policy": dataclasses.asdict(self.config.policy),
         })
         return context
 

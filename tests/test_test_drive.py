@@ -42,9 +42,9 @@ def test_a_drive_from_booking_to_evaluation_and_the_register(dealer):
     drive = cli(dealer, "new", "test_drive", "--as", "zhang", data=booking())["id"]
     agreement = cli(dealer, "fire", drive, "sign_agreement", "--as", "zhang")["documents"][0]
     for text in (docx_text(Path(agreement["docx"])),
-                 pdf_text(Path(agreement["pdf"])).replace(" ", "")):
+                 "".join(pdf_text(Path(agreement["pdf"])).split())):  # no spaces, no line wraps
         for expected in ("试乘试驾协议书", "王芳", "京A12345", "城市道路", "440305199912318881",
-                         "C1", agreement["number"]):
+                         "C1", agreement["number"], "年满18周岁", "驾龄满1年"):
             assert expected.replace(" ", "") in text.replace(" ", ""), expected
     assert all(f["emb"] == "yes" for f in pdf_fonts(Path(agreement["pdf"])))
 
@@ -82,6 +82,19 @@ def test_a_drive_from_booking_to_evaluation_and_the_register(dealer):
     assert body[other]["状态"] == "已预约" and body[other]["方式"] == "试乘"
     report_pdf = pdf_text(Path(result["files"]["pdf"]))
     assert "试乘试驾预约登记表" in report_pdf and drive in report_pdf and other in report_pdf
+
+
+def test_the_agreement_states_the_stores_own_policy(dealer):
+    """The limits the agreement prints are the ones the checks apply ([policy])."""
+    config = dealer / "config.toml"
+    config.write_text(config.read_text(encoding="utf-8")
+                      .replace("test_drive_min_age = 18", "test_drive_min_age = 21")
+                      .replace("test_drive_min_licence_years = 1", "test_drive_min_licence_years = 3"),
+                      encoding="utf-8")
+    drive = cli(dealer, "new", "test_drive", "--as", "zhang", data=booking())["id"]
+    agreement = cli(dealer, "fire", drive, "sign_agreement", "--as", "zhang")["documents"][0]
+    text = "".join(pdf_text(Path(agreement["pdf"])).split())
+    assert "年满21周岁" in text and "驾龄满3年" in text and "年满18周岁" not in text
 
 
 def test_test_ride_only_needs_no_licence(dealer):

@@ -11,9 +11,9 @@ their edits.
 
 Every ``{{ … }}`` below uses only names of the test-drive workflow's template context (dealer,
 doc, case, totals and the workflow's fields) and the filters cn_date and cn_datetime; rendering
-uses StrictUndefined, so a misspelt name fails. ``links`` is empty for this workflow and the
-store's ``[policy]`` is not in the context: the limits the agreement states (驾龄满 1 年,
-年满 18 周岁, 市区 60 公里/小时 …) are plain text that the store edits in Word.
+uses StrictUndefined, so a misspelt name fails. ``links`` is empty for this workflow. The
+driver's minimum age and licence years come from the store's ``[policy]`` (the same figures the
+checks apply); the other limits (市区 60 公里/小时 …) are plain text the store edits in Word.
 
 Tick boxes are ■ (chosen) and □ (not chosen), as on the handover form: both are in 宋体 and in
 Noto CJK at full CJK width, ☑/☐ are in neither (see tools/build_delivery_templates.py).
@@ -180,8 +180,9 @@ def build_agreement(path: Path) -> None:
                 "本协议第二部分为准。试驾车归甲方所有，仅供本次体验使用；乙方不得将车辆交给第三部分"
                 "所列驾驶人以外的任何人驾驶，也不得用于载货、营运、练车、竞速或其他与试乘试驾无关的"
                 "用途。")
-    clause(doc, "2.\t**驾驶人条件。**驾驶人应年满 18 周岁，持有有效的机动车驾驶证，准驾车型与试驾"
-                "车相符，驾龄满 1 年并有实际驾驶经验；驾驶证处于实习期、被暂扣或记满 12 分的，"
+    clause(doc, "2.\t**驾驶人条件。**驾驶人应年满 {{ policy.test_drive_min_age }} 周岁，持有有效的"
+                "机动车驾驶证，准驾车型与试驾车相符，驾龄满 {{ policy.test_drive_min_licence_years }}"
+                " 年并有实际驾驶经验；驾驶证处于实习期、被暂扣或记满 12 分的，"
                 "不得试驾。驾驶人应在出发前出示驾驶证原件供甲方核验，驾驶证复印件或照片作为本协议"
                 "附件。**乙方保证所填信息真实，因信息不实产生的后果由乙方承担。**")
     clause(doc, "3.\t**身体状况。**驾驶人保证未饮酒，未服用毒品、管制药品或其他影响安全驾驶的药物，"
