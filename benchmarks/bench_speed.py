@@ -183,12 +183,12 @@ def bench_store(work: Path, repeat: int, big_cases: int) -> None:
         timed(lambda: big.cases(opened_from=date(end.year - 2, 3, 1),
                                 opened_to=date(end.year - 2, 3, 31))), "ms", "", "")
     from engine import store as store_module
-    store_module._INDEX_CACHE.clear()
+    store_module.clear_index_cache()
     row("  lookup: all issued quotes (open-case index, first read)",
         timed(lambda: big.cases(workflow="quote", state="issued")), "ms", "", "")
     row("  lookup: all issued quotes (server, cached)",
         timed(lambda: big.cases(workflow="quote", state="issued")), "ms", "", "")
-    store_module._INDEX_CACHE.clear()
+    store_module.clear_index_cache()
     row("  lookup: all cancelled quotes (a final state: every day index)",
         timed(lambda: big.cases(workflow="quote", state="cancelled")), "ms", "", "")
 

@@ -316,8 +316,7 @@ class DocumentControl:
         indexed = {d["number"]: d for d in tx.find_documents()}
         for number in sorted(set(docs) | set(indexed)):
             a, b = docs.get(number), indexed.get(number)
-            if a is None or b is None or tx.case_of(number) != a["case_id"] or \
-                    {k: v for k, v in a.items()} != {k: v for k, v in b.items()}:
+            if a is None or b is None or tx.case_of(number) != a["case_id"] or a != b:
                 problems.append({"number": number, "path": "index", "problem": "index",
                                  "detail": f"文件 {number} 的索引与案件文件中的登记不一致"})
         for number, event in sorted(issued.items(), key=lambda kv: kv[1]["seq"]):

@@ -25,7 +25,6 @@ from lxml import etree
 
 from . import dates, money
 from .errors import TemplateError
-from .jsonview import context_value  # noqa: F401  (re-exported)
 from .text import clean_text
 
 

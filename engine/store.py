@@ -48,7 +48,9 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import zlib
+from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -187,23 +189,46 @@ def _read_json(path: Path) -> Any:
 
 
 # Parsed index files, keyed by path and (mtime, size, inode): a long-running process (the web
-# app) re-reads only the day files that changed. Files are only ever replaced whole, so a new
-# content always comes with a new inode.
-_INDEX_CACHE: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+# app) re-reads only the files that changed. Files are only ever replaced whole, so a new
+# content always comes with a new inode. Bounded by the files' size on disk (least recently
+# used go first), so scanning every document of a large store cannot fill the memory.
+_INDEX_CACHE: "OrderedDict[Path, tuple[tuple[int, int, int], Any]]" = OrderedDict()
+_INDEX_CACHE_BYTES = 32 * 1024 * 1024
+_index_cache_size = 0
+_index_cache_lock = threading.Lock()
 
 
 def _read_index_cached(path: Path) -> Any:
+    global _index_cache_size
     try:
         st = path.stat()
     except FileNotFoundError:
         return None
     key = (st.st_mtime_ns, st.st_size, st.st_ino)
-    hit = _INDEX_CACHE.get(path)
-    if hit is not None and hit[0] == key:
-        return hit[1]
+    with _index_cache_lock:
+        hit = _INDEX_CACHE.get(path)
+        if hit is not None and hit[0] == key:
+            _INDEX_CACHE.move_to_end(path)
+            return hit[1]
     data = _read_json(path)
-    _INDEX_CACHE[path] = (key, data)
+    with _index_cache_lock:
+        old = _INDEX_CACHE.pop(path, None)
+        if old is not None:
+            _index_cache_size -= old[0][1]
+        if st.st_size <= _INDEX_CACHE_BYTES // 4:
+            _INDEX_CACHE[path] = (key, data)
+            _index_cache_size += st.st_size
+        while _index_cache_size > _INDEX_CACHE_BYTES:
+            _, (dropped, _) = _INDEX_CACHE.popitem(last=False)
+            _index_cache_size -= dropped[1]
     return data
+
+
+def clear_index_cache() -> None:
+    global _index_cache_size
+    with _index_cache_lock:
+        _INDEX_CACHE.clear()
+        _index_cache_size = 0
 
 
 class _Memory(Storage):

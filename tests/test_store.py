@@ -288,3 +288,19 @@ def test_a_version_2_store_from_the_demo_is_migrated_whole(tmp_path):
             if not key.startswith("copy:"):
                 assert tx.peek_counter(key) == value
     assert (tmp_path / "dealerdocs.v2.json").exists() and not (tmp_path / "dealerdocs.json").exists()
+
+
+def test_the_index_cache_of_a_long_running_process_stays_within_its_budget(tmp_path, monkeypatch):
+    from engine import store as store_module
+
+    store = Store(tmp_path)
+    with store.transaction() as tx:
+        for day in range(1, 29):
+            tx.put_case(_case(f"Q-{day}", day=f"2026-02-{day:02d}"))
+    store_module.clear_index_cache()
+    monkeypatch.setattr(store_module, "_INDEX_CACHE_BYTES", 2048)  # a few day files
+    with store.snapshot() as tx:
+        assert len(tx.find_cases()) == 28   # every day read, correct, though not all kept
+    assert 0 < store_module._index_cache_size <= 2048 and len(store_module._INDEX_CACHE) < 28
+    assert sum(k[1] for k, _ in store_module._INDEX_CACHE.values()) == store_module._index_cache_size
+    store_module.clear_index_cache()
