@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import StorageError
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def sha256(data: bytes) -> str:

@@ -16,7 +16,8 @@ from .archive import sha256
 from .config import User
 from .dates import cn_date
 from .errors import InputError, NotFoundError, StateError, StorageError
-from .store import Tx, atomic_write_bytes
+from .files import atomic_write_bytes
+from .store import Tx
 
 log = logging.getLogger(__name__)
 
@@ -77,39 +78,35 @@ class DocumentControl:
         if reason not in RECALL_REASONS:
             raise InputError(f"回收原因 \"{reason}\" 无效；可选：{'、'.join(RECALL_REASONS)}",
                              field="reason")
-        now = self.clock()
-        written: list[str] = []
-        try:
-            return self._recall(number, reason, user, now, copy, from_, keep, written)
-        except BaseException:
-            for relative in written:
-                self.outbox.remove(relative)
-            raise
+        return self._run(lambda tx, work: self._recall(tx, work, number, reason, user, copy,
+                                                       from_, keep))
 
-    def _recall(self, number: str, reason: str, user: User, now: datetime, copy: int | None,
-                from_: str | None, keep: bool, written: list[str]) -> dict[str, Any]:
-        with self.store.transaction() as tx:
-            doc = self._document_record(tx, number)
-            current = self._current_copies(tx, number)
-            if copy is not None:
-                target = current.get(copy)
-                if target is None:
-                    raise NotFoundError(f"文件 {number} 没有发放过发放号 {copy:02d} 的副本"
-                                        f"（已发放：{_copy_list(current) or '无'}）", number=number)
-                if target["status"] != "out":
-                    raise StateError(f"发放号 {target['label']} 已{_copy_state(target)}，不能再回收",
-                                     number=number)
-                targets = [target]
-            else:
-                targets = [c for c in current.values() if c["status"] == "out"
-                           and (from_ is None or c["recipient"] == from_)]
-                if not targets:
-                    who = f"在 {from_} 处" if from_ else ""
-                    raise StateError(f"文件 {number} {who}没有未收回的副本", number=number)
-            results = [self._take_back(tx, doc, c, reason, user, now, returned_by=from_,
-                                       keep=keep) for c in targets]
-            if reason in STAMP_WORDS:
-                self._stamp_document(tx, doc, STAMP_WORDS[reason], reason, now, written)
+    def _recall(self, tx: Tx, work, number: str, reason: str, user: User, copy: int | None,
+                from_: str | None, keep: bool) -> dict[str, Any]:
+        """The body of :meth:`recall` in a unit of work (a rehearsal or the real one): a
+        recall for 换版 or 作废 stamps the PDF, which converts."""
+        now = work.now
+        doc = self._document_record(tx, number)
+        current = self._current_copies(tx, number)
+        if copy is not None:
+            target = current.get(copy)
+            if target is None:
+                raise NotFoundError(f"文件 {number} 没有发放过发放号 {copy:02d} 的副本"
+                                    f"（已发放：{_copy_list(current) or '无'}）", number=number)
+            if target["status"] != "out":
+                raise StateError(f"发放号 {target['label']} 已{_copy_state(target)}，不能再回收",
+                                 number=number)
+            targets = [target]
+        else:
+            targets = [c for c in current.values() if c["status"] == "out"
+                       and (from_ is None or c["recipient"] == from_)]
+            if not targets:
+                who = f"在 {from_} 处" if from_ else ""
+                raise StateError(f"文件 {number} {who}没有未收回的副本", number=number)
+        results = [self._take_back(tx, doc, c, reason, user, now, returned_by=from_,
+                                   keep=keep) for c in targets]
+        if reason in STAMP_WORDS:
+            self._stamp_document(tx, work, doc, STAMP_WORDS[reason], reason)
         return {"number": number, "reason": reason, "copies": results}
 
     def document(self, number: str) -> dict[str, Any]:
@@ -186,14 +183,13 @@ class DocumentControl:
         if recipient:
             self._new_copy(tx, doc, recipient, dept, "纸质", user, now)
 
-    def _withdraw(self, tx: Tx, doc: Mapping[str, Any], reason: str, user: User,
-                  now: datetime, written: list[str]) -> None:
+    def _withdraw(self, tx: Tx, work, doc: Mapping[str, Any], reason: str, user: User) -> None:
         """Recall every open copy of ``doc`` (换版 on a revision, 作废 on cancellation) and
         write the stamped PDF beside the original."""
         for c in self._current_copies(tx, doc["number"]).values():
             if c["status"] == "out":
-                self._take_back(tx, doc, c, reason, user, now, returned_by=None, keep=True)
-        self._stamp_document(tx, doc, STAMP_WORDS[reason], reason, now, written)
+                self._take_back(tx, doc, c, reason, user, work.now, returned_by=None, keep=True)
+        self._stamp_document(tx, work, doc, STAMP_WORDS[reason], reason)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -259,8 +255,8 @@ class DocumentControl:
                            copy_no=c["copy_no"], rev=c["rev"] + 1)
         return self._copy_view(record)
 
-    def _stamp_document(self, tx: Tx, doc: Mapping[str, Any], word: str, reason: str,
-                        now: datetime, written: list[str] | None = None) -> None:
+    def _stamp_document(self, tx: Tx, work, doc: Mapping[str, Any], word: str,
+                        reason: str) -> None:
         """A stamped copy of the PDF beside the original (which stays untouched)."""
         doc = tx.document(doc["number"]) or doc
         if doc.get("stamped_pdf"):
@@ -268,13 +264,11 @@ class DocumentControl:
         original = self.outbox.absolute(doc["pdf"]).read_bytes()
         from . import stamps
 
-        stamped = stamps.void_stamp(original, word=word, when=cn_date(now.date()),
-                                    reason=reason, converter=self.converter)
+        stamped = stamps.void_stamp(original, word=word, when=cn_date(work.now.date()),
+                                    reason=reason, converter=work.converter)
         suffix = ".recalled.pdf" if word == "已收回" else ".void.pdf"
         relative = doc["pdf"][: -len(".pdf")] + suffix
-        if written is not None:
-            written.append(relative)
-        self.outbox.write(relative, stamped)
+        work.write(self.outbox, relative, stamped)
         tx.put_document({**doc, "stamped_pdf": relative, "stamped_sha256": sha256(stamped),
                          "stamp": word})
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -64,6 +65,9 @@ class SofficeConverter(Converter):
         self.binary = binary
         self.timeout = timeout
         self._profile: Path | None = None
+        # one run at a time: two soffice processes on one profile hand work to each other
+        # and one of them exits without a PDF
+        self._running = threading.Lock()
 
     def _executable(self) -> str:
         found = shutil.which(self.binary)
@@ -90,7 +94,7 @@ class SofficeConverter(Converter):
             if suffix == ".docx" and not data.startswith(b"PK"):
                 raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
         exe = self._executable()
-        with tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
+        with self._running, tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
             work = Path(tmp)
             inputs = []
             for i, data in enumerate(documents):

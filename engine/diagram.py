@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import ConversionError, InputError
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 from .workflow import TransitionSpec, Workflow
 
 FONT = "Noto Sans CJK SC"

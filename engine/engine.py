@@ -27,12 +27,14 @@ from .config import Config, User, load_config
 from .control import DocumentControl
 from .registers import Registers
 from .convert import Converter, SofficeConverter
-from .errors import InputError, NotFoundError, PermissionDenied, StateError
+from .errors import DealerDocsError, InputError, NotFoundError, PermissionDenied, StateError
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
+from .prepared import ConversionNeeded, Prepared, ServingConverter
 from .jsonview import context_value
 from .dates import cn_date
-from .store import Store, Tx, atomic_write_bytes
+from .files import atomic_write_bytes
+from .store import Store, Tx
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
 if TYPE_CHECKING:
@@ -69,6 +71,32 @@ class FireResult:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "state_label": self.state_label,
                 "documents": [d.to_dict() for d in self.documents]}
+
+
+# Tries of an operation whose rehearsal went stale (the last converts under the lock), and
+# rounds of conversions one rehearsal may ask for (documents, then stamps).
+MAX_ATTEMPTS = 3
+MAX_CONVERSION_ROUNDS = 8
+
+
+@dataclass
+class _Work:
+    """One run of an operation (a rehearsal or the real one): the time it happens at, how it
+    renders and converts, and what it wrote besides the store (removed if it does not commit)."""
+
+    now: datetime
+    converter: Converter
+    renderer: Any
+    rehearsal: bool
+    written: list[str] = field(default_factory=list)     # outbox files, relative paths
+    new_files: list[Path] = field(default_factory=list)  # attachments stored
+
+    def write(self, outbox: Outbox, relative: str, payload: bytes) -> None:
+        """An outbox file; a rehearsal writes none."""
+        if self.rehearsal:
+            return
+        self.written.append(relative)
+        outbox.write(relative, payload)
 
 
 @dataclass
@@ -400,33 +428,127 @@ class Engine(DocumentControl, Registers):
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,
-             mark: tuple[str, str] | None = None) -> FireResult:
+             mark: tuple[str, str] | None = None, *, at: datetime | None = None,
+             prepared: Prepared | None = None) -> FireResult:
         """Fire ``trigger`` on a case as ``actor``; all-or-nothing. Relative attachment paths
         in ``data`` are taken from ``files_from`` (default: the current folder). ``mark``
-        (batch id, item) is recorded in the same unit of work (see :mod:`engine.batch`)."""
+        (batch id, item) is recorded in the same unit of work (see :mod:`engine.batch`).
+        ``at`` fixes the time the step happens at (default: the clock when it runs);
+        ``prepared`` brings conversions done ahead (see :meth:`rehearse_fire`)."""
         user = self.config.user(actor)
-        written: list[str] = []
-        new_files: list[Path] = []
-        try:
-            with self.store.transaction() as tx:
-                result = self._fire_in(tx, case_id, trigger, user, data, files_from, written,
-                                       new_files)
-                if mark is not None:
-                    tx.set_mark(mark[0], mark[1], {"case": case_id, "fired": trigger,
-                                                   "documents": [d.number for d in result.documents]})
-        except BaseException:
-            for relative in written:
-                self.outbox.remove(relative)
-            for path in new_files:
-                path.unlink(missing_ok=True)
-            raise
-        return result
 
-    def _fire_in(self, tx: Tx, case_id: str, trigger: str, user: User,
-                 data: Mapping[str, Any] | None, files_from: Path | None, written: list[str],
-                 new_files: list[Path]) -> FireResult:
-        """The body of :meth:`fire` inside a unit of work (also run on a throwaway one to
-        learn which documents a batch will convert, see :mod:`engine.batch`)."""
+        def step(tx: Tx, work: _Work) -> FireResult:
+            result = self._fire_in(tx, work, case_id, trigger, user, data, files_from)
+            if mark is not None:
+                tx.set_mark(mark[0], mark[1], {"case": case_id, "fired": trigger,
+                                               "documents": [d.number for d in result.documents]})
+            return result
+
+        return self._run(step, at=at, prepared=prepared)
+
+    def rehearse_fires(self, fires: list[tuple[str, str, Mapping[str, Any] | None, datetime]],
+                       actor: str, prepared: Prepared,
+                       before: list[tuple[str, str, Mapping[str, Any] | None, datetime]] = ()
+                       ) -> list[bytes]:
+        """The documents (.docx) the fires ``(case, trigger, data, at)`` would convert, if
+        committed in this order after the fires ``before`` (not committed yet either):
+        rehearsed one after the other on one unit of work that is never committed, each up to
+        its first conversion, so each sees the numbers taken before it. Renders are kept in
+        ``prepared``. A batch converts these ahead, then fires each with ``prepared``. A fire
+        that would be refused adds nothing (it is refused, and reported, when it runs)."""
+        user = self.config.user(actor)
+        documents: list[bytes] = []
+        with self.store.rehearsal() as tx:
+            for n, (case_id, trigger, data, at) in enumerate([*before, *fires]):
+                work = _Work(at, ServingConverter(prepared.conversions), prepared.renders,
+                             rehearsal=True)
+                try:
+                    self._fire_in(tx, work, case_id, trigger, user, data, None)
+                except ConversionNeeded as need:
+                    if need.suffix == ".docx" and n >= len(before):
+                        documents.extend(need.documents)
+                except DealerDocsError:
+                    pass
+                finally:
+                    for path in work.new_files:
+                        path.unlink(missing_ok=True)
+        return documents
+
+    def batch_marks(self, batch: str) -> dict[str, dict[str, Any]]:
+        """What a batch (by its id) has done so far, item by item (see :mod:`engine.batch`)."""
+        with self.store.snapshot() as tx:
+            return tx.marks(batch)
+
+    def _run(self, step: Callable[[Tx, "_Work"], Any], *, at: datetime | None = None,
+             prepared: Prepared | None = None) -> Any:
+        """Run ``step`` (a unit of work that may render and convert) so that LibreOffice never
+        runs under the store's exclusive lock.
+
+        ``step`` first runs on rehearsals (a consistent view under the shared lock, never
+        committed, writing no outbox file) until every conversion it asks for has been made,
+        with no lock held; then for real under the exclusive lock, where each conversion is
+        served from what was made. If the store changed in between (another process took the
+        number the rehearsal rendered), the real run misses a conversion, is abandoned
+        (nothing written) and the whole is tried again; after ``MAX_ATTEMPTS`` the last try
+        converts under the lock. A step that fails leaves nothing behind: its outbox files
+        and new attachments are removed — unless the store committed it (its journal is
+        durable), after which nothing is removed or rolled back, whatever interrupts.
+        """
+        prepared = prepared or Prepared(self.renderer)
+        new_files: list[Path] = []
+        committed = False
+        try:
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                now = at or self.clock()
+                last = attempt == MAX_ATTEMPTS
+                if not last:
+                    self._rehearse(step, now, prepared, new_files)
+                converter = self.converter if last else ServingConverter(prepared.conversions)
+                work = _Work(now, converter, prepared.renders, rehearsal=False,
+                             new_files=new_files)
+                tx: Tx | None = None
+                try:
+                    with self.store.transaction() as tx:
+                        return step(tx, work)
+                except ConversionNeeded:
+                    self._remove_outbox(work.written)
+                    log.info("the store changed since the rehearsal; trying again (%d)", attempt)
+                except BaseException:
+                    if tx is not None and tx.committed:
+                        committed = True
+                    else:
+                        self._remove_outbox(work.written)
+                    raise
+            raise AssertionError("unreachable: the last attempt converts under the lock")
+        except BaseException:
+            if not committed:
+                for path in new_files:
+                    path.unlink(missing_ok=True)
+            raise
+
+    def _rehearse(self, step: Callable[[Tx, "_Work"], Any], now: datetime,
+                  prepared: Prepared, new_files: list[Path]) -> None:
+        """Rehearse ``step`` until it runs through with every conversion ready, converting
+        what it asks for between rehearsals (no lock held while LibreOffice works)."""
+        for _ in range(MAX_CONVERSION_ROUNDS):
+            work = _Work(now, ServingConverter(prepared.conversions), prepared.renders,
+                         rehearsal=True, new_files=new_files)
+            try:
+                with self.store.rehearsal() as tx:
+                    step(tx, work)
+                return
+            except ConversionNeeded as need:
+                pdfs = self.converter.convert_many(need.documents, need.suffix)
+                prepared.conversions.add(need.documents, pdfs, need.suffix)
+                prepared.converted_late += len(need.documents)
+
+    def _remove_outbox(self, written: list[str]) -> None:
+        for relative in written:
+            self.outbox.remove(relative)
+
+    def _fire_in(self, tx: Tx, work: "_Work", case_id: str, trigger: str, user: User,
+                 data: Mapping[str, Any] | None, files_from: Path | None) -> FireResult:
+        """The body of :meth:`fire` inside a unit of work (a rehearsal or the real one)."""
         record = self._load_case(tx, case_id)
         wf = self.workflow(record["workflow"])
         candidates = wf.candidates(trigger, record["state"])
@@ -436,11 +558,11 @@ class Engine(DocumentControl, Registers):
         warnings: list[str] = []
         patch = self._normalize(wf, data or {}, record["data"],
                                 edits=candidates[0].edits, transition=candidates[0],
-                                warnings=warnings, stored_files=new_files,
+                                warnings=warnings, stored_files=work.new_files,
                                 files_from=files_from)
         new_data = {**record["data"], **patch}
-        now = self.clock()
-        values, totals = self._evaluate(wf, new_data)
+        now = work.now
+        values, totals = self._evaluate(wf, new_data, now.date())
         facts = self._facts(tx, values, totals, now, record.get("links", {}))
         t = self._route(wf, candidates, facts)
         self._authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
@@ -456,7 +578,7 @@ class Engine(DocumentControl, Registers):
         for name in t.record_actor:
             new_data[name] = user.login
         if t.stamps or t.assign or t.increment or t.record_actor:
-            values, totals = self._evaluate(wf, new_data)
+            values, totals = self._evaluate(wf, new_data, now.date())
             facts = self._facts(tx, values, totals, now, record.get("links", {}))
         self._require(wf, new_data, t.requires, t.label)
         self._run_checks(wf, t.checks, facts)
@@ -465,19 +587,18 @@ class Engine(DocumentControl, Registers):
         stamp = now.isoformat()
         before, record = record, {**record, "state": new_state, "data": new_data,
                                   "updated_at": stamp, "updated_by": user.login}
-        issued = self._issue_documents(tx, wf, t, record, values, totals, user, now,
-                                       new_state, written)
+        issued = self._issue_documents(tx, work, wf, t, record, values, totals, user,
+                                       new_state)
         if t.void_documents:
-            self._void_documents(tx, record["id"], user, now, f"{wf.title}{t.label}",
-                                 written)
+            self._void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
         tx.put_case(record)
         self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
                     _changes(before["data"], new_data), [d.number for d in issued],
                     warnings=warnings)
         for linked_wf, linked_trigger in t.fire_linked.items():
             for linked_id in record.get("links", {}).get(linked_wf, []):
-                self._cascade(tx, linked_id, linked_trigger, user, now,
-                              note=f"由 {case_id} {t.label}联动", written=written)
+                self._cascade(tx, work, linked_id, linked_trigger, user,
+                              note=f"由 {case_id} {t.label}联动")
         return FireResult(case_id, new_state, wf.states[new_state].label, issued)
 
     # --- steps -------------------------------------------------------------------------------
@@ -551,8 +672,8 @@ class Engine(DocumentControl, Registers):
                                    f" {record['id']}，不能再{t.label}；请由另一位有权限的人员处理",
                                    user=user.login, rule="not_actor_of")
 
-    def _cascade(self, tx: Tx, case_id: str, trigger: str, user: User, now: datetime,
-                 note: str, written: list[str]) -> None:
+    def _cascade(self, tx: Tx, work: "_Work", case_id: str, trigger: str, user: User,
+                 note: str) -> None:
         """Fire ``trigger`` on a linked case as a consequence (``fire_linked``): same store
         write, no data, no documents; the linked workflow's conditions and checks still apply."""
         record = self._load_case(tx, case_id)
@@ -561,7 +682,8 @@ class Engine(DocumentControl, Registers):
             candidates = wf.candidates(trigger, record["state"])
         except StateError as err:
             raise StateError(f"关联的{wf.title} {case_id}：{err.message}", case=case_id) from None
-        values, totals = self._evaluate(wf, record["data"])
+        now = work.now
+        values, totals = self._evaluate(wf, record["data"], now.date())
         facts = self._facts(tx, values, totals, now, record.get("links", {}))
         t = self._route(wf, candidates, facts)
         self._require(wf, record["data"], t.requires, f"关联的{wf.title} {case_id} {t.label}")
@@ -571,7 +693,7 @@ class Engine(DocumentControl, Registers):
         tx.put_case({**record, "state": new_state, "updated_at": stamp,
                      "updated_by": user.login})
         if t.void_documents:
-            self._void_documents(tx, case_id, user, now, f"{wf.title}{t.label}", written)
+            self._void_documents(tx, work, case_id, user, f"{wf.title}{t.label}")
         self._audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
                     note=note)
 
@@ -606,10 +728,10 @@ class Engine(DocumentControl, Registers):
                     f"（{summary + '，' if summary else ''}{wf.states[other['state']].label}{when}）占用",
                     conflict=other["id"], rule=rule.label)
 
-    def _void_documents(self, tx: Tx, case_id: str, user: User, now: datetime, reason: str,
-                        written: list[str]) -> None:
+    def _void_documents(self, tx: Tx, work: "_Work", case_id: str, user: User,
+                        reason: str) -> None:
         """A cancelled case's issued documents become void: copies recalled, PDFs stamped."""
-        stamp = now.isoformat()
+        stamp = work.now.isoformat()
         for doc in tx.case_documents(case_id):
             if doc["status"] != "issued":
                 continue
@@ -617,7 +739,7 @@ class Engine(DocumentControl, Registers):
                    "void_reason": reason}
             tx.put_document(doc)
             self._register_event(tx, stamp, user, "void", doc["number"], reason=reason)
-            self._withdraw(tx, doc, "作废", user, now, written)
+            self._withdraw(tx, work, doc, "作废", user)
 
     def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
         record = tx.case(case_id)
@@ -739,12 +861,12 @@ class Engine(DocumentControl, Registers):
         finally:
             wf.machine.remove_model(model)
 
-    def _issue_documents(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: dict[str, Any],
-                         values: dict[str, Any], totals: dict[str, Any], user: User,
-                         now: datetime, new_state: str, written: list[str]
-                         ) -> list[IssuedDocument]:
+    def _issue_documents(self, tx: Tx, work: "_Work", wf: Workflow, t: TransitionSpec,
+                         record: dict[str, Any], values: dict[str, Any], totals: dict[str, Any],
+                         user: User, new_state: str) -> list[IssuedDocument]:
         if not t.documents:
             return []
+        now = work.now
         prepared = []
         for kind in t.documents:
             spec = wf.documents[kind]
@@ -753,10 +875,10 @@ class Engine(DocumentControl, Registers):
                                    tx.next_counter(counter_key(spec.series, series, now.year)))
             previous = [d for d in tx.case_documents(record["id"]) if d["kind"] == kind]
             version = len(previous) + 1
-            template = self.renderer.load(self.config.templates_dir / spec.template)
+            template = work.renderer.load(self.config.templates_dir / spec.template)
             context = self._context(wf, spec, record, values, totals, user, now, new_state,
                                     number, version, self._links_context(tx, record))
-            docx = self.renderer.render(template, context, {
+            docx = work.renderer.render(template, context, {
                 "title": f"{spec.title} {number}", "subject": spec.title,
                 "author": self.config.dealer.name, "identifier": number,
                 "keywords": f"{record['id']} {number}",
@@ -764,7 +886,7 @@ class Engine(DocumentControl, Registers):
             prepared.append((spec, series, number, version, template, docx, previous))
         from .pdf import finish
 
-        pdfs = self.converter.convert_many([p[5] for p in prepared])
+        pdfs = work.converter.convert_many([p[5] for p in prepared])
         issued = []
         stamp = now.isoformat()
         for (spec, series, number, version, template, docx, previous), pdf in zip(prepared, pdfs):
@@ -780,8 +902,7 @@ class Engine(DocumentControl, Registers):
             rel_docx = self.outbox.relative_path(now.year, spec.series, number, ".docx")
             rel_pdf = self.outbox.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
-                written.append(relative)
-                self.outbox.write(relative, payload)
+                work.write(self.outbox, relative, payload)
             for old in previous if spec.supersedes else ():
                 if old["status"] == "issued":
                     old = {**old, "status": "superseded", "superseded_by": number,
@@ -789,7 +910,7 @@ class Engine(DocumentControl, Registers):
                     tx.put_document(old)
                     self._register_event(tx, stamp, user, "superseded", old["number"],
                                          by=number)
-                    self._withdraw(tx, old, "换版", user, now, written)
+                    self._withdraw(tx, work, old, "换版", user)
             entry = {
                 "number": number, "series": spec.series, "year": now.year, "version": version,
                 "case_id": record["id"], "workflow": wf.key, "kind": spec.key,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import InputError, NotFoundError, StorageError
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 from .workflow import Workflow
 
 REPORT_FORMATS = ("xlsx", "docx", "pdf")

@@ -35,7 +35,15 @@ and on success writes one journal file holding every new file content and every 
 Then it applies the journal (each file replaced atomically, each append written at its
 recorded offset) and deletes it. A crash before the journal exists changes nothing; a crash
 after it is finished by the next process that takes the lock (replaying is idempotent).
-Readers take the lock too, so nobody sees half of a unit of work.
+Once the journal is durable the unit of work is committed: SIGINT and SIGTERM wait until it
+is applied, a failed write or ``syncfs`` while applying leaves the journal for the next
+process, and nothing undoes it. A journal that is empty or cut short is reported, never
+guessed at (``dealerdocs recover --discard-journal`` moves it aside).
+
+Locking (``flock`` on ``dealerdocs.lock``): readers share the lock, a writer takes it alone,
+so nobody sees half of a unit of work. A writer holds it only to read, decide and commit:
+documents are rendered and converted before (see ``Engine``), on a :meth:`Store.rehearsal`,
+so a reader never waits for LibreOffice. Files are the service user's only (0600 / 0700).
 
 Older stores (one ``dealerdocs.json``, schemas 1 and 2) are migrated on first use; the old
 file is kept beside it as ``dealerdocs.v2.json``.
@@ -47,22 +55,23 @@ import json
 import logging
 import os
 import shutil
-import tempfile
+import signal
 import threading
 import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from filelock import FileLock, Timeout
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document
 
 from . import chain
 from .errors import StorageError
+from .files import FILE_MODE, atomic_write_bytes, fsync_dir, make_dirs, write_all
+from .lock import LockTimeout, RWFileLock
 
 log = logging.getLogger(__name__)
 
@@ -121,46 +130,23 @@ LEGACY_VERSION = 2
 
 # --- files -------------------------------------------------------------------------------
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def _fsync_dir(path: Path) -> None:
-    dir_fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; published files follow the umask
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            if sync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if sync:
-        _fsync_dir(path.parent)
+_fsync_dir = fsync_dir
 
 
 def _sync_filesystem(path: Path) -> None:
-    """Flush every write on the file system holding ``path`` (Linux ``syncfs``; else ``sync``)."""
+    """Flush every write on the file system holding ``path`` (Linux ``syncfs``; ``sync``
+    where there is no ``syncfs``). A failed ``syncfs`` (an I/O error reported by the disk) is
+    raised: the writes may not be on the disk, so the journal must stay."""
+    if _LIBC is None:
+        os.sync()
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
-        if _LIBC is not None and _LIBC.syncfs(fd) == 0:
-            return
+        if _LIBC.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs: {os.strerror(errno)}")
     finally:
         os.close(fd)
-    os.sync()
 
 
 try:
@@ -168,6 +154,25 @@ try:
     _LIBC.syncfs  # noqa: B018  (present on Linux)
 except (OSError, AttributeError):
     _LIBC = None
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM wait until the block is done, then are delivered as
+    usual. Only the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in kinds}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(received):
+            signal.raise_signal(s)
 
 
 def _dumps(data: Any) -> bytes:
@@ -261,6 +266,7 @@ class Tx:
     def __init__(self, root: Path, writable: bool, listing: Listing) -> None:
         self.root = root
         self.writable = writable
+        self.committed = False   # set by the store once the journal is durable
         self._listing = listing
         self._dbs: dict[Path, TinyDB] = {}          # tinydb files: meta and case partitions
         self._indexes: dict[Path, dict] = {}        # plain JSON index files
@@ -591,15 +597,16 @@ class Tx:
         """Write this unit of work's changes straight to their files and forget them (bulk
         loading into a store nobody else uses: the generator and the migration)."""
         replace, appends = self.changes()
-        for rel, payload in replace.items():
+        for rel, payload in [*replace.items(), *appends.items()]:
             path = self.root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(payload)  # a new store nobody reads yet: no temp file needed
-        for rel, payload in appends.items():
-            path = self.root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as fh:
-                fh.write(payload)
+            make_dirs(path.parent)
+            # a new store nobody reads yet: no temp file needed
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if rel in appends else os.O_TRUNC)
+            fd = os.open(path, flags, FILE_MODE)
+            try:
+                write_all(fd, payload)
+            finally:
+                os.close(fd)
         meta = self._meta
         self._dbs = {self.root / META_FILE: meta}
         meta.storage.dirty = False  # type: ignore[attr-defined]
@@ -614,7 +621,7 @@ class Store:
                  listing: Listing | None = None) -> None:
         self.directory = Path(directory)
         self.listing = listing or basic_listing
-        self.lock = FileLock(str(self.directory / LOCK_FILE), timeout=lock_timeout)
+        self.lock = RWFileLock(self.directory / LOCK_FILE, timeout=lock_timeout)
 
     @property
     def journal(self) -> Path:
@@ -623,27 +630,48 @@ class Store:
     # --- locking and recovery -------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        """The store's lock: shared for readers, exclusive for a writer. Whoever takes it
+        first after a crash or an upgrade finishes the interrupted write or the migration
+        (under the exclusive lock) before reading anything."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self.lock.acquire()
-        except Timeout:
+            make_dirs(self.directory)
+            if exclusive:
+                with self.lock.exclusive():
+                    self._recover()
+                    yield
+                return
+            if self.lock.held() is None and self._needs_recovery():
+                with self.lock.exclusive():
+                    self._recover()
+            with self.lock.shared():
+                yield
+        except LockTimeout:
             raise StorageError(f"数据库正被另一个 dealerdocs 进程占用（等待 {self.lock.timeout:.0f} 秒后"
-                               f"仍未释放：{self.lock.lock_file}），请稍后重试") from None
+                               f"仍未释放：{self.lock.path}），请稍后重试") from None
         except OSError as err:
+            if isinstance(err, StorageError):  # pragma: no cover - StorageError is no OSError
+                raise
             raise StorageError(f"无法锁定数据库目录 {self.directory}：{err}") from err
-        try:
-            self._recover()
-            yield
-        finally:
-            self.lock.release()
+
+    def _needs_recovery(self) -> bool:
+        if self.journal.exists() or (self.directory / LEGACY_FILE).exists():
+            return True
+        meta = _read_index_cached(self.directory / META_FILE)
+        version = ((meta or {}).get("_meta", {}).get("1") or {}).get("schema_version")
+        return meta is not None and version != SCHEMA_VERSION
 
     def _recover(self) -> None:
         """Finish a unit of work whose journal was committed, then bring old layouts up."""
         if self.journal.exists():
-            manifest = _read_json(self.journal)
+            manifest = self._read_journal()
             log.warning("finishing an interrupted write from %s", self.journal)
-            self._apply(manifest)
+            try:
+                self._apply(manifest)
+            except OSError as err:
+                raise StorageError(f"无法补完上次中断的写入（{err}）；数据库日志 {self.journal} "
+                                   f"保留，问题解决后任何 dealerdocs 命令都会再试",
+                                   path=str(self.journal)) from err
         if (self.directory / LEGACY_FILE).exists():
             self._migrate_legacy()
         meta = _read_json(self.directory / META_FILE)
@@ -657,6 +685,45 @@ class Store:
                                    f"请升级 dealerdocs", path=str(self.directory))
             if version == 3:
                 self._add_open_index(meta)
+
+    def _read_journal(self) -> Mapping[str, Any]:
+        """The committed journal, checked for its shape: a journal that is empty or cut
+        short cannot be replayed, and guessing would corrupt the store."""
+        way_out = (f"它记录的是上一次未完成的写入。请先备份整个数据库目录，再运行 "
+                   f"dealerdocs recover --discard-journal 把它移到一旁（之后用 dealerdocs verify 检查）")
+        try:
+            manifest = _read_json(self.journal)
+        except StorageError:
+            manifest = "corrupt"
+        ok = (isinstance(manifest, dict) and isinstance(manifest.get("replace"), dict)
+              and isinstance(manifest.get("append"), dict)
+              and all(isinstance(k, str) and isinstance(v, str)
+                      for k, v in manifest["replace"].items())
+              and all(isinstance(k, str) and isinstance(v, list) and len(v) == 2
+                      and isinstance(v[0], int) and isinstance(v[1], str)
+                      for k, v in manifest["append"].items()))
+        if not ok:
+            what = "是空的" if manifest is None else "已损坏"
+            raise StorageError(f"数据库日志 {self.journal} {what}，无法补完；{way_out}",
+                               path=str(self.journal))
+        for rel in [*manifest["replace"], *manifest["append"]]:
+            target = (self.directory / rel).resolve()
+            if not target.is_relative_to(self.directory.resolve()) or rel.startswith("/"):
+                raise StorageError(f"数据库日志 {self.journal} 指向数据库目录之外（{rel}）；{way_out}",
+                                   path=str(self.journal))
+        return manifest
+
+    def discard_journal(self) -> Path | None:
+        """Move a journal that cannot be replayed aside (kept for inspection); the unit of
+        work it held is lost. Returns where it went, or None if there was none."""
+        with self.lock.exclusive():
+            if not self.journal.exists():
+                return None
+            stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+            target = self.journal.with_name(f"discarded-{stamp}.json")
+            os.replace(self.journal, target)
+            fsync_dir(self.journal.parent)
+            return target
 
     def _add_open_index(self, meta: dict) -> None:
         """3 → 4: the index of open cases, built from the day indexes (idempotent: the
@@ -675,6 +742,10 @@ class Store:
         atomic_write_bytes(self.directory / META_FILE, _dumps(meta))
 
     def _commit(self, tx: Tx) -> None:
+        """Write the journal (the commit point), then apply it. From the moment the journal
+        is durable the unit of work is committed: SIGINT and SIGTERM wait until it is
+        applied, and a failure while applying leaves the journal for the next process
+        instead of undoing anything."""
         replace, appends = tx.changes()
         if not replace and not appends:
             return
@@ -684,62 +755,75 @@ class Store:
             sizes[rel] = path.stat().st_size if path.exists() else 0
         manifest = {"replace": {k: v.decode("utf-8") for k, v in replace.items()},
                     "append": {k: [sizes[k], v.decode("utf-8")] for k, v in appends.items()}}
-        try:
-            atomic_write_bytes(self.journal, _dumps(manifest))   # the commit point
-        except OSError as err:
-            raise StorageError(f"无法写入数据库日志 {self.journal}：{err}",
-                               path=str(self.journal)) from err
-        self._apply(manifest)
+        with deferred_signals():
+            try:
+                atomic_write_bytes(self.journal, _dumps(manifest))   # the commit point
+            except OSError as err:
+                raise StorageError(f"无法写入数据库日志 {self.journal}：{err}",
+                                   path=str(self.journal)) from err
+            tx.committed = True
+            try:
+                self._apply(manifest)
+            except OSError as err:
+                log.error("committed, but applying %s failed (%s); the next dealerdocs "
+                          "process finishes it", self.journal, err)
 
     def _apply(self, manifest: Mapping[str, Any]) -> None:
         """Make the files say what the journal says (idempotent), then drop the journal.
 
         The journal is the durable copy, so the files are written without a sync each and
         the whole file system is synced once before the journal goes (if the machine dies
-        before that, the next process replays the journal)."""
-        try:
-            for rel, text in manifest["replace"].items():
-                atomic_write_bytes(self.directory / rel, text.encode("utf-8"), sync=False)
-            for rel, (offset, text) in manifest["append"].items():
-                path = self.directory / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-                try:
-                    os.ftruncate(fd, offset)
-                    os.lseek(fd, offset, os.SEEK_SET)
-                    os.write(fd, text.encode("utf-8"))
-                finally:
-                    os.close(fd)
-            _sync_filesystem(self.directory)
-            self.journal.unlink()
-        except OSError as err:
-            raise StorageError(f"无法写入数据库 {self.directory}：{err}；下次操作时会自动补完",
-                               path=str(self.directory)) from err
+        before that, the next process replays the journal). Raises ``OSError``, leaving the
+        journal in place, if anything cannot be written or synced."""
+        for rel, text in manifest["replace"].items():
+            atomic_write_bytes(self.directory / rel, text.encode("utf-8"), sync=False)
+        for rel, (offset, text) in manifest["append"].items():
+            path = self.directory / rel
+            make_dirs(path.parent)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            try:
+                os.ftruncate(fd, offset)
+                os.lseek(fd, offset, os.SEEK_SET)
+                write_all(fd, text.encode("utf-8"))
+            finally:
+                os.close(fd)
+        _sync_filesystem(self.directory)
+        self.journal.unlink()
 
     # --- units of work --------------------------------------------------------------------
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """Exclusive read-modify-write: commits once if the block succeeds, else writes nothing."""
-        with self._locked():
+        """Exclusive read-modify-write: commits once if the block succeeds, else writes
+        nothing. ``tx.committed`` tells a caller whose block or commit was interrupted
+        whether the unit of work is nevertheless on disk."""
+        with self._locked(exclusive=True):
             tx = Tx(self.directory, writable=True, listing=self.listing)
             yield tx
             self._commit(tx)
 
     @contextmanager
     def snapshot(self) -> Iterator[Tx]:
-        """A consistent read-only view (held under the lock: no half-applied unit of work)."""
+        """A consistent read-only view, under the shared lock: readers do not wait for each
+        other, only for a writer's commit (never for a document's conversion)."""
         if not self.directory.exists():
             yield Tx(self.directory, writable=False, listing=self.listing)
             return
-        with self._locked():
+        with self._locked(exclusive=False):
             yield Tx(self.directory, writable=False, listing=self.listing)
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[Tx]:
+        """A unit of work that is never committed, on a consistent view (the shared lock):
+        an operation runs in it to learn what it would convert, then again for real."""
+        with self._locked(exclusive=False):
+            yield Tx(self.directory, writable=True, listing=self.listing)
 
     @contextmanager
     def bulk(self) -> Iterator[Tx]:
         """Loading into a new, empty store (the generator): call ``tx.flush_unjournaled()``
         every few thousand cases; no journal, one sync at the end."""
-        with self._locked():
+        with self._locked(exclusive=True):
             if (self.directory / META_FILE).exists():
                 raise StorageError(f"{self.directory} 已有数据；批量装载只能用于新的空数据库")
             tx = Tx(self.directory, writable=True, listing=self.listing)

@@ -28,7 +28,7 @@ from filelock import FileLock
 
 from .convert import FONTS_CONF, Converter, SofficeConverter
 from .errors import ConversionError
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

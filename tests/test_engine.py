@@ -263,7 +263,7 @@ def test_failed_conversion_leaves_nothing(engine, quote_data, monkeypatch):
     engine.create("quote", quote_data, "zhang")
     before_store = store_bytes(engine)
 
-    def broken(documents):
+    def broken(documents, suffix=".docx"):
         raise ConversionError("LibreOffice 没有生成 PDF（测试）")
 
     monkeypatch.setattr(engine.converter, "convert_many", broken)
