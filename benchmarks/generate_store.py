@@ -108,7 +108,7 @@ def generate(config_path: Path, store_dir: Path, cases: int, *, end: date, years
             actor = data.get("consultant") or "zhang"
             record = {"id": case_id, "workflow": wf.key, "state": state, "data": data,
                       "links": {}, "created_at": stamp, "created_by": actor,
-                      "updated_at": stamp, "updated_by": actor}
+                      "updated_at": stamp, "updated_by": actor, "owners": [actor]}
             tx.append_chained("audit", {"at": stamp, "actor": actor, "case_id": case_id,
                                         "workflow": wf.key, "trigger": "create", "from": None,
                                         "to": wf.initial, "changed": [], "documents": [],

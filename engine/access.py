@@ -15,17 +15,69 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import checks
-from .config import User
+from .config import Config, User
 from .workflow import TransitionSpec, Workflow
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
 
-# Document control (engine/control.py): who hands out copies and who takes them back.
-DISPATCH_ROLES = ("doc_controller", "sales", "sales_manager")
-RECALL_ROLES = ("doc_controller", "sales_manager")
-# Who reads the 文件发放回收记录表 (the whole register, every workflow's documents).
-REGISTER_ROLES = ("doc_controller", "sales_manager", "ops_manager")
+
+# --- who sees which cases and documents (config.toml [access.<role>]) ---------------------------
+
+@dataclass(frozen=True)
+class Reach:
+    """What one user sees and may do besides workflow steps: the union of their roles'
+    ``[access]`` tables. ``scope`` maps each workflow whose cases they see to "own" (cases
+    they opened or are the assignee of, and the cases linked to those) or "all"."""
+
+    login: str
+    scope: dict[str, str]
+    documents_all: bool = False
+    reveal: bool = False
+    register: bool = False
+    dispatch: bool = False
+    recall: bool = False
+    reassign: bool = False
+    purge: bool = False
+
+    def sees_workflow(self, key: str) -> bool:
+        return key in self.scope
+
+    def sees_case(self, case: Mapping[str, Any]) -> bool:
+        """``case``: a stored record, an ``Engine.case`` view or a listing."""
+        scope = self.scope.get(case["workflow"])
+        if scope == "all":
+            return True
+        return scope == "own" and self.login in owners(case)
+
+    def sees_documents_of(self, key: str) -> bool:
+        """Whether the documents of some cases of workflow ``key`` are theirs to see."""
+        return self.documents_all or key in self.scope
+
+
+def reach(config: Config, workflows: Mapping[str, Workflow], user: User) -> Reach:
+    scope: dict[str, str] = {}
+    flags: dict[str, bool] = {}
+    for role in user.roles:
+        rules = config.role_access(role)
+        for name in ("reveal", "register", "dispatch", "recall", "reassign", "purge"):
+            flags[name] = flags.get(name, False) or getattr(rules, name)
+        if rules.documents == "all":
+            flags["documents_all"] = True
+        if rules.cases == "none":
+            continue
+        keys = (rules.workflows if rules.workflows is not None
+                else [k for k, wf in workflows.items() if role in workflow_roles(wf)])
+        for key in keys:
+            if scope.get(key) != "all":
+                scope[key] = rules.cases
+    return Reach(user.login, scope, **flags)
+
+
+def owners(case: Mapping[str, Any]) -> list[str]:
+    """Whose case it is: the logins the engine keeps on each case and its listing (who
+    opened it, its assignee, and those of the case it was made from; see ``Engine``)."""
+    return list(case.get("owners") or [case["created_by"]])
 
 
 @dataclass(frozen=True)
@@ -56,26 +108,8 @@ def workflow_roles(wf: Workflow) -> set[str]:
     return set(wf.create_roles) | {r for t in wf.transitions for r in t.roles}
 
 
-def may_view_workflow(user: User, wf: Workflow) -> bool:
-    """Staff see the cases of the workflows they take part in; the document controller
-    sees all (they keep the register of every issued document)."""
-    return has_any(user, workflow_roles(wf)) or "doc_controller" in user.roles
-
-
 def may_create(user: User, wf: Workflow) -> bool:
     return has_any(user, wf.create_roles)
-
-
-def may_dispatch(user: User) -> bool:
-    return has_any(user, DISPATCH_ROLES)
-
-
-def may_recall(user: User) -> bool:
-    return has_any(user, RECALL_ROLES)
-
-
-def may_view_register(user: User) -> bool:
-    return has_any(user, REGISTER_ROLES)
 
 
 def blocked_by_duties(t: TransitionSpec, history: list[Mapping[str, Any]], login: str
@@ -230,7 +264,7 @@ def listed_actions(engine: "Engine", wf: Workflow, row: Mapping[str, Any], user:
     if not mine:
         return []
     if any(t.not_actor_of for t in mine):
-        return actions(wf, engine.case(row["id"]), user)
+        return actions(wf, engine.case(row["id"], actor=user.login), user)
     return actions(wf, {"state": row["state"], "history": []}, user)
 
 
@@ -240,9 +274,9 @@ def overview(engine: "Engine", user: User) -> dict[str, list[dict[str, Any]]]:
     Built from the store's listings; a case file is opened only for the separation of
     duties of a step the user's roles may take (see ``listed_actions``)."""
     mine, reviews = [], []
-    for row in engine.cases(open_only=True):
+    for row in engine.cases(actor=user.login, open_only=True):
         wf = engine.workflows.get(row["workflow"])
-        if wf is None or row["final"] or not may_view_workflow(user, wf):
+        if wf is None or row["final"]:
             continue
         deadline = engine.deadline_status(wf, {"state": row["state"], "data": row["fields"]})
         entry = {**row, "title": wf.title, "deadline": deadline}

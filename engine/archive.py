@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import StorageError
+from .text import clean_line
 from .files import atomic_write_bytes
 
 
@@ -79,6 +80,14 @@ class Attachments:
     def path_of(self, relative: str) -> Path:
         return self.root.parent / relative
 
+    def path_for(self, digest: str) -> Path:
+        """Where the attachment with this sha256 lives (never a path taken from a record: a
+        record that names another file must not make ``verify`` read it)."""
+        if not (isinstance(digest, str) and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)):
+            return self.root / "invalid"
+        return self.root / digest[:2] / digest
+
     def store(self, source: str | Path, new_files: list[Path] | None = None) -> dict[str, object]:
         """Copy ``source`` in (atomically, once per content) and return its record."""
         from .errors import InputError
@@ -105,4 +114,5 @@ class Attachments:
                 raise StorageError(f"无法保存附件 {path.name}：{err}", path=str(target)) from err
             if new_files is not None:
                 new_files.append(target)
-        return {"name": path.name, "sha256": digest, "size": len(data), "file": relative}
+        return {"name": clean_line(path.name, max_length=None)[:120] or digest[:12],
+                "sha256": digest, "size": len(data), "file": relative}

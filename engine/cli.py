@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .engine import Engine
 from .errors import ConfigError, DealerDocsError, InputError
+from .files import private_umask
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -198,12 +199,14 @@ def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_pa
 
 @main.command()
 @click.argument("case_id", metavar="CASE")
+@click.option("--reveal", is_flag=True,
+              help="显示完整的身份证号、手机号（需有权限；每次都记入审计记录）")
 @_common
 @click.pass_context
-def show(click_ctx, case_id: str, config_path, actor, as_json) -> None:
-    """显示案件：数据、合计、文档和历史。"""
+def show(click_ctx, case_id: str, reveal: bool, config_path, actor, as_json) -> None:
+    """显示案件：数据、合计、文档和历史（身份证号、手机号默认部分隐藏）。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    case = ctx.engine.case(case_id)
+    case = ctx.engine.case(case_id, actor=ctx.user(), reveal=reveal)
     wf = ctx.engine.workflow(case["workflow"])
     lines = [f"{case['id']}  {case['workflow_title']}  状态：{case['state_label']}（{case['state']}）",
              f"创建：{case['created_at']} {case['created_by']}   更新：{case['updated_at']} "
@@ -241,7 +244,8 @@ def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor,
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
-    rows = ctx.engine.cases(workflow=workflow, state=state, opened_from=start, opened_to=end)
+    rows = ctx.engine.cases(workflow=workflow, state=state, opened_from=start, opened_to=end,
+                            actor=ctx.user())
     text = table(["案件", "工作流", "状态", "摘要", "合计", "更新时间"],
                  [[r["id"], r["workflow"], r["state_label"], r["summary"],
                    r["total"] or "", r["updated_at"]] for r in rows])
@@ -258,7 +262,7 @@ def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> Non
     """列出已出具的文档；给出文件编号时显示该文件的全过程（发放、回收、换版）。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     if number:
-        life = ctx.engine.document(number)
+        life = ctx.engine.document(number, actor=ctx.user())
         lines = [f"{life['number']}  {life['title']} 第 {life['version']} 版  状态：{life['status']}",
                  f"  案件 {life['case_id']}，{life['issued_at']} 由 {life['issued_by']} 出具",
                  f"  PDF：{life['pdf']}"]
@@ -277,7 +281,7 @@ def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> Non
                   f"{' ' + e['copy'] if e.get('copy') else ''}" for e in life["events"]]
         _emit(ctx, life, "\n".join(lines))
         return
-    rows = ctx.engine.documents(case_id=case_id, status=status)
+    rows = ctx.engine.documents(case_id=case_id, status=status, actor=ctx.user())
     text = table(["编号", "文档", "版本", "案件", "状态", "出具时间", "出具人", "PDF"],
                  [[d["number"], d["title"], str(d["version"]), d["case_id"], d["status"],
                    d["issued_at"], d["issued_by"], d["pdf"]] for d in rows])
@@ -292,16 +296,18 @@ def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> Non
               help="输出格式，可重复；默认三种都输出")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="输出目录（默认 outbox/reports）")
+@click.option("--reveal", is_flag=True,
+              help="报表中显示完整的身份证号、手机号（需有权限；记入审计记录）")
 @_common
 @click.pass_context
-def report(click_ctx, name, date_from, date_to, formats, out_dir, config_path, actor,
+def report(click_ctx, name, date_from, date_to, formats, out_dir, reveal, config_path, actor,
            as_json) -> None:
     """导出登记报表：dealerdocs report test-drives --from 2026-11-01 --to 2026-11-30"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
     result = ctx.engine.report(name, start, end, tuple(formats) or ("xlsx", "docx", "pdf"),
-                               out_dir)
+                               out_dir, actor=ctx.user(), reveal=reveal)
     period = (f"{result['from'] or '最早'} 至 {result['to'] or '今天'}"
               if result["from"] or result["to"] else "全部")
     lines = [f"{result['title']}：{period}，共 {result['rows']} 条"]
@@ -317,7 +323,7 @@ def report(click_ctx, name, date_from, date_to, formats, out_dir, config_path, a
 def due(click_ctx, within: int, config_path, actor, as_json) -> None:
     """列出已逾期或即将到期的项目（如整改项目），含逾期/剩余天数、责任人和状态。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    rows = ctx.engine.due(within)
+    rows = ctx.engine.due(within, actor=ctx.user())
     text = table(["项目", "类别", "状态", "责任人", "期限", "逾期/剩余", "摘要"],
                  [[r["id"], r["title"], r["state_label"], r["owner"] or "", r["deadline"],
                    f"逾期 {r['overdue_days']} 天" if r["overdue"] else f"剩余 {r['days_left']} 天",
@@ -350,7 +356,8 @@ def batch_fire(click_ctx, trigger, case_ids, workflow, state, data_file, config_
     if not case_ids:
         if not (workflow and state):
             raise InputError("--workflow 和 --state 要一起使用", field="state")
-        case_ids = tuple(c["id"] for c in ctx.engine.cases(workflow=workflow, state=state))
+        case_ids = tuple(c["id"] for c in ctx.engine.cases(workflow=workflow, state=state,
+                                                           actor=ctx.user()))
         if not case_ids:
             raise InputError(f"没有处于 {state} 的 {workflow} 案件", field="state")
     data = _read_data(data_file) if data_file else {}
@@ -537,7 +544,7 @@ def register_export(click_ctx, fmt, out, date_from, date_to, config_path, actor,
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
-    result = ctx.engine.register_export(fmt, out, start, end)
+    result = ctx.engine.register_export(fmt, out, start, end, actor=ctx.user())
     _emit(ctx, result, f"文件发放回收记录表：{result['rows']} 行 → {result['file']}")
 
 
@@ -557,7 +564,7 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
     """重新计算所有已出具文件的 sha256，报告缺失或被改动的文件。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     problems = ctx.engine.verify()
-    count = len(ctx.engine.documents())
+    count = ctx.engine.document_count()
     if ctx.as_json:
         click.echo(json.dumps({"ok": not problems, "documents": count, "problems": problems},
                               ensure_ascii=False, indent=2))
@@ -574,6 +581,62 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
         click.echo(f"校验通过：{count} 份文档的文件与登记的 sha256 一致，审计记录与发放登记日志的哈希链完整")
     if problems:
         sys.exit(10)
+
+
+@main.command()
+@click.argument("case_id", metavar="CASE")
+@click.option("--to", "to", required=True, metavar="LOGIN", help="接手的销售顾问（config.toml 的用户）")
+@click.option("--reason", default=None, help="改派原因（记入审计记录）")
+@_common
+@click.pass_context
+def reassign(click_ctx, case_id, to, reason, config_path, actor, as_json) -> None:
+    """把案件及其关联案件（报价、合同、交车）改派给另一位销售顾问（经理）。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.reassign(case_id, to, actor=ctx.user(), reason=reason)
+    _emit(ctx, result, f"已改派给 {result['to']}：{'、'.join(result['cases'])}")
+
+
+@main.command()
+@click.option("--customer", default=None, metavar="MOBILE|ID",
+              help="按客户手机号或身份证号删除其个人信息")
+@click.option("--expired", is_flag=True, help="删除所有超过保存期限（[privacy]）的已结束案件中的个人信息")
+@_common
+@click.pass_context
+def purge(click_ctx, customer, expired, config_path, actor, as_json) -> None:
+    """删除个人信息（经理）：法律要求保存的合同、交车单据保留并说明依据。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.purge(actor=ctx.user(), customer=customer, expired=expired)
+    lines = [f"已删除 {len(result['purged'])} 个案件中的个人信息"]
+    lines += [f"  {p['case']}  {p['workflow']}：{'、'.join(p['fields']) or '—'}"
+              f"{'；删除文件 ' + '、'.join(p['documents']) if p['documents'] else ''}"
+              for p in result["purged"]]
+    if result["kept"]:
+        lines.append("保留（法律要求保存）：")
+        lines += [f"  {k['case']}  {k['workflow']}：{k['reason']}" for k in result["kept"]]
+    if result["in_progress"]:
+        lines.append("进行中，未删除（结束或取消后再删除）：")
+        lines += [f"  {w['case']}  {w['workflow']}（{w['state']}）" for w in result["in_progress"]]
+    _emit(ctx, result, "\n".join(lines))
+
+
+@main.command()
+@click.option("--discard-journal", is_flag=True,
+              help="把无法补完的数据库日志（journal/commit.json）移到一旁；其中那次写入作废")
+@_common
+@click.pass_context
+def recover(click_ctx, discard_journal, config_path, actor, as_json) -> None:
+    """处理上次中断后无法自动补完的写入：先备份数据库目录，再用 --discard-journal。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    if not discard_journal:
+        raise InputError("请加 --discard-journal（先备份整个数据库目录）", field="discard_journal")
+    moved = ctx.engine.discard_journal()
+    if moved is None:
+        _emit(ctx, {"discarded": None}, "没有待补完的数据库日志，无需处理")
+        return
+    problems = ctx.engine.verify()
+    _emit(ctx, {"discarded": str(moved), "problems": problems},
+          f"已把数据库日志移到 {moved}；其中那次写入作废。校验："
+          + ("通过" if not problems else f"{len(problems)} 处问题，请运行 dealerdocs verify 查看"))
 
 
 @main.command()
@@ -666,6 +729,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 def run() -> None:
     """Console entry point: one clear line and a non-zero exit for user-facing errors."""
+    private_umask()  # the store, the outbox and LibreOffice's files: the service user's only
     try:
         main.main(standalone_mode=False, prog_name="dealerdocs")
     except DealerDocsError as err:

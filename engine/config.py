@@ -41,6 +41,64 @@ class Dealer:
 
 
 @dataclass(frozen=True)
+class RoleAccess:
+    """What a role sees besides the steps workflows give it (``[access.<role>]``).
+
+    ``cases``: "own" = the cases its users opened or are the assignee of (the consultant), and
+    the cases linked to those; "all" = every case of its workflows; "none" = no case at all.
+    Its workflows are those whose steps the role takes, unless ``workflows`` names them.
+    ``documents``: "cases" = the documents of the cases it sees; "all" = every issued
+    document and its files (the document controller, who hands out the copies).
+    """
+
+    cases: str = "own"
+    documents: str = "cases"
+    workflows: list[str] | None = None
+    reveal: bool = False      # may ask to see full ID and mobile numbers (audited each time)
+    register: bool = False    # reads the 文件发放回收记录表
+    dispatch: bool = False    # hands out copies
+    recall: bool = False      # takes copies back
+    reassign: bool = False    # gives a case (and its linked cases) to another consultant
+    purge: bool = False       # erases a person's data (dealerdocs purge)
+
+
+# The reach of the shipped roles; a config.toml written before [access] existed gets these.
+DEFAULT_ACCESS = {
+    "sales": RoleAccess(cases="own", reveal=True, dispatch=True),
+    "sales_manager": RoleAccess(cases="all", reveal=True, register=True, dispatch=True,
+                                recall=True, reassign=True, purge=True),
+    "doc_controller": RoleAccess(cases="none", documents="all", register=True, dispatch=True,
+                                 recall=True),
+    "ops_manager": RoleAccess(cases="all", register=True),
+    "oem_supervisor": RoleAccess(cases="all"),
+    "regional_manager": RoleAccess(cases="all"),
+}
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """How long personal data is kept (``[privacy]``; 《个人信息保护法》 Art. 19 and 47).
+
+    ``retention_days``: a workflow's finished cases lose their personal data this many days
+    after their last change (``dealerdocs purge --expired``), and at once when the person asks
+    (``purge --customer``). ``keep``: workflows whose cases a law requires the store to keep
+    whole, with the reason (shown by purge and written into the audit trail). A workflow in
+    neither is kept, with a reason saying so.
+    """
+
+    retention_days: dict[str, int] = field(default_factory=dict)
+    keep: dict[str, str] = field(default_factory=dict)
+
+
+DEFAULT_PRIVACY = Privacy(
+    retention_days={"test_drive": 365, "quote": 365},
+    keep={"contract": "购车合同随收款与开票凭证归档（《会计档案管理办法》附表：会计凭证保管 30 年），"
+                      "也是三包与质量争议的依据",
+          "delivery": "交车确认单证明车辆及《汽车销售管理办法》第十六条所列随车文件已交付，随购车合同归档",
+          "rectification": "整改记录不含客户个人信息，按厂家要求保存"})
+
+
+@dataclass(frozen=True)
 class Policy:
     """The store's own rules that workflow checks and conditions read."""
 
@@ -108,6 +166,8 @@ class Config:
     paths: Paths = field(default_factory=Paths)
     libreoffice: LibreOffice = field(default_factory=LibreOffice)
     roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    access: dict[str, RoleAccess] = field(default_factory=lambda: dict(DEFAULT_ACCESS))
+    privacy: Privacy = field(default_factory=lambda: DEFAULT_PRIVACY)
     policy: Policy = field(default_factory=Policy)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
@@ -151,6 +211,10 @@ class Config:
     def role_label(self, role: str) -> str:
         return self.roles.get(role, role)
 
+    def role_access(self, role: str) -> RoleAccess:
+        """A role's reach; a role without an ``[access.<role>]`` table sees its own cases."""
+        return self.access.get(role, RoleAccess())
+
 
 def load_config(path: str | Path) -> Config:
     """Read and check config.toml; every problem is a :class:`ConfigError` naming the key."""
@@ -188,6 +252,29 @@ def _check(config: Config, path: Path) -> None:
         if not 1 <= series.width <= 12:
             raise ConfigError(f"{path.name}: series.{key}.width 应在 1–12 之间",
                               key=f"series.{key}.width", path=str(path))
+    for role, reach in config.access.items():
+        key = f"access.{role}"
+        if role not in config.roles:
+            raise ConfigError(f"{path.name}: {key}：\"{role}\" 不是已定义的角色（可用：{', '.join(config.roles)}）",
+                              key=key, path=str(path))
+        if reach.cases not in ("own", "all", "none"):
+            raise ConfigError(f"{path.name}: {key}.cases 应为 \"own\"（本人的案件）、\"all\"（全部）或 "
+                              f"\"none\"，收到 \"{reach.cases}\"", key=f"{key}.cases", path=str(path))
+        if reach.documents not in ("cases", "all"):
+            raise ConfigError(f"{path.name}: {key}.documents 应为 \"cases\" 或 \"all\"，收到 "
+                              f"\"{reach.documents}\"", key=f"{key}.documents", path=str(path))
+    privacy = config.privacy
+    for workflow, days in privacy.retention_days.items():
+        if not 1 <= days <= 36500:
+            raise ConfigError(f"{path.name}: privacy.retention_days.{workflow} 应在 1–36500 天之间，收到 {days}",
+                              key=f"privacy.retention_days.{workflow}", path=str(path))
+        if workflow in privacy.keep:
+            raise ConfigError(f"{path.name}: {workflow} 不能既有保留期（privacy.retention_days）又整体保留"
+                              f"（privacy.keep）", key=f"privacy.keep.{workflow}", path=str(path))
+    for workflow, reason in privacy.keep.items():
+        if not reason.strip():
+            raise ConfigError(f"{path.name}: privacy.keep.{workflow} 应写明保留的依据",
+                              key=f"privacy.keep.{workflow}", path=str(path))
     try:
         share = Decimal(config.policy.contract_approval_discount_share)
     except InvalidOperation:

@@ -11,24 +11,24 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import chain
+from . import chain, privacy
 from .archive import sha256
 from .config import User
 from .dates import cn_date
-from .errors import InputError, NotFoundError, StateError, StorageError
+from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
 from .files import atomic_write_bytes
 from .store import Tx
+from .text import clean_line
 
 log = logging.getLogger(__name__)
 
 RECALL_REASONS = ("换版", "作废", "损坏", "丢失")
 CHANNELS = ("纸质", "电子")
-DISPATCH_ROLES = ("doc_controller", "sales", "sales_manager")
-RECALL_ROLES = ("doc_controller", "sales_manager")
 REGISTER_COLUMNS = ("序号", "文件编号", "文件名称", "版本/修改状态", "发放编号", "份数", "发放日期",
                     "发放人", "领用部门", "签收人", "回收日期", "交回人", "回收签收人", "回收原因",
                     "处置", "备注")
 STAMP_WORDS = {"换版": "已收回", "作废": "作废"}
+REGISTER_TEXT_MAX = 60
 
 
 class DocumentControl:
@@ -40,13 +40,11 @@ class DocumentControl:
                  channel: str = "纸质", print_copies: bool = False) -> dict[str, Any]:
         """Record ``copies`` copies of document ``number`` handed to ``to`` (发放)."""
         user = self.config.user(actor)
-        self._authorize(user, DISPATCH_ROLES, "发放文件")
-        to, dept = (to or "").strip(), (dept or "").strip()
+        reach = self.reach(actor)
+        self._allow(user, reach.dispatch, "发放文件", "dispatch")
         problems = []
-        if not to:
-            problems.append(InputError("请填写领用人（--to）", field="to"))
-        if not dept:
-            problems.append(InputError("请填写领用部门（--dept）", field="dept"))
+        to = self._register_text(to, "领用人", "to", "--to", problems)
+        dept = self._register_text(dept, "领用部门", "dept", "--dept", problems)
         if channel not in CHANNELS:
             problems.append(InputError(f"发放方式 \"{channel}\" 无效；可选：{'、'.join(CHANNELS)}",
                                        field="channel"))
@@ -57,7 +55,7 @@ class DocumentControl:
         now = self.clock()
         made: list[dict[str, Any]] = []
         with self.store.transaction() as tx:
-            doc = self._document_record(tx, number)
+            doc = self._visible_document(tx, number, reach)
             if doc["status"] != "issued":
                 raise StateError(f"文件 {number} 的状态是「{_status_label(doc['status'])}」，"
                                  f"不能再发放；请发放现行版本"
@@ -74,19 +72,24 @@ class DocumentControl:
                from_: str | None = None, keep: bool = False) -> dict[str, Any]:
         """Record copies coming back (回收), or a lost copy declared void and replaced."""
         user = self.config.user(actor)
-        self._authorize(user, RECALL_ROLES, "回收文件")
+        reach = self.reach(actor)
+        self._allow(user, reach.recall, "回收文件", "recall")
         if reason not in RECALL_REASONS:
             raise InputError(f"回收原因 \"{reason}\" 无效；可选：{'、'.join(RECALL_REASONS)}",
                              field="reason")
-        return self._run(lambda tx, work: self._recall(tx, work, number, reason, user, copy,
-                                                       from_, keep))
+        problems: list[InputError] = []
+        from_ = self._register_text(from_, "交回人", "from", "--from", problems, required=False)
+        if problems:
+            raise InputError.combine(problems)
+        return self._run(lambda tx, work: self._recall(tx, work, number, reason, user, reach,
+                                                       copy, from_, keep))
 
-    def _recall(self, tx: Tx, work, number: str, reason: str, user: User, copy: int | None,
+    def _recall(self, tx: Tx, work, number: str, reason: str, user: User, reach, copy: int | None,
                 from_: str | None, keep: bool) -> dict[str, Any]:
         """The body of :meth:`recall` in a unit of work (a rehearsal or the real one): a
         recall for 换版 or 作废 stamps the PDF, which converts."""
         now = work.now
-        doc = self._document_record(tx, number)
+        doc = self._visible_document(tx, number, reach)
         current = self._current_copies(tx, number)
         if copy is not None:
             target = current.get(copy)
@@ -109,10 +112,12 @@ class DocumentControl:
             self._stamp_document(tx, work, doc, STAMP_WORDS[reason], reason)
         return {"number": number, "reason": reason, "copies": results}
 
-    def document(self, number: str) -> dict[str, Any]:
-        """A document's life: the register entry, its copies, events, versions before/after."""
+    def document(self, number: str, *, actor: str) -> dict[str, Any]:
+        """A document's life: the register entry, its copies, events, versions before/after
+        (if ``actor`` sees it: their case's, or every document for the register's keeper)."""
+        reach = self.reach(actor)
         with self.store.snapshot() as tx:
-            doc = self._document_record(tx, number)
+            doc = self._visible_document(tx, number, reach)
             copies = sorted(tx.copies(number), key=lambda c: (c["copy_no"], c["rev"]))
             events = [e for e in tx.case_log("register_log", doc["case_id"])
                       if e.get("number") == number]
@@ -125,8 +130,12 @@ class DocumentControl:
                      "supersedes": before[0] if before else None})
         return view
 
-    def register_rows(self, start: date | None = None, end: date | None = None) -> list[list]:
-        """文件发放回收记录表 rows (domain.md §4.3), one per copy issued, oldest first."""
+    def register_rows(self, start: date | None = None, end: date | None = None, *,
+                      actor: str) -> list[list]:
+        """文件发放回收记录表 rows (domain.md §4.3), one per copy issued, oldest first; for
+        the roles that read the register (``register = true``)."""
+        user = self.config.user(actor)
+        self._allow(user, self.reach(actor).register, "查看文件发放回收记录表", "register")
         with self.store.snapshot() as tx:
             copies = sorted(tx.find_copies(start, end),
                             key=lambda c: (c["issued_at"], c["label"], c["rev"]))
@@ -150,14 +159,15 @@ class DocumentControl:
         return rows
 
     def register_export(self, fmt: str, out: Path, start: date | None = None,
-                        end: date | None = None) -> dict[str, Any]:
+                        end: date | None = None, *, actor: str) -> dict[str, Any]:
         if fmt not in ("xlsx", "docx", "pdf"):
             raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
         from . import reports
 
         today = self.clock().date()
         table = reports.Table("文件发放回收记录表", reports.period_label(start, end, today),
-                              list(REGISTER_COLUMNS), self.register_rows(start, end))
+                              list(REGISTER_COLUMNS),
+                              self.register_rows(start, end, actor=actor))
         if fmt == "xlsx":
             payload = reports.to_xlsx(table)
         else:
@@ -193,6 +203,43 @@ class DocumentControl:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _visible_document(self, tx: Tx, number: str, reach) -> dict[str, Any]:
+        """The register entry of ``number`` if ``reach`` sees it (the same "not found" as for
+        a number never issued, so nobody learns of a colleague's customers)."""
+        doc = tx.document(number)
+        if doc is not None and not reach.documents_all:
+            record = tx.case(doc["case_id"])
+            if record is None or not reach.sees_case(record):
+                doc = None
+        if doc is None:
+            raise NotFoundError(f"找不到文件编号 \"{number}\"（可用 dealerdocs docs 查看已出具的文件）",
+                                number=number)
+        return doc
+
+    def _allow(self, user: User, allowed: bool, action: str, right: str) -> None:
+        """Refuse ``action`` unless one of the user's roles has ``right`` in ``[access]``."""
+        if allowed:
+            return
+        need = "、".join(self.config.role_label(r) for r, a in self.config.access.items()
+                        if getattr(a, right)) or "（无人）"
+        mine = "、".join(self.config.role_label(r) for r in user.roles) or "无"
+        raise PermissionDenied(f"用户 {user.login}（{user.name}，角色：{mine}）无权{action}；"
+                               f"需要角色：{need}", user=user.login, right=right)
+
+    @staticmethod
+    def _register_text(value: str | None, label: str, name: str, option: str,
+                       problems: list[InputError], required: bool = True) -> str | None:
+        """A name or department written into the register: cleaned like every text field
+        (control and direction-override characters removed) and at most 60 characters."""
+        try:
+            text = clean_line(value or "", max_length=REGISTER_TEXT_MAX)
+        except ValueError as err:
+            problems.append(InputError(f"{label}（{option}）{err}", field=name, label=label))
+            return None
+        if required and not text:
+            problems.append(InputError(f"请填写{label}（{option}）", field=name, label=label))
+        return text or None
+
     def _document_record(self, tx: Tx, number: str) -> dict[str, Any]:
         doc = tx.document(number)
         if doc is None:
@@ -221,7 +268,8 @@ class DocumentControl:
                   "disposition": None, "replaces": replaces, "replaced_by": None}
         tx.put_copy(record)
         self._register_event(tx, now.isoformat(), user, "dispatched", number, copy=label,
-                             recipient=to, dept=dept, channel=channel, rev=rev)
+                             recipient_hmac=privacy.keyed_hash(self.personal_key, to),
+                             dept=dept, channel=channel, rev=rev)
         return record
 
     def _take_back(self, tx: Tx, doc: Mapping[str, Any], c: dict[str, Any], reason: str,

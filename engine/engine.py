@@ -18,10 +18,12 @@ import difflib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import calculators, checks
+from . import access, calculators, checks, privacy
+from .access import Reach
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .control import DocumentControl
@@ -31,10 +33,12 @@ from .errors import DealerDocsError, InputError, NotFoundError, PermissionDenied
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .prepared import ConversionNeeded, Prepared, ServingConverter
+from .previews import PagePreviews
 from .jsonview import context_value
 from .dates import cn_date
 from .files import atomic_write_bytes
-from .store import Store, Tx
+from .store import Store, Tx, Upgrade
+from .text import clean_line
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
 if TYPE_CHECKING:
@@ -120,9 +124,12 @@ class Engine(DocumentControl, Registers):
         self.config = config
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.store = Store(config.store_dir, lock_timeout=config.lock_timeout,
-                           listing=self._listing)
+                           listing=self._listing,
+                           upgrade=Upgrade(owners=self._direct_owners, redact=self._redact,
+                                           private=(config.outbox_dir,)))
         self.outbox = Outbox(config.outbox_dir)
         self.attachments = Attachments(config.store_dir / "attachments")
+        self.previews = PagePreviews(config.store_dir / "cache" / "previews")
         self._renderer = renderer
         self._converter = converter
         self._owns_converter = converter is None
@@ -184,10 +191,251 @@ class Engine(DocumentControl, Registers):
             raise NotFoundError(f"没有名为 \"{key}\" 的工作流{hint}（可用：{'、'.join(self.workflows)}）",
                                 workflow=key) from None
 
-    def case(self, case_id: str) -> dict[str, Any]:
-        """The case with its data, computed totals, documents and history (JSON-friendly)."""
+    # --- who sees what ---------------------------------------------------------------------
+
+    def reach(self, actor: str) -> Reach:
+        """What ``actor`` sees and may do besides workflow steps (``[access]`` in config.toml)."""
+        return access.reach(self.config, self.workflows, self.config.user(actor))
+
+    @cached_property
+    def personal_key(self) -> bytes:
+        """The key of the keyed hashes that stand for personal values in the audit trail and
+        the register log (``<store>/keys/personal.key``, made on first use)."""
+        return privacy.load_key(self.config.store_dir / "keys" / "personal.key")
+
+    def _direct_owners(self, record: Mapping[str, Any]) -> list[str]:
+        """Who opened a case and its assignee (a store upgrade adds the linked cases')."""
+        wf = self.workflows.get(record["workflow"])
+        assignee = record["data"].get(wf.assignee) if wf and wf.assignee else None
+        return list(dict.fromkeys([record["created_by"], *([assignee] if assignee else [])]))
+
+    def _redact(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """An audit entry written before personal values were kept out of it, with its
+        personal values replaced by keyed hashes (a store upgrade)."""
+        wf = self.workflows.get(entry.get("workflow", ""))
+        if wf is None or not entry.get("changed"):
+            return entry
+        out = []
+        for change in entry["changed"]:
+            if change.get("field") in wf.personal_fields and not change.get("personal"):
+                change = {"field": change["field"], "personal": True,
+                          "old_hmac": privacy.keyed_hash(self.personal_key, change.get("old")),
+                          "new_hmac": privacy.keyed_hash(self.personal_key, change.get("new"))}
+            out.append(change)
+        return {**entry, "changed": out}
+
+    def _visible_case(self, tx: Tx, case_id: str, reach: Reach) -> dict[str, Any]:
+        """The case, if ``reach`` sees it; a case that exists but is someone else's reads as
+        not found, so nobody learns which customers a colleague has."""
+        record = tx.case(case_id)
+        if record is None or not reach.sees_case(record):
+            raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
+        return record
+
+    def _masked(self, wf: Workflow, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: privacy.mask(wf.personal_fields.get(k), v) for k, v in data.items()}
+
+    def _audit_reveals(self, records: list[Mapping[str, Any]], actor: str, what: str) -> None:
+        """One audit event per case whose full identity or mobile numbers ``actor`` is shown."""
+        user = self.config.user(actor)
+        with self.store.transaction() as tx:
+            stamp = self.clock().isoformat()
+            for record in records:
+                wf = self.workflow(record["workflow"])
+                shown = [wf.fields[k].label for k, kind in wf.personal_fields.items()
+                         if kind in privacy.MASKED_KINDS and record["data"].get(k)]
+                if shown:
+                    self._audit(tx, stamp, user, record["id"], wf, "reveal", record["state"],
+                                record["state"], [], [],
+                                note=f"{what}：查看完整个人信息（{'、'.join(shown)}）")
+
+    def reassign(self, case_id: str, to: str, *, actor: str, reason: str | None = None
+                 ) -> dict[str, Any]:
+        """Give a case and every case linked to it (the customer's quote, contract and
+        delivery) to another consultant: the assignee field and the owners change, the one
+        before no longer sees them; one audit event per case. For roles with
+        ``reassign = true``."""
+        user = self.config.user(actor)
+        reach = self.reach(actor)
+        self._allow(user, reach.reassign, "改派案件", "reassign")
+        target = self.config.user(to)
+        try:
+            note = clean_line(reason or "", max_length=200)
+        except ValueError as err:
+            raise InputError(f"改派原因（--reason）{err}", field="reason") from None
+        moved = []
+        with self.store.transaction() as tx:
+            stamp = self.clock().isoformat()
+            for record in self._linked_cases(tx, self._visible_case(tx, case_id, reach)):
+                wf = self.workflow(record["workflow"])
+                data = dict(record["data"])
+                before = data.get(wf.assignee) if wf.assignee else None
+                if wf.assignee:
+                    allowed = wf.fields[wf.assignee].roles
+                    if allowed and not set(allowed) & set(target.roles):
+                        need = "、".join(self.config.role_label(r) for r in allowed)
+                        raise InputError(f"{target.login}（{target.name}）不能做{wf.title}的"
+                                         f"{wf.fields[wf.assignee].label}（需要角色：{need}）",
+                                         field="to")
+                    data[wf.assignee] = target.login
+                tx.put_case({**record, "data": data, "owners": [target.login],
+                             "updated_at": stamp, "updated_by": user.login})
+                self._audit(tx, stamp, user, record["id"], wf, "reassign", record["state"],
+                            record["state"], self._changes(wf, record["data"], data), [],
+                            note=f"改派给 {target.login}（{target.name}）"
+                                 f"{'，原为 ' + before if before else ''}"
+                                 f"{'；原因：' + note if note else ''}")
+                moved.append(record["id"])
+        return {"to": target.login, "cases": moved}
+
+    # --- personal data: erasure ------------------------------------------------------------
+
+    def purge(self, *, actor: str, customer: str | None = None, expired: bool = False
+              ) -> dict[str, Any]:
+        """Erase a person's data (``customer``: their mobile or resident ID) or every finished
+        case past its retention period (``expired``, ``[privacy] retention_days``), from the
+        cases of workflows no law requires the store to keep whole (《个人信息保护法》 Art.
+        47): personal fields are emptied (names become a pseudonym, the same for the same
+        person), their documents' files are deleted (the register keeps number, title and
+        hashes, marked 已删除), the register's copies name the pseudonym. Cases of kept
+        workflows are left, with the reason; cases still in progress are left. Every erasure is
+        an audit event (which fields, never the values). For roles with ``purge = true``."""
+        user = self.config.user(actor)
+        self._allow(user, self.reach(actor).purge, "删除个人信息", "purge")
+        if bool(customer) == bool(expired):
+            raise InputError("请给出 --customer 手机号或身份证号，或 --expired（二者选一）",
+                             field="customer")
+        today = self.clock().date()
         with self.store.snapshot() as tx:
-            record = self._load_case(tx, case_id)
+            if customer:
+                value = _identifier(customer)
+                person = privacy.keyed_hash(self.personal_key, value)
+                candidates = [c for c in (tx.case(i) for i in tx.cases_of_person(person))
+                              if c is not None and self._holds(c, value)]
+                why = "依据本人的删除请求"
+            else:
+                candidates = []
+                for key, days in self.config.privacy.retention_days.items():
+                    if key not in self.workflows:
+                        continue
+                    for row in tx.find_cases(workflow=key):
+                        age = (today - date.fromisoformat(row["updated_at"][:10])).days
+                        if row.get("final") and age > days and not row.get("purged"):
+                            candidates.append(tx.case(row["id"]))
+                why = "超过保存期限"
+        kept, waiting, chosen = [], [], []
+        for record in candidates:
+            wf = self.workflow(record["workflow"])
+            if record["workflow"] not in self.config.privacy.retention_days:
+                kept.append({"case": record["id"], "workflow": wf.title,
+                             "reason": self.config.privacy.keep.get(
+                                 record["workflow"], "config.toml 的 [privacy] 未给这类案件设保存期限，按保留处理")})
+            elif not wf.states[record["state"]].final:
+                waiting.append({"case": record["id"], "workflow": wf.title,
+                                "state": wf.states[record["state"]].label})
+            else:
+                chosen.append(record["id"])
+        purged: list[dict[str, Any]] = []
+        doomed: list[Path] = []
+        if chosen:
+            with self.store.transaction() as tx:
+                stamp = self.clock().isoformat()
+                for case_id in chosen:
+                    purged.append(self._purge_case(tx, case_id, user, stamp, why, doomed))
+        for path in doomed:      # after the commit: an erasure that did not happen keeps them
+            path.unlink(missing_ok=True)
+        return {"purged": purged, "kept": kept, "in_progress": waiting}
+
+    def _holds(self, record: Mapping[str, Any], value: str) -> bool:
+        wf = self.workflows.get(record["workflow"])
+        return bool(wf) and any(record["data"].get(k) == value
+                                for k, kind in wf.personal_fields.items()
+                                if kind in privacy.MASKED_KINDS)
+
+    def _purge_case(self, tx: Tx, case_id: str, user: User, stamp: str, why: str,
+                    doomed: list[Path]) -> dict[str, Any]:
+        record = tx.case(case_id)
+        wf = self.workflow(record["workflow"])
+        data = dict(record["data"])
+        names: dict[str, str] = {}
+        for k, kind in wf.personal_fields.items():
+            if data.get(k) in (None, "") or str(data[k]).startswith(privacy.PSEUDONYM_PREFIX):
+                continue
+            if kind == "name":
+                names[data[k]] = data[k] = privacy.pseudonym(self.personal_key, data[k])
+            else:
+                data[k] = None
+        erased = [wf.fields[k].label for k in wf.personal_fields if data.get(k) != record["data"].get(k)]
+        documents = []
+        for doc in tx.case_documents(case_id):
+            for c in tx.copies(doc["number"]):
+                changed = {f: names[c[f]] for f in ("recipient", "returned_by") if c.get(f) in names}
+                if changed:
+                    tx.put_copy({**c, **changed})
+                doomed.append(self.outbox.absolute(str(Path(doc["pdf"]).parent / "copies"
+                                                       / f"{c['label']}.pdf")))
+            doomed += [self.outbox.absolute(doc[k]) for k in ("docx", "pdf", "stamped_pdf")
+                       if doc.get(k)]
+            doomed.append(self.previews.path(doc["pdf_sha256"]))
+            if not doc.get("files_purged"):
+                tx.put_document({**doc, "files_purged": True, "purged_at": stamp})
+                self._register_event(tx, stamp, user, "purged", doc["number"], reason=why)
+                documents.append(doc["number"])
+        tx.put_case({**record, "data": data, "purged_at": stamp, "purged_by": user.login,
+                     "updated_at": stamp, "updated_by": user.login})
+        note = f"删除个人信息（{why}）：{'、'.join(erased) or '无'}"
+        if documents:
+            note += f"；删除文件 {'、'.join(documents)}"
+        self._audit(tx, stamp, user, case_id, wf, "purge", record["state"], record["state"],
+                    self._changes(wf, record["data"], data), [], note=note)
+        return {"case": case_id, "workflow": wf.title, "fields": erased, "documents": documents}
+
+    def page_image(self, number: str, *, actor: str) -> Path:
+        """Page 1 of a document's PDF as a PNG (kept a few days), if ``actor`` sees it."""
+        life = self.document(number, actor=actor)
+        pdf = Path(life["pdf"])
+        if life.get("files_purged") or not pdf.is_file():
+            raise NotFoundError(f"文件 {number} 的存档文件缺失或已删除", number=number)
+        return self.previews.first_page(pdf, life["pdf_sha256"], number)
+
+    def document_count(self) -> int:
+        """How many documents the store has issued (no one's data: for ``verify``)."""
+        with self.store.snapshot() as tx:
+            return len(tx.find_documents())
+
+    @staticmethod
+    def _linked_cases(tx: Tx, start: dict[str, Any]) -> list[dict[str, Any]]:
+        """``start`` and every case reachable from it through links, in the order found."""
+        found = {start["id"]: start}
+        queue = [start]
+        while queue:
+            record = queue.pop(0)
+            for ids in record.get("links", {}).values():
+                for other_id in ids:
+                    if other_id not in found:
+                        other = tx.case(other_id)
+                        if other is not None:
+                            found[other_id] = other
+                            queue.append(other)
+        return list(found.values())
+
+    # --- lookups (as a user: only what they see, personal data masked) --------------------
+
+    def case(self, case_id: str, *, actor: str, reveal: bool = False) -> dict[str, Any]:
+        """The case with its data, computed totals, documents and history (JSON-friendly), if
+        ``actor`` may see it. Identity and mobile numbers are masked unless ``reveal``, which
+        needs a role that may reveal and is written into the audit trail."""
+        reach = self.reach(actor)
+        if reveal and not reach.reveal:
+            user = self.config.user(actor)
+            raise PermissionDenied(f"用户 {user.login}（{user.name}）无权查看完整的个人信息"
+                                   f"（身份证号、手机号）", user=user.login)
+        if reveal:
+            with self.store.snapshot() as tx:
+                record = self._visible_case(tx, case_id, reach)
+            self._audit_reveals([record], actor, "查看案件")
+        with self.store.snapshot() as tx:
+            record = self._visible_case(tx, case_id, reach)
             documents = tx.case_documents(case_id)
             history = tx.case_log("audit", case_id)
         wf = self.workflow(record["workflow"])
@@ -197,7 +445,9 @@ class Engine(DocumentControl, Registers):
             "state": record["state"], "state_label": wf.states[record["state"]].label,
             "created_at": record["created_at"], "created_by": record["created_by"],
             "updated_at": record["updated_at"], "updated_by": record["updated_by"],
-            "data": record["data"], "links": record.get("links", {}),
+            "owners": access.owners(record), "revealed": reveal,
+            "data": record["data"] if reveal else self._masked(wf, record["data"]),
+            "links": record.get("links", {}),
             "totals": context_value(totals),
             "total": context_value(totals.get("grand_total")),
             "deadline": self.deadline_status(wf, record),
@@ -209,10 +459,18 @@ class Engine(DocumentControl, Registers):
 
     def cases(self, workflow: str | None = None, state: str | None = None,
               opened_from: date | None = None, opened_to: date | None = None,
-              open_only: bool = False) -> list[dict[str, Any]]:
-        """Case listings (from the indexes, no case file opened), filtered by workflow, state
-        and the period the case was opened in; ``open_only`` leaves out finished cases (and
-        reads only the index of open ones, as does asking for a state that is never final)."""
+              open_only: bool = False, *, actor: str) -> list[dict[str, Any]]:
+        """The listings of the cases ``actor`` sees (from the indexes, no case file opened),
+        filtered by workflow, state and the period the case was opened in; ``open_only``
+        leaves out finished cases (and reads only the index of open ones, as does asking for
+        a state that is never final). Identity and mobile numbers are masked."""
+        reach = self.reach(actor)
+        return [row for row in self._cases(workflow, state, opened_from, opened_to, open_only)
+                if reach.sees_case(row)]
+
+    def _cases(self, workflow: str | None = None, state: str | None = None,
+               opened_from: date | None = None, opened_to: date | None = None,
+               open_only: bool = False) -> list[dict[str, Any]]:
         flows = [self.workflow(workflow)] if workflow is not None else list(self.workflows.values())
         if state is not None and all(not wf.states[state].final for wf in flows
                                      if state in wf.states):
@@ -222,10 +480,12 @@ class Engine(DocumentControl, Registers):
         out = []
         for r in rows:
             wf = self.workflows.get(r["workflow"])
+            fields = r.get("fields", {})
             out.append({"id": r["id"], "workflow": r["workflow"], "state": r["state"],
                         "state_label": wf.states[r["state"]].label if wf else r["state"],
                         "summary": r.get("summary", ""), "total": r.get("total"),
-                        "fields": r.get("fields", {}), "final": r.get("final", False),
+                        "fields": self._masked(wf, fields) if wf else fields,
+                        "owners": access.owners(r), "final": r.get("final", False),
                         "created_at": r["created_at"], "created_by": r["created_by"],
                         "updated_at": r["updated_at"], "updated_by": r["updated_by"]})
         return sorted(out, key=lambda c: (c["workflow"], _case_seq(c["id"])))
@@ -245,7 +505,12 @@ class Engine(DocumentControl, Registers):
         names += [r.date_field for r in wf.reports.values()]
         names += [n for n, f in wf.fields.items() if f.type == "string" and n.endswith("_name")]
         state = record["state"]
-        return {"summary": " ".join(str(data[k]) for k in wf.summary
+        people = [privacy.keyed_hash(self.personal_key, data[k])
+                  for k, kind in wf.personal_fields.items()
+                  if kind in privacy.MASKED_KINDS and data.get(k)]
+        return {"owners": access.owners(record), "people": people,
+                "purged": bool(record.get("purged_at")),
+                "summary": " ".join(str(data[k]) for k in wf.summary
                                     if data.get(k) not in (None, "")),
                 "total": context_value(totals.get("grand_total")),
                 "fields": {k: data[k] for k in dict.fromkeys(names)
@@ -253,13 +518,26 @@ class Engine(DocumentControl, Registers):
                 "final": wf.states[state].final,
                 "held": any(state in rule.states for rule in wf.exclusive)}
 
-    def documents(self, case_id: str | None = None, status: str | None = None
-                  ) -> list[dict[str, Any]]:
+    def documents(self, case_id: str | None = None, status: str | None = None, *,
+                  actor: str) -> list[dict[str, Any]]:
+        """The issued documents ``actor`` sees: those of the cases they see, or all of them
+        for a role that keeps the register's copies (``documents = "all"``)."""
+        reach = self.reach(actor)
         with self.store.snapshot() as tx:
             if case_id:
+                record = tx.case(case_id)
+                if record is None or not (reach.documents_all or reach.sees_case(record)):
+                    raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）",
+                                        case=case_id)
                 rows = [d for d in tx.case_documents(case_id) if not status or d["status"] == status]
             else:
-                rows = tx.find_documents(status=status)
+                rows = [d for d in tx.find_documents(status=status)
+                        if reach.sees_documents_of(d["workflow"])]
+        if not case_id and not reach.documents_all:
+            own = {d["workflow"] for d in rows if reach.scope.get(d["workflow"]) == "own"}
+            mine = {r["id"] for key in own for r in self._cases(key) if reach.sees_case(r)}
+            rows = [d for d in rows
+                    if reach.scope.get(d["workflow"]) == "all" or d["case_id"] in mine]
         return [self._document_view(d) for d in sorted(rows, key=lambda d: d["issued_at"])]
 
     def _document_view(self, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,6 +554,8 @@ class Engine(DocumentControl, Registers):
             register_problems = self._verify_register(tx, docs)
         entries = []
         for d in docs:
+            if d.get("files_purged"):
+                continue   # erased on purpose (dealerdocs purge); the register keeps the hashes
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
             entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
             if d.get("stamped_pdf"):
@@ -286,8 +566,8 @@ class Engine(DocumentControl, Registers):
             wf = self.workflows.get(case["workflow"])
             for name, spec in (wf.fields.items() if wf else ()):
                 if spec.type == "attachments":
-                    attached += [(case["id"], self.attachments.path_of(a["file"]), a["sha256"])
-                                 for a in case["data"].get(name) or []]
+                    attached += [(case["id"], self.attachments.path_for(a["sha256"]),
+                                  a["sha256"]) for a in case["data"].get(name) or []]
         problems += [dataclasses.asdict(p) for p in verify_files(attached)]
         return register_problems + problems
 
@@ -313,12 +593,16 @@ class Engine(DocumentControl, Registers):
         without numbering, registering or changing anything. ``target`` is a case id (its data,
         with ``data`` laid over it) or a workflow key (``data`` alone)."""
         user = self.config.user(actor)
+        reach = self.reach(actor)
         with self.store.snapshot() as tx:
-            record = tx.case(target)
+            record = (self._visible_case(tx, target, reach)
+                      if target not in self.workflows else None)
             wf = self.workflow(record["workflow"] if record else target)
             links = self._links_context(tx, record) if record else {}
             earlier = tx.case_documents(record["id"]) if record else []
         state = record["state"] if record else wf.initial
+        if record is None and not access.may_create(user, wf):
+            self._authorize(user, wf.create_roles, f"预览新的{wf.title}")
         base = record["data"] if record else {}
         patch = self._normalize(wf, data or {}, base, edits=("*",))
         values, totals = self._evaluate(wf, {**base, **patch})
@@ -385,7 +669,7 @@ class Engine(DocumentControl, Registers):
             links: dict[str, list[str]] = {}
             origin = None
             if source is not None:
-                origin = self._load_case(tx, source)
+                origin = self._visible_case(tx, source, self.reach(user.login))
                 base, links = self._carry_over(tx, wf, origin)
             elif any(cf.required for cf in wf.create_from.values()):
                 need = "、".join(f"{self.workflows[k].title}（{'/'.join(self._state_labels(k, cf.states))}）"
@@ -411,16 +695,21 @@ class Engine(DocumentControl, Registers):
             stamp = now.isoformat()
             self._check_exclusive(tx, wf, None, wf.initial, stored)
             case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
+            # whose case it is: who opened it, its assignee, and whose the source case was
+            owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
+                                    else []),
+                      *(access.owners(origin) if origin is not None else [])]
             tx.put_case({
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
                 "links": links, "created_at": stamp, "created_by": user.login,
-                "updated_at": stamp, "updated_by": user.login})
+                "updated_at": stamp, "updated_by": user.login,
+                "owners": list(dict.fromkeys(owners))})
             if origin is not None:
                 back = {**origin.get("links", {})}
                 back[wf.key] = [*back.get(wf.key, []), case_id]
                 tx.put_case({**origin, "links": back})
             self._audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
-                        _changes({}, stored), [], warnings=warnings,
+                        self._changes(wf, {}, stored), [], warnings=warnings,
                         note=f"由 {source} 创建" if source else None)
             if mark is not None:
                 tx.set_mark(mark[0], mark[1], {"case": case_id})
@@ -473,6 +762,11 @@ class Engine(DocumentControl, Registers):
                     for path in work.new_files:
                         path.unlink(missing_ok=True)
         return documents
+
+    def discard_journal(self) -> Path | None:
+        """Move a store journal that cannot be replayed aside (``dealerdocs recover``); the
+        unit of work it held is lost. Returns where it went, or None if there was none."""
+        return self.store.discard_journal()
 
     def batch_marks(self, batch: str) -> dict[str, dict[str, Any]]:
         """What a batch (by its id) has done so far, item by item (see :mod:`engine.batch`)."""
@@ -549,7 +843,7 @@ class Engine(DocumentControl, Registers):
     def _fire_in(self, tx: Tx, work: "_Work", case_id: str, trigger: str, user: User,
                  data: Mapping[str, Any] | None, files_from: Path | None) -> FireResult:
         """The body of :meth:`fire` inside a unit of work (a rehearsal or the real one)."""
-        record = self._load_case(tx, case_id)
+        record = self._visible_case(tx, case_id, self.reach(user.login))
         wf = self.workflow(record["workflow"])
         candidates = wf.candidates(trigger, record["state"])
         label = candidates[0].label
@@ -585,15 +879,19 @@ class Engine(DocumentControl, Registers):
         new_state = self._move(wf, record["state"], t)
         self._check_exclusive(tx, wf, case_id, new_state, new_data)
         stamp = now.isoformat()
+        owners = access.owners(record)
+        if wf.assignee and new_data.get(wf.assignee) and new_data[wf.assignee] not in owners:
+            owners.append(new_data[wf.assignee])   # the case was handed to another consultant
         before, record = record, {**record, "state": new_state, "data": new_data,
-                                  "updated_at": stamp, "updated_by": user.login}
+                                  "updated_at": stamp, "updated_by": user.login,
+                                  "owners": owners}
         issued = self._issue_documents(tx, work, wf, t, record, values, totals, user,
                                        new_state)
         if t.void_documents:
             self._void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
         tx.put_case(record)
         self._audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
-                    _changes(before["data"], new_data), [d.number for d in issued],
+                    self._changes(wf, before["data"], new_data), [d.number for d in issued],
                     warnings=warnings)
         for linked_wf, linked_trigger in t.fire_linked.items():
             for linked_id in record.get("links", {}).get(linked_wf, []):
@@ -768,6 +1066,9 @@ class Engine(DocumentControl, Registers):
         """
         if not isinstance(data, Mapping):
             raise InputError(f"数据应为 JSON 对象（键值表），收到 {type(data).__name__}")
+        # a masked number sent back as it was shown (a form, an API client) leaves it as it is
+        data = {k: v for k, v in data.items()
+                if not privacy.is_masked(wf.personal_fields.get(k), v, current.get(k))}
         problems: list[InputError] = []
         out: dict[str, Any] = {}
         for key in data:
@@ -805,7 +1106,7 @@ class Engine(DocumentControl, Registers):
                 try:
                     raw = [self.attachments.store(Path(files_from or ".") / item, stored_files)
                            if isinstance(item, str)
-                           else item for item in raw]
+                           else _attached(spec, item, current.get(key)) for item in raw]
                 except InputError as err:
                     problems.append(InputError(f"{spec.label}（{key}）：{err.message}",
                                                field=key, label=spec.label))
@@ -950,6 +1251,10 @@ class Engine(DocumentControl, Registers):
         })
         return context
 
+    def _changes(self, wf: Workflow, old: Mapping[str, Any], new: Mapping[str, Any]
+                 ) -> list[dict[str, Any]]:
+        return changes(wf, old, new, self.personal_key)
+
     def _audit(self, tx: Tx, stamp: str, user: User, case_id: str, wf: Workflow, trigger: str,
                source: str | None, dest: str, changed: list[dict[str, Any]],
                documents: list[str], *, warnings: list[str] | None = None,
@@ -973,9 +1278,47 @@ class Engine(DocumentControl, Registers):
         return out
 
 
-def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"field": k, "old": old.get(k), "new": new.get(k)}
-            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+def changes(wf: Workflow, old: Mapping[str, Any], new: Mapping[str, Any], key: bytes
+            ) -> list[dict[str, Any]]:
+    """The audit trail's record of what changed: old and new values, except for personal
+    data, which is recorded by keyed hashes only (``personal``: a change shows, the value
+    cannot be read back, and a purge has nothing to erase in the chain)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) == new.get(k):
+            continue
+        if k in wf.personal_fields:
+            out.append({"field": k, "personal": True,
+                        "old_hmac": privacy.keyed_hash(key, old.get(k)),
+                        "new_hmac": privacy.keyed_hash(key, new.get(k))})
+        else:
+            out.append({"field": k, "old": old.get(k), "new": new.get(k)})
+    return out
+
+
+def _identifier(value: str) -> str:
+    """A mobile or resident ID number as the store keeps it (a purge request names one)."""
+    from . import validators
+
+    for rule in (validators.mobile, validators.cn_id):
+        try:
+            return rule(value)
+        except validators.RuleViolation:
+            continue
+    raise InputError(f"\"{value}\" 既不是有效的手机号，也不是有效的身份证号", field="customer")
+
+
+def _attached(spec, item: Any, current: Any) -> dict[str, Any]:
+    """An attachment record sent back as it is (kept on the case): only one already on this
+    case is accepted, and its stored record is used, never what was sent (a made-up record
+    could cite evidence nobody uploaded, or point at a file outside the store)."""
+    on_case = {a.get("sha256"): a for a in current or [] if isinstance(a, dict)}
+    found = on_case.get(item.get("sha256")) if isinstance(item, Mapping) else None
+    if found is None:
+        name = item.get("name") if isinstance(item, Mapping) else None
+        raise InputError(f"附件 {name or item!r} 不是本案件已上传的文件；请上传文件本身",
+                         field=spec.name, label=spec.label)
+    return dict(found)
 
 
 def _span(start: str, end: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from . import dates, money, validators
 from .config import Config
 from .errors import InputError
-from .text import clean_text
+from .text import clean_line, clean_text
 
 FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice", "multichoice",
                "boolean", "user", "table", "attachments")
@@ -47,6 +47,7 @@ class FieldSpec:
     roles: tuple[str, ...] = ()
     default: str | None = None
     columns: dict[str, "FieldSpec"] = field(default_factory=dict)
+    personal: str | None = None  # personal data it holds (engine.privacy): masked, hashed, purged
 
     def is_required(self, data: dict[str, Any]) -> bool:
         """Required outright, or because another field has a given value (``required_if``)."""
@@ -96,9 +97,8 @@ def normalize(spec: FieldSpec, raw: Any, config: Config, *, where: str = "",
                 raw = str(raw)
             else:
                 raise bad(f"应为文字，收到 {_show(raw)}")
-        value = clean_text(raw).strip()
-        if kind == "string":
-            value = " ".join(value.split())  # a one-line field: no newlines or tab runs
+        # a one-line field: no newlines or tab runs
+        value = clean_line(raw) if kind in ("string", "choice") else clean_text(raw).strip()
         limit = spec.max_length or _DEFAULT_MAX_LENGTH.get(kind, 200)
         if len(value) > limit:
             raise bad(f"过长：{len(value)} 个字符，最多 {limit} 个")

@@ -20,8 +20,24 @@ def private_umask() -> None:
 
 
 def make_dirs(path: Path) -> None:
-    """``mkdir -p`` with folders for the service user only."""
-    Path(path).mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """``mkdir -p`` with every folder it makes for the service user only (``Path.mkdir``
+    gives the missing parents the default mode, whatever ``mode`` says)."""
+    path = Path(path)
+    if path.is_dir():
+        return
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass
+        else:
+            os.chmod(folder, DIR_MODE)  # the umask may have taken bits away; never added any
 
 
 def fsync_dir(path: Path) -> None:

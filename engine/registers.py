@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import InputError, NotFoundError, StorageError
+from .errors import InputError, NotFoundError, PermissionDenied, StorageError
 from .files import atomic_write_bytes
 from .workflow import Workflow
 
@@ -36,16 +36,18 @@ class Registers:
                 "overdue_days": -days if is_open and days < 0 else 0,
                 "overdue": is_open and days < 0}
 
-    def due(self, within: int = 7) -> list[dict[str, Any]]:
-        """Open cases with a deadline that is past or within ``within`` days, most urgent first."""
+    def due(self, within: int = 7, *, actor: str) -> list[dict[str, Any]]:
+        """The open cases ``actor`` sees with a deadline that is past or within ``within``
+        days, most urgent first."""
+        reach = self.reach(actor)
         today = self.clock().date()
         out = []
         with self.store.snapshot() as tx:
             for wf in self.workflows.values():
-                if wf.deadline_field is None:
+                if wf.deadline_field is None or not reach.sees_workflow(wf.key):
                     continue
                 for listing in tx.find_cases(workflow=wf.key, open_only=True):
-                    if listing.get("final"):
+                    if listing.get("final") or not reach.sees_case(listing):
                         continue
                     record = {"state": listing["state"], "data": listing.get("fields", {})}
                     status = self.deadline_status(wf, record, today)
@@ -62,14 +64,22 @@ class Registers:
         return sorted(out, key=lambda r: (r["deadline"], r["id"]))
 
     def report(self, name: str, start: date | None = None, end: date | None = None,
-               formats: tuple[str, ...] = REPORT_FORMATS, out_dir: Path | None = None
-               ) -> dict[str, Any]:
+               formats: tuple[str, ...] = REPORT_FORMATS, out_dir: Path | None = None, *,
+               actor: str, reveal: bool = False) -> dict[str, Any]:
         """Export the register ``name`` (``[reports.<name>]`` of a workflow) for a period (or
-        everything) as .xlsx / .docx / .pdf files; returns the row count and the file paths."""
-        found = [(wf, wf.reports[name]) for wf in self.workflows.values() if name in wf.reports]
+        everything) as .xlsx / .docx / .pdf files, with the cases ``actor`` sees; identity and
+        mobile numbers masked unless ``reveal`` (a role that may reveal; audited per case).
+        Returns the row count and the file paths."""
+        reach = self.reach(actor)
+        found = [(wf, wf.reports[name]) for wf in self.workflows.values()
+                 if name in wf.reports and reach.sees_workflow(wf.key)]
         if not found:
-            known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports))
+            known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports
+                                    if reach.sees_workflow(wf.key)))
             raise NotFoundError(f"没有名为 \"{name}\" 的报表（可用：{known or '无'}）", report=name)
+        if reveal and not reach.reveal:
+            raise PermissionDenied(f"用户 {actor} 无权导出完整的个人信息（身份证号、手机号）",
+                                   user=actor)
         if start is not None and end is not None and end < start:
             raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
         unknown = [f for f in formats if f not in REPORT_FORMATS]
@@ -83,7 +93,8 @@ class Registers:
         today = self.clock().date()
         with self.store.snapshot() as tx:
             chosen = reports.select_rows(
-                ({**c, "data": c.get("fields", {})} for c in tx.find_cases(workflow=wf.key)),
+                ({**c, "data": c.get("fields", {})} for c in tx.find_cases(workflow=wf.key)
+                 if reach.sees_case(c)),
                 spec.date_field, start, end)
             cases = [tx.case(c["id"]) for c in chosen]
             issued = {}
@@ -91,8 +102,12 @@ class Registers:
                 for doc in sorted(tx.case_documents(case["id"]), key=lambda d: d["issued_at"]):
                     if doc["status"] in ("issued", "superseded"):
                         issued[(case["id"], doc["kind"])] = doc["number"]
+        if reveal:
+            self._audit_reveals(wf, cases, actor, f"导出{spec.title}")
         rows = []
         for case in cases:
+            if not reveal:
+                case = {**case, "data": self._masked(wf, case["data"])}
             values, totals = self._evaluate(wf, case["data"], today)
             status = self.deadline_status(wf, case, today) or {}
             extra = {"overdue_days": status.get("overdue_days"),

@@ -34,6 +34,7 @@ from pypdf.errors import PyPdfError
 from pypdf.generic import ContentStream
 
 from .errors import ConversionError
+from .text import clean_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .convert import Converter
@@ -60,7 +61,6 @@ _cache: "OrderedDict[str, bytes]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 _COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 # --- SVG -------------------------------------------------------------------------------------
@@ -204,8 +204,8 @@ def _centre_drop(size: float) -> float:
 
 
 def _clean(text: str) -> str:
-    """One line of text that is valid XML: no control characters, no line breaks."""
-    return " ".join(_NOT_XML.sub("", str(text)).split())
+    """One line of text that is valid XML: no control or direction-override characters."""
+    return clean_line(str(text))
 
 
 def _n(value: float) -> str:

@@ -21,6 +21,8 @@ On-disk shape under ``<store>/``::
     index/documents/YYYY/MM/DD.json    {number: document} by the day it was issued
     index/numbers/<xyz>.json           {number: case id}, 1,024 buckets by crc32 of the number
     index/copies/YYYY/MM/DD.json       {key: copy} by the day the copy was handed out
+    index/people/<xy>.json             {keyed hash of an ID or mobile: [case ids]}, 256
+                                       buckets: which cases a purge request concerns
     log/audit/YYYY-MM.jsonl            the hash-chained audit trail, append-only
     log/register_log/YYYY-MM.jsonl     the hash-chained register log, append-only
     journal/commit.json                a unit of work being applied (see below)
@@ -60,6 +62,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -70,12 +73,12 @@ from tinydb.table import Document
 
 from . import chain
 from .errors import StorageError
-from .files import FILE_MODE, atomic_write_bytes, fsync_dir, make_dirs, write_all
+from .files import FILE_MODE, atomic_write_bytes, fsync_dir, make_dirs, make_private, write_all
 from .lock import LockTimeout, RWFileLock
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LEGACY_FILE = "dealerdocs.json"   # schemas 1 and 2: the whole store in one tinydb file
 META_FILE = "meta.json"
 LOCK_FILE = "dealerdocs.lock"
@@ -84,6 +87,17 @@ NUMBER_BUCKETS = 1024
 CASES_PER_FOLDER = 1000
 
 Listing = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What the store needs from the engine to bring a schema-4 store to 5 (it knows nothing
+    of workflows): a case's direct owners, an audit entry without personal values, and other
+    folders to make private (the outbox)."""
+
+    owners: Callable[[Mapping[str, Any]], list[str]]
+    redact: Callable[[dict[str, Any]], dict[str, Any]]
+    private: tuple[Path, ...] = ()
 
 
 def basic_listing(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -381,11 +395,24 @@ class Tx:
                    "created_at": record["created_at"], "created_by": record["created_by"],
                    "updated_at": record["updated_at"], "updated_by": record["updated_by"],
                    **self._listing(record)}
+        for person in listing.pop("people", None) or ():
+            bucket = self._people_bucket(person)
+            ids = self._index(bucket).get(person, [])
+            if record["id"] not in ids:
+                self._set_index(bucket, person, [*ids, record["id"]])
         self._set_index(self._day_index("cases", record["created_at"]), record["id"], listing)
         held = self.root / "index" / "held" / f"{record['workflow']}.json"
         self._set_index(held, record["id"], listing if listing.get("held") else None)
         self._set_index(self._open_path(record["workflow"], record["created_at"]), record["id"],
                         None if listing.get("final") else listing)
+
+    def _people_bucket(self, person: str) -> Path:
+        return self.root / "index" / "people" / f"{person[:2]}.json"
+
+    def cases_of_person(self, person: str) -> list[str]:
+        """The ids of the cases that held a personal identifier with this keyed hash (the
+        listing function names them; entries are never removed, so callers check the case)."""
+        return list(self._index(self._people_bucket(person)).get(person, []))
 
     def _open_path(self, workflow: str, stamp: str) -> Path:
         return self.root / "index" / "open" / workflow / f"{stamp[:7]}.json"
@@ -593,6 +620,17 @@ class Tx:
             replace[META_FILE] = _dumps(self._meta.storage.data)  # type: ignore[attr-defined]
         return replace, appends
 
+    def flush_in_place(self) -> None:
+        """Replace this unit of work's files one by one (each atomically, no sync) and forget
+        them: for upgrading a store under its exclusive lock, where every step may run again."""
+        replace, appends = self.changes()
+        if appends:
+            raise StorageError("flush_in_place: appends need the journal")  # programming error
+        for rel, payload in replace.items():
+            atomic_write_bytes(self.root / rel, payload, sync=False)
+        self._dbs = {self.root / META_FILE: self._meta}
+        self._indexes, self._dirty_indexes, self._appends = {}, set(), {}
+
     def flush_unjournaled(self) -> None:
         """Write this unit of work's changes straight to their files and forget them (bulk
         loading into a store nobody else uses: the generator and the migration)."""
@@ -618,9 +656,10 @@ class Store:
     """The store folder: partitions, indexes, logs and the lock (see the module docstring)."""
 
     def __init__(self, directory: Path, lock_timeout: float = 120.0,
-                 listing: Listing | None = None) -> None:
+                 listing: Listing | None = None, upgrade: "Upgrade | None" = None) -> None:
         self.directory = Path(directory)
         self.listing = listing or basic_listing
+        self.upgrade = upgrade
         self.lock = RWFileLock(self.directory / LOCK_FILE, timeout=lock_timeout)
 
     @property
@@ -674,8 +713,7 @@ class Store:
                                    path=str(self.journal)) from err
         if (self.directory / LEGACY_FILE).exists():
             self._migrate_legacy()
-        meta = _read_json(self.directory / META_FILE)
-        if meta is not None:
+        while (meta := _read_json(self.directory / META_FILE)) is not None:
             version = (meta.get("_meta", {}).get("1") or {}).get("schema_version")
             if not isinstance(version, int):
                 raise StorageError(f"数据库 {self.directory / META_FILE} 缺少 schema_version，"
@@ -683,14 +721,17 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StorageError(f"数据库版本 {version} 比本程序支持的 {SCHEMA_VERSION} 新；"
                                    f"请升级 dealerdocs", path=str(self.directory))
-            if version == 3:
-                self._add_open_index(meta)
+            if version == SCHEMA_VERSION:
+                break
+            # each step writes its files first and the new version last, and may run again
+            # after a crash half way
+            {3: self._add_open_index, 4: self._upgrade_to_5}[version](meta)
 
     def _read_journal(self) -> Mapping[str, Any]:
         """The committed journal, checked for its shape: a journal that is empty or cut
         short cannot be replayed, and guessing would corrupt the store."""
-        way_out = (f"它记录的是上一次未完成的写入。请先备份整个数据库目录，再运行 "
-                   f"dealerdocs recover --discard-journal 把它移到一旁（之后用 dealerdocs verify 检查）")
+        way_out = ("它记录的是上一次未完成的写入。请先备份整个数据库目录，再运行 "
+                   "dealerdocs recover --discard-journal 把它移到一旁（之后用 dealerdocs verify 检查）")
         try:
             manifest = _read_json(self.journal)
         except StorageError:
@@ -738,7 +779,88 @@ class Store:
         for path in tx._dirty_indexes:
             atomic_write_bytes(path, _dumps(tx._indexes[path]), sync=False)
         _sync_filesystem(self.directory)
-        meta["_meta"] = {"1": {"schema_version": SCHEMA_VERSION}}
+        meta["_meta"] = {"1": {"schema_version": 4}}
+        atomic_write_bytes(self.directory / META_FILE, _dumps(meta))
+
+    def _upgrade_to_5(self, meta: dict) -> None:
+        """4 → 5, for issue 13 (personal data): every case gets its ``owners`` (shared by the
+        cases linked together) and its listing is made again; the audit trail's personal
+        values become keyed hashes and the chain is linked again (the head before is kept in
+        ``meta.json`` under ``upgrades``); the store's and the outbox's files become the
+        service user's only. The register log is left as it is: issued PDFs carry its head."""
+        if self.upgrade is None:
+            raise StorageError(f"数据库 {self.directory} 是第 4 版，需要由 dealerdocs 升级（请运行任意 "
+                               f"dealerdocs 命令，如 dealerdocs list --as 用户）", path=str(self.directory))
+        log.warning("migrating store %s to schema 5 (owners, audit trail without personal "
+                    "values, private files)", self.directory)
+        up = self.upgrade
+        # 1. owners: who opened each case and its assignee, shared along the links
+        links: dict[str, list[str]] = {}
+        direct: dict[str, list[str]] = {}
+        reader = Tx(self.directory, writable=False, listing=self.listing)
+        ids = [p.stem for p in sorted((self.directory / "cases").glob("*/*/*.json"))]
+        for case_id in ids:
+            record = reader.case(case_id)
+            if record is None:
+                continue
+            links[case_id] = [i for group in record.get("links", {}).values() for i in group]
+            direct[case_id] = up.owners(record)
+            reader = Tx(self.directory, writable=False, listing=self.listing)  # bounded memory
+        group_of: dict[str, list[str]] = {}
+        for case_id in links:
+            if case_id in group_of:
+                continue
+            group, queue = [], [case_id]
+            while queue:
+                current = queue.pop()
+                if current in group_of or current not in links:
+                    continue
+                group_of[current] = group
+                group.append(current)
+                queue.extend(links[current])
+        # 2. the audit trail: personal values become keyed hashes, linked again
+        old_head = reader.chain_head("audit")
+        new_links: dict[int, tuple[str, str]] = {}
+        prev = chain.GENESIS
+        rewritten: dict[Path, list[bytes]] = {}
+        for entry in reader.log_entries("audit"):
+            body = up.redact({k: v for k, v in entry.items()
+                              if k not in ("seq", "prev_hash", "hash")})
+            new = chain.link(body, entry["seq"], prev)
+            new_links[entry["seq"]] = (new["prev_hash"], new["hash"])
+            prev = new["hash"]
+            rewritten.setdefault(reader._log_path("audit", new["at"]), []).append(
+                _dumps(new) + b"\n")
+        for path, lines in rewritten.items():
+            atomic_write_bytes(path, b"".join(lines), sync=False)
+        # 3. each case: owners, its copy of the audit trail, its listing (through put_case)
+        for n, case_id in enumerate(links, start=1):
+            tx = Tx(self.directory, writable=True, listing=self.listing)
+            record = tx.case(case_id)
+            owners = list(dict.fromkeys(o for member in group_of[case_id]
+                                        for o in direct[member]))
+            table = tx._table(tx._partition(case_id, create=True), "audit")
+            copies = [dict(e) for e in table.all()]
+            table.truncate()
+            for entry in sorted(copies, key=lambda e: e["seq"]):
+                body = up.redact({k: v for k, v in entry.items()
+                                  if k not in ("seq", "prev_hash", "hash")})
+                prev_hash, digest = new_links.get(entry["seq"], (entry["prev_hash"], entry["hash"]))
+                table.insert({**body, "seq": entry["seq"], "prev_hash": prev_hash, "hash": digest})
+            tx.put_case({**record, "owners": owners})
+            tx.flush_in_place()
+        # 4. the new head, the old one kept; private files; the version last
+        if old_head is not None:
+            meta.setdefault("chains", {})
+            for row in meta["chains"].values():
+                if row.get("key") == "audit":
+                    row["hash"] = prev
+        meta.setdefault("upgrades", {})["5"] = {"audit_head_before": old_head,
+                                               "audit_head_after": prev if old_head else None}
+        _sync_filesystem(self.directory)
+        for folder in (self.directory, *up.private):
+            make_private(folder)
+        meta["_meta"] = {"1": {"schema_version": 5}}
         atomic_write_bytes(self.directory / META_FILE, _dumps(meta))
 
     def _commit(self, tx: Tx) -> None:
@@ -852,7 +974,7 @@ class Store:
             log.info("migrating store from schema %s", version)
             data = MIGRATIONS[version](data)
             version += 1
-        log.info("migrating store to schema %s (partitions)", SCHEMA_VERSION)
+        log.info("migrating store to schema 3 (partitions)")
         side = self.directory / ".migrating-v3"
         shutil.rmtree(side, ignore_errors=True)
         tx = Tx(side, writable=True, listing=self.listing)
@@ -878,6 +1000,8 @@ class Store:
                                                    if entry.get("number") else None)
                 if case_id:
                     tx._table(tx._partition(case_id, create=True), name).insert(entry)
+        # the partitioned layout of schema 3; the later steps of _recover take it further
+        tx._meta.storage.data["_meta"] = {"1": {"schema_version": 3}}  # type: ignore[attr-defined]
         tx.flush_unjournaled()
         os.sync()
         for item in ("cases", "index", "log"):

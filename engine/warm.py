@@ -28,7 +28,7 @@ from filelock import FileLock
 
 from .convert import FONTS_CONF, Converter, SofficeConverter
 from .errors import ConversionError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class WarmConverter(Converter):
         port, uno_port = _free_port(), _free_port()
         profile = self.state_dir / f"profile-{slot}"
         logfile = self.state_dir / f"unoserver-{slot}.log"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.state_dir)
         cmd = [exe, "--interface", "127.0.0.1", "--uno-interface", "127.0.0.1",
                "--port", str(port), "--uno-port", str(uno_port),
                "--user-installation", str(profile),

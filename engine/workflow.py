@@ -21,6 +21,7 @@ from . import calculators, checks, validators
 from .config import Config
 from .errors import StateError, WorkflowDefinitionError
 from .fields import FIELD_TYPES, FieldSpec
+from .privacy import PERSONAL_KINDS
 from .typedtoml import build
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -52,6 +53,7 @@ class _FieldDef:
     roles: list[str] = field(default_factory=list)
     default: str | None = None
     columns: dict[str, "_FieldDef"] = field(default_factory=dict)
+    personal: str | None = None  # what personal data it holds: id, mobile, name, address, text
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class _WorkflowHead:
     create_checks: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)  # fields shown in case lists
     create_assign: dict[str, str] = field(default_factory=dict)  # target ← source at creation
+    assignee: str | None = None  # the user field naming whose case it is (the consultant)
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,12 @@ class Workflow:
     deadline_field: str | None = None  # cases are overdue after it unless in a final state
     owner_field: str | None = None
     create_assign: dict[str, str] = field(default_factory=dict)
+    assignee: str | None = None
+
+    @cached_property
+    def personal_fields(self) -> dict[str, str]:
+        """Field name → the kind of personal data it holds (``privacy.PERSONAL_KINDS``)."""
+        return {name: spec.personal for name, spec in self.fields.items() if spec.personal}
 
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
@@ -444,6 +453,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.{target}", f"类型不同：{fields[target].type} ← {fields[origin].type}")
 
     _check_assign(head.create_assign, "workflow.create_assign")
+    if head.assignee is not None and (head.assignee not in fields
+                                      or fields[head.assignee].type != "user"):
+        raise fail("workflow.assignee", f"\"{head.assignee}\" 应为本工作流的 user 类型字段（如 consultant）")
     if wf.deadline is not None:
         if wf.deadline.field not in fields or fields[wf.deadline.field].type != "date":
             raise fail("deadline.field", f"\"{wf.deadline.field}\" 应为 date 类型的字段")
@@ -554,7 +566,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                      for name, cf in wf.create_from.items()},
                     tuple(exclusive), reports,
                     wf.deadline.field if wf.deadline else None,
-                    wf.deadline.owner if wf.deadline else None, dict(head.create_assign))
+                    wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
+                    head.assignee)
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
@@ -582,6 +595,10 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                 float(value)
             except ValueError:
                 raise fail(f"{key}.{bound}", f"\"{value}\" 不是数字") from None
+    if d.personal is not None and d.personal not in PERSONAL_KINDS:
+        raise fail(f"{key}.personal", f"\"{d.personal}\" 不是个人信息的种类（可用：{', '.join(PERSONAL_KINDS)}）")
+    if d.personal is not None and d.type not in ("string", "text"):
+        raise fail(f"{key}.personal", "只有 string 和 text 类型的字段可以标为个人信息")
     if d.default is not None and not (d.type == "user" and d.default == "actor"):
         raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）")
     columns = {c: _field(c, cd, f"{key}.columns.{c}", fail) for c, cd in d.columns.items()}
@@ -595,4 +612,5 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                      override=d.override, choices=tuple(d.choices),
                      choice_labels=dict(d.choice_labels),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
-                     roles=tuple(d.roles), default=d.default, columns=columns)
+                     roles=tuple(d.roles), default=d.default, columns=columns,
+                     personal=d.personal)

@@ -22,7 +22,7 @@ NOW_YEAR = datetime.now(CST).year  # the CLI's
 
 
 def _numbers(engine) -> list[str]:
-    return sorted(d["number"] for d in engine.documents())
+    return sorted(d["number"] for d in engine.documents(actor="zhao"))
 
 
 def test_batch_fire_issues_every_case_with_pdfs_converted_ahead(engine, quote_data):
@@ -37,10 +37,10 @@ def test_batch_fire_issues_every_case_with_pdfs_converted_ahead(engine, quote_da
     assert [r.key for r in seen] == ids
     assert _numbers(engine) == [f"BJ-{YEAR}-{n:06d}" for n in range(1, 6)]
     for case_id, name in zip(ids, ("王芳", "李强", "赵敏", "陈杰", "周涛")):
-        [doc] = engine.case(case_id)["documents"]
+        [doc] = engine.case(case_id, actor="wang")["documents"]
         text = pdf_text(doc["pdf"]).replace(" ", "")
         assert name in text and doc["number"] in text  # the PDF of this case, not a neighbour's
-        assert engine.case(case_id)["state"] == "issued"
+        assert engine.case(case_id, actor="wang")["state"] == "issued"
 
 
 def test_a_failing_item_is_reported_and_the_rest_are_issued(engine, quote_data):
@@ -68,7 +68,7 @@ def test_an_interrupted_batch_resumes_without_issuing_twice(engine, quote_data):
     again = BatchRunner(engine, "zhang", wave=2).run("fire", "issue", items)
     assert (again["skipped"], again["done"], again["failed"]) == (2, 3, 0)
     assert _numbers(engine) == [f"BJ-{YEAR}-{n:06d}" for n in range(1, 6)]
-    assert all(len(engine.case(i)["documents"]) == 1 for i in ids)
+    assert all(len(engine.case(i, actor="wang")["documents"]) == 1 for i in ids)
 
 
 def test_cli_batch_create_killed_and_rerun_issues_each_line_once(tmp_path):
@@ -92,9 +92,9 @@ def test_cli_batch_create_killed_and_rerun_issues_each_line_once(tmp_path):
     rerun = run_cli(*args, "--json", cwd=dealer)
     summary = json.loads(rerun.stdout)
     assert summary["skipped"] >= 2 and summary["skipped"] + summary["done"] == 6
-    cases = json.loads(run_cli("list", "--json", cwd=dealer).stdout)
+    cases = json.loads(run_cli("list", "--json", "--as", "wang", cwd=dealer).stdout)
     assert len(cases) == 6 and {c["state"] for c in cases} == {"issued"}
-    docs = json.loads(run_cli("docs", "--json", cwd=dealer).stdout)
+    docs = json.loads(run_cli("docs", "--json", "--as", "zhao", cwd=dealer).stdout)
     assert sorted(d["number"] for d in docs) == [f"BJ-{NOW_YEAR}-{n:06d}" for n in range(1, 7)]
     assert Counter(d["case_id"] for d in docs) == Counter({c["id"]: 1 for c in cases})
     assert run_cli("verify", cwd=dealer).returncode == 0
@@ -121,7 +121,7 @@ def test_batch_cancel_voids_and_stamps_each_case(engine):
                            for i in ids])
     assert (summary["done"], summary["failed"]) == (3, 0), summary
     for case_id in ids:
-        [doc] = engine.case(case_id)["documents"]
+        [doc] = engine.case(case_id, actor="wang")["documents"]
         assert doc["status"] == "void" and doc["stamped_pdf"]
         pages = PdfReader(str(engine.outbox.absolute(doc["stamped_pdf"]))).pages
         assert all("作废" in page.extract_text() for page in pages)

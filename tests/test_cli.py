@@ -53,15 +53,15 @@ def test_new_fire_show_list_docs_verify(dealer):
     assert len(doc["sha256"]) == 64
     assert "刘晓明" in pdf_text(Path(doc["pdf"]))
 
-    shown = json.loads(run("show", "Q-1", "--json", cwd=dealer).stdout)
+    shown = json.loads(run("show", "Q-1", "--json", "--as", "wang", cwd=dealer).stdout)
     assert shown["total"] == "152669.57" and isinstance(shown["total"], str)
     assert shown["state"] == "issued" and shown["data"]["customer_name"] == "刘晓明"
     assert shown["documents"][0]["number"] == doc["number"]
 
-    human = run("show", "Q-1", cwd=dealer).stdout
+    human = run("show", "Q-1", "--as", "wang", cwd=dealer).stdout
     assert "已出具" in human and "刘晓明" in human and doc["number"] in human
-    assert "Q-1" in run("list", cwd=dealer).stdout
-    assert doc["number"] in run("docs", cwd=dealer).stdout
+    assert "Q-1" in run("list", "--as", "wang", cwd=dealer).stdout
+    assert doc["number"] in run("docs", "--as", "zhao", cwd=dealer).stdout
     ok = run("verify", cwd=dealer)
     assert "校验通过" in ok.stdout
 
@@ -76,12 +76,13 @@ def test_options_before_the_command_and_data_from_stdin(dealer):
     out = run("--as", "li", "--json", "new", "quote", "--data", "-", cwd=dealer,
               stdin=json.dumps({"customer_name": "王芳", "customer_mobile": "13900139000"}))
     assert json.loads(out.stdout) == {"id": "Q-1", "state": "draft"}
-    shown = json.loads(run("show", "Q-1", "--json", cwd=dealer).stdout)
+    shown = json.loads(run("show", "Q-1", "--json", "--as", "wang", cwd=dealer).stdout)
     assert shown["data"]["consultant"] == "li"
 
 
 @pytest.mark.parametrize("args, code, words", [
-    (["fire", "Q-1", "issue", "--as", "zhao"], 5, ["无权", "文控"]),
+    (["new", "quote", "--as", "zhao"], 5, ["无权", "文控"]),
+    (["fire", "Q-1", "issue", "--as", "zhao"], 4, ["找不到案件", "Q-1"]),  # not theirs to see
     (["fire", "Q-1", "accept", "--as", "zhang"], 6, ["草稿", "accept"]),
     (["fire", "Q-9", "issue", "--as", "zhang"], 4, ["Q-9"]),
     (["fire", "Q-1", "issue"], 2, ["--as"]),
@@ -121,17 +122,17 @@ def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer):
     script = "for c in {cases}; do {bin} fire $c issue --as {who} --json >/dev/null || exit 1; done"
     procs = [subprocess.Popen(["bash", "-c", script.format(cases=cases, bin=DEALERDOCS, who=who)],
                               cwd=dealer)
-             for cases, who in (("Q-1 Q-3 Q-5", "zhang"), ("Q-2 Q-4 Q-6", "li"))]
+             for cases, who in (("Q-1 Q-3 Q-5", "zhang"), ("Q-2 Q-4 Q-6", "wang"))]
     assert [p.wait(timeout=600) for p in procs] == [0, 0]
 
-    docs = json.loads(run("docs", "--json", cwd=dealer).stdout)
+    docs = json.loads(run("docs", "--json", "--as", "zhao", cwd=dealer).stdout)
     numbers = sorted(d["number"] for d in docs)
     assert numbers == [f"BJ-{YEAR}-{i:06d}" for i in range(1, 7)]
     assert sorted(d["case_id"] for d in docs) == [f"Q-{i}" for i in range(1, 7)]
-    cases = json.loads(run("list", "--json", cwd=dealer).stdout)
+    cases = json.loads(run("list", "--json", "--as", "wang", cwd=dealer).stdout)
     assert {c["state"] for c in cases} == {"issued"}
     history = [e for i in range(1, 7)
-               for e in json.loads(run("show", f"Q-{i}", "--json", cwd=dealer).stdout)["history"]]
+               for e in json.loads(run("show", f"Q-{i}", "--json", "--as", "wang", cwd=dealer).stdout)["history"]]
     assert len(history) == 12
     assert run("verify", cwd=dealer).returncode == 0
 
@@ -198,8 +199,8 @@ print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["show", "Q-1"], ["docs"],
-                                  ["docs", "--case", "Q-1"]])
+@pytest.mark.parametrize("args", [["--help"], ["list", "--as", "wang"], ["show", "Q-1", "--as", "wang"],
+                                  ["docs", "--as", "zhao"], ["docs", "--case", "Q-1", "--as", "wang"]])
 def test_commands_that_do_not_render_load_no_rendering_stack(dealer, args):
     """Startup cost (issue 7): reading commands never import docxtpl, pypdf, openpyxl or the
     web stack, and never start LibreOffice."""

@@ -59,7 +59,7 @@ def test_copies_revision_loss_and_the_register(dealer):
 
     revised = cli(dealer, "fire", first["case"], "revise", "--as", "zhang",
                   data={"discount": "9000.00"})["documents"][0]
-    life = cli(dealer, "docs", number)
+    life = cli(dealer, "docs", number, "--as", "zhao")
     assert life["status"] == "superseded" and life["superseded_by"] == revised["number"]
     statuses = {(c["label"], c["rev"]): c["status"] for c in life["copies"]}
     assert statuses == {(f"{number}-01", 1): "returned", (f"{number}-02", 1): "void",
@@ -72,12 +72,12 @@ def test_copies_revision_loss_and_the_register(dealer):
     pages = [page.extract_text() for page in PdfReader(str(stamped)).pages]
     assert len(pages) == 2 and all("已收回" in t and "换版" in t for t in pages)  # every page
     assert sha(original) == before  # the original and its registered hash stay untouched
-    assert cli(dealer, "docs", revised["number"])["supersedes"] == number
+    assert cli(dealer, "docs", revised["number"], "--as", "zhao")["supersedes"] == number
     line = refused(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--as", "zhao")
     assert "已换版" in line and revised["number"] in line
 
     xlsx = dealer / "register.xlsx"
-    result = cli(dealer, "register", "export", "--format", "xlsx", "--out", str(xlsx))
+    result = cli(dealer, "register", "export", "--format", "xlsx", "--out", str(xlsx), "--as", "zhao")
     rows = list(openpyxl.load_workbook(xlsx).active.iter_rows(values_only=True))
     header, body = rows[2], rows[3:]
     assert result["rows"] == len(body) == 5
@@ -92,7 +92,7 @@ def test_copies_revision_loss_and_the_register(dealer):
     assert by_label[f"{number}-01"][0]["回收原因"] == "换版"
     assert by_label[f"{number}-01"][0]["回收签收人"] == "张伟"
     pdf = dealer / "register.pdf"
-    cli(dealer, "register", "export", "--format", "pdf", "--out", str(pdf))
+    cli(dealer, "register", "export", "--format", "pdf", "--out", str(pdf), "--as", "zhao")
     assert "文件发放回收记录表" in pdf_text(pdf) and f"{number}-04" in pdf_text(pdf)
     assert run_cli("verify", cwd=dealer).returncode == 0
 
@@ -101,10 +101,10 @@ def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
     case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
     cli(dealer, "fire", case, "submit", "--as", "zhang")
     doc = cli(dealer, "fire", case, "issue", "--as", "zhang")["documents"][0]
-    [copy] = cli(dealer, "docs", doc["number"])["copies"]
+    [copy] = cli(dealer, "docs", doc["number"], "--as", "zhao")["copies"]
     assert (copy["recipient"], copy["dept"], copy["status"]) == ("刘晓明", "客户", "out")
     cli(dealer, "fire", case, "cancel", "--as", "wang", data={"cancel_reason": "客户放弃"})
-    life = cli(dealer, "docs", doc["number"])
+    life = cli(dealer, "docs", doc["number"], "--as", "zhao")
     assert life["status"] == "void" and life["copies"][0]["reason"] == "作废"
     pages = PdfReader(str(dealer / "outbox" / life["stamped_pdf"])).pages
     assert all("作废" in page.extract_text() for page in pages)

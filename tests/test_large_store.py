@@ -22,6 +22,8 @@ END = date(2026, 11, 26)
 @pytest.fixture(scope="module")
 def big(tmp_path_factory, converter):
     config_path = make_dealer_dir(tmp_path_factory.mktemp("big") / "dealer")
+    with open(config_path, "a", encoding="utf-8") as f:   # one user who sees every workflow
+        f.write('\n[users.boss]\nname = "总经理"\nroles = ["sales_manager", "ops_manager"]\n')
     made = generate(config_path, config_path.parent / "store", CASES, end=END, years=5)
     engine = Engine(load_config(config_path), converter=converter,
                     clock=Clock(datetime(2026, 11, 26, 10, 30, tzinfo=CST)))
@@ -44,26 +46,26 @@ def test_lookup_by_case_id_and_document_number(big):
     engine, made, every = big
     by_id = {c["id"]: c for c in every}
     for case_id, workflow, state, _ in made["sample"]["cases"][:50]:
-        case = engine.case(case_id)
+        case = engine.case(case_id, actor="boss")
         assert (case["workflow"], case["state"]) == (workflow, state) == \
             (by_id[case_id]["workflow"], by_id[case_id]["state"])
     assert made["sample"]["documents"]
     for number, case_id in made["sample"]["documents"][:50]:
-        life = engine.document(number)
+        life = engine.document(number, actor="zhao")
         assert life["case_id"] == case_id
-        assert number in [d["number"] for d in engine.case(case_id)["documents"]]
+        assert number in [d["number"] for d in engine.case(case_id, actor="boss")["documents"]]
 
 
 def test_lookup_by_state_and_workflow(big):
     engine, made, every = big
     for workflow, state in (("quote", "accepted"), ("contract", "pending_approval"),
                             ("test_drive", "booked"), ("rectification", "closed")):
-        found = engine.cases(workflow=workflow, state=state)
+        found = engine.cases(workflow=workflow, state=state, actor="boss")
         expected = sorted(c["id"] for c in every
                           if c["workflow"] == workflow and c["state"] == state)
         assert sorted(c["id"] for c in found) == expected
         assert len(expected) == made["by_workflow"][workflow].get(state, 0)
-    assert len(engine.cases()) == CASES
+    assert len(engine.cases(actor="boss")) == CASES
 
 
 def test_lookup_by_period_reads_only_those_days(big, monkeypatch):
@@ -74,7 +76,7 @@ def test_lookup_by_period_reads_only_those_days(big, monkeypatch):
     read = []
     real = store_module._read_index_cached
     monkeypatch.setattr(store_module, "_read_index_cached", lambda path: read.append(path) or real(path))
-    found = engine.cases(opened_from=start, opened_to=end)
+    found = engine.cases(opened_from=start, opened_to=end, actor="boss")
     days = [p for p in read if "cases" in p.parts]
     assert days and all(p.parts[-3:-1] == ("2024", "03") for p in days)
     expected = sorted(c["id"] for c in every
@@ -87,12 +89,12 @@ def test_lookup_by_period_reads_only_those_days(big, monkeypatch):
 
 def test_transition_and_exclusive_check_on_a_large_store(big):
     engine, made, every = big
-    issued = engine.cases(workflow="quote", state="issued")
+    issued = engine.cases(workflow="quote", state="issued", actor="boss")
     target = issued[0]["id"]
     engine.fire(target, "accept", "zhang")
-    assert engine.case(target)["state"] == "accepted"
-    assert target in {c["id"] for c in engine.cases(workflow="quote", state="accepted")}
-    assert target not in {c["id"] for c in engine.cases(workflow="quote", state="issued")}
+    assert engine.case(target, actor="boss")["state"] == "accepted"
+    assert target in {c["id"] for c in engine.cases(workflow="quote", state="accepted", actor="boss")}
+    assert target not in {c["id"] for c in engine.cases(workflow="quote", state="issued", actor="boss")}
     with engine.store.snapshot() as tx:
         held = {c["id"] for c in tx.held_cases("test_drive")}
     rules = engine.workflow("test_drive").exclusive
@@ -109,9 +111,9 @@ def test_open_cases_come_from_their_own_index(big):
         every = list(tx.cases_in_store())
     expected = sorted(c["id"] for c in every
                       if not engine.workflow(c["workflow"]).states[c["state"]].final)
-    assert sorted(c["id"] for c in engine.cases(open_only=True)) == expected
+    assert sorted(c["id"] for c in engine.cases(open_only=True, actor="boss")) == expected
     assert len(expected) < len(every) / 3   # the point: most of history is finished
-    finals = [c for c in engine.cases() if c["final"]]
+    finals = [c for c in engine.cases(actor="boss") if c["final"]]
     assert finals and all(c["id"] not in set(expected) for c in finals)
 
 
@@ -128,9 +130,9 @@ def test_a_schema_3_store_gets_its_open_index(big, tmp_path):
     (copy / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     from engine.store import SCHEMA_VERSION, Store
 
-    store = Store(copy, listing=engine.store.listing)
+    store = Store(copy, listing=engine.store.listing, upgrade=engine.store.upgrade)
     with store.snapshot() as tx:
         again = sorted(c["id"] for c in tx.find_cases(open_only=True))
-    assert again == sorted(c["id"] for c in engine.cases(open_only=True))
+    assert again == sorted(c["id"] for c in engine.cases(open_only=True, actor="boss"))
     meta = json.loads((copy / "meta.json").read_text(encoding="utf-8"))
     assert meta["_meta"]["1"]["schema_version"] == SCHEMA_VERSION

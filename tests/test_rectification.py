@@ -89,7 +89,7 @@ def test_plan_then_closure_refused_once_then_closed(dealer, evidence):
             today="2026-11-29")
     done = cli(dealer, "fire", item, "approve_closure", "--as", "sun", today="2026-11-30")
     assert done["state"] == "closed"
-    shown = cli(dealer, "show", item)
+    shown = cli(dealer, "show", item, "--as", "chen")
     assert shown["data"]["closure_reviewer"] == "sun"
     assert [a["name"] for a in shown["data"]["evidence"]] == ["路线图.jpg", "归档记录.pdf"]
     assert shown["deadline"]["overdue"] is False
@@ -111,7 +111,7 @@ def test_extension_moves_the_deadline_and_is_capped(dealer):
     line = refused(dealer, "fire", item, "approve_extension", "--as", "sun")
     assert "无权" in line and "区域经理" in line
     cli(dealer, "fire", item, "approve_extension", "--as", "zhou")
-    data = cli(dealer, "show", item)["data"]
+    data = cli(dealer, "show", item, "--as", "chen")["data"]
     assert (data["deadline"], data["original_deadline"], data["extension_count"]) == \
         ("2026-12-31", "2026-12-10", 1)
 
@@ -119,7 +119,7 @@ def test_extension_moves_the_deadline_and_is_capped(dealer):
         data={**ask, "requested_deadline": "2027-01-15"})
     cli(dealer, "fire", item, "reject_extension", "--as", "zhou",
         data={"review_opinion": "不同意，请按期完成"})
-    assert cli(dealer, "show", item)["data"]["deadline"] == "2026-12-31"  # kept
+    assert cli(dealer, "show", item, "--as", "chen")["data"]["deadline"] == "2026-12-31"  # kept
     cli(dealer, "fire", item, "request_extension", "--as", "chen",
         data={**ask, "requested_deadline": "2027-01-15"})
     cli(dealer, "fire", item, "approve_extension", "--as", "zhou")
@@ -174,15 +174,15 @@ def test_cancellation_and_separation_of_duties(dealer):
 def test_due_list_with_a_moved_clock_and_the_table(dealer):
     soon = in_progress(dealer, deadline="2026-12-01")
     later = in_progress(dealer, deadline="2027-01-31")
-    assert [r["id"] for r in cli(dealer, "due", today="2026-11-21")] == []
-    rows = cli(dealer, "due", "--within", "10", today="2026-11-21")
+    assert [r["id"] for r in cli(dealer, "due", "--as", "chen", today="2026-11-21")] == []
+    rows = cli(dealer, "due", "--as", "chen", "--within", "10", today="2026-11-21")
     assert [(r["id"], r["days_left"], r["owner"]) for r in rows] == [(soon, 10, "李娜")]
-    rows = cli(dealer, "due", today="2026-12-04")
+    rows = cli(dealer, "due", "--as", "chen", today="2026-12-04")
     assert [(r["id"], r["overdue_days"], r["state"]) for r in rows] == [(soon, 3, "in_progress")]
-    human = run_cli("due", cwd=dealer, today="2026-12-04").stdout
+    human = run_cli("due", "--as", "chen", cwd=dealer, today="2026-12-04").stdout
     assert "逾期 3 天" in human and later not in human
 
-    result = cli(dealer, "report", "rectification", today="2026-12-04")
+    result = cli(dealer, "report", "rectification", "--as", "chen", today="2026-12-04")
     assert result["rows"] == 2
     sheet = openpyxl.load_workbook(result["files"]["xlsx"]).active
     rows = list(sheet.iter_rows(values_only=True))

@@ -43,10 +43,10 @@ def test_individual_chain_from_quote_to_follow_up(dealer):
                data={k: v for k, v in contract_data().items()
                      if k not in ("discount", "accessories", "vehicle_price")})
     contract = made["id"]
-    shown = cli(dealer, "show", contract)
+    shown = cli(dealer, "show", contract, "--as", "wang")
     assert shown["data"]["vehicle_price"] == "139900.00"  # carried over from the quote
     assert shown["data"]["discount"] == "8000.00"
-    assert cli(dealer, "show", quote)["links"] == {"contract": [contract]}
+    assert cli(dealer, "show", quote, "--as", "wang")["links"] == {"contract": [contract]}
     assert shown["links"] == {"quote": [quote]}
 
     # 8000 > 5% of 139900: a manager other than the drafter approves
@@ -91,7 +91,7 @@ def test_individual_chain_from_quote_to_follow_up(dealer):
         assert f"■{item}" in flat, item
     for item in unticked:
         assert f"□{item}" in flat, item
-    assert cli(dealer, "show", contract)["state"] == "fulfilled"  # delivering fulfils it
+    assert cli(dealer, "show", contract, "--as", "wang")["state"] == "fulfilled"  # delivering fulfils it
 
     done = cli(dealer, "fire", delivery, "follow_up", "--as", "zhang",
                data={"followup_date": day(0), "followup_by": "高磊", "followup_result": "满意"})
@@ -132,7 +132,7 @@ def test_contract_refusals(dealer, changes, field, words):
                    data=contract_data(**changes))
     for word in words:
         assert word in line, line
-    assert cli(dealer, "show", contract)["state"] == "draft"
+    assert cli(dealer, "show", contract, "--as", "wang")["state"] == "draft"
 
 
 @pytest.mark.parametrize("kind, field, workflow", [
@@ -171,7 +171,7 @@ def test_imported_vin_needs_the_explicit_override(dealer):
     assert "校验位例外" in line
     case = cli(dealer, "new", "contract", "--as", "zhang",
                data={**base, "vin_check_override": True})["id"]
-    history = cli(dealer, "show", case)["history"]
+    history = cli(dealer, "show", case, "--as", "wang")["history"]
     assert history[0]["warnings"] and "9BWZZZ377VT004251" in history[0]["warnings"][0]
 
 
@@ -218,7 +218,7 @@ def test_delivery_needs_a_signed_contract_and_the_same_car(dealer):
     line = refused(dealer, "fire", delivery, "deliver", "--as", "zhang",
                    data={"odometer_km": 120})
     assert "120 公里" in line and "50 公里" in line
-    assert cli(dealer, "show", contract)["state"] == "signed"
+    assert cli(dealer, "show", contract, "--as", "wang")["state"] == "signed"
 
 
 def test_cancelling_an_issued_contract_voids_its_documents(dealer):
@@ -228,7 +228,7 @@ def test_cancelling_an_issued_contract_voids_its_documents(dealer):
     line = refused(dealer, "fire", contract, "cancel", "--as", "wang")
     assert "取消原因" in line
     cli(dealer, "fire", contract, "cancel", "--as", "wang", data={"cancel_reason": "客户放弃购买"})
-    [doc] = cli(dealer, "docs", "--case", contract)
+    [doc] = cli(dealer, "docs", "--case", contract, "--as", "wang")
     assert doc["number"] == number and doc["status"] == "void"
     assert doc["voided_by"] == "wang"
     line = refused(dealer, "fire", contract, "sign", "--as", "zhang",

@@ -7,10 +7,8 @@ page in Chinese with the right status code, or next to the field it names.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -65,15 +63,17 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     user = found[0] if found else None
     nav = []
     if user is not None:
-        nav = [("/", "我的工作台"), ("/cases", "案件")]
-        if any(access.may_view_workflow(user, wf) for wf in w.engine.workflows.values()
+        reach = w.engine.reach(user.login)
+        nav = [("/", "我的工作台")]
+        if reach.scope:
+            nav.append(("/cases", "案件"))
+        if any(reach.sees_workflow(wf.key) for wf in w.engine.workflows.values()
                if wf.deadline_field):
             nav.append(("/due", "到期提醒"))
         nav.append(("/documents", "文件"))
-        if access.may_view_register(user):
+        if reach.register:
             nav.append(("/register", "发放回收记录"))
-        if any(wf.reports and access.may_view_workflow(user, wf)
-               for wf in w.engine.workflows.values()):
+        if any(wf.reports and reach.sees_workflow(wf.key) for wf in w.engine.workflows.values()):
             nav.append(("/reports", "报表"))
     base = {"user": user, "csrf": found[1] if found else "", "nav": nav,
             "path": request.url.path,
@@ -83,25 +83,28 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 
 def viewable(w: Web, user: User, key: str) -> Workflow:
     wf = w.engine.workflow(key)
-    if not access.may_view_workflow(user, wf):
+    if not w.engine.reach(user.login).sees_workflow(key):
         raise PermissionDenied(f"{user.name}（{user.login}）无权查看{wf.title}")
     return wf
 
 
-async def load_case(w: Web, user: User, case_id: str) -> tuple[Workflow, dict[str, Any]]:
+async def load_case(w: Web, user: User, case_id: str, reveal: bool = False
+                    ) -> tuple[Workflow, dict[str, Any]]:
+    """The case as the engine shows it to ``user`` (someone else's reads as not found)."""
     if not _CASE_ID.match(case_id):
         raise NotFoundError(f"找不到案件 \"{case_id}\"")
-    case = await w.read(w.engine.case, case_id)
-    return viewable(w, user, case["workflow"]), case
+    if reveal:
+        case = await w.write(w.engine.case, case_id, actor=user.login, reveal=True)
+    else:
+        case = await w.read(w.engine.case, case_id, actor=user.login)
+    return w.engine.workflow(case["workflow"]), case
 
 
 async def load_document(w: Web, user: User, number: str) -> dict[str, Any]:
-    """The register entry of ``number``; only staff who may see its workflow get it."""
+    """The register entry of ``number``, if the engine lets ``user`` see it."""
     if not _DOC_NUMBER.match(number):
         raise NotFoundError(f"找不到文件编号 \"{number}\"")
-    life = await w.read(w.engine.document, number)
-    viewable(w, user, life["workflow"])
-    return life
+    return await w.read(w.engine.document, number, actor=user.login)
 
 
 def _local_path(target: str | None) -> str:
@@ -176,11 +179,10 @@ async def logout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     w, user, _ = signed_in(request)
     lists = await w.read(access.overview, w.engine, user)
+    reach = w.engine.reach(user.login)
     due = []
-    if any(wf.deadline_field and access.may_view_workflow(user, wf)
-           for wf in w.engine.workflows.values()):
-        due = [r for r in await w.read(w.engine.due, 7)
-               if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])]
+    if any(wf.deadline_field and reach.sees_workflow(wf.key) for wf in w.engine.workflows.values()):
+        due = await w.read(w.engine.due, 7, actor=user.login)
     creatable = [wf for wf in w.engine.workflows.values() if access.may_create(user, wf)]
     return render(request, "home.html", {**lists, "due": due, "creatable": creatable,
                                          "workflows": w.engine.workflows})
@@ -205,14 +207,14 @@ def _customer_text(wf: Workflow, fields: dict[str, Any]) -> str:
 async def case_list(request: Request, workflow: str = "", state: str = "", date_from: str = "",
                     date_to: str = "", customer: str = "", consultant: str = "") -> Response:
     w, user, _ = signed_in(request)
-    visible = {k: wf for k, wf in w.engine.workflows.items()
-               if access.may_view_workflow(user, wf)}
+    reach = w.engine.reach(user.login)
+    visible = {k: wf for k, wf in w.engine.workflows.items() if reach.sees_workflow(k)}
     if workflow and workflow not in visible:
         viewable(w, user, workflow)  # names the problem: unknown workflow or not allowed
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     # listings straight from the store's day indexes: no case file is opened for a list
-    rows = await w.read(w.engine.cases, workflow or None, state or None, start, end)
-    rows = [r for r in rows if r["workflow"] in visible]
+    rows = await w.read(w.engine.cases, workflow or None, state or None, start, end,
+                        actor=user.login)
     customer, consultant = customer.strip(), consultant.strip()
     if customer:
         rows = [r for r in rows if customer in r["summary"]
@@ -232,11 +234,11 @@ async def case_list(request: Request, workflow: str = "", state: str = "", date_
 
 # --- new case ----------------------------------------------------------------------------------
 
-async def _sources(w: Web, wf: Workflow) -> list[dict[str, Any]]:
+async def _sources(w: Web, user: User, wf: Workflow) -> list[dict[str, Any]]:
     out = []
     for key, cf in wf.create_from.items():
         for state in cf.states:
-            for r in await w.read(w.engine.cases, key, state):
+            for r in await w.read(w.engine.cases, key, state, actor=user.login):
                 out.append({**r, "title": w.engine.workflows[key].title})
     return out
 
@@ -269,7 +271,7 @@ async def new_case_page(request: Request, key: str, source: str = "") -> Respons
         cf = wf.create_from.get(origin_wf.key)
         if cf is not None:
             values = {target: origin["data"].get(src) for target, src in cf.fields.items()}
-    return _new_page(request, w, user, wf, values, source, await _sources(w, wf))
+    return _new_page(request, w, user, wf, values, source, await _sources(w, user, wf))
 
 
 @router.post("/cases/new/{key}")
@@ -284,7 +286,7 @@ async def new_case(request: Request, key: str) -> Response:
             result = await w.write(w.engine.create, key, data, user.login, source=source,
                                    files_from=Path(folder))
         except (InputError, StateError) as err:
-            return _new_page(request, w, user, wf, {**data}, source or "", await _sources(w, wf),
+            return _new_page(request, w, user, wf, {**data}, source or "", await _sources(w, user, wf),
                              err if isinstance(err, InputError) else None,
                              None if isinstance(err, InputError) else err.message,
                              status=status_of(err))
@@ -335,9 +337,13 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
     linked = {w.engine.workflows[k].title if k in w.engine.workflows else k: ids
               for k, ids in case["links"].items()}
     shown = [n for n in wf.fields if not (case["data"].get(n) in (None, "", []))]
+    may_reveal = (not case.get("revealed") and w.engine.reach(user.login).reveal
+                  and any(kind in ("id", "mobile") and case["data"].get(name)
+                          for name, kind in wf.personal_fields.items()))
     return render(request, "case.html", {
         "wf": wf, "case": case, "forms": forms_out, "hidden": hidden, "followers": followers,
-        "linked": linked, "shown": shown, "notice": notice}, status=status)
+        "linked": linked, "shown": shown, "notice": notice, "may_reveal": may_reveal},
+        status=status)
 
 
 @router.get("/cases/{case_id}")
@@ -348,6 +354,15 @@ async def case_page(request: Request, case_id: str, do: str = "", done: str = ""
     if done:
         notice = "已新建。" if done == "create" else f"已完成「{_label(wf, done)}」。"
     return await _case_page(request, w, user, wf, case, open_trigger=do or None, notice=notice)
+
+
+@router.post("/cases/{case_id}/reveal")
+async def reveal(request: Request, case_id: str) -> Response:
+    """The case page once more with full ID and mobile numbers (the engine checks the role
+    and writes the reveal into the audit trail); never cached, never a link to share."""
+    w, user, _ = await checked_form(request)
+    wf, case = await load_case(w, user, case_id, reveal=True)
+    return await _case_page(request, w, user, wf, case)
 
 
 def _label(wf: Workflow, trigger: str) -> str:
@@ -403,8 +418,7 @@ async def document_list(request: Request, status: str = "", case: str = "") -> R
     w, user, _ = signed_in(request)
     if status and status not in ("issued", "superseded", "void"):
         raise InputError(f"状态 \"{status}\" 无效（可选：issued、superseded、void）", field="status")
-    rows = await w.read(w.engine.documents, case or None, status or None)
-    rows = [d for d in rows if access.may_view_workflow(user, w.engine.workflows[d["workflow"]])]
+    rows = await w.read(w.engine.documents, case or None, status or None, actor=user.login)
     return render(request, "documents.html", {"rows": list(reversed(rows)),
                                               "filters": {"status": status, "case": case}})
 
@@ -417,10 +431,11 @@ def _document_page(request: Request, w: Web, user: User, life: dict[str, Any], *
     if err is not None and not isinstance(err, InputError):
         general = [getattr(err, "message", str(err))]
     wf = w.engine.workflows[life["workflow"]]
+    reach = w.engine.reach(user.login)
     out = [c for c in life["copies"] if c["status"] == "out"]
     return render(request, "document.html", {
-        "doc": life, "wf": wf, "may_dispatch": access.may_dispatch(user) and life["status"] == "issued",
-        "may_recall": access.may_recall(user) and bool(out), "out_copies": out,
+        "doc": life, "wf": wf, "may_dispatch": reach.dispatch and life["status"] == "issued",
+        "may_recall": reach.recall and bool(out), "out_copies": out,
         "reasons": RECALL_REASONS, "channels": CHANNELS, "open_form": form,
         "errors": general, "field_errors": by_field, "posted": posted or {}, "notice": notice},
         status=status)
@@ -455,7 +470,7 @@ async def document_file(request: Request, number: str, which: str, download: int
     w, user, _ = signed_in(request)
     life = await load_document(w, user, number)
     if which == "page1":
-        image = await w.read(_first_page, w, life)
+        image = await w.read(w.engine.page_image, number, actor=user.login)
         return FileResponse(image, media_type="image/png")
     path = _file(w, life, which)
     media = ("application/pdf" if path.suffix == ".pdf" else
@@ -464,26 +479,6 @@ async def document_file(request: Request, number: str, which: str, download: int
     name = f"{number}{'-' + life.get('stamp', '') if which == 'stamped' else ''}{path.suffix}"
     return FileResponse(path, media_type=media, filename=name,
                         content_disposition_type="inline" if inline else "attachment")
-
-
-def _first_page(w: Web, life: dict[str, Any]) -> Path:
-    """Page 1 of the document's PDF as a picture (pdftoppm), kept by the PDF's hash in
-    ``<store>/web/previews``, for browsers that show no PDF inline (phones, WeChat)."""
-    pdf = _file(w, life, "pdf")
-    folder = w.engine.config.store_dir / "web" / "previews"
-    target = folder / f"{life['pdf_sha256']}.png"
-    if target.is_file():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        try:
-            subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1", "-singlefile",
-                            str(pdf), str(Path(tmp) / "page")], check=True, timeout=60,
-                           capture_output=True)
-        except (OSError, subprocess.SubprocessError) as err:
-            raise NotFoundError(f"无法生成 {life['number']} 的预览图（需要 poppler-utils）") from err
-        os.replace(Path(tmp) / "page.png", target)
-    return target
 
 
 @router.post("/documents/{number}/dispatch")
@@ -527,18 +522,11 @@ async def recall(request: Request, number: str) -> Response:
 
 # --- register, due list, reports ---------------------------------------------------------------
 
-def _register_allowed(user: User) -> None:
-    if not access.may_view_register(user):
-        need = "、".join(access.REGISTER_ROLES)
-        raise PermissionDenied(f"{user.name}（{user.login}）无权查看文件发放回收记录表（需要角色：{need}）")
-
-
 @router.get("/register")
 async def register(request: Request, date_from: str = "", date_to: str = "") -> Response:
     w, user, _ = signed_in(request)
-    _register_allowed(user)
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
-    rows = await w.read(w.engine.register_rows, start, end)
+    rows = await w.read(w.engine.register_rows, start, end, actor=user.login)
     query = urlencode({k: v for k, v in (("date_from", date_from), ("date_to", date_to)) if v})
     return render(request, "register.html", {"columns": REGISTER_COLUMNS, "rows": rows,
                                              "filters": {"date_from": date_from, "date_to": date_to},
@@ -554,12 +542,11 @@ _MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 async def register_export(request: Request, fmt: str, date_from: str = "", date_to: str = ""
                           ) -> Response:
     w, user, _ = signed_in(request)
-    _register_allowed(user)
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     folder = tempfile.mkdtemp(prefix="dealerdocs-export-")
     out = Path(folder) / f"文件发放回收记录表.{fmt}"
     try:
-        await w.write(w.engine.register_export, fmt, out, start, end)
+        await w.write(w.engine.register_export, fmt, out, start, end, actor=user.login)
     except Exception:
         _remove_tree(folder)
         raise
@@ -571,14 +558,14 @@ async def register_export(request: Request, fmt: str, date_from: str = "", date_
 async def due(request: Request, within: int = 7) -> Response:
     w, user, _ = signed_in(request)
     within = max(0, min(within, 3650))
-    rows = [r for r in await w.read(w.engine.due, within)
-            if access.may_view_workflow(user, w.engine.workflows[r["workflow"]])]
+    rows = await w.read(w.engine.due, within, actor=user.login)
     return render(request, "due.html", {"rows": rows, "within": within})
 
 
 def _reports(w: Web, user: User) -> list[tuple[Workflow, Any]]:
+    reach = w.engine.reach(user.login)
     return [(wf, spec) for wf in w.engine.workflows.values() for spec in wf.reports.values()
-            if access.may_view_workflow(user, wf)]
+            if reach.sees_workflow(wf.key)]
 
 
 @router.get("/reports")
@@ -597,16 +584,17 @@ async def report_file(request: Request, name: str, fmt: str, date_from: str = ""
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     if fmt not in _MEDIA:
         raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
-    return await report_response(w, name, start, end, fmt)
+    return await report_response(w, user, name, start, end, fmt)
 
 
-async def report_response(w: Web, name: str, start: date | None, end: date | None,
+async def report_response(w: Web, user: User, name: str, start: date | None, end: date | None,
                           fmt: str) -> FileResponse:
     """A report exported into a temporary folder, sent, and the folder removed afterwards
     (pages and the API)."""
     folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
     try:
-        result = await w.write(w.engine.report, name, start, end, (fmt,), Path(folder))
+        result = await w.write(w.engine.report, name, start, end, (fmt,), Path(folder),
+                               actor=user.login)
     except Exception:
         _remove_tree(folder)
         raise

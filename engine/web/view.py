@@ -10,6 +10,9 @@ from ..fields import FieldSpec
 
 EVENT_LABELS = {"issued": "出具", "superseded": "被换版", "void": "作废", "dispatched": "发放",
                 "recalled": "回收", "lost": "丢失声明作废"}
+# audit events the engine writes itself (not workflow steps)
+ENGINE_EVENTS = {"create": "新建", "reveal": "查看完整个人信息", "reassign": "改派",
+                 "purge": "删除个人信息"}
 DOC_STATUS = {"issued": "现行", "superseded": "已换版", "void": "作废"}
 COPY_STATUS = {"out": "在外", "returned": "已收回", "void": "已声明作废"}
 
@@ -61,8 +64,8 @@ def install(env: Environment, engine: Any) -> None:
         return value
 
     def trigger_label(wf: Any, trigger: str) -> str:
-        if trigger == "create":
-            return "新建"
+        if trigger in ENGINE_EVENTS:
+            return ENGINE_EVENTS[trigger]
         for t in wf.transitions:
             if t.trigger == trigger:
                 return t.label

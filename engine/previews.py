@@ -1,0 +1,59 @@
+"""Page 1 of an issued PDF as a PNG, for browsers that show no PDF inline (phones, WeChat).
+
+Pictures are kept by the PDF's sha256 in a cache folder of the store for a few days only (a
+page of a contract shows the buyer's ID number): older ones are removed whenever a new one is
+made, and a purge removes those of the documents it erases.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import NotFoundError
+from .files import make_dirs
+
+KEEP_SECONDS = 7 * 24 * 3600
+
+
+class PagePreviews:
+    def __init__(self, folder: Path, keep_seconds: float = KEEP_SECONDS) -> None:
+        self.folder = Path(folder)
+        self.keep_seconds = keep_seconds
+
+    def path(self, pdf_sha256: str) -> Path:
+        return self.folder / f"{pdf_sha256}.png"
+
+    def first_page(self, pdf: Path, pdf_sha256: str, label: str) -> Path:
+        target = self.path(pdf_sha256)
+        if target.is_file():
+            return target
+        make_dirs(self.folder)
+        self.prune()
+        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+            try:
+                subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1",
+                                "-singlefile", str(pdf), str(Path(tmp) / "page")], check=True,
+                               timeout=60, capture_output=True)
+            except (OSError, subprocess.SubprocessError) as err:
+                raise NotFoundError(f"无法生成 {label} 的预览图（需要 poppler-utils）") from err
+            os.replace(Path(tmp) / "page.png", target)
+        return target
+
+    def forget(self, pdf_sha256: str) -> None:
+        self.path(pdf_sha256).unlink(missing_ok=True)
+
+    def prune(self) -> int:
+        """Remove the pictures made more than ``keep_seconds`` ago; returns how many."""
+        cutoff = time.time() - self.keep_seconds
+        removed = 0
+        for path in self.folder.glob("*.png"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
