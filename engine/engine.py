@@ -32,6 +32,7 @@ from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .jsonview import context_value
 from .dates import cn_date
+from .sessions import Sessions
 from .store import Store, Tx, atomic_write_bytes
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
@@ -99,6 +100,7 @@ class Engine(DocumentControl, Registers):
         self._converter = converter
         self._owns_converter = converter is None
         self.clock = clock or (lambda: local_now(config.tz))
+        self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":
