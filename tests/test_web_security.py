@@ -33,10 +33,15 @@ from helpers import CST, ROOT, Clock, dealerdocs_bin, example
 from web_support import DEMO_PASSWORD, as_form, client, csrf_of, post_form, sign_in, web_engine
 
 
+def still_throttle() -> Throttle:
+    """A throttle whose clock stands still: its waits do not run out while a test is slow."""
+    return Throttle(clock=lambda: 1000.0)
+
+
 @pytest.fixture
 def site(config_path, converter):
     eng = web_engine(config_path, converter)
-    app = create_app(eng)
+    app = create_app(eng, throttle=still_throttle())
     yield eng, app
     eng.close()
 
@@ -368,7 +373,7 @@ def live(config_path, converter):
     servers = []
 
     def start(**options):
-        app = create_app(eng)
+        app = create_app(eng, throttle=still_throttle())
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
