@@ -131,6 +131,23 @@ def test_the_server_does_not_start_with_an_empty_key(config_path, converter):
         create_app(eng, secret=b"")
 
 
+def test_a_new_key_signs_everyone_out(site):
+    """What the refusal above tells the admin to do (delete the key, restart) does what it
+    says: sessions and tokens opened under the old key end."""
+    eng, app = site
+    c = signed_in(app, "wang")
+    token = token_of(client(app), "wang")
+    key_file = eng.config.store_dir / "web" / "secret.key"
+    key_file.unlink()
+    restarted = create_app(eng, throttle=still_throttle())
+    assert key_file.is_file()
+    again = client(restarted)
+    again.cookies.set(auth.SESSION_COOKIE, c.cookies[auth.SESSION_COOKIE])
+    assert again.get("/", follow_redirects=False).status_code == 303
+    assert again.get("/api/me", headers=bearer(token)).status_code == 401
+    assert signed_in(restarted, "wang").get("/").status_code == 200
+
+
 def test_a_cookie_signed_with_the_empty_key_is_not_accepted(site):
     """The attack of finding 1: a session cookie (and a token) for the sales manager, signed
     with b"" as the old code would have accepted it from an empty key file."""

@@ -179,7 +179,7 @@ async def token(request: Request, body: TokenRequest) -> JSONResponse:
     w.throttle.succeeded(address, login)
     opened = await run_in_threadpool(w.engine.sessions.open, user.login, "api",
                                      label=body.name or "API 令牌",
-                                     fingerprint=auth.fingerprint(user))
+                                     fingerprint=auth.binding(user, w.secret))
     return ok({"token": opened.token, "token_type": "bearer", "id": opened.session.id,
                "expires_at": opened.session.expires_at,
                "expires_in": int(LIFETIME["api"].total_seconds()), "login": user.login})

@@ -86,12 +86,12 @@ class Web:
 
     def _signed_in(self, token: str | None, kind: str) -> User | None:
         """The user a session cookie (``web``) or token (``api``) stands for, checked in the
-        store and against the password hash config.toml holds now."""
+        store and against the password hash config.toml holds now (and the key)."""
         found = self.engine.sessions.check(token, kind)
         if found is None:
             return None
         user = self.accounts.user(found.login)
-        if user is None or not auth.csrf_ok(found.fingerprint, auth.fingerprint(user)):
+        if user is None or not auth.csrf_ok(found.fingerprint, auth.binding(user, self.secret)):
             return None
         return user
 

@@ -6,9 +6,10 @@
 - Sessions and API tokens live in the store (:mod:`engine.sessions`): a cookie or bearer token
   is an id and a random secret, checked against the store on every request, so signing out,
   a new password or ``dealerdocs user tokens LOGIN --revoke ID`` ends it at once. A session is
-  also bound to a fingerprint of the password hash it was opened with.
+  also bound (:func:`binding`) to the password hash and the secret key it was opened with.
 - The secret key (at least 32 random bytes, ``<store>/web/secret.key``, mode 0600) is made
-  once, atomically, by whichever process starts first; it keys the CSRF tokens of sessions.
+  once, atomically, by whichever process starts first; it keys the CSRF tokens of sessions,
+  and a new key (the old file deleted) signs everyone out.
 - Repeated failed sign-ins are slowed down by :mod:`engine.web.throttle`.
 """
 from __future__ import annotations
@@ -59,6 +60,13 @@ def verify_password(stored: str | None, password: str) -> bool:
 def fingerprint(user: User) -> str:
     """Changes when the password does: sessions opened before then stop working."""
     return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+
+
+def binding(user: User, secret: bytes) -> str:
+    """What a session is bound to: the user's password hash and the app's secret key, so a
+    new password or a new key ends the sessions opened before (without reading either)."""
+    key_id = hmac.new(secret, b"dealerdocs-key-id", hashlib.sha256).hexdigest()[:16]
+    return f"{fingerprint(user)}.{key_id}"
 
 
 class Accounts:

@@ -206,7 +206,7 @@ async def login(request: Request) -> Response:
     w.throttle.succeeded(address, login_name)
     opened = await run_in_threadpool(w.engine.sessions.open, user.login, "web",
                                      label=request.headers.get("user-agent", "浏览器"),
-                                     fingerprint=auth.fingerprint(user))
+                                     fingerprint=auth.binding(user, w.secret))
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(auth.SESSION_COOKIE, opened.token, max_age=auth.SESSION_MAX_AGE,
                         httponly=True, samesite="lax", secure=request.url.scheme == "https",
