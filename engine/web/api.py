@@ -14,7 +14,7 @@ import base64
 import binascii
 import io
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 from .. import access
 from ..config import User
 from ..errors import InputError, NotFoundError, PermissionDenied
-from ..sessions import LIFETIME
 from . import auth, forms
 from .app import SignInRequired, Web, _jsonable, web
 from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree, client_address, report_response
@@ -180,9 +179,11 @@ async def token(request: Request, body: TokenRequest) -> JSONResponse:
     opened = await run_in_threadpool(w.engine.sessions.open, user.login, "api",
                                      label=body.name or "API 令牌",
                                      fingerprint=auth.binding(user, w.secret))
-    return ok({"token": opened.token, "token_type": "bearer", "id": opened.session.id,
-               "expires_at": opened.session.expires_at,
-               "expires_in": int(LIFETIME["api"].total_seconds()), "login": user.login})
+    session = opened.session
+    lifetime = datetime.fromisoformat(session.expires_at) - datetime.fromisoformat(session.created_at)
+    return ok({"token": opened.token, "token_type": "bearer", "id": session.id,
+               "expires_at": session.expires_at, "expires_in": int(lifetime.total_seconds()),
+               "login": user.login})
 
 
 @router.delete("/token", summary="撤销当前使用的令牌（之后它不再有效）")

@@ -10,6 +10,7 @@ an error never includes a path on the server (:func:`public_error`).
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import threading
@@ -91,7 +92,8 @@ class Web:
         if found is None:
             return None
         user = self.accounts.user(found.login)
-        if user is None or not auth.csrf_ok(found.fingerprint, auth.binding(user, self.secret)):
+        if user is None or not hmac.compare_digest(found.fingerprint.encode(),
+                                                   auth.binding(user, self.secret).encode()):
             return None
         return user
 
