@@ -629,9 +629,17 @@ def test_no_api_answer_names_a_folder_of_the_server(site, monkeypatch):
     broken = c.get(f"/api/cases/{case_id}", headers=h)
     assert broken.status_code == 503 and "已损坏" in broken.json()["message"]
     assert "path" not in broken.json()
-    page = signed_in(app, "zhang").get(f"/cases/{case_id}")
+    zhang = signed_in(app, "zhang")
+    page = zhang.get(f"/cases/{case_id}")
     assert page.status_code == 503 and f"{case_id}.json" in page.text
-    answers += [broken, page]
+    # a damaged sessions file: said plainly (503, its own name only), not a crash
+    sessions_file = eng.config.store_dir / "sessions" / f"{owner_of('zhang')}.json"
+    sessions_file.write_text("{ damaged", encoding="utf-8")
+    session_page = zhang.get("/")
+    api_answer = c.get("/api/me", headers=h)
+    assert session_page.status_code == 503 and api_answer.status_code == 503
+    assert "已损坏" in session_page.text and f"{owner_of('zhang')}.json" in api_answer.text
+    answers += [broken, page, session_page, api_answer]
     for r in answers:
         for folder in folders:
             assert folder not in r.text, (r.request.url, r.text[:300])

@@ -101,6 +101,7 @@ class Web:
         """The signed-in user and the session's CSRF token, or None (once per request)."""
         if _SESSION in request.scope:
             return request.scope[_SESSION]
+        request.scope[_SESSION] = None  # if the store cannot be read, the error page has no user
         token = request.cookies.get(auth.SESSION_COOKIE)
         user = await run_in_threadpool(self._signed_in, token, "web") if token else None
         found = (user, auth.csrf_token(self.secret, token)) if user and token else None
@@ -115,6 +116,7 @@ class Web:
         """The user of the request's ``Authorization: Bearer`` token, or None."""
         if _BEARER in request.scope:
             return request.scope[_BEARER]
+        request.scope[_BEARER] = None
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         user = None
         if scheme.lower() == "bearer" and token.strip():
