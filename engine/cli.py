@@ -643,18 +643,23 @@ def recover(click_ctx, discard_journal, config_path, actor, as_json) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="端口")
+@click.option("--forwarded-allow-ips", "forwarded_allow_ips", default=None, metavar="IPS",
+              help="反向代理的地址（逗号分隔，或 *）：信任其 X-Forwarded-For 头中的客户端地址；"
+                   "不给则忽略这些头")
 @_common
 @click.pass_context
-def serve(click_ctx, host, port, config_path, actor, as_json) -> None:
+def serve(click_ctx, host, port, forwarded_allow_ips, config_path, actor, as_json) -> None:
     """启动网页版（员工用浏览器登录）：dealerdocs serve --port 8000"""
     from .web.cli import serve as run_server  # the web stack loads only for this command
 
-    run_server(_ctx(click_ctx, config_path, actor, as_json).engine, host, port)
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    run_server(ctx.engine, host, port, config_path=ctx.config_path or "config.toml",
+               forwarded_allow_ips=forwarded_allow_ips)
 
 
 @main.group()
 def user() -> None:
-    """用户的网页登录密码。"""
+    """用户的网页登录：密码与 API 令牌。"""
 
 
 @user.command("set-password")
@@ -662,13 +667,38 @@ def user() -> None:
 @_common
 @click.pass_context
 def user_set_password(click_ctx, login, config_path, actor, as_json) -> None:
-    """设置网页登录密码（argon2 哈希写入 config.toml；从终端输入两次，或从标准输入读）。"""
+    """设置网页登录密码（argon2 哈希写入 config.toml；从终端输入两次，或从标准输入读）；
+    该用户已有的登录会话和 API 令牌随即失效。"""
     from .web.cli import read_password, set_password
 
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     path = set_password(ctx.config_path or "config.toml", login, read_password())
-    _emit(ctx, {"user": login, "config": str(path)},
-          f"已为 {login} 设置密码（{path}）；正在运行的 dealerdocs serve 需重启后生效")
+    ended = ctx.engine.sessions.end_all(login)
+    _emit(ctx, {"user": login, "config": str(path), "sessions_ended": ended},
+          f"已为 {login} 设置密码（{path}）；已结束其 {ended} 个登录会话和令牌；"
+          f"正在运行的 dealerdocs serve 无需重启")
+
+
+@user.command("tokens")
+@click.argument("login")
+@click.option("--revoke", "revoke_id", default=None, metavar="ID|all",
+              help="撤销这个编号的令牌（all：该用户的全部令牌）")
+@_common
+@click.pass_context
+def user_tokens(click_ctx, login, revoke_id, config_path, actor, as_json) -> None:
+    """列出用户的 API 令牌（编号、名称、创建与到期时间；不显示令牌本身），或撤销：
+    dealerdocs user tokens wang --revoke 3f2a…"""
+    from .web.cli import revoke, token_lines
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    if revoke_id:
+        ended = revoke(ctx.engine, login, revoke_id)
+        _emit(ctx, {"user": login, "revoked": ended},
+              f"已撤销 {login} 的 {len(ended)} 个令牌" +
+              "".join(f"\n  {t['id']}  {t['label']}" for t in ended))
+        return
+    rows, text = token_lines(ctx.engine, login)
+    _emit(ctx, {"user": login, "tokens": rows}, text)
 
 
 def _files_from(source: str | None) -> Path | None:

@@ -37,6 +37,7 @@ from .previews import PagePreviews
 from .jsonview import context_value
 from .dates import cn_date
 from .files import atomic_write_bytes
+from .sessions import Sessions
 from .store import Store, Tx, Upgrade
 from .text import clean_line
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
@@ -134,6 +135,7 @@ class Engine(DocumentControl, Registers):
         self._converter = converter
         self._owns_converter = converter is None
         self.clock = clock or (lambda: local_now(config.tz))
+        self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":

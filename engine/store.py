@@ -23,6 +23,10 @@ On-disk shape under ``<store>/``::
     index/copies/YYYY/MM/DD.json       {key: copy} by the day the copy was handed out
     index/people/<xy>.json             {keyed hash of an ID or mobile: [case ids]}, 256
                                        buckets: which cases a purge request concerns
+    sessions/<h>.json                  {session id: record} one user's sign-in sessions and API
+                                       tokens (engine/sessions.py); <h> is 32 hex of a sha256
+                                       of the login; a record keeps the sha256 of its secret,
+                                       never the secret
     log/audit/YYYY-MM.jsonl            the hash-chained audit trail, append-only
     log/register_log/YYYY-MM.jsonl     the hash-chained register log, append-only
     journal/commit.json                a unit of work being applied (see below)
@@ -530,6 +534,25 @@ class Tx:
 
     def marks(self, batch: str) -> dict[str, dict[str, Any]]:
         return {k: dict(v) for k, v in self._index(self._marks_path(batch)).items()}
+
+    # --- sign-in sessions -----------------------------------------------------------------
+    # One small index file per user (engine/sessions.py decides what a record holds); read
+    # through the index cache, so checking a session on every request costs a stat.
+
+    def _sessions_path(self, owner: str) -> Path:
+        if len(owner) != 32 or any(c not in "0123456789abcdef" for c in owner):
+            raise StorageError(f"登录会话文件名 \"{owner}\" 应为 32 位十六进制")
+        return self.root / "sessions" / f"{owner}.json"
+
+    def sessions(self, owner: str) -> dict[str, dict[str, Any]]:
+        """The session records in ``owner``'s file, by session id."""
+        return {k: dict(v) for k, v in self._index(self._sessions_path(owner)).items()}
+
+    def set_session(self, owner: str, session_id: str, record: Mapping[str, Any] | None) -> None:
+        """Add or replace a session record in this unit of work; None removes it."""
+        self._check_writable()
+        self._set_index(self._sessions_path(owner), session_id,
+                        None if record is None else {**record, "schema_version": SCHEMA_VERSION})
 
     # --- hash-chained logs ----------------------------------------------------------------
 

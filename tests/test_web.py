@@ -20,6 +20,7 @@ import pytest
 from engine import load_config
 from engine.web import auth
 from engine.web.app import create_app
+from engine.web.throttle import Throttle, Verdict
 from helpers import (ROOT, contract_data, dealerdocs_bin, docx_text, example, make_dealer_dir,
                      pdf_text)
 from web_support import (DEMO_PASSWORD, as_form, client, csrf_of, errors_of, field_error,
@@ -78,34 +79,59 @@ def test_pages_need_sign_in_and_the_cookie_is_locked_down(site):
     assert str(r.url) == "http://testserver/"
 
 
-def test_wrong_password_rate_limit_and_login_csrf(site):
-    _, app = site
+def test_wrong_password_rate_limit_and_login_csrf(config_path, converter):
+    """Repeated failures are slowed down with growing waits (429, in Chinese, with the
+    seconds); the address is held back whichever login it tries. The throttle's clock stands
+    still here, so the waits are exact."""
+    now = [1000.0]
+    eng = web_engine(config_path, converter)
+    app = create_app(eng, throttle=Throttle(clock=lambda: now[0]))
     c = client(app)
     r = sign_in(c, "zhang", "wrong-password")
     assert r.status_code == 401 and "用户名或密码不正确" in r.text
-    for _ in range(4):
-        sign_in(c, "zhang", "wrong-password")
+    for _ in range(2):
+        assert sign_in(c, "zhang", "wrong-password").status_code == 401
     r = sign_in(c, "zhang")  # the right password, but too many failures just now
-    assert r.status_code == 429 and "登录失败次数过多" in r.text
-    # the address is held back too, whichever login it tries next
-    assert sign_in(client(app), "li").status_code == 429
+    assert r.status_code == 429 and "登录失败次数过多，请 1 秒后再试" in r.text
+    assert r.headers["retry-after"] == "1" and auth.SESSION_COOKIE not in c.cookies
+    now[0] += 1
+    assert sign_in(c, "zhang", "wrong-password").status_code == 401
+    r = sign_in(c, "zhang")  # each further failure doubles the wait
+    assert r.status_code == 429 and "请 2 秒后再试" in r.text
+    # the address is held back too, whichever login it tries next (10 failures in all)
+    for login in ("li", "wang", "qian", "zhao", "chen", "sun"):
+        assert sign_in(client(app), login, "wrong-password").status_code == 401
+    assert sign_in(client(app), "zhou").status_code == 429
+    now[0] += 2
+    assert sign_in(c, "zhang").status_code == 200  # waited: the right password lets them in
     # the sign-in form without its token is refused (login CSRF)
     c2 = client(app)
     c2.get("/login")
     r = c2.post("/login", data={"login": "wang", "password": DEMO_PASSWORD})
     assert r.status_code == 403 and "表单已失效" in r.text
     assert auth.SESSION_COOKIE not in c2.cookies
+    eng.close()
 
 
-def test_rate_limiter_window():
+def test_throttle_waits_grow_are_per_address_and_forgotten():
     now = [1000.0]
-    limiter = auth.RateLimiter(limit=3, window=60, clock=lambda: now[0])
-    for _ in range(3):
-        assert limiter.wait("ip:a") == 0
-        limiter.failed("ip:a")
-    assert 0 < limiter.wait("ip:a") <= 61 and limiter.wait("ip:b") == 0
-    now[0] += 61
-    assert limiter.wait("ip:a") == 0
+    throttle = Throttle(clock=lambda: now[0], forget_after=3600)
+    for _ in range(3):  # three failures in a row are free; the third makes the next wait 1 s
+        assert throttle.attempt("ip:a", "wang").wait == 0
+    assert throttle.attempt("ip:a", "wang").wait == 1
+    now[0] += 1
+    assert throttle.attempt("ip:a", "wang").wait == 0  # the 4th failure: then 2 s
+    assert throttle.attempt("ip:a", "wang").wait == 2
+    now[0] += 2
+    assert throttle.attempt("ip:a", "wang").wait == 0  # the 5th: then 4 s
+    assert throttle.attempt("ip:a", "wang").wait == 4
+    # another address signs in as wang at once (the login's own slowdown is none yet)
+    assert throttle.attempt("ip:b", "wang") == Verdict(wait=0, delay=0.0)
+    throttle.succeeded("ip:b", "wang")
+    now[0] += 4
+    assert throttle.attempt("ip:a", "wang").wait == 0
+    now[0] += 3601  # an hour after the last failure it is forgotten
+    assert throttle.attempt("ip:a", "wang").wait == 0
 
 
 def test_secret_key_made_once_private_and_kept(tmp_path):
@@ -299,7 +325,7 @@ def test_forms_without_csrf_token_are_refused(site):
     assert r.status_code == 403
     assert eng.case(case_id, actor="wang")["state"] == "draft"
     # another user's token does not fit this session either
-    other = signed_in(app, "li")
+    other = signed_in(app, "wang")   # a manager, who sees the case
     r = other.post(f"/cases/{case_id}/fire/cancel", data={"_csrf": csrf_of(c.get("/").text)})
     assert r.status_code == 403 and eng.case(case_id, actor="wang")["state"] == "draft"
 
@@ -580,6 +606,9 @@ def test_steps_whose_conditions_cannot_hold_are_disabled_with_the_reason(clocked
     r = zhang.post(f"/cases/{case_id}/fire/expire", data={"_csrf": csrf_of(page)})
     assert r.status_code == 409 and "尚未过期" in r.text
     clock.advance(days=10)  # 2026-12-06: the quote has lapsed
+    # sessions end 12 hours after sign-in on the engine's clock: this one is 10 days old
+    assert zhang.get(f"/cases/{case_id}", follow_redirects=False).status_code == 303
+    zhang = signed_in(app, "zhang")
     page = zhang.get(f"/cases/{case_id}").text
     assert "已于 2026年12月5日 过期" in _blocked(page, "accept")
     assert _blocked(page, "expire") is None
@@ -605,6 +634,7 @@ def test_extension_after_the_deadline_is_disabled_for_the_requester(clocked, clo
     page = chen.get(f"/cases/{item}").text
     assert _blocked(page, "request_extension") is None and _blocked(page, "request_cancel") is None
     clock.advance(days=19)  # 2026-12-15, five days late
+    chen = signed_in(app, "chen")  # the session of 19 days ago has ended
     page = chen.get(f"/cases/{item}").text
     for trigger in ("request_extension", "request_cancel"):
         assert "整改期限 2026年12月10日 已过（逾期 5 天）" in _blocked(page, trigger)

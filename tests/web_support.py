@@ -56,12 +56,16 @@ def as_form(data: dict[str, Any]) -> dict[str, Any]:
 
 def post_form(c: TestClient, page_url: str, action: str, data: dict[str, Any],
               files: Any = None, csrf: bool = True):
-    """Open ``page_url`` (for its CSRF token) and post ``data`` to ``action`` like its form."""
+    """Open ``page_url`` (for its CSRF token) and post ``data`` to ``action`` like its form;
+    with ``files`` the form is multipart and, as the page's form does, names its token in the
+    action URL (the server checks it there before reading the parts)."""
     page = c.get(page_url)
     assert page.status_code == 200, page.text[:500]
     fields = dict(data)
     if csrf:
         fields["_csrf"] = csrf_of(page.text)
+        if files:
+            action += ("&" if "?" in action else "?") + "_csrf=" + fields["_csrf"]
     return c.post(action, data=fields, files=files)
 
 

@@ -2,15 +2,19 @@
 the same rules, as the user a bearer token names (``POST /api/token`` with login and password).
 
 Errors are the engine's: ``{"error": "InputError", "message": "…", "field": …}`` with 422 for
-bad data, 403 for a missing role or separation of duties, 404, 409 for a wrong state.
+bad data, 403 for a missing role or separation of duties, 404, 409 for a wrong state. A token is
+a session of kind ``api`` in the store (:mod:`engine.sessions`): it can be revoked
+(``DELETE /api/token``, ``dealerdocs user tokens LOGIN --revoke ID``) and a new password ends it.
+No answer names a path on the server: files are fetched by document number.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -18,24 +22,21 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from .. import access
 from ..config import User
 from ..errors import InputError, NotFoundError, PermissionDenied
 from . import auth, forms
 from .app import SignInRequired, Web, _jsonable, web
-from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree, report_response
+from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree, client_address, report_response
 
 router = APIRouter(prefix="/api", tags=["dealerdocs"])
 
 
-def bearer(request: Request) -> tuple[Web, User]:
+async def bearer(request: Request) -> tuple[Web, User]:
     w = web(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise SignInRequired()
-    user = w.signer.read_token(token.strip(), w.engine.config)
+    user = await w.bearer(request)
     if user is None:
         raise SignInRequired()
     return w, user
@@ -125,6 +126,8 @@ def ok(payload: Any, status: int = 200) -> JSONResponse:
 class TokenRequest(BaseModel):
     login: str = Field(max_length=64, examples=["zhang"])
     password: str = Field(max_length=256)
+    name: str | None = Field(default=None, max_length=120, examples=["DMS 对接"],
+                             description="令牌的名称（dealerdocs user tokens 列出时显示）")
 
 
 class NewCase(BaseModel):
@@ -154,35 +157,51 @@ class Recall(BaseModel):
 
 # --- routes ------------------------------------------------------------------------------------
 
-@router.post("/token", summary="用登录名和密码换取令牌（30 天有效；改密码后失效）")
+@router.post("/token", summary="用登录名和密码换取令牌（30 天有效；可撤销；改密码后失效）")
 async def token(request: Request, body: TokenRequest) -> JSONResponse:
     w = web(request)
-    client = request.client.host if request.client else "?"
-    keys = (f"ip:{client}", f"login:{body.login}")
-    wait = w.limiter.wait(*keys)
-    if wait:
-        return JSONResponse({"error": "TooManyAttempts", "message": f"登录失败次数过多，请 {wait} 秒后再试"},
-                            status_code=429, headers={"Retry-After": str(wait)})
-    user = await w.read(auth.authenticate, w.engine.config, body.login.strip(), body.password)
+    login = body.login.strip()
+    address = client_address(request)
+    verdict = w.throttle.attempt(address, login)
+    if verdict.wait:
+        return JSONResponse({"error": "TooManyAttempts",
+                             "message": f"登录失败次数过多，请 {verdict.wait} 秒后再试"},
+                            status_code=429, headers={"Retry-After": str(verdict.wait)})
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+    user = await w.read(w.accounts.authenticate, login, body.password)
     if user is None:
-        w.limiter.failed(*keys)
         return JSONResponse({"error": "Unauthorized", "message": "用户名或密码不正确"},
                             status_code=401)
-    w.limiter.succeeded(*keys)
-    return ok({"token": w.signer.token(user), "token_type": "bearer",
-               "expires_in": auth.TOKEN_MAX_AGE, "login": user.login})
+    w.throttle.succeeded(address, login)
+    opened = await run_in_threadpool(w.engine.sessions.open, user.login, "api",
+                                     label=body.name or "API 令牌",
+                                     fingerprint=auth.binding(user, w.secret))
+    session = opened.session
+    lifetime = datetime.fromisoformat(session.expires_at) - datetime.fromisoformat(session.created_at)
+    return ok({"token": opened.token, "token_type": "bearer", "id": session.id,
+               "expires_at": session.expires_at, "expires_in": int(lifetime.total_seconds()),
+               "login": user.login})
+
+
+@router.delete("/token", summary="撤销当前使用的令牌（之后它不再有效）")
+async def revoke_token(request: Request) -> JSONResponse:
+    w, user = await bearer(request)
+    _, _, token = request.headers.get("authorization", "").partition(" ")
+    await run_in_threadpool(w.engine.sessions.end, token.strip())
+    return ok({"revoked": True, "login": user.login})
 
 
 @router.get("/me", summary="令牌代表的用户")
 async def me(request: Request) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     return ok({"login": user.login, "name": user.name, "roles": user.roles,
                "role_labels": [w.engine.config.role_label(r) for r in user.roles]})
 
 
 @router.get("/workflows", summary="工作流：字段、状态、操作（与 dealerdocs workflows 相同）")
 async def workflows(request: Request) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     out = []
     reach = w.engine.reach(user.login)
     for wf in w.engine.workflows.values():
@@ -208,7 +227,7 @@ async def workflows(request: Request) -> JSONResponse:
 @router.get("/cases", summary="案件列表（dealerdocs list）")
 async def cases(request: Request, workflow: str | None = None, state: str | None = None
                 ) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     if workflow:
         _viewable(w, user, workflow)
     return ok(await w.read(w.engine.cases, workflow, state, actor=user.login))
@@ -216,7 +235,7 @@ async def cases(request: Request, workflow: str | None = None, state: str | None
 
 @router.post("/cases", status_code=201, summary="新建案件（dealerdocs new）")
 async def create(request: Request, body: NewCase) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     folder = tempfile.mkdtemp(prefix="dealerdocs-api-")  # no file paths from the caller
     try:
         data = _attachments(w.engine.workflow(body.workflow), _decimals(body.data), Path(folder))
@@ -230,7 +249,7 @@ async def create(request: Request, body: NewCase) -> JSONResponse:
 @router.get("/cases/{case_id}", summary="案件：数据、合计、文档、历史（dealerdocs show；reveal=true "
                                        "显示完整身份证号、手机号，需有权限并记入审计记录）")
 async def show(request: Request, case_id: str, reveal: bool = False) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     case = await _case(w, user, case_id, reveal)
     wf = w.engine.workflows[case["workflow"]]
     acts = await w.read(access.with_conditions, w.engine, wf, case,
@@ -238,13 +257,14 @@ async def show(request: Request, case_id: str, reveal: bool = False) -> JSONResp
     # blocked: why the step's conditions cannot hold now (firing it would be refused, 409)
     case["may_fire"] = [{"trigger": a.trigger, "label": a.label, "blocked": a.blocked}
                         for a in acts]
+    case["documents"] = [_public(d) for d in case["documents"]]  # URLs, not server paths
     return ok(case)
 
 
 @router.post("/cases/{case_id}/fire/{trigger}", summary="执行操作（dealerdocs fire）")
 async def fire(request: Request, case_id: str, trigger: str, body: Fire | None = None
                ) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     case = await _case(w, user, case_id)
     data = _decimals(body.data) if body and body.data else None
     folder = tempfile.mkdtemp(prefix="dealerdocs-api-")
@@ -266,7 +286,7 @@ async def fire(request: Request, case_id: str, trigger: str, body: Fire | None =
 async def documents(request: Request, case: str | None = None,
                     status: Literal["issued", "superseded", "void"] | None = None
                     ) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     rows = await w.read(w.engine.documents, case, status, actor=user.login)
     return ok([_public(d) for d in rows])
 
@@ -280,13 +300,13 @@ def _public(d: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/documents/{number}", summary="文件的全过程：副本、回收、换版（dealerdocs docs NUMBER）")
 async def document(request: Request, number: str) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     return ok(_public(await _document(w, user, number)))
 
 
 @router.get("/documents/{number}/{kind}", summary="下载文件（pdf 或 docx）")
 async def document_file(request: Request, number: str, kind: Literal["pdf", "docx"]):
-    w, user = bearer(request)
+    w, user = await bearer(request)
     life = await _document(w, user, number)
     path = Path(life[kind])
     if not path.is_file():
@@ -296,7 +316,7 @@ async def document_file(request: Request, number: str, kind: Literal["pdf", "doc
 
 @router.post("/documents/{number}/dispatch", summary="发放副本（dealerdocs dispatch）")
 async def dispatch(request: Request, number: str, body: Dispatch) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     await _document(w, user, number)
     result = await w.write(w.engine.dispatch, number, to=body.to, dept=body.dept,
                            copies=body.copies, channel=body.channel, actor=user.login)
@@ -305,7 +325,7 @@ async def dispatch(request: Request, number: str, body: Dispatch) -> JSONRespons
 
 @router.post("/documents/{number}/recall", summary="回收副本（dealerdocs recall）")
 async def recall(request: Request, number: str, body: Recall) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     await _document(w, user, number)
     result = await w.write(w.engine.recall, number, reason=body.reason, copy=body.copy_no,
                            from_=body.from_, keep=body.keep, actor=user.login)
@@ -315,7 +335,7 @@ async def recall(request: Request, number: str, body: Recall) -> JSONResponse:
 @router.get("/register", summary="文件发放回收记录表的行")
 async def register(request: Request, date_from: date | None = None, date_to: date | None = None
                    ) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     from ..control import REGISTER_COLUMNS
     rows = await w.read(w.engine.register_rows, date_from, date_to, actor=user.login)
     return ok({"columns": list(REGISTER_COLUMNS), "rows": rows})
@@ -323,7 +343,7 @@ async def register(request: Request, date_from: date | None = None, date_to: dat
 
 @router.get("/due", summary="已逾期或即将到期的项目（dealerdocs due）")
 async def due(request: Request, within: int = 7) -> JSONResponse:
-    w, user = bearer(request)
+    w, user = await bearer(request)
     if not 0 <= within <= 3650:
         raise InputError("within 应在 0–3650 之间", field="within")
     return ok(await w.read(w.engine.due, within, actor=user.login))
@@ -332,7 +352,7 @@ async def due(request: Request, within: int = 7) -> JSONResponse:
 @router.get("/reports/{name}.{fmt}", summary="导出登记报表（dealerdocs report）")
 async def report(request: Request, name: str, fmt: Literal["xlsx", "docx", "pdf"],
                  date_from: date | None = None, date_to: date | None = None):
-    w, user = bearer(request)
+    w, user = await bearer(request)
     reach = w.engine.reach(user.login)
     found = [wf for wf in w.engine.workflows.values() if name in wf.reports
              and reach.sees_workflow(wf.key)]

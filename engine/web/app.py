@@ -3,10 +3,16 @@
 One :class:`engine.Engine` serves every request. Reads run concurrently in the thread pool;
 operations that write or convert (create, fire, dispatch, recall, exports) take one lock in
 turn, because the LibreOffice converter works on one document at a time.
+
+Who is signed in is asked of the store (``engine.sessions``) once per request, in the thread
+pool; request bodies are bounded while they arrive (:mod:`.limits`); what a response shows of
+an error never includes a path on the server (:func:`public_error`).
 """
 from __future__ import annotations
 
+import hmac
 import logging
+import re
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +20,7 @@ from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +31,8 @@ from ..config import User
 from ..engine import Engine
 from ..errors import (ConfigError, ConversionError, DealerDocsError, InputError, IntegrityError,
                       NotFoundError, PermissionDenied, StateError, StorageError, TemplateError)
-from . import auth, view
+from . import auth, limits, view
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -34,7 +41,7 @@ STATUS = {InputError: 422, PermissionDenied: 403, NotFoundError: 404, StateError
           StorageError: 503, ConversionError: 502, TemplateError: 500, ConfigError: 500,
           IntegrityError: 500}
 HTTP_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在",
-               405: "不支持的请求方式", 409: "当前状态不允许此操作", 413: "上传的文件太大",
+               405: "不支持的请求方式", 409: "当前状态不允许此操作", 413: "提交的内容太大",
                422: "填写有误", 429: "尝试次数过多", 500: "系统内部错误", 502: "文档转换失败",
                503: "系统繁忙"}
 
@@ -55,12 +62,16 @@ def status_of(err: DealerDocsError) -> int:
 
 
 class Web:
-    """What the routes share: the engine, the signer, the limiter and the write lock."""
+    """What the routes share: the engine, who may sign in, the throttle and the write lock."""
 
-    def __init__(self, engine: Engine, secret: bytes) -> None:
+    def __init__(self, engine: Engine, secret: bytes, *, accounts: auth.Accounts,
+                 throttle: Throttle) -> None:
+        if len(secret) < auth.SECRET_BYTES:
+            raise ConfigError(f"网页版的密钥至少需要 {auth.SECRET_BYTES} 字节，收到 {len(secret)} 字节")
         self.engine = engine
-        self.signer = auth.Signer(secret)
-        self.limiter = auth.RateLimiter()
+        self.secret = secret
+        self.accounts = accounts
+        self.throttle = throttle
         self.write_lock = threading.Lock()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         view.install(self.templates.env, engine)
@@ -74,28 +85,97 @@ class Web:
                 return fn(*args, **kwargs)
         return await run_in_threadpool(locked)
 
-    def session(self, request: Request) -> tuple[User, str] | None:
-        return self.signer.read_session(request.cookies.get(auth.SESSION_COOKIE),
-                                        self.engine.config)
+    def _signed_in(self, token: str | None, kind: str) -> User | None:
+        """The user a session cookie (``web``) or token (``api``) stands for, checked in the
+        store and against the password hash config.toml holds now (and the key)."""
+        found = self.engine.sessions.check(token, kind)
+        if found is None:
+            return None
+        user = self.accounts.user(found.login)
+        if user is None or not hmac.compare_digest(found.fingerprint.encode(),
+                                                   auth.binding(user, self.secret).encode()):
+            return None
+        return user
+
+    async def current(self, request: Request) -> tuple[User, str] | None:
+        """The signed-in user and the session's CSRF token, or None (once per request)."""
+        if _SESSION in request.scope:
+            return request.scope[_SESSION]
+        request.scope[_SESSION] = None  # if the store cannot be read, the error page has no user
+        token = request.cookies.get(auth.SESSION_COOKIE)
+        user = await run_in_threadpool(self._signed_in, token, "web") if token else None
+        found = (user, auth.csrf_token(self.secret, token)) if user and token else None
+        request.scope[_SESSION] = found
+        return found
+
+    def known(self, request: Request) -> tuple[User, str] | None:
+        """What :meth:`current` found for this request (None if it was not asked)."""
+        return request.scope.get(_SESSION)
+
+    async def bearer(self, request: Request) -> User | None:
+        """The user of the request's ``Authorization: Bearer`` token, or None."""
+        if _BEARER in request.scope:
+            return request.scope[_BEARER]
+        request.scope[_BEARER] = None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        user = None
+        if scheme.lower() == "bearer" and token.strip():
+            user = await run_in_threadpool(self._signed_in, token.strip(), "api")
+        request.scope[_BEARER] = user
+        return user
+
+    async def may_upload(self, request: Request) -> bool:
+        """Only a signed-in sender gets the upload limit (:mod:`.limits`)."""
+        if request.url.path.startswith("/api/"):
+            return await self.bearer(request) is not None
+        return await self.current(request) is not None
+
+
+_SESSION = "dealerdocs.session"
+_BEARER = "dealerdocs.bearer"
+
+SMALL_BODY = 1024 * 1024                     # sign-in, JSON, forms without files
+UPLOAD_BODY = 40 * 1024 * 1024               # forms and API calls that carry files
+JSON_MAX_DEPTH = 32
+UPLOAD_ROUTES = (
+    limits.UploadRoute(re.compile(r"/cases/new/[^/]+"), ("multipart/form-data",)),
+    limits.UploadRoute(re.compile(r"/cases/[^/]+/fire/[^/]+"), ("multipart/form-data",)),
+    limits.UploadRoute(re.compile(r"/api/cases"), ("application/json", "")),
+    limits.UploadRoute(re.compile(r"/api/cases/[^/]+/fire/[^/]+"), ("application/json", "")),
+)
 
 
 def web(request: Request) -> Web:
     return request.app.state.web
 
 
-def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
-    """The app for ``engine``; the secret key defaults to the store's (made on first run)."""
+def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttle | None = None,
+               config_path: str | Path | None = None) -> FastAPI:
+    """The app for ``engine``. The secret key defaults to the store's (made on first run); the
+    sign-in throttle to a fresh one; config.toml (watched for new password hashes) to the one
+    beside the engine's config."""
     from . import api, pages
 
     app = FastAPI(title="dealerdocs API", version=__version__,
                   description="4S 店单据与流程引擎的 JSON 接口：与命令行相同的操作与规则。"
                               "先用 POST /api/token（登录名与密码）取得令牌，之后每个请求带 "
-                              "`Authorization: Bearer <令牌>`。",
+                              "`Authorization: Bearer <令牌>`；令牌可用 DELETE /api/token 或 "
+                              "dealerdocs user tokens LOGIN --revoke ID 撤销。",
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
-    app.state.web = Web(engine, secret or auth.load_secret(engine.config.store_dir))
+    if config_path is None:
+        beside = engine.config.base_dir / "config.toml"
+        config_path = beside if beside.is_file() else None
+    w = Web(engine, auth.load_secret(engine.config.store_dir) if secret is None else secret,
+            accounts=auth.Accounts(engine.config, Path(config_path) if config_path else None),
+            throttle=throttle if throttle is not None else Throttle())
+    app.state.web = w
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    # added last = outermost: the size is counted before the JSON depth is looked at
+    app.add_middleware(limits.JsonDepthLimit, max_depth=JSON_MAX_DEPTH)
+    app.add_middleware(limits.BodyLimit, small=SMALL_BODY, large=UPLOAD_BODY,
+                       uploads=UPLOAD_ROUTES, may_upload=w.may_upload)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -114,9 +194,10 @@ def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
     def is_api(request: Request) -> bool:
         return request.url.path.startswith("/api/")
 
-    def page(request: Request, status: int, message: str, title: str | None = None) -> Response:
+    async def page(request: Request, status: int, message: str, title: str | None = None
+                   ) -> Response:
         w = web(request)
-        found = w.session(request)
+        found = await w.current(request)
         return w.templates.TemplateResponse(request, "error.html", {
             "title": title or HTTP_TITLES.get(status, "出错了"), "message": message,
             "status": status, "user": found[0] if found else None,
@@ -127,9 +208,10 @@ def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
         status = status_of(err)
         if status >= 500:
             log.error("%s: %s", type(err).__name__, err.message)
+        public = public_error(err)
         if is_api(request):
-            return JSONResponse(_jsonable(err.to_dict()), status_code=status)
-        return page(request, status, err.message)
+            return JSONResponse(_jsonable(public), status_code=status)
+        return await page(request, status, public["message"])
 
     @app.exception_handler(SignInRequired)
     async def sign_in(request: Request, err: SignInRequired) -> Response:
@@ -141,22 +223,24 @@ def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             from urllib.parse import quote
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-        return page(request, 401, "登录已过期或尚未登录，请重新登录后再提交。")
+        return await page(request, 401, "登录已过期或尚未登录，请重新登录后再提交。")
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, err: CsrfRefused) -> Response:
-        return page(request, 403, "表单已失效（缺少或不匹配的安全令牌）。请返回上一页，刷新后重新提交。",
-                    title="表单已失效")
+        return await page(request, 403, "表单已失效（缺少或不匹配的安全令牌）。请返回上一页，刷新后重新提交。",
+                          title="表单已失效")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> Response:
-        message = err.detail if isinstance(err.detail, str) and err.status_code not in (404, 405) \
-            else {404: "找不到这个页面。请从首页重新进入。",
-                  405: "此地址不支持这种请求方式。"}.get(err.status_code, "请求未能完成。")
+        # our own details are Chinese; a framework's English one is replaced by the status's
+        message = err.detail if isinstance(err.detail, str) and _CHINESE.search(err.detail) \
+            else {400: "请求的内容无法读取（格式不对）。", 404: "找不到这个页面。请从首页重新进入。",
+                  405: "此地址不支持这种请求方式。", 413: "提交的内容太大，未被接收。"
+                  }.get(err.status_code, "请求未能完成。")
         if is_api(request):
             return JSONResponse({"error": "HTTPError", "message": message},
                                 status_code=err.status_code, headers=err.headers)
-        return page(request, err.status_code, message)
+        return await page(request, err.status_code, message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> Response:
@@ -165,7 +249,7 @@ def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
         if is_api(request):
             return JSONResponse({"error": "InputError", "message": "请求格式不对",
                                  "problems": problems}, status_code=422)
-        return page(request, 422, "请求格式不对：" + "；".join(
+        return await page(request, 422, "请求格式不对：" + "；".join(
             f"{p['where']}：{p['message']}" for p in problems))
 
     @app.exception_handler(Exception)
@@ -174,9 +258,32 @@ def create_app(engine: Engine, *, secret: bytes | None = None) -> FastAPI:
         if is_api(request):
             return JSONResponse({"error": "InternalError", "message": "系统内部错误，已记录日志"},
                                 status_code=500)
-        return page(request, 500, "系统内部错误，已记录日志。请稍后重试；如果一再出现，请联系管理员。")
+        return await page(request, 500, "系统内部错误，已记录日志。请稍后重试；如果一再出现，请联系管理员。")
 
     return app
+
+
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
+# An absolute path of two or more parts, up to a space, a quote or Chinese punctuation.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/\"'<>：，。；、（）()]+/)+[^\s/\"'<>：，。；、（）()]*")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (the file's own name): what a
+    web answer may show of the server's folders is nothing."""
+    def last_part(m: re.Match[str]) -> str:
+        parts = [p for p in m.group(0).split("/") if p]
+        return parts[-1] if parts else "…"
+    return _ABSOLUTE_PATH.sub(last_part, text)
+
+
+def public_error(err: DealerDocsError) -> dict[str, Any]:
+    """``err.to_dict()`` for a web answer: no ``path`` detail, no absolute path in any text
+    (the command line keeps them; the administrator reads the server's log)."""
+    out = {k: v for k, v in err.to_dict().items() if k != "path"}
+    return {k: scrub(v) if isinstance(v, str) else
+            [scrub(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+            for k, v in out.items()}
 
 
 def _jsonable(value: Any) -> Any:

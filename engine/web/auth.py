@@ -1,37 +1,43 @@
-"""Signing in: password hashes, the secret key, signed session cookies, CSRF tokens, API
-tokens and the rate limit on sign-in attempts.
+"""Signing in: password hashes, who may sign in now, the secret key, CSRF tokens.
 
-- Passwords are argon2id hashes (argon2-cffi) kept in config.toml (``users.<login>.password_hash``).
-- The secret key is 32 random bytes made on first run at ``<store>/web/secret.key`` (mode 0600);
-  it signs session cookies and API tokens (itsdangerous) and never leaves the store folder.
-- A session cookie carries the login, a per-session CSRF token and a fingerprint of the
-  password hash, so a changed password ends old sessions and tokens.
-- Failed sign-ins are counted per address and per login in a sliding window.
+- Passwords are argon2id hashes (argon2-cffi) kept in config.toml (``users.<login>.password_hash``);
+  :class:`Accounts` re-reads them when the file changes, so ``dealerdocs user set-password``
+  takes effect in a running server without a restart.
+- Sessions and API tokens live in the store (:mod:`engine.sessions`): a cookie or bearer token
+  is an id and a random secret, checked against the store on every request, so signing out,
+  a new password or ``dealerdocs user tokens LOGIN --revoke ID`` ends it at once. A session is
+  also bound (:func:`binding`) to the password hash and the secret key it was opened with.
+- The secret key (at least 32 random bytes, ``<store>/web/secret.key``, mode 0600) is made
+  once, atomically, by whichever process starts first; it keys the CSRF tokens of sessions,
+  and a new key (the old file deleted) signs everyone out.
+- Repeated failed sign-ins are slowed down by :mod:`engine.web.throttle`.
 """
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
+import tempfile
 import threading
-import time
-from collections import deque
 from pathlib import Path
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from ..config import Config, User
+from ..config import Config, User, load_config
 from ..errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 SESSION_COOKIE = "dealerdocs_session"
-SESSION_MAX_AGE = 12 * 3600          # a working day; then sign in again
-TOKEN_MAX_AGE = 30 * 24 * 3600       # API tokens
+SESSION_MAX_AGE = 12 * 3600          # the cookie's lifetime; the store's record decides
 MIN_PASSWORD_LENGTH = 8
+SECRET_BYTES = 32
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a sign-in with an unknown login like a known one.
@@ -51,121 +57,147 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
-def authenticate(config: Config, login: str, password: str) -> User | None:
-    """The user whose login and password match, or None (same cost either way)."""
-    user = config.users.get(login)
-    ok = verify_password(user.password_hash if user else None, password)
-    return user if ok and user is not None else None
-
-
 def fingerprint(user: User) -> str:
-    """Changes when the password does: sessions and tokens made before then stop working."""
+    """Changes when the password does: sessions opened before then stop working."""
     return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
 
 
+def binding(user: User, secret: bytes) -> str:
+    """What a session is bound to: the user's password hash and the app's secret key, so a
+    new password or a new key ends the sessions opened before (without reading either)."""
+    key_id = hmac.new(secret, b"dealerdocs-key-id", hashlib.sha256).hexdigest()[:16]
+    return f"{fingerprint(user)}.{key_id}"
+
+
+class Accounts:
+    """The users who may sign in, with the password hashes config.toml holds *now*.
+
+    The file is re-read (with :func:`engine.config.load_config`) when its mtime, size or inode
+    changes; a file that does not load keeps the last good hashes (and is logged). Roles and
+    names stay those the engine started with, so a page never shows rights the engine would
+    not grant; a user removed from the file can no longer sign in or use a session.
+    """
+
+    def __init__(self, config: Config, path: Path | None) -> None:
+        self._base = config.users
+        self._path = Path(path) if path is not None else None
+        self._hashes = {login: u.password_hash for login, u in config.users.items()}
+        self._seen: tuple[int, int, int] | None = self._stamp()
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        if self._path is None:
+            return None
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _refresh(self) -> None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return
+        with self._lock:
+            if stamp == self._seen:
+                return
+            try:
+                users = load_config(self._path).users  # type: ignore[arg-type]
+            except ConfigError as err:
+                log.warning("config.toml changed but does not load; keeping the last "
+                            "password hashes: %s", err.message)
+                self._seen = stamp
+                return
+            self._hashes = {login: u.password_hash for login, u in users.items()}
+            self._seen = stamp
+            log.info("password hashes re-read from %s", self._path)
+
+    def user(self, login: str) -> User | None:
+        """``login`` as the engine knows them, with today's password hash (None: no such user
+        any more, or no password: cannot sign in)."""
+        self._refresh()
+        base = self._base.get(login)
+        hashed = self._hashes.get(login)
+        if base is None or not hashed:
+            return None
+        return base if base.password_hash == hashed else dataclasses.replace(base, password_hash=hashed)
+
+    def authenticate(self, login: str, password: str) -> User | None:
+        """The user whose login and password match, or None (same cost either way)."""
+        user = self.user(login)
+        ok = verify_password(user.password_hash if user else None, password)
+        return user if ok and user is not None else None
+
+
+# --- the secret key ----------------------------------------------------------------------------
+
 def load_secret(store_dir: Path) -> bytes:
-    """The app's secret key, made on first run (``<store>/web/secret.key``, mode 0600)."""
+    """The app's secret key, ``<store>/web/secret.key`` (hex, mode 0600), made on first run.
+
+    Made atomically: random bytes go to a temporary file in the same folder, are fsynced, and
+    the file is hard-linked into place; if another process linked first, its key is read. So
+    two servers starting at once end with one key, and a crash never leaves a short one. A key
+    file that is empty, short or not hex is refused with what to do, never used.
+    """
     path = Path(store_dir) / "web" / "secret.key"
     try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+        return _read_secret(path)
     except FileNotFoundError:
         pass
-    except ValueError as err:
-        raise ConfigError(f"密钥文件 {path} 已损坏；删除它后重启会生成新的密钥（所有人需重新登录）") from err
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(SECRET_BYTES)
+    fd, tmp = tempfile.mkstemp(prefix=".secret.key.", suffix=".tmp", dir=path.parent)  # 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return load_secret(store_dir)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(key.hex())
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key.hex())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: theirs is complete (fsynced)
+            key = _read_secret(path)
+    finally:
+        os.unlink(tmp)
+        _fsync_dir(path.parent)
     return key
 
 
-class Signer:
-    """Session cookies and API tokens signed with the secret key."""
-
-    def __init__(self, secret: bytes) -> None:
-        self._sessions = URLSafeTimedSerializer(secret, salt="dealerdocs-session")
-        self._tokens = URLSafeTimedSerializer(secret, salt="dealerdocs-api-token")
-
-    def session(self, user: User) -> tuple[str, dict[str, Any]]:
-        payload = {"u": user.login, "c": secrets.token_urlsafe(24), "p": fingerprint(user)}
-        return self._sessions.dumps(payload), payload
-
-    def read_session(self, cookie: str | None, config: Config) -> tuple[User, str] | None:
-        """The signed-in user and the session's CSRF token, or None."""
-        if not cookie:
-            return None
-        try:
-            payload = self._sessions.loads(cookie, max_age=SESSION_MAX_AGE)
-        except BadSignature:
-            return None
-        return _check(payload, config, with_csrf=True)
-
-    def token(self, user: User) -> str:
-        return self._tokens.dumps({"u": user.login, "p": fingerprint(user)})
-
-    def read_token(self, token: str, config: Config) -> User | None:
-        try:
-            payload = self._tokens.loads(token, max_age=TOKEN_MAX_AGE)
-        except BadSignature:
-            return None
-        found = _check(payload, config, with_csrf=False)
-        return found[0] if found else None
+def _read_secret(path: Path) -> bytes:
+    what_to_do = (f"请删除 {path} 后重启 dealerdocs serve，会生成新的密钥"
+                  f"（所有人需重新登录）")
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"密钥文件 {path} 已损坏（不是十六进制文本）；{what_to_do}",
+                          path=str(path)) from err
+    if len(key) < SECRET_BYTES:
+        raise ConfigError(f"密钥文件 {path} 只有 {len(key)} 字节，至少需要 {SECRET_BYTES} 字节"
+                          f"（可能是两个服务同时启动或写入时断电留下的）；{what_to_do}",
+                          path=str(path))
+    return key
 
 
-def _check(payload: Any, config: Config, with_csrf: bool) -> tuple[User, str] | None:
-    if not isinstance(payload, dict):
-        return None
-    user = config.users.get(str(payload.get("u")))
-    if user is None or user.password_hash is None:
-        return None
-    if not hmac.compare_digest(str(payload.get("p")), fingerprint(user)):
-        return None
-    csrf = payload.get("c") if with_csrf else ""
-    if with_csrf and not isinstance(csrf, str):
-        return None
-    return user, csrf
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def csrf_ok(expected: str, sent: str | None) -> bool:
-    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(expected, sent)
+# --- CSRF --------------------------------------------------------------------------------------
+
+def csrf_token(secret: bytes, session_token: str) -> str:
+    """The CSRF token of a session: keyed with the app's secret, so it is known only to the
+    browser holding the session cookie (and stored nowhere)."""
+    mac = hmac.new(secret, b"dealerdocs-csrf:" + session_token.encode("ascii", "replace"),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode("ascii")
 
 
-class RateLimiter:
-    """At most ``limit`` failed attempts per key within ``window`` seconds (in memory)."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0, clock=time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def wait(self, *keys: str) -> int:
-        """Seconds until another attempt is allowed for all ``keys`` (0 = now)."""
-        now = self.clock()
-        with self._lock:
-            waits = [q[0] + self.window - now for q in (self._recent(k, now) for k in keys)
-                     if len(q) >= self.limit]
-        return int(max(waits) + 1) if waits else 0
-
-    def failed(self, *keys: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, *keys: str) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+def csrf_ok(expected: str, sent: object) -> bool:
+    return bool(expected) and isinstance(sent, str) and hmac.compare_digest(
+        expected.encode(), sent.encode())
 
 
 def set_password(config_path: Path, login: str, password_hash: str) -> None:

@@ -1,5 +1,5 @@
-"""What the ``dealerdocs serve`` and ``dealerdocs user set-password`` commands do; engine/cli.py
-imports this only inside those commands, so the rest of the CLI never loads the web stack."""
+"""What the ``dealerdocs serve`` and ``dealerdocs user …`` commands do; engine/cli.py imports
+this only inside those commands, so the rest of the CLI never loads the web stack."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..engine import Engine
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFoundError
 from . import auth
 
 
@@ -31,13 +31,18 @@ def set_password(config_path: str | Path, login: str, password: str) -> Path:
     return path
 
 
-def serve(engine: Engine, host: str, port: int) -> None:
+def serve(engine: Engine, host: str, port: int, *, config_path: str | Path | None = None,
+          forwarded_allow_ips: str | None = None) -> None:
+    """Run the web app. With ``forwarded_allow_ips`` (the reverse proxy's addresses, comma
+    separated, or ``*``) uvicorn takes the client's address and scheme from the proxy's
+    ``X-Forwarded-For``/``-Proto``; without it those headers are ignored, so nobody can choose
+    the address the sign-in throttle counts against."""
     import uvicorn
 
     from .app import create_app, demo_passwords_in_use
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(engine)
+    app = create_app(engine, config_path=config_path)
     users = [u for u in engine.config.users.values() if u.password_hash]
     click.echo(f"dealerdocs 网页版：http://{host}:{port}/ （按 Ctrl+C 停止）")
     if not users:
@@ -48,6 +53,44 @@ def serve(engine: Engine, host: str, port: int) -> None:
         click.echo(f"注意：{'、'.join(demo)} 仍在使用演示密码，只可用于试用；正式使用前请用 "
                    f"dealerdocs user set-password 逐个改掉", err=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo("注意：服务对其他电脑开放；请在前面放置 HTTPS 反向代理（Cookie 才会只走加密连接）",
-                   err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        click.echo("注意：服务对其他电脑开放；请在前面放置 HTTPS 反向代理（Cookie 才会只走加密连接），"
+                   "并用 --forwarded-allow-ips 指明代理的地址", err=True)
+    if forwarded_allow_ips:
+        click.echo(f"信任来自 {forwarded_allow_ips} 的 X-Forwarded-For / X-Forwarded-Proto 头"
+                   f"（登录限速按其中的客户端地址计）", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False,
+                **proxy_options(forwarded_allow_ips))
+
+
+def proxy_options(forwarded_allow_ips: str | None) -> dict[str, object]:
+    """uvicorn's proxy settings: off unless the proxy's addresses are given (uvicorn's own
+    default would trust 127.0.0.1)."""
+    if not forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": forwarded_allow_ips}
+
+
+def token_lines(engine: Engine, login: str) -> tuple[list[dict], str]:
+    """``login``'s API tokens as rows and as a text table (never a secret)."""
+    from ..cli import table
+
+    _known(engine, login)
+    tokens = engine.sessions.list(login, "api")
+    web = len(engine.sessions.list(login, "web"))
+    rows = [t.to_dict() for t in tokens]
+    text = table(["编号", "名称", "创建时间", "到期时间"],
+                 [[t.id, t.label, t.created_at[:16].replace("T", " "),
+                   t.expires_at[:16].replace("T", " ")] for t in tokens])
+    summary = f"{login}：{len(tokens)} 个有效的 API 令牌，{web} 个网页登录会话"
+    return rows, (text + "\n" if text else "") + summary
+
+
+def revoke(engine: Engine, login: str, token_id: str) -> list[dict]:
+    _known(engine, login)
+    return [t.to_dict() for t in engine.sessions.revoke(login, token_id, "api")]
+
+
+def _known(engine: Engine, login: str) -> None:
+    if login not in engine.config.users:
+        known = "、".join(sorted(engine.config.users)) or "（无）"
+        raise NotFoundError(f"config.toml 中没有用户 \"{login}\"（有：{known}）", user=login)

@@ -87,6 +87,22 @@ def transition_fields(wf: Workflow, t: TransitionSpec, data: Mapping[str, Any]
     return needed, [n for n in editable if n not in needed]
 
 
+def uploads_on_create(wf: Workflow) -> bool:
+    """Does the new-case form of ``wf`` take files?"""
+    return any(wf.fields[n].type == "attachments" for n in general_fields(wf))
+
+
+def uploads_on_step(wf: Workflow, trigger: str) -> bool:
+    """Does the form of step ``trigger`` take files (an attachments field it may edit)?"""
+    for t in wf.transitions:
+        if t.trigger != trigger:
+            continue
+        names = general_fields(wf) if "*" in t.edits else t.edits
+        if any(n in wf.fields and wf.fields[n].type == "attachments" for n in names):
+            return True
+    return False
+
+
 def required_for(wf: Workflow, t: TransitionSpec | None, name: str, data: Mapping[str, Any]) -> bool:
     spec = wf.fields[name]
     return spec.required or (t is not None and name in t.requires) or bool(

@@ -1,12 +1,17 @@
 """The staff's pages: sign-in, start page, case lists, case pages with their transition forms,
 new-case forms, documents with dispatch and recall, the register, the due list and reports.
 
-Every route finds the signed-in user from the session cookie, checks the CSRF token of every
-form, and asks the engine to do the work as that user; what the engine refuses is shown as a
-page in Chinese with the right status code, or next to the field it names.
+Every route finds the signed-in user from the session cookie (a session in the store), checks
+the CSRF token of every form, and asks the engine to do the work as that user; what the engine
+refuses is shown as a page in Chinese with the right status code, or next to the field it names.
+
+A form is read only after the session and its CSRF token are checked: a multipart form (the
+ones that may carry files) brings its token in the action URL (``?_csrf=…``), so a forged one
+is refused before a byte of its parts is parsed; forms that take no files accept none.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import tempfile
@@ -15,9 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import access
 from ..config import User
@@ -32,34 +39,70 @@ from .app import CsrfRefused, SignInRequired, Web, status_of, web
 router = APIRouter(include_in_schema=False)
 _CASE_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[0-9]{1,9}$")
 _DOC_NUMBER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(-[0-9]{4})?-[0-9]{1,12}$")
-MAX_FORM_BYTES = forms.UPLOAD_MAX_BYTES * 2
+FORM_MAX_FILES = forms.UPLOAD_MAX_FILES * 4   # all attachment fields of one form together
+FORM_MAX_FIELDS = 2000
 
 
 # --- the signed-in user, CSRF and rendering ----------------------------------------------------
 
-def signed_in(request: Request) -> tuple[Web, User, str]:
+async def signed_in(request: Request) -> tuple[Web, User, str]:
     w = web(request)
-    found = w.session(request)
+    found = await w.current(request)
     if found is None:
         raise SignInRequired()
     return w, found[0], found[1]
 
 
-async def checked_form(request: Request) -> tuple[Web, User, Any]:
-    """The submitted form of a signed-in user whose CSRF token matches the session's."""
-    w, user, csrf = signed_in(request)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FORM_BYTES:
-        raise InputError(f"提交的内容超过 {MAX_FORM_BYTES // 1048576} MB")
-    form = await request.form(max_files=forms.UPLOAD_MAX_FILES * 4, max_fields=2000)
-    if not auth.csrf_ok(csrf, form.get("_csrf") if isinstance(form.get("_csrf"), str) else None):
+def _multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("multipart/")
+
+
+def refuse_without_token(request: Request, csrf: str) -> None:
+    """A multipart form must name its CSRF token in the URL: checked before the body is read."""
+    if _multipart(request) and not auth.csrf_ok(csrf, request.query_params.get("_csrf")):
         raise CsrfRefused()
+
+
+async def read_form(request: Request, csrf: str, *, max_files: int) -> Any:
+    """The submitted form, if its CSRF token is ``csrf``: for a multipart form the token in
+    the URL is checked before any part is parsed; a url-encoded form (small, no files) may
+    carry it as a field. ``max_files`` = 0 where no upload is expected."""
+    refuse_without_token(request, csrf)
+    try:
+        form = await request.form(max_files=max_files, max_fields=FORM_MAX_FIELDS)
+    except StarletteHTTPException as err:
+        if err.status_code != 400:
+            raise
+        raise HTTPException(400, _form_problem(str(err.detail), max_files)) from err
+    if not _multipart(request):
+        sent = request.query_params.get("_csrf") or form.get("_csrf")
+        if not auth.csrf_ok(csrf, sent if isinstance(sent, str) else None):
+            raise CsrfRefused()
+    return form
+
+
+def _form_problem(detail: str, max_files: int) -> str:
+    """starlette's English reasons for refusing a form, said in Chinese."""
+    if detail.startswith("Too many files"):
+        return ("此表单不接受上传文件" if max_files == 0
+                else f"上传的文件过多（一次最多 {max_files} 个）")
+    if detail.startswith("Too many fields"):
+        return f"表单的字段过多（最多 {FORM_MAX_FIELDS} 个）"
+    if "maximum size" in detail:
+        return "表单中某一项文字过长（每项最多 1 MB）"
+    return "表单的格式不对，无法读取；请刷新页面后重新提交"
+
+
+async def checked_form(request: Request, *, max_files: int = 0) -> tuple[Web, User, Any]:
+    """The submitted form of a signed-in user whose CSRF token matches the session's."""
+    w, user, csrf = await signed_in(request)
+    form = await read_form(request, csrf, max_files=max_files)
     return w, user, form
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     w = web(request)
-    found = w.session(request)
+    found = w.known(request)
     user = found[0] if found else None
     nav = []
     if user is not None:
@@ -132,42 +175,53 @@ def _login_page(request: Request, context: dict[str, Any], status: int = 200) ->
 
 @router.get("/login")
 async def login_page(request: Request, next: str = "/") -> Response:
+    await web(request).current(request)
     return _login_page(request, {"next": _local_path(next)})
+
+
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or with ``serve --forwarded-allow-ips`` the one a
+    trusted proxy names (uvicorn puts it here; a header from anyone else is ignored)."""
+    return request.client.host if request.client else "?"
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     w = web(request)
-    form = await request.form()
+    form = await read_form(request, request.cookies.get(LOGIN_CSRF_COOKIE, ""), max_files=0)
     login_name = str(form.get("login") or "").strip()[:64]
     password = str(form.get("password") or "")[:256]
     target = _local_path(str(form.get("next") or "/"))
-    if not auth.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""),
-                        form.get("_csrf") if isinstance(form.get("_csrf"), str) else None):
-        raise CsrfRefused()
-    client = request.client.host if request.client else "?"
-    keys = (f"ip:{client}", f"login:{login_name}")
-    wait = w.limiter.wait(*keys)
-    if wait:
-        return _login_page(request, {
+    address = client_address(request)
+    verdict = w.throttle.attempt(address, login_name)
+    if verdict.wait:
+        response = _login_page(request, {
             "next": target, "login": login_name,
-            "error": f"登录失败次数过多，请 {max(1, wait // 60)} 分钟后再试。"}, status=429)
-    user = await w.read(auth.authenticate, w.engine.config, login_name, password)
+            "error": f"登录失败次数过多，请 {verdict.wait} 秒后再试。"}, status=429)
+        response.headers["Retry-After"] = str(verdict.wait)
+        return response
+    if verdict.delay:
+        await asyncio.sleep(verdict.delay)
+    user = await w.read(w.accounts.authenticate, login_name, password)
     if user is None:
-        w.limiter.failed(*keys)
         return _login_page(request, {"next": target, "login": login_name,
                                      "error": "用户名或密码不正确。"}, status=401)
-    w.limiter.succeeded(*keys)
-    cookie, _ = w.signer.session(user)
+    w.throttle.succeeded(address, login_name)
+    opened = await run_in_threadpool(w.engine.sessions.open, user.login, "web",
+                                     label=request.headers.get("user-agent", "浏览器"),
+                                     fingerprint=auth.binding(user, w.secret))
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(auth.SESSION_COOKIE, cookie, max_age=auth.SESSION_MAX_AGE, httponly=True,
-                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    response.set_cookie(auth.SESSION_COOKIE, opened.token, max_age=auth.SESSION_MAX_AGE,
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                        path="/")
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await checked_form(request)
+    """Ends the session in the store: the cookie is worthless from now on, wherever it is."""
+    w, _, _ = await checked_form(request)
+    await run_in_threadpool(w.engine.sessions.end, request.cookies.get(auth.SESSION_COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response
@@ -177,7 +231,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     lists = await w.read(access.overview, w.engine, user)
     reach = w.engine.reach(user.login)
     due = []
@@ -206,7 +260,7 @@ def _customer_text(wf: Workflow, fields: dict[str, Any]) -> str:
 @router.get("/cases")
 async def case_list(request: Request, workflow: str = "", state: str = "", date_from: str = "",
                     date_to: str = "", customer: str = "", consultant: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     reach = w.engine.reach(user.login)
     visible = {k: wf for k, wf in w.engine.workflows.items() if reach.sees_workflow(k)}
     if workflow and workflow not in visible:
@@ -260,7 +314,7 @@ def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[s
 
 @router.get("/cases/new/{key}")
 async def new_case_page(request: Request, key: str, source: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     wf = w.engine.workflow(key)
     if not access.may_create(user, wf):
         need = "、".join(w.engine.config.role_label(r) for r in wf.create_roles)
@@ -276,8 +330,11 @@ async def new_case_page(request: Request, key: str, source: str = "") -> Respons
 
 @router.post("/cases/new/{key}")
 async def new_case(request: Request, key: str) -> Response:
-    w, user, form = await checked_form(request)
+    w, user, csrf = await signed_in(request)
+    refuse_without_token(request, csrf)
     wf = w.engine.workflow(key)
+    form = await read_form(request, csrf,
+                           max_files=FORM_MAX_FILES if forms.uploads_on_create(wf) else 0)
     data = forms.read_form(wf, form, drop_empty=True)
     source = str(form.get("_source") or "").strip() or None
     with forms.upload_folder() as folder:
@@ -348,7 +405,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
 
 @router.get("/cases/{case_id}")
 async def case_page(request: Request, case_id: str, do: str = "", done: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     wf, case = await load_case(w, user, case_id)
     notice = None
     if done:
@@ -371,8 +428,11 @@ def _label(wf: Workflow, trigger: str) -> str:
 
 @router.post("/cases/{case_id}/fire/{trigger}")
 async def fire(request: Request, case_id: str, trigger: str) -> Response:
-    w, user, form = await checked_form(request)
+    w, user, csrf = await signed_in(request)
+    refuse_without_token(request, csrf)
     wf, case = await load_case(w, user, case_id)
+    form = await read_form(request, csrf, max_files=FORM_MAX_FILES
+                           if forms.uploads_on_step(wf, trigger) else 0)
     data = {k: v for k, v in forms.read_form(wf, form, drop_empty=False).items()
             if not (is_empty(v) and is_empty(case["data"].get(k)))}  # empty stays empty
     with forms.upload_folder() as folder:
@@ -392,7 +452,7 @@ async def fire(request: Request, case_id: str, trigger: str) -> Response:
 @router.get("/cases/{case_id}/preview/{trigger}")
 async def preview(request: Request, case_id: str, trigger: str) -> Response:
     """The documents ``trigger`` would issue, stamped 草稿 (nothing numbered or stored)."""
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     wf, case = await load_case(w, user, case_id)
     if not any(a.trigger == trigger for a in access.actions(wf, case, user)):
         raise PermissionDenied(f"{user.name} 不能执行「{_label(wf, trigger)}」，因此也不能预览它的文档")
@@ -415,7 +475,7 @@ def _remove_tree(folder: str) -> None:
 
 @router.get("/documents")
 async def document_list(request: Request, status: str = "", case: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     if status and status not in ("issued", "superseded", "void"):
         raise InputError(f"状态 \"{status}\" 无效（可选：issued、superseded、void）", field="status")
     rows = await w.read(w.engine.documents, case or None, status or None, actor=user.login)
@@ -443,7 +503,7 @@ def _document_page(request: Request, w: Web, user: User, life: dict[str, Any], *
 
 @router.get("/documents/{number}")
 async def document_page(request: Request, number: str, done: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     life = await load_document(w, user, number)
     notice = {"dispatch": "已登记发放。", "recall": "已登记回收。"}.get(done)
     return _document_page(request, w, user, life, notice=notice)
@@ -467,7 +527,7 @@ def _file(w: Web, life: dict[str, Any], which: str) -> Path:
 @router.get("/documents/{number}/file/{which}")
 async def document_file(request: Request, number: str, which: str, download: int = 0
                         ) -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     life = await load_document(w, user, number)
     if which == "page1":
         image = await w.read(w.engine.page_image, number, actor=user.login)
@@ -524,7 +584,7 @@ async def recall(request: Request, number: str) -> Response:
 
 @router.get("/register")
 async def register(request: Request, date_from: str = "", date_to: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     rows = await w.read(w.engine.register_rows, start, end, actor=user.login)
     query = urlencode({k: v for k, v in (("date_from", date_from), ("date_to", date_to)) if v})
@@ -541,7 +601,7 @@ _MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 @router.get("/register/export.{fmt}")
 async def register_export(request: Request, fmt: str, date_from: str = "", date_to: str = ""
                           ) -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
     folder = tempfile.mkdtemp(prefix="dealerdocs-export-")
     out = Path(folder) / f"文件发放回收记录表.{fmt}"
@@ -556,7 +616,7 @@ async def register_export(request: Request, fmt: str, date_from: str = "", date_
 
 @router.get("/due")
 async def due(request: Request, within: int = 7) -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     within = max(0, min(within, 3650))
     rows = await w.read(w.engine.due, within, actor=user.login)
     return render(request, "due.html", {"rows": rows, "within": within})
@@ -570,14 +630,14 @@ def _reports(w: Web, user: User) -> list[tuple[Workflow, Any]]:
 
 @router.get("/reports")
 async def reports(request: Request) -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     return render(request, "reports.html", {"reports": _reports(w, user)})
 
 
 @router.get("/reports/{name}.{fmt}")
 async def report_file(request: Request, name: str, fmt: str, date_from: str = "",
                       date_to: str = "") -> Response:
-    w, user, _ = signed_in(request)
+    w, user, _ = await signed_in(request)
     found = [(wf, spec) for wf, spec in _reports(w, user) if spec.key == name]
     if not found:
         raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看")
