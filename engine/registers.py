@@ -103,7 +103,7 @@ class Registers:
                     if doc["status"] in ("issued", "superseded"):
                         issued[(case["id"], doc["kind"])] = doc["number"]
         if reveal:
-            self._audit_reveals(wf, cases, actor, f"导出{spec.title}")
+            self._audit_reveals(cases, actor, f"导出{spec.title}")
         rows = []
         for case in cases:
             if not reveal:
