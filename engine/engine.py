@@ -32,7 +32,7 @@ from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .jsonview import context_value
 from .dates import cn_date
-from .store import Store, Tx, atomic_write_bytes
+from .store import LOGS, Store, Tx, atomic_write_bytes
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
 if TYPE_CHECKING:
@@ -241,18 +241,22 @@ class Engine(DocumentControl, Registers):
         return view
 
     def verify(self) -> list[dict[str, Any]]:
-        """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
+        """Check the store and outbox; one entry per problem (empty = all good): the hash
+        chains, the register against its log and index, each case's copy of its log entries,
+        every issued file and attachment re-hashed, and the register_log head each issued PDF
+        recorded."""
         with self.store.snapshot() as tx:
             cases = list(tx.cases_in_store())
             docs = [d for c in cases for d in tx.case_documents(c["id"])]
-            register_problems = self._verify_register(tx, docs)
+            logs = {name: tx.log_entries(name) for name in LOGS}
+            register_problems = self._verify_register(tx, docs, logs, [c["id"] for c in cases])
         entries = []
         for d in docs:
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
-            entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
             if d.get("stamped_pdf"):
                 entries.append((d["number"], d["stamped_pdf"], d["stamped_sha256"]))
         problems = [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+        problems += self._verify_pdfs(docs, logs["register_log"])   # hash and head, one read
         attached = []
         for case in cases:
             wf = self.workflows.get(case["workflow"])

@@ -8,12 +8,15 @@ the case files and the head in ``meta.json``. The pure seal logic (format, HMAC,
 is tested first, without a store."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from engine import chain, seal
+from engine.control import copy_difference, head_problem
 from engine.seal import Head, SealError
 
 from helpers import CST
@@ -175,3 +178,203 @@ def test_deleted_entries_and_lost_documents_break_the_seal():
     assert "审计记录现在只有 3 条" in found[0].detail and "已有 4 条" in found[0].detail
     assert "第 2–3 条在封存后被删除" in found[1].detail
     assert "现有 1 份文件，少于" in found[2].detail
+
+
+# --- what verify checks inside the store: the cases' copies, the PDFs' heads ---------------
+
+@pytest.mark.parametrize("copy, chain_entries, expected", [
+    ("1 2", "1 2", None),
+    ("1", "1 2", (2, "缺少第 2 条（链中有这一条）")),
+    ("1 2 3", "1 2", (3, "第 3 条在链中没有")),
+    ("1 2*", "1 2", (2, "第 2 条与链中的不一致（不同之处：actor）")),
+    ("1 1 2", "1 2", (1, "第 1 条出现了不止一次")),
+    ("", "", None),
+])
+def test_copy_difference_names_the_first_entry(copy, chain_entries, expected):
+    entries = {e["seq"]: e for e in build_chain(3)}
+
+    def pick(spec: str) -> list[dict]:
+        out = []
+        for token in spec.split():
+            e = dict(entries[int(token.rstrip("*"))])
+            if token.endswith("*"):
+                e["actor"] = "wang"
+            out.append(e)
+        return out
+
+    found = copy_difference(pick(copy), pick(chain_entries))
+    if expected is None:
+        assert found is None
+    else:
+        assert found is not None and found[0] == expected[0] and expected[1] in found[1]
+
+
+def register_log_of(*events: tuple[str, str]) -> list[dict]:
+    """A register log of (event, at) pairs, numbers D1, D2, …"""
+    out, prev = [], G
+    for i, (event, at) in enumerate(events, start=1):
+        entry = chain.link({"at": at, "event": event, "number": f"D{i}", "kind": "quote"}, i, prev)
+        out.append(entry)
+        prev = entry["hash"]
+    return out
+
+
+@pytest.mark.parametrize("recorded, issued_seq, words", [
+    (G, 1, None),                              # the first document: the log was empty
+    (G, 2, None),                              # the second of the same transaction
+    (G, 3, "之前已有更早的第 1 条"),              # genesis, but an earlier transaction exists
+    ("seq1", 3, None),                         # the head before its own issue
+    ("seq3", 3, "不在它自己的出具记录（第 3 条）之前"),
+    ("f" * 64, 3, "不在现在的日志中"),
+    (None, 3, "没有记载"),
+])
+def test_head_problem(recorded, issued_seq, words):
+    log = register_log_of(("issued", "T1"), ("issued", "T1"), ("issued", "T2"))
+    seq_of = {e["hash"]: e["seq"] for e in log}
+    recorded = log[int(recorded[3:]) - 1]["hash"] if recorded and recorded.startswith("seq") \
+        else recorded
+    problem = head_problem(f"D{issued_seq}", recorded, log[issued_seq - 1], log, seq_of)
+    assert (problem is None) if words is None else (words in problem)
+
+
+def test_a_pdf_from_before_pdfs_carried_the_head_is_accepted():
+    """Issued events the schema-1 migration made have no "kind": their PDFs had no head yet."""
+    event = {"seq": 1, "event": "issued", "number": "BJ-2026-000001", "at": "T1"}
+    assert head_problem("BJ-2026-000001", None, event, [event], {}) is None
+
+
+# --- attacks with write access to the store folder ---------------------------------------
+
+def issue_quote(engine, data: dict, actor: str = "zhang"):
+    case = engine.create("quote", data, actor)
+    return case.id, engine.fire(case.id, "issue", actor).documents[0]
+
+
+def rewrite_chain(store: Path, name: str, seq: int, edit: Callable[[dict], None], *,
+                  copies: str) -> None:
+    """Edit entry ``seq`` of chain ``name`` in its monthly file, re-hash every entry with
+    :mod:`engine.chain`, write the new head into meta.json. ``copies="edited"``: the edited
+    entry is also written into the case's file; ``"all"``: every case's copy is replaced by the
+    re-hashed entries (a rewrite consistent everywhere)."""
+    rows = []
+    for path in sorted((store / "log" / name).glob("*.jsonl")):
+        rows += [(path, json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+    rows.sort(key=lambda r: r[1]["seq"])
+    new, prev = [], G
+    for path, entry in rows:
+        body = {k: v for k, v in entry.items() if k not in ("seq", "prev_hash", "hash")}
+        if entry["seq"] == seq:
+            edit(body)
+        linked = chain.link(body, entry["seq"], prev)
+        new.append((path, linked))
+        prev = linked["hash"]
+    for path in {p for p, _ in new}:
+        path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for p, e in new if p == path),
+                        encoding="utf-8")
+    set_head(store, name, prev)
+    by_seq = {e["seq"]: e for _, e in new}
+    for case_file in (store / "cases").rglob("*.json"):
+        data = json.loads(case_file.read_text(encoding="utf-8"))
+        table = data.get(name, {})
+        for doc_id, row in table.items():
+            if copies == "all" or row["seq"] == seq:
+                table[doc_id] = by_seq[row["seq"]]
+        case_file.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def set_head(store: Path, name: str, head: str) -> None:
+    meta = json.loads((store / "meta.json").read_text(encoding="utf-8"))
+    for row in meta["chains"].values():
+        if row["key"] == name:
+            row["hash"] = head
+    (store / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def case_file(store: Path, case_id: str) -> Path:
+    [path] = (store / "cases").rglob(f"{case_id}.json")
+    return path
+
+
+def edit_case(store: Path, case_id: str, change: Callable[[dict], None]) -> None:
+    path = case_file(store, case_id)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def blame_wang(entry: dict) -> None:
+    entry["actor"] = "wang"   # "it was the manager who created Q-1, not zhang"
+
+
+def created_by_wang(data: dict) -> None:
+    data["case"]["1"]["created_by"] = "wang"
+
+
+def test_a_rewrite_of_the_audit_trail_shows_in_the_other_cases_copies(engine, quote_data):
+    """The finding of issue 13: Q-1's creator rewritten in the log and in Q-1's file, the chain
+    re-hashed, the head moved; verify used to report nothing."""
+    issue_quote(engine, quote_data)
+    issue_quote(engine, quote_data)
+    store = engine.config.store_dir
+    rewrite_chain(store, "audit", 1, blame_wang, copies="edited")
+    edit_case(store, "Q-1", created_by_wang)
+
+    problems = engine.verify()
+
+    assert {(p["number"], p["problem"]) for p in problems} == {("Q-1", "case_copy"),
+                                                                ("Q-2", "case_copy")}
+    first = problems[0]["detail"]
+    assert first.startswith("案件 Q-1 的文件中审计记录第 2 条与链中的不一致") and "hash" in first
+
+
+def test_a_case_copy_edited_without_the_chain_is_caught(engine, quote_data):
+    """What the separation-of-duties rule reads is the case's copy: editing only that must show."""
+    issue_quote(engine, quote_data)
+    store = engine.config.store_dir
+    edit_case(store, "Q-1", lambda d: d["audit"]["1"].update(actor="wang"))
+
+    [problem] = engine.verify()
+
+    assert problem["problem"] == "case_copy" and problem["number"] == "Q-1"
+    assert problem["detail"] == "案件 Q-1 的文件中审计记录第 1 条与链中的不一致（不同之处：actor）"
+    edit_case(store, "Q-1", lambda d: d["audit"]["1"].update(actor="zhang"))
+    edit_case(store, "Q-1", lambda d: d["register_log"].clear())   # the document's events gone
+    [problem] = engine.verify()
+    assert "发放登记日志缺少第 1 条" in problem["detail"]
+
+
+def test_the_pdf_heads_catch_a_register_log_rewrite(engine, quote_data):
+    issue_quote(engine, quote_data)
+    _, second = issue_quote(engine, quote_data)
+    store = engine.config.store_dir
+    rewrite_chain(store, "register_log", 1, blame_wang, copies="all")
+
+    [problem] = engine.verify()
+
+    assert (problem["problem"], problem["number"]) == ("register_head", second.number)
+    assert "不在现在的日志中" in problem["detail"] and "第 2 条" in problem["detail"]
+
+
+def test_a_missing_or_changed_pdf_is_a_file_problem_only(engine, quote_data):
+    _, doc = issue_quote(engine, quote_data)
+    pdf = doc.pdf.read_bytes()
+    doc.pdf.unlink()
+    assert [(p["problem"], p["path"]) for p in engine.verify()] == [("missing", str(doc.pdf))]
+    doc.pdf.write_bytes(pdf.replace(b"/DealerDocsRegisterHash", b"/DealerDocsRegisterHasX"))
+    assert [(p["problem"], p["path"]) for p in engine.verify()] == [("changed", str(doc.pdf))]
+
+
+def test_a_registered_pdf_that_does_not_parse_is_reported(engine, tmp_path):
+    """The metadata reader's failure, reached directly: a file whose hash matches the register
+    yet is no PDF (the register would have to have been rewritten to match it)."""
+    import hashlib
+
+    rel = "2026/quote/BJ-2026-000009.pdf"
+    payload = b"%PDF-1.4 not really"
+    engine.outbox.write(rel, payload)
+    doc = {"number": "BJ-2026-000009", "pdf": rel,
+           "pdf_sha256": hashlib.sha256(payload).hexdigest()}
+    event = {"seq": 1, "event": "issued", "number": doc["number"], "hash": "a" * 64}
+    [problem] = engine._verify_pdfs([doc], [event])
+    assert problem["problem"] == "register_head" and "无法读取文件 BJ-2026-000009 的 PDF 元数据" \
+        in problem["detail"]
