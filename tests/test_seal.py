@@ -9,6 +9,9 @@ is tested first, without a store."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -17,9 +20,10 @@ import pytest
 
 from engine import chain, seal
 from engine.control import copy_difference, head_problem
+from engine.errors import ConfigError, InputError, IntegrityError
 from engine.seal import Head, SealError
 
-from helpers import CST
+from helpers import CST, run_cli
 
 KEY = b"k" * 32
 AT = datetime(2026, 12, 4, 18, 0, tzinfo=CST)
@@ -378,3 +382,237 @@ def test_a_registered_pdf_that_does_not_parse_is_reported(engine, tmp_path):
     [problem] = engine._verify_pdfs([doc], [event])
     assert problem["problem"] == "register_head" and "无法读取文件 BJ-2026-000009 的 PDF 元数据" \
         in problem["detail"]
+
+
+def test_a_seal_taken_before_catches_a_rewrite_consistent_everywhere(engine, quote_data, clock,
+                                                                      config_path):
+    """The attacker also rewrote every case's copy and issued nothing after the rewritten entry:
+    plain verify cannot see it (the PDFs carry the register log's head, not the audit trail's);
+    the seal can."""
+    seals = config_path.parent.parent / "usb" / "seals.txt"
+    engine.create("quote", quote_data, "zhang")
+    engine.seal(out=seals)                                   # audit = 1
+    clock.advance(hours=1)
+    engine.fire("Q-1", "issue", "zhang")
+    engine.seal(out=seals)                                   # audit = 2
+    store = engine.config.store_dir
+    rewrite_chain(store, "audit", 2, blame_wang, copies="all")
+    edit_case(store, "Q-1", created_by_wang)
+    assert engine.verify() == []                             # the limit of the store alone
+
+    [problem] = engine.verify(seals=seals)
+
+    assert (problem["problem"], problem["number"], problem["first"], problem["last"]) == \
+        ("seal_broken", "audit", 2, 2)
+    assert problem["detail"].startswith("审计记录与 2026-11-26T11:30:00+08:00 的封存不符：第 2 条")
+    assert "第 2 条在封存后被改写" in problem["detail"] and "第 1 条与更早的封存一致" in problem["detail"]
+    assert f"{seals} 第 2 行" in problem["detail"]
+    cli = run_cli("verify", "--seal", str(seals), "--config", str(config_path),
+                  cwd=config_path.parent, check=False)
+    assert cli.returncode == 10 and "Traceback" not in cli.stderr
+    assert "校验失败：1 处问题" in cli.stderr and "审计记录与 2026-11-26T11:30:00+08:00 的封存不符" \
+        in cli.stderr
+
+
+def test_a_seal_catches_the_first_rewrite_of_issue_13_too(engine, quote_data, config_path):
+    seals = config_path.parent / "seals.txt"
+    issue_quote(engine, quote_data)
+    engine.seal(out=seals)
+    store = engine.config.store_dir
+    rewrite_chain(store, "audit", 1, blame_wang, copies="all")
+    kinds = [(p["problem"], p["number"]) for p in engine.verify(seals=seals)]
+    assert kinds == [("seal_broken", "audit")]
+
+
+def test_work_after_a_seal_extends_it(engine, quote_data, clock, config_path):
+    seals = config_path.parent / "seals.txt"
+    issue_quote(engine, quote_data)
+    first = engine.seal(out=seals)
+    assert first["chains"]["audit"]["length"] == 2 and first["docs"] == 1
+    clock.advance(days=1)
+    engine.fire("Q-1", "accept", "zhang")
+    issue_quote(engine, quote_data)
+    second = engine.seal(out=seals)
+    assert second["chains"]["audit"]["length"] == 5 and second["docs"] == 2
+    assert seals.read_text(encoding="utf-8") == f"{first['line']}\n{second['line']}\n"
+
+    assert engine.verify(seals=seals) == []
+    cli = run_cli("verify", "--seal", str(seals), "--config", str(config_path),
+                  cwd=config_path.parent)
+    assert f"哈希链延续了 {seals} 中本店的 2 条封存（最近一条 2026-11-27T10:30:00+08:00）" in cli.stdout
+
+
+def test_a_last_entry_deleted_after_sealing_is_caught(engine, quote_data, config_path):
+    seals = config_path.parent / "seals.txt"
+    issue_quote(engine, quote_data)
+    engine.seal(out=seals)
+    store = engine.config.store_dir
+    [log] = (store / "log" / "audit").glob("*.jsonl")
+    lines = log.read_text(encoding="utf-8").splitlines()
+    log.write_text(lines[0] + "\n", encoding="utf-8")        # the issue event removed …
+    set_head(store, "audit", json.loads(lines[0])["hash"])   # … the head moved back …
+    edit_case(store, "Q-1", lambda d: d["audit"].pop("2"))   # … and the case's copy too
+    assert engine.verify() == []
+
+    [problem] = engine.verify(seals=seals)
+
+    assert (problem["problem"], problem["number"], problem["first"]) == ("seal_broken", "audit", 2)
+    assert "审计记录现在只有 1 条" in problem["detail"] and "已有 2 条" in problem["detail"]
+
+
+def test_forged_and_foreign_seal_lines(engine, quote_data, config_path):
+    seals = config_path.parent / "seals.txt"
+    issue_quote(engine, quote_data)
+    line = engine.seal()["line"]
+    forged = line.replace(" docs=1 ", " docs=0 ")
+    other_key = seal.make("BJ1023", AT, {"audit": Head(0, G), "register_log": Head(0, G)}, 0,
+                          b"z" * 32).line
+    other_store = seal.make("SH2001", AT, {"audit": Head(0, G), "register_log": Head(0, G)}, 0,
+                            b"z" * 32).line
+    seals.write_text("\n".join([line, forged, other_key, other_store]) + "\n", encoding="utf-8")
+
+    problems = engine.verify(seals=seals)
+
+    assert [(p["problem"], p["path"]) for p in problems] == [
+        ("seal_forged", f"{seals}:2"), ("seal_forged", f"{seals}:3")]
+    assert "第 2 行：HMAC 与密钥算出的不符：这一行是伪造的或被改动过" in problems[0]["detail"]
+    seals.write_text(other_store + "\n", encoding="utf-8")
+    [problem] = engine.verify(seals=seals)
+    assert problem["problem"] == "seal_none" and "没有本店（BJ1023）可核对的封存" in problem["detail"]
+    cli = run_cli("verify", "--seal", str(seals), "--config", str(config_path),
+                  cwd=config_path.parent, check=False)
+    assert cli.returncode == 10 and "没有本店" in cli.stderr
+
+
+# --- the key ---------------------------------------------------------------------------------
+
+def test_the_key_is_made_once_0600_outside_the_store(engine, config_path):
+    key = engine.config.seal_key_path
+    assert key == config_path.parent / "keys" / "seal.key" and not key.exists()
+    first = engine.seal()
+    assert first["key_created"] and first["key"] == str(key)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(key.read_bytes().strip()) == 64
+    assert not list(key.parent.glob(".*.tmp"))
+    second = engine.seal()
+    assert not second["key_created"] and seal.authentic(seal.parse(second["line"]),
+                                                         key.read_bytes().strip())
+
+
+def test_the_cli_says_when_it_made_the_key(config_path):
+    out = config_path.parent / "usb" / "seals.txt"
+    made = run_cli("seal", "--out", str(out), "--config", str(config_path), cwd=config_path.parent)
+    assert "已生成封存密钥" in made.stderr and "0600" in made.stderr and "备份" in made.stderr
+    assert made.stdout.startswith("dealerdocs-seal v1 BJ1023 ")
+    assert out.read_text(encoding="utf-8") == made.stdout
+    again = run_cli("seal", "--json", "--config", str(config_path), cwd=config_path.parent)
+    assert json.loads(again.stdout)["key_created"] is False and "已生成" not in again.stderr
+
+
+def test_a_short_or_missing_key_is_refused(engine, config_path):
+    seals = config_path.parent / "seals.txt"
+    seals.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        engine.verify(seals=seals)                 # verify never makes a key
+    assert "找不到封存密钥" in err.value.message and not engine.config.seal_key_path.exists()
+    key = engine.config.seal_key_path
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"0123456789abcdef\n")
+    with pytest.raises(ConfigError) as err:
+        engine.seal()
+    assert "只有 16 字节，至少需要 32 字节" in err.value.message
+    cli = run_cli("seal", "--config", str(config_path), cwd=config_path.parent, check=False)
+    assert cli.returncode == 2 and "至少需要 32 字节" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_a_seal_file_inside_the_store_is_refused(engine, config_path):
+    with pytest.raises(InputError) as err:
+        engine.seal(out=engine.config.store_dir / "seals.txt")
+    assert "数据库目录" in err.value.message and "之内" in err.value.message
+    assert not engine.config.seal_key_path.exists()
+
+
+def test_a_missing_seal_file_is_a_clear_error(config_path):
+    cli = run_cli("verify", "--seal", str(config_path.parent / "nope.txt"), "--config",
+                  str(config_path), cwd=config_path.parent, check=False)
+    assert cli.returncode == 4 and "找不到封存文件" in cli.stderr
+
+
+def test_a_broken_chain_is_not_sealed(engine, quote_data):
+    issue_quote(engine, quote_data)
+    [log] = (engine.config.store_dir / "log" / "audit").glob("*.jsonl")
+    log.write_text(log.read_text(encoding="utf-8").replace('"zhang"', '"wang"', 1),
+                   encoding="utf-8")
+    with pytest.raises(IntegrityError) as err:
+        engine.seal()
+    assert err.value.message.startswith("不能封存：审计记录：第 1 条记录的内容被改动")
+
+
+def test_init_gives_a_new_store_the_seal_table(tmp_path):
+    from engine import load_config
+
+    run_cli("init", str(tmp_path / "shop"), cwd=tmp_path)
+    text = (tmp_path / "shop" / "config.toml").read_text(encoding="utf-8")
+    assert "\n[seal]\n" in text and '\nkey = ""\n' in text
+    config = load_config(tmp_path / "shop" / "config.toml")
+    assert config.seal_key_path == Path(os.path.expanduser("~/.config/dealerdocs/BJ1023.seal.key"))
+
+
+def test_unreadable_seal_files_are_clear_errors(engine, tmp_path):
+    from engine.errors import StorageError
+
+    engine.seal()
+    latin = tmp_path / "seals-latin1.txt"
+    latin.write_bytes("封存".encode("gb18030"))
+    with pytest.raises(InputError, match="不是 UTF-8 文本"):
+        engine.verify(seals=latin)
+    with pytest.raises(StorageError, match="无法读取封存文件"):
+        engine.verify(seals=tmp_path)          # a folder
+
+
+def test_an_unwritable_seal_file_or_key_is_a_clear_error(engine, tmp_path, monkeypatch):
+    import errno
+
+    from engine.errors import StorageError
+
+    with pytest.raises(StorageError, match="无法写入封存文件"):
+        engine.seal(out=tmp_path)              # a folder, not a file
+    key = engine.config.seal_key_path
+    shutil.rmtree(key.parent)                  # (the key was made before the append failed)
+    key.mkdir(parents=True)                    # a folder where the key should be
+    with pytest.raises(ConfigError, match="无法读取封存密钥"):
+        engine.seal()
+    key.rmdir()
+
+    def no_hard_links(src, dst):               # e.g. a file system without them
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    with pytest.raises(StorageError, match="无法生成封存密钥 .*Operation not permitted"):
+        engine.seal()
+    assert not key.exists() and not list(key.parent.iterdir())
+
+
+def test_two_processes_making_the_key_at_once_share_one(engine, monkeypatch):
+    """The key appears between our check and our link: the other process's key is used and
+    ours is dropped (never two keys, never a half-written one)."""
+    key = engine.config.seal_key_path
+    real_link = os.link
+
+    def other_process_first(src, dst):
+        Path(dst).write_bytes(b"o" * 64 + b"\n")
+        return real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", other_process_first)
+    made = engine.seal()
+    assert seal.authentic(seal.parse(made["line"]), b"o" * 64) and not made["key_created"]
+    assert key.read_bytes() == b"o" * 64 + b"\n" and not list(key.parent.glob(".*.tmp"))
+
+
+def test_a_dealer_code_with_a_space_cannot_be_sealed(engine):
+    import dataclasses
+
+    dealer = dataclasses.replace(engine.config.dealer, code="BJ 1023")
+    engine.config = dataclasses.replace(engine.config, dealer=dealer)
+    with pytest.raises(ConfigError, match="不能为空或含空白"):
+        engine.seal()
