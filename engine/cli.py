@@ -558,13 +558,25 @@ def _date_option(name: str, value: str):
 
 
 @main.command()
+@click.option("--seal", "seal_file", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="同时核对 FILE 中的封存行（dealerdocs seal 生成）")
 @_common
 @click.pass_context
-def verify(click_ctx, config_path, actor, as_json) -> None:
-    """重新计算所有已出具文件的 sha256，报告缺失或被改动的文件。"""
+def verify(click_ctx, seal_file, config_path, actor, as_json) -> None:
+    """校验：哈希链、登记簿、各案件的记录副本、所有已出具文件的 sha256 与 PDF 中记载的链尾；
+    加 --seal FILE 时，还核对哈希链是否仍延续 FILE 中的每一条封存。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    problems = ctx.engine.verify()
+    problems = ctx.engine.verify(seals=seal_file)
     count = ctx.engine.document_count()
+    sealed = ""
+    if seal_file is not None:
+        lines = ctx.engine.read_seals(seal_file)
+        ours = [line for line in lines if line.status == "ok"]
+        others = sum(line.status == "other_store" for line in lines)
+        sealed = (f"；哈希链延续了 {seal_file} 中本店的 {len(ours)} 条封存"
+                  + (f"（最近一条 {max(line.seal.at for line in ours)}）" if ours else "")
+                  + (f"，另有其他门店的 {others} 行未核对" if others else ""))
     if ctx.as_json:
         click.echo(json.dumps({"ok": not problems, "documents": count, "problems": problems},
                               ensure_ascii=False, indent=2))
@@ -578,9 +590,29 @@ def verify(click_ctx, config_path, actor, as_json) -> None:
         click.echo(f"校验失败：{len(problems)} 处问题（共 {count} 份文档）；第一处：" +
                    (problems[0].get("detail") or problems[0]["path"]), err=True)
     else:
-        click.echo(f"校验通过：{count} 份文档的文件与登记的 sha256 一致，审计记录与发放登记日志的哈希链完整")
+        click.echo(f"校验通过：{count} 份文档的文件与登记的 sha256 一致，审计记录与发放登记日志的哈希链完整"
+                   f"{sealed}")
     if problems:
         sys.exit(10)
+
+
+@main.command("seal")
+@click.option("--out", "out", default=None, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="把封存行追加到 FILE（放在数据库之外，如 U 盘）")
+@_common
+@click.pass_context
+def seal_cmd(click_ctx, out, config_path, actor, as_json) -> None:
+    """输出一行封存（各哈希链的条数与链尾、文件份数、HMAC），每天打印或另存一份；
+    日后用 dealerdocs verify --seal FILE 核对数据库未被整体改写。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.seal(out=out)
+    if result["key_created"]:
+        click.echo(f"已生成封存密钥 {result['key']}（权限 0600）。请另行备份这把密钥并妥善保管："
+                   f"核对封存时需要它，丢失后以前的封存都无法再核对。", err=True)
+    if out is not None and not ctx.as_json:
+        click.echo(f"已追加到 {result['out']}", err=True)
+    _emit(ctx, result, result["line"])
 
 
 @main.command()

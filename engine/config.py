@@ -1,4 +1,5 @@
-"""config.toml: the dealership's identity, users and roles, number series, paths and LibreOffice.
+"""config.toml: the dealership's identity, users and roles, number series, paths, LibreOffice and
+where the seal key lives.
 
 Read with tomllib into frozen dataclasses. Parsing is strict: an unknown key or a value of the
 wrong type is reported with its key path (``users.zhang.roles[1]``), so a typo in the config
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +161,16 @@ class LibreOffice:
 
 
 @dataclass(frozen=True)
+class Sealing:
+    """``[seal]``: the HMAC key of ``dealerdocs seal`` lives outside the store, so whoever can
+    rewrite the store cannot make a matching seal line."""
+
+    # Path of the key file (made 0600 on the first `dealerdocs seal`); relative paths from the
+    # config's folder; empty = ~/.config/dealerdocs/<dealer code>.seal.key.
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     dealer: Dealer
     users: dict[str, User]
@@ -169,6 +181,7 @@ class Config:
     access: dict[str, RoleAccess] = field(default_factory=lambda: dict(DEFAULT_ACCESS))
     privacy: Privacy = field(default_factory=lambda: DEFAULT_PRIVACY)
     policy: Policy = field(default_factory=Policy)
+    seal: Sealing = field(default_factory=Sealing)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
     base_dir: Path = Path(".")  # folder of config.toml; not read from the file
@@ -193,6 +206,25 @@ class Config:
     @property
     def workflows_dir(self) -> Path:
         return self.path("workflows")
+
+    @property
+    def seal_key_path(self) -> Path:
+        """The seal key's file (absolute, symlinks resolved); never inside the store or outbox
+        (checked when the config loads)."""
+        raw = self.seal.key
+        if not raw:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.dealer.code):
+                raise ConfigError(f"门店代码 \"{self.dealer.code}\" 不能用作封存密钥的文件名；"
+                                  f"请在 config.toml 的 [seal] key 中写明密钥文件的路径",
+                                  key="seal.key")
+            raw = f"~/.config/dealerdocs/{self.dealer.code}.seal.key"
+        try:
+            p = Path(raw).expanduser()
+        except RuntimeError:
+            raise ConfigError(f"无法确定当前用户的主目录，不能展开 seal.key = \"{raw}\"；"
+                              f"请在 config.toml 的 [seal] key 中写明密钥文件的完整路径",
+                              key="seal.key") from None
+        return (p if p.is_absolute() else self.base_dir / p).resolve()
 
     def user(self, login: str) -> User:
         from .errors import PermissionDenied
@@ -303,8 +335,24 @@ def _check(config: Config, path: Path) -> None:
     if not 0 <= config.libreoffice.warm_instances <= 8:
         raise ConfigError(f"{path.name}: libreoffice.warm_instances 应在 0–8 之间",
                           key="libreoffice.warm_instances", path=str(path))
+    _check_seal(config, path)
     for key, value in (("libreoffice.timeout", config.libreoffice.timeout),
                        ("lock_timeout", config.lock_timeout)):
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{path.name}: {key} 应为大于 0 的秒数，收到 {value!r}", key=key,
                               path=str(path))
+
+
+def _check_seal(config: Config, path: Path) -> None:
+    """The seal key must not live where the store's data lives: whoever could rewrite the
+    store could then also make a seal line that matches the rewrite."""
+    try:
+        key = config.seal_key_path
+    except ConfigError:
+        return  # no usable default path: reported by the commands that need the key
+    for name, label in (("store", "数据库目录"), ("outbox", "输出目录")):
+        folder = config.path(name).resolve()
+        if key == folder or key.is_relative_to(folder):
+            raise ConfigError(f"{path.name}: seal.key = \"{key}\" 在{label} {folder} 之内；"
+                              f"封存密钥必须放在数据库与输出目录之外（如 ~/.config/dealerdocs/ 或 U 盘），"
+                              f"否则能改写数据库的人也能伪造封存", key="seal.key", path=str(path))

@@ -6,17 +6,19 @@ to the register is also an event in the hash-chained ``register_log``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
 from . import chain, privacy
-from .archive import sha256
+from .archive import FileProblem, sha256
 from .config import User
 from .dates import cn_date
 from .errors import InputError, NotFoundError, PermissionDenied, StateError, StorageError
 from .files import atomic_write_bytes
+from .seal import LABELS as LOG_LABELS
 from .store import Tx
 from .text import clean_line
 
@@ -342,13 +344,14 @@ class DocumentControl:
         user = self.config.users.get(login)
         return user.name if user else login
 
-    def _verify_register(self, tx: Tx, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _verify_register(self, tx: Tx, documents: list[dict[str, Any]],
+                         logs: Mapping[str, list[dict[str, Any]]], case_ids: list[str]
+                         ) -> list[dict[str, Any]]:
         """The chains hold, the register (``documents``, read from the cases' files) agrees
-        with its log and with the document index (naming the first break)."""
+        with its log and with the document index, and every case's copy of its log entries is
+        the chain's (naming the first break). ``logs``: the chains read in the same snapshot."""
         problems = []
-        logs = {}
-        for table, what in (("audit", "审计记录"), ("register_log", "发放登记日志")):
-            logs[table] = tx.log_entries(table)
+        for table, what in LOG_LABELS.items():
             problem = chain.check(logs[table], tx.chain_head(table))
             if problem:
                 problems.append({"number": table, "path": what, "problem": "chain",
@@ -372,7 +375,120 @@ class DocumentControl:
         for number in sorted(set(docs) - set(issued)):
             problems.append({"number": number, "path": "register_log", "problem": "unlogged",
                              "detail": f"文件 {number} 在发放登记日志中没有出具记录"})
+        return problems + self._verify_case_copies(tx, logs, case_ids)
+
+    def _verify_case_copies(self, tx: Tx, logs: Mapping[str, list[dict[str, Any]]],
+                            case_ids: list[str]) -> list[dict[str, Any]]:
+        """Each case's own copy of its audit and register_log entries (what its history and the
+        separation-of-duties rule read) is exactly the chain's entries about that case: one
+        problem per case and chain, the earliest entry first."""
+        found = []
+        for name, what in LOG_LABELS.items():
+            about: dict[str, list[dict[str, Any]]] = {}
+            for entry in logs[name]:
+                case_id = entry.get("case_id") or (tx.case_of(entry["number"])
+                                                   if entry.get("number") else None)
+                if case_id:
+                    about.setdefault(case_id, []).append(entry)
+            for case_id in sorted(set(about) | set(case_ids)):
+                problem = copy_difference(tx.case_log(name, case_id), about.get(case_id, []))
+                if problem:
+                    seq, text = problem
+                    found.append((seq, {"number": case_id, "path": what, "problem": "case_copy",
+                                        "detail": f"案件 {case_id} 的文件中{what}{text}"}))
+        return [p for _, p in sorted(found, key=lambda sp: sp[0])]
+
+    def _verify_pdfs(self, documents: list[dict[str, Any]],
+                     register_log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each issued PDF, read once: re-hashed against the register (a missing or changed
+        file, as :func:`archive.verify_files` reports it), and the register_log head it
+        recorded at issue (``/DealerDocsRegisterHash``) must still be an entry of the log
+        before the document's own "issued" event. A head the log no longer has means the log
+        was rewritten after the document went out. Reads the outbox, outside the store's lock."""
+        from pypdf.errors import PyPdfError
+
+        from .pdf import read_metadata
+
+        issued = {e["number"]: e for e in register_log if e.get("event") == "issued"}
+        seq_of = {e.get("hash"): e.get("seq") for e in register_log}
+        problems = []
+        for d in documents:
+            number, path, expected = d["number"], self.outbox.absolute(d["pdf"]), d["pdf_sha256"]
+            try:
+                pdf = path.read_bytes()
+            except FileNotFoundError:
+                problems.append(dataclasses.asdict(FileProblem(number, str(path), "missing",
+                                                               expected, None)))
+                continue
+            actual = sha256(pdf)
+            if actual != expected:
+                problems.append(dataclasses.asdict(FileProblem(number, str(path), "changed",
+                                                               expected, actual)))
+                continue
+            if number not in issued:
+                continue   # reported by the register check ("unlogged")
+            try:
+                recorded = read_metadata(pdf).get("DealerDocsRegisterHash")
+            except (PyPdfError, ValueError) as err:
+                problems.append({"number": number, "path": str(path), "problem": "register_head",
+                                 "detail": f"无法读取文件 {number} 的 PDF 元数据（{err}）"})
+                continue
+            problem = head_problem(number, recorded, issued[number], register_log, seq_of)
+            if problem:
+                problems.append({"number": number, "path": str(path), "problem": "register_head",
+                                 "detail": problem})
         return problems
+
+
+def copy_difference(copy: list[Mapping[str, Any]], entries: list[Mapping[str, Any]]
+                    ) -> tuple[int, str] | None:
+    """The first seq at which a case's copy of a log differs from the chain's ``entries``
+    about that case, with what is wrong (in Chinese, to follow "…的文件中审计记录"), or None."""
+    mine = {e.get("seq"): e for e in copy}
+    theirs = {e.get("seq"): e for e in entries}
+    if len(mine) != len(copy):
+        seq = next(s for s in mine if sum(e.get("seq") == s for e in copy) > 1)
+        return _seq_key(seq), f"第 {seq} 条出现了不止一次"
+    for seq in sorted(set(mine) | set(theirs), key=_seq_key):
+        a, b = mine.get(seq), theirs.get(seq)
+        if a is None:
+            return _seq_key(seq), f"缺少第 {seq} 条（链中有这一条）"
+        if b is None:
+            return _seq_key(seq), f"第 {seq} 条在链中没有（或链中这一条不属于该案件）"
+        if a != b:
+            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return _seq_key(seq), f"第 {seq} 条与链中的不一致（不同之处：{'、'.join(keys)}）"
+    return None
+
+
+def head_problem(number: str, recorded: str | None, event: Mapping[str, Any],
+                 log: list[Mapping[str, Any]], seq_of: Mapping[str, Any]) -> str | None:
+    """Whether the register_log head a PDF recorded at issue (``recorded``) fits the log as it
+    is now: an entry before the document's "issued" ``event``, or the genesis hash when every
+    entry before that event was written in the same transaction. None if it fits."""
+    issued = event["seq"]
+    if recorded is None:
+        if "kind" not in event:   # issued before PDFs carried the head (a migrated schema-1 store)
+            return None
+        return f"文件 {number} 的 PDF 中没有记载出具时发放登记日志的链尾哈希（DealerDocsRegisterHash）"
+    if recorded == chain.GENESIS:
+        earlier = [e for e in log if _seq_key(e.get("seq")) < issued and e.get("at") != event.get("at")]
+        if not earlier:
+            return None
+        return (f"文件 {number} 的 PDF 记载出具时发放登记日志为空，但其出具记录（第 {issued} 条）之前"
+                f"已有更早的第 {earlier[0].get('seq')} 条：发放登记日志在该文件出具之后被改写")
+    seq = seq_of.get(recorded)
+    if seq is None:
+        return (f"文件 {number} 的 PDF 记载的出具时发放登记日志链尾哈希 {recorded[:16]}… 不在现在的日志中："
+                f"发放登记日志中第 {issued} 条（该文件的出具记录）之前的记录在出具之后被改写")
+    if _seq_key(seq) >= issued:
+        return (f"文件 {number} 的 PDF 记载的出具时发放登记日志链尾是第 {seq} 条，"
+                f"却不在它自己的出具记录（第 {issued} 条）之前：发放登记日志被改写或重排")
+    return None
+
+
+def _seq_key(seq: Any) -> int:
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else -1
 
 
 def _status_label(status: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import secrets
 import tempfile
 import difflib
 import logging
@@ -22,14 +23,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import access, calculators, checks, privacy
+from . import access, calculators, chain, checks, privacy
+from . import seal as sealing
 from .access import Reach
 from .archive import Attachments, Outbox, sha256, verify_files
 from .config import Config, User, load_config
 from .control import DocumentControl
 from .registers import Registers
 from .convert import Converter, SofficeConverter
-from .errors import DealerDocsError, InputError, NotFoundError, PermissionDenied, StateError
+from .errors import (ConfigError, DealerDocsError, InputError, IntegrityError, NotFoundError,
+                     PermissionDenied, StateError, StorageError)
 from .fields import is_empty, normalize, to_python
 from .numbering import counter_key, format_number
 from .prepared import ConversionNeeded, Prepared, ServingConverter
@@ -38,7 +41,7 @@ from .jsonview import context_value
 from .dates import cn_date
 from .files import atomic_write_bytes
 from .sessions import Sessions
-from .store import Store, Tx, Upgrade
+from .store import LOGS, Store, Tx, Upgrade
 from .text import clean_line
 from .workflow import DocumentSpec, TransitionSpec, Workflow, load_workflows
 
@@ -548,21 +551,31 @@ class Engine(DocumentControl, Registers):
         view["pdf"] = str(self.outbox.absolute(d["pdf"]))
         return view
 
-    def verify(self) -> list[dict[str, Any]]:
-        """Re-hash every issued file; one entry per missing or changed file (empty = all good)."""
+    def verify(self, seals: str | Path | None = None) -> list[dict[str, Any]]:
+        """Check the store and outbox; one entry per problem (empty = all good): the hash
+        chains, the register against its log and index, each case's copy of its log entries,
+        every issued file and attachment re-hashed, and the register_log head each issued PDF
+        recorded. With ``seals`` (a file of ``dealerdocs seal`` lines), also that the chains
+        extend every seal of this store (see :mod:`engine.seal`)."""
+        sealed = self.read_seals(seals) if seals is not None else None  # key, file: fail first
         with self.store.snapshot() as tx:
             cases = list(tx.cases_in_store())
             docs = [d for c in cases for d in tx.case_documents(c["id"])]
-            register_problems = self._verify_register(tx, docs)
+            logs = {name: tx.log_entries(name) for name in LOGS}
+            register_problems = self._verify_register(tx, docs, logs, [c["id"] for c in cases])
+            indexed = len(tx.find_documents())
+        seal_problems = self._seal_problems(seals, sealed, logs, indexed) \
+            if sealed is not None else []
         entries = []
         for d in docs:
             if d.get("files_purged"):
                 continue   # erased on purpose (dealerdocs purge); the register keeps the hashes
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
-            entries.append((d["number"], d["pdf"], d["pdf_sha256"]))
             if d.get("stamped_pdf"):
                 entries.append((d["number"], d["stamped_pdf"], d["stamped_sha256"]))
         problems = [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+        problems += self._verify_pdfs([d for d in docs if not d.get("files_purged")],
+                                      logs["register_log"])   # hash and head, one read
         attached = []
         for case in cases:
             wf = self.workflows.get(case["workflow"])
@@ -571,7 +584,99 @@ class Engine(DocumentControl, Registers):
                     attached += [(case["id"], self.attachments.path_for(a["sha256"]),
                                   a["sha256"]) for a in case["data"].get(name) or []]
         problems += [dataclasses.asdict(p) for p in verify_files(attached)]
-        return register_problems + problems
+        return register_problems + seal_problems + problems
+
+    # --- seals -------------------------------------------------------------------------------
+
+    def seal(self, out: str | Path | None = None) -> dict[str, Any]:
+        """A seal of the store now (:mod:`engine.seal`): each chain's length and head and the
+        number of documents, with an HMAC made with the key of ``[seal] key`` (outside the
+        store; made 0600 on first use). Appended to ``out`` if given. The line is meant to be
+        kept where the store's users cannot change it (printed, or on another disk)."""
+        target = self._outside_store(Path(out), "封存文件") if out is not None else None
+        with self.store.snapshot() as tx:
+            heads = {}
+            for name in sealing.CHAINS:
+                entries = tx.log_entries(name)
+                problem = chain.check(entries, tx.chain_head(name))
+                if problem:
+                    raise IntegrityError(f"不能封存：{sealing.LABELS[name]}：{problem}；"
+                                         f"请先运行 dealerdocs verify 查明原因", chain=name)
+                heads[name] = sealing.Head(entries[-1]["seq"] if entries else 0,
+                                        tx.chain_head(name) or chain.GENESIS)
+            docs = len(tx.find_documents())
+        key, created = self._seal_key(create=True)
+        try:
+            record = sealing.make(self.config.dealer.code, self.clock(), heads, docs, key)
+        except sealing.SealError as err:
+            raise ConfigError(f"无法封存：{err}", key="dealer.code") from None
+        if target is not None:
+            _append_line(target, record.line)
+        return {**record.to_dict(), "key": str(self.config.seal_key_path),
+                "key_created": created, "out": str(target) if target else None}
+
+    def read_seals(self, path: str | Path) -> list[sealing.Line]:
+        """The seal lines of the file at ``path``, parsed and authenticated with the key."""
+        path = Path(path).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise NotFoundError(f"找不到封存文件 {path}", path=str(path)) from None
+        except UnicodeDecodeError:
+            raise InputError(f"封存文件 {path} 不是 UTF-8 文本", field="seal") from None
+        except OSError as err:
+            raise StorageError(f"无法读取封存文件 {path}：{err.strerror}", path=str(path)) from err
+        key, _ = self._seal_key(create=False)
+        return sealing.read_lines(text, self.config.dealer.code, key)
+
+    def _seal_problems(self, path: str | Path, lines: list[sealing.Line],
+                       logs: Mapping[str, list[dict[str, Any]]], docs: int
+                       ) -> list[dict[str, Any]]:
+        where = str(Path(path).expanduser())
+        problems = [{"number": "seal", "path": f"{where}:{line.number}",
+                     "problem": f"seal_{line.status}",
+                     "detail": f"封存文件 {where} 第 {line.number} 行：{line.detail}"}
+                    for line in lines if line.status in ("forged", "malformed")]
+        ours = {line.seal: line.number for line in lines if line.status == "ok"}
+        if not ours:
+            problems.append({"number": "seal", "path": where, "problem": "seal_none",
+                             "detail": f"封存文件 {where} 中没有本店（{self.config.dealer.code}）"
+                                       f"可核对的封存"})
+        hashes = {name: sealing.recomputed_hashes(logs[name]) for name in sealing.CHAINS}
+        for found in sealing.compare(list(ours), hashes, docs):
+            problems.append({"number": found.chain, "path": f"{where}:{ours[found.seal]}",
+                             "problem": "seal_broken", "first": found.first, "last": found.last,
+                             "detail": f"{found.detail}（封存文件 {where} 第 {ours[found.seal]} 行）"})
+        return problems
+
+    def _seal_key(self, create: bool) -> tuple[bytes, bool]:
+        """The seal key's bytes (surrounding whitespace dropped) and whether it was just made."""
+        path = self.config.seal_key_path
+        created = False
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                raise ConfigError(f"找不到封存密钥 {path}（config.toml 的 [seal] key）；没有生成封存时"
+                                  f"用的那把密钥就无法核对封存", key="seal.key") from None
+            data, created = _create_key(path)
+        except OSError as err:
+            raise ConfigError(f"无法读取封存密钥 {path}：{err.strerror}", key="seal.key") from err
+        try:
+            return sealing.check_key(data.strip()), created
+        except sealing.SealError as err:
+            raise ConfigError(f"封存密钥 {path}：{err}；请换用生成封存时的那把密钥（或删除它，"
+                              f"让 dealerdocs seal 生成新的，但以前的封存将无法再核对）",
+                              key="seal.key") from None
+
+    def _outside_store(self, path: Path, what: str) -> Path:
+        path = path.expanduser().resolve()
+        for name, label in (("store", "数据库目录"), ("outbox", "输出目录")):
+            folder = self.config.path(name).resolve()
+            if path.is_relative_to(folder):
+                raise InputError(f"{what} {path} 在{label} {folder} 之内；请写到数据库之外"
+                                 f"（如 U 盘或另一台电脑），否则能改写数据库的人也能改它", field="out")
+        return path
 
     def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
                     number: str = "（预览）") -> dict[str, Any]:
@@ -1333,3 +1438,54 @@ def _span(start: str, end: str) -> str:
 def _case_seq(case_id: str) -> int:
     tail = case_id.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
+
+
+def _create_key(path: Path) -> tuple[bytes, bool]:
+    """A new random seal key at ``path`` (mode 0600), written whole or not at all and never
+    replacing a key another process made at the same moment; (the key, whether ours is it)."""
+    data = (secrets.token_hex(32) + "\n").encode("ascii")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, path)
+            made = True
+        except FileExistsError:
+            made = False   # made by another process meanwhile: use that one
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        if made:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)   # the new name survives a power cut
+            finally:
+                os.close(dir_fd)
+            log.info("made the seal key %s", path)
+            return data, True
+        return path.read_bytes(), False
+    except OSError as err:
+        raise StorageError(f"无法生成封存密钥 {path}：{err.strerror}；可以自行生成："
+                           f"openssl rand -hex 32 > {path} && chmod 600 {path}",
+                           path=str(path)) from err
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append ``line`` to the text file ``path`` (made if missing), synced to disk."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab+") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell():
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+            fh.write(line.encode("utf-8") + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise StorageError(f"无法写入封存文件 {path}：{err.strerror}", path=str(path)) from err

@@ -13,7 +13,7 @@ import pytest
 
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
-from helpers import CST, ROOT, Clock, make_dealer_dir, run_cli
+from helpers import CST, ROOT, Clock, keep_seal_key_beside, make_dealer_dir, run_cli
 
 
 @pytest.fixture(scope="session")
@@ -55,4 +55,5 @@ def quote_data() -> dict:
 def dealer(tmp_path) -> Path:
     """A dealership folder made by `dealerdocs init` (for tests that drive the CLI)."""
     run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
+    keep_seal_key_beside(tmp_path / "store" / "config.toml")
     return tmp_path / "store"

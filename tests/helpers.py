@@ -34,7 +34,18 @@ def make_dealer_dir(directory: Path) -> Path:
                         f'workflows = {json.dumps(str(ROOT / "workflows"))}')
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.toml").write_text(text, encoding="utf-8")
-    return directory / "config.toml"
+    return keep_seal_key_beside(directory / "config.toml")
+
+
+def keep_seal_key_beside(config: Path) -> Path:
+    """Point ``[seal] key`` of ``config`` into its test folder (never the real home), outside
+    the store and outbox; returns ``config``."""
+    text = config.read_text(encoding="utf-8")
+    assert text.count('\nkey = ""\n') == 1, "config.toml's [seal] key must be the empty default"
+    key = config.parent / "keys" / "seal.key"
+    config.write_text(text.replace('\nkey = ""\n', f"\nkey = {json.dumps(str(key))}\n"),
+                      encoding="utf-8")
+    return config
 
 
 def pdf_text(path: Path) -> str:

@@ -144,6 +144,12 @@ ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
      ['timezone = "Asia/Beijing" 不是有效的时区名']),
     ('timezone = "Asia/Shanghai"', "timezone = 8", "timezone", ["timezone 应为字符串"]),
     ("\ntimeout = 120", "\ntimeout = 0", "libreoffice.timeout", ["libreoffice.timeout 应为大于 0"]),
+    ('\nkey = ""', '\nkey = ""\npath = "x"', "seal.path", ["未知的配置项 seal.path", "key"]),
+    ('\nkey = ""', "\nkey = 1", "seal.key", ["seal.key 应为字符串"]),
+    ('\nkey = ""', '\nkey = "store/seal.key"', "seal.key",
+     ["seal.key", "在数据库目录", "之内", "否则能改写数据库的人也能伪造封存"]),
+    ('\nkey = ""', '\nkey = "outbox/keys/seal.key"', "seal.key", ["在输出目录"]),
+    ('\nkey = ""', '\nkey = "./store"', "seal.key", ["在数据库目录"]),
 ])
 def test_mistakes_name_their_key(tmp_path, old, new, key, words):
     path = write_config(tmp_path, edited(old, new))
@@ -157,6 +163,37 @@ def test_mistakes_name_their_key(tmp_path, old, new, key, words):
     for word in words:
         assert word in err.message, err.message
     assert err.exit_code == 2
+
+
+def test_the_seal_key_lives_outside_the_store_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = load_config(write_config(tmp_path / "shop", SHIPPED))
+    assert config.seal.key == ""
+    assert config.seal_key_path == tmp_path / "home" / ".config" / "dealerdocs" / "BJ1023.seal.key"
+    beside = load_config(write_config(tmp_path / "shop", edited('\nkey = ""', '\nkey = "seal.key"')))
+    assert beside.seal_key_path == tmp_path / "shop" / "seal.key"   # relative: the config's folder
+    assert not (tmp_path / "home").exists()                         # loading makes no key
+
+
+def test_a_dealer_code_unfit_for_a_file_name_needs_an_explicit_key(tmp_path):
+    config = load_config(write_config(tmp_path, edited('code = "BJ1023"', 'code = "京/1023"')))
+    with pytest.raises(ConfigError) as raised:
+        config.seal_key_path
+    assert raised.value.details["key"] == "seal.key" and "京/1023" in raised.value.message
+
+
+def test_no_home_folder_needs_an_explicit_key(tmp_path, monkeypatch):
+    import pwd
+
+    def unknown(uid):
+        raise KeyError(uid)
+
+    monkeypatch.delenv("HOME")
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    config = load_config(write_config(tmp_path, SHIPPED))   # loads: only `seal` needs the key
+    with pytest.raises(ConfigError) as raised:
+        config.seal_key_path
+    assert "无法确定当前用户的主目录" in raised.value.message
 
 
 def test_a_role_defined_in_roles_may_be_used(tmp_path):
