@@ -792,6 +792,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def run() -> None:
     """Console entry point: one clear line and a non-zero exit for user-facing errors."""
     private_umask()  # the store, the outbox and LibreOffice's files: the service user's only
+    level = os.environ.get("DEALERDOCS_LOG")
+    if level:  # e.g. DEALERDOCS_LOG=debug: what the engine does, on standard error
+        import logging
+
+        logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         main.main(standalone_mode=False, prog_name="dealerdocs")
     except DealerDocsError as err:

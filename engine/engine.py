@@ -939,6 +939,8 @@ class Engine(DocumentControl, Registers):
                     step(tx, work)
                 return
             except ConversionNeeded as need:
+                log.debug("converting %d document(s) (%s), no lock held",
+                          len(need.documents), need.suffix)
                 pdfs = self.converter.convert_many(need.documents, need.suffix)
                 prepared.conversions.add(need.documents, pdfs, need.suffix)
                 prepared.converted_late += len(need.documents)

@@ -907,6 +907,7 @@ class Store:
                 raise StorageError(f"无法写入数据库日志 {self.journal}：{err}",
                                    path=str(self.journal)) from err
             tx.committed = True
+            log.debug("journal written: committed")
             try:
                 self._apply(manifest)
             except OSError as err:
@@ -934,6 +935,7 @@ class Store:
                 os.close(fd)
         _sync_filesystem(self.directory)
         self.journal.unlink()
+        log.debug("journal applied")
 
     # --- units of work --------------------------------------------------------------------
 
