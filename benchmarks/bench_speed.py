@@ -11,6 +11,8 @@ times, are what compare across runs on this noisy 2-core machine).
 4. ``batch`` throughput with a pool of two vs one instance.           target ≥ 1.6×
 5. Peak memory (PSS) of ``dealerdocs batch create`` issuing 1,000 quotes, the batch process
    and its LibreOffice instances together.                            target < 1.5 GiB
+6. (issue 13) Reading a case, as ``dealerdocs show`` does, while another engine's issue is
+   converting vs with nothing else going on.                          target ≈ 1×
 
 The 100,000-case store is generated once into ``benchmarks/.cache/`` (a few minutes) and
 reused; the runs accept some of its issued quotes, and it is regenerated when too few remain.
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from engine import Engine, load_config  # noqa: E402
 from engine.batch import BatchItem, BatchRunner  # noqa: E402
-from engine.convert import SofficeConverter  # noqa: E402
+from engine.convert import Converter, SofficeConverter  # noqa: E402
 from engine.warm import WarmConverter, find_unoserver  # noqa: E402
 import bench_documents  # noqa: E402
 from generate_store import generate  # noqa: E402
@@ -134,7 +136,7 @@ def large_store(cfg: Path, cases: int, years: float, end: date, name: str, need:
     marker = folder / "generated.json"
     if marker.exists():
         engine = engine_at(cfg, store=folder)
-        if len(engine.cases(workflow="quote", state="issued")) >= need:
+        if len(engine.cases(workflow="quote", state="issued", actor="wang")) >= need:
             return folder
     shutil.rmtree(folder, ignore_errors=True)
     print(f"     generating {cases:,} cases into {folder} …", flush=True)
@@ -152,7 +154,8 @@ def bench_store(work: Path, repeat: int, big_cases: int) -> None:
     generate(cfg, small_dir, 1000, end=end, years=5 * 1000 / 100_000)
     big_dir = large_store(cfg, big_cases, 5, end, f"store-{big_cases}", repeat + 1)
     small, big = engine_at(cfg, store=small_dir), engine_at(cfg, store=big_dir)
-    targets = {e: [c["id"] for c in e.cases(workflow="quote", state="issued")] for e in (small, big)}
+    targets = {e: [c["id"] for c in e.cases(workflow="quote", state="issued", actor="wang")]
+               for e in (small, big)}
     n = min(repeat, *(len(v) for v in targets.values()))
     times = {small: [], big: []}
     for i in range(n):
@@ -175,22 +178,82 @@ def bench_store(work: Path, repeat: int, big_cases: int) -> None:
         fn()
         return (time.perf_counter() - t) * 1000
 
-    row("  lookup: one case by id", med([timed(lambda c=c: big.case(c["id"])) for c in some[:20]]),
+    row("  lookup: one case by id", med([timed(lambda c=c: big.case(c["id"], actor="wang")) for c in some[:20]]),
         "ms", "", "")
     row("  lookup: one document by number",
-        med([timed(lambda n=n: big.document(n)) for n in numbers[:20]]), "ms", "", "")
+        med([timed(lambda n=n: big.document(n, actor="zhao")) for n in numbers[:20]]), "ms", "", "")
     row("  lookup: cases opened in one month",
         timed(lambda: big.cases(opened_from=date(end.year - 2, 3, 1),
-                                opened_to=date(end.year - 2, 3, 31))), "ms", "", "")
+                                opened_to=date(end.year - 2, 3, 31), actor="wang")), "ms", "", "")
     from engine import store as store_module
     store_module.clear_index_cache()
     row("  lookup: all issued quotes (open-case index, first read)",
-        timed(lambda: big.cases(workflow="quote", state="issued")), "ms", "", "")
+        timed(lambda: big.cases(workflow="quote", state="issued", actor="wang")), "ms", "", "")
     row("  lookup: all issued quotes (server, cached)",
-        timed(lambda: big.cases(workflow="quote", state="issued")), "ms", "", "")
+        timed(lambda: big.cases(workflow="quote", state="issued", actor="wang")), "ms", "", "")
     store_module.clear_index_cache()
     row("  lookup: all cancelled quotes (a final state: every day index)",
-        timed(lambda: big.cases(workflow="quote", state="cancelled")), "ms", "", "")
+        timed(lambda: big.cases(workflow="quote", state="cancelled", actor="wang")), "ms", "", "")
+
+
+# --- 6: readers while an issue converts ----------------------------------------------------
+
+class _Watched(Converter):
+    """The cold converter, telling when a conversion is under way (a slow LibreOffice)."""
+
+    def __init__(self, real: Converter) -> None:
+        self.real = real
+        self.busy = threading.Event()
+
+    def convert_many(self, documents, suffix=".docx"):
+        self.busy.set()
+        try:
+            return self.real.convert_many(documents, suffix)
+        finally:
+            self.busy.clear()
+
+
+def bench_readers(work: Path, repeat: int) -> None:
+    print("6. reading a case while an issue converts", flush=True)
+    cfg = dealer_dir(work / "readers")
+    cold = SofficeConverter()   # about a second a document: a long conversion to read beside
+    watched = _Watched(cold)
+    writer = engine_at(cfg, converter=watched)
+    reader = engine_at(cfg)     # another process, as far as the store's lock can tell
+    data = quote_data()
+    target = writer.create("quote", data, "zhang").id
+    writer.fire(writer.create("quote", data, "zhang").id, "issue", "zhang")   # warm-up
+
+    def read() -> float:
+        t = time.perf_counter()
+        reader.case(target, actor="zhang")
+        return time.perf_counter() - t
+
+    def show() -> float:
+        t = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "dealerdocs"), "show", target, "--as",
+                        "zhang"], cwd=cfg.parent, check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    alone, during, show_alone, show_during = [], [], [], []
+    for _ in range(repeat):   # interleaved: both see the same machine load
+        alone += [read() for _ in range(20)]
+        show_alone.append(show())
+        case = writer.create("quote", data, "zhang").id
+        issuing = threading.Thread(target=writer.fire, args=(case, "issue", "zhang"))
+        issuing.start()
+        assert watched.busy.wait(60)
+        show_during.append(show())
+        while watched.busy.is_set() and len(during) < 2000:
+            during.append(read())
+        issuing.join()
+    cold.close()
+    r = med(during) / med(alone)
+    row("read a case while an issue converts (Engine.case)", med(during) * 1000, "ms",
+        f"alone {med(alone) * 1000:.2f} ms", f"{r:.2f}× (≈ 1×, ≤ 1.5×: {verdict(r <= 1.5)})")
+    r = med(show_during) / med(show_alone)
+    row("dealerdocs show while an issue converts", med(show_during) * 1000, "ms",
+        f"alone {med(show_alone) * 1000:.0f} ms", f"{r:.2f}× (≤ 1.5×: {verdict(r <= 1.5)})")
 
 
 # --- 4: batch throughput -------------------------------------------------------------------
@@ -293,7 +356,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000, help="cases in the large store (3)")
     parser.add_argument("--batch", type=int, default=48, help="documents per batch run (4)")
     parser.add_argument("--memory-docs", type=int, default=1000, help="documents (5); 0 skips")
-    parser.add_argument("--only", default="12345", help="which figures, e.g. 3")
+    parser.add_argument("--only", default="123456", help="which figures, e.g. 3")
     args = parser.parse_args()
     if not find_unoserver():
         sys.exit("the warm converter needs unoserver: run `make setup` first")
@@ -312,6 +375,8 @@ def main() -> None:
             bench_batch(work, args.batch)
         if "5" in args.only and args.memory_docs:
             bench_memory(work, args.memory_docs)
+        if "6" in args.only:
+            bench_readers(work, args.repeat)
     print(f"\n{'figure':<58}{'value':>16}   baseline / ratio")
     for what, value, baseline, ratio, _ in ROWS:
         print(f"{what:<58}{value:>16}   {baseline}{'  → ' + ratio if ratio else ''}")

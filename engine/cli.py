@@ -122,9 +122,30 @@ def init(click_ctx, directory: Path, force: bool, config_path, actor, as_json) -
     target.write_text(text, encoding="utf-8")
     from .config import load_config  # validate what we wrote
     config = load_config(target)
+    examples = _copy_examples(directory / "examples")
     _emit(ctx, {"config": str(target.resolve()), "store": str(config.store_dir),
-                "outbox": str(config.outbox_dir)},
-          f"已生成 {target}（数据库：{config.store_dir}，输出：{config.outbox_dir}）")
+                "outbox": str(config.outbox_dir), "examples": examples},
+          f"已生成 {target}（数据库：{config.store_dir}，输出：{config.outbox_dir}；"
+          f"示例数据在 {directory / 'examples'}）")
+
+
+def _copy_examples(folder: Path) -> list[str]:
+    """The example data files (and evidence pictures) next to the new config, so the first
+    commands of the README work in the new folder; files already there are kept."""
+    import shutil
+
+    source = PROJECT_DIR / "examples"
+    copied = []
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if path.is_dir() or path.suffix == ".py" or "__pycache__" in relative.parts:
+            continue
+        target = folder / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            copied.append(str(relative))
+    return copied
 
 
 def _set_path(text: str, key: str, value: Path) -> str:

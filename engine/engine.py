@@ -1357,6 +1357,11 @@ class Engine(DocumentControl, Registers):
             "links": dict(links or {}),
             # the store's rules as the checks apply them, so the printed terms say the same
             "policy": dataclasses.asdict(self.config.policy),
+            # how long personal data is kept, as dealerdocs purge --expired applies it
+            "privacy": {"retention": {
+                key: privacy.period_text(self.config.privacy.retention_days[key])
+                if key in self.config.privacy.retention_days else "法律规定的期限"
+                for key in self.workflows}},
         })
         return context
 

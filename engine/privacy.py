@@ -47,6 +47,11 @@ def is_masked(kind: str | None, shown: Any, stored: Any) -> bool:
             and shown == mask(kind, stored))
 
 
+def period_text(days: int) -> str:
+    """A retention period as a document states it: "1 年", "2 年", "180 天"."""
+    return f"{days // 365} 年" if days % 365 == 0 else f"{days} 天"
+
+
 def keyed_hash(key: bytes, value: Any) -> str | None:
     """HMAC-SHA256 of a personal value (its stored text form); None for an empty value."""
     if value is None or value == "" or value == []:

@@ -27,7 +27,8 @@ from .typedtoml import build
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
 # Names the renderer puts into every template context; a field may not shadow them.
-RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "links", "policy", "now", "loop"})
+RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "links", "policy", "privacy", "now",
+                            "loop"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

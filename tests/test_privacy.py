@@ -403,3 +403,19 @@ def test_made_up_evidence_records_are_refused(engine):
     [problem] = [p for p in engine.verify() if p["number"] == item]
     assert problem["problem"] == "missing" and str(engine.store.directory) in problem["path"]
     assert "/etc/hostname" not in json.dumps(problem)
+
+
+def test_the_agreement_promises_the_retention_that_purge_applies(config_path, converter, clock):
+    import dataclasses
+
+    from engine import Engine, load_config
+
+    config = load_config(config_path)
+    config = dataclasses.replace(config, privacy=dataclasses.replace(
+        config.privacy, retention_days={**config.privacy.retention_days, "test_drive": 180}))
+    eng = Engine(config, converter=converter, clock=clock)
+    clock.now = datetime(2030, 6, 15, 9, 0, tzinfo=CST)
+    drive = eng.create("test_drive", example("test_drive"), "zhang").id
+    doc = eng.fire(drive, "sign_agreement", "zhang").documents[0]
+    assert "保存至试乘试驾结束后180天" in pdf_text(doc.pdf).replace(" ", "").replace("\n", "")
+    eng.close()

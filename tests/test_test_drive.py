@@ -44,7 +44,8 @@ def test_a_drive_from_booking_to_evaluation_and_the_register(dealer):
     for text in (docx_text(Path(agreement["docx"])),
                  "".join(pdf_text(Path(agreement["pdf"])).split())):  # no spaces, no line wraps
         for expected in ("试乘试驾协议书", "王芳", "京A12345", "城市道路", "440305199912318881",
-                         "C1", agreement["number"], "年满18周岁", "驾龄满1年"):
+                         "C1", agreement["number"], "年满18周岁", "驾龄满1年",
+                         "试乘试驾结束后1年"):
             assert expected.replace(" ", "") in text.replace(" ", ""), expected
     assert all(f["emb"] == "yes" for f in pdf_fonts(Path(agreement["pdf"])))
 
