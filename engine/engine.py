@@ -1,12 +1,18 @@
-"""The Engine: the one API the CLI (and later a web page) calls.
+"""The Engine: the one API the CLI and the web app call.
 
-A transition travels like this (``fire``): take the store's lock and load the case → find the
-transition from the current state → check the actor's roles → normalise the submitted data →
-check required fields, cross-field checks and conditions (pure) → move the shared
-``transitions`` machine → for each document: next number, render, convert, finish, write to
-the outbox → one store write with the new state, register entries, counters and the audit
-event. Anything failing before that write leaves the store as it was and removes the files
-this attempt wrote, so numbers stay gap-free among issued documents.
+A transition travels like this (``fire``): rehearse it on a consistent view of the store
+(shared lock, never committed) — load the case if the actor may see it → find the transition
+from the current state → check the actor's roles → normalise the submitted data → check
+required fields, cross-field checks and conditions (pure) → move the shared ``transitions``
+machine → for each document: the next number, render — until it asks for a conversion, which
+is made with no lock held; then run it for real under the exclusive lock, each conversion
+served from what was made → finish, write to the outbox → one store write with the new state,
+register entries, counters and the audit event (personal values as keyed hashes). Anything
+failing before that write leaves the store as it was and removes the files this attempt
+wrote, so numbers stay gap-free among issued documents; after it, nothing is undone.
+
+Reads are made as a user too: a case they may not see is not found, and identity and mobile
+numbers are masked unless revealed (``access``, ``privacy``).
 """
 from __future__ import annotations
 

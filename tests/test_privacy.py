@@ -70,6 +70,11 @@ def test_a_consultant_cannot_read_or_act_on_a_colleagues_customer(engine, quote_
         engine.case(li_quote, actor="zhao")
     # the OEM's people see rectification only
     assert engine.cases(actor="sun") == [] and engine.documents(actor="sun") == []
+    # the register is the keeper's and the managers', not a consultant's
+    with pytest.raises(PermissionDenied) as register:
+        engine.register_rows(actor="zhang")
+    assert "无权查看文件发放回收记录表" in register.value.message
+    assert engine.register_rows(actor="zhao") == engine.register_rows(actor="wang")
 
 
 def test_the_contract_of_my_quote_and_its_delivery_are_mine(engine, quote_data, clock):
