@@ -45,7 +45,7 @@ from .prepared import ConversionNeeded, Prepared, ServingConverter
 from .previews import PagePreviews
 from .jsonview import context_value
 from .dates import cn_date
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, create_once
 from .sessions import Sessions
 from .store import LOGS, Store, Tx, Upgrade
 from .text import clean_line
@@ -1456,31 +1456,11 @@ def _case_seq(case_id: str) -> int:
 def _create_key(path: Path) -> tuple[bytes, bool]:
     """A new random seal key at ``path`` (mode 0600), written whole or not at all and never
     replacing a key another process made at the same moment; (the key, whether ours is it)."""
-    data = (secrets.token_hex(32) + "\n").encode("ascii")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.link(tmp, path)
-            made = True
-        except FileExistsError:
-            made = False   # made by another process meanwhile: use that one
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        made = create_once(path, (secrets.token_hex(32) + "\n").encode("ascii"))
         if made:
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)   # the new name survives a power cut
-            finally:
-                os.close(dir_fd)
             log.info("made the seal key %s", path)
-            return data, True
-        return path.read_bytes(), False
+        return path.read_bytes(), made
     except OSError as err:
         raise StorageError(f"无法生成封存密钥 {path}：{err.strerror}；可以自行生成："
                            f"openssl rand -hex 32 > {path} && chmod 600 {path}",

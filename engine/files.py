@@ -81,6 +81,32 @@ def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None
         fsync_dir(path.parent)
 
 
+def create_once(path: Path, payload: bytes) -> bool:
+    """Create ``path`` holding ``payload`` unless it exists, so that it is never seen empty or
+    half written and two processes racing end with one file: written to a temp file, fsynced,
+    then hard-linked into place (a link never replaces). Returns whether this call made it
+    (False: another process had, and theirs stays)."""
+    path = Path(path)
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        try:
+            write_all(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+            made = True
+        except FileExistsError:
+            made = False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)   # the new name survives a power cut
+    return made
+
+
 def make_private(root: Path) -> int:
     """Take group and other permissions away from everything under ``root`` (stores made
     before files were private); returns how many entries were changed."""

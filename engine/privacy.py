@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .files import FILE_MODE, fsync_dir, make_dirs, write_all
+from .files import create_once
 
 PERSONAL_KINDS = ("id", "mobile", "name", "address", "text")
 MASKED_KINDS = ("id", "mobile")
@@ -76,22 +75,7 @@ def load_key(path: Path) -> bytes:
     except FileNotFoundError:
         key = None
     if key is None:
-        make_dirs(path.parent)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        try:
-            try:
-                write_all(fd, secrets.token_bytes(KEY_BYTES))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass   # another process made it first: use theirs
-            fsync_dir(path.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
+        create_once(path, secrets.token_bytes(KEY_BYTES))   # or another process's, made first
         key = path.read_bytes()
     if len(key) < KEY_BYTES:
         raise ConfigError(f"个人信息密钥 {path} 只有 {len(key)} 字节（应为 {KEY_BYTES} 字节），可能已损坏；"

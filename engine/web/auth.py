@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from ..config import Config, User, load_config
 from ..errors import ConfigError
+from ..files import create_once
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +144,9 @@ def load_secret(store_dir: Path) -> bytes:
         return _read_secret(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(SECRET_BYTES)
-    fd, tmp = tempfile.mkstemp(prefix=".secret.key.", suffix=".tmp", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(key.hex())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another process made it first: theirs is complete (fsynced)
-            key = _read_secret(path)
-    finally:
-        os.unlink(tmp)
-        _fsync_dir(path.parent)
-    return key
+    # another process may make it first: theirs is complete (fsynced) and is the one used
+    create_once(path, secrets.token_bytes(SECRET_BYTES).hex().encode("ascii"))
+    return _read_secret(path)
 
 
 def _read_secret(path: Path) -> bytes:
@@ -175,14 +162,6 @@ def _read_secret(path: Path) -> bytes:
                           f"（可能是两个服务同时启动或写入时断电留下的）；{what_to_do}",
                           path=str(path))
     return key
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- CSRF --------------------------------------------------------------------------------------
