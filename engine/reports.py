@@ -25,16 +25,34 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from .dates import cn_date
+from .text import clean_line
 
 Cell = str | int | Decimal | date | datetime | None
 
 
+MAX_CELL = 500   # characters a cell shows; more is cut with "…"
+
+
 @dataclass(frozen=True)
 class Table:
+    """A register's rows. Text cells are cleaned (one line, no control or direction-override
+    characters) and cut to ``MAX_CELL`` characters here, so that no value written into the
+    store in the past, however bad, can make an export fail."""
+
     title: str
     subtitle: str
     headers: list[str]
     rows: list[list[Cell]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rows", [[_printable(c) for c in row] for row in self.rows])
+
+
+def _printable(cell: Cell) -> Cell:
+    if not isinstance(cell, str):
+        return cell
+    text = clean_line(cell)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
 def select_rows(cases: Iterable[dict[str, Any]], date_field: str, start: date | None,

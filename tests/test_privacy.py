@@ -379,9 +379,16 @@ def test_dispatch_text_is_cleaned_and_limited(engine, quote_data):
     assert result["copies"][0]["recipient"] == "周会计" and result["copies"][0]["dept"] == "财务部"
     with pytest.raises(InputError):
         engine.recall(number, reason="丢失", from_="某" * 100, actor="zhao")
+    # a copy written before the cleaning (a store of an earlier version) exports all the same
+    with engine.store.transaction() as tx:
+        [copy] = tx.copies(number)
+        tx.put_copy({**copy, "key": "old/1", "copy_no": 9, "label": f"{number}-09",
+                     "recipient": "旧\x00记录", "dept": "财" * 200_000})
     out = engine.register_export("xlsx", engine.outbox.root / "r.xlsx", actor="zhao")
     docx = engine.register_export("docx", engine.outbox.root / "r.docx", actor="zhao")
-    assert out["rows"] == 1 and "周会计" in docx_text(Path(docx["file"]))
+    text = docx_text(Path(docx["file"]))
+    assert out["rows"] == 2 and "周会计" in text and "旧记录" in text and "\x00" not in text
+    assert len(max(text.splitlines(), key=len)) <= 500
 
 
 def test_direction_overrides_never_reach_a_document(engine, quote_data):

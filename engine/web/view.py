@@ -81,5 +81,6 @@ def install(env: Environment, engine: Any) -> None:
                        copy_status=lambda s: COPY_STATUS.get(s, s),
                        event_label=lambda e: EVENT_LABELS.get(e, e))
     env.globals.update(field_value=field_value, trigger_label=trigger_label,
+                       is_engine_event=lambda trigger: trigger in ENGINE_EVENTS,
                        state_label=state_label, dealer=config.dealer,
                        role_label=config.role_label)
