@@ -897,20 +897,24 @@ class Engine(DocumentControl, Registers):
         served from what was made. If the store changed in between (another process took the
         number the rehearsal rendered), the real run misses a conversion, is abandoned
         (nothing written) and the whole is tried again; after ``MAX_ATTEMPTS`` the last try
-        converts under the lock. A step that fails leaves nothing behind: its outbox files
-        and new attachments are removed — unless the store committed it (its journal is
-        durable), after which nothing is removed or rolled back, whatever interrupts.
+        converts under the lock. ``prepared`` with conversions made ahead (a batch) is tried
+        for real straight away, and rehearsed only if it misses one. A step that fails leaves
+        nothing behind: its outbox files and new attachments are removed — unless the store
+        committed it (its journal is durable), after which nothing is removed or rolled
+        back, whatever interrupts.
         """
+        ahead = prepared is not None and len(prepared.conversions) > 0
         prepared = prepared or Prepared(self.renderer)
+        plans = [*(["ahead"] if ahead else []), *["rehearsed"] * (MAX_ATTEMPTS - 1), "locked"]
         new_files: list[Path] = []
         committed = False
         try:
-            for attempt in range(1, MAX_ATTEMPTS + 1):
+            for attempt, plan in enumerate(plans, start=1):
                 now = at or self.clock()
-                last = attempt == MAX_ATTEMPTS
-                if not last:
+                if plan == "rehearsed":
                     self._rehearse(step, now, prepared, new_files)
-                converter = self.converter if last else ServingConverter(prepared.conversions)
+                converter = (self.converter if plan == "locked"
+                             else ServingConverter(prepared.conversions))
                 work = _Work(now, converter, prepared.renders, rehearsal=False,
                              new_files=new_files)
                 tx: Tx | None = None
@@ -919,7 +923,7 @@ class Engine(DocumentControl, Registers):
                         return step(tx, work)
                 except ConversionNeeded:
                     self._remove_outbox(work.written)
-                    log.info("the store changed since the rehearsal; trying again (%d)", attempt)
+                    log.info("a conversion was not ready (%s); trying again (%d)", plan, attempt)
                 except BaseException:
                     if tx is not None and tx.committed:
                         committed = True
