@@ -59,10 +59,8 @@ def write_all(fd: int, payload: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a
-    mix; the file is the service user's only (0600)."""
-    path = Path(path)
+def _private_temp(path: Path, payload: bytes, *, sync: bool) -> str:
+    """A temp file beside ``path`` holding ``payload`` (0600, fsynced if ``sync``)."""
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -73,6 +71,18 @@ def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None
                 os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: Path, payload: bytes, *, sync: bool = True) -> None:
+    """Write ``payload`` to ``path`` so that readers see the old file or the new one, never a
+    mix; the file is the service user's only (0600)."""
+    path = Path(path)
+    tmp = _private_temp(path, payload, sync=sync)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,20 +97,12 @@ def create_once(path: Path, payload: bytes) -> bool:
     then hard-linked into place (a link never replaces). Returns whether this call made it
     (False: another process had, and theirs stays)."""
     path = Path(path)
-    make_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = _private_temp(path, payload, sync=True)
     try:
-        os.fchmod(fd, FILE_MODE)
-        try:
-            write_all(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-            made = True
-        except FileExistsError:
-            made = False
+        os.link(tmp, path)
+        made = True
+    except FileExistsError:
+        made = False
     finally:
         Path(tmp).unlink(missing_ok=True)
     fsync_dir(path.parent)   # the new name survives a power cut
