@@ -158,6 +158,9 @@ class LibreOffice:
     # A warm instance is restarted after converting this many documents for one command:
     # LibreOffice's memory grows with every document (0 = never).
     recycle_after: int = 100
+    # The folder of the warm pool (its pool.json); empty = <store>/converter. Several stores
+    # on one server may share one pool.
+    pool: str = ""
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,14 @@ class Config:
     @property
     def workflows_dir(self) -> Path:
         return self.path("workflows")
+
+    @property
+    def pool_dir(self) -> Path:
+        """Where the warm LibreOffice pool keeps its state (``[libreoffice] pool``)."""
+        if not self.libreoffice.pool:
+            return self.store_dir / "converter"
+        p = Path(self.libreoffice.pool).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
 
     @property
     def seal_key_path(self) -> Path:

@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import access, calculators, chain, checks, privacy
+from . import access, calculators, chain, checkpoints, checks, privacy
 from . import seal as sealing
 from .access import Reach
 from .archive import Attachments, Outbox, sha256, verify_files
@@ -172,14 +172,14 @@ class Engine(DocumentControl, Registers):
         from .warm import WarmConverter
 
         lo = self.config.libreoffice
-        return WarmConverter(self.config.store_dir / "converter",
+        return WarmConverter(self.config.pool_dir,
                              instances=instances or lo.warm_instances or os.cpu_count() or 2,
                              timeout=lo.timeout, unoserver=lo.unoserver, binary=lo.binary,
                              autostart=lo.warm_instances > 0, recycle_after=lo.recycle_after)
 
     def _warm_wanted(self) -> bool:
         return (self.config.libreoffice.warm_instances > 0
-                or (self.config.store_dir / "converter" / "pool.json").is_file())
+                or (self.config.pool_dir / "pool.json").is_file())
 
     def close(self) -> None:
         if self._owns_converter and self._converter is not None:
@@ -949,8 +949,8 @@ class Engine(DocumentControl, Registers):
                     step(tx, work)
                 return
             except ConversionNeeded as need:
-                log.debug("converting %d document(s) (%s), no lock held",
-                          len(need.documents), need.suffix)
+                checkpoints.reached("converting", f"{len(need.documents)} document(s) "
+                                                  f"({need.suffix}), no lock held")
                 pdfs = self.converter.convert_many(need.documents, need.suffix)
                 prepared.conversions.add(need.documents, pdfs, need.suffix)
                 prepared.converted_late += len(need.documents)
@@ -1287,6 +1287,8 @@ class Engine(DocumentControl, Registers):
         if not t.documents:
             return []
         now = work.now
+        checkpoints.reached("rendering", f"{'、'.join(t.documents)} "
+                                         f"({'rehearsal' if work.rehearsal else 'for real'})")
         prepared = []
         for kind in t.documents:
             spec = wf.documents[kind]
@@ -1323,6 +1325,8 @@ class Engine(DocumentControl, Registers):
             rel_pdf = self.outbox.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
                 work.write(self.outbox, relative, payload)
+            if not work.rehearsal:
+                checkpoints.reached("outbox written", number)
             for old in previous if spec.supersedes else ():
                 if old["status"] == "issued":
                     old = {**old, "status": "superseded", "superseded_by": number,

@@ -75,7 +75,7 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document
 
-from . import chain
+from . import chain, checkpoints
 from .errors import StorageError
 from .files import FILE_MODE, atomic_write_bytes, fsync_dir, make_dirs, make_private, write_all
 from .lock import LockTimeout, RWFileLock
@@ -856,6 +856,7 @@ class Store:
                 _dumps(new) + b"\n")
         for path, lines in rewritten.items():
             atomic_write_bytes(path, b"".join(lines), sync=False)
+        checkpoints.reached("upgrade 5 audit", "the audit trail linked again")
         # 3. each case: owners, its copy of the audit trail, its listing (through put_case)
         for n, case_id in enumerate(links, start=1):
             tx = Tx(self.directory, writable=True, listing=self.listing)
@@ -872,6 +873,8 @@ class Store:
                 table.insert({**body, "seq": entry["seq"], "prev_hash": prev_hash, "hash": digest})
             tx.put_case({**record, "owners": owners})
             tx.flush_in_place()
+            if n == len(links) // 2:
+                checkpoints.reached("upgrade 5 cases", f"{n} of {len(links)} cases")
         # 4. the new head, the old one kept; private files; the version last
         if old_head is not None:
             meta.setdefault("chains", {})
@@ -907,7 +910,7 @@ class Store:
                 raise StorageError(f"无法写入数据库日志 {self.journal}：{err}",
                                    path=str(self.journal)) from err
             tx.committed = True
-            log.debug("journal written: committed")
+            checkpoints.reached("journal written", "committed")
             try:
                 self._apply(manifest)
             except OSError as err:
@@ -1029,6 +1032,7 @@ class Store:
         tx._meta.storage.data["_meta"] = {"1": {"schema_version": 3}}  # type: ignore[attr-defined]
         tx.flush_unjournaled()
         os.sync()
+        checkpoints.reached("upgrade 3", "partitions written beside the old file")
         for item in ("cases", "index", "log"):
             shutil.rmtree(self.directory / item, ignore_errors=True)
             if (side / item).exists():

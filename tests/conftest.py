@@ -1,9 +1,11 @@
-"""Shared fixtures: one LibreOffice converter for the whole run (a cold start costs >1 s),
-a fresh dealership folder per test made the way ``dealerdocs init`` makes it, and a clock
-tests can move."""
+"""Shared fixtures: one warm LibreOffice pool for the whole run (a cold start costs >1 s a
+document; the few tests about the cold converter ask for ``cold_converter``), a fresh
+dealership folder per test made the way ``dealerdocs init`` makes it, and a clock tests can
+move."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime
 from decimal import Decimal
@@ -13,16 +15,38 @@ import pytest
 
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
+from engine.warm import WarmConverter, find_unoserver
 from helpers import CST, ROOT, Clock, keep_seal_key_beside, make_dealer_dir, run_cli
 
 
 @pytest.fixture(scope="session")
-def converter():
+def cold_converter():
+    """A cold ``soffice --convert-to pdf`` per call (its own profile)."""
     if not shutil.which("soffice"):
         pytest.fail("LibreOffice (soffice) is not installed: run `make setup` first")
     conv = SofficeConverter(timeout=180)
     yield conv
     conv.close()
+
+
+@pytest.fixture(scope="session")
+def warm_pool_dir(tmp_path_factory, cold_converter) -> Path:
+    """A pool of two warm LibreOffice instances for the whole run; CLI commands of the test
+    dealerships find it through ``[libreoffice] pool`` (see ``dealer``)."""
+    if find_unoserver() is None:
+        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
+    folder = tmp_path_factory.mktemp("pool")
+    pool = WarmConverter(folder, instances=2, timeout=180)
+    pool.start()
+    yield folder
+    pool.stop()
+
+
+@pytest.fixture(scope="session")
+def converter(warm_pool_dir):
+    """The converter engine tests use: the session's warm pool (the behavioural suite in
+    test_warm.py and test_convert.py shows both converters make the same PDFs)."""
+    return WarmConverter(warm_pool_dir, instances=2, timeout=180)
 
 
 @pytest.fixture
@@ -49,11 +73,28 @@ def quote_data() -> dict:
                       parse_float=Decimal)
 
 
+def use_pool(config: Path, pool: Path) -> None:
+    """Point a dealership's config.toml at a shared warm pool (``[libreoffice] pool``)."""
+    text = config.read_text(encoding="utf-8")
+    text, count = re.subn(r'(?m)^pool = ".*"', f"pool = {json.dumps(str(pool))}", text)
+    assert count == 1, "config.toml has no [libreoffice] pool line"
+    config.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
-def dealer(tmp_path) -> Path:
-    """A dealership folder made by `dealerdocs init` (for tests that drive the CLI)."""
+def dealer(tmp_path, warm_pool_dir) -> Path:
+    """A dealership folder made by `dealerdocs init` (for tests that drive the CLI); its
+    commands convert on the session's warm pool."""
+    run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
+    keep_seal_key_beside(tmp_path / "store" / "config.toml")
+    use_pool(tmp_path / "store" / "config.toml", warm_pool_dir)
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def cold_dealer(tmp_path) -> Path:
+    """A dealership folder as `dealerdocs init` makes it, with no warm pool: its commands
+    start LibreOffice cold, or a pool of their own (`dealerdocs converter start`)."""
     run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
     keep_seal_key_beside(tmp_path / "store" / "config.toml")
     return tmp_path / "store"

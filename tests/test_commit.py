@@ -229,3 +229,36 @@ def test_store_and_outbox_files_are_private(engine, quote_data):
     assert len(paths) > 10
     loose = [str(p) for p in paths if stat.S_IMODE(p.stat().st_mode) & 0o077]
     assert loose == []
+
+
+def test_a_rehearsal_writes_no_file_and_the_files_are_durable_before_the_commit(
+        engine, quote_data, monkeypatch):
+    """The outbox is written once, by the real run, and every file it writes is fsynced
+    (with its folder) before the journal, the commit point, is written: after a power cut a
+    committed document has its files."""
+    import engine.files as files
+
+    engine.create("quote", quote_data, "zhang")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_write = os.fsync, type(engine.outbox).write
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def write(self, relative, data):
+        events.append(("outbox", relative))
+        return real_write(self, relative, data)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(type(engine.outbox), "write", write)
+    doc = engine.fire("Q-1", "issue", "zhang").documents[0]
+    written = [path for kind, path in events if kind == "outbox"]
+    assert written == [str(Path(doc.docx).relative_to(engine.outbox.root)),
+                       str(Path(doc.pdf).relative_to(engine.outbox.root))]
+    synced = [path for kind, path in events if kind == "fsync"]
+    journal = next(i for i, p in enumerate(synced) if "/journal/" in p)
+    before = synced[:journal]
+    for path in (doc.docx, doc.pdf):
+        assert any(p.startswith(str(path.parent) + "/." + path.name) for p in before), path
+        assert str(path.parent) in before      # the folder, so the new name survives too

@@ -1,0 +1,65 @@
+"""`dealerdocs serve` as the real process a store runs: it starts on its port, warns about
+the demo passwords, signs a user in over HTTP, answers the API, and stops cleanly on SIGTERM."""
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from helpers import dealerdocs_bin
+from web_support import DEMO_PASSWORD
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port: int, proc: subprocess.Popen, deadline: float = 60) -> None:
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"dealerdocs serve did not listen on {port} within {deadline} s")
+
+
+def test_serve_runs_signs_in_answers_and_stops_on_sigterm(dealer):
+    port = _free_port()
+    proc = subprocess.Popen([dealerdocs_bin(), "serve", "--port", str(port)], cwd=dealer,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(port, proc)
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, follow_redirects=True, timeout=30) as web:
+            page = web.get("/login")
+            csrf = re.search(r'name="_csrf" value="([^"]*)"', page.text).group(1)
+            home = web.post("/login", data={"login": "zhang", "password": DEMO_PASSWORD,
+                                            "_csrf": csrf, "next": "/"})
+            assert home.status_code == 200 and "我的工作台" in home.text and "张伟" in home.text
+            assert web.get("/cases").status_code == 200
+        with httpx.Client(base_url=base, timeout=30) as api:
+            token = api.post("/api/token", json={"login": "wang", "password": DEMO_PASSWORD})
+            assert token.status_code == 200
+            me = api.get("/api/me", headers={"Authorization": f"Bearer {token.json()['token']}"})
+            assert me.json()["login"] == "wang" and me.json()["roles"] == ["sales_manager"]
+            assert api.get("/api/me").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    # a graceful stop: uvicorn finishes the app, then exits by the signal it got (it re-raises it)
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete" in err
+    assert f"http://127.0.0.1:{port}/" in out
+    assert "演示密码" in err   # the demo passwords are named as demo-only at start
