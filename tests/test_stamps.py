@@ -355,33 +355,3 @@ def test_a_small_page_gets_a_smaller_mark():
     assert a4 == (1, [120, 24])  # fits as asked
     # half the page: the word shrinks to fit across it, then the whole mark to 0.67
     assert a6 == (0.67, [96.88, 21.85])
-
-
-# --- the converter's SVG mode (a fake soffice records the arguments) --------------------------
-
-def test_svg_inputs_go_to_draw_without_the_word_check(tmp_path):
-    script = tmp_path / "soffice"
-    script.write_text(
-        "#!/bin/sh\n"
-        'printf "%s\\n" "$@" > "$0.args"\n'
-        'OUTDIR=""; prev=""\n'
-        'for a in "$@"; do [ "$prev" = "--outdir" ] && OUTDIR="$a"; prev="$a"; done\n'
-        'mkdir -p "$OUTDIR"\n'
-        'for a in "$@"; do case "$a" in *.svg)\n'
-        '  printf "%%PDF-1.4 %s" "$(basename "$a")" > "$OUTDIR/$(basename "$a" .svg).pdf";;\n'
-        "esac; done\n", encoding="utf-8")
-    script.chmod(0o755)
-
-    with SofficeConverter(binary=str(script), timeout=10) as conv:
-        pdfs = conv.convert_many([b"<svg/>", b"<svg/>"], suffix=".svg")
-
-    assert pdfs == [b"%PDF-1.4 doc0000.svg", b"%PDF-1.4 doc0001.svg"]
-    args = Path(f"{script}.args").read_text().splitlines()
-    assert "pdf:draw_pdf_Export" in args and "pdf:writer_pdf_Export" not in args
-
-
-def test_unknown_suffix_is_refused():
-    with pytest.raises(ConversionError) as raised:
-        SofficeConverter(binary="no-such-soffice").convert(b"x", suffix=".odt")
-
-    assert raised.value.details == {"suffix": ".odt"}
