@@ -178,6 +178,7 @@ def roundtripped(tmp_path_factory) -> Path:
     return out / "quote.docx"
 
 
+@pytest.mark.slow
 def test_libreoffice_roundtrip_still_lints_and_renders(roundtripped, config_path, quote):
     xml = zipfile.ZipFile(roundtripped).read("word/document.xml").decode("utf-8")
     assert re.search(r"\{[{%][^}%]*</w:t>", xml), "LibreOffice no longer splits tags across runs"

@@ -14,6 +14,8 @@ from engine.pdf import SIG_HEIGHT, SIG_WIDTH, finish, locate_signature, read_met
 
 from helpers import pdf_text
 
+pytestmark = pytest.mark.slow  # every test reads a PDF LibreOffice made for the module
+
 
 @pytest.fixture(scope="module")
 def two_page_pdf(converter) -> bytes:

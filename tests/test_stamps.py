@@ -171,6 +171,7 @@ def still_dark(pixels: bytes, where: set[int]) -> set[int]:
 
 # --- void copies -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_void_copy_has_the_same_pages(base_pdf, voided):
     before, after = PdfReader(io.BytesIO(base_pdf)), PdfReader(io.BytesIO(voided.pdf))
 
@@ -180,6 +181,7 @@ def test_void_copy_has_the_same_pages(base_pdf, voided):
         assert float(new.mediabox.height) == pytest.approx(float(old.mediabox.height), abs=0.01)
 
 
+@pytest.mark.slow
 def test_every_page_says_void_with_the_date_and_reason(voided, tmp_path):
     texts = page_texts(save(voided.pdf, tmp_path, "void.pdf"))
 
@@ -190,6 +192,7 @@ def test_every_page_says_void_with_the_date_and_reason(voided, tmp_path):
     assert BODY_PORTRAIT in texts[0] and BODY_LANDSCAPE in texts[1]
 
 
+@pytest.mark.slow
 def test_every_font_is_embedded(voided, tmp_path):
     fonts = pdf_fonts(save(voided.pdf, tmp_path, "void.pdf"))
 
@@ -197,12 +200,14 @@ def test_every_font_is_embedded(voided, tmp_path):
     assert any("NotoSansCJK" in f["name"] and "Bold" in f["name"] for f in fonts), fonts
 
 
+@pytest.mark.slow
 def test_input_bytes_are_unchanged(base_pdf, voided, copied):
     assert hashlib.sha256(base_pdf).hexdigest() == voided.sha_before
     assert "DealerDocsStamp" not in read_metadata(base_pdf)
     assert voided.pdf != base_pdf and copied != base_pdf
 
 
+@pytest.mark.slow
 def test_metadata_is_kept_and_the_stamp_recorded(base_pdf, voided):
     original, stamped = read_metadata(base_pdf), read_metadata(voided.pdf)
 
@@ -211,12 +216,14 @@ def test_metadata_is_kept_and_the_stamp_recorded(base_pdf, voided):
     assert stamped["DealerDocsStamp"] == f"作废：{REASON}"
 
 
+@pytest.mark.slow
 def test_one_conversion_for_both_page_sizes_then_the_cache(voided):
     assert voided.calls_first == [(2, ".svg")]  # portrait and landscape stamp, one soffice run
     assert voided.calls_after_again == voided.calls_first  # same page sizes: no conversion
     assert len(PdfReader(io.BytesIO(voided.again)).pages) == 2
 
 
+@pytest.mark.slow
 def test_the_mark_is_red_centred_and_see_through(base_pdf, voided, tmp_path):
     """The page background LibreOffice Draw paints is gone: every dark pixel of the original
     stays dark under the semi-transparent red."""
@@ -236,8 +243,8 @@ def test_the_mark_is_red_centred_and_see_through(base_pdf, voided, tmp_path):
         assert len(still_dark(after, text)) > 0.97 * len(text)
 
 
-def test_a_rotated_page_gets_an_upright_mark_from_the_cache(base_pdf, voided, converter,
-                                                            tmp_path):
+@pytest.mark.slow
+def test_a_rotated_page_gets_an_upright_mark_from_the_cache(base_pdf, converter, tmp_path):
     """A portrait page shown turned (/Rotate 90) looks like the landscape page: same stamp,
     turned against the page rotation so that it reads upright."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(base_pdf)))
@@ -265,6 +272,7 @@ def test_a_rotated_page_gets_an_upright_mark_from_the_cache(base_pdf, voided, co
     assert abs((min(ys) + max(ys)) / 2 - height / 2) < 0.12 * height
 
 
+@pytest.mark.slow
 def test_encrypted_pdf_is_refused(base_pdf):
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(base_pdf)))
     writer.encrypt("secret", algorithm="RC4-128")
@@ -280,6 +288,7 @@ def test_encrypted_pdf_is_refused(base_pdf):
 
 # --- controlled copies -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_controlled_copy_text_on_every_page(copied, base_pdf, tmp_path):
     texts = page_texts(save(copied, tmp_path, "copy.pdf"))
 
@@ -290,6 +299,7 @@ def test_controlled_copy_text_on_every_page(copied, base_pdf, tmp_path):
     assert read_metadata(copied)["Title"] == read_metadata(base_pdf)["Title"]
 
 
+@pytest.mark.slow
 def test_copies_of_one_document_are_marked_in_one_run(copies, tmp_path):
     assert copies.calls == [(4, ".svg")]  # 2 labels × 2 page sizes
     assert [read_metadata(p)["DealerDocsCopy"] for p in copies.pdfs] == [LABEL, LABEL_2]
@@ -301,6 +311,7 @@ def test_copies_of_one_document_are_marked_in_one_run(copies, tmp_path):
     assert read_metadata(copies.again) == read_metadata(copies.pdfs[1])
 
 
+@pytest.mark.slow
 def test_controlled_copy_box_sits_in_the_top_right_margin(copied, tmp_path):
     """At 72 dpi a pixel is a point: the box ends 2 cm from the right edge and above 1.3 cm
     from the top (where the house templates' header starts)."""
