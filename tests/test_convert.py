@@ -1,20 +1,32 @@
-"""Conversion: real LibreOffice for the happy path and garbage input (three soffice runs), fake
-``soffice`` scripts for timeouts, crashes and missing output."""
+"""Conversion. One behavioural suite for the :class:`~engine.convert.Converter` contract (a PDF
+per input, in order, the Chinese text in it with its fonts embedded, SVG drawings too, errors on
+bad input) run against both converters with real LibreOffice: the cold ``SofficeConverter`` and
+a warm ``WarmConverter`` pool of two unoserver instances. Then fake ``soffice`` scripts for what
+only the cold converter does: its private profile, timeouts that kill the process group,
+crashes and missing output. What only the warm pool does is in test_warm.py."""
 from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 import docx
 import pytest
+from pypdf import PdfReader
 
-from engine.convert import FONTS_CONF, SofficeConverter
+from engine.convert import FONTS_CONF, Converter, SofficeConverter
 from engine.errors import ConversionError
+from engine.warm import WarmConverter, find_unoserver
 
-from helpers import pdf_text
+from helpers import pdf_fonts, pdf_text
+
+# A hang (LibreOffice, a pool instance) fails its test instead of stalling the run; no test
+# measures how fast anything is (that is `make bench`). The thread method, because a hang inside
+# the warm pool's ThreadPoolExecutor cannot be unwound by the default signal method.
+pytestmark = pytest.mark.timeout(300, method="thread")
 
 
 def make_docx(*paragraphs: str) -> bytes:
@@ -32,20 +44,105 @@ def text_of(pdf: bytes, tmp_path: Path, name: str = "out.pdf") -> str:
     return "".join(pdf_text(path).split())
 
 
-# --- real LibreOffice ------------------------------------------------------------------------
+def wait_for(condition, what: str, seconds: float = 120) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it never does. The deadline
+    only turns a hang into a clear failure: nothing here assumes how long anything takes."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened in {seconds:g} s: {what}")
+        time.sleep(0.1)
 
-def test_chinese_document_converts(converter, tmp_path):
-    pdf = converter.convert(make_docx("商谈报价单", "客户：刘晓明　合计 ¥152,669.57"))
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+# --- the Converter contract, both converters, real LibreOffice --------------------------------
+
+@pytest.fixture(scope="module")
+def warm_pool(tmp_path_factory):
+    """Two instances, so that a batch is split between them and put back together."""
+    if find_unoserver() is None:
+        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
+    pool = WarmConverter(tmp_path_factory.mktemp("warm"), instances=2, timeout=60)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+def ready(pool: WarmConverter) -> WarmConverter:
+    """``pool`` once every instance answers (a test before may have had one restarted)."""
+    def answering() -> bool:
+        instances = pool._load()
+        silent = [inst for inst in instances if not pool._alive(inst)]
+        if not instances or (silent and not any(running(i["pid"]) for i in silent)):
+            pool.start()  # none, or the silent ones are dead: start() replaces them
+            return False
+        return not silent  # the silent ones are still starting
+
+    wait_for(answering, f"every instance of the warm pool in {pool.state_dir} answering")
+    return pool
+
+
+class NoColdFallback(Converter):
+    """Stands in for the warm pool's cold fallback: a document that reaches it fails the test,
+    so that the warm side of the suite cannot pass by converting cold."""
+
+    def convert_many(self, documents, suffix=".docx"):
+        pytest.fail(f"the warm pool handed {len(documents)} document(s) to its cold fallback")
+
+
+@pytest.fixture
+def cold_fallback_expected():
+    """Requested by a test whose document the warm pool may only turn down through its cold
+    fallback (a document LibreOffice cannot load restarts the instance and is retried cold)."""
+
+
+@pytest.fixture(params=["cold", "warm"])
+def any_converter(request, converter):
+    if request.param == "cold":
+        yield converter
+        return
+    pool = ready(request.getfixturevalue("warm_pool"))
+    cold = pool.fallback
+    if "cold_fallback_expected" not in request.fixturenames:
+        pool.fallback = NoColdFallback()
+    try:
+        yield pool
+    finally:
+        pool.fallback = cold
+
+
+@pytest.fixture(params=["cold", "warm"])
+def converter_without_office(request, tmp_path):
+    """A converter with no LibreOffice to run: what it refuses, it refuses before starting one."""
+    if request.param == "cold":
+        return SofficeConverter(binary="no-such-soffice")
+    return WarmConverter(tmp_path / "pool", binary="no-such-soffice")  # no instance started
+
+
+@pytest.mark.slow
+def test_chinese_document_converts_with_its_fonts_embedded(any_converter, tmp_path):
+    pdf = any_converter.convert(make_docx("商谈报价单", "客户：刘晓明　合计 ¥152,669.57"))
 
     assert pdf.startswith(b"%PDF-")
     text = text_of(pdf, tmp_path)
     assert "商谈报价单" in text and "客户：刘晓明" in text and "¥152,669.57" in text
+    fonts = pdf_fonts(tmp_path / "out.pdf")
+    assert {f["emb"] for f in fonts} == {"yes"}, fonts  # prints the same on any machine
+    assert any(re.fullmatch(r"[A-Z]{6}\+Noto(Sans|Serif)CJK\S*", f["name"]) for f in fonts), fonts
 
 
-def test_convert_many_keeps_the_order(converter, tmp_path):
+@pytest.mark.slow
+def test_convert_many_keeps_the_order(any_converter, tmp_path):
     names = ["甲文档 ALPHA", "乙文档 BRAVO", "丙文档 CHARLIE"]
 
-    pdfs = converter.convert_many([make_docx(n) for n in names])
+    pdfs = any_converter.convert_many([make_docx(n) for n in names])
 
     assert len(pdfs) == 3 and all(p.startswith(b"%PDF-") for p in pdfs)
     texts = [text_of(p, tmp_path, f"{i}.pdf") for i, p in enumerate(pdfs)]
@@ -54,21 +151,59 @@ def test_convert_many_keeps_the_order(converter, tmp_path):
             assert (name.replace(" ", "") in text) is (i == j), (i, j, text)
 
 
-def test_input_that_is_not_a_docx_is_refused_before_libreoffice():
+@pytest.mark.slow
+def test_svg_becomes_a_one_page_pdf_of_its_size(any_converter, tmp_path):
+    """What the stamps are made of: an SVG page drawn by LibreOffice Draw."""
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="210mm" height="297mm">'
+           '<text x="50" y="100" font-family="Noto Sans CJK SC">作废</text></svg>')
+
+    pdf = any_converter.convert(svg.encode("utf-8"), suffix=".svg")
+
+    assert pdf.startswith(b"%PDF-")
+    [page] = PdfReader(io.BytesIO(pdf)).pages
+    # A4 in points; Draw adds up to a point to the page it was given
+    assert float(page.mediabox.width) == pytest.approx(595.3, abs=1)
+    assert float(page.mediabox.height) == pytest.approx(841.9, abs=1)
+    assert text_of(pdf, tmp_path) == "作废"
+
+
+@pytest.mark.slow
+def test_garbage_is_refused_by_libreoffice(any_converter, cold_fallback_expected):
+    """LibreOffice cannot load it, exits 0 and writes nothing: the converter must say so."""
+    with pytest.raises(ConversionError) as raised:
+        any_converter.convert(b"PK\x03\x04 this is not a docx \x00\x01\x02" * 20)
+
+    assert raised.value.message.startswith("LibreOffice 没有生成 PDF（doc0000.docx）")
+    assert "source file could not be loaded" in raised.value.details["stderr"]
+
+
+def test_input_that_is_not_a_docx_is_refused_before_libreoffice(converter_without_office):
     """LibreOffice would turn b"" into a blank page: refuse anything that is not a zip."""
     with pytest.raises(ConversionError) as raised:
-        SofficeConverter(binary="no-such-soffice").convert_many([b"PK\x03\x04", b""])
+        converter_without_office.convert_many([b"PK\x03\x04", b""])
 
     assert raised.value.message == "第 2 个输入不是 Word（.docx）文档"
 
 
-def test_garbage_is_refused_by_libreoffice(converter):
-    """LibreOffice cannot load it, exits 0 and writes nothing: the converter must say so."""
+def test_missing_binary(converter_without_office):
     with pytest.raises(ConversionError) as raised:
-        converter.convert(b"PK\x03\x04 this is not a docx \x00\x01\x02" * 20)
+        converter_without_office.convert(b"PK-x")
 
-    assert raised.value.message.startswith("LibreOffice 没有生成 PDF（doc0000.docx）")
-    assert "source file could not be loaded" in raised.value.details["stderr"]
+    assert raised.value.message == ("找不到 LibreOffice（no-such-soffice）；请安装 libreoffice-writer "
+                                    "（make setup），或在 config.toml 的 [libreoffice] binary 中指定路径")
+    assert raised.value.details == {"binary": "no-such-soffice"}
+
+
+def test_nothing_to_convert_runs_nothing(converter_without_office):
+    assert converter_without_office.convert_many([]) == []
+
+
+def test_unknown_suffix_is_refused(converter_without_office):
+    with pytest.raises(ConversionError) as raised:
+        converter_without_office.convert(b"x", suffix=".odt")
+
+    assert raised.value.message == "不支持转换 .odt 文件（支持：.docx、.svg）"
+    assert raised.value.details == {"suffix": ".odt"}
 
 
 # --- fake soffice scripts --------------------------------------------------------------------
@@ -90,18 +225,6 @@ FAKE_PDFS = ('mkdir -p "$OUTDIR"\n'
              'for a in "$@"; do case "$a" in *.docx)\n'
              '  printf "%%PDF-1.4 fake %s" "$(cat "$a")" > "$OUTDIR/$(basename "$a" .docx).pdf";;\n'
              'esac; done\n')
-
-
-def test_missing_binary():
-    with pytest.raises(ConversionError) as raised:
-        SofficeConverter(binary="no-such-soffice").convert(b"PK-x")
-
-    assert "找不到 LibreOffice（no-such-soffice）" in raised.value.message
-    assert raised.value.details == {"binary": "no-such-soffice"}
-
-
-def test_nothing_to_convert_runs_nothing():
-    assert SofficeConverter(binary="no-such-soffice").convert_many([]) == []
 
 
 def test_results_are_matched_to_inputs_by_name(tmp_path):
@@ -130,47 +253,67 @@ def test_private_profile_fonts_and_headless_plugin(tmp_path):
     assert not profile_dir.exists()  # close() removed it
 
 
+@pytest.mark.timeout(60)  # the fake sleeps for 300 s: waiting for it would be the bug
 def test_hung_converter_is_killed_with_its_children(tmp_path):
+    """At its timeout the converter kills soffice's whole process group, a child that holds the
+    output pipes included, instead of waiting for it, and throws the profile away."""
     script = fake_soffice(tmp_path, 'printf "%s\\n" "$@" > "$0.args"\n'
+                                    'echo $$ > "$0.pid"\n'
                                     'sleep 300 &\n'
                                     'echo $! > "$0.child"\n'
                                     'sleep 300\n')
     conv = SofficeConverter(binary=str(script), timeout=1)
-    started = time.monotonic()
 
     with pytest.raises(ConversionError) as raised:
         conv.convert(b"PK-x")
 
-    elapsed = time.monotonic() - started
+    group = int(Path(f"{script}.pid").read_text())  # soffice leads its own process group
     child = int(Path(f"{script}.child").read_text())
     try:
-        assert "超时（1 秒）" in raised.value.message
+        assert raised.value.message == "LibreOffice 转换超时（1 秒），已终止其进程组"
         assert raised.value.details == {"timeout": 1}
-        assert elapsed < 5
-        assert wait_until_dead(child, seconds=3), f"child {child} still running"
+        wait_for(lambda: not members_of(group), f"soffice's process group {group} gone", 30)
+        assert not running(child)
         profile = next(a for a in Path(f"{script}.args").read_text().splitlines()
                        if a.startswith("-env:UserInstallation="))
         assert not Path(profile.split("file://", 1)[1]).exists()  # a killed office's profile
     finally:
-        if not wait_until_dead(child, seconds=0):
+        if running(child):
             os.kill(child, signal.SIGKILL)
 
 
-def wait_until_dead(pid: int, seconds: float) -> bool:
-    """True once ``pid`` is gone or a zombie (dead, waiting for init to reap it)."""
-    deadline = time.monotonic() + seconds
-    while True:
+def members_of(group: int) -> list[int]:
+    """The running processes of a process group."""
+    found = []
+    for entry in Path("/proc").iterdir():
         try:
-            os.kill(pid, 0)
-            status = Path(f"/proc/{pid}/status").read_text()
-        except (ProcessLookupError, FileNotFoundError):
-            return True
-        state = next(line for line in status.splitlines() if line.startswith("State:"))
-        if state.split()[1] in ("Z", "X"):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == group \
+                    and running(int(entry.name)):
+                found.append(int(entry.name))
+        except (ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def test_svg_inputs_go_to_draw_without_the_word_check(tmp_path):
+    script = tmp_path / "soffice"
+    script.write_text(
+        "#!/bin/sh\n"
+        'printf "%s\\n" "$@" > "$0.args"\n'
+        'OUTDIR=""; prev=""\n'
+        'for a in "$@"; do [ "$prev" = "--outdir" ] && OUTDIR="$a"; prev="$a"; done\n'
+        'mkdir -p "$OUTDIR"\n'
+        'for a in "$@"; do case "$a" in *.svg)\n'
+        '  printf "%%PDF-1.4 %s" "$(basename "$a")" > "$OUTDIR/$(basename "$a" .svg).pdf";;\n'
+        "esac; done\n", encoding="utf-8")
+    script.chmod(0o755)
+
+    with SofficeConverter(binary=str(script), timeout=10) as conv:
+        pdfs = conv.convert_many([b"<svg/>", b"<svg/>"], suffix=".svg")
+
+    assert pdfs == [b"%PDF-1.4 doc0000.svg", b"%PDF-1.4 doc0001.svg"]
+    args = Path(f"{script}.args").read_text().splitlines()
+    assert "pdf:draw_pdf_Export" in args and "pdf:writer_pdf_Export" not in args
 
 
 def test_exit_zero_without_output(tmp_path):
@@ -202,7 +345,7 @@ def test_partial_output_is_never_returned(tmp_path):
     with pytest.raises(ConversionError) as raised:
         conv.convert_many([b"PK-1", b"PK-2", b"PK-3"])
 
-    assert "doc0001.docx" in raised.value.message
+    assert raised.value.message == "LibreOffice 没有生成 PDF（doc0001.docx）"
 
 
 def test_non_zero_exit_carries_the_stderr_tail(tmp_path):

@@ -95,28 +95,35 @@ def test_misspelt_names_are_errors_with_a_suggestion(tmp_path, quote, config):
     assert [f.problem for f in errors(lint_template(path, [quote]))] == [top.problem]
 
 
-@pytest.mark.parametrize("texts, severity, place, problem", [
-    (["备注：{{ remarks if remarks else “无” }}"], CURLY_QUOTE_SEVERITY, "段落 1", "弯引号"),
+@pytest.mark.parametrize("texts, severity, place, problem, fix", [
+    (["备注：{{ remarks if remarks else “无” }}"], CURLY_QUOTE_SEVERITY, "段落 1", "弯引号",
+     "改回英文直引号"),
     (["{%tr for x in accessories %}", "{{ x.name }}", "{%tr endfor %}"], "error", "段落 1",
-     "{%tr 标记不在表格里"),
-    (["客户：{{ customer_name", "下一段 }}"], "error", "段落 1：「客户：{{ customer_name」", "没有结束"),
-    (["{%p if customer_name %} 分期付款", "{%p endif %}"], "error", "段落 1", "在同一段里"),
-    (["{{customer_name}}"], "warning", "段落 1", "没有留空格"),
-    (["{% for a in accessories %}{{ a.name }}"], "error", "段落 1", "没有对应的 endfor"),
-    (["{% if gifts %}有赠品", "{% endif %}{% endif %}"], "error", "段落 2", "多余的 {% endif %}"),
-    (["金额：{{ list_price|mony }}"], "error", "正文：「金额：{{ list_price|mony }}」", "No filter"),
-    (["客户：｛｛ customer_name ｝｝"], "error", "段落 1", "全角"),
-    (["{%p if \"%.0f\"|format(list_price) == \"1\" %}", "{%p endif %}"], "error", "段落 1", "% 或 }"),
+     "{%tr 标记不在表格里", "整段的条件或循环请用 {%p … %}"),
+    (["客户：{{ customer_name", "下一段 }}"], "error", "段落 1：「客户：{{ customer_name」", "没有结束",
+     "补上 }}"),
+    (["{%p if customer_name %} 分期付款", "{%p endif %}"], "error", "段落 1", "在同一段里",
+     "让 {%p … %} 单独占一段"),
+    (["{{customer_name}}"], "warning", "段落 1", "没有留空格", "写成 {{ customer_name }}"),
+    (["{% for a in accessories %}{{ a.name }}"], "error", "段落 1", "没有对应的 endfor",
+     "写上对应的 {% endfor %}"),
+    (["{% if gifts %}有赠品", "{% endif %}{% endif %}"], "error", "段落 2", "多余的 {% endif %}",
+     "删掉它，或在前面补上对应的 {% if … %}"),
+    (["金额：{{ list_price|mony }}"], "error", "正文：「金额：{{ list_price|mony }}」", "No filter",
+     "是否想用过滤器 money？"),
+    (["客户：｛｛ customer_name ｝｝"], "error", "段落 1", "全角", "切换到英文输入法"),
+    (["{%p if \"%.0f\"|format(list_price) == \"1\" %}", "{%p endif %}"], "error", "段落 1", "% 或 }",
+     "把这部分计算移到流程的计算器里"),
 ], ids=["curly-quotes", "tr-outside-table", "unclosed", "p-with-text", "no-spaces",
         "for-without-endfor", "extra-endif", "unknown-filter", "full-width",
         "percent-in-p-tag"])
 def test_broken_tags_are_reported_with_their_place(tmp_path, quote, texts, severity, place,
-                                                   problem):
+                                                   problem, fix):
     findings = lint_template(make_docx(tmp_path / "t.docx", *texts), [quote])
     hits = [f for f in findings if problem in f.problem]
     assert hits, format_findings(findings)
     assert hits[0].severity == severity and hits[0].place.startswith(place), format_findings(hits)
-    assert hits[0].fix
+    assert fix in hits[0].fix, hits[0].fix
 
 
 def test_places_in_tables_and_headers(tmp_path, quote):
@@ -160,9 +167,10 @@ def roundtripped(tmp_path_factory) -> Path:
     if not shutil.which("soffice"):
         pytest.fail("LibreOffice (soffice) is not installed: run `make setup` first")
     out = tmp_path_factory.mktemp("lo")
+    profile = tmp_path_factory.mktemp("lo-profile")  # a private profile, as the converter's
     env = {**os.environ, "FONTCONFIG_FILE": str(ROOT / "engine" / "fonts.conf"),
            "SAL_USE_VCLPLUGIN": "svp"}
-    subprocess.run(["soffice", "-env:UserInstallation=file:///tmp/lint-lo-profile", "--headless",
+    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
                     "--norestore", "--convert-to", 'docx:MS Word 2007 XML', "--outdir", str(out),
                     str(ROOT / "templates" / "docx" / "quote.docx")],
                    env=env, capture_output=True, timeout=180, check=True)
@@ -170,6 +178,7 @@ def roundtripped(tmp_path_factory) -> Path:
     return out / "quote.docx"
 
 
+@pytest.mark.slow
 def test_libreoffice_roundtrip_still_lints_and_renders(roundtripped, config_path, quote):
     xml = zipfile.ZipFile(roundtripped).read("word/document.xml").decode("utf-8")
     assert re.search(r"\{[{%][^}%]*</w:t>", xml), "LibreOffice no longer splits tags across runs"
