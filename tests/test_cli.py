@@ -216,7 +216,8 @@ print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
 
 
 @pytest.mark.parametrize("args, first_lines", [
-    (["--help"], ["Usage: dealerdocs [OPTIONS] COMMAND [ARGS]...", "", "  dealerdocs：4S 店的单据与流程引擎。"]),
+    (["--help"], ["Usage: dealerdocs [OPTIONS] COMMAND [ARGS]...", "",
+                  "  dealerdocs：4S 店的单据与流程引擎。"]),
     (["list", "--as", "wang"], ["案件  工作流  状态  摘要", "----  ------  ----  ----",
                                 "Q-1   quote   草稿  刘晓明 瑞虎8 PRO  152669.57  {today}T"]),
     (["show", "Q-1", "--as", "wang"], ["Q-1  商谈报价单  状态：草稿（draft）", "创建：{today}T"]),

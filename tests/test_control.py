@@ -11,7 +11,8 @@ import openpyxl
 from pypdf import PdfReader
 
 from engine.chain import GENESIS
-from helpers import ROOT, Day, cli_json as cli, contract_data, pdf_text, refused, run_cli, store_state
+from helpers import (ROOT, Day, cli_json as cli, contract_data, pdf_text, refused, run_cli,
+                     store_state)
 
 
 def sha(path: Path) -> str:
