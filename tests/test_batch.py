@@ -38,6 +38,7 @@ def _issues_each_case_its_own_pdf(engine, ids, names) -> None:
         assert not [other for other in names if other != name and other in text], (case_id, name)
 
 
+@pytest.mark.slow
 def test_batch_fire_issues_every_case_with_pdfs_converted_ahead(engine, quote_data):
     names = NAMES[:5]
     ids = [engine.create("quote", {**quote_data, "customer_name": name}, "zhang").id
@@ -110,6 +111,7 @@ def test_a_failing_item_is_reported_and_the_rest_are_issued(engine, quote_data):
     assert results[good]["documents"] == [f"BJ-{YEAR}-000001"] == _numbers(engine)
 
 
+@pytest.mark.slow
 def test_an_interrupted_batch_resumes_without_issuing_twice(engine, quote_data):
     ids = [engine.create("quote", quote_data, "zhang").id for _ in range(5)]
     items = [BatchItem(i, "issue", case_id=i) for i in ids]
@@ -145,7 +147,8 @@ def _run_until_commits(args: list[str], dealer: Path, today: Day, commits: int) 
     seen, deadline = b"", time.monotonic() + 300
     try:
         while seen.count(COMMITTED) < commits:
-            assert time.monotonic() < deadline, seen.decode("utf-8", "replace")
+            if time.monotonic() > deadline:  # a guard against a hung run, not a speed check
+                pytest.fail(f"no commit {commits} logged:\n{seen.decode('utf-8', 'replace')}")
             if select.select([proc.stderr], [], [], 0.1)[0]:
                 chunk = os.read(proc.stderr.fileno(), 65536)
                 assert chunk, f"ended before commit {commits}:\n{seen.decode('utf-8', 'replace')}"
@@ -229,6 +232,7 @@ def test_cli_batch_reports_a_bad_line_by_number(dealer):
     assert today.cli(dealer, "list", "--as", "wang") == []  # nothing created from a bad file
 
 
+@pytest.mark.slow
 def test_batch_cancel_voids_and_stamps_each_case(engine):
     ids = []
     for hour in (9, 11, 14):   # one car, three slots of a day

@@ -48,6 +48,7 @@ def test_init_writes_a_working_config(dealer, run):
     assert again.stderr == f"错误：{dealer / 'config.toml'} 已存在；如要覆盖请加 --force\n"
 
 
+@pytest.mark.slow
 def test_new_fire_show_list_docs_verify(dealer, today, run):
     year = today.date.year
     created = json.loads(run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", "--json",
@@ -164,6 +165,7 @@ def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer, today
     assert run("verify", cwd=dealer).returncode == 0
 
 
+@pytest.mark.slow
 def test_lint_and_diagram_commands(dealer, tmp_path, run):
     ok = run("lint", cwd=dealer)
     assert ok.stdout == "未发现问题\n"

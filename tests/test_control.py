@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import openpyxl
+import pytest
 from pypdf import PdfReader
 
 from engine.chain import GENESIS
 from helpers import (ROOT, Day, cli_json as cli, contract_data, pdf_text, refused, run_cli,
                      store_state)
+
+pytestmark = pytest.mark.slow  # each test issues and stamps documents through the CLI: > 3 s
 
 
 def sha(path: Path) -> str:
