@@ -38,10 +38,19 @@ def at(day: date, hour: int, minute: int = 0) -> str:
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
 
 
+def id_number(born: date) -> str:
+    """A valid resident ID number (GB 11643 check digit) of someone born on ``born``."""
+    body = f"110101{born:%Y%m%d}001"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
+
+
 def booking(day: date, **changes) -> dict:
-    """examples/test_drive.json booked for 10:00–10:45 on ``day``, with ``changes``."""
+    """examples/test_drive.json booked for 10:00–10:45 on ``day``, with ``changes``; the
+    licence stays valid for years after ``day`` (the example's own date would run out)."""
     data = json.loads((ROOT / "examples" / "test_drive.json").read_text(encoding="utf-8"))
-    data.update(slot_start=at(day, 10), slot_end=at(day, 10, 45))
+    data.update(slot_start=at(day, 10), slot_end=at(day, 10, 45),
+                licence_valid_until=(day + timedelta(days=5 * 365)).isoformat())
     data.update(changes)
     return data
 
@@ -146,7 +155,8 @@ def test_test_ride_only_needs_no_licence(dealer, tomorrow, cli, refused):
      ["驾龄不足 1 年"]),
     (lambda day: {"licence_valid_until": (day - timedelta(days=1)).isoformat()},
      ["驾驶证已于", "过期"]),
-    (lambda day: {"driver_id_number": "110101201001010015"}, ["未满 18 周岁"]),
+    (lambda day: {"driver_id_number": id_number(day - timedelta(days=365 * 17))},
+     ["未满 18 周岁"]),
     (lambda day: {"driver_id_number": "110105194912310021"},
      ["驾驶人身份证号", "110105194912310021"]),
     (lambda day: {"slot_end": at(day, 9)}, ["结束时间", "应晚于开始时间"]),
