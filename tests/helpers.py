@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,12 +128,47 @@ def refused(dealer: Path, *args: str, data: dict | None = None, today: str | Non
     return lines[0]
 
 
-# The store's day (config.toml timezone) and the example inputs with dates moved relative to it.
-TODAY = datetime.now(timezone(timedelta(hours=8))).date()
+def china_today() -> date:
+    """Today in the stores' timezone (config.toml: Asia/Shanghai), read when called: never keep
+    it at import, a run may cross midnight."""
+    return datetime.now(CST).date()
 
 
-def day(offset: int) -> str:
-    return (TODAY + timedelta(days=offset)).isoformat()
+def day(offset: int, today: date | None = None) -> str:
+    """The ISO date ``offset`` days from ``today`` (by default :func:`china_today`, now)."""
+    return ((today or china_today()) + timedelta(days=offset)).isoformat()
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day fixed for a whole test: the dates the test computes from it and the day every
+    CLI process it starts sees (DEALERDOCS_TODAY), so a run across midnight China time cannot
+    give the test one day and the engine another. ``today(3)`` is the ISO date 3 days later."""
+
+    date: date
+
+    @classmethod
+    def now(cls) -> "Day":
+        return cls(china_today())
+
+    @property
+    def iso(self) -> str:
+        return self.date.isoformat()
+
+    def __call__(self, offset: int = 0) -> str:
+        return day(offset, self.date)
+
+    def run(self, *args: str, **kwargs):
+        """:func:`run_cli` on this day."""
+        return run_cli(*args, today=self.iso, **kwargs)
+
+    def cli(self, dealer: Path, *args: str, **kwargs):
+        """:func:`cli_json` on this day."""
+        return cli_json(dealer, *args, today=self.iso, **kwargs)
+
+    def refused(self, dealer: Path, *args: str, **kwargs) -> str:
+        """:func:`refused` on this day."""
+        return refused(dealer, *args, today=self.iso, **kwargs)
 
 
 def example(name: str, **changes) -> dict:
@@ -142,10 +178,11 @@ def example(name: str, **changes) -> dict:
     return data
 
 
-def contract_data(**changes) -> dict:
-    """A complete contract whose deposit, payment and delivery dates fit today."""
-    return example("contract", deposit_date=day(0), payment_deadline=day(10),
-                   delivery_deadline=day(20), **changes)
+def contract_data(today: date | None = None, **changes) -> dict:
+    """A complete contract whose deposit, payment and delivery dates fit ``today`` (by default
+    :func:`china_today`, now)."""
+    return example("contract", deposit_date=day(0, today), payment_deadline=day(10, today),
+                   delivery_deadline=day(20, today), **changes)
 
 
 def store_state(store_dir: Path) -> dict[str, bytes]:

@@ -8,17 +8,30 @@ import json
 from pathlib import Path
 
 import openpyxl
-
-from helpers import ROOT, cli_json as cli, contract_data, pdf_text, refused, run_cli, store_state
+import pytest
 from pypdf import PdfReader
 
+from engine.chain import GENESIS
+from helpers import (ROOT, Day, cli_json as cli, contract_data, pdf_text, refused, run_cli,
+                     store_state)
 
-
-
+pytestmark = pytest.mark.slow  # each test issues and stamps documents through the CLI: > 3 s
 
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def register_log(dealer: Path) -> list[dict]:
+    """The register log's entries in chain order, read from the store's files."""
+    entries = [json.loads(line) for path in sorted((dealer / "store" / "log" / "register_log")
+                                                   .glob("*.jsonl"))
+               for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted(entries, key=lambda e: e["seq"])
+
+
+def register_hash(pdf: Path) -> str:
+    return PdfReader(str(pdf)).metadata["/DealerDocsRegisterHash"]
 
 
 def issued_quote(dealer: Path) -> dict:
@@ -31,7 +44,12 @@ def test_copies_revision_loss_and_the_register(dealer):
     first = issued_quote(dealer)
     number, original = first["number"], Path(first["pdf"])
     before = sha(original)
-    assert PdfReader(str(original)).metadata["/DealerDocsRegisterHash"]
+    # the PDF records the register log's head as it was before its transition: a new store's
+    # first document follows the genesis hash, and its own "issued" event is the first entry
+    [issued] = register_log(dealer)
+    assert (issued["event"], issued["number"], issued["seq"]) == ("issued", number, 1)
+    assert register_hash(original) == issued["prev_hash"] == GENESIS
+    assert issued["pdf_sha256"] == before
 
     out = cli(dealer, "dispatch", number, "--to", "王芳", "--dept", "销售部", "--copies", "3",
               "--print", "--as", "zhao")
@@ -57,8 +75,16 @@ def test_copies_revision_loss_and_the_register(dealer):
     damaged = cli(dealer, "recall", number, "--reason", "损坏", "--copy", "3", "--as", "zhao")
     assert damaged["copies"][0]["disposition"] == "销毁"
 
+    log_before = register_log(dealer)
     revised = cli(dealer, "fire", first["case"], "revise", "--as", "zhang",
                   data={"discount": "9000.00"})["documents"][0]
+    # the revision's PDF records the head before the revise wrote anything: the hash of the
+    # last entry then, which the revise's first entry (superseding the first) links to
+    written = register_log(dealer)[len(log_before):]
+    assert [(e["event"], e["number"]) for e in written][0] == ("superseded", number)
+    assert [(e["event"], e["number"]) for e in written][-1] == ("issued", revised["number"])
+    assert register_hash(Path(revised["pdf"])) == log_before[-1]["hash"] == written[0]["prev_hash"]
+    assert written[-1]["pdf_sha256"] == sha(Path(revised["pdf"])) == revised["sha256"]
     life = cli(dealer, "docs", number, "--as", "zhao")
     assert life["status"] == "superseded" and life["superseded_by"] == revised["number"]
     statuses = {(c["label"], c["rev"]): c["status"] for c in life["copies"]}
@@ -98,11 +124,14 @@ def test_copies_revision_loss_and_the_register(dealer):
 
 
 def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
-    case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
+    today = Day.now()  # the contract's dates and the day of every command below
+    cli = today.cli
+    case = cli(dealer, "new", "contract", "--as", "zhang", data=contract_data(today.date))["id"]
     cli(dealer, "fire", case, "submit", "--as", "zhang")
     doc = cli(dealer, "fire", case, "issue", "--as", "zhang")["documents"][0]
     [copy] = cli(dealer, "docs", doc["number"], "--as", "zhao")["copies"]
     assert (copy["recipient"], copy["dept"], copy["status"]) == ("刘晓明", "客户", "out")
+    assert copy["label"] == f"{doc['number']}-01"
     cli(dealer, "fire", case, "cancel", "--as", "wang", data={"cancel_reason": "客户放弃"})
     life = cli(dealer, "docs", doc["number"], "--as", "zhao")
     assert life["status"] == "void" and life["copies"][0]["reason"] == "作废"
@@ -112,6 +141,7 @@ def test_contract_copy_to_the_buyer_and_void_on_cancel(dealer):
 
 def test_verify_catches_tampering(dealer):
     doc = issued_quote(dealer)
+    case, number = doc["case"], doc["number"]
     assert run_cli("verify", cwd=dealer).returncode == 0
     store = dealer / "store"
     pristine = store_state(store)
@@ -127,7 +157,11 @@ def test_verify_catches_tampering(dealer):
     audit_file.write_text("\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]) + "\n",
                           encoding="utf-8")
     bad = run_cli("verify", cwd=dealer, check=False)
-    assert bad.returncode != 0 and "审计记录" in bad.stderr and "第 1 条" in bad.stderr
+    assert bad.returncode == 10
+    assert bad.stderr.splitlines() == [
+        "审计记录：第 1 条记录的内容被改动（哈希不符）",
+        f"案件 {case} 的文件中审计记录第 1 条与链中的不一致（不同之处：actor）",
+        "校验失败：2 处问题（共 1 份文档）；第一处：审计记录：第 1 条记录的内容被改动（哈希不符）"]
 
     restore()
     [case_file] = (store / "cases").rglob("Q-1.json")
@@ -135,17 +169,26 @@ def test_verify_catches_tampering(dealer):
     data["documents"] = {}  # a register entry deleted from the case's file
     case_file.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     bad = run_cli("verify", cwd=dealer, check=False)
-    assert bad.returncode != 0 and doc["number"] in bad.stderr and "登记簿缺少" in bad.stderr
+    assert bad.returncode == 10
+    assert bad.stderr.splitlines() == [
+        f"文件 {number} 的索引与案件文件中的登记不一致",
+        f"登记簿缺少文件 {number}（发放登记日志第 1 条记载其出具）",
+        f"校验失败：2 处问题（共 1 份文档）；第一处：文件 {number} 的索引与案件文件中的登记不一致"]
 
     restore()
     audit_file.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # the last entry removed
     bad = run_cli("verify", cwd=dealer, check=False)
-    assert bad.returncode != 0 and "缺失" in bad.stderr
+    assert bad.returncode == 10
+    assert bad.stderr.splitlines() == [
+        "审计记录：最后 若干条记录缺失（链尾哈希与登记的不符）",
+        f"案件 {case} 的文件中审计记录第 2 条在链中没有（或链中这一条不属于该案件）",
+        "校验失败：2 处问题（共 1 份文档）；第一处：审计记录：最后 若干条记录缺失（链尾哈希与登记的不符）"]
 
     restore()
     assert run_cli("verify", cwd=dealer).returncode == 0
     Path(doc["docx"]).unlink()
     Path(doc["pdf"]).write_bytes(b"%PDF-1.4 forged")
     report = json.loads(run_cli("verify", "--json", cwd=dealer, check=False).stdout)
-    kinds = {(p["problem"], Path(p["path"]).suffix) for p in report["problems"]}
-    assert kinds == {("missing", ".docx"), ("changed", ".pdf")}
+    assert report["ok"] is False and report["documents"] == 1
+    found = {(p["number"], p["problem"], p["path"]) for p in report["problems"]}
+    assert found == {(number, "missing", doc["docx"]), (number, "changed", doc["pdf"])}

@@ -1,6 +1,7 @@
 """The quote workflow end to end through the Engine API: real docxtpl, real LibreOffice."""
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,11 @@ from engine import InputError, NotFoundError, PermissionDenied, StateError
 from engine.pdf import read_metadata
 
 from helpers import docx_text, pdf_fonts, pdf_text, store_state
+
+
+def sha256(path: Path) -> str:
+    """The sha256 of the file as it is on disk now."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def store_bytes(engine) -> dict[str, bytes]:
@@ -52,8 +58,10 @@ def test_issue_renders_numbers_archives_and_records(engine, quote_data, clock):
     assert meta["DealerDocsNumber"] == "BJ-2026-000001"
     assert meta["DealerDocsCase"] == "Q-1"
     assert meta["DealerDocsTemplate"] == "quote.docx"
-    assert meta["DealerDocsDocxSHA256"] == doc.docx_sha256
-    assert len(meta["DealerDocsTemplateSHA256"]) == 64
+    assert meta["DealerDocsDocxSHA256"] == doc.docx_sha256 == sha256(doc.docx)
+    assert meta["DealerDocsTemplateSHA256"] == sha256(engine.config.templates_dir / "quote.docx")
+    assert meta["DealerDocsRegisterHash"] == "0" * 64  # the register log was empty before
+    assert doc.pdf_sha256 == sha256(doc.pdf)
 
     case = engine.case("Q-1", actor="wang")
     assert case["state"] == "issued" and case["total"] == "152669.57"
@@ -61,7 +69,8 @@ def test_issue_renders_numbers_archives_and_records(engine, quote_data, clock):
     [entry] = case["documents"]
     assert entry["status"] == "issued" and entry["version"] == 1
     assert entry["issued_by"] == "zhang" and entry["issued_at"].startswith("2026-11-26T10:30")
-    assert entry["pdf_sha256"] == doc.pdf_sha256
+    assert entry["pdf_sha256"] == sha256(doc.pdf) and entry["docx_sha256"] == sha256(doc.docx)
+    assert entry["template_sha256"] == meta["DealerDocsTemplateSHA256"]
     assert [e["trigger"] for e in case["history"]] == ["create", "issue"]
     assert case["history"][1]["documents"] == ["BJ-2026-000001"]
     assert case["history"][1]["from"] == "draft" and case["history"][1]["to"] == "issued"
@@ -275,6 +284,8 @@ def test_failed_conversion_leaves_nothing(engine, quote_data, monkeypatch):
 
 
 def test_failure_after_files_written_removes_them(engine, quote_data, monkeypatch):
+    from engine.errors import StorageError
+
     engine.create("quote", quote_data, "zhang")
     before_store = store_bytes(engine)
 
@@ -283,9 +294,9 @@ def test_failure_after_files_written_removes_them(engine, quote_data, monkeypatc
 
     with monkeypatch.context() as patched:  # the store's commit cannot write its journal
         patched.setattr("engine.store.atomic_write_bytes", disk_full)
-        with pytest.raises(Exception) as raised:
+        with pytest.raises(StorageError) as raised:
             engine.fire("Q-1", "issue", "zhang")
-    assert "无法写入数据库日志" in str(raised.value)
+    assert "无法写入数据库日志" in raised.value.message
     assert store_bytes(engine) == before_store and outbox_files(engine) == []
     assert engine.case("Q-1", actor="wang")["state"] == "draft"
 
@@ -302,7 +313,8 @@ def test_totals_are_exact_decimals(engine, quote_data):
 def test_context_for_a_preview_stores_nothing(engine, quote_data):
     context = engine.context_for("quote", quote_data, "quote", "zhang")
     assert context["totals"]["grand_total"] == Decimal("152669.57")
-    assert context["doc"]["number"] == "（预览）" and context["dealer"]["name"]
+    assert context["doc"]["number"] == "（预览）"
+    assert context["dealer"]["name"] == "北京星辰汽车销售服务有限公司"  # config.toml [dealer]
     assert context["consultant"] == {"login": "zhang", "name": "张伟"}
     assert store_bytes(engine) == {}
 

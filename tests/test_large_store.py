@@ -3,6 +3,7 @@ document number, by state, by the period a case was opened, and a transition on 
 each checked against a brute-force reading of every case file."""
 from __future__ import annotations
 
+import shutil
 import sys
 from collections import Counter
 from datetime import date, datetime
@@ -15,22 +16,52 @@ from helpers import CST, ROOT, Clock, make_dealer_dir
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from generate_store import generate  # noqa: E402
 
+pytestmark = pytest.mark.slow  # generating the store takes seconds, whichever test runs
+
 CASES = 3000
 END = date(2026, 11, 26)
 
 
+def _engine(config_path, converter) -> Engine:
+    return Engine(load_config(config_path), converter=converter,
+                  clock=Clock(datetime(2026, 11, 26, 10, 30, tzinfo=CST)))
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory, converter):
+    """The generated store, shared by the module's tests: they only read it (a test that
+    changes a store works on :func:`big_copy`), so each sees it as generated, in any order."""
     config_path = make_dealer_dir(tmp_path_factory.mktemp("big") / "dealer")
     with open(config_path, "a", encoding="utf-8") as f:   # one user who sees every workflow
         f.write('\n[users.boss]\nname = "总经理"\nroles = ["sales_manager", "ops_manager"]\n')
     made = generate(config_path, config_path.parent / "store", CASES, end=END, years=5)
-    engine = Engine(load_config(config_path), converter=converter,
-                    clock=Clock(datetime(2026, 11, 26, 10, 30, tzinfo=CST)))
+    engine = _engine(config_path, converter)
     with engine.store.snapshot() as tx:
         every = list(tx.cases_in_store())
     yield engine, made, every
     engine.close()
+
+
+@pytest.fixture(autouse=True)
+def shared_store_unchanged(big):
+    """Each test leaves the shared store as it found it: every unit of work moves a counter or
+    a chain head in meta.json, so a test that wrote to it fails here, by name."""
+    meta = big[0].store.directory / "meta.json"
+    before = meta.read_bytes()
+    yield
+    assert meta.read_bytes() == before, "this test changed the shared store: use big_copy"
+
+
+@pytest.fixture
+def big_copy(big, tmp_path, converter):
+    """An engine on this test's own copy of the generated dealership (config and store)."""
+    engine, _, _ = big
+    dealer = tmp_path / "dealer"
+    shutil.copytree(engine.store.directory.parent, dealer)
+    copy = _engine(dealer / "config.toml", converter)
+    assert copy.store.directory == dealer / "store"
+    yield copy
+    copy.close()
 
 
 def test_the_generator_made_what_it_says(big):
@@ -87,14 +118,21 @@ def test_lookup_by_period_reads_only_those_days(big, monkeypatch):
     assert docs and all(start.isoformat() <= d["issued_at"][:10] <= end.isoformat() for d in docs)
 
 
-def test_transition_and_exclusive_check_on_a_large_store(big):
-    engine, made, every = big
-    issued = engine.cases(workflow="quote", state="issued", actor="boss")
-    target = issued[0]["id"]
+def test_transition_and_exclusive_check_on_a_large_store(big, big_copy):
+    _, _, every = big
+    engine = big_copy  # the transition changes the store: this test's own copy
+
+    def quotes(state: str) -> set[str]:
+        return {c["id"] for c in engine.cases(workflow="quote", state=state, actor="boss")}
+
+    issued = {c["id"] for c in every if c["workflow"] == "quote" and c["state"] == "issued"}
+    accepted = {c["id"] for c in every if c["workflow"] == "quote" and c["state"] == "accepted"}
+    assert quotes("issued") == issued and quotes("accepted") == accepted  # the copy as generated
+    target = min(issued)
     engine.fire(target, "accept", "zhang")
     assert engine.case(target, actor="boss")["state"] == "accepted"
-    assert target in {c["id"] for c in engine.cases(workflow="quote", state="accepted", actor="boss")}
-    assert target not in {c["id"] for c in engine.cases(workflow="quote", state="issued", actor="boss")}
+    assert quotes("accepted") == accepted | {target}
+    assert quotes("issued") == issued - {target}
     with engine.store.snapshot() as tx:
         held = {c["id"] for c in tx.held_cases("test_drive")}
     rules = engine.workflow("test_drive").exclusive
@@ -107,7 +145,7 @@ def test_transition_and_exclusive_check_on_a_large_store(big):
 
 def test_open_cases_come_from_their_own_index(big):
     engine, made, _ = big
-    with engine.store.snapshot() as tx:   # as they are now (an earlier test fired on one)
+    with engine.store.snapshot() as tx:
         every = list(tx.cases_in_store())
     expected = sorted(c["id"] for c in every
                       if not engine.workflow(c["workflow"]).states[c["state"]].final)
