@@ -19,7 +19,7 @@ from pypdf import PdfReader
 
 from engine.convert import FONTS_CONF, Converter, SofficeConverter
 from engine.errors import ConversionError
-from engine.warm import WarmConverter, find_unoserver
+from engine.warm import WarmConverter
 
 from helpers import pdf_fonts, pdf_text
 
@@ -64,15 +64,11 @@ def running(pid: int) -> bool:
 
 # --- the Converter contract, both converters, real LibreOffice --------------------------------
 
-@pytest.fixture(scope="module")
-def warm_pool(tmp_path_factory):
-    """Two instances, so that a batch is split between them and put back together."""
-    if find_unoserver() is None:
-        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
-    pool = WarmConverter(tmp_path_factory.mktemp("warm"), instances=2, timeout=60)
-    pool.start()
-    yield pool
-    pool.stop()
+@pytest.fixture
+def warm_pool(warm_pool_dir):
+    """The session's pool of two instances, so that a batch is split between them and put
+    back together."""
+    return WarmConverter(warm_pool_dir, instances=2, timeout=60)
 
 
 def ready(pool: WarmConverter) -> WarmConverter:
@@ -104,9 +100,9 @@ def cold_fallback_expected():
 
 
 @pytest.fixture(params=["cold", "warm"])
-def any_converter(request, converter):
+def any_converter(request, cold_converter):
     if request.param == "cold":
-        yield converter
+        yield cold_converter
         return
     pool = ready(request.getfixturevalue("warm_pool"))
     cold = pool.fallback
