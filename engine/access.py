@@ -14,7 +14,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from . import checks
 from .config import Config, User
 from .workflow import TransitionSpec, Workflow
 
@@ -149,29 +148,6 @@ def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
     return out
 
 
-class _Reads(dict):
-    """The data or totals of :class:`checks.Facts`, noting which keys a condition looks up."""
-
-    def __init__(self, values: Mapping[str, Any], seen: set[str], prefix: str = "") -> None:
-        super().__init__(values)
-        self._seen, self._prefix = seen, prefix
-
-    def _note(self, key: object) -> None:
-        self._seen.add(f"{self._prefix}{key}")
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        self._note(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: Any) -> Any:
-        self._note(key)
-        return super().__getitem__(key)
-
-    def __contains__(self, key: object) -> bool:
-        self._note(key)
-        return super().__contains__(key)
-
-
 def _settled(failed: list[tuple[str, set[str]]], t: TransitionSpec) -> list[str]:
     """The reasons among ``failed`` (reason, keys read) that the form of ``t`` cannot change:
     the condition read no field the step edits (and no total, if it edits anything)."""
@@ -189,27 +165,25 @@ def with_conditions(engine: "Engine", wf: Workflow, case: Mapping[str, Any],
     """``acts`` with ``blocked`` set where every route of the trigger fails a condition that
     its form cannot change (e.g. a quote that may only expire after its validity date).
 
-    The engine's own condition functions judge, on the facts the engine would build now
-    (``Engine._facts``: the case's data and totals, its linked cases, the engine's clock); the
-    form's edits are assumed to be able to change any condition that reads an edited field,
-    so a button is disabled only when posting its form must be refused."""
+    The workflow's own conditions judge, on what they would see now (``Engine.rule_names``:
+    the case's data and totals, its linked cases, the policy, the engine's clock); the form's
+    edits are assumed to be able to change any condition that reads an edited field, so a
+    button is disabled only when posting its form must be refused."""
     if not any(t.conditions for a in acts for t in a.transitions):
         return acts
-    values, totals = engine._evaluate(wf, case["data"])
-    with engine.store.snapshot() as tx:
-        facts = engine._facts(tx, values, totals, engine.clock(), case.get("links", {}))
+    facts = engine.rule_names(wf, case)
     out = []
     for a in acts:
         reasons: list[str] = []
         for t in a.transitions:
             failed = []
             for name in t.conditions:
-                seen: set[str] = set()
-                probe = dataclasses.replace(facts, data=_Reads(facts.data, seen),
-                                            totals=_Reads(facts.totals, seen, "totals."))
-                reason = checks.CONDITIONS[name](probe)
+                condition = wf.conditions[name]
+                reason = condition(facts)
                 if reason:
-                    failed.append((reason, seen))
+                    reads = condition.reads()
+                    failed.append((reason, {n for n in reads if n in wf.fields}
+                                   | {f"totals.{n}" for n in reads if n in wf.computed}))
             settled = _settled(failed, a.first)  # the engine reads every route's data by the first's edits
             if not settled:  # this route holds, or its form may still make it hold
                 reasons = []

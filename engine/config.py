@@ -13,11 +13,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .policy import declared_in as declared_policy, resolve as resolve_policy
 from .typedtoml import build
 
 DEFAULT_ROLES = {
@@ -101,25 +102,6 @@ DEFAULT_PRIVACY = Privacy(
 
 
 @dataclass(frozen=True)
-class Policy:
-    """The store's own rules that workflow checks and conditions read."""
-
-    # A contract whose discount exceeds this share of the vehicle price needs a sales manager.
-    contract_approval_discount_share: str = "0.05"
-    # The after-delivery call (回访) is due within this many days; later needs a reason.
-    delivery_followup_days: int = 7
-    # A test driver must have held the licence this many years and be at least this old.
-    test_drive_min_licence_years: int = 1
-    test_drive_min_age: int = 18
-    # Approved extensions a rectification item may have.
-    rectification_max_extensions: int = 2
-
-    @property
-    def approval_discount_share(self) -> Decimal:
-        return Decimal(self.contract_approval_discount_share)
-
-
-@dataclass(frozen=True)
 class User:
     name: str
     roles: list[str]
@@ -183,7 +165,9 @@ class Config:
     roles: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     access: dict[str, RoleAccess] = field(default_factory=lambda: dict(DEFAULT_ACCESS))
     privacy: Privacy = field(default_factory=lambda: DEFAULT_PRIVACY)
-    policy: Policy = field(default_factory=Policy)
+    # the store's policy, every key the workflows declare ([policy.<key>] in workflows/*.toml)
+    # with config.toml's [policy] overrides applied (engine/policy.py); not read as a table
+    policy: dict[str, Any] = field(default_factory=dict)
     seal: Sealing = field(default_factory=Sealing)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
@@ -271,14 +255,23 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"配置文件 {path} 不是有效的 TOML：{err}", path=str(path)) from err
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"无法读取配置文件 {path}：{err}", path=str(path)) from err
+    overrides = raw.pop("policy", {})
     try:
-        config = build(Config, raw, ConfigError, exclude={"base_dir", "login"})
+        config = build(Config, raw, ConfigError, exclude={"base_dir", "login", "policy"})
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err.message}", path=str(path), **err.details) from None
     users = {login: dataclasses.replace(u, login=login) for login, u in config.users.items()}
     config = dataclasses.replace(config, users=users, base_dir=path.parent)
     _check(config, path)
-    return config
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{path.name}: policy 应为表（table）", key="policy", path=str(path))
+    if not config.workflows_dir.is_dir():  # loading the workflows reports the missing folder
+        return config
+    try:
+        values = resolve_policy(declared_policy(config.workflows_dir), overrides, path.name)
+    except ConfigError as err:
+        raise ConfigError(err.message, path=str(path), **err.details) from None
+    return dataclasses.replace(config, policy=values)
 
 
 def _check(config: Config, path: Path) -> None:
@@ -318,26 +311,6 @@ def _check(config: Config, path: Path) -> None:
         if not reason.strip():
             raise ConfigError(f"{path.name}: privacy.keep.{workflow} 应写明保留的依据",
                               key=f"privacy.keep.{workflow}", path=str(path))
-    try:
-        share = Decimal(config.policy.contract_approval_discount_share)
-    except InvalidOperation:
-        share = Decimal("NaN")
-    if not (share.is_finite() and 0 <= share <= 1):
-        raise ConfigError(f"{path.name}: policy.contract_approval_discount_share 应为 0–1 之间的小数"
-                          f"（如 \"0.05\" 表示 5%），收到 \"{config.policy.contract_approval_discount_share}\"",
-                          key="policy.contract_approval_discount_share", path=str(path))
-    if not 0 <= config.policy.test_drive_min_licence_years <= 50:
-        raise ConfigError(f"{path.name}: policy.test_drive_min_licence_years 应在 0–50 之间",
-                          key="policy.test_drive_min_licence_years", path=str(path))
-    if not 16 <= config.policy.test_drive_min_age <= 99:
-        raise ConfigError(f"{path.name}: policy.test_drive_min_age 应在 16–99 之间",
-                          key="policy.test_drive_min_age", path=str(path))
-    if not 0 <= config.policy.rectification_max_extensions <= 10:
-        raise ConfigError(f"{path.name}: policy.rectification_max_extensions 应在 0–10 之间",
-                          key="policy.rectification_max_extensions", path=str(path))
-    if config.policy.delivery_followup_days < 1:
-        raise ConfigError(f"{path.name}: policy.delivery_followup_days 应至少为 1",
-                          key="policy.delivery_followup_days", path=str(path))
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):

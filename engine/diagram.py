@@ -33,17 +33,6 @@ PNG_DPI = 110
 LABEL_WIDTH = 26  # half-width units per line of an arrow's label
 JUNCTION_FROM = 3  # transitions from this many sources meet in a junction dot
 
-# Chinese wording of the named transition conditions (checks.CONDITIONS); a name not listed
-# here is shown as it is written in the workflow file.
-CONDITION_LABELS: dict[str, str] = {
-    "valid_until_passed": "报价已过有效期",
-    "valid_until_not_passed": "报价仍在有效期内",
-    "discount_within_approval_threshold": "优惠不超过审批阈值",
-    "pdi_passed": "PDI 检查合格",
-    "slot_started": "预约时间已开始",
-    "before_deadline": "整改期限未过",
-    "extensions_left": "延期次数未用完",
-}
 
 _GREY = "grey40"
 _LEGEND = ("●→ 粗框：起始状态　　双线框：终态　　虚线：取消、过期等非正常结束",
@@ -84,8 +73,10 @@ def _id(value: str) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _condition_label(name: str) -> str:
-    return CONDITION_LABELS.get(name, name)
+def _condition_label(wf: Workflow, name: str) -> str:
+    """The condition's own wording (``label`` in the workflow file)."""
+    condition = wf.conditions.get(name)
+    return condition.label if condition is not None and condition.label else name
 
 
 def _trigger_label(wf: Workflow, trigger: str) -> str:
@@ -171,11 +162,11 @@ def edge_lines(wf: Workflow, config: Config, t: TransitionSpec,
         titles = "、".join(wf.documents[d].title if d in wf.documents else d
                           for d in t.documents)
         lines += _lines(f"出具：{titles}", _DOC_COLOUR)
-    conditions = [_condition_label(c) for c in t.conditions]
+    conditions = [_condition_label(wf, c) for c in t.conditions]
     otherwise = [c for other in _earlier_routes(wf, t, sources or t.sources)
                  for c in other.conditions]
     if otherwise:
-        names = "」「".join(dict.fromkeys(_condition_label(c) for c in otherwise))
+        names = "」「".join(dict.fromkeys(_condition_label(wf, c) for c in otherwise))
         conditions.insert(0, f"不满足「{names}」时")
     if conditions:
         lines += _lines("条件：" + "；".join(conditions))

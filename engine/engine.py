@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import access, calculators, chain, checkpoints, checks, privacy
+from . import access, chain, checkpoints, privacy, rules
 from . import seal as sealing
 from .access import Reach
 from .archive import Attachments, Outbox, sha256, verify_files
@@ -460,7 +460,7 @@ class Engine(DocumentControl, Registers):
             "data": record["data"] if reveal else self._masked(wf, record["data"]),
             "links": record.get("links", {}),
             "totals": context_value(totals),
-            "total": context_value(totals.get("grand_total")),
+            "total": context_value(totals.get(wf.total) if wf.total else None),
             "deadline": self.deadline_status(wf, record),
             "triggers": [{"trigger": t.trigger, "label": t.label, "roles": list(t.roles)}
                          for t in wf.available(record["state"])],
@@ -523,7 +523,7 @@ class Engine(DocumentControl, Registers):
                 "purged": bool(record.get("purged_at")),
                 "summary": " ".join(str(data[k]) for k in wf.summary
                                     if data.get(k) not in (None, "")),
-                "total": context_value(totals.get("grand_total")),
+                "total": context_value(totals.get(wf.total) if wf.total else None),
                 "fields": {k: data[k] for k in dict.fromkeys(names)
                            if data.get(k) not in (None, "", [])},
                 "final": wf.states[state].final,
@@ -1048,21 +1048,31 @@ class Engine(DocumentControl, Registers):
                 if origin["data"].get(src) not in (None, [], "")}
         return base, {origin["workflow"]: [origin["id"]]}
 
+    def rule_names(self, wf: Workflow, case: Mapping[str, Any]) -> dict[str, Any]:
+        """What ``wf``'s rules see for ``case`` now: its data and computed values, the data of
+        its linked cases, the policy and the clock (the pages judge their buttons on it)."""
+        values, totals = self._evaluate(wf, case["data"])
+        with self.store.snapshot() as tx:
+            return self._facts(tx, values, totals, self.clock(), case.get("links", {}))
+
     def _facts(self, tx: Tx, values: dict[str, Any], totals: dict[str, Any], now: datetime,
-               links: Mapping[str, list[str]]) -> checks.Facts:
+               links: Mapping[str, list[str]]) -> dict[str, Any]:
+        """The names a workflow's rules see (``rules.namespace``): the case's typed data and
+        computed values, the data of its linked cases, the store's policy and the clock."""
         linked = {}
         for key, ids in links.items():
             other = tx.case(ids[-1]) if ids else None
             if other is not None and key in self.workflows:
                 linked[key] = self._evaluate(self.workflows[key], other["data"])[0]
-        return checks.Facts(values, totals, now.date(), self.config.policy, linked, now)
+        return rules.namespace(values, totals, today=now.date(), now=now,
+                               policy=self.config.policy, linked=linked)
 
-    def _route(self, wf: Workflow, candidates: list[TransitionSpec], facts: checks.Facts
+    def _route(self, wf: Workflow, candidates: list[TransitionSpec], facts: Mapping[str, Any]
                ) -> TransitionSpec:
         """The first candidate whose conditions all hold (conditional routing)."""
         reasons = []
         for t in candidates:
-            failed = [r for r in (checks.CONDITIONS[name](facts) for name in t.conditions) if r]
+            failed = [r for r in (wf.conditions[name](facts) for name in t.conditions) if r]
             if not failed:
                 return t
             reasons.extend(failed)
@@ -1255,16 +1265,14 @@ class Engine(DocumentControl, Registers):
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
         values = {name: to_python(spec, stored.get(name), self.config)
                   for name, spec in wf.fields.items()}
-        if wf.calculator:
-            totals = calculators.CALCULATORS[wf.calculator](values, today or self.clock().date())
-        else:
-            totals = {}
+        totals = wf.compute(values, today or self.clock().date(), self.config.policy)
         return values, totals
 
-    def _run_checks(self, wf: Workflow, names: tuple[str, ...], facts: checks.Facts) -> None:
+    def _run_checks(self, wf: Workflow, names: tuple[str, ...], facts: Mapping[str, Any]
+                    ) -> None:
         problems = []
         for name in names:
-            for field_name, message in checks.CHECKS[name](facts):
+            for field_name, message in wf.checks[name](facts):
                 label = wf.fields[field_name].label if field_name in wf.fields else field_name
                 problems.append(InputError(f"{label}（{field_name}）：{message}",
                                            field=field_name, label=label))
@@ -1370,7 +1378,7 @@ class Engine(DocumentControl, Registers):
             "totals": totals,
             "links": dict(links or {}),
             # the store's rules as the checks apply them, so the printed terms say the same
-            "policy": dataclasses.asdict(self.config.policy),
+            "policy": dict(self.config.policy),
             # how long personal data is kept, as dealerdocs purge --expired applies it
             "privacy": {"retention": {
                 key: privacy.period_text(self.config.privacy.retention_days[key])

@@ -614,6 +614,16 @@ def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
     return out
 
 
+def functions_report(config: Config, targets: list[str] = ()) -> list[str]:
+    """Per workflow, the named Python functions it relies on: only generic ones exist (field
+    validation rules, expression functions); a workflow's own rules are in its file."""
+    workflows, _ = _load_workflows(config)
+    chosen = [w for w in workflows.values() if not targets or w.key in targets
+              or _file_of(w, config) in {Path(t).name for t in targets}]
+    return [f"流程 {w.key}（{w.title}）用到的 Python 函数：{'、'.join(w.functions_used) or '无'}"
+            for w in chosen]
+
+
 def format_findings(findings: list[Finding]) -> str:
     """One line a finding (错误 / 警告 file｜place｜problem → fix) and a summary line."""
     lines = [f"{'错误' if f.severity == 'error' else '警告'} {f.file}｜{f.place}｜{f.problem} → {f.fix}"

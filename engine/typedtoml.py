@@ -6,6 +6,7 @@ type raises the caller's error class with a message such as ``未知的配置项
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any
@@ -25,7 +26,7 @@ def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise error(f"{where} 应为表（table），收到 {value!r}", key=key)
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp) if f.name not in exclude}
         unknown = [k for k in value if k not in fields]
         if unknown:
@@ -65,6 +66,12 @@ def build(tp: Any, value: Any, error: type[DealerDocsError], key: str = "",
             raise error(f"{where} 应为{_TYPE_NAMES[tp]}，收到 {value!r}", key=key)
         return value
     raise error(f"{where}: 不支持的类型", key=key)  # pragma: no cover - programming error
+
+
+@functools.cache
+def _hints(tp: Any) -> dict[str, Any]:
+    """``typing.get_type_hints`` once per dataclass (it evaluates every annotation each call)."""
+    return typing.get_type_hints(tp)
 
 
 def _join(key: str, name: str) -> str:

@@ -1,9 +1,11 @@
 """Workflow definitions (workflows/*.toml): fields, states, transitions and documents.
 
-A definition is data. Behaviour it needs (validation rules, cross-field checks, conditions,
-calculators) is referred to by name and resolved against the registries in ``validators``,
-``checks`` and ``calculators`` when the file is loaded, so a typo fails at start-up with the
-file and key named, never in front of a customer. Loading does no I/O beyond reading the files.
+A definition is data, its rules included: checks, conditions and computed values are
+expressions in the file (``engine.rules``), and the store's settings they read are declared in
+its ``[policy]``. The only Python a file names is generic: the validation rules of fields
+(``validators``) and the functions an expression may call (``functions``). Everything is
+compiled and cross-checked when the file is loaded, so a typo fails at start-up with the file
+and key named, never in front of a customer. Loading does no I/O beyond reading the files.
 """
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Mapping
 
 from transitions import Machine
 
-from . import calculators, checks, validators
+from . import functions, rules, validators
 from .config import Config
+from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
 from .fields import FIELD_TYPES, FieldSpec
 from .privacy import PERSONAL_KINDS
@@ -55,6 +60,41 @@ class _FieldDef:
     default: str | None = None
     columns: dict[str, "_FieldDef"] = field(default_factory=dict)
     personal: str | None = None  # what personal data it holds: id, mobile, name, address, text
+    computed: dict[str, "_ComputedDef"] = field(default_factory=dict)  # table: derived columns
+
+
+@dataclass(frozen=True)
+class _ComputedDef:
+    value: str                     # an expression (engine.rules)
+    label: str | None = None       # shown by `show` and the case page; none: not shown
+    requires: list[str] | None = None  # empty while one of these is empty (default: all it reads)
+
+
+@dataclass(frozen=True)
+class _CheckRuleDef:
+    field: str
+    fails_when: str
+    message: str
+    requires: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class _CheckDef:
+    let: dict[str, str] = field(default_factory=dict)   # local names, in order
+    rules: list[_CheckRuleDef] = field(default_factory=list)
+    field: str | None = None  # (after the two above: it shadows dataclasses.field here)
+    fails_when: str | None = None
+    message: str | None = None
+    requires: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class _ConditionDef:
+    label: str                     # what must hold, for the diagram ("报价已过有效期")
+    blocks_when: str
+    message: str
+    requires: list[str] | None = None
+    let: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -137,8 +177,8 @@ class _WorkflowHead:
     case_prefix: str
     initial: str
     create_roles: list[str]
-    calculator: str | None = None
     create_checks: list[str] = field(default_factory=list)
+    total: str | None = None  # the computed value shown as the case's amount in lists
     summary: list[str] = field(default_factory=list)  # fields shown in case lists
     create_assign: dict[str, str] = field(default_factory=dict)  # target ← source at creation
     assignee: str | None = None  # the user field naming whose case it is (the consultant)
@@ -151,7 +191,9 @@ class _WorkflowFile:
     states: dict[str, _StateDef]
     transitions: list[_TransitionDef]
     documents: dict[str, _DocumentDef] = field(default_factory=dict)
-    totals: dict[str, str] = field(default_factory=dict)  # computed value → Chinese label
+    computed: dict[str, _ComputedDef] = field(default_factory=dict)
+    checks: dict[str, _CheckDef] = field(default_factory=dict)
+    conditions: dict[str, _ConditionDef] = field(default_factory=dict)
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
@@ -241,14 +283,12 @@ class Workflow:
     case_prefix: str
     initial: str
     create_roles: tuple[str, ...]
-    calculator: str | None
     create_checks: tuple[str, ...]
     fields: dict[str, FieldSpec]
     states: dict[str, StateSpec]
     transitions: tuple[TransitionSpec, ...]
     documents: dict[str, DocumentSpec]
     source: Path
-    total_labels: dict[str, str] = field(default_factory=dict)
     summary: tuple[str, ...] = ()
     create_from: dict[str, CreateFrom] = field(default_factory=dict)
     exclusive: tuple[Exclusive, ...] = ()
@@ -257,6 +297,59 @@ class Workflow:
     owner_field: str | None = None
     create_assign: dict[str, str] = field(default_factory=dict)
     assignee: str | None = None
+    computed: dict[str, rules.Computed] = field(default_factory=dict)
+    row_computed: dict[str, dict[str, rules.Computed]] = field(default_factory=dict)
+    checks: dict[str, rules.Check] = field(default_factory=dict)
+    conditions: dict[str, rules.Condition] = field(default_factory=dict)
+    policy: dict[str, PolicySpec] = field(default_factory=dict)
+    total: str | None = None
+    linked_reads: frozenset[str] = frozenset()  # workflows whose data rules read (linked.<x>)
+
+    @cached_property
+    def total_labels(self) -> dict[str, str]:
+        """Computed value → its Chinese label, for those shown to people."""
+        return {name: c.label for name, c in self.computed.items() if c.label}
+
+    @cached_property
+    def functions_used(self) -> tuple[str, ...]:
+        """The named Python functions the file relies on: field validation rules and the
+        generic functions its expressions call (``lint`` lists them)."""
+        used = {f"validators.{r}" for s in self._all_fields() for r in
+                ([s.rule] if s.rule else []) + list(s.rule_map.values())}
+        exprs = [c.value for c in self.computed.values()]
+        exprs += [c.value for cols in self.row_computed.values() for c in cols.values()]
+        for check in self.checks.values():
+            for rule in check.rules:
+                exprs += [rule.test, *(e for _, e in rule.lets)]
+        for cond in self.conditions.values():
+            exprs += [cond.rule.test, *(e for _, e in cond.rule.lets)]
+        names = {n for e in exprs for n in e.names.functions if n in functions.FUNCTIONS}
+        for check in self.checks.values():
+            names |= {n for r in check.rules for n in r.message.names.functions
+                      if n in functions.FUNCTIONS}
+        used |= {f"functions.{n}" for n in names}
+        return tuple(sorted(used))
+
+    def _all_fields(self):
+        for spec in self.fields.values():
+            yield spec
+            yield from spec.columns.values()
+
+    def compute(self, values: dict[str, Any], today: date, policy_values: Mapping[str, Any]
+                ) -> dict[str, Any]:
+        """The computed values of a case, in definition order (each may read the ones before);
+        derived table columns are written into the rows of ``values`` first."""
+        context = {"policy": dict(policy_values), "today": today}
+        for table, columns in self.row_computed.items():
+            for row in values.get(table) or []:
+                for name, c in columns.items():
+                    row[name] = c({**row, **context})
+        scope = rules.namespace(values, {}, today=today, now=None, policy=policy_values,
+                                linked={})
+        out: dict[str, Any] = {}
+        for name, c in self.computed.items():
+            out[name] = scope[name] = c(scope)
+        return out
 
     @cached_property
     def personal_fields(self) -> dict[str, str]:
@@ -324,6 +417,14 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
         workflows[wf.key] = wf
     for w in workflows.values():
         _check_links(w, workflows)
+    declared: dict[str, tuple[Workflow, PolicySpec]] = {}
+    for w in workflows.values():
+        for key, spec in w.policy.items():
+            first = declared.setdefault(key, (w, spec))
+            if first[1] != spec:
+                raise WorkflowDefinitionError(
+                    f"{w.source.name}: policy.{key}: 与 {first[0].source.name} 中的同名策略项定义不同"
+                    f"（类型、默认值、范围与说明应一致）", path=str(w.source), key=f"policy.{key}")
     prefixes = [w.case_prefix for w in workflows.values()]
     for w in workflows.values():
         if prefixes.count(w.case_prefix) > 1:
@@ -356,6 +457,8 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
                            f"类型 {wf.fields[target].type} 与 {name}.{origin} 的 "
                            f"{source.fields[origin].type} 不同")
     linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
+    for name in sorted(wf.linked_reads - linked):
+        raise fail("checks", f"规则读取了 linked.{name}，但与工作流 \"{name}\" 没有关联（create_from）")
     for i, t in enumerate(wf.transitions):
         for name, trigger in t.fire_linked.items():
             key = f"transitions[{i}].fire_linked.{name}"
@@ -376,6 +479,11 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise WorkflowDefinitionError(f"{path.name}: 无法读取：{err}", path=str(path)) from err
+    for key, words in (("calculator", "workflow.calculator"), ("totals", "totals")):
+        if key in (raw.get("workflow", {}) if key == "calculator" else raw):
+            raise fail(words, "不再支持：计算值请写在 [computed.<名称>] 中（value = 表达式，"
+                              "label = 中文名称），见 templates/README.md「新增业务流程」")
+    raw_policy = raw.pop("policy", {})
     try:
         wf = build(_WorkflowFile, raw, WorkflowDefinitionError)
     except WorkflowDefinitionError as err:
@@ -426,12 +534,13 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     if head.initial not in states:
         raise fail("workflow.initial", f"\"{head.initial}\" 不是已定义的状态")
     check_roles(head.create_roles, "workflow.create_roles")
-    if wf.totals and head.calculator is None:
-        raise fail("totals", "没有 workflow.calculator 时不能定义 totals 的名称")
-    if head.calculator is not None and head.calculator not in calculators.CALCULATORS:
-        raise fail("workflow.calculator", f"未知的计算器 \"{head.calculator}\""
-                                          f"（可用：{', '.join(calculators.CALCULATORS)}）")
-    check_names(head.create_checks, checks.CHECKS, "workflow.create_checks", "检查")
+    if not isinstance(raw_policy, dict):
+        raise fail("policy", "应为表：[policy.<名称>] type、default，可选 label、min、max")
+    policy_specs = {k: declare_policy(k, v, path.name, str(path)) for k, v in raw_policy.items()}
+    compiled = _compile_rules(wf, fields, policy_specs, fail)
+    check_names(head.create_checks, compiled["checks"], "workflow.create_checks", "检查")
+    if head.total is not None and head.total not in compiled["computed"]:
+        raise fail("workflow.total", f"\"{head.total}\" 不是 [computed] 中的计算值")
 
     documents = {}
     for key, d in wf.documents.items():
@@ -497,8 +606,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.columns[{j}].value", f"\"{value[10:]}\" 不是 [documents] 中的文档")
             if value == "overdue_days" and wf.deadline is None:
                 raise fail(f"{key}.columns[{j}].value", "没有 [deadline] 时不能用 overdue_days")
-            if value.startswith("totals.") and head.calculator is None:
-                raise fail(f"{key}.columns[{j}].value", "没有 workflow.calculator，不能引用 totals")
+            if value.startswith("totals.") and value[7:] not in compiled["computed"]:
+                raise fail(f"{key}.columns[{j}].value", f"\"{value[7:]}\" 不是 [computed] 中的计算值")
         reports[name] = ReportSpec(name, rep.title, rep.date_field,
                                    tuple((c.label, c.value) for c in rep.columns))
 
@@ -548,8 +657,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, name in enumerate(t.documents):
             if name not in documents:
                 raise fail(f"{key}.documents[{j}]", f"\"{name}\" 不是 [documents] 中定义的文档")
-        check_names(t.checks, checks.CHECKS, f"{key}.checks", "检查")
-        check_names(t.conditions, checks.CONDITIONS, f"{key}.conditions", "条件")
+        check_names(t.checks, compiled["checks"], f"{key}.checks", "检查")
+        check_names(t.conditions, compiled["conditions"], f"{key}.conditions", "条件")
         route = routes.get(t.trigger, 0)
         routes[t.trigger] = route + 1
         transitions.append(TransitionSpec(t.trigger, t.label, tuple(t.source), t.dest,
@@ -560,15 +669,137 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           dict(t.assign), tuple(t.increment),
                                           tuple(t.record_actor), route))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
-                    tuple(head.create_roles), head.calculator, tuple(head.create_checks),
-                    fields, states, tuple(transitions), documents, path, dict(wf.totals),
+                    tuple(head.create_roles), tuple(head.create_checks),
+                    fields, states, tuple(transitions), documents, path,
                     tuple(head.summary),
                     {name: CreateFrom(name, tuple(cf.states), dict(cf.fields), cf.required)
                      for name, cf in wf.create_from.items()},
                     tuple(exclusive), reports,
                     wf.deadline.field if wf.deadline else None,
                     wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
-                    head.assignee)
+                    head.assignee, compiled["computed"], compiled["row_computed"],
+                    compiled["checks"], compiled["conditions"], policy_specs, head.total,
+                    compiled["linked"])
+
+
+def _compile_rules(wf: _WorkflowFile, fields: dict[str, FieldSpec],
+                   policy_specs: dict[str, PolicySpec], fail) -> dict[str, Any]:
+    """The file's computed values, checks and conditions compiled, every name they read
+    checked against the fields, computed values, policy keys and functions (``linked.<x>``
+    is checked with the other workflows, in ``_check_links``)."""
+    linked: set[str] = set()
+
+    def expression(source: str, key: str, known: set[str]) -> rules.Expression:
+        try:
+            expr = rules.Expression.compile(source)
+        except rules.RuleError as err:
+            raise fail(key, str(err)) from None
+        _names_known(expr.names, key, known)
+        return expr
+
+    def message(source: str, key: str, known: set[str]) -> rules.Message:
+        try:
+            msg = rules.Message.compile(source)
+        except rules.RuleError as err:
+            raise fail(key, str(err)) from None
+        _names_known(msg.names, key, known)
+        return msg
+
+    def _names_known(names: rules.Names, key: str, known: set[str]) -> None:
+        unknown = rules.unknown_names(names, known, policy_specs, linked=names.linked)
+        if unknown:
+            raise fail(key, f"引用了未定义的名称 {', '.join(unknown)}（可用：本工作流的字段、"
+                            f"[computed] 计算值、policy.<[policy] 中的项>、today、now、linked.<关联工作流>、"
+                            f"函数 {', '.join(functions.FUNCTIONS)}）")
+        linked.update(names.linked)
+
+    def requires(names: list[str] | None, expr: rules.Expression, key: str,
+                 known: set[str], data_names: set[str]) -> tuple[str, ...]:
+        if names is None:
+            return rules.default_requires(expr, data_names)
+        for j, name in enumerate(names):
+            if name not in known:
+                raise fail(f"{key}.requires[{j}]", f"\"{name}\" 不是字段、计算值或 let 中的名称")
+        return tuple(names)
+
+    def lets(defs: dict[str, str], key: str, known: set[str]
+             ) -> tuple[tuple[tuple[str, rules.Expression], ...], set[str]]:
+        out, scope = [], set(known)
+        for name, source in defs.items():
+            if not _NAME.match(name) or name in scope:
+                raise fail(f"{key}.let.{name}", f"\"{name}\" 与字段、计算值或其他名称重名，或不是合法名称")
+            out.append((name, expression(source, f"{key}.let.{name}", scope)))
+            scope.add(name)
+        return tuple(out), scope
+
+    row_computed: dict[str, dict[str, rules.Computed]] = {}
+    for name, spec in fields.items():
+        d = wf.fields[name]
+        if d.computed and spec.type != "table":
+            raise fail(f"fields.{name}.computed", "只有 table 类型的字段可以有计算列")
+        scope = set(spec.columns)
+        cols = {}
+        for col, c in d.computed.items():
+            key = f"fields.{name}.computed.{col}"
+            if col in spec.columns or not _NAME.match(col):
+                raise fail(key, f"\"{col}\" 与本表的列重名，或不是合法名称")
+            value = expression(c.value, f"{key}.value", scope)
+            cols[col] = rules.Computed(col, c.label or "", value,
+                                       requires(c.requires, value, key, scope, scope))
+            scope.add(col)
+        if cols:
+            row_computed[name] = cols
+
+    data_names = set(fields)
+    computed: dict[str, rules.Computed] = {}
+    for name, c in wf.computed.items():
+        key = f"computed.{name}"
+        if not _NAME.match(name) or name in RESERVED_NAMES:
+            raise fail(key, f"\"{name}\" 不是合法名称或与模板保留名冲突")
+        known = data_names | set(computed)
+        value = expression(c.value, f"{key}.value", known)
+        if value.names.linked:
+            raise fail(f"{key}.value", "计算值不能读取关联案件（linked）")
+        computed[name] = rules.Computed(name, c.label or "", value,
+                                        requires(c.requires, value, key, known, known))
+    values_known = data_names | set(computed)
+
+    checks: dict[str, rules.Check] = {}
+    for name, c in wf.checks.items():
+        key = f"checks.{name}"
+        if not _NAME.match(name):
+            raise fail(key, f"\"{name}\" 不是合法名称")
+        let_pairs, scope = lets(c.let, key, values_known)
+        single = [c.field, c.fails_when, c.message]
+        if c.rules and any(x is not None for x in single):
+            raise fail(key, "要么直接写 field、fails_when、message，要么写 rules 列表，不能同时写")
+        if not c.rules and any(x is None for x in single):
+            raise fail(key, "需要 field、fails_when 与 message（或一个 rules 列表）")
+        defs = c.rules or [_CheckRuleDef(c.field, c.fails_when, c.message, c.requires)]
+        compiled_rules = []
+        for j, r in enumerate(defs):
+            rkey = f"{key}.rules[{j}]" if c.rules else key
+            if r.field not in fields:
+                raise fail(f"{rkey}.field", f"\"{r.field}\" 不是已定义的字段")
+            test = expression(r.fails_when, f"{rkey}.fails_when", scope)
+            msg = message(r.message, f"{rkey}.message", scope)
+            compiled_rules.append(rules.Rule(test, msg, requires(r.requires, test, rkey, scope,
+                                                                 values_known),
+                                             r.field, let_pairs))
+        checks[name] = rules.Check(name, tuple(compiled_rules))
+
+    conditions: dict[str, rules.Condition] = {}
+    for name, c in wf.conditions.items():
+        key = f"conditions.{name}"
+        if not _NAME.match(name):
+            raise fail(key, f"\"{name}\" 不是合法名称")
+        let_pairs, scope = lets(c.let, key, values_known)
+        test = expression(c.blocks_when, f"{key}.blocks_when", scope)
+        msg = message(c.message, f"{key}.message", scope)
+        conditions[name] = rules.Condition(name, c.label, rules.Rule(
+            test, msg, requires(c.requires, test, key, scope, values_known), None, let_pairs))
+    return {"computed": computed, "row_computed": row_computed, "checks": checks,
+            "conditions": conditions, "linked": frozenset(linked)}
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

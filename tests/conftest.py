@@ -5,7 +5,6 @@ move."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ import pytest
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
 from engine.warm import WarmConverter, find_unoserver
-from helpers import CST, ROOT, Clock, keep_seal_key_beside, make_dealer_dir, run_cli
+from helpers import CST, ROOT, Clock, keep_seal_key_beside, make_dealer_dir, run_cli, use_pool
 
 
 @pytest.fixture(scope="session")
@@ -71,14 +70,6 @@ def quote_data() -> dict:
     """examples/quote.json, parsed the way the CLI parses data files."""
     return json.loads((ROOT / "examples" / "quote.json").read_text(encoding="utf-8"),
                       parse_float=Decimal)
-
-
-def use_pool(config: Path, pool: Path) -> None:
-    """Point a dealership's config.toml at a shared warm pool (``[libreoffice] pool``)."""
-    text = config.read_text(encoding="utf-8")
-    text, count = re.subn(r'(?m)^pool = ".*"', f"pool = {json.dumps(str(pool))}", text)
-    assert count == 1, "config.toml has no [libreoffice] pool line"
-    config.write_text(text, encoding="utf-8")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ the generated .docx (python-docx) and PDF (pdftotext, pdffonts) the way a person
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -36,6 +37,27 @@ def make_dealer_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.toml").write_text(text, encoding="utf-8")
     return keep_seal_key_beside(directory / "config.toml")
+
+
+def point_at_workflows(config_path: Path, folder: str) -> Path:
+    """Point a config made by :func:`make_dealer_dir` at its own workflows ``folder``, without
+    config.toml's ``[policy]`` overrides: they set keys that the product's workflows declare,
+    and a folder with only some of those workflows does not declare them all."""
+    text = config_path.read_text(encoding="utf-8")
+    shipped = f"workflows = {json.dumps(str(ROOT / 'workflows'))}"
+    assert text.count(shipped) == 1 and text.count("\n[policy]\n") == 1
+    text = text.replace(shipped, f"workflows = {json.dumps(folder)}")
+    text = re.sub(r"\n\[policy\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
+    config_path.write_text(text, encoding="utf-8")
+    return config_path
+
+
+def use_pool(config: Path, pool: Path) -> None:
+    """Point a dealership's config.toml at a shared warm pool (``[libreoffice] pool``)."""
+    text = config.read_text(encoding="utf-8")
+    text, count = re.subn(r'(?m)^pool = ".*"', f"pool = {json.dumps(str(pool))}", text)
+    assert count == 1, "config.toml has no [libreoffice] pool line"
+    config.write_text(text, encoding="utf-8")
 
 
 def keep_seal_key_beside(config: Path) -> Path:

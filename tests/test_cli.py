@@ -167,8 +167,14 @@ def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer, today
 
 @pytest.mark.slow
 def test_lint_and_diagram_commands(dealer, tmp_path, run):
-    ok = run("lint", cwd=dealer)
-    assert ok.stdout == "未发现问题\n"
+    ok = run("lint", cwd=dealer).stdout.splitlines()
+    assert ok[-1] == "未发现问题"
+    used = dict(line.split("用到的 Python 函数：") for line in ok[:-1])
+    assert list(used) == ["流程 contract（购车合同）", "流程 delivery（交车）", "流程 quote（商谈报价单）",
+                          "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
+    assert used["流程 quote（商谈报价单）"] == ("functions.money、functions.sum_of、functions.total、"
+                                         "validators.mobile")  # generic only: no quote_totals
+    assert used["流程 rectification（整改项目）"] == "无"
 
     # the dealership's own copy of the templates, one of them mistyped in Word
     import shutil
@@ -204,7 +210,8 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
     assert "草稿" in text and "出具报价单" in text and "销售顾问" in text
 
 
-_HEAVY = ("docxtpl", "docx", "pypdf", "openpyxl", "jinja2", "fastapi", "uvicorn", "rich")
+# jinja2 is not among them: a workflow's rules are jinja2 expressions, parsed when it loads
+_HEAVY = ("docxtpl", "docx", "pypdf", "openpyxl", "fastapi", "uvicorn", "rich")
 _LOADED = """
 import sys
 sys.argv = ["dealerdocs", *{args!r}]
@@ -227,8 +234,9 @@ print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
     (["docs", "--case", "Q-1", "--as", "wang"], ["（没有文档）"]),
 ])
 def test_commands_that_do_not_render_load_no_rendering_stack(dealer, today, run, args, first_lines):
-    """Startup cost (issue 7): reading commands never import docxtpl, pypdf, openpyxl or the
-    web stack, and never start LibreOffice; and they still print what they must."""
+    """Startup cost (issue 7): reading commands never import docxtpl, python-docx, pypdf,
+    openpyxl or the web stack, and never start LibreOffice; and they still print what they
+    must."""
     run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", cwd=dealer)
     proc = subprocess.run([sys.executable, "-c", _LOADED.format(args=args, heavy=_HEAVY)],
                           cwd=dealer, capture_output=True, text=True, timeout=60,

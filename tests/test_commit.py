@@ -4,7 +4,6 @@ journal leaves, short writes, a failing ``syncfs``, an empty or corrupt journal,
 files. Real store, real LibreOffice."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, load_config
-from engine.errors import StorageError
 from engine.lock import LockTimeout, RWFileLock
 from engine.store import deferred_signals
 from helpers import pdf_text, refused, run_cli

@@ -1,6 +1,7 @@
 """config.toml: the shipped file loads, and every mistake is a ConfigError naming its key path."""
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +16,11 @@ SHIPPED = (ROOT / "config.toml").read_text(encoding="utf-8")
 
 
 def write_config(directory: Path, text: str) -> Path:
+    """config.toml in ``directory``, beside the product's workflows (they declare the policy
+    keys config.toml may set)."""
     directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "workflows").exists():
+        shutil.copytree(ROOT / "workflows", directory / "workflows")
     path = directory / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -53,8 +58,9 @@ def test_shipped_config_loads():
     assert {k: prefixes.get(k) for k in ("quote", "contract", "delivery_booking", "delivery")} == {
         "quote": "BJ", "contract": "HT", "delivery_booking": "JY", "delivery": "JC"}
     assert len(set(prefixes.values())) == len(prefixes)  # no two series share a prefix
-    assert config.policy.approval_discount_share == Decimal("0.05")
-    assert config.policy.delivery_followup_days == 7
+    assert config.policy["contract_approval_discount_share"] == Decimal("0.05")
+    assert config.policy["delivery_followup_days"] == 7
+    assert config.policy["deposit_cap"] == Decimal("0.20")  # a workflow's default
     assert config.libreoffice.timeout == 120.0 and isinstance(config.libreoffice.timeout, float)
     assert config.lock_timeout == 120.0
     assert config.tz.key == "Asia/Shanghai"

@@ -22,7 +22,7 @@ from engine.lint import (CURLY_QUOTE_SEVERITY, Finding, format_findings, lint_pa
 from engine.render import Renderer
 from engine.workflow import load_workflows
 
-from helpers import ROOT, docx_text, make_dealer_dir
+from helpers import ROOT, docx_text, make_dealer_dir, point_at_workflows
 
 QUOTE_DATA = json.loads((ROOT / "examples" / "quote.json").read_text(encoding="utf-8"),
                         parse_float=Decimal)
@@ -200,10 +200,8 @@ def variant_config(tmp_path: Path, edit, config_edit=lambda text: text) -> Path:
     folder.mkdir(parents=True)
     source = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
     (folder / "quote.toml").write_text(edit(source), encoding="utf-8")
-    path = make_dealer_dir(tmp_path / "dealer")
-    old = f'workflows = {json.dumps(str(ROOT / "workflows"))}'
-    text = path.read_text(encoding="utf-8").replace(old, f'workflows = {json.dumps(str(folder))}')
-    path.write_text(config_edit(text), encoding="utf-8")
+    path = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder))
+    path.write_text(config_edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     return path
 
 
@@ -212,8 +210,8 @@ def add_states(text: str) -> str:
               '# --- documents')
     hold = ('[[transitions]]\ntrigger = "hold"\nlabel = "暂缓"\nsource = ["draft"]\n'
             'dest = "on_hold"\nroles = ["sales"]\n\n')
-    return text.replace("# --- documents", states).replace("# --- names of the computed", hold
-                                                           + "# --- names of the computed")
+    return text.replace("# --- documents", states).replace("# --- computed values", hold
+                                                           + "# --- computed values")
 
 
 def test_unreachable_and_stuck_states(tmp_path):

@@ -329,7 +329,7 @@ def test_purge_from_the_command_line(dealer):
     line = refused(dealer, "purge", "--customer", "12345", "--as", "wang")
     assert "既不是有效的手机号，也不是有效的身份证号" in line
     out = run_cli("purge", "--customer", DRIVER_ID, "--as", "wang", cwd=dealer).stdout
-    assert f"已删除 1 个案件中的个人信息" in out and drive in out
+    assert "已删除 1 个案件中的个人信息" in out and drive in out
 
 
 # --- an old store is upgraded --------------------------------------------------------------------

@@ -15,13 +15,12 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from engine import load_config
 from engine.errors import ConfigError, NotFoundError, StateError, StorageError
 from engine.sessions import MAX_LIVE, Sessions, owner_of
 from engine.store import Store

@@ -11,7 +11,7 @@ from engine.config import load_config
 from engine.errors import PermissionDenied, StateError, WorkflowDefinitionError
 from engine.workflow import load_workflow, load_workflows
 
-from helpers import ROOT, make_dealer_dir
+from helpers import ROOT, make_dealer_dir, point_at_workflows
 
 QUOTE = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
 
@@ -34,11 +34,7 @@ def dealer_with_workflows(directory: Path, files: dict[str, str]) -> Path:
     workflows.mkdir()
     for name, text in files.items():
         (workflows / name).write_text(text, encoding="utf-8")
-    text = config_path.read_text(encoding="utf-8")
-    shipped = f"workflows = {json.dumps(str(ROOT / 'workflows'))}"
-    assert text.count(shipped) == 1
-    config_path.write_text(text.replace(shipped, 'workflows = "workflows"'), encoding="utf-8")
-    return config_path
+    return point_at_workflows(config_path, "workflows")
 
 
 def load_folder(tmp_path: Path, files: dict[str, str]):
@@ -49,7 +45,14 @@ def load_folder(tmp_path: Path, files: dict[str, str]):
 
 def test_quote_loads(quote):
     assert (quote.key, quote.case_prefix, quote.initial) == ("quote", "Q", "draft")
-    assert quote.calculator == "quote_totals"
+    assert quote.total == "grand_total"
+    assert list(quote.computed) == [
+        "vehicle_price", "net_vehicle_price", "accessories_total", "insurance_total", "fees_total",
+        "purchase_tax", "taxes_and_fees_total", "grand_total", "balance_due", "loan_amount"]
+    assert list(quote.checks) == ["discount_within_list_price", "deposit_within_legal_cap",
+                                  "loan_terms_consistent", "valid_until_not_past"]
+    assert quote.functions_used == ("functions.money", "functions.sum_of", "functions.total",
+                                    "validators.mobile")
     assert list(quote.states) == ["draft", "issued", "accepted", "expired", "cancelled"]
     assert [s for s, spec in quote.states.items() if spec.final] == [
         "accepted", "expired", "cancelled"]
@@ -162,8 +165,32 @@ EXTRA_CANCEL = ('\n[[transitions]]\ntrigger = "cancel"\nlabel = "再取消"\nsou
      "workflow.create_checks[0]", ['未知的检查 "discount_ok"']),
     ('conditions = ["valid_until_passed"]', 'conditions = ["valid_until_gone"]',
      "transitions[4].conditions[0]", ['未知的条件 "valid_until_gone"', "valid_until_passed"]),
-    ('calculator = "quote_totals"', 'calculator = "quote_sum"', "workflow.calculator",
-     ['未知的计算器 "quote_sum"', "quote_totals"]),
+    ('total = "grand_total"', 'calculator = "quote_totals"', "workflow.calculator",
+     ["不再支持", "[computed.<名称>]"]),
+    ('fails_when = "discount > list_price"', 'fails_when = "discount > list_prise"',
+     "checks.discount_within_list_price.fails_when", ["引用了未定义的名称 list_prise"]),
+    ('fails_when = "valid_until < today"', 'fails_when = "discount > 0.2"',
+     "checks.valid_until_not_past.fails_when", ["dec('0.2')", "二进制误差"]),
+    ("policy.deposit_cap)\"", "policy.deposit_limit)\"",
+     "checks.deposit_within_legal_cap.fails_when", ["policy.deposit_limit"]),
+    ("value = \"sum_of(insurance, 'premium')\"", "value = \"sum_of(insurance, 'premium'\"",
+     "computed.insurance_total.value", ["语法错误", "sum_of(insurance, 'premium'"]),
+    ("value = \"vehicle_price\"", "value = \"grand_total\"", "computed.net_vehicle_price.value",
+     ["引用了未定义的名称 grand_total"]),  # computed in order: grand_total comes later
+    ('message = "优惠 {{ discount|money }} 超过指导价 {{ list_price|money }}"',
+     'message = "优惠 {{ discount|money }} 超过指导价 {{ list_price|money }"',
+     "checks.discount_within_list_price.message", ["模板有语法错误"]),
+    ('message = "报价有效期 {{ valid_until|cn_date }} 已早于今天 {{ today|cn_date }}"',
+     'message = "报价有效期 {{ valid_untill|cn_date }}"', "checks.valid_until_not_past.message",
+     ["引用了未定义的名称 valid_untill"]),
+    ('field = "discount"\nfails_when', 'field = "discont"\nfails_when',
+     "checks.discount_within_list_price.field", ['"discont" 不是已定义的字段']),
+    ('blocks_when = "valid_until >= today"', 'blocks_when = "valid_until >= tomorrow"',
+     "conditions.valid_until_passed.blocks_when", ["tomorrow"]),
+    ('type = "decimal"\ndefault = "0.20"', 'type = "decimal"\ndefault = 0.2',
+     "policy.deposit_cap", ["default", "应为字符串"]),
+    ('value = "money(purchase_tax or 0)"\nrequires = []', 'value = "money(purchase_tax or 0)"\nrequires = ["tax"]',
+     "computed.purchase_tax.requires[0]", ['"tax" 不是字段、计算值或 let 中的名称']),
     ("[fields.deposit]", "[fields.totals]", "fields.totals",
      ['字段名 "totals" 无效或与模板保留名冲突', "dealer, doc"]),
     ("[fields.other_fees.columns.amount]", "[fields.other_fees.columns.loop]",
@@ -195,8 +222,8 @@ EXTRA_CANCEL = ('\n[[transitions]]\ntrigger = "cancel"\nlabel = "再取消"\nsou
     ('required_if = { payment_method = "分期" }\n\n[fields.down_payment]',
      'required_if = { pay_method = "分期" }\n\n[fields.down_payment]', "fields.lender.required_if",
      ['引用了未定义的字段 "pay_method"']),
-    ('calculator = "quote_totals"\n', "", "totals",
-     ["没有 workflow.calculator 时不能定义 totals 的名称"]),
+    ('[computed.vehicle_price]', '[totals]\nvehicle_price = "车辆成交价"\n\n[computed.vehicle_price]',
+     "totals", ["不再支持", "[computed.<名称>]"]),
     ('key = "quote"', 'key = "Quote"', "workflow.key", ['"Quote" 应为小写字母、数字和下划线']),
     ("[states.draft]", "[states.Draft]", "states.Draft", ["状态名应为小写字母、数字和下划线"]),
     ('trigger = "cancel"', 'trigger = "state"', "transitions[5].trigger", ['"state" 不能用作操作名']),

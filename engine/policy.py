@@ -1,0 +1,153 @@
+"""The store's policy: settings a workflow's rules read as ``policy.<key>``.
+
+Each workflow file declares the keys it reads with their type, default and bounds
+(``[policy.<key>]``); config.toml's ``[policy]`` overrides them for one store. The values are
+typed by the declaration (a ``decimal`` is written as text, ``"0.05"``, so that it stays exact).
+Two workflows may read the same key only if they declare it alike.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError, WorkflowDefinitionError
+
+TYPES = ("decimal", "integer", "string", "boolean")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    key: str
+    type: str
+    default: Any
+    label: str = ""
+    min: Any = None
+    max: Any = None
+
+    def describe_range(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{_plain(self.min)}–{_plain(self.max)} 之间"
+        if self.min is not None:
+            return f"至少为 {_plain(self.min)}"
+        if self.max is not None:
+            return f"至多为 {_plain(self.max)}"
+        return ""
+
+
+def _plain(value: Any) -> str:
+    return f"{value.normalize():f}" if isinstance(value, Decimal) else str(value)
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """``value`` as ``kind``; raises _Bad naming what was expected."""
+    if kind == "decimal":
+        if not isinstance(value, str):
+            raise _Bad("应为字符串（如 \"0.05\"，写成文字以免二进制误差）")
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise _Bad("decimal") from None
+        if not number.is_finite():
+            raise _Bad("decimal")
+        return number
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad("应为整数")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _Bad("应为 true 或 false")
+        return value
+    if not isinstance(value, str):
+        raise _Bad("应为字符串")
+    return value
+
+
+def check_value(spec: PolicySpec, value: Any, where: str) -> Any:
+    """``value`` typed and within bounds, or a ConfigError that says what is expected."""
+    key = f"policy.{spec.key}"
+    bounds = spec.describe_range()
+    decimal_words = f"应为 {bounds}的小数" if bounds else "应为小数"
+    try:
+        typed = _typed(spec.type, value)
+    except _Bad as err:
+        words = decimal_words if str(err) == "decimal" else str(err)
+        shown = f"\"{value}\"" if isinstance(value, str) else repr(value)
+        raise ConfigError(f"{where}: {key} {words}，收到 {shown}", key=key) from None
+    if (spec.min is not None and typed < spec.min) or (spec.max is not None and typed > spec.max):
+        if spec.type == "decimal":
+            words = decimal_words
+        else:
+            words = f"应在 {bounds}" if spec.min is not None and spec.max is not None \
+                else f"应{bounds}"
+        raise ConfigError(f"{where}: {key} {words}，收到 {value!r}", key=key)
+    return typed
+
+
+def declare(key: str, raw: Any, where: str, path: str | None = None) -> PolicySpec:
+    """A ``[policy.<key>]`` table of a workflow file as a spec (its default checked)."""
+    def fail(message: str) -> WorkflowDefinitionError:
+        return WorkflowDefinitionError(f"{where}: policy.{key}: {message}", key=f"policy.{key}",
+                                       path=path)
+
+    if not isinstance(raw, dict):
+        raise fail("应为一个表：type、default，可选 label、min、max")
+    unknown = set(raw) - {"type", "default", "label", "min", "max"}
+    if unknown:
+        raise fail(f"未知的键 {', '.join(sorted(unknown))}（可用：type、default、label、min、max）")
+    kind = raw.get("type")
+    if kind not in TYPES:
+        raise fail(f"type 应为 {' / '.join(TYPES)} 之一，收到 {kind!r}")
+    if "default" not in raw:
+        raise fail("缺少 default")
+    bounds = {}
+    for bound in ("min", "max"):
+        if bound in raw:
+            if kind not in ("decimal", "integer"):
+                raise fail(f"{bound} 只适用于 decimal 与 integer")
+            try:
+                bounds[bound] = _typed(kind, raw[bound])
+            except _Bad as err:
+                raise fail(f"{bound}: {err if str(err) != 'decimal' else '不是数字'}") from None
+    spec = PolicySpec(key, kind, None, str(raw.get("label", "")), bounds.get("min"),
+                      bounds.get("max"))
+    try:
+        default = check_value(spec, raw["default"], where)
+    except ConfigError as err:
+        raise fail(f"default: {err.message.split(': ', 1)[-1]}") from None
+    return PolicySpec(key, kind, default, spec.label, spec.min, spec.max)
+
+
+def declared_in(folder: Path) -> dict[str, PolicySpec]:
+    """Every policy key the workflow files in ``folder`` declare. A file that cannot be read is
+    skipped here (loading the workflows reports it with its key)."""
+    out: dict[str, PolicySpec] = {}
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8")).get("policy", {})
+            specs = {k: declare(k, v, path.name) for k, v in raw.items()} \
+                if isinstance(raw, dict) else {}
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, WorkflowDefinitionError):
+            continue
+        for key, spec in specs.items():
+            out.setdefault(key, spec)
+    return out
+
+
+def resolve(specs: Mapping[str, PolicySpec], overrides: Mapping[str, Any],
+            where: str) -> dict[str, Any]:
+    """The store's policy: every declared key, overridden by config.toml where it says so."""
+    for key in overrides:
+        if key not in specs:
+            known = "、".join(sorted(specs)) or "无"
+            raise ConfigError(f"{where}: 未知的配置项 policy.{key}（工作流声明的策略项：{known}）",
+                              key=f"policy.{key}")
+    return {key: (check_value(spec, overrides[key], where) if key in overrides else spec.default)
+            for key, spec in specs.items()}
