@@ -18,7 +18,7 @@ from engine.diagram import render, to_dot, write_diagram
 from engine.errors import ConversionError, InputError
 from engine.workflow import load_workflows
 
-from helpers import ROOT, make_dealer_dir
+from helpers import ROOT, SHIPPED_WORKFLOWS, make_dealer_dir
 
 SHIPPED = sorted(p.stem for p in (ROOT / "workflows").glob("*.toml"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -179,7 +179,7 @@ def edited_quote_workflow(tmp_path: Path, replacements: dict[str, str]):
     folder = tmp_path / "dealer" / "workflows"
     folder.mkdir()
     (folder / "quote.toml").write_text(text, encoding="utf-8")
-    shipped = f"workflows = {json.dumps(str(ROOT / 'workflows'))}"
+    shipped = SHIPPED_WORKFLOWS
     conf = config_path.read_text(encoding="utf-8")
     assert conf.count(shipped) == 1
     config_path.write_text(conf.replace(shipped, 'workflows = "workflows"'), encoding="utf-8")

@@ -11,7 +11,7 @@ from engine.config import load_config
 from engine.errors import PermissionDenied, StateError, WorkflowDefinitionError
 from engine.workflow import load_workflow, load_workflows
 
-from helpers import ROOT, make_dealer_dir
+from helpers import ROOT, SHIPPED_WORKFLOWS, make_dealer_dir
 
 QUOTE = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
 
@@ -35,7 +35,7 @@ def dealer_with_workflows(directory: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (workflows / name).write_text(text, encoding="utf-8")
     text = config_path.read_text(encoding="utf-8")
-    shipped = f"workflows = {json.dumps(str(ROOT / 'workflows'))}"
+    shipped = SHIPPED_WORKFLOWS
     assert text.count(shipped) == 1
     config_path.write_text(text.replace(shipped, 'workflows = "workflows"'), encoding="utf-8")
     return config_path
