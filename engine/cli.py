@@ -477,6 +477,39 @@ def lint(click_ctx, targets, config_path, actor, as_json) -> None:
         sys.exit(11)
 
 
+@main.command()
+@click.argument("workflow")
+@click.option("--format", "fmt", type=click.Choice(["text", "md"]), default="text",
+              show_default=True, help="text：终端表格；md：Markdown（templates/README.md 的变量表）")
+@_common
+@click.pass_context
+def fields(click_ctx, workflow, fmt, config_path, actor, as_json) -> None:
+    """模板可用的变量：流程的字段、计算值和关联单据，及哪些模板用到：dealerdocs fields quote"""
+    from . import variables
+    from .workflow import load_workflows
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = _config(ctx)
+    workflows = load_workflows(config)
+    if workflow not in workflows:
+        from .errors import NotFoundError
+
+        raise NotFoundError(f"没有名为 \"{workflow}\" 的流程（可用：{'、'.join(workflows)}）",
+                            workflow=workflow)
+    wf = workflows[workflow]
+    names = variables.template_names(wf, config.template_layers.find)
+    if ctx.as_json:
+        _emit(ctx, {"workflow": wf.key, "title": wf.title,
+                    "documents": [d.to_dict() for d in variables.documents(wf, names)],
+                    "variables": [v.to_dict() for v in variables.variables(wf, workflows, names)]},
+              "")
+    elif fmt == "md":
+        click.echo(variables.markdown(wf, workflows, names))
+    else:
+        click.echo(table(["写法", "含义", "类型", "备注", "用于"],
+                         variables.text_rows(wf, workflows, names)))
+
+
 @main.group()
 def templates() -> None:
     """Word 模板：本店副本优先，其次是默认模板（templates list | copy | diff | accept）。"""

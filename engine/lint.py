@@ -234,6 +234,31 @@ def _compile(path: Path, file: str) -> tuple[list[tuple[str, nodes.Template]], l
     return asts, out
 
 
+def used_names(path: Path) -> set[str]:
+    """The names a template reads from its context, with every attribute path written after
+    them: ``customer_name``, ``totals``, ``totals.grand_total``, ``doc``, ``doc.issuer.name`` …
+    (loop variables and names set inside the template are left out). A TemplateError when a
+    part does not parse (``dealerdocs lint`` says where)."""
+    path = Path(path)
+    asts, syntax = _compile(path, path.name)
+    if syntax:
+        raise TemplateError(f"模板 {path.name} 有 Jinja 语法错误（{syntax[0].place}：{syntax[0].problem}）；"
+                            f"请先运行 dealerdocs lint {path.name}", template=path.name)
+    names: set[str] = set()
+    for _, ast in asts:
+        top = meta.find_undeclared_variables(ast)
+        names |= top
+        for node in ast.find_all(nodes.Getattr):
+            chain = []
+            while isinstance(node, nodes.Getattr):
+                chain.append(node.attr)
+                node = node.node
+            if isinstance(node, nodes.Name) and node.name in top:
+                parts = [node.name, *reversed(chain)]
+                names |= {".".join(parts[:i]) for i in range(2, len(parts) + 1)}
+    return names
+
+
 def _syntax_fix(message: str, env: jinja2.Environment) -> str:
     m = re.search(r"No filter named '(\w+)'", message)
     if m:
