@@ -147,9 +147,10 @@ class Paths:
 
     Templates come in two layers: the store's own edited copies (``templates``, made with
     ``dealerdocs templates copy``) are looked up first, then the product's defaults
-    (``default_templates``; empty = those installed with dealerdocs). A ``templates`` that names
-    the defaults' own folder (configs written before the layers existed) means the store has no
-    copies of its own; any other folder is the store's layer, whatever it already holds.
+    (``default_templates``; empty = those installed with dealerdocs). A ``templates`` that is
+    empty or names the defaults' own folder (configs written before the layers existed) means
+    the store has no copies of its own; any other folder is the store's layer, whatever it
+    already holds.
     """
 
     store: str = "store"
@@ -219,7 +220,7 @@ class Config:
         """Where templates are found: the store's own copies first, then the defaults."""
         default = (self.path("default_templates") if self.paths.default_templates
                    else product().templates).resolve()
-        own = self.path("templates").resolve()
+        own = self.path("templates").resolve() if self.paths.templates else None
         return TemplateLayers(own=None if own == default else own, default=default)
 
     def template_path(self, name: str) -> Path:

@@ -10,7 +10,9 @@ splitting); each part compiles as Jinja after docxtpl's own preprocessing; every
 field of the workflow or a name the engine provides; fonts are ones engine/fonts.conf maps to
 Noto CJK and zh-CN is the East Asian language; a test render with example data succeeds.
 Workflow checks: the state graph (unreachable, stuck and leaky final states), roles nobody
-holds, documents whose template never prints ``{{ doc.number }}``.
+holds, documents whose template never prints ``{{ doc.number }}``. Templates are checked where
+documents are made from them: the store's own copy if it has one (engine/templates.py), and a
+copy whose default has changed since it was copied is a warning.
 """
 from __future__ import annotations
 

@@ -88,6 +88,14 @@ def test_templates_come_in_two_layers_and_empty_paths_mean_the_products(tmp_path
     assert config.workflows_dir == product().workflows.resolve() == ROOT / "workflows"
     unset = load_config(write_config(tmp_path / "plain", edited('default_templates = ""\n', "")))
     assert unset.template_layers.default == ROOT / "templates" / "docx"
+    none = load_config(write_config(tmp_path / "none", edited('templates = "templates/docx"',
+                                                              'templates = ""')))
+    assert none.template_layers.own is None
+    # a config written by an old `init`: both folders named by their absolute path
+    old = load_config(write_config(tmp_path / "old", edited(
+        'templates = "templates/docx"', f'templates = "{ROOT / "templates" / "docx"}"')))
+    assert old.template_layers.own is None
+    assert old.template_path("quote.docx") == ROOT / "templates" / "docx" / "quote.docx"
 
 
 def test_absolute_paths_are_kept(tmp_path):
