@@ -67,7 +67,7 @@ def main() -> None:
     with SofficeConverter() as converter:
         engine = Engine(config, converter=converter)
         context = engine.context_for("quote", data, "quote", "zhang", number="BJ-2026-000001")
-        template = engine.renderer.load(config.templates_dir / "quote.docx")
+        template = engine.renderer.load(config.template_path("quote.docx"))
 
         def plain() -> bytes:
             return plain_render(template.data, context)

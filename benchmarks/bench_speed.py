@@ -52,9 +52,8 @@ ROWS: list[tuple[str, str, str, str, str]] = []
 def dealer_dir(folder: Path) -> Path:
     """A dealership folder using the project's workflows and templates (like the tests)."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    text = text.replace('templates = "templates/docx"',
-                        f'templates = {json.dumps(str(ROOT / "templates" / "docx"))}')
-    text = text.replace('workflows = "workflows"', f'workflows = {json.dumps(str(ROOT / "workflows"))}')
+    text = text.replace('templates = "templates/docx"', 'templates = "templates"')
+    text = text.replace('workflows = "workflows"', 'workflows = ""')
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.toml").write_text(text, encoding="utf-8")
     return folder / "config.toml"
@@ -91,7 +90,7 @@ def bench_issue(work: Path, pool: WarmConverter, repeat: int) -> None:
     cold = engine_at(cfg, store=work / "issue" / "store-cold", converter=cold_conv)
     data = quote_data()
     context = warm.context_for("quote", data, "quote", "zhang", number="BJ-2026-000001")
-    template = warm.renderer.load(warm.config.templates_dir / "quote.docx")
+    template = warm.renderer.load(warm.config.template_path("quote.docx"))
 
     def plain_render() -> bytes:
         return bench_documents.plain_render(template.data, context)
@@ -269,7 +268,7 @@ def bench_batch(work: Path, size: int) -> None:
             eng = engine_at(cfg, store=work / "batch" / f"store-{instances}-{len(per_doc)}",
                             converter=pool)
             pool.convert_many([eng.renderer.render(eng.renderer.load(
-                eng.config.templates_dir / "quote.docx"),
+                eng.config.template_path("quote.docx")),
                 eng.context_for("quote", quote_data(), "quote", "zhang"))] * instances)
             ids = [eng.create("quote", quote_data(), "zhang").id for _ in range(size)]
             t = time.perf_counter()

@@ -23,8 +23,6 @@ from .engine import Engine
 from .errors import ConfigError, DealerDocsError, InputError
 from .files import private_umask
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-
 
 def _common(f: Callable) -> Callable:
     f = click.option("--json", "as_json", is_flag=True, default=None,
@@ -106,35 +104,39 @@ def main(click_ctx: click.Context, config_path, actor, as_json) -> None:
 @_common
 @click.pass_context
 def init(click_ctx, directory: Path, force: bool, config_path, actor, as_json) -> None:
-    """在 DIRECTORY 中生成新的 config.toml（数据库与输出目录放在 DIRECTORY 中）。"""
+    """在 DIRECTORY 中生成新的 config.toml（数据库、输出目录和本店模板目录放在 DIRECTORY 中）。"""
+    from .defaults import product
+
     ctx = _ctx(click_ctx, config_path, actor, as_json)
-    source = PROJECT_DIR / "config.toml"
-    workflows, templates = PROJECT_DIR / "workflows", PROJECT_DIR / "templates" / "docx"
-    if not (source.is_file() and workflows.is_dir() and templates.is_dir()):
-        raise ConfigError(f"找不到项目自带的 config.toml / workflows / templates（在 {PROJECT_DIR}）")
+    shipped = product()
     target = directory / "config.toml"
     if target.exists() and not force:
         raise ConfigError(f"{target} 已存在；如要覆盖请加 --force")
-    text = source.read_text(encoding="utf-8")
-    text = _set_path(text, "templates", templates)
-    text = _set_path(text, "workflows", workflows)
+    text = shipped.config.read_text(encoding="utf-8")
+    # the store's own templates beside the config; workflows and default templates are the
+    # installed product's, so upgrading dealerdocs brings their new versions
+    text = _set_path(text, "templates", "templates")
+    text = _set_path(text, "default_templates", "")
+    text = _set_path(text, "workflows", "")
     directory.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     from .config import load_config  # validate what we wrote
+    from .files import make_dirs
     config = load_config(target)
-    examples = _copy_examples(directory / "examples")
+    make_dirs(config.path("templates"))
+    examples = _copy_examples(shipped.examples, directory / "examples")
     _emit(ctx, {"config": str(target.resolve()), "store": str(config.store_dir),
-                "outbox": str(config.outbox_dir), "examples": examples},
-          f"已生成 {target}（数据库：{config.store_dir}，输出：{config.outbox_dir}；"
-          f"示例数据在 {directory / 'examples'}）")
+                "outbox": str(config.outbox_dir), "templates": str(config.path("templates")),
+                "examples": examples},
+          f"已生成 {target}（数据库：{config.store_dir}，输出：{config.outbox_dir}，"
+          f"本店模板：{config.path('templates')}；示例数据在 {directory / 'examples'}）")
 
 
-def _copy_examples(folder: Path) -> list[str]:
+def _copy_examples(source: Path, folder: Path) -> list[str]:
     """The example data files (and evidence pictures) next to the new config, so the first
     commands of the README work in the new folder; files already there are kept."""
     import shutil
 
-    source = PROJECT_DIR / "examples"
     copied = []
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
@@ -148,10 +150,10 @@ def _copy_examples(folder: Path) -> list[str]:
     return copied
 
 
-def _set_path(text: str, key: str, value: Path) -> str:
-    new, count = re.subn(rf'(?m)^{key}\s*=\s*".*"$', f"{key} = {json.dumps(str(value))}", text)
+def _set_path(text: str, key: str, value: str) -> str:
+    new, count = re.subn(rf'(?m)^{key}\s*=\s*"[^"\n]*"', f"{key} = {json.dumps(value)}", text)
     if count != 1:
-        raise ConfigError(f"项目 config.toml 的 [paths] 中没有 {key}")
+        raise ConfigError(f"自带的 config.toml 的 [paths] 中没有 {key}")
     return new
 
 
@@ -475,6 +477,126 @@ def lint(click_ctx, targets, config_path, actor, as_json) -> None:
         click.echo(format_findings(findings))
     if any(f.severity == "error" for f in findings):
         sys.exit(11)
+
+
+@main.command()
+@click.argument("workflow")
+@click.option("--format", "fmt", type=click.Choice(["text", "md"]), default="text",
+              show_default=True, help="text：终端表格；md：Markdown（templates/README.md 的变量表）")
+@_common
+@click.pass_context
+def fields(click_ctx, workflow, fmt, config_path, actor, as_json) -> None:
+    """模板可用的变量：流程的字段、计算值和关联单据，及哪些模板用到：dealerdocs fields quote"""
+    from . import variables
+    from .workflow import load_workflows
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = _config(ctx)
+    workflows = load_workflows(config)
+    if workflow not in workflows:
+        from .errors import NotFoundError
+
+        raise NotFoundError(f"没有名为 \"{workflow}\" 的流程（可用：{'、'.join(workflows)}）",
+                            workflow=workflow)
+    wf = workflows[workflow]
+    names = variables.template_names(wf, config.template_layers.find)
+    if ctx.as_json:
+        _emit(ctx, {"workflow": wf.key, "title": wf.title,
+                    "documents": [d.to_dict() for d in variables.documents(wf, names)],
+                    "variables": [v.to_dict() for v in variables.variables(wf, workflows, names)]},
+              "")
+    elif fmt == "md":
+        click.echo(variables.markdown(wf, workflows, names))
+    else:
+        click.echo(table(["写法", "含义", "类型", "备注", "用于"],
+                         variables.text_rows(wf, workflows, names)))
+
+
+@main.group()
+def templates() -> None:
+    """Word 模板：本店副本优先，其次是默认模板（templates list | copy | diff | accept）。"""
+
+
+def _config(ctx: Ctx):
+    from .config import load_config
+
+    return load_config(ctx.config_path or "config.toml")
+
+
+def _now(config):
+    from datetime import datetime
+
+    clock = _clock_from_env(config)
+    return clock() if clock else datetime.now(config.tz).replace(microsecond=0)
+
+
+@templates.command("list")
+@_common
+@click.pass_context
+def templates_list(click_ctx, config_path, actor, as_json) -> None:
+    """列出模板：每个模板用的是本店副本还是默认模板，副本是否落后于更新后的默认模板。"""
+    from . import templates as layers
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = _config(ctx)
+    rows = layers.statuses(config.template_layers)
+    text = table(["模板", "使用", "文件"], [[r.name, r.label, str(r.path)] for r in rows])
+    _emit(ctx, [r.to_dict() for r in rows], text or "（没有模板）")
+
+
+@templates.command("copy")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="本店已有副本时也重新复制（原副本改名为 ….bak 保留）")
+@_common
+@click.pass_context
+def templates_copy(click_ctx, name, force, config_path, actor, as_json) -> None:
+    """把默认模板复制到本店模板目录，供在 Word / WPS 中修改：dealerdocs templates copy quote"""
+    from . import templates as layers
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = _config(ctx)
+    result = layers.copy(config.template_layers, name, now=_now(config), force=force)
+    backup = f"；原副本已改名为 {result['backup']}" if result["backup"] else ""
+    _emit(ctx, result, f"已复制 {result['name']} → {result['path']}{backup}\n"
+                       f"在 Word / WPS 中修改这个文件；出具时用它而不用默认模板。改完后请运行 "
+                       f"dealerdocs lint {result['name']} 检查")
+
+
+@templates.command("diff")
+@click.argument("name", required=False)
+@_common
+@click.pass_context
+def templates_diff(click_ctx, name, config_path, actor, as_json) -> None:
+    """本店副本落后于更新后的默认模板之处（默认模板的文字改动），及本店自己的修改。
+    不给 NAME 时检查全部副本。"""
+    from . import templates as layers
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    found = _config(ctx).template_layers
+    if name:
+        diffs = [layers.diff(found, name)]
+    else:
+        diffs = [layers.diff(found, s.name) for s in layers.statuses(found) if s.own]
+    lines = [line for d in diffs for line in layers.format_diff(d, show_store=bool(name))]
+    stale = sum(d.status.state == "lagging" for d in diffs)
+    if not name:
+        lines.append(f"本店副本 {len(diffs)} 个，其中 {stale} 个落后于更新后的默认模板" if diffs
+                     else "本店没有模板副本，全部使用默认模板")
+    _emit(ctx, [d.to_dict() for d in diffs], "\n".join(lines))
+
+
+@templates.command("accept")
+@click.argument("name")
+@_common
+@click.pass_context
+def templates_accept(click_ctx, name, config_path, actor, as_json) -> None:
+    """确认本店副本已包含默认模板的最新改动：之后与现在的默认模板比较。"""
+    from . import templates as layers
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    config = _config(ctx)
+    result = layers.accept(config.template_layers, name, now=_now(config))
+    _emit(ctx, result, f"已记录：本店副本 {result['path']} 基于现在的默认模板")
 
 
 @main.command()

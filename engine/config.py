@@ -17,8 +17,10 @@ from typing import Any
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .defaults import product
 from .errors import ConfigError
 from .policy import declared_in as declared_policy, resolve as resolve_policy
+from .templates import TemplateLayers
 from .typedtoml import build
 
 DEFAULT_ROLES = {
@@ -123,10 +125,21 @@ class Series:
 
 @dataclass(frozen=True)
 class Paths:
+    """``[paths]``; relative paths are taken from the config's folder.
+
+    Templates come in two layers: the store's own edited copies (``templates``, made with
+    ``dealerdocs templates copy``) are looked up first, then the product's defaults
+    (``default_templates``; empty = those installed with dealerdocs). A ``templates`` that is
+    empty or names the defaults' own folder (configs written before the layers existed) means
+    the store has no copies of its own; any other folder is the store's layer, whatever it
+    already holds.
+    """
+
     store: str = "store"
     outbox: str = "outbox"
-    templates: str = "templates/docx"
-    workflows: str = "workflows"
+    templates: str = "templates"
+    default_templates: str = ""
+    workflows: str = ""  # empty = the workflow definitions installed with dealerdocs
 
 
 @dataclass(frozen=True)
@@ -187,12 +200,21 @@ class Config:
         return self.path("outbox")
 
     @property
-    def templates_dir(self) -> Path:
-        return self.path("templates")
+    def template_layers(self) -> TemplateLayers:
+        """Where templates are found: the store's own copies first, then the defaults."""
+        default = (self.path("default_templates") if self.paths.default_templates
+                   else product().templates).resolve()
+        own = self.path("templates").resolve() if self.paths.templates else None
+        return TemplateLayers(own=None if own == default else own, default=default)
+
+    def template_path(self, name: str) -> Path:
+        """The file a template name (``quote.docx``) stands for: the store's copy if it has
+        one, else the default; a TemplateError naming both folders when neither has it."""
+        return self.template_layers.path(name)
 
     @property
     def workflows_dir(self) -> Path:
-        return self.path("workflows")
+        return self.path("workflows") if self.paths.workflows else product().workflows.resolve()
 
     @property
     def pool_dir(self) -> Path:

@@ -21,11 +21,12 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from .defaults import package_path
 from .errors import ConversionError
 
 log = logging.getLogger(__name__)
 
-FONTS_CONF = Path(__file__).with_name("fonts.conf")
+FONTS_CONF = package_path("fonts.conf")  # Windows font names → Noto CJK
 
 # Input suffix → LibreOffice export filter. An SVG opens in Draw (package libreoffice-draw-nogui),
 # whose documents Writer's PDF filter cannot export, and vice versa.

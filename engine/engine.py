@@ -734,7 +734,7 @@ class Engine(DocumentControl, Registers):
         rendered = []
         for kind in kinds:
             spec = wf.documents[kind]
-            template = self.renderer.load(self.config.templates_dir / spec.template)
+            template = self.renderer.load(self.config.template_path(spec.template))
             context = self._context(wf, spec, record or {"id": f"{wf.case_prefix}-（新）"},
                                     values, totals, user, now, state, "草稿（未编号）",
                                     sum(d["kind"] == kind for d in earlier) + 1, links)
@@ -1305,7 +1305,7 @@ class Engine(DocumentControl, Registers):
                                    tx.next_counter(counter_key(spec.series, series, now.year)))
             previous = [d for d in tx.case_documents(record["id"]) if d["kind"] == kind]
             version = len(previous) + 1
-            template = work.renderer.load(self.config.templates_dir / spec.template)
+            template = work.renderer.load(self.config.template_path(spec.template))
             context = self._context(wf, spec, record, values, totals, user, now, new_state,
                                     number, version, self._links_context(tx, record))
             docx = work.renderer.render(template, context, {

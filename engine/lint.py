@@ -10,7 +10,9 @@ splitting); each part compiles as Jinja after docxtpl's own preprocessing; every
 field of the workflow or a name the engine provides; fonts are ones engine/fonts.conf maps to
 Noto CJK and zh-CN is the East Asian language; a test render with example data succeeds.
 Workflow checks: the state graph (unreachable, stuck and leaky final states), roles nobody
-holds, documents whose template never prints ``{{ doc.number }}``.
+holds, documents whose template never prints ``{{ doc.number }}``. Templates are checked where
+documents are made from them: the store's own copy if it has one (engine/templates.py), and a
+copy whose default has changed since it was copied is a warning.
 """
 from __future__ import annotations
 
@@ -27,19 +29,19 @@ from typing import Any
 
 import jinja2
 from docx import Document
-from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docxtpl import DocxTemplate
 from jinja2 import meta, nodes
 from lxml import etree
 
+from . import docxtext, templates as layers
 from .config import Config
+from .defaults import package_path, product
 from .errors import DealerDocsError, TemplateError, WorkflowDefinitionError
 from .render import Renderer, make_environment
 from .workflow import RESERVED_NAMES, Workflow, load_workflow, load_workflows
 
-FONTS_CONF = Path(__file__).with_name("fonts.conf")
-PROJECT_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+FONTS_CONF = package_path("fonts.conf")
+W = docxtext.W
 A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 # Word turns straight quotes into these; docxtpl turns them back inside tags (patch_xml), so
 # the template still works, but a quote meant literally inside a string would be changed.
@@ -78,44 +80,9 @@ class _Para:
     cell: Any  # the enclosing w:tc element, or None
 
 
-def _nearest(element: Any, tag: str) -> Any:
-    return next(element.iterancestors(tag), None)
-
-
-def _own(parent: Any, tag: str, owner_tag: str) -> list[Any]:
-    """``tag`` descendants of ``parent`` whose nearest ``owner_tag`` ancestor is ``parent``."""
-    return [e for e in parent.iter(tag) if _nearest(e, owner_tag) is parent]
-
-
-def _text(p: Any) -> str:
-    return "".join(t.text or "" for t in _own(p, W + "t", W + "p"))
-
-
-def _parts(doc: Any) -> list[tuple[str, Any]]:
-    """(label, root element) of the body, then every header and footer part."""
-    parts = [("", doc.element.body)]
-    rels = sorted((r for r in doc.part.rels.values() if not r.is_external
-                   and r.reltype in (RT.HEADER, RT.FOOTER)), key=lambda r: r.target_part.partname)
-    for rel in rels:
-        kind = "页眉" if rel.reltype == RT.HEADER else "页脚"
-        parts.append((f"{kind}（{Path(rel.target_part.partname).name}）", rel.target_part.element))
-    return parts
-
-
 def _paragraphs(label: str, root: Any) -> Iterator[_Para]:
-    tables = {t: i for i, t in enumerate(root.iter(W + "tbl"), 1)}
-    count = 0
-    for p in root.iter(W + "p"):
-        text, cell = _text(p), _nearest(p, W + "tc")
-        if cell is None:
-            count += 1
-            where = f"段落 {count}"
-        else:
-            row = _nearest(cell, W + "tr")
-            table = _nearest(row, W + "tbl")
-            where = (f"表格 {tables[table]} 第 {_own(table, W + 'tr', W + 'tbl').index(row) + 1} 行"
-                     f"第 {_own(row, W + 'tc', W + 'tr').index(cell) + 1} 格")
-        yield _Para(f"{label}{where}：「{_short(text)}」", text, p, cell)
+    for p in docxtext.paragraphs_of(label, root):
+        yield _Para(f"{p.where}：「{_short(p.text)}」", p.text, p.element, p.cell)
 
 
 # --- tags ---------------------------------------------------------------------------------------
@@ -175,12 +142,13 @@ def _check_structural(tag: str, kind: str, para: _Para, file: str) -> list[Findi
         return out + [_error(file, para.place, f"{{%{kind} 标记不在表格里",
                              f"{{%{kind} 只能用在表格中；整段的条件或循环请用 {{%p … %}}")]
     if kind == "tr":
-        row = _nearest(para.cell, W + "tr")
-        others = [_text(p) for c in _own(row, W + "tc", W + "tr") if c is not para.cell
-                  for p in c.iter(W + "p")]
+        row = docxtext.nearest(para.cell, W + "tr")
+        others = [docxtext.text_of(p) for c in docxtext.own(row, W + "tc", W + "tr")
+                  if c is not para.cell for p in c.iter(W + "p")]
         what, fix = "表格行还有其他文字，出具时整行会被删除", "单独占一整行，同一行的其他格子留空或合并"
     else:
-        others = [_text(p) for p in _own(para.cell, W + "p", W + "tc") if p is not para.element]
+        others = [docxtext.text_of(p) for p in docxtext.own(para.cell, W + "p", W + "tc")
+                  if p is not para.element]
         what, fix = "单元格还有其他段落文字，出具时整格会被替换", "单独占一个单元格"
     if any(t.strip() for t in others):
         out.append(_error(file, para.place, f"{tag} 所在的{what}", f"让 {{%{kind} … %}} {fix}"))
@@ -266,6 +234,31 @@ def _compile(path: Path, file: str) -> tuple[list[tuple[str, nodes.Template]], l
             out.append(_error(file, f"{label}：「{_short(near)}」", f"Jinja 语法错误：{err.message}",
                               _syntax_fix(err.message or "", env)))
     return asts, out
+
+
+def used_names(path: Path) -> set[str]:
+    """The names a template reads from its context, with every attribute path written after
+    them: ``customer_name``, ``totals``, ``totals.grand_total``, ``doc``, ``doc.issuer.name`` …
+    (loop variables and names set inside the template are left out). A TemplateError when a
+    part does not parse (``dealerdocs lint`` says where)."""
+    path = Path(path)
+    asts, syntax = _compile(path, path.name)
+    if syntax:
+        raise TemplateError(f"模板 {path.name} 有 Jinja 语法错误（{syntax[0].place}：{syntax[0].problem}）；"
+                            f"请先运行 dealerdocs lint {path.name}", template=path.name)
+    names: set[str] = set()
+    for _, ast in asts:
+        top = meta.find_undeclared_variables(ast)
+        names |= top
+        for node in ast.find_all(nodes.Getattr):
+            chain = []
+            while isinstance(node, nodes.Getattr):
+                chain.append(node.attr)
+                node = node.node
+            if isinstance(node, nodes.Name) and node.name in top:
+                parts = [node.name, *reversed(chain)]
+                names |= {".".join(parts[:i]) for i in range(2, len(parts) + 1)}
+    return names
 
 
 def _syntax_fix(message: str, env: jinja2.Environment) -> str:
@@ -451,7 +444,7 @@ def lint_template(path: Path, workflows: list[Workflow], example: dict | None = 
                        "在 Word 中打开后“另存为 → Word 文档（*.docx）”")]
     out: list[Finding] = []
     tags: list[tuple[str, str]] = []
-    for label, root in _parts(doc):
+    for label, root in docxtext.parts(doc):
         stack: list[tuple[str, str, str]] = []
         for para in _paragraphs(label, root):
             out += _check_paragraph(para, file, stack)
@@ -496,8 +489,8 @@ def _mentions_doc_number(path: Path) -> bool:
         doc = Document(str(path))
     except Exception:
         return True  # reported by lint_template
-    return any(re.search(r"\{\{[^}]*\bdoc\.number\b", _text(p))
-               for _, root in _parts(doc) for p in root.iter(W + "p"))
+    return any(re.search(r"\{\{[^}]*\bdoc\.number\b", docxtext.text_of(p))
+               for _, root in docxtext.parts(doc) for p in root.iter(W + "p"))
 
 
 def lint_workflow(wf: Workflow, config: Config) -> list[Finding]:
@@ -527,7 +520,8 @@ def lint_workflow(wf: Workflow, config: Config) -> list[Finding]:
                                 f"操作「{t.label}」要求的角色 {'、'.join(t.roles)} 没有任何用户拥有",
                                 "在 config.toml 的 [users] 中给某位用户加上其中一个角色"))
     for key, spec in wf.documents.items():
-        if not _mentions_doc_number(config.templates_dir / spec.template):
+        found = config.template_layers.find(spec.template)
+        if found is not None and not _mentions_doc_number(found):
             out.append(_warning(file, f"documents.{key}.template",
                                 f"模板 {spec.template} 中没有 {{{{ doc.number }}}}",
                                 "在页眉或页脚写上“编号：{{ doc.number }}”，让每页都印文件编号"))
@@ -554,7 +548,7 @@ def _load_workflows(config: Config) -> tuple[dict[str, Workflow], list[Finding]]
 
 
 def _example(config: Config, key: str) -> tuple[dict | None, list[Finding]]:
-    for folder in (config.base_dir / "examples", PROJECT_EXAMPLES):
+    for folder in (config.base_dir / "examples", product().examples):
         path = folder / f"{key}.json"
         if path.is_file():
             try:
@@ -571,30 +565,34 @@ def _resolve(config: Config, workflows: dict[str, Workflow], target: str
     by_file = {_file_of(w, config): w for w in workflows.values()}
     if target in workflows or (target.endswith(".toml") and Path(target).name in by_file):
         return workflows.get(target) or by_file[Path(target).name]
-    for path in (Path(target), config.templates_dir / target):
-        if target.endswith(".docx") and path.is_file():
-            return path
-    return None
+    if not target.endswith(".docx"):
+        return None
+    path = Path(target)
+    return path if path.is_file() else config.template_layers.find(target)
 
 
 def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
     """Lint the named templates (file names or paths) and workflows (keys or .toml paths; a
-    workflow together with its templates); nothing named means every workflow and template."""
+    workflow together with its templates); nothing named means every workflow and template.
+    Templates are the ones documents are made from: the store's copy where it has one. A
+    store's copy whose default has changed since it was copied is a warning."""
     workflows, out = _load_workflows(config)
     broken = {f.file for f in out}
     chosen: list[Workflow] = list(workflows.values()) if not targets else []
-    templates = [] if targets else sorted(p for p in config.templates_dir.glob("*.docx")
-                                          if not p.name.startswith("~$"))  # ~$: Word's lock file
+    found_layers = config.template_layers
+    templates = [] if targets else [found_layers.path(n) for n in found_layers.names()]
     for target in targets:
         found = _resolve(config, workflows, target)
         if isinstance(found, Path):
             templates.append(found)
         elif found is not None:
             chosen.append(found)
-            templates += [config.templates_dir / s.template for s in found.documents.values()]
+            templates += [p for s in found.documents.values()
+                          if (p := found_layers.find(s.template)) is not None]
         elif Path(target).name not in broken:
             out.append(_error(target, "（命令行）", "找不到这个模板或流程",
-                              f"模板在 {config.templates_dir}；流程可用：{'、'.join(workflows) or '（无）'}"))
+                              f"模板在{found_layers.describe()}；"
+                              f"流程可用：{'、'.join(workflows) or '（无）'}"))
     for wf in chosen:
         out += lint_workflow(wf, config)
     for path in dict.fromkeys(templates):
@@ -611,6 +609,7 @@ def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
                 users = [w] + [u for u in users if u is not w]
                 break
         out += lint_template(path, users, example, config=config)
+    out += _lagging(config, {p.name for p in templates})
     return out
 
 
@@ -622,6 +621,20 @@ def functions_report(config: Config, targets: list[str] = ()) -> list[str]:
               or _file_of(w, config) in {Path(t).name for t in targets}]
     return [f"流程 {w.key}（{w.title}）用到的 Python 函数：{'、'.join(w.functions_used) or '无'}"
             for w in chosen]
+
+
+def _lagging(config: Config, names: set[str]) -> list[Finding]:
+    """Warnings for the store's copies (among ``names``) whose default changed since."""
+    try:
+        stale = layers.lagging(config.template_layers)
+    except DealerDocsError as err:
+        return [_warning(layers.MANIFEST, "（整个文件）", err.message, "按提示处理")]
+    return [_warning(s.name, f"本店副本 {s.path}",
+                     f"默认模板在本店复制之后已更新{'（复制于 ' + s.copied_at[:10] + '）' if s.copied_at else ''}，"
+                     "本店副本没有这些改动",
+                     f"运行 dealerdocs templates diff {s.name.removesuffix('.docx')} 查看改动，"
+                     f"改进本店副本后运行 dealerdocs templates accept {s.name.removesuffix('.docx')}")
+            for s in stale if s.name in names]
 
 
 def format_findings(findings: list[Finding]) -> str:

@@ -547,9 +547,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if d.series not in config.series:
             raise fail(f"documents.{key}.series", f"编号序列 \"{d.series}\" 未在 config.toml 的 "
                                                   f"[series] 中定义")
-        if not (config.templates_dir / d.template).is_file():
-            raise fail(f"documents.{key}.template",
-                       f"模板文件不存在：{config.templates_dir / d.template}")
+        if config.template_layers.find(d.template) is None:
+            raise fail(f"documents.{key}.template", f"模板文件不存在：{d.template}"
+                                                    f"（{config.template_layers.describe()}中都没有）")
         if d.dispatch_to is not None and d.dispatch_to not in fields:
             raise fail(f"documents.{key}.dispatch_to", f"\"{d.dispatch_to}\" 不是已定义的字段")
         documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures),

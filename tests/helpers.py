@@ -26,14 +26,18 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+# How `dealerdocs init` (and make_dealer_dir) names the product's workflows in config.toml.
+SHIPPED_WORKFLOWS = 'workflows = ""'
+
+
 def make_dealer_dir(directory: Path) -> Path:
-    """A dealership folder like `dealerdocs init DIR` makes: own store and outbox, the
-    project's workflows and templates."""
+    """A dealership folder like `dealerdocs init DIR` makes: own store, outbox and templates
+    folder (empty: every template is the product's default), the product's workflows."""
     text = (ROOT / "config.toml").read_text(encoding="utf-8")
-    text = text.replace('templates = "templates/docx"',
-                        f'templates = {json.dumps(str(ROOT / "templates" / "docx"))}')
-    text = text.replace('workflows = "workflows"',
-                        f'workflows = {json.dumps(str(ROOT / "workflows"))}')
+    for old, new in (('templates = "templates/docx"', 'templates = "templates"'),
+                     ('workflows = "workflows"', SHIPPED_WORKFLOWS)):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.toml").write_text(text, encoding="utf-8")
     return keep_seal_key_beside(directory / "config.toml")
@@ -44,9 +48,8 @@ def point_at_workflows(config_path: Path, folder: str) -> Path:
     config.toml's ``[policy]`` overrides: they set keys that the product's workflows declare,
     and a folder with only some of those workflows does not declare them all."""
     text = config_path.read_text(encoding="utf-8")
-    shipped = f"workflows = {json.dumps(str(ROOT / 'workflows'))}"
-    assert text.count(shipped) == 1 and text.count("\n[policy]\n") == 1
-    text = text.replace(shipped, f"workflows = {json.dumps(folder)}")
+    assert text.count(SHIPPED_WORKFLOWS) == 1 and text.count("\n[policy]\n") == 1
+    text = text.replace(SHIPPED_WORKFLOWS, f"workflows = {json.dumps(folder)}")
     text = re.sub(r"\n\[policy\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
     config_path.write_text(text, encoding="utf-8")
     return config_path

@@ -34,7 +34,8 @@ def sha256(path: str | Path) -> str:
 
 def test_init_writes_a_working_config(dealer, run):
     text = (dealer / "config.toml").read_text(encoding="utf-8")
-    assert f'workflows = {json.dumps(str(ROOT / "workflows"))}' in text
+    assert 'workflows = ""' in text and 'templates = "templates"' in text
+    assert (dealer / "templates").is_dir() and not list((dealer / "templates").iterdir())
     listed = run("workflows", "--json", cwd=dealer)
     listed = {w["key"]: w for w in json.loads(listed.stdout)}
     # every shipped workflow file (each named after its key), the sales chain among them
@@ -192,7 +193,9 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
     shutil.move(broken, original)
     config = dealer / "config.toml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace(json.dumps(str(ROOT / "templates" / "docx")), '"tpl"'),
+    # a folder of full copies, as a store had before templates came in layers: its files win
+    assert text.count('templates = "templates"') == 1
+    config.write_text(text.replace('templates = "templates"', 'templates = "tpl"'),
                       encoding="utf-8")
     proc = run("lint", "quote.docx", cwd=dealer, check=False)
     assert proc.returncode == 11

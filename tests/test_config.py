@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import DEFAULT_ROLES, load_config
+from engine.defaults import product
 from engine.errors import ConfigError
 
 from helpers import ROOT
@@ -76,8 +77,31 @@ def test_relative_paths_resolve_from_the_config_folder(tmp_path, monkeypatch):
     assert config.base_dir == shop
     assert config.store_dir == shop / "store"
     assert config.outbox_dir == shop / "outbox"
-    assert config.templates_dir == shop / "templates" / "docx"
+    # a folder that is not the product's defaults is the store's own layer, taken first
+    assert config.template_layers.own == shop / "templates" / "docx"
+    assert config.template_layers.default == product().templates.resolve()
     assert config.workflows_dir == shop / "workflows"
+
+
+def test_templates_come_in_two_layers_and_empty_paths_mean_the_products(tmp_path):
+    path = write_config(tmp_path / "shop", edited('templates = "templates/docx"',
+                                                  'templates = "templates"\n# x')
+                        .replace('default_templates = ""', 'default_templates = "../group"')
+                        .replace('workflows = "workflows"', 'workflows = ""'))
+    config = load_config(path)
+    assert config.template_layers.own == tmp_path / "shop" / "templates"
+    assert config.template_layers.default == tmp_path / "group"
+    assert config.workflows_dir == product().workflows.resolve() == ROOT / "workflows"
+    unset = load_config(write_config(tmp_path / "plain", edited('default_templates = ""\n', "")))
+    assert unset.template_layers.default == ROOT / "templates" / "docx"
+    none = load_config(write_config(tmp_path / "none", edited('templates = "templates/docx"',
+                                                              'templates = ""')))
+    assert none.template_layers.own is None
+    # a config written by an old `init`: both folders named by their absolute path
+    old = load_config(write_config(tmp_path / "old", edited(
+        'templates = "templates/docx"', f'templates = "{ROOT / "templates" / "docx"}"')))
+    assert old.template_layers.own is None
+    assert old.template_path("quote.docx") == ROOT / "templates" / "docx" / "quote.docx"
 
 
 def test_absolute_paths_are_kept(tmp_path):

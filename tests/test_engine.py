@@ -59,7 +59,7 @@ def test_issue_renders_numbers_archives_and_records(engine, quote_data, clock):
     assert meta["DealerDocsCase"] == "Q-1"
     assert meta["DealerDocsTemplate"] == "quote.docx"
     assert meta["DealerDocsDocxSHA256"] == doc.docx_sha256 == sha256(doc.docx)
-    assert meta["DealerDocsTemplateSHA256"] == sha256(engine.config.templates_dir / "quote.docx")
+    assert meta["DealerDocsTemplateSHA256"] == sha256(engine.config.template_path("quote.docx"))
     assert meta["DealerDocsRegisterHash"] == "0" * 64  # the register log was empty before
     assert doc.pdf_sha256 == sha256(doc.pdf)
 

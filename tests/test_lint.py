@@ -241,13 +241,10 @@ def test_final_state_with_exits_and_roles_nobody_holds(tmp_path):
 
 
 def test_template_without_document_number(tmp_path):
-    templates = tmp_path / "templates"
-    shutil.copytree(ROOT / "templates" / "docx", templates)
-    make_docx(templates / "quote.docx", "客户：{{ customer_name }}")
     path = variant_config(tmp_path, lambda t: t)
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        f'templates = {json.dumps(str(ROOT / "templates" / "docx"))}',
-        f'templates = {json.dumps(str(templates))}'), encoding="utf-8")
+    own = path.parent / "templates"  # the store's own copy wins over the default
+    own.mkdir()
+    make_docx(own / "quote.docx", "客户：{{ customer_name }}")
     config = load_config(path)
     [finding] = lint_workflow(load_workflows(config)["quote"], config)
     assert finding.place == "documents.quote.template" and "doc.number" in finding.problem
@@ -280,3 +277,13 @@ def test_format_findings():
         "错误 a.docx｜段落 1：「x」｜问题 → 改法", "警告 quote.toml｜states.x｜卡死状态 → 加流转",
         "共 1 个错误、1 个警告"]
     assert format_findings([]) == "未发现问题"
+
+
+def test_a_broken_record_of_copies_is_a_warning(config_path):
+    own = config_path.parent / "templates"
+    own.mkdir()
+    (own / ".copies.json").write_text("[]", encoding="utf-8")
+    findings = lint_paths(load_config(config_path), ["quote"])
+    [warning] = [f for f in findings if f.file == ".copies.json"]
+    assert warning.severity == "warning" and "格式不对" in warning.problem
+    assert errors(findings) == []

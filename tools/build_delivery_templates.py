@@ -1,12 +1,10 @@
 """Build the first version of the delivery (交车) Word templates with tools/templatekit.py.
 
-    python tools/build_delivery_templates.py            # writes delivery_booking.docx, delivery.docx
-    python tools/build_delivery_templates.py --out DIR  # writes into DIR instead
+    python tools/build_delivery_templates.py --out DIR  # writes delivery_booking.docx, delivery.docx
 
 Same rules as tools/build_templates.py: this is only the scaffold for each template's *first*
-version. Once a template is in templates/docx/, the .docx file is the source of truth and staff
-edit it in Word, WPS or LibreOffice (templates/README.md); re-running this script overwrites
-their edits.
+version. The committed templates/docx/*.docx are the source of truth, edited in Word, WPS or
+LibreOffice (templates/README.md); a build writes only into the folder given with ``--out``.
 
 Every ``{{ … }}`` below uses only names of the delivery workflow's template context (dealer,
 doc, case, links.contract, the fields of workflows/delivery.toml) and the filters money,
@@ -29,8 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KV = [2.6, 5.65, 2.6, 5.65]  # label | value | label | value (text width 16.5 cm)
 
@@ -262,7 +258,7 @@ TEMPLATES = {"delivery_booking.docx": build_delivery_booking, "delivery.docx": b
 
 
 def main(argv: list[str] | None = None) -> int:
-    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", argv)
+    return tk.build_main(TEMPLATES, __doc__, argv)
 
 
 if __name__ == "__main__":

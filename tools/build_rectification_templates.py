@@ -1,15 +1,13 @@
 """Build the first version of the rectification (整改) Word templates with tools/templatekit.py.
 
-    python tools/build_rectification_templates.py            # writes rectification_plan.docx,
+    python tools/build_rectification_templates.py --out DIR  # writes rectification_plan.docx,
                                                               # rectification_closure.docx,
                                                               # rectification_extension.docx,
                                                               # rectification_cancellation.docx
-    python tools/build_rectification_templates.py --out DIR  # writes into DIR instead
 
 Same rules as tools/build_templates.py: this is only the scaffold for each template's *first*
-version. Once a template is in templates/docx/, the .docx file is the source of truth and staff
-edit it in Word, WPS or LibreOffice (templates/README.md); re-running this script overwrites
-their edits.
+version. The committed templates/docx/*.docx are the source of truth, edited in Word, WPS or
+LibreOffice (templates/README.md); a build writes only into the folder given with ``--out``.
 
 Every ``{{ … }}`` below uses only names of the rectification workflow's template context
 (dealer, doc, case, totals and the workflow's fields) and the filter cn_date; rendering uses
@@ -37,8 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KV = [2.6, 5.65, 2.6, 5.65]        # label | value | label | value (text width 16.5 cm)
 EVIDENCE = [1.2, 9.2, 3.6, 2.5]    # 序号 | 文件名 | SHA-256 | 大小（KB）
@@ -383,7 +379,7 @@ TEMPLATES = {"rectification_plan.docx": build_plan,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", list(argv or []) or None)
+    return tk.build_main(TEMPLATES, __doc__, list(argv or []) or None)
 
 
 if __name__ == "__main__":

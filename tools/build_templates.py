@@ -1,12 +1,12 @@
 """Build the first version of the dealerdocs Word templates with tools/templatekit.py.
 
-    python tools/build_templates.py            # writes every template into templates/docx/
-    python tools/build_templates.py --out DIR  # writes into DIR instead
+    python tools/build_templates.py --out DIR  # writes quote.docx and contract.docx into DIR
 
-This script is only the scaffold for each template's *first* version. Once a template is in
-templates/docx/, the .docx file is the source of truth: dealership staff edit it in Word, WPS
-or LibreOffice (rules in templates/README.md). Re-running this script overwrites their edits,
-so do it only for a template nobody has edited yet, or on purpose.
+This script is only the scaffold for each template's *first* version. The committed
+templates/docx/*.docx are the source of truth: they are edited in Word, WPS or LibreOffice
+(rules in templates/README.md), and a build never writes there (``--out`` is required and may
+not be templates/docx). To start a template over, build into another folder and copy the file
+over by hand, on purpose.
 
 Every ``{{ … }}`` below uses only names from the template context that the engine provides
 (dealer, doc, case, links, the workflow's data fields, totals) and the filters money,
@@ -22,8 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Column grids (cm). Text width is 16.5 cm; every money column is 3.05 cm wide and flush with
 # the right margin, so amounts line up down the whole page.
@@ -573,7 +571,7 @@ TEMPLATES = {"quote.docx": build_quote, "contract.docx": build_contract}
 
 
 def main(argv: list[str] | None = None) -> int:
-    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", argv)
+    return tk.build_main(TEMPLATES, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
 """Build the first version of the test-drive (试乘试驾) Word templates with tools/templatekit.py.
 
-    python tools/build_test_drive_templates.py            # writes test_drive_agreement.docx,
+    python tools/build_test_drive_templates.py --out DIR  # writes test_drive_agreement.docx,
                                                           # test_drive_evaluation.docx
-    python tools/build_test_drive_templates.py --out DIR  # writes into DIR instead
 
 Same rules as tools/build_templates.py: this is only the scaffold for each template's *first*
-version. Once a template is in templates/docx/, the .docx file is the source of truth and staff
-edit it in Word, WPS or LibreOffice (templates/README.md); re-running this script overwrites
-their edits.
+version. The committed templates/docx/*.docx are the source of truth, edited in Word, WPS or
+LibreOffice (templates/README.md); a build writes only into the folder given with ``--out``.
 
 Every ``{{ … }}`` below uses only names of the test-drive workflow's template context (dealer,
 doc, case, totals and the workflow's fields) and the filters cn_date and cn_datetime; rendering
@@ -30,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
 
 KV = [2.6, 5.65, 2.6, 5.65]  # label | value | label | value (text width 16.5 cm)
 SIGN = [8.25, 8.25]          # 乙方 | 甲方 signature columns
@@ -323,7 +319,7 @@ TEMPLATES = {"test_drive_agreement.docx": build_agreement,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return tk.build_main(TEMPLATES, __doc__, ROOT / "templates" / "docx", list(argv or []) or None)
+    return tk.build_main(TEMPLATES, __doc__, list(argv or []) or None)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ from docx.shared import Cm, Pt
 from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
+#: The committed templates, the source of truth; builds never write here (build_main).
+COMMITTED = Path(__file__).resolve().parent.parent / "templates" / "docx"
+
 __all__ = [
     "BODY_FONT", "HEADING_FONT", "Cm", "Pt", "ALLOWED_FONTS", "Margins", "C",
     "new_document", "add_title", "add_heading", "add_paragraph", "add_meta_line",
@@ -615,14 +618,22 @@ def font_problems(docx: Union[bytes, str, PathLike]) -> list[str]:
     return sorted(set(problems))
 
 
-def build_main(templates: dict, doc: str | None, default_out: Path, argv: list[str] | None) -> int:
-    """Command line of the ``build_*templates.py`` scripts: write each template to ``--out``."""
+def build_main(templates: dict, doc: str | None, argv: list[str] | None) -> int:
+    """Command line of the ``build_*templates.py`` scripts: write each template into the folder
+    given with ``--out`` (required). The committed ``templates/docx/*.docx`` are the source of
+    truth, edited in Word since their first version, so a build never writes there: compare
+    its output with them, and copy a file over by hand only on purpose."""
     import argparse
 
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
-    parser.add_argument("--out", type=Path, default=default_out,
-                        help="output directory (default: templates/docx)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder (never templates/docx: the committed files are the "
+                             "source of truth)")
     args = parser.parse_args(argv)
+    if args.out.resolve() == COMMITTED.resolve():
+        parser.error(f"--out {args.out} is the committed templates folder; the .docx files there "
+                     "are the source of truth and are edited in Word. Build into another folder "
+                     "and copy a file over by hand only on purpose")
     args.out.mkdir(parents=True, exist_ok=True)
     for name, build in templates.items():
         target = args.out / name

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import User
+from ..defaults import package_path
 from ..engine import Engine
 from ..errors import (ConfigError, ConversionError, DealerDocsError, InputError, IntegrityError,
                       NotFoundError, PermissionDenied, StateError, StorageError, TemplateError)
@@ -35,7 +36,7 @@ from . import auth, limits, view
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).resolve().parent
+WEB = package_path("web")  # the pages and assets, package data
 
 STATUS = {InputError: 422, PermissionDenied: 403, NotFoundError: 404, StateError: 409,
           StorageError: 503, ConversionError: 502, TemplateError: 500, ConfigError: 500,
@@ -73,7 +74,7 @@ class Web:
         self.accounts = accounts
         self.throttle = throttle
         self.write_lock = threading.Lock()
-        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates = Jinja2Templates(directory=str(WEB / "templates"))
         view.install(self.templates.env, engine)
 
     async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -169,7 +170,7 @@ def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttl
             accounts=auth.Accounts(engine.config, Path(config_path) if config_path else None),
             throttle=throttle if throttle is not None else Throttle())
     app.state.web = w
-    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
     # added last = outermost: the size is counted before the JSON depth is looked at
