@@ -703,6 +703,29 @@ def _date_option(name: str, value: str):
 
 
 @main.command()
+@_common
+@click.pass_context
+def tick(click_ctx, config_path, actor, as_json) -> None:
+    """执行已到期的定时操作（工作流的 [[timers]]，如报价过期、整改逾期标记），操作人记为
+    system；可由 cron 或 systemd 定时器每几分钟运行一次，重复运行不会重复执行。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    done = ctx.engine.tick()
+    lines = []
+    for entry in done:
+        wf = ctx.engine.workflow(entry["workflow"])
+        label = next(t.label for t in wf.transitions if t.trigger == entry["trigger"])
+        if "refused" in entry:
+            lines.append(f"  {entry['case']}  {label}（{entry['trigger']}）未执行：{entry['refused']}")
+        else:
+            docs = f"，出具 {'、'.join(entry['documents'])}" if entry["documents"] else ""
+            lines.append(f"  {entry['case']}  {label}（{entry['trigger']}）→ {entry['state_label']}{docs}")
+    fired = sum("refused" not in e for e in done)
+    _emit(ctx, done, "\n".join([f"已执行 {fired} 项定时操作"
+                               + (f"，{len(done) - fired} 项未能执行" if fired < len(done) else "")
+                               + ("：" if done else "（没有到期的）"), *lines]))
+
+
+@main.command()
 @click.option("--seal", "seal_file", default=None, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
               help="同时核对 FILE 中的封存行（dealerdocs seal 生成）")
@@ -823,15 +846,19 @@ def recover(click_ctx, discard_journal, config_path, actor, as_json) -> None:
 @click.option("--forwarded-allow-ips", "forwarded_allow_ips", default=None, metavar="IPS",
               help="反向代理的地址（逗号分隔，或 *）：信任其 X-Forwarded-For 头中的客户端地址；"
                    "不给则忽略这些头")
+@click.option("--tick-seconds", "tick_seconds", default=300, show_default=True,
+              type=click.FloatRange(min=0),
+              help="每隔多少秒执行一次到期的定时操作（同 dealerdocs tick）；0 表示不执行")
 @_common
 @click.pass_context
-def serve(click_ctx, host, port, forwarded_allow_ips, config_path, actor, as_json) -> None:
+def serve(click_ctx, host, port, forwarded_allow_ips, tick_seconds, config_path, actor,
+          as_json) -> None:
     """启动网页版（员工用浏览器登录）：dealerdocs serve --port 8000"""
     from .web.cli import serve as run_server  # the web stack loads only for this command
 
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     run_server(ctx.engine, host, port, config_path=ctx.config_path or "config.toml",
-               forwarded_allow_ips=forwarded_allow_ips)
+               forwarded_allow_ips=forwarded_allow_ips, tick_seconds=tick_seconds)
 
 
 @main.group()

@@ -158,6 +158,9 @@ def edge_lines(wf: Workflow, config: Config, t: TransitionSpec,
     if t.roles:
         lines += _lines("[" + "、".join(config.role_label(r) for r in t.roles) + "]",
                         _ROLE_COLOUR)
+    timers = [x for x in wf.timers if x.trigger == t.trigger]
+    if timers:
+        lines += _lines("定时：" + "；".join(x.describe() for x in timers), _RULE_COLOUR)
     if t.documents:
         titles = "、".join(wf.documents[d].title if d in wf.documents else d
                           for d in t.documents)

@@ -44,10 +44,20 @@ def find_unoserver(configured: str = "") -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports on 127.0.0.1. The sockets stay bound until all are
+    chosen: asked one after the other, the system may hand out the same port twice (it did, and
+    unoserver refused to start: "--port and --uno-port must be different")."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _process_alive(pid: int) -> bool:
@@ -147,7 +157,7 @@ class WarmConverter(Converter):
         return pool
 
     def _spawn(self, exe: str, slot: int) -> dict:
-        port, uno_port = _free_port(), _free_port()
+        port, uno_port = free_ports(2)
         profile = self.state_dir / f"profile-{slot}"
         logfile = self.state_dir / f"unoserver-{slot}.log"
         make_dirs(self.state_dir)

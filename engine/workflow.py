@@ -14,7 +14,7 @@ import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
@@ -143,6 +143,15 @@ class _TransitionDef:
 
 
 @dataclass(frozen=True)
+class _TimerDef:
+    trigger: str
+    when: str | None = None    # an expression (engine.rules): due while it holds
+    after: str | None = None   # "3d", "12h", "30m": due that long after the case entered its state
+    states: list[str] = field(default_factory=list)  # default: every source of the trigger
+    requires: list[str] | None = None  # when: not due while one is empty (default: all it reads)
+
+
+@dataclass(frozen=True)
 class _DeadlineDef:
     field: str
     owner: str | None = None
@@ -194,6 +203,7 @@ class _WorkflowFile:
     computed: dict[str, _ComputedDef] = field(default_factory=dict)
     checks: dict[str, _CheckDef] = field(default_factory=dict)
     conditions: dict[str, _ConditionDef] = field(default_factory=dict)
+    timers: list[_TimerDef] = field(default_factory=list)
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
@@ -231,6 +241,45 @@ class Exclusive:
     states: tuple[str, ...]
     start: str | None
     end: str | None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A transition that happens by itself (``dealerdocs tick``, and ``serve`` in the
+    background), fired as the actor ``system`` with the transition's own conditions and checks."""
+
+    trigger: str
+    states: tuple[str, ...]
+    when: rules.Expression | None
+    requires: tuple[str, ...]   # when: not due while one of these is empty
+    after: timedelta | None
+
+    def describe(self) -> str:
+        """In words, for the diagram: "进入该状态 2 天后、条件满足时自动执行"."""
+        parts = [f"进入该状态 {_duration_words(self.after)}后" if self.after else "",
+                 "条件满足时" if self.when else ""]
+        return "、".join(p for p in parts if p) + "自动执行"
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
+_UNITS = {"d": ("days", "天"), "h": ("hours", "小时"), "m": ("minutes", "分钟")}
+
+
+def parse_duration(text: str) -> timedelta:
+    """"3d", "12h", "30m" as a timedelta; ValueError otherwise."""
+    found = _DURATION.match(text)
+    if not found or int(found.group(1)) == 0:
+        raise ValueError(f"\"{text}\" 不是时长：写成 3d（天）、12h（小时）或 30m（分钟）")
+    return timedelta(**{_UNITS[found.group(2)][0]: int(found.group(1))})
+
+
+def _duration_words(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} 天"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} 小时"
+    return f"{minutes} 分钟"
 
 
 @dataclass(frozen=True)
@@ -303,7 +352,8 @@ class Workflow:
     conditions: dict[str, rules.Condition] = field(default_factory=dict)
     policy: dict[str, PolicySpec] = field(default_factory=dict)
     total: str | None = None
-    linked_reads: frozenset[str] = frozenset()  # workflows whose data rules read (linked.<x>)
+    linked_reads: frozenset[str] = frozenset()
+    timers: tuple[Timer, ...] = ()  # workflows whose data rules read (linked.<x>)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -668,6 +718,44 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           t.void_documents, tuple(t.stamps), dict(t.fire_linked),
                                           dict(t.assign), tuple(t.increment),
                                           tuple(t.record_actor), route))
+    timers = []
+    for i, d in enumerate(wf.timers):
+        key = f"timers[{i}]"
+        sources = tuple(dict.fromkeys(s for t in transitions if t.trigger == d.trigger
+                                      for s in t.sources))
+        if not sources:
+            raise fail(f"{key}.trigger", f"\"{d.trigger}\" 不是本工作流的操作")
+        for j, state in enumerate(d.states):
+            if state not in sources:
+                raise fail(f"{key}.states[{j}]", f"操作 \"{d.trigger}\" 不能从 \"{state}\" 执行"
+                                                f"（可从：{', '.join(sources)}）")
+        if d.when is None and d.after is None:
+            raise fail(key, "需要 when（条件表达式）或 after（如 \"3d\"），或两者都写")
+        when = None
+        if d.when is not None:
+            try:
+                when = rules.Expression.compile(d.when)
+            except rules.RuleError as err:
+                raise fail(f"{key}.when", str(err)) from None
+            known = set(fields) | set(compiled["computed"])
+            unknown = rules.unknown_names(when.names, known, policy_specs, when.names.linked)
+            if unknown:
+                raise fail(f"{key}.when", f"引用了未定义的名称 {', '.join(unknown)}")
+        try:
+            after = parse_duration(d.after) if d.after is not None else None
+        except ValueError as err:
+            raise fail(f"{key}.after", str(err)) from None
+        known = set(fields) | set(compiled["computed"])
+        for j, name in enumerate(d.requires or []):
+            if name not in known:
+                raise fail(f"{key}.requires[{j}]", f"\"{name}\" 不是字段或计算值")
+        requires = (tuple(d.requires) if d.requires is not None
+                    else rules.default_requires(when, known) if when else ())
+        timers.append(Timer(d.trigger, tuple(d.states) or sources, when, requires, after))
+    for i, t in enumerate(transitions):
+        if not t.roles and not any(x.trigger == t.trigger for x in timers):
+            raise fail(f"transitions[{i}].roles", "没有角色的操作只能由 [[timers]] 定时执行；"
+                                                   "请写上可执行的角色，或为它定义一个定时器")
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path,
@@ -679,7 +767,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
-                    compiled["linked"])
+                    compiled["linked"] | frozenset(n for t in timers if t.when
+                                                   for n in t.when.names.linked),
+                    tuple(timers))
 
 
 def _compile_rules(wf: _WorkflowFile, fields: dict[str, FieldSpec],

@@ -306,3 +306,35 @@ def test_engine_uses_a_started_pool_and_falls_back_when_it_is_gone(config_path, 
     plain = Engine(load_config(config_path))
     (state_dir / "pool.json").unlink()
     assert isinstance(plain.converter, SofficeConverter)
+
+
+def test_the_two_ports_of_an_instance_differ_even_when_the_system_reuses_ports(monkeypatch):
+    """A system that hands out the lowest free port (Linux may hand one out again as soon as
+    it is closed) still gives an instance two different ports: unoserver refuses equal ones."""
+    import engine.warm as warm
+
+    bound: set[int] = set()
+
+    class LowestFree:
+        def __init__(self, *args):
+            self.port = None
+
+        def bind(self, address):
+            self.port = min(p for p in range(40000, 40010) if p not in bound)
+            bound.add(self.port)
+
+        def getsockname(self):
+            return ("127.0.0.1", self.port)
+
+        def close(self):
+            bound.discard(self.port)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(warm.socket, "socket", LowestFree)
+    assert warm.free_ports(2) == [40000, 40001]
+    assert bound == set()   # nothing left bound

@@ -3,6 +3,7 @@ this only inside those commands, so the rest of the CLI never loads the web stac
 from __future__ import annotations
 
 import logging
+import threading
 import sys
 from pathlib import Path
 
@@ -31,8 +32,31 @@ def set_password(config_path: str | Path, login: str, password: str) -> Path:
     return path
 
 
+def tick_in_background(engine: Engine, every: float, stop: threading.Event | None = None
+                       ) -> threading.Thread:
+    """Run ``engine.tick()`` every ``every`` seconds in a daemon thread (the workflows' timed
+    transitions happen while the web app runs, without cron); a failing tick is logged and
+    tried again at the next one."""
+    stop = stop or threading.Event()
+    log = logging.getLogger("dealerdocs.tick")
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                for entry in engine.tick():
+                    log.info("定时操作 %s %s：%s", entry["case"], entry["trigger"],
+                             entry.get("refused") or entry.get("state_label"))
+            except Exception:  # noqa: BLE001 - a tick must not stop the server
+                log.exception("定时操作失败，将在下次重试")
+            stop.wait(every)
+
+    thread = threading.Thread(target=loop, name="dealerdocs-tick", daemon=True)
+    thread.start()
+    return thread
+
+
 def serve(engine: Engine, host: str, port: int, *, config_path: str | Path | None = None,
-          forwarded_allow_ips: str | None = None) -> None:
+          forwarded_allow_ips: str | None = None, tick_seconds: float = 300) -> None:
     """Run the web app. With ``forwarded_allow_ips`` (the reverse proxy's addresses, comma
     separated, or ``*``) uvicorn takes the client's address and scheme from the proxy's
     ``X-Forwarded-For``/``-Proto``; without it those headers are ignored, so nobody can choose
@@ -58,6 +82,9 @@ def serve(engine: Engine, host: str, port: int, *, config_path: str | Path | Non
     if forwarded_allow_ips:
         click.echo(f"信任来自 {forwarded_allow_ips} 的 X-Forwarded-For / X-Forwarded-Proto 头"
                    f"（登录限速按其中的客户端地址计）", err=True)
+    if tick_seconds > 0:
+        tick_in_background(engine, tick_seconds)
+        click.echo(f"定时操作（工作流的 [[timers]]）每 {tick_seconds:g} 秒检查一次", err=True)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False,
                 **proxy_options(forwarded_allow_ips))
 
