@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from . import access, chain, checkpoints, privacy, rules, timers
+from . import access, chain, checkpoints, definitions, privacy, rules, timers
 from . import seal as sealing
 from .access import Reach
 from .archive import Attachments, Outbox, sha256, verify_files
@@ -145,6 +145,7 @@ class Engine(DocumentControl, Registers):
         self._owns_converter = converter is None
         self.clock = clock or (lambda: local_now(config.tz))
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
+        definitions.bring_up_to_date(self.store, self.workflows)  # after a workflow file changed
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":
@@ -812,11 +813,12 @@ class Engine(DocumentControl, Registers):
             owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
                                     else []),
                       *(access.owners(origin) if origin is not None else [])]
+            definitions.record_new(tx, self.workflows)   # before the case: none of it yet
             tx.put_case({
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
                 "links": links, "created_at": stamp, "created_by": user.login,
                 "updated_at": stamp, "updated_by": user.login,
-                "owners": list(dict.fromkeys(owners))})
+                "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
             if origin is not None:
                 back = {**origin.get("links", {})}
                 back[wf.key] = [*back.get(wf.key, []), case_id]

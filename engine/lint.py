@@ -598,6 +598,9 @@ def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
                               f"流程可用：{'、'.join(workflows) or '（无）'}"))
     for wf in chosen:
         out += lint_workflow(wf, config)
+    if not targets or chosen:
+        out += [f for f in lint_stored_cases(config, workflows)
+                if not targets or f.file in {_file_of(w, config) for w in chosen}]
     for path in dict.fromkeys(templates):
         users = [w for w in workflows.values()
                  if any(s.template == path.name for s in w.documents.values())]
@@ -613,6 +616,38 @@ def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
                 break
         out += lint_template(path, users, example, config=config)
     out += _lagging(config, {p.name for p in templates})
+    return out
+
+
+def lint_stored_cases(config: Config, workflows: Mapping[str, Workflow]) -> list[Finding]:
+    """The store's cases against the current definitions: a case in a state that neither its
+    workflow nor its ``[migrations]`` knows would stop dealerdocs from opening the store; cases
+    of a workflow no longer defined cannot be read."""
+    from .definitions import stray, stray_message
+    from .store import META_FILE, Store
+
+    if not (config.store_dir / META_FILE).exists():
+        return []
+    try:
+        with Store(config.store_dir, lock_timeout=config.lock_timeout).snapshot() as tx:
+            rows = tx.find_cases()
+    except DealerDocsError as err:
+        return [_warning("数据库", str(config.store_dir), f"无法检查已有案件：{err.message}",
+                         "先运行任意 dealerdocs 命令（如 dealerdocs list --as 用户）完成升级，再运行 lint")]
+    out = []
+    for wf in workflows.values():
+        found = stray(wf, rows)
+        if found:
+            out.append(_error(_file_of(wf, config), "migrations.states",
+                              stray_message(wf, found).split(": ", 1)[1],
+                              "在 [migrations] states 中把旧状态映射到现有状态，或恢复这些状态"))
+    orphans: dict[str, int] = {}
+    for row in rows:
+        if row["workflow"] not in workflows:
+            orphans[row["workflow"]] = orphans.get(row["workflow"], 0) + 1
+    for key, count in sorted(orphans.items()):
+        out.append(_warning("workflows", key, f"数据库中有 {count} 个 {key} 案件，但没有这个工作流的定义文件",
+                            f"恢复 workflows 中的 {key}.toml（案件才能查看和处理）"))
     return out
 
 

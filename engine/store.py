@@ -9,7 +9,8 @@ the month's append-only log files. None of them grows with the store's age.
 
 On-disk shape under ``<store>/``::
 
-    meta.json                          tinydb: _meta {schema_version}, counters, chains (heads)
+    meta.json                          tinydb: _meta {schema_version}, counters, chains (heads),
+                                       definitions (the workflow definition the cases are at)
     cases/<PREFIX>/<n // 1000>/<ID>.json
                                        tinydb, one per case: case, documents, copies, and the
                                        case's own audit and register_log entries
@@ -608,6 +609,20 @@ class Tx:
     def chain_head(self, name: str) -> str | None:
         row = self._table(self._meta, "chains").get(Query().key == name)
         return row["hash"] if row else None
+
+    # --- workflow definitions the cases are at ---------------------------------------------
+
+    def definition(self, workflow: str) -> str | None:
+        """The hash of ``workflow``'s definition the store's cases were last brought to (see
+        ``engine.definitions``); None before the first time."""
+        row = self._table(self._meta, "definitions").get(Query().key == workflow)
+        return row["hash"] if row else None
+
+    def set_definition(self, workflow: str, digest: str) -> None:
+        self._check_writable()
+        self._table(self._meta, "definitions").upsert(
+            {"key": workflow, "hash": digest, "schema_version": SCHEMA_VERSION},
+            Query().key == workflow)
 
     # --- counters -------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ and key named, never in front of a customer. Loading does no I/O beyond reading 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import logging
 import re
 import tomllib
@@ -152,6 +154,13 @@ class _TimerDef:
 
 
 @dataclass(frozen=True)
+class _MigrationsDef:
+    states: dict[str, str] = field(default_factory=dict)   # old state → the current one
+    fields: dict[str, str] = field(default_factory=dict)   # old field → the current one
+    retired_fields: list[str] = field(default_factory=list)  # removed: values kept aside
+
+
+@dataclass(frozen=True)
 class _DeadlineDef:
     field: str
     owner: str | None = None
@@ -204,6 +213,7 @@ class _WorkflowFile:
     checks: dict[str, _CheckDef] = field(default_factory=dict)
     conditions: dict[str, _ConditionDef] = field(default_factory=dict)
     timers: list[_TimerDef] = field(default_factory=list)
+    migrations: _MigrationsDef = field(default_factory=_MigrationsDef)
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
@@ -283,6 +293,20 @@ def _duration_words(span: timedelta) -> str:
 
 
 @dataclass(frozen=True)
+class Migrations:
+    """How cases made under an earlier version of the definition are brought to this one
+    (``[migrations]``): states renamed or retired into a current state, fields renamed, fields
+    retired (their values are kept on the case under ``retired``, never thrown away)."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+    retired_fields: tuple[str, ...] = ()
+
+    def state(self, name: str) -> str:
+        return self.states.get(name, name)
+
+
+@dataclass(frozen=True)
 class ReportSpec:
     key: str
     title: str
@@ -353,7 +377,9 @@ class Workflow:
     policy: dict[str, PolicySpec] = field(default_factory=dict)
     total: str | None = None
     linked_reads: frozenset[str] = frozenset()
-    timers: tuple[Timer, ...] = ()  # workflows whose data rules read (linked.<x>)
+    timers: tuple[Timer, ...] = ()
+    migrations: Migrations = field(default_factory=Migrations)
+    definition: str = ""  # sha256 of the file's content (comments aside): cases record it  # workflows whose data rules read (linked.<x>)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -529,6 +555,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise WorkflowDefinitionError(f"{path.name}: 无法读取：{err}", path=str(path)) from err
+    definition = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False,
+                                           default=str).encode()).hexdigest()
     for key, words in (("calculator", "workflow.calculator"), ("totals", "totals")):
         if key in (raw.get("workflow", {}) if key == "calculator" else raw):
             raise fail(words, "不再支持：计算值请写在 [computed.<名称>] 中（value = 表达式，"
@@ -752,6 +780,21 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         requires = (tuple(d.requires) if d.requires is not None
                     else rules.default_requires(when, known) if when else ())
         timers.append(Timer(d.trigger, tuple(d.states) or sources, when, requires, after))
+    m = wf.migrations
+    for old_name, new_name in m.states.items():
+        if old_name in states:
+            raise fail(f"migrations.states.{old_name}", f"\"{old_name}\" 仍是现有状态，不需要迁移")
+        if new_name not in states:
+            raise fail(f"migrations.states.{old_name}", f"\"{new_name}\" 不是现有状态"
+                                                        f"（可用：{', '.join(states)}）")
+    for old_name, new_name in m.fields.items():
+        if old_name in fields or new_name not in fields:
+            raise fail(f"migrations.fields.{old_name}",
+                       f"应把已不存在的字段映射到现有字段（\"{old_name}\" → \"{new_name}\"）")
+    for j, old_name in enumerate(m.retired_fields):
+        if old_name in fields or old_name in m.fields:
+            raise fail(f"migrations.retired_fields[{j}]",
+                       f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
     for i, t in enumerate(transitions):
         if not t.roles and not any(x.trigger == t.trigger for x in timers):
             raise fail(f"transitions[{i}].roles", "没有角色的操作只能由 [[timers]] 定时执行；"
@@ -769,7 +812,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
                     compiled["linked"] | frozenset(n for t in timers if t.when
                                                    for n in t.when.names.linked),
-                    tuple(timers))
+                    tuple(timers), Migrations(dict(m.states), dict(m.fields),
+                                              tuple(m.retired_fields)), definition)
 
 
 def _compile_rules(wf: _WorkflowFile, fields: dict[str, FieldSpec],

@@ -1,0 +1,108 @@
+"""Cases made under an earlier version of a workflow definition, brought to the current one.
+
+Each case records the hash of the definition it was created under (``definition``); the store
+records, per workflow, the definition its cases were last brought to (``Tx.definition``). When
+a workflow file changes, the first dealerdocs process to open the store (the engine) brings the
+cases along under the store's lock, as its ``[migrations]`` says: a state renamed or retired
+into a current one, a field renamed, a field retired (its values kept on the case under
+``retired``, never thrown away). A case left in a state the definition no longer has, with no
+migration for it, stops the engine with a message that says what to write; ``dealerdocs lint``
+reports the same before anyone starts it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping
+
+from .errors import WorkflowDefinitionError
+from .store import META_FILE, Store, Tx
+from .workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+def migrate(record: Mapping[str, Any], wf: Workflow) -> dict[str, Any] | None:
+    """``record`` brought to ``wf`` by its ``[migrations]``, or None when nothing changes."""
+    m = wf.migrations
+    state = m.state(record["state"])
+    data = dict(record["data"])
+    retired = dict(record.get("retired") or {})
+    changed = state != record["state"]
+    for old, new in m.fields.items():
+        if old in data:
+            value = data.pop(old)
+            if data.get(new) in (None, "", []):
+                data[new] = value
+            elif value not in (None, "", []):
+                retired[old] = value   # both filled: the current field wins, the old one is kept
+            changed = True
+    for old in m.retired_fields:
+        if old in data:
+            value = data.pop(old)
+            if value not in (None, "", []):
+                retired[old] = value
+            changed = True
+    if not changed:
+        return None
+    return {**record, "state": state, "data": data, **({"retired": retired} if retired else {})}
+
+
+def stray(wf: Workflow, listings: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Cases whose state neither the definition nor its ``[migrations]`` knows: state → ids."""
+    out: dict[str, list[str]] = {}
+    for row in listings:
+        if row.get("workflow") == wf.key and wf.migrations.state(row["state"]) not in wf.states:
+            out.setdefault(row["state"], []).append(row["id"])
+    return out
+
+
+def stray_message(wf: Workflow, found: Mapping[str, list[str]]) -> str:
+    parts = [f"\"{state}\"（{len(ids)} 个案件，如 {'、'.join(ids[:3])}）" for state, ids in found.items()]
+    first = next(iter(found))
+    return (f"{wf.source.name}: 数据库中有{wf.title}处于已不存在的状态 {'、'.join(parts)}；"
+            f"请在 [migrations] 中写明它们现在的状态，例如 states = {{ {first} = \"{wf.initial}\" }}")
+
+
+def _stale(tx: Tx, workflows: Mapping[str, Workflow]) -> list[Workflow]:
+    return [wf for wf in workflows.values() if tx.definition(wf.key) != wf.definition]
+
+
+def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
+    """In a unit of work that makes a case: a workflow the store has no definition of yet has
+    no cases to bring along, so the current definition is the one its cases are at."""
+    for wf in workflows.values():
+        if tx.definition(wf.key) is None and not tx.find_cases(wf.key):
+            tx.set_definition(wf.key, wf.definition)
+
+
+def bring_up_to_date(store: Store, workflows: Mapping[str, Workflow]) -> None:
+    """Bring the cases of every workflow whose definition changed since the store last saw it
+    to the current definition, in one unit of work; record the definitions. A store not made
+    yet has nothing to bring. Raises WorkflowDefinitionError (nothing written) for cases in a
+    state no definition or migration knows."""
+    if not (store.directory / META_FILE).exists():
+        return
+    with store.snapshot() as tx:
+        if not _stale(tx, workflows):
+            return
+    with store.transaction() as tx:
+        for wf in _stale(tx, workflows):   # again: another process may have done it meanwhile
+            rewrite_all = bool(wf.migrations.fields or wf.migrations.retired_fields)
+            rows = tx.find_cases(wf.key)
+            found = stray(wf, rows)
+            if found:
+                raise WorkflowDefinitionError(stray_message(wf, found), path=str(wf.source),
+                                              key="migrations.states")
+            moved = 0
+            for row in rows:
+                if not rewrite_all and row["state"] in wf.states:
+                    continue
+                record = tx.case(row["id"])
+                new = migrate(record, wf) if record is not None else None
+                if new is not None:
+                    tx.put_case(new)
+                    moved += 1
+            if moved:
+                log.warning("brought %d %s case(s) to the workflow's current definition",
+                            moved, wf.key)
+            tx.set_definition(wf.key, wf.definition)
