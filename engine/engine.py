@@ -145,7 +145,10 @@ class Engine(DocumentControl, Registers):
         self._owns_converter = converter is None
         self.clock = clock or (lambda: local_now(config.tz))
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
-        definitions.bring_up_to_date(self.store, self.workflows)  # after a workflow file changed
+        try:
+            definitions.bring_up_to_date(self.store, self.workflows)  # a workflow file changed
+        except StorageError:
+            pass  # a store that cannot be opened says so on first use (recover must still run)
 
     @classmethod
     def from_config_file(cls, path: str | Path, **kwargs: Any) -> "Engine":

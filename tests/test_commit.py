@@ -157,7 +157,7 @@ def test_an_interruption_after_the_journal_keeps_the_files(engine, quote_data, m
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patched:
-        patched.setattr(type(engine.store), "_apply", lambda self, manifest: interrupted(manifest))
+        patched.setattr(type(engine.store.commits), "apply", lambda self, manifest: interrupted(manifest))
         with pytest.raises(KeyboardInterrupt):
             engine.fire("Q-1", "issue", "zhang")
     assert engine.store.journal.exists()
@@ -175,7 +175,7 @@ def test_a_failing_syncfs_keeps_the_journal(engine, quote_data, monkeypatch):
         raise OSError(5, "Input/output error (test)")
 
     with monkeypatch.context() as patched:
-        patched.setattr("engine.store._sync_filesystem", failing)
+        patched.setattr("engine.store.journal.sync_filesystem", failing)
         result = engine.fire("Q-1", "issue", "zhang")   # committed: the journal is durable
         assert engine.store.journal.exists()              # kept, since the files may be lost
     assert result.documents[0].pdf.is_file()

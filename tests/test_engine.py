@@ -293,7 +293,7 @@ def test_failure_after_files_written_removes_them(engine, quote_data, monkeypatc
         raise OSError(28, "No space left on device (test)")
 
     with monkeypatch.context() as patched:  # the store's commit cannot write its journal
-        patched.setattr("engine.store.atomic_write_bytes", disk_full)
+        patched.setattr("engine.store.journal.atomic_write_bytes", disk_full)
         with pytest.raises(StorageError) as raised:
             engine.fire("Q-1", "issue", "zhang")
     assert "无法写入数据库日志" in raised.value.message

@@ -100,13 +100,13 @@ def test_lookup_by_state_and_workflow(big):
 
 
 def test_lookup_by_period_reads_only_those_days(big, monkeypatch):
-    from engine import store as store_module
+    from engine.store import repository as store_module
 
     engine, made, every = big
     start, end = date(2024, 3, 1), date(2024, 3, 31)
     read = []
-    real = store_module._read_index_cached
-    monkeypatch.setattr(store_module, "_read_index_cached", lambda path: read.append(path) or real(path))
+    real = store_module.read_index_cached
+    monkeypatch.setattr(store_module, "read_index_cached", lambda path: read.append(path) or real(path))
     found = engine.cases(opened_from=start, opened_to=end, actor="boss")
     days = [p for p in read if "cases" in p.parts]
     assert days and all(p.parts[-3:-1] == ("2024", "03") for p in days)

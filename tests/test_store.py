@@ -15,7 +15,7 @@ from datetime import date
 
 from engine import chain
 from engine.errors import StorageError
-from engine.store import SCHEMA_VERSION, Store, Upgrade
+from engine.store import SCHEMA_VERSION, Journal, Store, Upgrade
 
 # the store's own upgrades, without an engine: owners are the openers, no entry redacted (the
 # engine's redaction of personal values is tested in test_privacy.py)
@@ -120,7 +120,7 @@ def test_a_committed_journal_is_finished_by_the_next_process(tmp_path, monkeypat
     with store.transaction() as tx:
         tx.put_case(_case("Q-1"))
     with monkeypatch.context() as patched:   # "crash" right after the commit point
-        patched.setattr(Store, "_apply", lambda self, manifest: (_ for _ in ()).throw(
+        patched.setattr(Journal, "apply", lambda self, manifest: (_ for _ in ()).throw(
             KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):
             with store.transaction() as tx:
@@ -295,7 +295,7 @@ def test_a_version_2_store_from_the_demo_is_migrated_whole(tmp_path):
 
 
 def test_the_index_cache_of_a_long_running_process_stays_within_its_budget(tmp_path, monkeypatch):
-    from engine import store as store_module
+    from engine.store import jsonfiles as store_module
 
     store = Store(tmp_path)
     with store.transaction() as tx:
@@ -308,3 +308,11 @@ def test_the_index_cache_of_a_long_running_process_stays_within_its_budget(tmp_p
     assert 0 < store_module._index_cache_size <= 2048 and len(store_module._INDEX_CACHE) < 28
     assert sum(k[1] for k, _ in store_module._INDEX_CACHE.values()) == store_module._index_cache_size
     store_module.clear_index_cache()
+
+
+def test_one_registry_brings_every_older_layout_to_the_current_one():
+    from engine.store import MIGRATIONS
+    from engine.store.migrations import version_of
+
+    assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
+    assert version_of(ROOT / "no-such-store") == (None, None)
