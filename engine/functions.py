@@ -7,9 +7,10 @@ Each reads only its arguments; ``lint`` lists the ones a workflow uses.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
 
 from .money import quantize
@@ -52,7 +53,6 @@ def rounded(value: Decimal | int | None, step: str) -> Decimal | None:
     """``value`` rounded half-up to ``step`` (e.g. ``'0.0001'``, ``'0.1'``)."""
     if value is None:
         return None
-    from decimal import ROUND_HALF_UP
     return Decimal(value).quantize(Decimal(step), rounding=ROUND_HALF_UP)
 
 
@@ -119,7 +119,6 @@ def joined(items: Iterable[Any], separator: str = "、") -> str:
 
 
 def _register(*fns: Callable[..., Any]) -> dict[str, Function]:
-    import inspect
     out = {}
     for fn in fns:
         sig = str(inspect.signature(fn)).replace("'", "")

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -122,10 +122,13 @@ class Expression:
 
     def __call__(self, namespace: Mapping[str, Any]) -> Any:
         try:
-            return self._code(**namespace)
+            value = self._code(**namespace)
         except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError,
                 AttributeError, KeyError) as err:
             raise RuleError(f"表达式 {self.source} 无法计算：{err}") from err
+        if isinstance(value, Undefined):   # e.g. an attribute the sandbox does not give
+            raise RuleError(f"表达式 {self.source} 无法计算：{value._undefined_message}")
+        return value
 
 
 @dataclass(frozen=True)
