@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
 
 from .money import quantize
+from . import validators
 from .validators import RuleViolation, cn_id_birth_date
 
 
@@ -113,6 +114,20 @@ def mean_score(values: Iterable[Any], scale: Mapping[str, int], step: str) -> De
     return rounded(Decimal(sum(scores)) / len(scores), step)
 
 
+def valid(rule: str, value: str | None) -> bool:
+    """Whether ``value`` passes a field validation rule (``'vin'``, ``'cn_id'``, ``'uscc'``,
+    ``'mobile'``, ``'plate'``, ``'engine_number'``: check digits included); empty is not."""
+    if rule not in validators.RULES:
+        raise ValueError(f"没有校验规则 \"{rule}\"（可用：{', '.join(validators.RULES)}）")
+    if not value:
+        return False
+    try:
+        validators.RULES[rule](value)
+    except RuleViolation as err:
+        return isinstance(err, validators.RuleWarning)   # a warning is not a failure
+    return True
+
+
 def joined(items: Iterable[Any], separator: str = "、") -> str:
     """The items as one text, separated by ``separator``."""
     return separator.join(str(x) for x in items)
@@ -129,4 +144,4 @@ def _register(*fns: Callable[..., Any]) -> dict[str, Function]:
 
 FUNCTIONS: dict[str, Function] = _register(
     money, dec, total, sum_of, rounded, add_years, date_of, days_between, minutes_between,
-    hours_between, age_on, missing_from, mean_score, joined)
+    hours_between, age_on, missing_from, mean_score, valid, joined)

@@ -97,3 +97,18 @@ def test_an_expression_that_cannot_be_computed_says_which():
 ])
 def test_generic_functions(call, expected):
     assert call() == expected
+
+
+@pytest.mark.parametrize("rule, value, ok", [
+    ("vin", "LSJA24U62JG269225", True), ("vin", "LSJA24U62JG269226", False),
+    ("cn_id", "110105200903150018", True), ("cn_id", "110105200903150010", False),
+    ("mobile", "13912345678", True), ("mobile", None, False),
+])
+def test_an_expression_can_ask_a_validation_rule(rule, value, ok):
+    assert Expression.compile(f"valid('{rule}', x)")(scope(x=value)) is ok
+
+
+def test_an_unknown_validation_rule_is_an_error():
+    with pytest.raises(RuleError) as raised:
+        Expression.compile("valid('vim', x)")(scope(x="1"))
+    assert '没有校验规则 "vim"' in str(raised.value)
