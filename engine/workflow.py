@@ -823,21 +823,20 @@ def _compile_rules(wf: _WorkflowFile, fields: dict[str, FieldSpec],
     is checked with the other workflows, in ``_check_links``)."""
     linked: set[str] = set()
 
-    def expression(source: str, key: str, known: set[str]) -> rules.Expression:
+    def compiled(kind, source: str, key: str, known: set[str]):
+        """``kind`` (rules.Expression or rules.Message) compiled, its names checked."""
         try:
-            expr = rules.Expression.compile(source)
+            done = kind.compile(source)
         except rules.RuleError as err:
             raise fail(key, str(err)) from None
-        _names_known(expr.names, key, known)
-        return expr
+        _names_known(done.names, key, known)
+        return done
+
+    def expression(source: str, key: str, known: set[str]) -> rules.Expression:
+        return compiled(rules.Expression, source, key, known)
 
     def message(source: str, key: str, known: set[str]) -> rules.Message:
-        try:
-            msg = rules.Message.compile(source)
-        except rules.RuleError as err:
-            raise fail(key, str(err)) from None
-        _names_known(msg.names, key, known)
-        return msg
+        return compiled(rules.Message, source, key, known)
 
     def _names_known(names: rules.Names, key: str, known: set[str]) -> None:
         unknown = rules.unknown_names(names, known, policy_specs, linked=names.linked)

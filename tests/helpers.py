@@ -219,3 +219,27 @@ def store_state(store_dir: Path) -> dict[str, bytes]:
     return {str(p.relative_to(store_dir)): p.read_bytes() for p in sorted(store_dir.rglob("*"))
             if p.is_file() and p.name != "dealerdocs.lock"
             and "converter" not in p.relative_to(store_dir).parts}
+
+
+def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool = False):
+    """The WorkflowDefinitionError of a dealership whose workflows folder holds ``files``
+    (file name → text), beside the product's own workflows when ``with_product``."""
+    import shutil
+
+    import pytest
+
+    from engine import load_config
+    from engine.errors import WorkflowDefinitionError
+    from engine.workflow import load_workflows
+
+    folder = tmp_path / "workflows"
+    if with_product:
+        shutil.copytree(ROOT / "workflows", folder)
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    config = load_config(point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder)))
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        load_workflows(config)
+    return raised.value
+

@@ -10,7 +10,6 @@ import io
 import os
 import re
 import signal
-import time
 from pathlib import Path
 
 import docx
@@ -22,6 +21,7 @@ from engine.errors import ConversionError
 from engine.warm import WarmConverter
 
 from helpers import pdf_fonts, pdf_text
+from processes import ready, running, wait_for
 
 # A hang (LibreOffice, a pool instance) fails its test instead of stalling the run; no test
 # measures how fast anything is (that is `make bench`). The thread method, because a hang inside
@@ -44,22 +44,6 @@ def text_of(pdf: bytes, tmp_path: Path, name: str = "out.pdf") -> str:
     return "".join(pdf_text(path).split())
 
 
-def wait_for(condition, what: str, seconds: float = 120) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` if it never does. The deadline
-    only turns a hang into a clear failure: nothing here assumes how long anything takes."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened in {seconds:g} s: {what}")
-        time.sleep(0.1)
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 # --- the Converter contract, both converters, real LibreOffice --------------------------------
@@ -70,19 +54,6 @@ def warm_pool(warm_pool_dir):
     back together."""
     return WarmConverter(warm_pool_dir, instances=2, timeout=60)
 
-
-def ready(pool: WarmConverter) -> WarmConverter:
-    """``pool`` once every instance answers (a test before may have had one restarted)."""
-    def answering() -> bool:
-        instances = pool._load()
-        silent = [inst for inst in instances if not pool._alive(inst)]
-        if not instances or (silent and not any(running(i["pid"]) for i in silent)):
-            pool.start()  # none, or the silent ones are dead: start() replaces them
-            return False
-        return not silent  # the silent ones are still starting
-
-    wait_for(answering, f"every instance of the warm pool in {pool.state_dir} answering")
-    return pool
 
 
 class NoColdFallback(Converter):

@@ -12,9 +12,8 @@ import pytest
 from engine import Engine, load_config
 from engine.errors import WorkflowDefinitionError
 from engine.lint import lint_paths
-from engine.workflow import load_workflows
 
-from helpers import ROOT, make_dealer_dir, point_at_workflows, store_state
+from helpers import ROOT, definition_error, make_dealer_dir, point_at_workflows, store_state
 
 
 @pytest.fixture
@@ -121,13 +120,9 @@ def test_a_renamed_field_carries_its_values_and_a_retired_one_is_kept_aside(
     ('retired_fields = ["remarks"]', "migrations.retired_fields[0]", ['"remarks" 仍是现有字段']),
 ])
 def test_mistakes_in_migrations_name_their_key(tmp_path, migrations, key, words):
-    folder = tmp_path / "workflows"
-    shutil.copytree(ROOT / "workflows", folder)
-    (folder / "quote.toml").write_text((ROOT / "workflows" / "quote.toml").read_text(
-        encoding="utf-8") + f"\n[migrations]\n{migrations}\n", encoding="utf-8")
-    config = load_config(point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder)))
-    with pytest.raises(WorkflowDefinitionError) as raised:
-        load_workflows(config)
-    assert raised.value.details["key"] == key
+    quote = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
+    error = definition_error(tmp_path, {"quote.toml": quote + f"\n[migrations]\n{migrations}\n"},
+                             with_product=True)
+    assert error.details["key"] == key
     for word in words:
-        assert word in raised.value.message, raised.value.message
+        assert word in error.message, error.message

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, load_config
-from engine.errors import WorkflowDefinitionError
-from engine.workflow import load_workflows, parse_duration
+from engine.workflow import parse_duration
 
-from helpers import (CST, ROOT, Clock, cli_json, example, make_dealer_dir, point_at_workflows,
-                     refused, run_cli, store_state)
+from helpers import (CST, ROOT, Clock, cli_json, definition_error, example, make_dealer_dir,
+                     point_at_workflows, refused, run_cli, store_state)
 
 ISSUED_ON = "2026-11-20"
 
@@ -205,15 +204,10 @@ def test_serve_ticks_in_the_background(callbacks):
     (lambda t: t[:t.index("[[timers]]")], "transitions[1].roles", ["只能由 [[timers]] 定时执行"]),
 ])
 def test_mistakes_in_timers_name_their_key(tmp_path, edit, key, words):
-    folder = tmp_path / "workflows"
-    folder.mkdir()
-    (folder / "callback.toml").write_text(edit(WAITING), encoding="utf-8")
-    config = load_config(point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder)))
-    with pytest.raises(WorkflowDefinitionError) as raised:
-        load_workflows(config)
-    assert raised.value.details["key"] == key
+    error = definition_error(tmp_path, {"callback.toml": edit(WAITING)})
+    assert error.details["key"] == key
     for word in words:
-        assert word in raised.value.message, raised.value.message
+        assert word in error.message, error.message
 
 
 @pytest.mark.parametrize("text, minutes", [("3d", 4320), ("12h", 720), ("30m", 30),

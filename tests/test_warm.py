@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from engine.convert import SofficeConverter
 from engine.warm import WarmConverter, find_unoserver
 
 from helpers import pdf_text
+from processes import ready, running, state, wait_for
 
 # A hang inside the pool (its ThreadPoolExecutor waits for a stuck document) cannot be unwound
 # by pytest-timeout's default signal method: the thread method ends the run with every stack.
@@ -46,26 +46,7 @@ def text_of(pdf: bytes, folder: Path) -> str:
     return pdf_text(folder / "t.pdf")
 
 
-def wait_for(condition, what: str, seconds: float = 120) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` if it never does. The deadline
-    only turns a hang into a clear failure: nothing here assumes how long anything takes."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"never happened in {seconds:g} s: {what}")
-        time.sleep(0.1)
 
-
-def state(pid: int) -> str:
-    """The process's state letter from /proc (R, S, T for stopped, Z …), "" once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return ""
-
-
-def running(pid: int) -> bool:
-    return state(pid) not in ("", "Z", "X")
 
 
 def sessions_using(folder) -> set[int]:
@@ -110,19 +91,6 @@ def kill_instance(inst: dict) -> None:
     wait_for(lambda: not running(inst["pid"]) and not soffice_of(inst),
              f"the killed instance {inst['pid']} gone")
 
-
-def ready(pool: WarmConverter) -> WarmConverter:
-    """``pool`` once every instance answers (a test before may have killed or replaced one)."""
-    def answering() -> bool:
-        instances = pool._load()
-        silent = [inst for inst in instances if not pool._alive(inst)]
-        if not instances or (silent and not any(running(i["pid"]) for i in silent)):
-            pool.start()  # none, or the silent ones are dead: start() replaces them
-            return False
-        return not silent  # the silent ones are still starting
-
-    wait_for(answering, f"every instance of the warm pool in {pool.state_dir} answering")
-    return pool
 
 
 @pytest.fixture(scope="module")
