@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import access
 from ..config import User
-from ..control import REGISTER_COLUMNS
+from ..services.control import REGISTER_COLUMNS
 from ..errors import InputError, NotFoundError
 from . import auth, forms
 from .site import (MEDIA, SignInRequired, Web, client_address, jsonable, load_case,

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import access
 from ..config import User
-from ..control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
+from ..services.control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
 from ..dates import parse_date
 from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
