@@ -1,13 +1,26 @@
 """The transition pipeline: opening a case, firing a trigger on it (with the cascade to linked
 cases), each as one unit of work that is all-or-nothing.
 
-A fire: the case if the actor may see it → the transitions the trigger may take from its state →
-the actor's roles → the submitted data normalised → what the workflow's rules see → the first
-route whose conditions hold → its roles and the separation of duties → stamps, assignments and
-counters → required fields and checks → the move → ``[[exclusive]]`` resources → the documents
-(:class:`~engine.services.issuing.Issuing`) → voids → the case, the audit event → the linked
-cases' cascade. Any refusal or failure before the store commits leaves nothing behind
-(:class:`~engine.services.units.Units`).
+A fire, in the order of the workflow's ``transitions`` machine (``Workflow.machine``):
+
+- before the machine is asked: the case if the actor may see it → the transitions the trigger
+  may take from its state → the actor's roles → the submitted data normalised → what the
+  workflow's rules see (the model's ``facts``);
+- the machine's conditions: the first route whose conditions hold is taken;
+- ``before_move`` (still in the old state): the route's roles and the separation of duties →
+  stamps, assignments, counters → required fields and checks;
+- the move;
+- ``after_move`` (in the new state): ``[[exclusive]]`` resources → the documents
+  (:class:`~engine.services.issuing.Issuing`) → voids → the case and its audit event → the
+  linked cases' cascade (the same order on their own machines).
+
+What stays outside the machine, and why: the unit of work (:class:`~engine.services.units.Units`)
+wraps the whole, because a refusal after the move must still leave the store as it was, and the
+machine rolls nothing back; the lookup of the trigger's transitions comes first, because the
+machine says only "can't trigger" in English where a user needs the steps possible now, in
+Chinese; and normalising the data comes before the conditions, which judge the data as
+submitted (a page asking ``may_trigger`` has no data to normalise, and the machine's
+``prepare`` callbacks would run for it too).
 """
 from __future__ import annotations
 
@@ -22,7 +35,7 @@ from ..config import Config, User
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
 from ..prepared import Prepared
 from ..store import Store, Tx
-from ..workflow import TransitionSpec, Workflow
+from ..workflow import Model, TransitionSpec, Workflow
 from .control import DocumentControl
 from .definitions import Definitions
 from .guard import Guard
@@ -43,13 +56,38 @@ class FireResult:
                 "documents": [d.to_dict() for d in self.documents]}
 
 
+@dataclass(eq=False)
+class _Firing:
+    """What the steps of one fire share in its unit of work."""
 
-@dataclass
-class _Model:
-    """What the shared ``transitions`` machine moves; attached for one operation only."""
+    tx: Tx
+    work: Work
+    user: User
+    wf: Workflow
+    record: dict[str, Any]
+    data: dict[str, Any]   # the case's data with what was submitted
+    warnings: list[str]
+    values: dict[str, Any]
+    totals: dict[str, Any]
+    facts: dict[str, Any]
+    timed: bool
+    issued: list[IssuedDocument] = field(default_factory=list)
 
-    state: str | None = None
 
+class _Move(Model):
+    """The machine's model for one step of the pipeline: the steps before and after the move
+    are the pipeline's, given the route the machine took (and, after, the new state)."""
+
+    def __init__(self, facts: Mapping[str, Any], before: Callable[[TransitionSpec], None],
+                 after: Callable[[TransitionSpec, str], None]) -> None:
+        super().__init__(facts)
+        self.steps = (before, after)
+
+    def before_move(self, event: Any) -> None:
+        self.steps[0](event.transition.spec)
+
+    def after_move(self, event: Any) -> None:
+        self.steps[1](event.transition.spec, self.state)  # type: ignore[attr-defined]
 
 
 class Pipeline:
@@ -182,8 +220,8 @@ class Pipeline:
         return [doc for docs in found[len(before):] for doc in docs]
 
     def fire_in(self, tx: Tx, work: Work, case_id: str, trigger: str, user: User,
-                 data: Mapping[str, Any] | None, files_from: Path | None,
-                 timed: bool = False) -> FireResult:
+                data: Mapping[str, Any] | None, files_from: Path | None,
+                timed: bool = False) -> FireResult:
         """The body of :meth:`fire` inside a unit of work (a rehearsal or the real one).
         ``timed``: a timer of the workflow fires it (as ``timers.SYSTEM``): the workflow file
         is the authority, so roles and separation of duties do not apply; conditions and
@@ -203,13 +241,22 @@ class Pipeline:
                                            warnings=warnings, stored_files=work.new_files,
                                            files_from=files_from)
         new_data = {**record["data"], **patch}
-        now = work.now
-        values, totals = self.definitions.evaluate(wf, new_data, now.date())
-        facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
-        t = self._route(wf, candidates, facts)
-        if not timed:
-            self.guard.authorize(user, t.roles, f"执行「{t.label}」（{trigger}）")
-            self._separate_duties(tx, wf, t, record, user)
+        values, totals = self.definitions.evaluate(wf, new_data, work.now.date())
+        facts = self.definitions.names(tx, values, totals, work.now, record.get("links", {}))
+        f = _Firing(tx, work, user, wf, record, new_data, warnings, values, totals, facts, timed)
+        new_state = self._move(wf, record["state"], trigger, label, facts,
+                               before=lambda t: self._before_fire(f, t),
+                               after=lambda t, state: self._after_fire(f, t, state))
+        return FireResult(case_id, new_state, wf.states[new_state].label, f.issued)
+
+    def _before_fire(self, f: _Firing, t: TransitionSpec) -> None:
+        """On route ``t``, before the move: its roles and the separation of duties; then the
+        stamps, assignments, counters and the actor's name it writes; then its required
+        fields and checks on the result."""
+        wf, user, now, new_data = f.wf, f.user, f.work.now, f.data
+        if not f.timed:
+            self.guard.authorize(user, t.roles, f"执行「{t.label}」（{t.trigger}）")
+            self._separate_duties(f.tx, wf, t, f.record, user)
         for name in t.stamps:
             spec = wf.fields[name]
             new_data[name] = (now.date().isoformat() if spec.type == "date"
@@ -221,32 +268,49 @@ class Pipeline:
         for name in t.record_actor:
             new_data[name] = user.login
         if t.stamps or t.assign or t.increment or t.record_actor:
-            values, totals = self.definitions.evaluate(wf, new_data, now.date())
-            facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+            f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
+            f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
+                                             f.record.get("links", {}))
         self.definitions.require(wf, new_data, t.requires, t.label)
-        self.definitions.run_checks(wf, t.checks, facts)
-        new_state = self._move(wf, record["state"], t)
+        self.definitions.run_checks(wf, t.checks, f.facts)
+
+    def _after_fire(self, f: _Firing, t: TransitionSpec, new_state: str) -> None:
+        """After the move to ``new_state``: exclusive resources, the documents, voids, the
+        case and its audit event, then the linked cases' cascade."""
+        tx, work, wf, user, new_data = f.tx, f.work, f.wf, f.user, f.data
+        case_id = f.record["id"]
         self._check_exclusive(tx, wf, case_id, new_state, new_data)
-        stamp = now.isoformat()
-        owners = access.owners(record)
+        stamp = work.now.isoformat()
+        owners = access.owners(f.record)
         if wf.assignee and new_data.get(wf.assignee) and new_data[wf.assignee] not in owners:
             owners.append(new_data[wf.assignee])   # the case was handed to another consultant
-        before, record = record, {**record, "state": new_state, "data": new_data,
-                                  "updated_at": stamp, "updated_by": user.login,
-                                  "owners": owners}
-        issued = self.issuing.issue(tx, work, wf, t, record, values, totals, user,
-                                    new_state)
+        before, record = f.record, {**f.record, "state": new_state, "data": new_data,
+                                    "updated_at": stamp, "updated_by": user.login,
+                                    "owners": owners}
+        f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
+                                      new_state)
         if t.void_documents:
             self.control.void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
         tx.put_case(record)
-        self.trail.audit(tx, stamp, user, case_id, wf, trigger, before["state"], new_state,
+        self.trail.audit(tx, stamp, user, case_id, wf, t.trigger, before["state"], new_state,
                          self.trail.changes(wf, before["data"], new_data),
-                         [d.number for d in issued], warnings=warnings)
+                         [d.number for d in f.issued], warnings=f.warnings)
         for linked_wf, linked_trigger in t.fire_linked.items():
             for linked_id in record.get("links", {}).get(linked_wf, []):
                 self._cascade(tx, work, linked_id, linked_trigger, user,
                               note=f"由 {case_id} {t.label}联动")
-        return FireResult(case_id, new_state, wf.states[new_state].label, issued)
+
+    def _move(self, wf: Workflow, state: str, trigger: str, label: str,
+              facts: Mapping[str, Any], before: Callable[[TransitionSpec], None],
+              after: Callable[[TransitionSpec, str], None]) -> str:
+        """Move a case from ``state`` by ``trigger`` on the workflow's machine, with ``before``
+        and ``after`` on either side of the move; the new state. Refused with every reason
+        when no route's conditions hold."""
+        model = _Move(facts, before, after)
+        with wf.attached(model, state):
+            if not model.trigger(trigger):  # type: ignore[attr-defined]
+                raise StateError(f"不能{label}：{'；'.join(model.refusals)}", trigger=trigger)
+            return model.state  # type: ignore[attr-defined]
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -273,18 +337,6 @@ class Pipeline:
         base = {target: copy.deepcopy(origin["data"].get(src)) for target, src in cf.fields.items()
                 if origin["data"].get(src) not in (None, [], "")}
         return base, {origin["workflow"]: [origin["id"]]}
-
-    def _route(self, wf: Workflow, candidates: list[TransitionSpec], facts: Mapping[str, Any]
-               ) -> TransitionSpec:
-        """The first candidate whose conditions all hold (conditional routing)."""
-        reasons = []
-        for t in candidates:
-            failed = [r for r in (wf.conditions[name](facts) for name in t.conditions) if r]
-            if not failed:
-                return t
-            reasons.extend(failed)
-        raise StateError(f"不能{candidates[0].label}：{'；'.join(reasons)}",
-                         trigger=candidates[0].trigger)
 
     def _separate_duties(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
                          user: User) -> None:
@@ -319,18 +371,22 @@ class Pipeline:
         now = work.now
         values, totals = self.definitions.evaluate(wf, record["data"], now.date())
         facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
-        t = self._route(wf, candidates, facts)
-        self.definitions.require(wf, record["data"], t.requires,
-                                 f"关联的{wf.title} {case_id} {t.label}")
-        self.definitions.run_checks(wf, t.checks, facts)
-        new_state = self._move(wf, record["state"], t)
-        stamp = now.isoformat()
-        tx.put_case({**record, "state": new_state, "updated_at": stamp,
-                     "updated_by": user.login})
-        if t.void_documents:
-            self.control.void_documents(tx, work, case_id, user, f"{wf.title}{t.label}")
-        self.trail.audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state, [], [],
-                         note=note)
+
+        def before(t: TransitionSpec) -> None:
+            self.definitions.require(wf, record["data"], t.requires,
+                                     f"关联的{wf.title} {case_id} {t.label}")
+            self.definitions.run_checks(wf, t.checks, facts)
+
+        def after(t: TransitionSpec, new_state: str) -> None:
+            stamp = now.isoformat()
+            tx.put_case({**record, "state": new_state, "updated_at": stamp,
+                         "updated_by": user.login})
+            if t.void_documents:
+                self.control.void_documents(tx, work, case_id, user, f"{wf.title}{t.label}")
+            self.trail.audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state,
+                             [], [], note=note)
+
+        self._move(wf, record["state"], trigger, candidates[0].label, facts, before, after)
 
     def _check_exclusive(self, tx: Tx, wf: Workflow, case_id: str | None, state: str,
                          data: Mapping[str, Any]) -> None:
@@ -368,16 +424,6 @@ class Pipeline:
         if record is None:
             raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
         return record
-
-    def _move(self, wf: Workflow, state: str, t: TransitionSpec) -> str:
-        model = _Model()
-        wf.machine.add_model(model, initial=state)
-        try:
-            if not model.trigger(t.trigger, route=t.route):  # type: ignore[attr-defined]
-                raise StateError(f"状态机拒绝了 \"{t.trigger}\"", trigger=t.trigger, state=state)
-            return model.state  # type: ignore[return-value]
-        finally:
-            wf.machine.remove_model(model)
 
 
 def _span(start: str, end: str) -> str:
