@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from . import privacy
 from . import seal as sealing
-from .access import Reach
+from .access import Action, Reach
 from .archive import Attachments, Outbox
 from .config import Config, load_config
 from .convert import Converter
@@ -163,6 +163,11 @@ class Engine:
         return self.reads.rule_names(wf, case)
 
     # --- cases and documents, as a user sees them ----------------------------------------------
+
+    def actions(self, case_id: str, actor: str) -> list[Action]:
+        """Each step the case's state offers, with whether ``actor`` may take it now and why
+        not (``Action.allowed``, ``refused``, ``blocked``; :meth:`Cases.actions`)."""
+        return self.reads.actions(case_id, actor)
 
     def case(self, case_id: str, *, actor: str, reveal: bool = False) -> dict[str, Any]:
         """The case with its data, totals, documents and history (:meth:`Cases.case`)."""

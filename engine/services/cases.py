@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Mapping
 
 from .. import access
+from ..access import Action
 from ..config import Config
 from ..errors import NotFoundError, PermissionDenied
 from ..jsonview import context_value
@@ -136,6 +137,25 @@ class Cases:
         values, totals = self.definitions.evaluate(wf, case["data"])
         with self.store.snapshot() as tx:
             return self.definitions.names(tx, values, totals, self.clock(), case.get("links", {}))
+
+    def actions(self, case_id: str, actor: str) -> list[Action]:
+        """Every step the case's state offers (none in a final state), each saying whether
+        ``actor`` may take it now and, if not, why: no role or the separation of duties
+        (``refused``: a page shows no button), or a condition its form cannot change
+        (``blocked``: a disabled button with the reason). Judged as :meth:`Pipeline.fire`
+        would judge it: on the stored case, its history and linked cases, and the clock; the
+        workflow's machine answers for the conditions (``may_trigger``)."""
+        user = self.config.user(actor)
+        with self.store.snapshot() as tx:
+            record = self.guard.visible_case(tx, case_id, self.guard.reach(actor))
+            wf = self.definitions.workflow(record["workflow"])
+            history = tx.case_log("audit", case_id)
+            facts = None
+            if any(t.conditions for t in wf.available(record["state"])):
+                values, totals = self.definitions.evaluate(wf, record["data"])
+                facts = self.definitions.names(tx, values, totals, self.clock(),
+                                               record.get("links", {}))
+        return access.steps(wf, {"state": record["state"], "history": history}, user, facts)
 
 
 def _case_seq(case_id: str) -> int:

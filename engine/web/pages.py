@@ -322,8 +322,8 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                      *, open_trigger: str | None = None, posted: dict[str, Any] | None = None,
                      err: Exception | None = None, status: int = 200,
                      notice: str | None = None) -> Response:
-    acts = await w.read(access.with_conditions, w.engine, wf, case,
-                        access.actions(wf, case, user))
+    steps = await w.read(w.engine.actions, case["id"], user.login)
+    acts = [a for a in steps if a.refused is None]   # a form each, or a disabled button
     forms_out = []
     for a in acts:
         mine = a.trigger == open_trigger
@@ -351,9 +351,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
             "documents": [wf.documents[k].title for t in a.transitions for k in t.documents],
             "danger": a.first.void_documents or a.trigger.startswith(("cancel", "reject")),
         })
-    hidden = [{"label": t.label, "why": access.refusal(wf, case, user, t.trigger)}
-              for t in {t.trigger: t for t in wf.available(case["state"])}.values()
-              if t.trigger not in {a.trigger for a in acts}]
+    hidden = [{"label": a.transitions[-1].label, "why": a.refused} for a in steps if a.refused]
     followers = [(other, cf) for other in w.engine.workflows.values()
                  for key, cf in other.create_from.items()
                  if key == wf.key and case["state"] in cf.states and access.may_create(user, other)]
@@ -420,7 +418,8 @@ async def preview(request: Request, case_id: str, trigger: str) -> Response:
     """The documents ``trigger`` would issue, stamped 草稿 (nothing numbered or stored)."""
     w, user, _ = await signed_in(request)
     wf, case = await load_case(w, user, case_id)
-    if not any(a.trigger == trigger for a in access.actions(wf, case, user)):
+    steps = await w.read(w.engine.actions, case_id, user.login)
+    if not any(a.trigger == trigger and a.refused is None for a in steps):
         raise PermissionDenied(f"{user.name} 不能执行「{_label(wf, trigger)}」，因此也不能预览它的文档")
     folder = tempfile.mkdtemp(prefix="dealerdocs-preview-")
     result = await w.write(w.engine.preview, case_id, user.login, trigger=trigger,
@@ -469,15 +468,11 @@ async def document_page(request: Request, number: str, done: str = "") -> Respon
     return _document_page(request, w, user, life, notice=notice)
 
 
-def _file(w: Web, life: dict[str, Any], which: str) -> Path:
+async def _file(w: Web, user: User, life: dict[str, Any], which: str) -> Path:
     """A file of a document, by the path the register records (never one from the request)."""
-    if which == "pdf":
-        path = Path(life["pdf"])
-    elif which == "docx":
-        path = Path(life["docx"])
-    elif which == "stamped" and life.get("stamped_pdf"):
-        path = w.engine.outbox.absolute(life["stamped_pdf"])
-    else:
+    path = await w.read(w.engine.document_file, life["number"], which, actor=user.login) \
+        if which in ("pdf", "docx", "stamped") else None
+    if path is None:
         raise NotFoundError(f"文件 {life['number']} 没有这种副本")
     if not path.is_file():
         raise NotFoundError(f"文件 {life['number']} 的存档文件缺失（请文控运行 dealerdocs verify）")
@@ -492,7 +487,7 @@ async def document_file(request: Request, number: str, which: str, download: int
     if which == "page1":
         image = await w.read(w.engine.page_image, number, actor=user.login)
         return FileResponse(image, media_type="image/png")
-    path = _file(w, life, which)
+    path = await _file(w, user, life, which)
     media = ("application/pdf" if path.suffix == ".pdf" else
              "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     inline = path.suffix == ".pdf" and not download
