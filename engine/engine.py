@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from . import privacy
 from . import seal as sealing
@@ -35,7 +35,6 @@ from .access import Action, Reach
 from .archive import Attachments, Outbox
 from .config import Config, load_config
 from .convert import Converter
-from .prepared import Prepared
 from .previews import PagePreviews
 from .services.cases import Cases
 from .services.control import DocumentControl
@@ -45,7 +44,7 @@ from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
 from .services.personal import PersonalData
-from .services.pipeline import FireResult, Pipeline
+from .services.pipeline import Fire, FireResult, Pipeline, Plan
 from .services.press import Press
 from .services.registers import REPORT_FORMATS, Registers
 from .services.timed import TimedTransitions
@@ -59,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .render import Renderer
     from .warm import WarmConverter
 
-__all__ = ["Engine", "FireResult", "IssuedDocument", "local_now"]
+__all__ = ["Engine", "Fire", "FireResult", "IssuedDocument", "Plan", "local_now"]
 
 
 def local_now(tz: tzinfo | None = None) -> datetime:
@@ -222,18 +221,32 @@ class Engine:
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,
-             mark: tuple[str, str] | None = None, *, at: datetime | None = None,
-             prepared: Prepared | None = None) -> FireResult:
+             mark: tuple[str, str] | None = None, *, at: datetime | None = None
+             ) -> FireResult:
         """Fire ``trigger`` on a case as ``actor``; all-or-nothing (:meth:`Pipeline.fire`)."""
-        return self.pipeline.fire(case_id, trigger, actor, data, files_from, mark, at=at,
-                                  prepared=prepared)
+        return self.pipeline.fire(case_id, trigger, actor, data, files_from, mark, at=at)
 
-    def rehearse_fires(self, fires: list[tuple[str, str, Mapping[str, Any] | None, datetime]],
-                       actor: str, prepared: Prepared,
-                       before: list[tuple[str, str, Mapping[str, Any] | None, datetime]] = ()
-                       ) -> list[bytes]:
-        """The documents fires would convert (:meth:`Pipeline.rehearse_fires`)."""
-        return self.pipeline.rehearse_fires(fires, actor, prepared, before)
+    def plan_fires(self, fires: Sequence[Fire], actor: str, *, after: Sequence[Plan] = ()
+                   ) -> list[Plan]:
+        """Render fires ahead, in order, after the plans ``after`` not committed yet; nothing
+        is converted or committed (:meth:`Pipeline.plan`)."""
+        return self.pipeline.plan(fires, actor, after=after)
+
+    def convert_ahead(self, plans: Sequence[Plan]) -> int:
+        """Convert what ``plans`` will issue, with no lock held (:meth:`Pipeline.convert_ahead`)."""
+        return self.pipeline.convert_ahead(plans)
+
+    def plan_fire(self, case_id: str, trigger: str, actor: str,
+                  data: Mapping[str, Any] | None = None, *,
+                  mark: tuple[str, str] | None = None) -> Plan:
+        """One fire rendered and converted ahead, with no lock held; :meth:`commit` it."""
+        [plan] = self.pipeline.plan([Fire(case_id, trigger, data, mark)], actor)
+        self.pipeline.convert_ahead([plan])
+        return plan
+
+    def commit(self, plan: Plan) -> FireResult:
+        """Fire a planned fire for real, under the store's lock (:meth:`Pipeline.commit`)."""
+        return self.pipeline.commit(plan)
 
     def tick(self) -> list[dict[str, Any]]:
         """Fire the timed transitions that are due (:meth:`TimedTransitions.tick`)."""

@@ -25,10 +25,11 @@ submitted (a page asking ``may_trigger`` has no data to normalise, and the machi
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import access
 from ..config import Config, User
@@ -54,6 +55,31 @@ class FireResult:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "state_label": self.state_label,
                 "documents": [d.to_dict() for d in self.documents]}
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A transition to fire, as a plan takes it: what :meth:`Pipeline.fire` takes."""
+
+    case_id: str
+    trigger: str
+    data: Mapping[str, Any] | None = None
+    mark: tuple[str, str] | None = None   # (batch id, item), recorded with the change
+    at: datetime | None = None            # the time it happens at; a plan fixes it
+
+
+@dataclass(eq=False)
+class Plan:
+    """A fire rendered ahead of its commit (:meth:`Pipeline.plan`): ``documents`` are the
+    .docx it will convert; ``prepared`` carries its renders and conversions to the commit
+    (shared by the plans made together); ``converted_late`` is set by the commit (documents
+    it had to convert itself because the store moved)."""
+
+    fire: Fire
+    actor: str
+    documents: list[bytes]
+    prepared: Prepared
+    converted_late: int = 0
 
 
 @dataclass(eq=False)
@@ -188,36 +214,66 @@ class Pipeline:
         in ``data`` are taken from ``files_from`` (default: the current folder). ``mark``
         (batch id, item) is recorded in the same unit of work (see :mod:`engine.batch`).
         ``at`` fixes the time the step happens at (default: the clock when it runs);
-        ``prepared`` brings conversions done ahead (see :meth:`rehearse_fire`)."""
-        user = self.config.user(actor)
-
-        def step(tx: Tx, work: Work) -> FireResult:
-            result = self.fire_in(tx, work, case_id, trigger, user, data, files_from)
-            if mark is not None:
-                tx.set_mark(mark[0], mark[1], {"case": case_id, "fired": trigger,
-                                               "documents": [d.number for d in result.documents]})
-            return result
-
+        ``prepared`` brings renders and conversions made ahead (a plan's, :meth:`commit`)."""
+        step = self._step(Fire(case_id, trigger, data, mark, at), self.config.user(actor),
+                          files_from)
         return self.units.run(step, at=at, prepared=prepared)
 
-    def rehearse_fires(self, fires: list[tuple[str, str, Mapping[str, Any] | None, datetime]],
-                       actor: str, prepared: Prepared,
-                       before: list[tuple[str, str, Mapping[str, Any] | None, datetime]] = ()
-                       ) -> list[bytes]:
-        """The documents (.docx) the fires ``(case, trigger, data, at)`` would convert, if
-        committed in this order after the fires ``before`` (not committed yet either):
-        rehearsed one after the other on one unit of work that is never committed, each up to
-        its first conversion, so each sees the numbers taken before it. Renders are kept in
-        ``prepared``. A batch converts these ahead, then fires each with ``prepared``. A fire
-        that would be refused adds nothing (it is refused, and reported, when it runs)."""
+    # --- plans: a fire rendered and converted ahead, committed later --------------------------
+
+    def plan(self, fires: Sequence[Fire], actor: str, *, after: Sequence[Plan] = ()
+             ) -> list[Plan]:
+        """Render ``fires`` ahead, in this order, after the plans ``after`` (made and not
+        committed yet): each is rehearsed up to its first conversion on one unit of work that
+        is never committed (the store's shared lock), so each renders the numbers it will get
+        if they are committed in this order. Nothing is converted here
+        (:meth:`convert_ahead`, no lock held). A fire that would be refused plans nothing:
+        its commit refuses it and says why. Times not given are fixed now (the clock), so the
+        commit renders what the plan did. Plans made together, or after others, share what
+        they carry (renders, conversions)."""
         user = self.config.user(actor)
+        prepared = after[-1].prepared if after else self.units.prepared()
+        fixed = [f if f.at is not None else dataclasses.replace(f, at=self.clock())
+                 for f in fires]
+        found = self.units.rehearse([(self._step(f, user, None), f.at)
+                                     for f in [*(p.fire for p in after), *fixed]], prepared)
+        return [Plan(f, actor, docs, prepared) for f, docs in zip(fixed, found[len(after):])]
 
-        def step(case_id: str, trigger: str, data: Mapping[str, Any] | None):
-            return lambda tx, work: self.fire_in(tx, work, case_id, trigger, user, data, None)
+    def convert_ahead(self, plans: Sequence[Plan]) -> int:
+        """Convert the documents ``plans`` will issue, with no lock held (a batch does it in
+        the background while earlier plans commit); how many. A conversion error is raised:
+        the commits then convert their documents themselves, and report it."""
+        converted = 0
+        for prepared in {id(p.prepared): p.prepared for p in plans}.values():
+            converted += self.units.convert_ahead(
+                prepared, [d for p in plans if p.prepared is prepared for d in p.documents])
+        return converted
 
-        found = self.units.rehearse([(step(c, t, d), at) for c, t, d, at in [*before, *fires]],
-                                    prepared)
-        return [doc for docs in found[len(before):] for doc in docs]
+    def commit(self, plan: Plan) -> FireResult:
+        """Fire a planned fire for real (:meth:`fire`, all-or-nothing, under the store's lock),
+        with the plan's renders and conversions; if the store moved since the plan (another
+        process took a number), what differs is rendered again and converted with no lock
+        held. ``plan.converted_late`` says how many documents had to be converted so."""
+        f, late = plan.fire, plan.prepared.converted_late
+        try:
+            return self.fire(f.case_id, f.trigger, plan.actor, f.data, mark=f.mark, at=f.at,
+                             prepared=plan.prepared)
+        finally:
+            plan.converted_late = plan.prepared.converted_late - late
+
+    def _step(self, f: Fire, user: User, files_from: Path | None) -> Callable[[Tx, Work], Any]:
+        """The unit of work of fire ``f`` (with its mark, recorded in the same unit)."""
+        def step(tx: Tx, work: Work) -> FireResult:
+            result = self.fire_in(tx, work, f.case_id, f.trigger, user, f.data, files_from)
+            if f.mark is not None:
+                tx.set_mark(f.mark[0], f.mark[1], {
+                    "case": f.case_id, "fired": f.trigger,
+                    "documents": [d.number for d in result.documents]})
+            return result
+
+        return step
+
+    # --- the body of a fire --------------------------------------------------------------------
 
     def fire_in(self, tx: Tx, work: Work, case_id: str, trigger: str, user: User,
                 data: Mapping[str, Any] | None, files_from: Path | None,
