@@ -2,23 +2,25 @@
 
 The work is done by services in :mod:`engine.services`, each given its collaborators when it is
 made (the store, the outbox, the press that renders and converts, the clock, and the other
-services it needs, through their public methods): the case reads (``cases``), the transition
+services it needs, through their public methods): the case reads (``reads``), the transition
 pipeline (``pipeline``), issuing (``issuing``), document control (``control``), registers and
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
 store's integrity (``integrity``), on top of the definitions (``definitions``), access
-(``guard``), the logs (``trail``) and units of work (``units``). This class makes them, in that
-order of dependence, and offers their operations under one name each.
+(``guard``), the logs (``trail``) and units of work (``units``). This class makes them, each
+after those it uses, and offers their operations under one name each.
 
 A transition travels like this (``fire``): rehearse it on a consistent view of the store
 (shared lock, never committed) — load the case if the actor may see it → find the transition
-from the current state → check the actor's roles → normalise the submitted data → check
-required fields, cross-field checks and conditions (pure) → move the workflow's ``transitions``
-machine → for each document: the next number, render — until it asks for a conversion, which
-is made with no lock held; then run it for real under the exclusive lock, each conversion
-served from what was made → finish, write to the outbox → one store write with the new state,
-register entries, counters and the audit event (personal values as keyed hashes). Anything
-failing before that write leaves the store as it was and removes the files this attempt
-wrote, so numbers stay gap-free among issued documents; after it, nothing is undone.
+from the current state → check the actor's roles → normalise the submitted data → the
+workflow's ``transitions`` machine takes the first route whose conditions hold → before the
+move: the route's roles, the separation of duties, required fields and checks (pure) → the
+move → after it, for each document: the next number, render — until it asks for a
+conversion, which is made with no lock held; then run it for real under the exclusive lock,
+each conversion served from what was made → finish, write to the outbox → one store write with
+the new state, register entries, counters and the audit event (personal values as keyed
+hashes). Anything failing before that write leaves the store as it was and removes the files
+this attempt wrote, so numbers stay gap-free among issued documents; after it, nothing is
+undone.
 
 Reads are made as a user too: a case they may not see is not found, and identity and mobile
 numbers are masked unless revealed (``access``, ``privacy``).
