@@ -60,7 +60,7 @@ def example_data(engine: Engine, wf: Workflow) -> dict[str, Any]:
     raw = json.loads((ROOT / "examples" / f"{wf.key}.json").read_text(encoding="utf-8"))
     raw = {k: v for k, v in raw.items() if wf.fields.get(k) is None
            or wf.fields[k].type != "attachments"}
-    return engine._normalize(wf, raw, {}, edits=("*",))
+    return engine.definitions.normalize(wf, raw, {}, edits=("*",))
 
 
 def generate(config_path: Path, store_dir: Path, cases: int, *, end: date, years: float = 5.0,

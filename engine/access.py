@@ -1,12 +1,13 @@
 """Who may see and do what: questions a front end asks before it shows a page or a button.
 
 Functions over the engine's views (``Engine.case``, ``Engine.cases``, ``due``) and the
-workflow definitions; ``with_conditions`` also asks the engine's own condition functions
-(through ``Engine._facts``) rather than restating a rule. Nothing here writes or bypasses the
-engine. The engine stays the authority: a button shown here is still refused by ``Engine.fire``
-if its rules say no, and a button hidden or disabled here is so because ``Engine.fire`` would
-refuse it (role, separation of duties, a condition the form cannot change), so a page never
-offers what the command line would refuse.
+workflow definitions; ``with_conditions`` asks the workflow's own machine (``may_trigger``,
+with the conditions as its guards) on what the rules would see now, rather than restating a
+rule. Nothing here writes or bypasses the engine. The engine stays the authority: a button
+shown here is still refused by ``Engine.fire`` if its rules say no, and a button hidden or
+disabled here is so because ``Engine.fire`` would refuse it (role, separation of duties, a
+condition the form cannot change), so a page never offers what the command line would refuse.
+``Engine.actions`` answers all of it for one case (:func:`steps`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+from . import rules
 from .config import Config, User
-from .workflow import TransitionSpec, Workflow
+from .workflow import Model, TransitionSpec, Workflow
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
@@ -79,18 +81,35 @@ def owners(case: Mapping[str, Any]) -> list[str]:
     return list(case.get("owners") or [case["created_by"]])
 
 
+NO_ROLE = "无权限"
+DUTIES = "职责分离：本人起草或提交的，需由他人审批"
+
+
 @dataclass(frozen=True)
 class Action:
-    """A trigger the user may fire on a case now, as far as roles and duties tell."""
+    """A step a case's state offers, and whether a user may take it now: ``refused`` says
+    why they may not take it at all (no role, separation of duties: a page shows no button),
+    ``blocked`` why its conditions cannot hold now whatever its form says (a disabled button
+    with the reason)."""
 
     trigger: str
     label: str
     transitions: tuple[TransitionSpec, ...]  # the candidates (conditional routes) in order
-    blocked: str | None = None  # why its conditions cannot hold now, whatever its form says
+    blocked: str | None = None
+    refused: str | None = None
 
     @property
     def first(self) -> TransitionSpec:
         return self.transitions[0]
+
+    @property
+    def allowed(self) -> bool:
+        return self.refused is None and self.blocked is None
+
+    @property
+    def reason(self) -> str | None:
+        """Why not, when not allowed."""
+        return self.refused or self.blocked
 
     @property
     def is_review(self) -> bool:
@@ -124,6 +143,33 @@ def blocked_by_duties(t: TransitionSpec, history: list[Mapping[str, Any]], login
     return done
 
 
+def steps(wf: Workflow, case: Mapping[str, Any], user: User,
+          facts: Mapping[str, Any] | None = None) -> list[Action]:
+    """Every trigger ``case``'s state offers (a final state offers none), in definition order,
+    each saying whether ``user`` may take it now. ``case`` needs its ``state`` and audit
+    ``history``.
+
+    ``refused``: none of the trigger's routes names one of the user's roles, or every route
+    their roles allow is barred to them by the separation of duties (the engine checks the
+    roles of every candidate first, then of the route taken). With ``facts`` (what the
+    workflow's rules see now, ``Engine.rule_names``), ``blocked`` marks the steps whose
+    conditions cannot hold (:func:`with_conditions`).
+    """
+    out: list[Action] = []
+    for t in wf.available(case["state"]):
+        if any(a.trigger == t.trigger for a in out):
+            continue
+        candidates = tuple(x for x in wf.available(case["state"]) if x.trigger == t.trigger)
+        mine = tuple(x for x in candidates if has_any(user, x.roles))
+        refused = None
+        if not mine:
+            refused = NO_ROLE
+        elif all(blocked_by_duties(x, case["history"], user.login) for x in mine):
+            refused = DUTIES
+        out.append(Action(t.trigger, t.label, candidates, refused=refused))
+    return with_conditions(wf, case["state"], facts, out) if facts is not None else out
+
+
 def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
     """The triggers ``user`` may fire on ``case`` (an ``Engine.case`` view) from its state.
 
@@ -131,21 +177,7 @@ def actions(wf: Workflow, case: Mapping[str, Any], user: User) -> list[Action]:
     and the separation of duties does not exclude the user. Conditions (e.g. a deadline) are
     not looked at here: ``with_conditions`` marks the steps they rule out.
     """
-    out: list[Action] = []
-    seen: set[str] = set()
-    for t in wf.available(case["state"]):
-        if t.trigger in seen:
-            continue
-        seen.add(t.trigger)
-        candidates = tuple(x for x in wf.available(case["state"]) if x.trigger == t.trigger)
-        # the engine checks the roles of every candidate first, then of the route taken
-        mine = tuple(x for x in candidates if has_any(user, x.roles))
-        if not mine:
-            continue
-        if all(blocked_by_duties(x, case["history"], user.login) for x in mine):
-            continue
-        out.append(Action(t.trigger, t.label, candidates))
-    return out
+    return [a for a in steps(wf, case, user) if a.refused is None]
 
 
 def _settled(failed: list[tuple[str, set[str]]], t: TransitionSpec) -> list[str]:
@@ -160,49 +192,50 @@ def _settled(failed: list[tuple[str, set[str]]], t: TransitionSpec) -> list[str]
     return out
 
 
-def with_conditions(engine: "Engine", wf: Workflow, case: Mapping[str, Any],
-                    acts: list[Action]) -> list[Action]:
-    """``acts`` with ``blocked`` set where every route of the trigger fails a condition that
-    its form cannot change (e.g. a quote that may only expire after its validity date).
+class _Judged(Model):
+    """The machine's model for a page's question "may this step happen now?": a failed
+    condition stops a route only if the step's form cannot change it (the form's edits are
+    assumed to be able to change any condition that reads an edited field)."""
 
-    The workflow's own conditions judge, on what they would see now (``Engine.rule_names``:
-    the case's data and totals, its linked cases, the policy, the engine's clock); the form's
-    edits are assumed to be able to change any condition that reads an edited field, so a
-    button is disabled only when posting its form must be refused."""
+    def __init__(self, wf: Workflow, facts: Mapping[str, Any], first: TransitionSpec) -> None:
+        super().__init__(facts)
+        self.wf = wf
+        self.first = first  # the engine reads every route's data by the first's edits
+
+    def stops(self, spec: TransitionSpec, failed: list[tuple[rules.Condition, str]]) -> bool:
+        settled = _settled([(reason, self._keys(c)) for c, reason in failed], self.first)
+        self.refusals.extend(settled)
+        return bool(settled)
+
+    def _keys(self, condition: rules.Condition) -> set[str]:
+        reads = condition.reads()
+        return ({n for n in reads if n in self.wf.fields}
+                | {f"totals.{n}" for n in reads if n in self.wf.computed})
+
+
+def with_conditions(wf: Workflow, state: str, facts: Mapping[str, Any],
+                    acts: list[Action]) -> list[Action]:
+    """``acts`` (steps from ``state``) with ``blocked`` set where every route of the trigger
+    fails a condition that its form cannot change (e.g. a quote that may only expire after
+    its validity date).
+
+    The workflow's machine judges (``may_trigger``, its guards being the workflow's
+    conditions) on ``facts``, what the rules would see now (``Engine.rule_names``: the case's
+    data and totals, its linked cases, the policy, the engine's clock); a button is disabled
+    only when posting its form must be refused. Steps already ``refused`` are left as they are."""
     if not any(t.conditions for a in acts for t in a.transitions):
         return acts
-    facts = engine.rule_names(wf, case)
     out = []
     for a in acts:
-        reasons: list[str] = []
-        for t in a.transitions:
-            failed = []
-            for name in t.conditions:
-                condition = wf.conditions[name]
-                reason = condition(facts)
-                if reason:
-                    reads = condition.reads()
-                    failed.append((reason, {n for n in reads if n in wf.fields}
-                                   | {f"totals.{n}" for n in reads if n in wf.computed}))
-            settled = _settled(failed, a.first)  # the engine reads every route's data by the first's edits
-            if not settled:  # this route holds, or its form may still make it hold
-                reasons = []
-                break
-            reasons.extend(settled)
-        out.append(dataclasses.replace(a, blocked="；".join(dict.fromkeys(reasons)) or None))
+        if a.refused is not None or not any(t.conditions for t in a.transitions):
+            out.append(a)
+            continue
+        judged = _Judged(wf, facts, a.first)
+        with wf.attached(judged, state):
+            may = judged.may_trigger(a.trigger)  # type: ignore[attr-defined]
+        blocked = None if may else "；".join(dict.fromkeys(judged.refusals)) or None
+        out.append(dataclasses.replace(a, blocked=blocked))
     return out
-
-
-def refusal(wf: Workflow, case: Mapping[str, Any], user: User, trigger: str) -> str | None:
-    """Why ``user`` sees no button for ``trigger`` (for the page), or None if they may."""
-    candidates = [x for x in wf.available(case["state"]) if x.trigger == trigger]
-    if not candidates:
-        return None
-    if not any(has_any(user, x.roles) for x in candidates):
-        return "无权限"
-    if all(blocked_by_duties(x, case["history"], user.login) for x in candidates):
-        return "职责分离：本人起草或提交的，需由他人审批"
-    return None
 
 
 def user_fields(wf: Workflow) -> list[str]:

@@ -2,15 +2,16 @@
 issued, with every converter instance busy and safe to run again after a kill.
 
 Why it is fast: converting is most of the cost of issuing, and a warm pool converts several
-documents at once. Each wave of items is first *rehearsed* in order on one throwaway unit of
-work that is never committed (:meth:`Engine.rehearse_fires`): each transition runs up to the
-point where it would convert, so we learn the exact .docx each item will issue (with the number
-it will get and a time fixed for it). The wave's documents then convert in the background,
-spread over the pool, while the previous wave is issued for real. The real fire gets the same
-renders and finds the PDFs ready (looked up by the .docx's content, so a document that came out
+documents at once. Each wave of items is first *planned* (:meth:`Engine.plan_fires`): rehearsed
+in order, after the wave still to be committed, on one throwaway unit of work that is never
+committed, each transition up to the point where it would convert, so we learn the exact .docx
+each item will issue (with the number it will get and a time fixed for it). The wave's
+documents then convert in the background (:meth:`Engine.convert_ahead`), spread over the pool,
+while the previous wave is committed (:meth:`Engine.commit`). A commit gets the same renders
+and finds the PDFs ready (looked up by the .docx's content, so a document that came out
 differently, e.g. because someone else took the next number meanwhile, is simply converted
-then). Every item is still its own all-or-nothing :meth:`Engine.fire`, with the same rules,
-numbers and audit trail.
+then). Every item is still its own all-or-nothing fire, with the same rules, numbers and audit
+trail.
 
 Why it is resumable: each item's progress is recorded in the same unit of work as the change
 itself (``Tx.set_mark``), under a batch id derived from what was asked (trigger, cases, data).
@@ -23,12 +24,11 @@ import hashlib
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .engine import Fire, Plan
 from .errors import DealerDocsError, InputError
-from .prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ class BatchRunner:
         instances = getattr(engine.converter, "instances", 1)
         self.wave = wave or max(4, 4 * instances)
         self.progress = progress or (lambda result: None)
-        self.ahead = 0
+        self.ahead = 0   # documents converted ahead, in the background
+        self.late = 0    # documents the commits had to convert themselves
 
     def run(self, kind: str, trigger: str | None, items: list[BatchItem]) -> dict[str, Any]:
         batch = batch_id(kind, trigger, self.actor, items)
@@ -116,36 +117,31 @@ class BatchRunner:
                 self.progress(results[item.key])
             else:
                 todo.append((item, mark.get("case") or item.case_id))
-        prepared = Prepared(self.engine.renderer)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dealerdocs-batch") as pool:
-            pending: tuple[list, dict, Future] | None = None
+            pending: tuple[list, list[Plan], Future] | None = None
             for start in range(0, len(todo), self.wave):
                 wave = [self._create(batch, item, case_id, results)
                         for item, case_id in todo[start:start + self.wave]]
                 wave = [(item, case_id) for item, case_id in wave if case_id is not None]
-                times = {item.key: self.engine.clock() for item, _ in wave}
-                # the wave still to be issued comes first: its numbers are taken before ours
-                documents = self.engine.rehearse_fires(
-                    self._fires(wave, times), self.actor, prepared,
-                    before=self._fires(*pending[:2]) if pending else [])
-                future = pool.submit(self._convert_ahead, prepared, documents)
+                # the wave still to be committed comes first: its numbers are taken before ours
+                plans = self.engine.plan_fires(
+                    [Fire(case_id, item.trigger, self._data(item), mark=(batch, item.key))
+                     for item, case_id in wave], self.actor,
+                    after=pending[1] if pending else ())
+                future = pool.submit(self._convert_ahead, plans)
                 if pending is not None:
-                    self._issue(batch, *pending, prepared, results)
-                pending = (wave, times, future)
+                    self._issue(*pending, results)
+                pending = (wave, plans, future)
             if pending is not None:
-                self._issue(batch, *pending, prepared, results)
+                self._issue(*pending, results)
         order = {item.key: i for i, item in enumerate(items)}
         ordered = sorted(results.values(), key=lambda r: order[r.key])
         return {"batch": batch, "items": len(items),
                 "done": sum(r.status == "done" for r in ordered),
                 "skipped": sum(r.status == "skipped" for r in ordered),
                 "failed": sum(r.status == "failed" for r in ordered),
-                "converted_ahead": self.ahead, "converted_late": prepared.converted_late,
+                "converted_ahead": self.ahead, "converted_late": self.late,
                 "results": [r.to_dict() for r in ordered]}
-
-    def _fires(self, wave: list[tuple[BatchItem, str]], times: dict[str, datetime]) -> list:
-        return [(case_id, item.trigger, self._data(item), times[item.key])
-                for item, case_id in wave]
 
     @staticmethod
     def _data(item: BatchItem) -> Mapping[str, Any] | None:
@@ -172,27 +168,23 @@ class BatchRunner:
             return item, None
         return item, created.id
 
-    def _convert_ahead(self, prepared: Prepared, documents: list[bytes]) -> None:
-        if not documents:
-            return
+    def _convert_ahead(self, plans: list[Plan]) -> None:
         try:
-            pdfs = self.engine.converter.convert_many(documents)
+            self.ahead += self.engine.convert_ahead(plans)
         except DealerDocsError:
-            return   # each fire converts its own documents then, and reports its error
-        prepared.conversions.add(documents, pdfs)
-        self.ahead += len(documents)
+            return   # each commit converts its own documents then, and reports its error
 
-    def _issue(self, batch: str, wave: list[tuple[BatchItem, str]], times: dict[str, datetime],
-               future: Future, prepared: Prepared, results: dict[str, ItemResult]) -> None:
+    def _issue(self, wave: list[tuple[BatchItem, str]], plans: list[Plan], future: Future,
+               results: dict[str, ItemResult]) -> None:
         future.result()
-        for item, case_id in wave:
+        for (item, case_id), plan in zip(wave, plans, strict=True):
             try:
-                fired = self.engine.fire(case_id, item.trigger, self.actor, self._data(item),
-                                         mark=(batch, item.key), at=times[item.key],
-                                         prepared=prepared)
+                fired = self.engine.commit(plan)
             except DealerDocsError as err:
                 results[item.key] = ItemResult(item.key, "failed", case_id, error=err.message)
             else:
                 results[item.key] = ItemResult(item.key, "done", case_id,
                                                [d.number for d in fired.documents])
+            finally:
+                self.late += plan.converted_late
             self.progress(results[item.key])

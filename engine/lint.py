@@ -623,7 +623,7 @@ def lint_stored_cases(config: Config, workflows: Mapping[str, Workflow]) -> list
     """The store's cases against the current definitions: a case in a state that neither its
     workflow nor its ``[migrations]`` knows would stop dealerdocs from opening the store; cases
     of a workflow no longer defined cannot be read."""
-    from .definitions import stray, stray_message
+    from .case_migrations import stray, stray_message
     from .store import META_FILE, Store
 
     if not (config.store_dir / META_FILE).exists():

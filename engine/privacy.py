@@ -82,3 +82,17 @@ def load_key(path: Path) -> bytes:
                           f"请从备份恢复它（删除后审计记录中已有的个人信息摘要将无法再比对）",
                           path=str(path))
     return key
+
+
+class PersonalKey:
+    """The store's personal-data key, read (or made, :func:`load_key`) when first asked for:
+    commands that never hash a personal value never touch the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._key: bytes | None = None
+
+    def get(self) -> bytes:
+        if self._key is None:
+            self._key = load_key(self.path)
+        return self._key

@@ -15,13 +15,14 @@ import json
 import logging
 import re
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from transitions import Machine
+from transitions import Machine, Transition
 
 from . import functions, rules, validators
 from .config import Config
@@ -343,7 +344,7 @@ class TransitionSpec:
     assign: dict[str, str] = field(default_factory=dict)
     increment: tuple[str, ...] = ()
     record_actor: tuple[str, ...] = ()
-    route: int = 0  # number among the transitions of this trigger (the machine routes by it)
+    route: int = 0  # its place among the transitions of its trigger (tried in this order)
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -457,25 +458,89 @@ class Workflow:
     def machine(self) -> Machine:
         """One ``transitions`` machine for the definition, shared by all cases.
 
-        Models are attached per operation (``add_model(case, initial=state)``) and removed
-        after; no automatic ``to_<state>`` triggers, so the graph is the only way to move.
+        It carries the graph and the guards: each transition's conditions are its machine
+        conditions (:class:`Conditions`), and the transitions of one trigger are tried in
+        definition order, so the machine takes the first route whose conditions hold
+        (conditional routing) and ``may_trigger`` answers whether a step may happen now.
+        Around the move it calls the model's ``before_move`` (still in the old state) and
+        ``after_move`` (in the new one), in the machine's documented callback order; a
+        :class:`Model` says what they do. Models are attached per operation
+        (:meth:`attached`) and removed after; no automatic ``to_<state>`` triggers, so the
+        graph is the only way to move.
         """
-        return Machine(model=None, states=list(self.states), initial=None,
-                       transitions=[{"trigger": t.trigger, "source": list(t.sources),
-                                     "dest": t.dest, "conditions": [_RouteIs(t.route)]}
-                                    for t in self.transitions],
-                       auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+        return _Machine(model=None, states=list(self.states), initial=None,
+                        transitions=[{"trigger": t.trigger, "source": list(t.sources),
+                                      "dest": t.dest, "spec": t,
+                                      "conditions": [Conditions(t, [self.conditions[n]
+                                                                    for n in t.conditions])]
+                                      if t.conditions else []}
+                                     for t in self.transitions],
+                        before_state_change="before_move", after_state_change="after_move",
+                        auto_transitions=False, send_event=True, ignore_invalid_triggers=False)
+
+    @contextmanager
+    def attached(self, model: "Model", state: str) -> Iterator["Model"]:
+        """``model`` on the shared machine, in ``state``, for the length of the block (then
+        removed, so the machine keeps no case between operations)."""
+        self.machine.add_model(model, initial=state)
+        try:
+            yield model
+        finally:
+            self.machine.remove_model(model)
 
 
-class _RouteIs:
-    """Machine condition: the engine chose this route (after evaluating the workflow's own
-    conditions on the case data), so the machine stays the authority on which moves exist."""
+class Model:
+    """What a workflow's machine moves: one case's state for one operation.
 
-    def __init__(self, route: int) -> None:
-        self.route = route
+    The machine reads ``facts`` (the names the transitions' conditions see) and asks
+    ``stops(spec, failed)`` whether the conditions that failed on a route, ``[(condition,
+    reason)]``, stop it: this model says yes to any and keeps the reasons in ``refusals`` (the
+    engine's rule); a page may answer otherwise. When a route's conditions hold, the machine
+    calls ``before_move(event)``, moves, and calls ``after_move(event)``;
+    ``event.transition.spec`` is the route taken. Here they do nothing: a subclass gives them
+    the steps an operation takes on either side of the move. Compared by identity (the machine
+    keeps its models in a list)."""
 
-    def __call__(self, event) -> bool:
-        return event.kwargs.get("route", 0) == self.route
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        self.facts = facts
+        self.refusals: list[str] = []
+
+    def stops(self, spec: TransitionSpec, failed: list[tuple[rules.Condition, str]]) -> bool:
+        self.refusals.extend(reason for _, reason in failed)
+        return True
+
+    def before_move(self, event: Any) -> None:
+        pass
+
+    def after_move(self, event: Any) -> None:
+        pass
+
+
+class Conditions:
+    """The machine condition of one transition: the workflow's conditions it names, all of
+    them judged on ``model.facts`` (so a refusal can give every reason, not the first); what
+    a failure means is the model's to say (:meth:`Model.stops`)."""
+
+    def __init__(self, spec: TransitionSpec, conditions: list[rules.Condition]) -> None:
+        self.spec = spec
+        self.conditions = conditions
+
+    def __call__(self, event: Any) -> bool:
+        model = event.model
+        failed = [(c, reason) for c in self.conditions if (reason := c(model.facts))]
+        return not failed or not model.stops(self.spec, failed)
+
+
+class _Route(Transition):
+    """A machine transition that knows the definition it was made from (``spec``)."""
+
+    def __init__(self, *args: Any, spec: TransitionSpec, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+
+
+class _Machine(Machine):
+    transition_cls = _Route
 
 
 def load_workflows(config: Config) -> dict[str, Workflow]:

@@ -19,7 +19,7 @@ from typing import Callable
 import pytest
 
 from engine import chain, seal
-from engine.control import copy_difference, head_problem
+from engine.services.integrity import copy_difference, head_problem
 from engine.errors import ConfigError, InputError, IntegrityError
 from engine.seal import Head, SealError
 
@@ -379,7 +379,7 @@ def test_a_registered_pdf_that_does_not_parse_is_reported(engine, tmp_path):
     doc = {"number": "BJ-2026-000009", "pdf": rel,
            "pdf_sha256": hashlib.sha256(payload).hexdigest()}
     event = {"seq": 1, "event": "issued", "number": doc["number"], "hash": "a" * 64}
-    [problem] = engine._verify_pdfs([doc], [event])
+    [problem] = engine.integrity.pdf_problems([doc], [event])
     assert problem["problem"] == "register_head" and "无法读取文件 BJ-2026-000009 的 PDF 元数据" \
         in problem["detail"]
 
@@ -612,7 +612,10 @@ def test_two_processes_making_the_key_at_once_share_one(engine, monkeypatch):
 def test_a_dealer_code_with_a_space_cannot_be_sealed(engine):
     import dataclasses
 
+    from engine import Engine
+
     dealer = dataclasses.replace(engine.config.dealer, code="BJ 1023")
-    engine.config = dataclasses.replace(engine.config, dealer=dealer)
-    with pytest.raises(ConfigError, match="不能为空或含空白"):
-        engine.seal()
+    # the services keep the config they were made with: a changed config is a new engine
+    with Engine(dataclasses.replace(engine.config, dealer=dealer), clock=engine.clock) as spaced:
+        with pytest.raises(ConfigError, match="不能为空或含空白"):
+            spaced.seal()

@@ -658,11 +658,12 @@ def test_a_condition_on_a_field_the_form_edits_leaves_the_form_open(clocked, clo
                             (dataclasses.replace(expire, edits=("valid_until",)),))
     everything = access.Action("expire", expire.label,
                                (dataclasses.replace(expire, edits=("*",)),))
-    [a, b, c] = access.with_conditions(eng, wf, case, [fixed, editing, everything])
+    facts = eng.rule_names(wf, case)
+    [a, b, c] = access.with_conditions(wf, case["state"], facts, [fixed, editing, everything])
     assert "尚未过期" in a.blocked and b.blocked is None and c.blocked is None
     unrelated = access.Action("expire", expire.label,
                               (dataclasses.replace(expire, edits=("remarks",)),))
-    assert "尚未过期" in access.with_conditions(eng, wf, case, [unrelated])[0].blocked
+    assert "尚未过期" in access.with_conditions(wf, case["state"], facts, [unrelated])[0].blocked
 
 
 # --- the JSON API ------------------------------------------------------------------------------

@@ -502,25 +502,51 @@ def test_candidates_keep_definition_order(contract):
     assert within.requires == above.requires and within.checks == above.checks
 
 
-@pytest.mark.parametrize("route, moved, state", [
-    (0, True, "approved"),
-    (1, True, "pending_approval"),
-    (2, False, "draft"),  # no such route: the machine refuses, the model stays where it was
+@pytest.mark.parametrize("discount, state, refused", [
+    ("1000.00", "approved", []),
+    ("90000.00", "pending_approval", ["优惠 ¥90,000.00 超过车辆价格的 5%（¥7,500.00），需销售经理审批"]),
 ])
-def test_machine_takes_the_route_it_is_given(contract, route, moved, state):
-    class Case:
-        state = None
+def test_machine_takes_the_first_route_whose_conditions_hold(contract, discount, state, refused):
+    """The workflow's conditions are the machine's: it tries the routes of a trigger in
+    definition order, and ``may_trigger`` asks the same conditions without moving."""
+    from datetime import date
+    from decimal import Decimal
 
-    machine, case = contract.machine, Case()
+    from engine import rules
+    from engine.workflow import Model
+
+    config = load_config(ROOT / "config.toml")
+    facts = rules.namespace({"vehicle_price": Decimal("150000.00"), "discount": Decimal(discount)},
+                            {}, today=date(2026, 11, 26), now=None, policy=config.policy,
+                            linked={})
+    machine, case = contract.machine, Model(facts)
     assert machine.get_triggers("draft").count("submit") >= 1
     assert sorted(set(machine.get_triggers("draft"))) == ["cancel", "edit", "submit"]
-    machine.add_model(case, initial="draft")
-    try:
-        assert case.trigger("submit", route=route) is moved
-        assert case.state == state
-    finally:
-        machine.remove_model(case)
+    with contract.attached(case, "draft"):
+        assert case.may_trigger("submit") and case.state == "draft"
+        case.refusals.clear()
+        assert case.trigger("submit") is True
+        assert case.state == state and case.refusals == refused
     assert machine.models == []
+
+
+def test_machine_refuses_when_no_route_holds_with_every_reason(quote):
+    """``expire`` holds only after the quote's validity: refused, with the condition's reason,
+    and the model stays where it was."""
+    from datetime import date
+
+    from engine import rules
+    from engine.workflow import Model
+
+    facts = rules.namespace({"valid_until": date(2026, 12, 5)}, {}, today=date(2026, 11, 26),
+                            now=None, policy={}, linked={})
+    case = Model(facts)
+    with quote.attached(case, "issued"):
+        assert not case.may_trigger("expire")
+        assert case.trigger("expire") is False
+        assert case.state == "issued" and case.refusals and all(
+            "尚未过期" in reason for reason in case.refusals)
+    assert quote.machine.models == []
 
 
 def test_machine_does_not_route_from_other_states(contract):

@@ -26,10 +26,11 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import access
 from ..config import User
-from ..errors import InputError, NotFoundError, PermissionDenied
+from ..services.control import REGISTER_COLUMNS
+from ..errors import InputError, NotFoundError
 from . import auth, forms
-from .app import SignInRequired, Web, _jsonable, web
-from .pages import _CASE_ID, _DOC_NUMBER, _MEDIA, _remove_tree, client_address, report_response
+from .site import (MEDIA, SignInRequired, Web, client_address, jsonable, load_case,
+                   load_document, remove_tree, report_response, viewable, web)
 
 router = APIRouter(prefix="/api", tags=["dealerdocs"])
 
@@ -76,7 +77,7 @@ def _attachments(wf, data: dict[str, Any] | None, folder: Path) -> dict[str, Any
             if isinstance(item, dict) and {"name", "content_base64"} <= set(item):
                 try:
                     payload = base64.b64decode(str(item["content_base64"]), validate=True)
-                    items.append(forms._save_upload(_Upload(str(item["name"]), payload), folder,
+                    items.append(forms.save_upload(_Upload(str(item["name"]), payload), folder,
                                                     len(items)))
                 except (ValueError, binascii.Error):
                     problems.append(InputError(f"{spec.label}：{item['name']} 不是有效的 base64",
@@ -96,29 +97,8 @@ def _attachments(wf, data: dict[str, Any] | None, folder: Path) -> dict[str, Any
     return out
 
 
-def _viewable(w: Web, user: User, key: str):
-    wf = w.engine.workflow(key)
-    if not w.engine.reach(user.login).sees_workflow(key):
-        raise PermissionDenied(f"{user.name}（{user.login}）无权查看{wf.title}", user=user.login)
-    return wf
-
-
-async def _case(w: Web, user: User, case_id: str, reveal: bool = False) -> dict[str, Any]:
-    if not _CASE_ID.match(case_id):
-        raise NotFoundError(f"找不到案件 \"{case_id}\"", case=case_id)
-    if reveal:
-        return await w.write(w.engine.case, case_id, actor=user.login, reveal=True)
-    return await w.read(w.engine.case, case_id, actor=user.login)
-
-
-async def _document(w: Web, user: User, number: str) -> dict[str, Any]:
-    if not _DOC_NUMBER.match(number):
-        raise NotFoundError(f"找不到文件编号 \"{number}\"", number=number)
-    return await w.read(w.engine.document, number, actor=user.login)
-
-
 def ok(payload: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(_jsonable(payload), status_code=status)
+    return JSONResponse(jsonable(payload), status_code=status)
 
 
 # --- request bodies ----------------------------------------------------------------------------
@@ -229,7 +209,7 @@ async def cases(request: Request, workflow: str | None = None, state: str | None
                 ) -> JSONResponse:
     w, user = await bearer(request)
     if workflow:
-        _viewable(w, user, workflow)
+        viewable(w, user, workflow)
     return ok(await w.read(w.engine.cases, workflow, state, actor=user.login))
 
 
@@ -242,7 +222,7 @@ async def create(request: Request, body: NewCase) -> JSONResponse:
         result = await w.write(w.engine.create, body.workflow, data, user.login,
                                source=body.source, files_from=Path(folder))
     finally:
-        _remove_tree(folder)
+        remove_tree(folder)
     return ok(result.to_dict(), 201)
 
 
@@ -250,13 +230,11 @@ async def create(request: Request, body: NewCase) -> JSONResponse:
                                        "显示完整身份证号、手机号，需有权限并记入审计记录）")
 async def show(request: Request, case_id: str, reveal: bool = False) -> JSONResponse:
     w, user = await bearer(request)
-    case = await _case(w, user, case_id, reveal)
-    wf = w.engine.workflows[case["workflow"]]
-    acts = await w.read(access.with_conditions, w.engine, wf, case,
-                        access.actions(wf, case, user))
+    _, case = await load_case(w, user, case_id, reveal)
+    acts = await w.read(w.engine.actions, case_id, user.login)
     # blocked: why the step's conditions cannot hold now (firing it would be refused, 409)
     case["may_fire"] = [{"trigger": a.trigger, "label": a.label, "blocked": a.blocked}
-                        for a in acts]
+                        for a in acts if a.refused is None]
     case["documents"] = [_public(d) for d in case["documents"]]  # URLs, not server paths
     return ok(case)
 
@@ -265,7 +243,7 @@ async def show(request: Request, case_id: str, reveal: bool = False) -> JSONResp
 async def fire(request: Request, case_id: str, trigger: str, body: Fire | None = None
                ) -> JSONResponse:
     w, user = await bearer(request)
-    case = await _case(w, user, case_id)
+    _, case = await load_case(w, user, case_id)
     data = _decimals(body.data) if body and body.data else None
     folder = tempfile.mkdtemp(prefix="dealerdocs-api-")
     try:
@@ -273,7 +251,7 @@ async def fire(request: Request, case_id: str, trigger: str, body: Fire | None =
         result = await w.write(w.engine.fire, case_id, trigger, user.login, data,
                                files_from=Path(folder))
     finally:
-        _remove_tree(folder)
+        remove_tree(folder)
     payload = result.to_dict()
     for d in payload["documents"]:  # where to fetch them, not where they lie on the server
         d.pop("docx"), d.pop("pdf")
@@ -301,23 +279,23 @@ def _public(d: dict[str, Any]) -> dict[str, Any]:
 @router.get("/documents/{number}", summary="文件的全过程：副本、回收、换版（dealerdocs docs NUMBER）")
 async def document(request: Request, number: str) -> JSONResponse:
     w, user = await bearer(request)
-    return ok(_public(await _document(w, user, number)))
+    return ok(_public(await load_document(w, user, number)))
 
 
 @router.get("/documents/{number}/{kind}", summary="下载文件（pdf 或 docx）")
 async def document_file(request: Request, number: str, kind: Literal["pdf", "docx"]):
     w, user = await bearer(request)
-    life = await _document(w, user, number)
+    life = await load_document(w, user, number)
     path = Path(life[kind])
     if not path.is_file():
         raise NotFoundError(f"文件 {number} 的存档文件缺失", number=number)
-    return FileResponse(path, media_type=_MEDIA[kind], filename=f"{number}.{kind}")
+    return FileResponse(path, media_type=MEDIA[kind], filename=f"{number}.{kind}")
 
 
 @router.post("/documents/{number}/dispatch", summary="发放副本（dealerdocs dispatch）")
 async def dispatch(request: Request, number: str, body: Dispatch) -> JSONResponse:
     w, user = await bearer(request)
-    await _document(w, user, number)
+    await load_document(w, user, number)
     result = await w.write(w.engine.dispatch, number, to=body.to, dept=body.dept,
                            copies=body.copies, channel=body.channel, actor=user.login)
     return ok(result)
@@ -326,7 +304,7 @@ async def dispatch(request: Request, number: str, body: Dispatch) -> JSONRespons
 @router.post("/documents/{number}/recall", summary="回收副本（dealerdocs recall）")
 async def recall(request: Request, number: str, body: Recall) -> JSONResponse:
     w, user = await bearer(request)
-    await _document(w, user, number)
+    await load_document(w, user, number)
     result = await w.write(w.engine.recall, number, reason=body.reason, copy=body.copy_no,
                            from_=body.from_, keep=body.keep, actor=user.login)
     return ok(result)
@@ -336,7 +314,6 @@ async def recall(request: Request, number: str, body: Recall) -> JSONResponse:
 async def register(request: Request, date_from: date | None = None, date_to: date | None = None
                    ) -> JSONResponse:
     w, user = await bearer(request)
-    from ..control import REGISTER_COLUMNS
     rows = await w.read(w.engine.register_rows, date_from, date_to, actor=user.login)
     return ok({"columns": list(REGISTER_COLUMNS), "rows": rows})
 

@@ -6,134 +6,34 @@ turn, because the LibreOffice converter works on one document at a time.
 
 Who is signed in is asked of the store (``engine.sessions``) once per request, in the thread
 pool; request bodies are bounded while they arrive (:mod:`.limits`); what a response shows of
-an error never includes a path on the server (:func:`public_error`).
+an error never includes a path on the server (:func:`public_error`). What the pages and
+the API share is in :mod:`.site`, so the imports of this package run one way.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import re
-import threading
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..config import User
-from ..defaults import package_path
 from ..engine import Engine
-from ..errors import (ConfigError, ConversionError, DealerDocsError, InputError, IntegrityError,
-                      NotFoundError, PermissionDenied, StateError, StorageError, TemplateError)
-from . import auth, limits, view
+from ..errors import DealerDocsError
+from . import api, auth, limits, pages
+from .site import WEB, CsrfRefused, SignInRequired, Web, jsonable, status_of, web
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
-WEB = package_path("web")  # the pages and assets, package data
-
-STATUS = {InputError: 422, PermissionDenied: 403, NotFoundError: 404, StateError: 409,
-          StorageError: 503, ConversionError: 502, TemplateError: 500, ConfigError: 500,
-          IntegrityError: 500}
 HTTP_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在",
                405: "不支持的请求方式", 409: "当前状态不允许此操作", 413: "提交的内容太大",
                422: "填写有误", 429: "尝试次数过多", 500: "系统内部错误", 502: "文档转换失败",
                503: "系统繁忙"}
-
-
-class SignInRequired(Exception):
-    """The request has no valid session: pages redirect to the sign-in page, the API says 401."""
-
-
-class CsrfRefused(Exception):
-    """A form arrived without the session's CSRF token."""
-
-
-def status_of(err: DealerDocsError) -> int:
-    for cls in type(err).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
-
-
-class Web:
-    """What the routes share: the engine, who may sign in, the throttle and the write lock."""
-
-    def __init__(self, engine: Engine, secret: bytes, *, accounts: auth.Accounts,
-                 throttle: Throttle) -> None:
-        if len(secret) < auth.SECRET_BYTES:
-            raise ConfigError(f"网页版的密钥至少需要 {auth.SECRET_BYTES} 字节，收到 {len(secret)} 字节")
-        self.engine = engine
-        self.secret = secret
-        self.accounts = accounts
-        self.throttle = throttle
-        self.write_lock = threading.Lock()
-        self.templates = Jinja2Templates(directory=str(WEB / "templates"))
-        view.install(self.templates.env, engine)
-
-    async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await run_in_threadpool(fn, *args, **kwargs)
-
-    async def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def locked() -> Any:
-            with self.write_lock:
-                return fn(*args, **kwargs)
-        return await run_in_threadpool(locked)
-
-    def _signed_in(self, token: str | None, kind: str) -> User | None:
-        """The user a session cookie (``web``) or token (``api``) stands for, checked in the
-        store and against the password hash config.toml holds now (and the key)."""
-        found = self.engine.sessions.check(token, kind)
-        if found is None:
-            return None
-        user = self.accounts.user(found.login)
-        if user is None or not hmac.compare_digest(found.fingerprint.encode(),
-                                                   auth.binding(user, self.secret).encode()):
-            return None
-        return user
-
-    async def current(self, request: Request) -> tuple[User, str] | None:
-        """The signed-in user and the session's CSRF token, or None (once per request)."""
-        if _SESSION in request.scope:
-            return request.scope[_SESSION]
-        request.scope[_SESSION] = None  # if the store cannot be read, the error page has no user
-        token = request.cookies.get(auth.SESSION_COOKIE)
-        user = await run_in_threadpool(self._signed_in, token, "web") if token else None
-        found = (user, auth.csrf_token(self.secret, token)) if user and token else None
-        request.scope[_SESSION] = found
-        return found
-
-    def known(self, request: Request) -> tuple[User, str] | None:
-        """What :meth:`current` found for this request (None if it was not asked)."""
-        return request.scope.get(_SESSION)
-
-    async def bearer(self, request: Request) -> User | None:
-        """The user of the request's ``Authorization: Bearer`` token, or None."""
-        if _BEARER in request.scope:
-            return request.scope[_BEARER]
-        request.scope[_BEARER] = None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        user = None
-        if scheme.lower() == "bearer" and token.strip():
-            user = await run_in_threadpool(self._signed_in, token.strip(), "api")
-        request.scope[_BEARER] = user
-        return user
-
-    async def may_upload(self, request: Request) -> bool:
-        """Only a signed-in sender gets the upload limit (:mod:`.limits`)."""
-        if request.url.path.startswith("/api/"):
-            return await self.bearer(request) is not None
-        return await self.current(request) is not None
-
-
-_SESSION = "dealerdocs.session"
-_BEARER = "dealerdocs.bearer"
 
 SMALL_BODY = 1024 * 1024                     # sign-in, JSON, forms without files
 UPLOAD_BODY = 40 * 1024 * 1024               # forms and API calls that carry files
@@ -146,17 +46,11 @@ UPLOAD_ROUTES = (
 )
 
 
-def web(request: Request) -> Web:
-    return request.app.state.web
-
-
 def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttle | None = None,
                config_path: str | Path | None = None) -> FastAPI:
     """The app for ``engine``. The secret key defaults to the store's (made on first run); the
     sign-in throttle to a fresh one; config.toml (watched for new password hashes) to the one
     beside the engine's config."""
-    from . import api, pages
-
     app = FastAPI(title="dealerdocs API", version=__version__,
                   description="4S 店单据与流程引擎的 JSON 接口：与命令行相同的操作与规则。"
                               "先用 POST /api/token（登录名与密码）取得令牌，之后每个请求带 "
@@ -211,7 +105,7 @@ def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttl
             log.error("%s: %s", type(err).__name__, err.message)
         public = public_error(err)
         if is_api(request):
-            return JSONResponse(_jsonable(public), status_code=status)
+            return JSONResponse(jsonable(public), status_code=status)
         return await page(request, status, public["message"])
 
     @app.exception_handler(SignInRequired)
@@ -285,16 +179,6 @@ def public_error(err: DealerDocsError) -> dict[str, Any]:
     return {k: scrub(v) if isinstance(v, str) else
             [scrub(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
             for k, v in out.items()}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (Decimal, Path)):
-        return str(value)
-    return value
 
 
 def demo_passwords_in_use(engine: Engine) -> list[str]:

@@ -240,7 +240,7 @@ def read_uploads(wf: Workflow, form: Any, current: Mapping[str, Any], folder: Pa
             continue
         for upload in uploads:
             try:
-                new.append(_save_upload(upload, folder, len(new)))
+                new.append(save_upload(upload, folder, len(new)))
             except InputError as err:
                 problems.append(InputError(f"{spec.label}：{err.message}", field=name,
                                            label=spec.label))
@@ -251,7 +251,7 @@ def read_uploads(wf: Workflow, form: Any, current: Mapping[str, Any], folder: Pa
     return data
 
 
-def _save_upload(upload: Any, folder: Path, index: int) -> str:
+def save_upload(upload: Any, folder: Path, index: int) -> str:
     """Save one uploaded file under a safe name in ``folder``; returns the name relative to it."""
     original = Path(str(upload.filename).replace("\\", "/")).name.strip()
     original = re.sub(r"[\x00-\x1f]", "", original)[:120]

@@ -12,7 +12,6 @@ is refused before a byte of its parts is parsed; forms that take no files accept
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 import tempfile
 from datetime import date
@@ -28,17 +27,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import access
 from ..config import User
-from ..control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
+from ..services.control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
 from ..dates import parse_date
 from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
 from ..workflow import Workflow
 from . import auth, forms
-from .app import CsrfRefused, SignInRequired, Web, status_of, web
+from .site import (MEDIA, CsrfRefused, SignInRequired, Web, client_address, load_case,
+                   load_document, remove_tree, report_response, status_of, viewable, web)
 
 router = APIRouter(include_in_schema=False)
-_CASE_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[0-9]{1,9}$")
-_DOC_NUMBER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(-[0-9]{4})?-[0-9]{1,12}$")
 FORM_MAX_FILES = forms.UPLOAD_MAX_FILES * 4   # all attachment fields of one form together
 FORM_MAX_FIELDS = 2000
 
@@ -124,32 +122,6 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return w.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
 
-def viewable(w: Web, user: User, key: str) -> Workflow:
-    wf = w.engine.workflow(key)
-    if not w.engine.reach(user.login).sees_workflow(key):
-        raise PermissionDenied(f"{user.name}（{user.login}）无权查看{wf.title}")
-    return wf
-
-
-async def load_case(w: Web, user: User, case_id: str, reveal: bool = False
-                    ) -> tuple[Workflow, dict[str, Any]]:
-    """The case as the engine shows it to ``user`` (someone else's reads as not found)."""
-    if not _CASE_ID.match(case_id):
-        raise NotFoundError(f"找不到案件 \"{case_id}\"")
-    if reveal:
-        case = await w.write(w.engine.case, case_id, actor=user.login, reveal=True)
-    else:
-        case = await w.read(w.engine.case, case_id, actor=user.login)
-    return w.engine.workflow(case["workflow"]), case
-
-
-async def load_document(w: Web, user: User, number: str) -> dict[str, Any]:
-    """The register entry of ``number``, if the engine lets ``user`` see it."""
-    if not _DOC_NUMBER.match(number):
-        raise NotFoundError(f"找不到文件编号 \"{number}\"")
-    return await w.read(w.engine.document, number, actor=user.login)
-
-
 def _local_path(target: str | None) -> str:
     """Only a path on this site (no scheme, no //host) is followed after signing in."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
@@ -177,12 +149,6 @@ def _login_page(request: Request, context: dict[str, Any], status: int = 200) ->
 async def login_page(request: Request, next: str = "/") -> Response:
     await web(request).current(request)
     return _login_page(request, {"next": _local_path(next)})
-
-
-def client_address(request: Request) -> str:
-    """The client's address: the peer's, or with ``serve --forwarded-allow-ips`` the one a
-    trusted proxy names (uvicorn puts it here; a header from anyone else is ignored)."""
-    return request.client.host if request.client else "?"
 
 
 @router.post("/login")
@@ -356,8 +322,8 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                      *, open_trigger: str | None = None, posted: dict[str, Any] | None = None,
                      err: Exception | None = None, status: int = 200,
                      notice: str | None = None) -> Response:
-    acts = await w.read(access.with_conditions, w.engine, wf, case,
-                        access.actions(wf, case, user))
+    steps = await w.read(w.engine.actions, case["id"], user.login)
+    acts = [a for a in steps if a.refused is None]   # a form each, or a disabled button
     forms_out = []
     for a in acts:
         mine = a.trigger == open_trigger
@@ -385,9 +351,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
             "documents": [wf.documents[k].title for t in a.transitions for k in t.documents],
             "danger": a.first.void_documents or a.trigger.startswith(("cancel", "reject")),
         })
-    hidden = [{"label": t.label, "why": access.refusal(wf, case, user, t.trigger)}
-              for t in {t.trigger: t for t in wf.available(case["state"])}.values()
-              if t.trigger not in {a.trigger for a in acts}]
+    hidden = [{"label": a.transitions[-1].label, "why": a.refused} for a in steps if a.refused]
     followers = [(other, cf) for other in w.engine.workflows.values()
                  for key, cf in other.create_from.items()
                  if key == wf.key and case["state"] in cf.states and access.may_create(user, other)]
@@ -454,7 +418,8 @@ async def preview(request: Request, case_id: str, trigger: str) -> Response:
     """The documents ``trigger`` would issue, stamped 草稿 (nothing numbered or stored)."""
     w, user, _ = await signed_in(request)
     wf, case = await load_case(w, user, case_id)
-    if not any(a.trigger == trigger for a in access.actions(wf, case, user)):
+    steps = await w.read(w.engine.actions, case_id, user.login)
+    if not any(a.trigger == trigger and a.refused is None for a in steps):
         raise PermissionDenied(f"{user.name} 不能执行「{_label(wf, trigger)}」，因此也不能预览它的文档")
     folder = tempfile.mkdtemp(prefix="dealerdocs-preview-")
     result = await w.write(w.engine.preview, case_id, user.login, trigger=trigger,
@@ -462,13 +427,7 @@ async def preview(request: Request, case_id: str, trigger: str) -> Response:
     pdf = next(f for f in result["files"] if f.endswith(".pdf"))
     return FileResponse(pdf, media_type="application/pdf",
                         content_disposition_type="inline", filename=Path(pdf).name,
-                        background=BackgroundTask(_remove_tree, folder))
-
-
-def _remove_tree(folder: str) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+                        background=BackgroundTask(remove_tree, folder))
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -509,15 +468,11 @@ async def document_page(request: Request, number: str, done: str = "") -> Respon
     return _document_page(request, w, user, life, notice=notice)
 
 
-def _file(w: Web, life: dict[str, Any], which: str) -> Path:
+async def _file(w: Web, user: User, life: dict[str, Any], which: str) -> Path:
     """A file of a document, by the path the register records (never one from the request)."""
-    if which == "pdf":
-        path = Path(life["pdf"])
-    elif which == "docx":
-        path = Path(life["docx"])
-    elif which == "stamped" and life.get("stamped_pdf"):
-        path = w.engine.outbox.absolute(life["stamped_pdf"])
-    else:
+    path = await w.read(w.engine.document_file, life["number"], which, actor=user.login) \
+        if which in ("pdf", "docx", "stamped") else None
+    if path is None:
         raise NotFoundError(f"文件 {life['number']} 没有这种副本")
     if not path.is_file():
         raise NotFoundError(f"文件 {life['number']} 的存档文件缺失（请文控运行 dealerdocs verify）")
@@ -532,7 +487,7 @@ async def document_file(request: Request, number: str, which: str, download: int
     if which == "page1":
         image = await w.read(w.engine.page_image, number, actor=user.login)
         return FileResponse(image, media_type="image/png")
-    path = _file(w, life, which)
+    path = await _file(w, user, life, which)
     media = ("application/pdf" if path.suffix == ".pdf" else
              "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     inline = path.suffix == ".pdf" and not download
@@ -593,11 +548,6 @@ async def register(request: Request, date_from: str = "", date_to: str = "") -> 
                                              "query": query})
 
 
-_MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-          "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-          "pdf": "application/pdf"}
-
-
 @router.get("/register/export.{fmt}")
 async def register_export(request: Request, fmt: str, date_from: str = "", date_to: str = ""
                           ) -> Response:
@@ -608,10 +558,10 @@ async def register_export(request: Request, fmt: str, date_from: str = "", date_
     try:
         await w.write(w.engine.register_export, fmt, out, start, end, actor=user.login)
     except Exception:
-        _remove_tree(folder)
+        remove_tree(folder)
         raise
-    return FileResponse(out, media_type=_MEDIA[fmt], filename=out.name,
-                        background=BackgroundTask(_remove_tree, folder))
+    return FileResponse(out, media_type=MEDIA[fmt], filename=out.name,
+                        background=BackgroundTask(remove_tree, folder))
 
 
 @router.get("/due")
@@ -642,22 +592,6 @@ async def report_file(request: Request, name: str, fmt: str, date_from: str = ""
     if not found:
         raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看")
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")
-    if fmt not in _MEDIA:
+    if fmt not in MEDIA:
         raise InputError(f"不支持的格式 {fmt}（可用：xlsx、docx、pdf）", field="format")
     return await report_response(w, user, name, start, end, fmt)
-
-
-async def report_response(w: Web, user: User, name: str, start: date | None, end: date | None,
-                          fmt: str) -> FileResponse:
-    """A report exported into a temporary folder, sent, and the folder removed afterwards
-    (pages and the API)."""
-    folder = tempfile.mkdtemp(prefix="dealerdocs-report-")
-    try:
-        result = await w.write(w.engine.report, name, start, end, (fmt,), Path(folder),
-                               actor=user.login)
-    except Exception:
-        _remove_tree(folder)
-        raise
-    return FileResponse(result["files"][fmt], media_type=_MEDIA[fmt],
-                        filename=f"{result['title']}.{fmt}",
-                        background=BackgroundTask(_remove_tree, folder))

@@ -1,23 +1,43 @@
 """Derived deadlines, the due list and period registers (reports) of the workflows.
 
-Mixed into :class:`engine.Engine`. Overdue is never stored: it is computed from a workflow's
-``[deadline]`` field, the case's state and the engine's clock (so tests can move the clock).
+Overdue is never stored: it is computed from a workflow's ``[deadline]`` field, the case's
+state and the engine's clock (so tests can move the clock).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from .errors import InputError, NotFoundError, PermissionDenied, StorageError
-from .files import atomic_write_bytes
-from .workflow import Workflow
+from ..archive import Outbox
+from ..config import Config
+from ..errors import InputError, NotFoundError, PermissionDenied, StorageError
+from ..files import atomic_write_bytes
+from ..store import Store
+from ..workflow import Workflow
+from .definitions import Definitions
+from .guard import Guard
+from .personal import PersonalData
+from .press import Press
 
 REPORT_FORMATS = ("xlsx", "docx", "pdf")
 
 
 class Registers:
     """Deadlines, the due list and the ``[reports.<name>]`` registers."""
+
+    def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
+                 outbox: Outbox, guard: Guard, definitions: Definitions,
+                 personal: PersonalData, press: Press, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.workflows = workflows
+        self.store = store
+        self.outbox = outbox
+        self.guard = guard
+        self.definitions = definitions
+        self.personal = personal
+        self.press = press
+        self.clock = clock
 
     def deadline_status(self, wf: Workflow, record: Mapping[str, Any], today: date | None = None
                         ) -> dict[str, Any] | None:
@@ -39,7 +59,7 @@ class Registers:
     def due(self, within: int = 7, *, actor: str) -> list[dict[str, Any]]:
         """The open cases ``actor`` sees with a deadline that is past or within ``within``
         days, most urgent first."""
-        reach = self.reach(actor)
+        reach = self.guard.reach(actor)
         today = self.clock().date()
         out = []
         with self.store.snapshot() as tx:
@@ -70,7 +90,7 @@ class Registers:
         everything) as .xlsx / .docx / .pdf files, with the cases ``actor`` sees; identity and
         mobile numbers masked unless ``reveal`` (a role that may reveal; audited per case).
         Returns the row count and the file paths."""
-        reach = self.reach(actor)
+        reach = self.guard.reach(actor)
         found = [(wf, wf.reports[name]) for wf in self.workflows.values()
                  if name in wf.reports and reach.sees_workflow(wf.key)]
         if not found:
@@ -86,8 +106,8 @@ class Registers:
         if unknown:
             raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
                              field="format")
-        from . import reports
-        from .pdf import finish
+        from .. import reports
+        from ..pdf import finish
 
         wf, spec = found[0]
         today = self.clock().date()
@@ -103,12 +123,12 @@ class Registers:
                     if doc["status"] in ("issued", "superseded"):
                         issued[(case["id"], doc["kind"])] = doc["number"]
         if reveal:
-            self._audit_reveals(cases, actor, f"导出{spec.title}")
+            self.personal.audit_reveals(cases, actor, f"导出{spec.title}")
         rows = []
         for case in cases:
             if not reveal:
-                case = {**case, "data": self._masked(wf, case["data"])}
-            values, totals = self._evaluate(wf, case["data"], today)
+                case = {**case, "data": self.guard.masked(wf, case["data"])}
+            values, totals = self.definitions.evaluate(wf, case["data"], today)
             status = self.deadline_status(wf, case, today) or {}
             extra = {"overdue_days": status.get("overdue_days"),
                      **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
@@ -128,7 +148,7 @@ class Registers:
             if "docx" in formats:
                 payloads["docx"] = docx
             if "pdf" in formats:
-                payloads["pdf"] = finish(self.converter.convert(docx), {
+                payloads["pdf"] = finish(self.press.converter.convert(docx), {
                     "Title": spec.title, "Author": self.config.dealer.name,
                     "Subject": table.subtitle})
         for kind, payload in payloads.items():

@@ -1,0 +1,490 @@
+"""The transition pipeline: opening a case, firing a trigger on it (with the cascade to linked
+cases), each as one unit of work that is all-or-nothing.
+
+A fire, in the order of the workflow's ``transitions`` machine (``Workflow.machine``):
+
+- before the machine is asked: the case if the actor may see it → the transitions the trigger
+  may take from its state → the actor's roles → the submitted data normalised → what the
+  workflow's rules see (the model's ``facts``);
+- the machine's conditions: the first route whose conditions hold is taken;
+- ``before_move`` (still in the old state): the route's roles and the separation of duties →
+  stamps, assignments, counters → required fields and checks;
+- the move;
+- ``after_move`` (in the new state): ``[[exclusive]]`` resources → the documents
+  (:class:`~engine.services.issuing.Issuing`) → voids → the case and its audit event → the
+  linked cases' cascade (the same order on their own machines).
+
+What stays outside the machine, and why: the unit of work (:class:`~engine.services.units.Units`)
+wraps the whole, because a refusal after the move must still leave the store as it was, and the
+machine rolls nothing back; the lookup of the trigger's transitions comes first, because the
+machine says only "can't trigger" in English where a user needs the steps possible now, in
+Chinese; and normalising the data comes before the conditions, which judge the data as
+submitted (a page asking ``may_trigger`` has no data to normalise, and the machine's
+``prepare`` callbacks would run for it too).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .. import access, case_migrations
+from ..config import Config, User
+from ..errors import InputError, NotFoundError, PermissionDenied, StateError
+from ..prepared import Prepared
+from ..store import Store, Tx
+from ..workflow import Model, TransitionSpec, Workflow
+from .control import DocumentControl
+from .definitions import Definitions
+from .guard import Guard
+from .issuing import IssuedDocument, Issuing
+from .trail import Trail
+from .units import Units, Work
+
+
+@dataclass(frozen=True)
+class FireResult:
+    id: str
+    state: str
+    state_label: str
+    documents: list[IssuedDocument] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "state_label": self.state_label,
+                "documents": [d.to_dict() for d in self.documents]}
+
+
+@dataclass(frozen=True)
+class Fire:
+    """A transition to fire, as a plan takes it: what :meth:`Pipeline.fire` takes."""
+
+    case_id: str
+    trigger: str
+    data: Mapping[str, Any] | None = None
+    mark: tuple[str, str] | None = None   # (batch id, item), recorded with the change
+    at: datetime | None = None            # the time it happens at; a plan fixes it
+
+
+@dataclass(eq=False)
+class Plan:
+    """A fire rendered ahead of its commit (:meth:`Pipeline.plan`): ``documents`` are the
+    .docx it will convert; ``prepared`` carries its renders and conversions to the commit
+    (shared by the plans made together); ``converted_late`` is set by the commit (documents
+    it had to convert itself because the store moved)."""
+
+    fire: Fire
+    actor: str
+    documents: list[bytes]
+    prepared: Prepared
+    converted_late: int = 0
+
+
+@dataclass(eq=False)
+class _Firing:
+    """What the steps of one fire share in its unit of work."""
+
+    tx: Tx
+    work: Work
+    user: User
+    wf: Workflow
+    record: dict[str, Any]
+    data: dict[str, Any]   # the case's data with what was submitted
+    warnings: list[str]
+    values: dict[str, Any]
+    totals: dict[str, Any]
+    facts: dict[str, Any]
+    timed: bool
+    issued: list[IssuedDocument] = field(default_factory=list)
+
+
+class _Move(Model):
+    """The machine's model for one step of the pipeline: the steps before and after the move
+    are the pipeline's, given the route the machine took (and, after, the new state)."""
+
+    def __init__(self, facts: Mapping[str, Any], before: Callable[[TransitionSpec], None],
+                 after: Callable[[TransitionSpec, str], None]) -> None:
+        super().__init__(facts)
+        self.steps = (before, after)
+
+    def before_move(self, event: Any) -> None:
+        self.steps[0](event.transition.spec)
+
+    def after_move(self, event: Any) -> None:
+        self.steps[1](event.transition.spec, self.state)  # type: ignore[attr-defined]
+
+
+class Pipeline:
+    """Creates cases and fires their transitions, for one store."""
+
+    def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
+                 guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
+                 control: DocumentControl, units: Units, clock: Callable[[], datetime]) -> None:
+        self.config = config
+        self.workflows = workflows
+        self.store = store
+        self.guard = guard
+        self.definitions = definitions
+        self.trail = trail
+        self.issuing = issuing
+        self.control = control
+        self.units = units
+        self.clock = clock
+
+    def create(self, workflow: str, data: Mapping[str, Any], actor: str,
+               source: str | None = None, files_from: Path | None = None,
+               mark: tuple[str, str] | None = None) -> FireResult:
+        """Open a new case in the workflow's initial state, optionally from a ``source`` case
+        (e.g. a contract from an accepted quote): mapped fields are carried over, ``data``
+        overrides them, and the two cases are linked both ways. Relative attachment paths in
+        ``data`` are taken from ``files_from`` (default: the current folder)."""
+        wf = self.definitions.workflow(workflow)
+        user = self.config.user(actor)
+        self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
+        new_files: list[Path] = []
+        try:
+            return self._create(wf, data, user, source, new_files, files_from, mark)
+        except BaseException:
+            for path in new_files:
+                path.unlink(missing_ok=True)
+            raise
+
+    def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
+                new_files: list[Path], files_from: Path | None,
+                mark: tuple[str, str] | None = None) -> FireResult:
+        with self.store.transaction() as tx:
+            base: dict[str, Any] = {}
+            links: dict[str, list[str]] = {}
+            origin = None
+            if source is not None:
+                origin = self.guard.visible_case(tx, source, self.guard.reach(user.login))
+                base, links = self._carry_over(tx, wf, origin)
+            elif any(cf.required for cf in wf.create_from.values()):
+                labels = self.definitions.state_labels
+                need = "、".join(f"{self.workflows[k].title}（{'/'.join(labels(k, cf.states))}）"
+                                for k, cf in wf.create_from.items() if cf.required)
+                raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
+                                 field="source")
+            warnings: list[str] = []
+            patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
+                                               stored_files=new_files, files_from=files_from)
+            stored = {**base, **patch}
+            for target, from_field in wf.create_assign.items():
+                if stored.get(target) is None:
+                    stored[target] = copy.deepcopy(stored.get(from_field))
+            for name, spec in wf.fields.items():
+                if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
+                        and (not spec.roles or set(spec.roles) & set(user.roles)):
+                    stored[name] = user.login
+            self.definitions.require(wf, stored, (), f"新建{wf.title}")
+            now = self.clock()
+            values, totals = self.definitions.evaluate(wf, stored)
+            self.definitions.run_checks(wf, wf.create_checks,
+                                        self.definitions.names(tx, values, totals, now, links))
+            stamp = now.isoformat()
+            self._check_exclusive(tx, wf, None, wf.initial, stored)
+            case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
+            # whose case it is: who opened it, its assignee, and whose the source case was
+            owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
+                                    else []),
+                      *(access.owners(origin) if origin is not None else [])]
+            case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
+            tx.put_case({
+                "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
+                "links": links, "created_at": stamp, "created_by": user.login,
+                "updated_at": stamp, "updated_by": user.login,
+                "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
+            if origin is not None:
+                back = {**origin.get("links", {})}
+                back[wf.key] = [*back.get(wf.key, []), case_id]
+                tx.put_case({**origin, "links": back})
+            self.trail.audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
+                             self.trail.changes(wf, {}, stored), [], warnings=warnings,
+                             note=f"由 {source} 创建" if source else None)
+            if mark is not None:
+                tx.set_mark(mark[0], mark[1], {"case": case_id})
+        return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
+
+    def fire(self, case_id: str, trigger: str, actor: str,
+             data: Mapping[str, Any] | None = None, files_from: Path | None = None,
+             mark: tuple[str, str] | None = None, *, at: datetime | None = None,
+             prepared: Prepared | None = None) -> FireResult:
+        """Fire ``trigger`` on a case as ``actor``; all-or-nothing. Relative attachment paths
+        in ``data`` are taken from ``files_from`` (default: the current folder). ``mark``
+        (batch id, item) is recorded in the same unit of work (see :mod:`engine.batch`).
+        ``at`` fixes the time the step happens at (default: the clock when it runs);
+        ``prepared`` brings renders and conversions made ahead (a plan's, :meth:`commit`)."""
+        step = self._step(Fire(case_id, trigger, data, mark, at), self.config.user(actor),
+                          files_from)
+        return self.units.run(step, at=at, prepared=prepared)
+
+    # --- plans: a fire rendered and converted ahead, committed later --------------------------
+
+    def plan(self, fires: Sequence[Fire], actor: str, *, after: Sequence[Plan] = ()
+             ) -> list[Plan]:
+        """Render ``fires`` ahead, in this order, after the plans ``after`` (made and not
+        committed yet): each is rehearsed up to its first conversion on one unit of work that
+        is never committed (the store's shared lock), so each renders the numbers it will get
+        if they are committed in this order. Nothing is converted here
+        (:meth:`convert_ahead`, no lock held). A fire that would be refused plans nothing:
+        its commit refuses it and says why. Times not given are fixed now (the clock), so the
+        commit renders what the plan did. Plans made together, or after others, share what
+        they carry (renders, conversions)."""
+        user = self.config.user(actor)
+        prepared = after[-1].prepared if after else self.units.prepared()
+        fixed = [f if f.at is not None else dataclasses.replace(f, at=self.clock())
+                 for f in fires]
+        found = self.units.rehearse([(self._step(f, user, None), f.at)
+                                     for f in [*(p.fire for p in after), *fixed]], prepared)
+        return [Plan(f, actor, docs, prepared) for f, docs in zip(fixed, found[len(after):])]
+
+    def convert_ahead(self, plans: Sequence[Plan]) -> int:
+        """Convert the documents ``plans`` will issue, with no lock held (a batch does it in
+        the background while earlier plans commit); how many. A conversion error is raised:
+        the commits then convert their documents themselves, and report it."""
+        converted = 0
+        for prepared in {id(p.prepared): p.prepared for p in plans}.values():
+            converted += self.units.convert_ahead(
+                prepared, [d for p in plans if p.prepared is prepared for d in p.documents])
+        return converted
+
+    def commit(self, plan: Plan) -> FireResult:
+        """Fire a planned fire for real (:meth:`fire`, all-or-nothing, under the store's lock),
+        with the plan's renders and conversions; if the store moved since the plan (another
+        process took a number), what differs is rendered again and converted with no lock
+        held. ``plan.converted_late`` says how many documents had to be converted so."""
+        f, late = plan.fire, plan.prepared.converted_late
+        try:
+            return self.fire(f.case_id, f.trigger, plan.actor, f.data, mark=f.mark, at=f.at,
+                             prepared=plan.prepared)
+        finally:
+            plan.converted_late = plan.prepared.converted_late - late
+
+    def _step(self, f: Fire, user: User, files_from: Path | None) -> Callable[[Tx, Work], Any]:
+        """The unit of work of fire ``f`` (with its mark, recorded in the same unit)."""
+        def step(tx: Tx, work: Work) -> FireResult:
+            result = self.fire_in(tx, work, f.case_id, f.trigger, user, f.data, files_from)
+            if f.mark is not None:
+                tx.set_mark(f.mark[0], f.mark[1], {
+                    "case": f.case_id, "fired": f.trigger,
+                    "documents": [d.number for d in result.documents]})
+            return result
+
+        return step
+
+    # --- the body of a fire --------------------------------------------------------------------
+
+    def fire_in(self, tx: Tx, work: Work, case_id: str, trigger: str, user: User,
+                data: Mapping[str, Any] | None, files_from: Path | None,
+                timed: bool = False) -> FireResult:
+        """The body of :meth:`fire` inside a unit of work (a rehearsal or the real one).
+        ``timed``: a timer of the workflow fires it (as ``timers.SYSTEM``): the workflow file
+        is the authority, so roles and separation of duties do not apply; conditions and
+        checks do."""
+        reach = self.guard.everything(user.login) if timed \
+            else self.guard.reach(user.login)
+        record = self.guard.visible_case(tx, case_id, reach)
+        wf = self.definitions.workflow(record["workflow"])
+        candidates = wf.candidates(trigger, record["state"])
+        label = candidates[0].label
+        if not timed:
+            self.guard.authorize(user, tuple(r for t in candidates for r in t.roles),
+                                 f"执行「{label}」（{trigger}）")
+        warnings: list[str] = []
+        patch = self.definitions.normalize(wf, data or {}, record["data"],
+                                           edits=candidates[0].edits, transition=candidates[0],
+                                           warnings=warnings, stored_files=work.new_files,
+                                           files_from=files_from)
+        new_data = {**record["data"], **patch}
+        values, totals = self.definitions.evaluate(wf, new_data, work.now.date())
+        facts = self.definitions.names(tx, values, totals, work.now, record.get("links", {}))
+        f = _Firing(tx, work, user, wf, record, new_data, warnings, values, totals, facts, timed)
+        new_state = self._move(wf, record["state"], trigger, label, facts,
+                               before=lambda t: self._before_fire(f, t),
+                               after=lambda t, state: self._after_fire(f, t, state))
+        return FireResult(case_id, new_state, wf.states[new_state].label, f.issued)
+
+    def _before_fire(self, f: _Firing, t: TransitionSpec) -> None:
+        """On route ``t``, before the move: its roles and the separation of duties; then the
+        stamps, assignments, counters and the actor's name it writes; then its required
+        fields and checks on the result."""
+        wf, user, now, new_data = f.wf, f.user, f.work.now, f.data
+        if not f.timed:
+            self.guard.authorize(user, t.roles, f"执行「{t.label}」（{t.trigger}）")
+            self._separate_duties(f.tx, wf, t, f.record, user)
+        for name in t.stamps:
+            spec = wf.fields[name]
+            new_data[name] = (now.date().isoformat() if spec.type == "date"
+                              else now.replace(tzinfo=None).isoformat(timespec="minutes"))
+        for target, origin in t.assign.items():
+            new_data[target] = copy.deepcopy(new_data.get(origin))
+        for name in t.increment:
+            new_data[name] = (new_data.get(name) or 0) + 1
+        for name in t.record_actor:
+            new_data[name] = user.login
+        if t.stamps or t.assign or t.increment or t.record_actor:
+            f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
+            f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
+                                             f.record.get("links", {}))
+        self.definitions.require(wf, new_data, t.requires, t.label)
+        self.definitions.run_checks(wf, t.checks, f.facts)
+
+    def _after_fire(self, f: _Firing, t: TransitionSpec, new_state: str) -> None:
+        """After the move to ``new_state``: exclusive resources, the documents, voids, the
+        case and its audit event, then the linked cases' cascade."""
+        tx, work, wf, user, new_data = f.tx, f.work, f.wf, f.user, f.data
+        case_id = f.record["id"]
+        self._check_exclusive(tx, wf, case_id, new_state, new_data)
+        stamp = work.now.isoformat()
+        owners = access.owners(f.record)
+        if wf.assignee and new_data.get(wf.assignee) and new_data[wf.assignee] not in owners:
+            owners.append(new_data[wf.assignee])   # the case was handed to another consultant
+        before, record = f.record, {**f.record, "state": new_state, "data": new_data,
+                                    "updated_at": stamp, "updated_by": user.login,
+                                    "owners": owners}
+        f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
+                                      new_state)
+        if t.void_documents:
+            self.control.void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
+        tx.put_case(record)
+        self.trail.audit(tx, stamp, user, case_id, wf, t.trigger, before["state"], new_state,
+                         self.trail.changes(wf, before["data"], new_data),
+                         [d.number for d in f.issued], warnings=f.warnings)
+        for linked_wf, linked_trigger in t.fire_linked.items():
+            for linked_id in record.get("links", {}).get(linked_wf, []):
+                self._cascade(tx, work, linked_id, linked_trigger, user,
+                              note=f"由 {case_id} {t.label}联动")
+
+    def _move(self, wf: Workflow, state: str, trigger: str, label: str,
+              facts: Mapping[str, Any], before: Callable[[TransitionSpec], None],
+              after: Callable[[TransitionSpec, str], None]) -> str:
+        """Move a case from ``state`` by ``trigger`` on the workflow's machine, with ``before``
+        and ``after`` on either side of the move; the new state. Refused with every reason
+        when no route's conditions hold."""
+        model = _Move(facts, before, after)
+        with wf.attached(model, state):
+            if not model.trigger(trigger):  # type: ignore[attr-defined]
+                raise StateError(f"不能{label}：{'；'.join(model.refusals)}", trigger=trigger)
+            return model.state  # type: ignore[attr-defined]
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _carry_over(self, tx: Tx, wf: Workflow, origin: dict[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """The fields a new case takes from its source case, and its links."""
+        cf = wf.create_from.get(origin["workflow"])
+        if cf is None:
+            allowed = "、".join(self.workflows[k].title for k in wf.create_from) or "（无）"
+            raise InputError(f"{wf.title}不能从{self.workflows[origin['workflow']].title} "
+                             f"{origin['id']} 创建（可作为来源的：{allowed}）", field="source")
+        source_wf = self.workflows[origin["workflow"]]
+        if origin["state"] not in cf.states:
+            need = "、".join(self.definitions.state_labels(origin["workflow"], cf.states))
+            raise StateError(f"{source_wf.title} {origin['id']} 处于「"
+                             f"{source_wf.states[origin['state']].label}」，只有「{need}」的才能"
+                             f"创建{wf.title}", case=origin["id"], state=origin["state"])
+        for other_id in origin.get("links", {}).get(wf.key, []):
+            other = tx.case(other_id)
+            if other and not wf.states[other["state"]].final:
+                raise StateError(f"{source_wf.title} {origin['id']} 已有进行中的{wf.title} {other_id}"
+                                 f"（{wf.states[other['state']].label}）；请先处理或取消它",
+                                 case=origin["id"])
+        base = {target: copy.deepcopy(origin["data"].get(src)) for target, src in cf.fields.items()
+                if origin["data"].get(src) not in (None, [], "")}
+        return base, {origin["workflow"]: [origin["id"]]}
+
+    def _separate_duties(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
+                         user: User) -> None:
+        """Nobody approves what they drafted or submitted (``not_actor_of``): the most recent
+        event of each named trigger (or the creation) must be someone else's."""
+        if not t.not_actor_of:
+            return
+        history = tx.case_log("audit", record["id"])
+        done = []
+        for trigger in t.not_actor_of:
+            latest = [e for e in history if e["trigger"] == trigger]
+            if latest and latest[-1]["actor"] == user.login:
+                done.append(trigger)
+        if done:
+            what = "、".join(dict.fromkeys(
+                "创建" if d == "create" else next(x.label for x in wf.transitions if x.trigger == d)
+                for d in done))
+            raise PermissionDenied(f"职责分离：{user.login}（{user.name}）已{what}此{wf.title}"
+                                   f" {record['id']}，不能再{t.label}；请由另一位有权限的人员处理",
+                                   user=user.login, rule="not_actor_of")
+
+    def _cascade(self, tx: Tx, work: Work, case_id: str, trigger: str, user: User,
+                 note: str) -> None:
+        """Fire ``trigger`` on a linked case as a consequence (``fire_linked``): same store
+        write, no data, no documents; the linked workflow's conditions and checks still apply."""
+        record = self._load_case(tx, case_id)
+        wf = self.definitions.workflow(record["workflow"])
+        try:
+            candidates = wf.candidates(trigger, record["state"])
+        except StateError as err:
+            raise StateError(f"关联的{wf.title} {case_id}：{err.message}", case=case_id) from None
+        now = work.now
+        values, totals = self.definitions.evaluate(wf, record["data"], now.date())
+        facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+
+        def before(t: TransitionSpec) -> None:
+            self.definitions.require(wf, record["data"], t.requires,
+                                     f"关联的{wf.title} {case_id} {t.label}")
+            self.definitions.run_checks(wf, t.checks, facts)
+
+        def after(t: TransitionSpec, new_state: str) -> None:
+            stamp = now.isoformat()
+            tx.put_case({**record, "state": new_state, "updated_at": stamp,
+                         "updated_by": user.login})
+            if t.void_documents:
+                self.control.void_documents(tx, work, case_id, user, f"{wf.title}{t.label}")
+            self.trail.audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state,
+                             [], [], note=note)
+
+        self._move(wf, record["state"], trigger, candidates[0].label, facts, before, after)
+
+    def _check_exclusive(self, tx: Tx, wf: Workflow, case_id: str | None, state: str,
+                         data: Mapping[str, Any]) -> None:
+        """Refuse when another case holds the same resource (``[[exclusive]]``), naming it."""
+        for rule in wf.exclusive:
+            if state not in rule.states:
+                continue
+            mine = {r: data[r] for r in rule.resources if data.get(r) not in (None, "")}
+            if not mine:
+                continue
+            for other in tx.held_cases(wf.key):
+                if other["id"] == case_id or other["state"] not in rule.states:
+                    continue
+                fields = other.get("fields", {})
+                shared = [r for r, v in mine.items() if fields.get(r) == v]
+                if not shared:
+                    continue
+                if rule.start is not None:
+                    a0, a1 = data.get(rule.start), data.get(rule.end)
+                    b0, b1 = fields.get(rule.start), fields.get(rule.end)
+                    if None in (a0, a1, b0, b1) or not (a0 < b1 and b0 < a1):
+                        continue
+                    when = f"，{_span(b0, b1)}"
+                else:
+                    when = ""
+                what = wf.fields[shared[0]].label
+                summary = " ".join(str(fields[k]) for k in wf.summary[:1] if fields.get(k))
+                raise StateError(
+                    f"{rule.label}冲突：{what} {mine[shared[0]]} 已被 {other['id']}"
+                    f"（{summary + '，' if summary else ''}{wf.states[other['state']].label}{when}）占用",
+                    conflict=other["id"], rule=rule.label)
+
+    def _load_case(self, tx: Tx, case_id: str) -> dict[str, Any]:
+        record = tx.case(case_id)
+        if record is None:
+            raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
+        return record
+
+
+def _span(start: str, end: str) -> str:
+    """2026-11-27T10:00 – 10:30 (same day) or full ISO on both ends."""
+    if start[:10] == end[:10]:
+        return f"{start[:10]} {start[11:16]}–{end[11:16]}"
+    return f"{start[:16].replace('T', ' ')}–{end[:16].replace('T', ' ')}"

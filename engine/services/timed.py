@@ -1,0 +1,98 @@
+"""Timed transitions (``[[timers]]`` in a workflow file): which are due, and firing them as the
+actor ``system`` (:data:`engine.timers.SYSTEM`) through the same pipeline as a user's fire, with
+the transition's conditions and checks. When a timer is due is pure (:mod:`engine.timers`);
+this service reads the store and judges again under its lock.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from .. import timers
+from ..errors import InputError, StateError
+from ..store import Store, Tx
+from ..workflow import Workflow
+from .cases import Cases
+from .definitions import Definitions
+from .pipeline import FireResult, Pipeline
+from .units import Units, Work
+
+log = logging.getLogger(__name__)
+
+
+class TimedTransitions:
+    """The timers of one store's workflows."""
+
+    def __init__(self, workflows: Mapping[str, Workflow], store: Store, cases: Cases,
+                 definitions: Definitions, pipeline: Pipeline, units: Units,
+                 clock: Callable[[], datetime]) -> None:
+        self.workflows = workflows
+        self.store = store
+        self.cases = cases
+        self.definitions = definitions
+        self.pipeline = pipeline
+        self.units = units
+        self.clock = clock
+
+    def tick(self) -> list[dict[str, Any]]:
+        """Fire the timed transitions that are due (``[[timers]]``), each as the actor
+        ``system`` in its own unit of work with the transition's conditions and checks.
+        Idempotent: a case is judged again under the store's lock before it moves, so a second
+        run (or another process ticking at once) finds nothing left to do. Returns one entry a
+        case: what was fired, or why a due transition was refused (its conditions or checks)."""
+        out: list[dict[str, Any]] = []
+        for wf in self.workflows.values():
+            if not wf.timers:
+                continue
+            for row in self.cases.listings(wf.key, open_only=True):
+                for timer in wf.timers:
+                    if row["state"] not in timer.states or not self._timer_due(wf, timer, row["id"]):
+                        continue
+                    done = self._fire_timer(wf, timer, row["id"])
+                    if done is not None:
+                        out.append(done)
+                        break  # the case moved: its other timers wait for the next tick
+        return out
+
+    def _timer_due(self, wf: Workflow, timer: timers.Timer, case_id: str,
+                   tx: Tx | None = None) -> bool:
+        def judge(tx: Tx) -> bool:
+            record = tx.case(case_id)
+            if record is None or record["state"] not in timer.states:
+                return False
+            now = self.clock()
+            since = (timers.entered_at(record, tx.case_log("audit", case_id))
+                     if timer.after is not None else None)
+            names = {}
+            if timer.when is not None:
+                values, totals = self.definitions.evaluate(wf, record["data"], now.date())
+                names = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+            return timers.due(timer, record, names, now, since)
+
+        if tx is not None:
+            return judge(tx)
+        with self.store.snapshot() as snapshot:
+            return judge(snapshot)
+
+    def _fire_timer(self, wf: Workflow, timer: timers.Timer, case_id: str
+                    ) -> dict[str, Any] | None:
+        class NotDue(Exception):
+            pass
+
+        def step(tx: Tx, work: Work) -> FireResult:
+            if not self._timer_due(wf, timer, case_id, tx):
+                raise NotDue
+            return self.pipeline.fire_in(tx, work, case_id, timer.trigger, timers.SYSTEM, None,
+                                         None, timed=True)
+
+        entry = {"case": case_id, "workflow": wf.key, "trigger": timer.trigger}
+        try:
+            result = self.units.run(step)
+        except NotDue:
+            return None
+        except (StateError, InputError) as err:
+            log.info("timer %s on %s refused: %s", timer.trigger, case_id, err.message)
+            return {**entry, "refused": err.message}
+        return {**entry, "state": result.state, "state_label": result.state_label,
+                "documents": [d.number for d in result.documents]}
