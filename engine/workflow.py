@@ -25,6 +25,8 @@ from typing import Any, Iterator, Mapping
 from transitions import Machine, Transition
 
 from . import functions, rules, validators
+from .workflow_rules import (NAME, RESERVED_NAMES, CheckDef, ComputedDef, ConditionDef,
+                             compile_rules)
 from .config import Config
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
@@ -34,10 +36,6 @@ from .typedtoml import build
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
-# Names the renderer puts into every template context; a field may not shadow them.
-RESERVED_NAMES = frozenset({"dealer", "doc", "case", "totals", "links", "policy", "privacy", "now",
-                            "loop"})
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 # --- the shape of a workflow file (parsed strictly; unknown keys are errors) -----------------
@@ -63,41 +61,7 @@ class _FieldDef:
     default: str | None = None
     columns: dict[str, "_FieldDef"] = field(default_factory=dict)
     personal: str | None = None  # what personal data it holds: id, mobile, name, address, text
-    computed: dict[str, "_ComputedDef"] = field(default_factory=dict)  # table: derived columns
-
-
-@dataclass(frozen=True)
-class _ComputedDef:
-    value: str                     # an expression (engine.rules)
-    label: str | None = None       # shown by `show` and the case page; none: not shown
-    requires: list[str] | None = None  # empty while one of these is empty (default: all it reads)
-
-
-@dataclass(frozen=True)
-class _CheckRuleDef:
-    field: str
-    fails_when: str
-    message: str
-    requires: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class _CheckDef:
-    let: dict[str, str] = field(default_factory=dict)   # local names, in order
-    rules: list[_CheckRuleDef] = field(default_factory=list)
-    field: str | None = None  # (after the two above: it shadows dataclasses.field here)
-    fails_when: str | None = None
-    message: str | None = None
-    requires: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class _ConditionDef:
-    label: str                     # what must hold, for the diagram ("报价已过有效期")
-    blocks_when: str
-    message: str
-    requires: list[str] | None = None
-    let: dict[str, str] = field(default_factory=dict)
+    computed: dict[str, "ComputedDef"] = field(default_factory=dict)  # table: derived columns
 
 
 @dataclass(frozen=True)
@@ -210,9 +174,9 @@ class _WorkflowFile:
     states: dict[str, _StateDef]
     transitions: list[_TransitionDef]
     documents: dict[str, _DocumentDef] = field(default_factory=dict)
-    computed: dict[str, _ComputedDef] = field(default_factory=dict)
-    checks: dict[str, _CheckDef] = field(default_factory=dict)
-    conditions: dict[str, _ConditionDef] = field(default_factory=dict)
+    computed: dict[str, ComputedDef] = field(default_factory=dict)
+    checks: dict[str, CheckDef] = field(default_factory=dict)
+    conditions: dict[str, ConditionDef] = field(default_factory=dict)
     timers: list[_TimerDef] = field(default_factory=list)
     migrations: _MigrationsDef = field(default_factory=_MigrationsDef)
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
@@ -633,7 +597,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         raise WorkflowDefinitionError(f"{path.name}: {err.message}", path=str(path),
                                       **err.details) from None
     head = wf.workflow
-    if not _NAME.match(head.key):
+    if not NAME.match(head.key):
         raise fail("workflow.key", f"\"{head.key}\" 应为小写字母、数字和下划线")
 
     def check_roles(roles: list[str], key: str) -> None:
@@ -672,7 +636,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             raise fail(f"workflow.summary[{i}]", f"\"{name}\" 不是已定义的字段")
     states = {name: StateSpec(name, d.label, d.final) for name, d in wf.states.items()}
     for name in states:
-        if not _NAME.match(name):
+        if not NAME.match(name):
             raise fail(f"states.{name}", "状态名应为小写字母、数字和下划线")
     if head.initial not in states:
         raise fail("workflow.initial", f"\"{head.initial}\" 不是已定义的状态")
@@ -680,7 +644,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     if not isinstance(raw_policy, dict):
         raise fail("policy", "应为表：[policy.<名称>] type、default，可选 label、min、max")
     policy_specs = {k: declare_policy(k, v, path.name, str(path)) for k, v in raw_policy.items()}
-    compiled = _compile_rules(wf, fields, policy_specs, fail)
+    compiled = compile_rules(wf, fields, policy_specs, fail)
     check_names(head.create_checks, compiled["checks"], "workflow.create_checks", "检查")
     if head.total is not None and head.total not in compiled["computed"]:
         raise fail("workflow.total", f"\"{head.total}\" 不是 [computed] 中的计算值")
@@ -760,7 +724,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     triggers = {t.trigger for t in wf.transitions} | {"create"}
     for i, t in enumerate(wf.transitions):
         key = f"transitions[{i}]"
-        if not _NAME.match(t.trigger) or t.trigger in ("trigger", "state"):
+        if not NAME.match(t.trigger) or t.trigger in ("trigger", "state"):
             raise fail(f"{key}.trigger", f"\"{t.trigger}\" 不能用作操作名")
         for j, source in enumerate(t.source):
             if source not in states:
@@ -881,127 +845,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                               tuple(m.retired_fields)), definition)
 
 
-def _compile_rules(wf: _WorkflowFile, fields: dict[str, FieldSpec],
-                   policy_specs: dict[str, PolicySpec], fail) -> dict[str, Any]:
-    """The file's computed values, checks and conditions compiled, every name they read
-    checked against the fields, computed values, policy keys and functions (``linked.<x>``
-    is checked with the other workflows, in ``_check_links``)."""
-    linked: set[str] = set()
-
-    def compiled(kind, source: str, key: str, known: set[str]):
-        """``kind`` (rules.Expression or rules.Message) compiled, its names checked."""
-        try:
-            done = kind.compile(source)
-        except rules.RuleError as err:
-            raise fail(key, str(err)) from None
-        _names_known(done.names, key, known)
-        return done
-
-    def expression(source: str, key: str, known: set[str]) -> rules.Expression:
-        return compiled(rules.Expression, source, key, known)
-
-    def message(source: str, key: str, known: set[str]) -> rules.Message:
-        return compiled(rules.Message, source, key, known)
-
-    def _names_known(names: rules.Names, key: str, known: set[str]) -> None:
-        unknown = rules.unknown_names(names, known, policy_specs, linked=names.linked)
-        if unknown:
-            raise fail(key, f"引用了未定义的名称 {', '.join(unknown)}（可用：本工作流的字段、"
-                            f"[computed] 计算值、policy.<[policy] 中的项>、today、now、linked.<关联工作流>、"
-                            f"函数 {', '.join(functions.FUNCTIONS)}）")
-        linked.update(names.linked)
-
-    def requires(names: list[str] | None, expr: rules.Expression, key: str,
-                 known: set[str], data_names: set[str]) -> tuple[str, ...]:
-        if names is None:
-            return rules.default_requires(expr, data_names)
-        for j, name in enumerate(names):
-            if name not in known:
-                raise fail(f"{key}.requires[{j}]", f"\"{name}\" 不是字段、计算值或 let 中的名称")
-        return tuple(names)
-
-    def lets(defs: dict[str, str], key: str, known: set[str]
-             ) -> tuple[tuple[tuple[str, rules.Expression], ...], set[str]]:
-        out, scope = [], set(known)
-        for name, source in defs.items():
-            if not _NAME.match(name) or name in scope:
-                raise fail(f"{key}.let.{name}", f"\"{name}\" 与字段、计算值或其他名称重名，或不是合法名称")
-            out.append((name, expression(source, f"{key}.let.{name}", scope)))
-            scope.add(name)
-        return tuple(out), scope
-
-    row_computed: dict[str, dict[str, rules.Computed]] = {}
-    for name, spec in fields.items():
-        d = wf.fields[name]
-        if d.computed and spec.type != "table":
-            raise fail(f"fields.{name}.computed", "只有 table 类型的字段可以有计算列")
-        scope = set(spec.columns)
-        cols = {}
-        for col, c in d.computed.items():
-            key = f"fields.{name}.computed.{col}"
-            if col in spec.columns or not _NAME.match(col):
-                raise fail(key, f"\"{col}\" 与本表的列重名，或不是合法名称")
-            value = expression(c.value, f"{key}.value", scope)
-            cols[col] = rules.Computed(col, c.label or "", value,
-                                       requires(c.requires, value, key, scope, scope))
-            scope.add(col)
-        if cols:
-            row_computed[name] = cols
-
-    data_names = set(fields)
-    computed: dict[str, rules.Computed] = {}
-    for name, c in wf.computed.items():
-        key = f"computed.{name}"
-        if not _NAME.match(name) or name in RESERVED_NAMES:
-            raise fail(key, f"\"{name}\" 不是合法名称或与模板保留名冲突")
-        known = data_names | set(computed)
-        value = expression(c.value, f"{key}.value", known)
-        if value.names.linked:
-            raise fail(f"{key}.value", "计算值不能读取关联案件（linked）")
-        computed[name] = rules.Computed(name, c.label or "", value,
-                                        requires(c.requires, value, key, known, known))
-    values_known = data_names | set(computed)
-
-    checks: dict[str, rules.Check] = {}
-    for name, c in wf.checks.items():
-        key = f"checks.{name}"
-        if not _NAME.match(name):
-            raise fail(key, f"\"{name}\" 不是合法名称")
-        let_pairs, scope = lets(c.let, key, values_known)
-        single = [c.field, c.fails_when, c.message]
-        if c.rules and any(x is not None for x in single):
-            raise fail(key, "要么直接写 field、fails_when、message，要么写 rules 列表，不能同时写")
-        if not c.rules and any(x is None for x in single):
-            raise fail(key, "需要 field、fails_when 与 message（或一个 rules 列表）")
-        defs = c.rules or [_CheckRuleDef(c.field, c.fails_when, c.message, c.requires)]
-        compiled_rules = []
-        for j, r in enumerate(defs):
-            rkey = f"{key}.rules[{j}]" if c.rules else key
-            if r.field not in fields:
-                raise fail(f"{rkey}.field", f"\"{r.field}\" 不是已定义的字段")
-            test = expression(r.fails_when, f"{rkey}.fails_when", scope)
-            msg = message(r.message, f"{rkey}.message", scope)
-            compiled_rules.append(rules.Rule(test, msg, requires(r.requires, test, rkey, scope,
-                                                                 values_known),
-                                             r.field, let_pairs))
-        checks[name] = rules.Check(name, tuple(compiled_rules))
-
-    conditions: dict[str, rules.Condition] = {}
-    for name, c in wf.conditions.items():
-        key = f"conditions.{name}"
-        if not _NAME.match(name):
-            raise fail(key, f"\"{name}\" 不是合法名称")
-        let_pairs, scope = lets(c.let, key, values_known)
-        test = expression(c.blocks_when, f"{key}.blocks_when", scope)
-        msg = message(c.message, f"{key}.message", scope)
-        conditions[name] = rules.Condition(name, c.label, rules.Rule(
-            test, msg, requires(c.requires, test, key, scope, values_known), None, let_pairs))
-    return {"computed": computed, "row_computed": row_computed, "checks": checks,
-            "conditions": conditions, "linked": frozenset(linked)}
-
-
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
-    if not _NAME.match(name) or name in RESERVED_NAMES:
+    if not NAME.match(name) or name in RESERVED_NAMES:
         raise fail(key, f"字段名 \"{name}\" 无效或与模板保留名冲突（{', '.join(sorted(RESERVED_NAMES))}）")
     if d.type not in FIELD_TYPES:
         raise fail(f"{key}.type", f"未知的字段类型 \"{d.type}\"（可用：{', '.join(FIELD_TYPES)}）")
