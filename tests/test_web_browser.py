@@ -4,7 +4,8 @@ its PDF; a manager approves a contract someone else drafted but not their own; t
 approves a rectification closure; a user without the role sees no button and is refused when
 posting the form anyway; a form without its CSRF token is refused.
 
-Screenshots of the main pages go to $DEALERDOCS_SCREENSHOTS (a folder) when it is set.
+Screenshots of the main pages go to $DEALERDOCS_SCREENSHOTS (a folder) when it is set. At the end,
+the same pages on a phone (issue 22).
 """
 from __future__ import annotations
 
@@ -299,3 +300,102 @@ def test_add_row_button_numbers_the_new_row_and_it_is_saved(site, browser, shots
     rows = eng.case(case_id, actor="wang")["data"]["accessories"]
     assert [(r["name"], r["quantity"]) for r in rows] == [("脚垫", 1), ("行车记录仪", 2)]
     page.context.close()
+
+# --- on a phone (issue 22, first part) ---------------------------------------------------------
+# Chromium's phone emulation at 390 × 844 with touch, signed in as a consultant: on the start
+# page, a new-quote form with two accessory rows, the case page with its issue form open and the
+# case list, nothing is wider than the screen, the navigation's links stay on one line each,
+# every visible button is at least 40 px high, and the form asks for the right phone keyboards.
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+         "is_mobile": True, "has_touch": True, "locale": "zh-CN"}
+
+
+def on_phone(browser, base: str, login: str) -> Page:
+    context = browser.new_context(base_url=base, **PHONE)
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("#login", login)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("我的工作台")
+    return page
+
+
+def fits_a_phone(page: Page, what: str) -> None:
+    """No horizontal scrolling; navigation links on one line; buttons big enough to tap."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    inner = page.evaluate("window.innerWidth")
+    assert width <= inner, f"{what}: the page is {width} px wide on a {inner} px screen"
+    lines = page.evaluate("""() => [...document.querySelectorAll('header.top nav a')]
+        .map(a => [a.textContent.trim(), a.getClientRects().length,
+                   a.getBoundingClientRect().height])""")
+    assert lines, what
+    for text, rects, height in lines:
+        assert rects == 1 and height < 48, f"{what}: the link 「{text}」 wraps ({height} px high)"
+    small = page.evaluate("""() => [...document.querySelectorAll('button, .button')]
+        .filter(b => b.offsetParent !== null)
+        .map(b => [b.textContent.trim(), b.getBoundingClientRect().height])
+        .filter(([, h]) => h < 40)""")
+    assert small == [], f"{what}: buttons under 40 px high: {small}"
+
+
+def test_a_consultant_works_on_a_phone(site, browser, shots):
+    eng, base = site
+    page = on_phone(browser, base, "zhang")
+    fits_a_phone(page, "start page")
+    page.screenshot(path=str(shots / "phone-01-start.png"), full_page=True)
+
+    page.click("text=新建商谈报价单")
+    expect(page.locator("h1")).to_have_text("新建商谈报价单")
+    mobile = page.locator("#new-customer_mobile")
+    assert mobile.get_attribute("type") == "tel" and mobile.get_attribute("inputmode") == "tel"
+    assert page.locator("#new-list_price").get_attribute("inputmode") == "decimal"
+    assert page.locator("#new-valid_until").get_attribute("type") == "date"
+    quantity = page.locator("input[name='accessories.1.quantity']")
+    assert quantity.get_attribute("inputmode") == "numeric"
+    q = example("quote")
+    for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
+                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
+        page.fill(f"#new-{name}", q[name])
+    page.select_option("#new-payment_method", "全款")
+    page.fill("#new-valid_until", day(7))
+    for i, (name, count, price) in enumerate((("真皮座椅套", "1", "2380.00"),
+                                              ("原厂雨眉", "4", "95.50")), start=1):
+        page.fill(f"input[name='accessories.{i}.name']", name)
+        page.fill(f"input[name='accessories.{i}.quantity']", count)
+        page.fill(f"input[name='accessories.{i}.unit_price']", price)
+    fits_a_phone(page, "new-quote form with two accessory rows")
+    page.screenshot(path=str(shots / "phone-02-new-quote.png"), full_page=True)
+    page.click("text=保存为草稿")
+    expect(page.locator(".notice")).to_have_text("已新建。")
+    case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    page.locator("#form-issue summary").first.click()
+    fits_a_phone(page, "case page with its issue form open")
+    page.screenshot(path=str(shots / "phone-03-case.png"), full_page=True)
+
+    page.goto("/cases")
+    fits_a_phone(page, "case list")
+    card = page.locator("table.list.cards tbody tr").filter(has_text=case_id)
+    expect(card).to_be_visible()
+    # a card, not a table row: the column names are written inside it
+    assert page.locator("table.list.cards thead").is_hidden()
+    label = card.locator("td[data-label='状态']").evaluate(
+        "td => getComputedStyle(td, '::before').content")
+    assert label == '"状态"'
+    page.screenshot(path=str(shots / "phone-04-list.png"), full_page=True)
+    page.context.close()
+
+
+def test_the_desktop_keeps_its_table_and_a_phone_gets_cards(site, browser):
+    eng, base = site
+    context = browser.new_context(base_url=base, locale="zh-CN",
+                                  viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("#login", "zhang")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.goto("/cases")
+    assert page.locator("table.list.cards thead").is_visible()
+    context.close()

@@ -49,6 +49,7 @@ class Widget:
     errors: list[str] = field(default_factory=list)
     row_errors: dict[int, list[str]] = field(default_factory=dict)
     hint: str = ""
+    phone: bool = False          # a mobile number: the phone's number pad (type="tel")
 
 
 def auto_fields(wf: Workflow) -> set[str]:
@@ -149,7 +150,7 @@ def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
                         for k, v in spec.required_if.items())
         hint = (hint + "；" if hint else "") + f"{cond}时必填"
     w = Widget(spec.name, spec.label, spec.type, required, display(spec, value), choices,
-               hint=hint)
+               hint=hint, phone=spec.rule == "mobile" or spec.personal == "mobile")
     if spec.type == "table":
         w.columns = [_widget(col, None, config, required=col.required)
                      for col in spec.columns.values()]
