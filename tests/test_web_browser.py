@@ -324,9 +324,12 @@ def on_phone(browser, base: str, login: str) -> Page:
 
 def fits_a_phone(page: Page, what: str) -> None:
     """No horizontal scrolling; navigation links on one line; buttons big enough to tap."""
+    # a phone widens its layout viewport to fit a page that is too wide (innerWidth grows),
+    # so the page is measured against the screen's own width
     width = page.evaluate("document.documentElement.scrollWidth")
-    inner = page.evaluate("window.innerWidth")
-    assert width <= inner, f"{what}: the page is {width} px wide on a {inner} px screen"
+    screen = PHONE["viewport"]["width"]
+    assert page.evaluate("window.innerWidth") == screen, f"{what}: the phone zoomed out"
+    assert width <= screen, f"{what}: the page is {width} px wide on a {screen} px screen"
     lines = page.evaluate("""() => [...document.querySelectorAll('header.top nav a')]
         .map(a => [a.textContent.trim(), a.getClientRects().length,
                    a.getBoundingClientRect().height])""")
@@ -338,6 +341,9 @@ def fits_a_phone(page: Page, what: str) -> None:
         .map(b => [b.textContent.trim(), b.getBoundingClientRect().height])
         .filter(([, h]) => h < 40)""")
     assert small == [], f"{what}: buttons under 40 px high: {small}"
+    weight = len(page.content().encode()) + sum(
+        len(page.request.get(f"/static/{name}").body()) for name in ("app.css", "app.js"))
+    assert weight < 300_000, f"{what}: {weight} bytes before any PDF (a slow connection)"
 
 
 def test_a_consultant_works_on_a_phone(site, browser, shots):
@@ -373,6 +379,13 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     page.locator("#form-issue summary").first.click()
     fits_a_phone(page, "case page with its issue form open")
     page.screenshot(path=str(shots / "phone-03-case.png"), full_page=True)
+    submit_action(page, "issue")
+    expect(page.locator(".notice")).to_have_text("已完成「出具报价单」。")
+    [doc] = eng.case(case_id, actor="wang")["documents"]
+    page.click(f"#documents a[href='/documents/{doc['number']}']")
+    expect(page.locator("h1")).to_contain_text(doc["number"])
+    fits_a_phone(page, "document page")
+    page.screenshot(path=str(shots / "phone-05-document.png"), full_page=True)
 
     page.goto("/cases")
     fits_a_phone(page, "case list")
@@ -384,7 +397,16 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
         "td => getComputedStyle(td, '::before').content")
     assert label == '"状态"'
     page.screenshot(path=str(shots / "phone-04-list.png"), full_page=True)
+    manifest = page.request.get("/static/manifest.json").json()
+    assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
+    assert page.request.get(manifest["icons"][0]["src"]).ok
     page.context.close()
+
+    controller = on_phone(browser, base, "zhao")
+    controller.goto("/register")
+    fits_a_phone(controller, "the register (文件发放回收记录表)")
+    controller.screenshot(path=str(shots / "phone-06-register.png"), full_page=True)
+    controller.context.close()
 
 
 def test_the_desktop_keeps_its_table_and_a_phone_gets_cards(site, browser):
