@@ -77,8 +77,11 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
-def sign_in(browser, base: str, login: str) -> Page:
-    context = browser.new_context(base_url=base, locale="zh-CN", viewport={"width": 1360, "height": 900})
+DESKTOP = {"locale": "zh-CN", "viewport": {"width": 1360, "height": 900}}
+
+
+def sign_in(browser, base: str, login: str, device: dict = DESKTOP) -> Page:
+    context = browser.new_context(base_url=base, **device)
     page = context.new_page()
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next="))
@@ -87,6 +90,20 @@ def sign_in(browser, base: str, login: str) -> Page:
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_contain_text("我的工作台")
     return page
+
+
+def fill_quote(page: Page, accessories: list[tuple[str, str, str]]) -> None:
+    """The new-quote form filled from examples/quote.json, with these accessory rows."""
+    q = example("quote")
+    for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
+                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
+        page.fill(f"#new-{name}", q[name])
+    page.select_option("#new-payment_method", "全款")
+    page.fill("#new-valid_until", day(7))
+    for i, (name, count, price) in enumerate(accessories, start=1):
+        page.fill(f"input[name='accessories.{i}.name']", name)
+        page.fill(f"input[name='accessories.{i}.quantity']", count)
+        page.fill(f"input[name='accessories.{i}.unit_price']", price)
 
 
 def submit_action(page: Page, trigger: str) -> None:
@@ -106,15 +123,7 @@ def test_consultant_issues_a_quote_and_opens_its_pdf(site, browser, shots):
     page.click("text=新建商谈报价单")
     expect(page.locator("h1")).to_have_text("新建商谈报价单")
     page.screenshot(path=str(shots / "04-new-case.png"), full_page=True)
-    q = example("quote")
-    for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
-                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
-        page.fill(f"#new-{name}", q[name])
-    page.select_option("#new-payment_method", "全款")
-    page.fill("#new-valid_until", day(7))
-    page.fill("input[name='accessories.1.name']", "真皮座椅套")
-    page.fill("input[name='accessories.1.quantity']", "1")
-    page.fill("input[name='accessories.1.unit_price']", "2380.00")
+    fill_quote(page, [("真皮座椅套", "1", "2380.00")])
     page.click("text=保存为草稿")
     expect(page.locator(".notice")).to_have_text("已新建。")
     case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
@@ -131,7 +140,7 @@ def test_consultant_issues_a_quote_and_opens_its_pdf(site, browser, shots):
     assert response.ok and response.headers["content-type"] == "application/pdf"
     pdf = Path(doc["pdf"])
     assert response.body() == pdf.read_bytes()
-    assert q["customer_name"] in pdf_text(pdf)
+    assert example("quote")["customer_name"] in pdf_text(pdf)
     page.click(f"#documents a[href='/documents/{doc['number']}']")
     expect(page.locator("h1")).to_contain_text(doc["number"])
     expect(page.locator(".viewer object")).to_have_attribute(
@@ -312,14 +321,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
 
 
 def on_phone(browser, base: str, login: str) -> Page:
-    context = browser.new_context(base_url=base, **PHONE)
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#login", login)
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_contain_text("我的工作台")
-    return page
+    return sign_in(browser, base, login, PHONE)
 
 
 def fits_a_phone(page: Page, what: str) -> None:
@@ -360,17 +362,7 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     assert page.locator("#new-valid_until").get_attribute("type") == "date"
     quantity = page.locator("input[name='accessories.1.quantity']")
     assert quantity.get_attribute("inputmode") == "numeric"
-    q = example("quote")
-    for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
-                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
-        page.fill(f"#new-{name}", q[name])
-    page.select_option("#new-payment_method", "全款")
-    page.fill("#new-valid_until", day(7))
-    for i, (name, count, price) in enumerate((("真皮座椅套", "1", "2380.00"),
-                                              ("原厂雨眉", "4", "95.50")), start=1):
-        page.fill(f"input[name='accessories.{i}.name']", name)
-        page.fill(f"input[name='accessories.{i}.quantity']", count)
-        page.fill(f"input[name='accessories.{i}.unit_price']", price)
+    fill_quote(page, [("真皮座椅套", "1", "2380.00"), ("原厂雨眉", "4", "95.50")])
     fits_a_phone(page, "new-quote form with two accessory rows")
     page.screenshot(path=str(shots / "phone-02-new-quote.png"), full_page=True)
     page.click("text=保存为草稿")
@@ -411,13 +403,7 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
 
 def test_the_desktop_keeps_its_table_and_a_phone_gets_cards(site, browser):
     eng, base = site
-    context = browser.new_context(base_url=base, locale="zh-CN",
-                                  viewport={"width": 1360, "height": 900})
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#login", "zhang")
-    page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
+    page = sign_in(browser, base, "zhang")
     page.goto("/cases")
     assert page.locator("table.list.cards thead").is_visible()
-    context.close()
+    page.context.close()
