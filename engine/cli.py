@@ -464,15 +464,16 @@ def converter(click_ctx, action, instances, config_path, actor, as_json) -> None
 def lint(click_ctx, targets, config_path, actor, as_json) -> None:
     """检查模板和工作流（变量、标签、字体、试渲染、状态图）；有错误时退出码非 0。"""
     from .config import load_config
-    from .lint import format_findings, functions_report, lint_paths
+    from .lint import format_findings, functions_report, lint_paths, load_for_lint
 
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     config = load_config(ctx.config_path or "config.toml")  # lint reports broken workflows itself
-    findings = lint_paths(config, list(targets))
+    loaded = load_for_lint(config)
+    findings = lint_paths(config, list(targets), loaded)
     if ctx.as_json:
         click.echo(json.dumps([dataclasses.asdict(f) for f in findings], ensure_ascii=False, indent=2))
     else:
-        for line in functions_report(config, list(targets)):
+        for line in functions_report(config, loaded[0], list(targets)):
             click.echo(line)
         click.echo(format_findings(findings))
     if any(f.severity == "error" for f in findings):

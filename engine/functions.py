@@ -7,8 +7,6 @@ Each reads only its arguments; ``lint`` lists the ones a workflow uses.
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
@@ -16,14 +14,6 @@ from typing import Any, Callable, Iterable, Mapping
 from .money import quantize
 from . import validators
 from .validators import RuleViolation, cn_id_birth_date
-
-
-@dataclass(frozen=True)
-class Function:
-    name: str
-    call: Callable[..., Any]
-    signature: str
-    doc: str
 
 
 def money(value: Decimal | int | None) -> Decimal | None:
@@ -133,15 +123,7 @@ def joined(items: Iterable[Any], separator: str = "、") -> str:
     return separator.join(str(x) for x in items)
 
 
-def _register(*fns: Callable[..., Any]) -> dict[str, Function]:
-    out = {}
-    for fn in fns:
-        sig = str(inspect.signature(fn)).replace("'", "")
-        out[fn.__name__] = Function(fn.__name__, fn, f"{fn.__name__}{sig}",
-                                    inspect.getdoc(fn) or "")
-    return out
-
-
-FUNCTIONS: dict[str, Function] = _register(
+# the name an expression calls → the function (its docstring says what it reads)
+FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (
     money, dec, total, sum_of, rounded, add_years, date_of, days_between, minutes_between,
-    hours_between, age_on, missing_from, mean_score, valid, joined)
+    hours_between, age_on, missing_from, mean_score, valid, joined)}

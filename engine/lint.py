@@ -16,6 +16,7 @@ copy whose default has changed since it was copied is a warning.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import html
 import json
@@ -72,17 +73,10 @@ def _short(text: str, width: int = 40) -> str:
 
 # --- paragraphs as Word shows them ------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Para:
-    place: str  # "段落 3：「…」", "页眉（header1.xml）表格 1 第 2 行第 1 格：「…」" …
-    text: str
-    element: Any  # the w:p
-    cell: Any  # the enclosing w:tc element, or None
-
-
-def _paragraphs(label: str, root: Any) -> Iterator[_Para]:
+def _paragraphs(label: str, root: Any) -> Iterator[docxtext.Paragraph]:
+    """docxtext's paragraphs, each placed with the start of its text (what a finding names)."""
     for p in docxtext.paragraphs_of(label, root):
-        yield _Para(f"{p.where}：「{_short(p.text)}」", p.text, p.element, p.cell)
+        yield dataclasses.replace(p, where=f"{p.where}：「{_short(p.text)}」")
 
 
 # --- tags ---------------------------------------------------------------------------------------
@@ -109,37 +103,37 @@ def _tags(text: str) -> tuple[list[str], str | None]:
     return tags, None
 
 
-def _check_tag(tag: str, para: _Para, file: str) -> list[Finding]:
+def _check_tag(tag: str, para: docxtext.Paragraph, file: str) -> list[Finding]:
     out = []
     inner = tag[2:-2]
     if tag.startswith("{{") and not (re.match(r"[-+]?(?:p|r|tr|tc)?\s", inner)
                                      and re.search(r"\s-?$", inner)):
-        out.append(_warning(file, para.place, f"{tag} 的花括号内侧没有留空格",
+        out.append(_warning(file, para.where, f"{tag} 的花括号内侧没有留空格",
                             f"写成 {{{{ {inner.strip(' -')} }}}}（templates/README.md 第 3 节第 1 条）"))
     if _CURLY.search(tag):
-        out.append(Finding(CURLY_QUOTE_SEVERITY, file, para.place,
+        out.append(Finding(CURLY_QUOTE_SEVERITY, file, para.where,
                            f"{tag} 里有弯引号 “ ” ‘ ’（Word 把直引号自动改成了弯引号）",
                            "改回英文直引号 \"，并在 Word“自动更正 → 键入时自动套用格式”中关闭"
                            "“直引号替换为弯引号”"))
     code = re.sub(r'"[^"]*"|\'[^\']*\'', "", _CURLY.sub('"', tag))  # strings may be Chinese
     if wide := sorted(set(_FULLWIDTH.findall(code))):
-        out.append(_error(file, para.place, f"{tag} 里有全角符号 {' '.join(wide)}",
+        out.append(_error(file, para.where, f"{tag} 里有全角符号 {' '.join(wide)}",
                           "切换到英文输入法，重新输入标记中引号以外的部分"))
     if m := _STRUCTURAL.match(tag):
         out += _check_structural(tag, m.group(1), para, file)
     return out
 
 
-def _check_structural(tag: str, kind: str, para: _Para, file: str) -> list[Finding]:
+def _check_structural(tag: str, kind: str, para: docxtext.Paragraph, file: str) -> list[Finding]:
     """``{%p``/``{%tr``/``{%tc``: docxtpl replaces the whole paragraph / row / cell with it."""
     out = []
     if re.search(r"[%}]", tag[3:-2]):
-        out.append(_error(file, para.place, f"{tag} 的表达式里有 % 或 }}，docxtpl 处理不了",
+        out.append(_error(file, para.where, f"{tag} 的表达式里有 % 或 }}，docxtpl 处理不了",
                           "把这部分计算移到流程的计算器里，或改用普通 {% if %} 写在同一段之内"))
     if kind == "p":
         return out
     if para.cell is None:
-        return out + [_error(file, para.place, f"{{%{kind} 标记不在表格里",
+        return out + [_error(file, para.where, f"{{%{kind} 标记不在表格里",
                              f"{{%{kind} 只能用在表格中；整段的条件或循环请用 {{%p … %}}")]
     if kind == "tr":
         row = docxtext.nearest(para.cell, W + "tr")
@@ -151,19 +145,19 @@ def _check_structural(tag: str, kind: str, para: _Para, file: str) -> list[Findi
                   if p is not para.element]
         what, fix = "单元格还有其他段落文字，出具时整格会被替换", "单独占一个单元格"
     if any(t.strip() for t in others):
-        out.append(_error(file, para.place, f"{tag} 所在的{what}", f"让 {{%{kind} … %}} {fix}"))
+        out.append(_error(file, para.where, f"{tag} 所在的{what}", f"让 {{%{kind} … %}} {fix}"))
     return out
 
 
-def _check_paragraph(para: _Para, file: str, stack: list[tuple[str, str, str]]) -> list[Finding]:
+def _check_paragraph(para: docxtext.Paragraph, file: str, stack: list[tuple[str, str, str]]) -> list[Finding]:
     out = []
     if any("｛" in m or "％" in m for m in _FULLWIDTH_OPEN.findall(para.text)):
-        out.append(_error(file, para.place, "标记的开头用了全角的 ｛ 或 ％，系统不会把它当作标记，"
+        out.append(_error(file, para.where, "标记的开头用了全角的 ｛ 或 ％，系统不会把它当作标记，"
                           "会原样印出", "切换到英文输入法，重新输入整个标记"))
     tags, unclosed = _tags(para.text)
     if unclosed is not None:
         closer = _CLOSE[unclosed[:2]]
-        out.append(_error(file, para.place,
+        out.append(_error(file, para.where,
                           f"标记「{_short(unclosed, 20)}」在本段内没有结束（缺少 {closer}）",
                           f"补上 {closer}；一个标记必须写在同一段里。拿不准时删掉整个标记，"
                           "用英文输入法一次性重新输入"))
@@ -173,13 +167,13 @@ def _check_paragraph(para: _Para, file: str, stack: list[tuple[str, str, str]]) 
     if structural and (len(tags) > 1 or para.text.replace(structural[0], "", 1).strip()):
         kind = _STRUCTURAL.match(structural[0]).group(1)
         unit = {"p": "段", "tr": "行", "tc": "格"}[kind]
-        out.append(_error(file, para.place, f"{structural[0]} 和其他文字或标记在同一段里",
+        out.append(_error(file, para.where, f"{structural[0]} 和其他文字或标记在同一段里",
                           f"让 {{%{kind} … %}} 单独占一{unit}（这一{unit}出具时整{unit}删除），"
                           f"一{unit}最多放一个"))
     return out + _balance(tags, para, file, stack)
 
 
-def _balance(tags: list[str], para: _Para, file: str, stack: list[tuple[str, str, str]]
+def _balance(tags: list[str], para: docxtext.Paragraph, file: str, stack: list[tuple[str, str, str]]
              ) -> list[Finding]:
     """for/endfor and if/endif pairing; ``stack`` holds the open ones of the current part."""
     out = []
@@ -189,16 +183,16 @@ def _balance(tags: list[str], para: _Para, file: str, stack: list[tuple[str, str
             continue
         word = m.group(1)
         if word in ("for", "if"):
-            stack.append((word, para.place, tag))
+            stack.append((word, para.where, tag))
         elif stack and stack[-1][0] == _ENDS[word]:
             stack.pop()
         elif any(s[0] == _ENDS[word] for s in stack):
-            out.append(_error(file, para.place, f"{tag} 与前面的 {stack[-1][2]} 交叉嵌套",
+            out.append(_error(file, para.where, f"{tag} 与前面的 {stack[-1][2]} 交叉嵌套",
                               f"先结束 {stack[-1][2]}，再写 {tag}"))
             while stack and stack.pop()[0] != _ENDS[word]:
                 pass
         else:
-            out.append(_error(file, para.place, f"多余的 {tag}：前面没有对应的 {_ENDS[word]}",
+            out.append(_error(file, para.where, f"多余的 {tag}：前面没有对应的 {_ENDS[word]}",
                               f"删掉它，或在前面补上对应的 {{% {_ENDS[word]} … %}}"))
     return out
 
@@ -448,7 +442,7 @@ def lint_template(path: Path, workflows: list[Workflow], example: dict | None = 
         stack: list[tuple[str, str, str]] = []
         for para in _paragraphs(label, root):
             out += _check_paragraph(para, file, stack)
-            tags += [(para.place, t) for t in _tags(para.text)[0]]
+            tags += [(para.where, t) for t in _tags(para.text)[0]]
         out += _unclosed(stack, file)
     asts, syntax = _compile(path, file)
     out += syntax
@@ -574,12 +568,15 @@ def _resolve(config: Config, workflows: dict[str, Workflow], target: str
     return path if path.is_file() else config.template_layers.find(target)
 
 
-def lint_paths(config: Config, targets: list[str]) -> list[Finding]:
+def lint_paths(config: Config, targets: list[str],
+               loaded: tuple[dict[str, Workflow], list[Finding]] | None = None) -> list[Finding]:
     """Lint the named templates (file names or paths) and workflows (keys or .toml paths; a
     workflow together with its templates); nothing named means every workflow and template.
     Templates are the ones documents are made from: the store's copy where it has one. A
-    store's copy whose default has changed since it was copied is a warning."""
-    workflows, out = _load_workflows(config)
+    store's copy whose default has changed since it was copied is a warning. ``loaded``: the
+    workflows as :func:`load_for_lint` gave them (loaded here if not given)."""
+    workflows, out = loaded if loaded is not None else _load_workflows(config)
+    out = list(out)
     broken = {f.file for f in out}
     chosen: list[Workflow] = list(workflows.values()) if not targets else []
     found_layers = config.template_layers
@@ -651,10 +648,16 @@ def lint_stored_cases(config: Config, workflows: Mapping[str, Workflow]) -> list
     return out
 
 
-def functions_report(config: Config, targets: list[str] = ()) -> list[str]:
+def load_for_lint(config: Config) -> tuple[dict[str, Workflow], list[Finding]]:
+    """Every workflow that loads, and one finding per definition error (for lint_paths and
+    functions_report, so that a lint reads the files once)."""
+    return _load_workflows(config)
+
+
+def functions_report(config: Config, workflows: Mapping[str, Workflow],
+                     targets: list[str] = ()) -> list[str]:
     """Per workflow, the named Python functions it relies on: only generic ones exist (field
     validation rules, expression functions); a workflow's own rules are in its file."""
-    workflows, _ = _load_workflows(config)
     chosen = [w for w in workflows.values() if not targets or w.key in targets
               or _file_of(w, config) in {Path(t).name for t in targets}]
     return [f"流程 {w.key}（{w.title}）用到的 Python 函数：{'、'.join(w.functions_used) or '无'}"

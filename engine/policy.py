@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError, WorkflowDefinitionError
+from .typedtoml import read_toml
 
 TYPES = ("decimal", "integer", "string", "boolean")
 
@@ -131,7 +132,7 @@ def declared_in(folder: Path) -> dict[str, PolicySpec]:
     out: dict[str, PolicySpec] = {}
     for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8")).get("policy", {})
+            raw = read_toml(path).get("policy", {})
             specs = {k: declare(k, v, path.name) for k, v in raw.items()} \
                 if isinstance(raw, dict) else {}
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, WorkflowDefinitionError):

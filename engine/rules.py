@@ -53,7 +53,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters.update({"money": _money, "cn_date": cn_date, "cn_datetime": cn_datetime,
                         "percent": _percent})
     env.globals.clear()
-    env.globals.update({name: f.call for name, f in functions.FUNCTIONS.items()})
+    env.globals.update(functions.FUNCTIONS)
     return env
 
 

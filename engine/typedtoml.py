@@ -5,10 +5,13 @@ type raises the caller's error class with a message such as ``未知的配置项
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import tomllib
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from .errors import DealerDocsError
@@ -76,3 +79,19 @@ def _hints(tp: Any) -> dict[str, Any]:
 
 def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
+
+
+_PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file parsed, once per version of the file in a process (config.toml's policy
+    check and the workflows' loading both read the workflow files); the caller gets its own
+    copy. Raises what reading and ``tomllib`` raise."""
+    st = path.stat()
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    hit = _PARSED.get(path)
+    if hit is None or hit[0] != key:
+        hit = (key, tomllib.loads(path.read_text(encoding="utf-8")))
+        _PARSED[path] = hit
+    return copy.deepcopy(hit[1])

@@ -32,7 +32,7 @@ from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
 from .fields import FIELD_TYPES, FieldSpec
 from .privacy import PERSONAL_KINDS
-from .typedtoml import build
+from .typedtoml import build, read_toml
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
@@ -357,19 +357,20 @@ class Workflow:
         generic functions its expressions call (``lint`` lists them)."""
         used = {f"validators.{r}" for s in self._all_fields() for r in
                 ([s.rule] if s.rule else []) + list(s.rule_map.values())}
-        exprs = [c.value for c in self.computed.values()]
-        exprs += [c.value for cols in self.row_computed.values() for c in cols.values()]
-        for check in self.checks.values():
-            for rule in check.rules:
-                exprs += [rule.test, *(e for _, e in rule.lets)]
-        for cond in self.conditions.values():
-            exprs += [cond.rule.test, *(e for _, e in cond.rule.lets)]
-        names = {n for e in exprs for n in e.names.functions if n in functions.FUNCTIONS}
-        for check in self.checks.values():
-            names |= {n for r in check.rules for n in r.message.names.functions
-                      if n in functions.FUNCTIONS}
-        used |= {f"functions.{n}" for n in names}
+        used |= {f"functions.{n}" for names in self._rule_names() for n in names.functions
+                 if n in functions.FUNCTIONS}
         return tuple(sorted(used))
+
+    def _rule_names(self):
+        """What every expression and message of the file names (rules.Names)."""
+        for c in [*self.computed.values(),
+                  *(c for cols in self.row_computed.values() for c in cols.values())]:
+            yield c.value.names
+        rules_ = [r for check in self.checks.values() for r in check.rules]
+        rules_ += [cond.rule for cond in self.conditions.values()]
+        for rule in rules_:
+            yield from (rule.test.names, rule.message.names, *(e.names for _, e in rule.lets))
+        yield from (t.when.names for t in self.timers if t.when is not None)
 
     def _all_fields(self):
         for spec in self.fields.values():
@@ -581,7 +582,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         return WorkflowDefinitionError(f"{path.name}: {key}: {message}", path=str(path), key=key)
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = read_toml(path)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise WorkflowDefinitionError(f"{path.name}: 无法读取：{err}", path=str(path)) from err
     definition = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False,
@@ -788,26 +789,14 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                 f"（可从：{', '.join(sources)}）")
         if d.when is None and d.after is None:
             raise fail(key, "需要 when（条件表达式）或 after（如 \"3d\"），或两者都写")
-        when = None
-        if d.when is not None:
-            try:
-                when = rules.Expression.compile(d.when)
-            except rules.RuleError as err:
-                raise fail(f"{key}.when", str(err)) from None
-            known = set(fields) | set(compiled["computed"])
-            unknown = rules.unknown_names(when.names, known, policy_specs, when.names.linked)
-            if unknown:
-                raise fail(f"{key}.when", f"引用了未定义的名称 {', '.join(unknown)}")
+        known = set(fields) | set(compiled["computed"])
+        when = (compiled["compiler"].expression(d.when, f"{key}.when", known)
+                if d.when is not None else None)
         try:
             after = parse_duration(d.after) if d.after is not None else None
         except ValueError as err:
             raise fail(f"{key}.after", str(err)) from None
-        known = set(fields) | set(compiled["computed"])
-        for j, name in enumerate(d.requires or []):
-            if name not in known:
-                raise fail(f"{key}.requires[{j}]", f"\"{name}\" 不是字段或计算值")
-        requires = (tuple(d.requires) if d.requires is not None
-                    else rules.default_requires(when, known) if when else ())
+        requires = compiled["compiler"].requires(d.requires, when, key, known, known)
         timers.append(Timer(d.trigger, tuple(d.states) or sources, when, requires, after))
     m = wf.migrations
     for old_name, new_name in m.states.items():
@@ -839,10 +828,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
-                    compiled["linked"] | frozenset(n for t in timers if t.when
-                                                   for n in t.when.names.linked),
-                    tuple(timers), Migrations(dict(m.states), dict(m.fields),
-                                              tuple(m.retired_fields)), definition)
+                    frozenset(compiled["compiler"].linked), tuple(timers),
+                    Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
+                    definition)
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

@@ -15,7 +15,7 @@ import pytest
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
 from engine.warm import WarmConverter, find_unoserver
-from helpers import CST, ROOT, Clock, keep_seal_key_beside, make_dealer_dir, run_cli, use_pool
+from helpers import CST, ROOT, Clock, Day, keep_seal_key_beside, make_dealer_dir, run_cli, use_pool
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +89,22 @@ def cold_dealer(tmp_path) -> Path:
     run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
     keep_seal_key_beside(tmp_path / "store" / "config.toml")
     return tmp_path / "store"
+
+
+@pytest.fixture
+def today() -> Day:
+    """This test's day (helpers.Day): its dates, the year in its numbers, and the day of every
+    CLI call it makes, so that a run across midnight cannot mix two days."""
+    return Day.now()
+
+
+@pytest.fixture
+def cli(today):
+    """``dealerdocs … --json`` on this test's day."""
+    return today.cli
+
+
+@pytest.fixture
+def refused(today):
+    """The one-line refusal of a command, on this test's day."""
+    return today.refused

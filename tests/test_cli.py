@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, Day, dealerdocs_bin, pdf_text, store_state
+from helpers import ROOT, dealerdocs_bin, pdf_text, store_state
 
 DEALERDOCS = dealerdocs_bin()
 EXAMPLE = ROOT / "examples" / "quote.json"
 
-
-@pytest.fixture
-def today() -> Day:
-    """This test's day: the year in its numbers, and the day of every CLI call (helpers.Day)."""
-    return Day.now()
 
 
 @pytest.fixture
@@ -175,7 +170,7 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
                           "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
     assert used["流程 quote（商谈报价单）"] == ("functions.money、functions.sum_of、functions.total、"
                                          "validators.mobile")  # generic only: no quote_totals
-    assert used["流程 rectification（整改项目）"] == "无"
+    assert used["流程 rectification（整改项目）"] == "functions.date_of"   # in its timer's when
 
     # the dealership's own copy of the templates, one of them mistyped in Word
     import shutil

@@ -15,21 +15,6 @@ from helpers import Day, contract_data, docx_text, example, pdf_fonts, pdf_text
 VECTORS = json.loads((Path(__file__).parent / "data" / "vectors.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture
-def today() -> Day:
-    """This test's day: its dates, and the day of every CLI call it makes (helpers.Day)."""
-    return Day.now()
-
-
-@pytest.fixture
-def cli(today):
-    return today.cli
-
-
-@pytest.fixture
-def refused(today):
-    return today.refused
-
 
 def delivery_data(today: Day, **changes) -> dict:
     return example("delivery", delivery_date=today(3), pdi_date=today(), **changes)

@@ -9,29 +9,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from helpers import ROOT, Day, docx_text, pdf_fonts, pdf_text
+from helpers import ROOT, docx_text, pdf_fonts, pdf_text
 
-
-@pytest.fixture
-def today() -> Day:
-    """This test's day: the drives are booked for the day after, and every CLI call runs on it
-    (helpers.Day), so a run across midnight cannot book "tomorrow" for today."""
-    return Day.now()
 
 
 @pytest.fixture
 def tomorrow(today) -> date:
     return today.date + timedelta(days=1)
-
-
-@pytest.fixture
-def cli(today):
-    return today.cli
-
-
-@pytest.fixture
-def refused(today):
-    return today.refused
 
 
 def at(day: date, hour: int, minute: int = 0) -> str:

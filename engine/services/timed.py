@@ -21,6 +21,10 @@ from .units import Units, Work
 log = logging.getLogger(__name__)
 
 
+class NotDue(Exception):
+    """A timer judged due a moment ago no longer is (another process fired it)."""
+
+
 class TimedTransitions:
     """The timers of one store's workflows."""
 
@@ -42,46 +46,42 @@ class TimedTransitions:
         run (or another process ticking at once) finds nothing left to do. Returns one entry a
         case: what was fired, or why a due transition was refused (its conditions or checks)."""
         out: list[dict[str, Any]] = []
-        for wf in self.workflows.values():
-            if not wf.timers:
-                continue
-            for row in self.cases.listings(wf.key, open_only=True):
-                for timer in wf.timers:
-                    if row["state"] not in timer.states or not self._timer_due(wf, timer, row["id"]):
-                        continue
-                    done = self._fire_timer(wf, timer, row["id"])
-                    if done is not None:
-                        out.append(done)
-                        break  # the case moved: its other timers wait for the next tick
+        for wf, timer, case_id in self._due():
+            if any(entry["case"] == case_id for entry in out):
+                continue  # the case moved (or was refused): its other timers wait for the next tick
+            done = self._fire_timer(wf, timer, case_id)
+            if done is not None:
+                out.append(done)
         return out
 
-    def _timer_due(self, wf: Workflow, timer: timers.Timer, case_id: str,
-                   tx: Tx | None = None) -> bool:
-        def judge(tx: Tx) -> bool:
-            record = tx.case(case_id)
-            if record is None or record["state"] not in timer.states:
-                return False
-            now = self.clock()
-            since = (timers.entered_at(record, tx.case_log("audit", case_id))
-                     if timer.after is not None else None)
-            names = {}
-            if timer.when is not None:
-                values, totals = self.definitions.evaluate(wf, record["data"], now.date())
-                names = self.definitions.names(tx, values, totals, now, record.get("links", {}))
-            return timers.due(timer, record, names, now, since)
+    def _due(self) -> list[tuple[Workflow, timers.Timer, str]]:
+        """Every (workflow, timer, case) due now, judged on one consistent view of the store."""
+        candidates = [(wf, timer, row["id"]) for wf in self.workflows.values() if wf.timers
+                      for row in self.cases.listings(wf.key, open_only=True)
+                      for timer in wf.timers if row["state"] in timer.states]
+        if not candidates:
+            return []
+        with self.store.snapshot() as tx:
+            return [(wf, timer, case_id) for wf, timer, case_id in candidates
+                    if self._judge(tx, wf, timer, case_id)]
 
-        if tx is not None:
-            return judge(tx)
-        with self.store.snapshot() as snapshot:
-            return judge(snapshot)
+    def _judge(self, tx: Tx, wf: Workflow, timer: timers.Timer, case_id: str) -> bool:
+        record = tx.case(case_id)
+        if record is None or record["state"] not in timer.states:
+            return False
+        now = self.clock()
+        since = (timers.entered_at(record, tx.case_log("audit", case_id))
+                 if timer.after is not None else None)
+        names = {}
+        if timer.when is not None:
+            values, totals = self.definitions.evaluate(wf, record["data"], now.date())
+            names = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+        return timers.due(timer, record, names, now, since)
 
     def _fire_timer(self, wf: Workflow, timer: timers.Timer, case_id: str
                     ) -> dict[str, Any] | None:
-        class NotDue(Exception):
-            pass
-
         def step(tx: Tx, work: Work) -> FireResult:
-            if not self._timer_due(wf, timer, case_id, tx):
+            if not self._judge(tx, wf, timer, case_id):   # again, under the lock
                 raise NotDue
             return self.pipeline.fire_in(tx, work, case_id, timer.trigger, timers.SYSTEM, None,
                                          None, timed=True)
