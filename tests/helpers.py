@@ -243,3 +243,16 @@ def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool =
         load_workflows(config)
     return raised.value
 
+
+def edit_paragraph(path: Path, old: str, new: str) -> None:
+    """Change the body paragraph of a .docx whose text is ``old`` to ``new`` (as someone would
+    in Word: the first run takes the text, the others are emptied)."""
+    import docx
+
+    document = docx.Document(str(path))
+    [paragraph] = [p for p in document.paragraphs if p.text == old]
+    paragraph.runs[0].text = new
+    for run in paragraph.runs[1:]:
+        run.text = ""
+    document.save(str(path))
+

@@ -12,7 +12,7 @@ from engine import load_config
 from engine.render import make_environment
 from engine.workflow import RESERVED_NAMES, load_workflows
 
-from helpers import ROOT
+from helpers import ROOT, edit_paragraph
 
 CONFIG = load_config(ROOT / "config.toml")
 WORKFLOWS = load_workflows(CONFIG)
@@ -76,15 +76,6 @@ def layers(tmp_path) -> TemplateLayers:
     shutil.copytree(SHIPPED, default)
     return TemplateLayers(own=tmp_path / "store" / "templates", default=default)
 
-
-def edit_paragraph(path: Path, old: str, new: str) -> None:
-    """Change the body paragraph whose text is ``old`` to ``new`` (as someone would in Word)."""
-    document = docx.Document(str(path))
-    [paragraph] = [p for p in document.paragraphs if p.text == old]
-    paragraph.runs[0].text = new
-    for run in paragraph.runs[1:]:
-        run.text = ""
-    document.save(str(path))
 
 
 def sha(path: Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import docx
 import pytest
 
-from helpers import ROOT, pdf_text
+from helpers import ROOT, edit_paragraph, pdf_text
 
 pytestmark = pytest.mark.slow
 
@@ -102,14 +102,6 @@ def test_the_package_comes_from_the_wheel_with_its_data(venv):
     assert found["config"] and found["fonts"] and found["web"] == ["app.css", "app.js", "icon.svg", "manifest.json"]
 
 
-def _edit(path: Path, old: str, new: str) -> None:
-    document = docx.Document(str(path))
-    [paragraph] = [p for p in document.paragraphs if p.text == old]
-    paragraph.runs[0].text = new
-    for run in paragraph.runs[1:]:
-        run.text = ""
-    document.save(str(path))
-
 
 def test_init_and_a_quote_to_pdf_outside_the_repository(venv):
     """The README's first commands with the installed dealerdocs (a cold LibreOffice: nothing
@@ -135,10 +127,10 @@ def test_init_and_a_quote_to_pdf_outside_the_repository(venv):
     # the store's own copy of the quote, edited in "Word"
     _run(dealerdocs, "templates", "copy", "quote", cwd=store, env=env)
     own = store / "templates" / "quote.docx"
-    _edit(own, "一、客户及车辆信息", "一、尊贵客户及车辆信息")
+    edit_paragraph(own, "一、客户及车辆信息", "一、尊贵客户及车辆信息")
     # an upgrade changes the product's quote.docx inside the installed package
     installed = venv["purelib"] / "engine" / "product" / "templates" / "quote.docx"
-    _edit(installed, "商谈报价单", "商谈报价单（新版）")
+    edit_paragraph(installed, "商谈报价单", "商谈报价单（新版）")
     fired = json.loads(_run(dealerdocs, "fire", "Q-1", "revise", "--data", "examples/revision.json",
                             "--as", "zhang", "--json", cwd=store, env=env).stdout)
     printed = pdf_text(Path(fired["documents"][0]["pdf"]))
