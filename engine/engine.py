@@ -198,9 +198,13 @@ class Engine:
         """Where a document's ``pdf``, ``docx`` or ``stamped`` file lies, if ``actor`` sees it."""
         return self.control.document_file(number, which, actor=actor)
 
-    def page_image(self, number: str, *, actor: str) -> Path:
-        """Page 1 of a document's PDF as a PNG, if ``actor`` sees it."""
-        return self.control.page_image(number, actor=actor)
+    def page_image(self, number: str, page: int = 1, *, actor: str) -> Path:
+        """Page ``page`` of a document's PDF as a PNG, if ``actor`` sees it."""
+        return self.control.page_image(number, page, actor=actor)
+
+    def page_count(self, number: str, *, actor: str) -> int:
+        """How many pages a document's PDF has, if ``actor`` sees it."""
+        return self.control.page_count(number, actor=actor)
 
     def deadline_status(self, wf: Workflow, record: Mapping[str, Any], today: date | None = None
                         ) -> dict[str, Any] | None:

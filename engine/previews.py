@@ -1,4 +1,4 @@
-"""Page 1 of an issued PDF as a PNG, for browsers that show no PDF inline (phones, WeChat).
+"""Pages of an issued PDF as PNGs, for browsers that show no PDF inline (phones, WeChat).
 
 Pictures are kept by the PDF's sha256 in a cache folder of the store for a few days only (a
 page of a contract shows the buyer's ID number): older ones are removed whenever a new one is
@@ -23,27 +23,30 @@ class PagePreviews:
         self.folder = Path(folder)
         self.keep_seconds = keep_seconds
 
-    def path(self, pdf_sha256: str) -> Path:
-        return self.folder / f"{pdf_sha256}.png"
+    def path(self, pdf_sha256: str, page: int = 1) -> Path:
+        return self.folder / f"{pdf_sha256}-{page}.png"
 
-    def first_page(self, pdf: Path, pdf_sha256: str, label: str) -> Path:
-        target = self.path(pdf_sha256)
+    def paths(self, pdf_sha256: str) -> list[Path]:
+        """Every picture kept of one PDF (a purge removes them with the PDF)."""
+        return sorted(self.folder.glob(f"{pdf_sha256}*.png"))
+
+    def page(self, pdf: Path, pdf_sha256: str, page: int, label: str) -> Path:
+        """Page ``page`` (from 1) of ``pdf`` as a PNG, made once and kept a few days."""
+        target = self.path(pdf_sha256, page)
         if target.is_file():
             return target
         make_dirs(self.folder)
         self.prune()
         with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             try:
-                subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1",
+                subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", str(page), "-l", str(page),
                                 "-singlefile", str(pdf), str(Path(tmp) / "page")], check=True,
                                timeout=60, capture_output=True)
             except (OSError, subprocess.SubprocessError) as err:
-                raise NotFoundError(f"无法生成 {label} 的预览图（需要 poppler-utils）") from err
+                raise NotFoundError(f"无法生成 {label} 第 {page} 页的预览图（需要 poppler-utils）"
+                                    ) from err
             os.replace(Path(tmp) / "page.png", target)
         return target
-
-    def forget(self, pdf_sha256: str) -> None:
-        self.path(pdf_sha256).unlink(missing_ok=True)
 
     def prune(self) -> int:
         """Remove the pictures made more than ``keep_seconds`` ago; returns how many."""

@@ -117,7 +117,8 @@ def test_cli_and_api_and_pages_obey_the_same_rule(dealer, converter):
     page = client(app)
     assert sign_in(page, "zhang").status_code == 200
     for url in (f"/cases/{li_quote}", f"/documents/{number}",
-                f"/documents/{number}/file/pdf", f"/documents/{number}/file/page1"):
+                f"/documents/{number}/file/pdf", f"/documents/{number}/file/page1",
+                f"/documents/{number}/file/page2", f"/documents/{number}/view"):
         r = page.get(url)
         assert r.status_code == 404 and "刘晓明" not in r.text, url
     assert li_quote not in page.get("/cases").text

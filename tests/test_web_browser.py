@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from engine.web.app import create_app
 from helpers import ROOT, contract_data, day, example, make_dealer_dir, pdf_text
@@ -324,7 +325,7 @@ def on_phone(browser, base: str, login: str) -> Page:
     return sign_in(browser, base, login, PHONE)
 
 
-def fits_a_phone(page: Page, what: str) -> None:
+def fits_a_phone(page: Page, what: str, *, nav: bool = True) -> None:
     """No horizontal scrolling; navigation links on one line; buttons big enough to tap."""
     # a phone widens its layout viewport to fit a page that is too wide (innerWidth grows),
     # so the page is measured against the screen's own width
@@ -335,7 +336,7 @@ def fits_a_phone(page: Page, what: str) -> None:
     lines = page.evaluate("""() => [...document.querySelectorAll('header.top nav a')]
         .map(a => [a.textContent.trim(), a.getClientRects().length,
                    a.getBoundingClientRect().height])""")
-    assert lines, what
+    assert bool(lines) == nav, what
     for text, rects, height in lines:
         assert rects == 1 and height < 48, f"{what}: the link 「{text}」 wraps ({height} px high)"
     small = page.evaluate("""() => [...document.querySelectorAll('button, .button')]
@@ -363,11 +364,24 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     quantity = page.locator("input[name='accessories.1.quantity']")
     assert quantity.get_attribute("inputmode") == "numeric"
     fill_quote(page, [("真皮座椅套", "1", "2380.00"), ("原厂雨眉", "4", "95.50")])
+    # row by row: each row a card that names its inputs; a third row added, then deleted
+    table = page.locator("#new-accessories")
+    assert table.locator("thead").is_hidden()
+    unit = table.locator("tr[data-row='2'] td[data-label='单价（元）']")
+    assert unit.evaluate("td => getComputedStyle(td, '::before').content") == '"单价（元）"'
+    first, second = (table.locator(f"tr[data-row='{i}']").bounding_box() for i in (1, 2))
+    assert second["y"] >= first["y"] + first["height"], "rows are cards one under the other"
+    page.locator(".field", has=table).get_by_role("button", name="增加一行").click()
+    page.fill("input[name='accessories.3.name']", "不要的行")
     fits_a_phone(page, "new-quote form with two accessory rows")
     page.screenshot(path=str(shots / "phone-02-new-quote.png"), full_page=True)
+    table.get_by_role("button", name="删除第 3 行").click()
+    expect(table.locator("tbody tr[data-row]")).to_have_count(2)
     page.click("text=保存为草稿")
     expect(page.locator(".notice")).to_have_text("已新建。")
     case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    rows = eng.case(case_id, actor="wang")["data"]["accessories"]
+    assert [r["name"] for r in rows] == ["真皮座椅套", "原厂雨眉"]
     page.locator("#form-issue summary").first.click()
     fits_a_phone(page, "case page with its issue form open")
     page.screenshot(path=str(shots / "phone-03-case.png"), full_page=True)
@@ -377,7 +391,26 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     page.click(f"#documents a[href='/documents/{doc['number']}']")
     expect(page.locator("h1")).to_contain_text(doc["number"])
     fits_a_phone(page, "document page")
+    # a phone shows no PDF inline: page 1 as a picture, and the full-screen viewer
+    expect(page.locator(".viewer object")).to_be_hidden()
+    picture = page.locator(".viewer a.phone-only img.page")
+    expect(picture).to_be_visible()
     page.screenshot(path=str(shots / "phone-05-document.png"), full_page=True)
+    page.click("text=全屏查看")
+    expect(page).to_have_url(re.compile(rf"/documents/{doc['number']}/view$"))
+    pages = len(PdfReader(doc["pdf"]).pages)
+    expect(page.locator("main.pages figure")).to_have_count(pages)
+    expect(page.locator(".viewer-bar")).to_contain_text(f"共 {pages} 页")
+    first = page.locator("#page-1 img")
+    expect(first).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first.element_handle())
+    assert first.bounding_box()["width"] >= PHONE["viewport"]["width"] - 2   # the full width
+    fits_a_phone(page, "full-screen PDF viewer", nav=False)
+    page.screenshot(path=str(shots / "phone-07-viewer.png"))
+    download = page.request.get(page.get_by_role("link", name="下载 PDF").get_attribute("href"))
+    assert download.headers["content-disposition"].startswith("attachment")
+    assert download.body() == Path(doc["pdf"]).read_bytes()
+    page.go_back()
 
     page.goto("/cases")
     fits_a_phone(page, "case list")
@@ -391,7 +424,15 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     page.screenshot(path=str(shots / "phone-04-list.png"), full_page=True)
     manifest = page.request.get("/static/manifest.json").json()
     assert manifest["start_url"] == "/" and manifest["display"] == "standalone"
-    assert page.request.get(manifest["icons"][0]["src"]).ok
+    sizes = {}
+    for icon in manifest["icons"]:
+        body = page.request.get(icon["src"]).body()
+        if icon["type"] == "image/png":    # the PNG's own width and height, from its IHDR
+            assert body[:8] == b"\x89PNG\r\n\x1a\n"
+            sizes[icon["sizes"]] = f"{int.from_bytes(body[16:20], 'big')}x{int.from_bytes(body[20:24], 'big')}"
+    assert sizes == {"192x192": "192x192", "512x512": "512x512"}
+    apple = page.locator("link[rel=apple-touch-icon]").get_attribute("href")
+    assert page.request.get(apple).body()[16:24] == (180).to_bytes(4, "big") * 2
     page.context.close()
 
     controller = on_phone(browser, base, "zhao")
@@ -399,6 +440,51 @@ def test_a_consultant_works_on_a_phone(site, browser, shots):
     fits_a_phone(controller, "the register (文件发放回收记录表)")
     controller.screenshot(path=str(shots / "phone-06-register.png"), full_page=True)
     controller.context.close()
+
+
+def test_managers_and_the_supervisor_work_on_a_phone(site, browser, shots, tmp_path):
+    """The other workflows' step forms and the reports page, at 390 × 844."""
+    eng, base = site
+    today = eng.clock().date().isoformat()
+    contract = _pending_contract(eng, "zhang", "冯磊")
+    manager = on_phone(browser, base, "qian")
+    manager.locator("section.panel", has_text="等待我审批").locator(
+        f"a.button[href^='/cases/{contract}?do=approve']").click()
+    expect(manager.locator("#form-approve")).to_have_attribute("open", "")
+    fits_a_phone(manager, "a contract's approval form")
+    manager.screenshot(path=str(shots / "phone-08-approve.png"), full_page=True)
+    submit_action(manager, "approve")
+    expect(manager.locator("h1 .state")).to_have_text("已审批")
+    manager.goto("/reports")
+    fits_a_phone(manager, "the reports page")
+    manager.screenshot(path=str(shots / "phone-09-reports.png"), full_page=True)
+    manager.context.close()
+
+    eng.fire(contract, "issue", "zhang")
+    eng.fire(contract, "sign", "zhang", {"signed_date": today})
+    delivery = eng.create("delivery", example("delivery", delivery_date=day(3), pdi_date=today),
+                          "zhang", source=contract).id
+    consultant = on_phone(browser, base, "zhang")
+    consultant.goto(f"/cases/{delivery}")
+    consultant.locator("#form-confirm summary").first.click()
+    fits_a_phone(consultant, "a delivery's booking form")
+    consultant.screenshot(path=str(shots / "phone-10-delivery.png"), full_page=True)
+    consultant.context.close()
+
+    item = eng.create("rectification", example("rectification", inspection_date=today,
+                                               deadline=day(20)), "sun").id
+    ops = on_phone(browser, base, "chen")
+    ops.goto(f"/cases/{item}")
+    ops.locator("#form-submit_plan summary").first.click()
+    ops.fill("#submit_plan-root_cause", "制度未落实")
+    ops.fill("#submit_plan-corrective_action", "张贴试驾路线图")
+    ops.fill("#submit_plan-verification_method", "现场照片")
+    fits_a_phone(ops, "a rectification's plan form")
+    ops.screenshot(path=str(shots / "phone-11-rectification.png"), full_page=True)
+    submit_action(ops, "submit_plan")
+    expect(ops.locator(".notice")).to_contain_text("已完成")
+    assert eng.case(item, actor="chen")["data"]["root_cause"] == "制度未落实"
+    ops.context.close()
 
 
 def test_the_desktop_keeps_its_table_and_a_phone_gets_cards(site, browser):

@@ -99,7 +99,9 @@ def test_the_package_comes_from_the_wheel_with_its_data(venv):
     assert found["templates"] == sorted(p.name for p in (ROOT / "templates" / "docx").glob("*.docx"))
     assert "quote.json" in found["examples"] and "demo.py" not in found["examples"]
     assert any(name.startswith("evidence/") for name in found["examples"])
-    assert found["config"] and found["fonts"] and found["web"] == ["app.css", "app.js", "icon.svg", "manifest.json"]
+    assert found["config"] and found["fonts"]
+    assert found["web"] == sorted(p.name for p in (ROOT / "engine" / "web" / "static").iterdir())
+    assert {"app.css", "app.js", "manifest.json", "apple-touch-icon.png"} <= set(found["web"])
 
 
 

@@ -13,6 +13,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from pypdf import PdfReader
+
 from ..archive import Outbox, sha256
 from ..config import Config, User
 from ..dates import cn_date
@@ -199,13 +201,24 @@ class DocumentControl:
             raise StorageError(f"无法写入 {out}：{err}", path=str(out)) from err
         return {"rows": len(table.rows), "file": str(out.resolve())}
 
-    def page_image(self, number: str, *, actor: str) -> Path:
-        """Page 1 of a document's PDF as a PNG (kept a few days), if ``actor`` sees it."""
+    def page_count(self, number: str, *, actor: str) -> int:
+        """How many pages the PDF of document ``number`` has, if ``actor`` sees it."""
+        return len(PdfReader(self._pdf(number, actor)[1]).pages)
+
+    def page_image(self, number: str, page: int = 1, *, actor: str) -> Path:
+        """Page ``page`` of a document's PDF as a PNG (kept a few days), if ``actor`` sees it."""
+        life, pdf = self._pdf(number, actor)
+        pages = len(PdfReader(pdf).pages)
+        if not 1 <= page <= pages:
+            raise NotFoundError(f"文件 {number} 没有第 {page} 页（共 {pages} 页）", number=number)
+        return self.previews.page(pdf, life["pdf_sha256"], page, number)
+
+    def _pdf(self, number: str, actor: str) -> tuple[dict[str, Any], Path]:
         life = self.document(number, actor=actor)
         pdf = Path(life["pdf"])
         if life.get("files_purged") or not pdf.is_file():
             raise NotFoundError(f"文件 {number} 的存档文件缺失或已删除", number=number)
-        return self.previews.first_page(pdf, life["pdf_sha256"], number)
+        return life, pdf
 
     def document_file(self, number: str, which: str, *, actor: str) -> Path | None:
         """Where the ``pdf``, ``docx`` or ``stamped`` (作废 / 已收回) file of document ``number``

@@ -179,7 +179,7 @@ class PersonalData:
                                                        / f"{c['label']}.pdf")))
             doomed += [self.outbox.absolute(doc[k]) for k in ("docx", "pdf", "stamped_pdf")
                        if doc.get(k)]
-            doomed.append(self.previews.path(doc["pdf_sha256"]))
+            doomed += self.previews.paths(doc["pdf_sha256"])
             if not doc.get("files_purged"):
                 tx.put_document({**doc, "files_purged": True, "purged_at": stamp})
                 self.trail.register_event(tx, stamp, user, "purged", doc["number"], reason=why)

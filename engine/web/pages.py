@@ -12,6 +12,7 @@ is refused before a byte of its parts is parsed; forms that take no files accept
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import tempfile
 from datetime import date
@@ -479,13 +480,23 @@ async def _file(w: Web, user: User, life: dict[str, Any], which: str) -> Path:
     return path
 
 
+@router.get("/documents/{number}/view")
+async def document_viewer(request: Request, number: str) -> Response:
+    """The PDF full-screen, page by page as pictures: phones and WeChat show no PDF inline."""
+    w, user, _ = await signed_in(request)
+    life = await load_document(w, user, number)
+    pages = await w.read(w.engine.page_count, number, actor=user.login)
+    return render(request, "viewer.html", {"doc": life, "pages": range(1, pages + 1)})
+
+
 @router.get("/documents/{number}/file/{which}")
 async def document_file(request: Request, number: str, which: str, download: int = 0
                         ) -> Response:
     w, user, _ = await signed_in(request)
     life = await load_document(w, user, number)
-    if which == "page1":
-        image = await w.read(w.engine.page_image, number, actor=user.login)
+    picture = re.fullmatch(r"page([1-9][0-9]{0,3})", which)
+    if picture:
+        image = await w.read(w.engine.page_image, number, int(picture.group(1)), actor=user.login)
         return FileResponse(image, media_type="image/png")
     path = await _file(w, user, life, which)
     media = ("application/pdf" if path.suffix == ".pdf" else
