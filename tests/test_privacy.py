@@ -276,6 +276,12 @@ def test_purge_erases_a_customer_keeps_what_the_law_keeps_and_is_audited(engine,
     docs = engine.case(drive, actor="zhang")["documents"]
     files = [Path(d[k]) for d in docs for k in ("pdf", "docx")]
     assert len(files) == 4 and all(p.is_file() for p in files)
+    # the pictures the phone viewer made of every page show the driver's ID number too
+    number = docs[0]["number"]
+    pictures = [engine.page_image(number, n, actor="zhang")
+                for n in range(1, engine.page_count(number, actor="zhang") + 1)]
+    assert len(pictures) >= 2 and all(p.is_file() for p in pictures)
+    files += pictures
     engine.dispatch(docs[0]["number"], to="王芳", dept="客户", actor="zhao")
     open_drive = engine.create("test_drive", example(
         "test_drive", slot_start="2030-06-20T10:00", slot_end="2030-06-20T10:45"), "zhang").id
