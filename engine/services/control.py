@@ -13,8 +13,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pypdf import PdfReader
-
 from ..archive import Outbox, sha256
 from ..config import Config, User
 from ..dates import cn_date
@@ -203,10 +201,14 @@ class DocumentControl:
 
     def page_count(self, number: str, *, actor: str) -> int:
         """How many pages the PDF of document ``number`` has, if ``actor`` sees it."""
+        from pypdf import PdfReader   # not loaded by commands that read no PDF
+
         return len(PdfReader(self._pdf(number, actor)[1]).pages)
 
     def page_image(self, number: str, page: int = 1, *, actor: str) -> Path:
         """Page ``page`` of a document's PDF as a PNG (kept a few days), if ``actor`` sees it."""
+        from pypdf import PdfReader
+
         life, pdf = self._pdf(number, actor)
         pages = len(PdfReader(pdf).pages)
         if not 1 <= page <= pages:
@@ -214,6 +216,7 @@ class DocumentControl:
         return self.previews.page(pdf, life["pdf_sha256"], page, number)
 
     def _pdf(self, number: str, actor: str) -> tuple[dict[str, Any], Path]:
+        """A document's register entry and its PDF, which must still be on disk."""
         life = self.document(number, actor=actor)
         pdf = Path(life["pdf"])
         if life.get("files_purged") or not pdf.is_file():
