@@ -24,6 +24,7 @@ from .templates import TemplateLayers
 from .typedtoml import build
 
 DEFAULT_ROLES = {
+    "reception": "前台",
     "sales": "销售顾问",
     "sales_manager": "销售经理",
     "doc_controller": "文控",
@@ -69,6 +70,8 @@ class RoleAccess:
 
 # The reach of the shipped roles; a config.toml written before [access] existed gets these.
 DEFAULT_ACCESS = {
+    # the front desk: the showroom register, not the customers' files
+    "reception": RoleAccess(cases="all", workflows=["reception"]),
     "sales": RoleAccess(cases="own", reveal=True, dispatch=True),
     "sales_manager": RoleAccess(cases="all", reveal=True, register=True, dispatch=True,
                                 recall=True, reassign=True, purge=True),
@@ -96,7 +99,7 @@ class Privacy:
 
 
 DEFAULT_PRIVACY = Privacy(
-    retention_days={"test_drive": 365, "quote": 365},
+    retention_days={"test_drive": 365, "quote": 365, "customer": 1095, "reception": 365},
     keep={"contract": "购车合同随收款与开票凭证归档（《会计档案管理办法》附表：会计凭证保管 30 年），"
                       "也是三包与质量争议的依据",
           "delivery": "交车确认单证明车辆及《汽车销售管理办法》第十六条所列随车文件已交付，随购车合同归档",

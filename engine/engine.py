@@ -47,6 +47,7 @@ from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
 from .services.personal import PersonalData
+from .services.parties import Parties
 from .services.pipeline import Fire, FireResult, Pipeline, Plan
 from .services.press import Press
 from .services.registers import REPORT_FORMATS, Registers
@@ -108,9 +109,11 @@ class Engine:
                                self.clock)
         self.reads = Cases(config, self.workflows, self.store, self.guard, self.definitions,
                            self.control, self.registers, self.personal, self.clock)
+        self.parties = Parties(config, self.workflows, self.guard, self.definitions,
+                               self.trail, self.key)
         self.pipeline = Pipeline(config, self.workflows, self.store, self.guard,
                                  self.definitions, self.trail, self.issuing, self.control,
-                                 self.units, self.clock)
+                                 self.units, self.parties, self.clock)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
         self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
@@ -226,9 +229,11 @@ class Engine:
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
-               mark: tuple[str, str] | None = None) -> FireResult:
-        """Open a new case, optionally from a ``source`` case (:meth:`Pipeline.create`)."""
-        return self.pipeline.create(workflow, data, actor, source, files_from, mark)
+               mark: tuple[str, str] | None = None, customer: str | None = None
+               ) -> FireResult:
+        """Open a new case, optionally from a ``source`` case and for a ``customer`` (a case
+        of the workflow's ``[party]``) (:meth:`Pipeline.create`)."""
+        return self.pipeline.create(workflow, data, actor, source, files_from, mark, customer)
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,

@@ -7,7 +7,7 @@ Each reads only its arguments; ``lint`` lists the ones a workflow uses.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
 
@@ -53,6 +53,11 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:
         return day.replace(year=day.year + years, day=28)
+
+
+def add_days(day: date, days: int) -> date:
+    """The day ``days`` after ``day`` (before it when negative)."""
+    return day + timedelta(days=int(days))
 
 
 def date_of(value: date | datetime | None) -> date | None:
@@ -125,5 +130,5 @@ def joined(items: Iterable[Any], separator: str = "、") -> str:
 
 # the name an expression calls → the function (its docstring says what it reads)
 FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (
-    money, dec, total, sum_of, rounded, add_years, date_of, days_between, minutes_between,
+    money, dec, total, sum_of, rounded, add_years, add_days, date_of, days_between, minutes_between,
     hours_between, age_on, missing_from, mean_score, valid, joined)}

@@ -500,10 +500,11 @@ def lint_workflow(wf: Workflow, config: Config) -> list[Finding]:
         if not state.final and not leaving:
             out.append(_warning(file, f"states.{name}", f"卡死状态：状态{label}不是终态，却没有离开它的流转",
                                 "增加从它出发的流转（如取消），或设 final = true"))
-        if state.final and wf.available(name):
+        if state.final and not state.reopens and wf.available(name):
             triggers = "、".join(dict.fromkeys(t.trigger for t in wf.available(name)))
             out.append(_warning(file, f"states.{name}", f"终态{label}还有流转：{triggers}",
-                                "终态应当结束业务单：去掉这些流转的 source 中的它，或设 final = false"))
+                                "终态应当结束业务单：去掉这些流转的 source 中的它，或设 final = false"
+                                "（可重新激活的终态写 reopens = true）"))
     held = {role for user in config.users.values() for role in user.roles}
     if not set(wf.create_roles) & held:
         out.append(_warning(file, "workflow.create_roles", f"没有用户拥有角色 {'、'.join(wf.create_roles)}，"

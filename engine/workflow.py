@@ -9,6 +9,7 @@ and key named, never in front of a customer. Loading does no I/O beyond reading 
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -68,6 +69,7 @@ class _FieldDef:
 class _StateDef:
     label: str
     final: bool = False
+    reopens: bool = False   # final, but steps may still leave it (a lost customer won back)
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,13 @@ class _TransitionDef:
     not_actor_of: list[str] = field(default_factory=list)
     void_documents: bool = False
     stamps: list[str] = field(default_factory=list)
+    stamps_once: list[str] = field(default_factory=list)  # stamped only while still empty
     fire_linked: dict[str, str] = field(default_factory=dict)
     assign: dict[str, str] = field(default_factory=dict)  # target field ← source field
     increment: list[str] = field(default_factory=list)
     record_actor: list[str] = field(default_factory=list)
+    append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
+    clear: list[str] = field(default_factory=list)  # fields emptied after the move
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,19 @@ class _ExclusiveDef:
 
 
 @dataclass(frozen=True)
+class _PartyDef:
+    workflow: str                 # the workflow of the case this one belongs to (the customer)
+    key: str                      # this case's field that finds it (a mobile)
+    match: str                    # the party's field holding the same value
+    create: dict[str, str] = field(default_factory=dict)  # party field ← this case's field
+    fill: dict[str, str] = field(default_factory=dict)    # this case's field ← party field
+    update: dict[str, str] = field(default_factory=dict)  # party field ← this one, every time
+    owner: str | None = None      # this case's user field: the party's assignee
+    free_when: str | None = None  # an expression on the party: its owner no longer holds it
+    states: list[str] = field(default_factory=list)  # the party's states a new case may join
+
+
+@dataclass(frozen=True)
 class _ReportColumnDef:
     label: str
     value: str  # a field name, "id", "state_label", or "totals.<name>"
@@ -151,6 +169,7 @@ class _ReportDef:
     title: str
     date_field: str
     columns: list[_ReportColumnDef]
+    states: list[str] = field(default_factory=list)  # only cases in these states (default: all)
 
 
 @dataclass(frozen=True)
@@ -183,6 +202,7 @@ class _WorkflowFile:
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
     deadline: _DeadlineDef | None = None
+    party: _PartyDef | None = None
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -192,6 +212,7 @@ class StateSpec:
     name: str
     label: str
     final: bool
+    reopens: bool = False
 
 
 @dataclass(frozen=True)
@@ -236,6 +257,9 @@ class Timer:
         return "、".join(p for p in parts if p) + "自动执行"
 
 
+# what a row appended by a transition (``append``) may take besides the fields
+APPEND_SOURCES = ("$actor", "$now", "$today", "$state", "$dest")
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
 _UNITS = {"d": ("days", "天"), "h": ("hours", "小时"), "m": ("minutes", "分钟")}
 
@@ -277,6 +301,26 @@ class ReportSpec:
     title: str
     date_field: str
     columns: tuple[tuple[str, str], ...]  # (label, value path)
+    states: tuple[str, ...] = ()  # only cases in these states (empty: all)
+
+
+@dataclass(frozen=True)
+class Party:
+    """The case a case of this workflow belongs to (``[party]``: the customer of a visit or a
+    quote). On creation it is the one named, or the one whose ``match`` field holds this case's
+    ``key`` value, or a new one made from the ``create`` fields; ``fill`` prefills this case
+    from it. ``owner``: this case's user field, which must be the party's assignee (another
+    consultant is refused) unless ``free_when`` holds on the party (its owner let it lapse)."""
+
+    workflow: str
+    key: str
+    match: str
+    create: dict[str, str]
+    fill: dict[str, str]
+    update: dict[str, str]
+    owner: str | None
+    free_when: rules.Expression | None
+    states: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -309,6 +353,9 @@ class TransitionSpec:
     increment: tuple[str, ...] = ()
     record_actor: tuple[str, ...] = ()
     route: int = 0  # its place among the transitions of its trigger (tried in this order)
+    append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
+    clear: tuple[str, ...] = ()   # fields emptied once the row is appended (the next starts blank)
+    stamps_once: tuple[str, ...] = ()  # like stamps, but only while the field is empty
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -345,6 +392,7 @@ class Workflow:
     timers: tuple[Timer, ...] = ()
     migrations: Migrations = field(default_factory=Migrations)
     definition: str = ""  # sha256 of the file's content (comments aside): cases record it  # workflows whose data rules read (linked.<x>)
+    party: Party | None = None
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -563,6 +611,10 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
                            f"类型 {wf.fields[target].type} 与 {name}.{origin} 的 "
                            f"{source.fields[origin].type} 不同")
     linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
+    linked |= {wf.party.workflow} if wf.party else set()
+    linked |= {w.key for w in workflows.values() if w.party and w.party.workflow == wf.key}
+    if wf.party is not None:
+        _check_party(wf, workflows, fail)
     for name in sorted(wf.linked_reads - linked):
         raise fail("checks", f"规则读取了 linked.{name}，但与工作流 \"{name}\" 没有关联（create_from）")
     for i, t in enumerate(wf.transitions):
@@ -575,6 +627,43 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
                 raise fail(key, f"\"{trigger}\" 不是 {name} 的操作")
             if any(x.documents for x in targets):
                 raise fail(key, f"{name} 的 \"{trigger}\" 会出具文档，不能被联动触发")
+
+
+def _same_kind(target: str, origin: str) -> bool:
+    """Whether a value of type ``origin`` may be written into a field of type ``target`` (a
+    date takes the day of a date and time)."""
+    return target == origin or (target, origin) == ("date", "datetime")
+
+
+def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
+    party = wf.party
+    assert party is not None
+    other = workflows.get(party.workflow)
+    if other is None:
+        raise fail("party.workflow", f"没有名为 \"{party.workflow}\" 的工作流")
+    if party.match not in other.fields:
+        raise fail("party.match", f"\"{party.match}\" 不是 {party.workflow} 的字段")
+    for i, state in enumerate(party.states):
+        if state not in other.states:
+            raise fail(f"party.states[{i}]", f"\"{state}\" 不是 {party.workflow} 的状态")
+    for what, mapping in (("create", party.create), ("update", party.update)):
+        for target, origin in mapping.items():
+            if target not in other.fields:
+                raise fail(f"party.{what}.{target}", f"不是 {party.workflow} 的字段")
+            if not _same_kind(other.fields[target].type, wf.fields[origin].type):
+                raise fail(f"party.{what}.{target}", f"类型与本工作流的 {origin} 不同")
+    for target, origin in party.fill.items():
+        if origin not in other.fields:
+            raise fail(f"party.fill.{target}", f"\"{origin}\" 不是 {party.workflow} 的字段")
+        if other.fields[origin].type != wf.fields[target].type:
+            raise fail(f"party.fill.{target}", f"类型与 {party.workflow}.{origin} 不同")
+    if party.owner is not None and not other.assignee:
+        raise fail("party.owner", f"{party.workflow} 没有 workflow.assignee，无法判断客户归属")
+    if party.free_when is not None:
+        unknown = rules.unknown_names(party.free_when.names,
+                                      set(other.fields) | set(other.computed), other.policy)
+        if unknown:
+            raise fail("party.free_when", f"引用了 {party.workflow} 没有的名称 {', '.join(unknown)}")
 
 
 def load_workflow(path: Path, config: Config) -> Workflow:
@@ -635,7 +724,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     for i, name in enumerate(head.summary):
         if name not in fields:
             raise fail(f"workflow.summary[{i}]", f"\"{name}\" 不是已定义的字段")
-    states = {name: StateSpec(name, d.label, d.final) for name, d in wf.states.items()}
+    states = {name: StateSpec(name, d.label, d.final, d.reopens) for name, d in wf.states.items()}
     for name in states:
         if not NAME.match(name):
             raise fail(f"states.{name}", "状态名应为小写字母、数字和下划线")
@@ -716,14 +805,21 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.columns[{j}].value", "没有 [deadline] 时不能用 overdue_days")
             if value.startswith("totals.") and value[7:] not in compiled["computed"]:
                 raise fail(f"{key}.columns[{j}].value", f"\"{value[7:]}\" 不是 [computed] 中的计算值")
+        for j, state in enumerate(rep.states):
+            if state not in states:
+                raise fail(f"{key}.states[{j}]", f"\"{state}\" 不是已定义的状态")
         reports[name] = ReportSpec(name, rep.title, rep.date_field,
-                                   tuple((c.label, c.value) for c in rep.columns))
+                                   tuple((c.label, c.value) for c in rep.columns),
+                                   tuple(rep.states))
 
+    # dest = "=": the step leaves the case where it is, from each of its sources (one route each)
+    wf_transitions = [dataclasses.replace(t, source=[source], dest=source) if t.dest == "=" else t
+                      for t in wf.transitions for source in (t.source if t.dest == "=" else [None])]
     transitions = []
     seen: dict[tuple[str, str], _TransitionDef] = {}
     routes: dict[str, int] = {}
     triggers = {t.trigger for t in wf.transitions} | {"create"}
-    for i, t in enumerate(wf.transitions):
+    for i, t in enumerate(wf_transitions):
         key = f"transitions[{i}]"
         if not NAME.match(t.trigger) or t.trigger in ("trigger", "state"):
             raise fail(f"{key}.trigger", f"\"{t.trigger}\" 不能用作操作名")
@@ -743,9 +839,10 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, name in enumerate(t.not_actor_of):
             if name not in triggers:
                 raise fail(f"{key}.not_actor_of[{j}]", f"\"{name}\" 不是本工作流的操作（或 create）")
-        for j, name in enumerate(t.stamps):
-            if name not in fields or fields[name].type not in ("datetime", "date"):
-                raise fail(f"{key}.stamps[{j}]", f"\"{name}\" 应为 date 或 datetime 类型的字段")
+        for what, names in (("stamps", t.stamps), ("stamps_once", t.stamps_once)):
+            for j, name in enumerate(names):
+                if name not in fields or fields[name].type not in ("datetime", "date"):
+                    raise fail(f"{key}.{what}[{j}]", f"\"{name}\" 应为 date 或 datetime 类型的字段")
         _check_assign(t.assign, f"{key}.assign")
         for j, name in enumerate(t.increment):
             if name not in fields or fields[name].type != "integer":
@@ -753,6 +850,18 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, name in enumerate(t.record_actor):
             if name not in fields or fields[name].type != "user":
                 raise fail(f"{key}.record_actor[{j}]", f"\"{name}\" 应为 user 类型的字段")
+        for table, columns in t.append.items():
+            if table not in fields or fields[table].type != "table":
+                raise fail(f"{key}.append.{table}", f"\"{table}\" 应为 table 类型的字段")
+            for column, origin in columns.items():
+                if column not in fields[table].columns:
+                    raise fail(f"{key}.append.{table}.{column}", f"不是 {table} 的列")
+                if origin not in fields and origin not in APPEND_SOURCES:
+                    raise fail(f"{key}.append.{table}.{column}",
+                               f"\"{origin}\" 不是字段（也不是 {'、'.join(APPEND_SOURCES)}）")
+        for j, name in enumerate(t.clear):
+            if name not in fields:
+                raise fail(f"{key}.clear[{j}]", f"\"{name}\" 不是已定义的字段")
         if t.dest not in states:
             raise fail(f"{key}.dest", f"\"{t.dest}\" 不是已定义的状态")
         check_roles(t.roles, f"{key}.roles")
@@ -775,7 +884,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.conditions), tuple(t.not_actor_of),
                                           t.void_documents, tuple(t.stamps), dict(t.fire_linked),
                                           dict(t.assign), tuple(t.increment),
-                                          tuple(t.record_actor), route))
+                                          tuple(t.record_actor), route,
+                                          {k: dict(v) for k, v in t.append.items()},
+                                          tuple(t.clear), tuple(t.stamps_once)))
     timers = []
     for i, d in enumerate(wf.timers):
         key = f"timers[{i}]"
@@ -813,6 +924,21 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
+    party = None
+    if wf.party is not None:
+        d = wf.party
+        for name in [d.key, *d.create.values(), *d.update.values(), *d.fill,
+                     *([d.owner] if d.owner else [])]:
+            if name not in fields:
+                raise fail("party", f"\"{name}\" 不是本工作流的字段")
+        if d.owner is not None and fields[d.owner].type != "user":
+            raise fail("party.owner", f"\"{d.owner}\" 应为 user 类型的字段")
+        try:   # it reads the party's fields: checked against them once all files are loaded
+            free_when = rules.Expression.compile(d.free_when) if d.free_when else None
+        except rules.RuleError as err:
+            raise fail("party.free_when", str(err)) from None
+        party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
+                      d.owner, free_when, tuple(d.states))
     for i, t in enumerate(transitions):
         if not t.roles and not any(x.trigger == t.trigger for x in timers):
             raise fail(f"transitions[{i}].roles", "没有角色的操作只能由 [[timers]] 定时执行；"
@@ -830,7 +956,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
                     frozenset(compiled["compiler"].linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
-                    definition)
+                    definition, party)
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

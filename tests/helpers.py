@@ -221,6 +221,16 @@ def store_state(store_dir: Path) -> dict[str, bytes]:
             and "converter" not in p.relative_to(store_dir).parts}
 
 
+def with_customers(files: dict[str, str]) -> dict[str, str]:
+    """``files`` (workflow file name → text) and, when one of them joins its cases to the
+    customer's file (``[party]`` with workflow = "customer"), the shipped customer.toml."""
+    needs = any('[party]\nworkflow = "customer"' in text for text in files.values())
+    if needs and "customer.toml" not in files:
+        return {**files, "customer.toml": (ROOT / "workflows" / "customer.toml").read_text(
+            encoding="utf-8")}
+    return files
+
+
 def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool = False):
     """The WorkflowDefinitionError of a dealership whose workflows folder holds ``files``
     (file name → text), beside the product's own workflows when ``with_product``."""
@@ -236,7 +246,7 @@ def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool =
     if with_product:
         shutil.copytree(ROOT / "workflows", folder)
     folder.mkdir(exist_ok=True)
-    for name, text in files.items():
+    for name, text in (files if with_product else with_customers(files)).items():
         (folder / name).write_text(text, encoding="utf-8")
     config = load_config(point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder)))
     with pytest.raises(WorkflowDefinitionError) as raised:

@@ -190,7 +190,7 @@ def test_cli_batch_create_killed_and_rerun_issues_each_line_once(dealer):
     # issued (one commit each) once its wave's PDFs are converted ahead
     committed = _run_until_commits(args, dealer, today, commits=8)
 
-    created = today.cli(dealer, "list", "--as", "wang")
+    created = today.cli(dealer, "list", "--workflow", "quote", "--as", "wang")
     issued = today.cli(dealer, "docs", "--as", "zhao")
     assert 0 < len(issued) < len(created) <= len(lines), (len(issued), len(created))
     assert len(created) + len(issued) >= committed >= 8  # each logged commit is in the store
@@ -202,7 +202,7 @@ def test_cli_batch_create_killed_and_rerun_issues_each_line_once(dealer):
     summary = today.cli(dealer, *args)
     assert (summary["skipped"], summary["done"], summary["failed"]) == (
         len(issued), len(lines) - len(issued), 0)
-    cases = today.cli(dealer, "list", "--as", "wang")
+    cases = today.cli(dealer, "list", "--workflow", "quote", "--as", "wang")
     docs = today.cli(dealer, "docs", "--as", "zhao")
     assert len(cases) == len(lines) and {c["state"] for c in cases} == {"issued"}
     assert sorted(d["number"] for d in docs) == [

@@ -68,9 +68,12 @@ def test_new_fire_show_list_docs_verify(dealer, today, run):
     human = run("show", "Q-1", "--as", "wang", cwd=dealer).stdout.splitlines()
     assert human[0] == "Q-1  商谈报价单  状态：已出具（issued）"
     assert "  客户姓名：刘晓明" in human and "  购车应付款总额：152669.57" in human
-    [row] = run("list", "--as", "wang", cwd=dealer).stdout.splitlines()[2:]
+    [row] = run("list", "--workflow", "quote", "--as", "wang", cwd=dealer).stdout.splitlines()[2:]
     assert row.split()[:6] == ["Q-1", "quote", "已出具", "刘晓明", "瑞虎8", "PRO"]
     assert row.split()[6:] == ["152669.57", shown["updated_at"]]
+    # the quote made the customer's file, found by the same mobile next time
+    [row] = run("list", "--workflow", "customer", "--as", "wang", cwd=dealer).stdout.splitlines()[2:]
+    assert row.split()[:5] == ["K-1", "customer", "N", "级（新接触）", "刘晓明"]
     [row] = run("docs", "--as", "zhao", cwd=dealer).stdout.splitlines()[2:]
     assert row.split() == [doc["number"], "商谈报价单", "1", "Q-1", "issued",
                            shown["documents"][0]["issued_at"], "zhang", doc["pdf"]]
@@ -149,7 +152,8 @@ def test_two_processes_issuing_at_once_get_unique_gap_free_numbers(dealer, today
     numbers = sorted(d["number"] for d in docs)
     assert numbers == [f"BJ-{today.date.year}-{i:06d}" for i in range(1, 7)]
     assert sorted(d["case_id"] for d in docs) == [f"Q-{i}" for i in range(1, 7)]
-    cases = json.loads(run("list", "--json", "--as", "wang", cwd=dealer).stdout)
+    cases = json.loads(run("list", "--workflow", "quote", "--json", "--as", "wang",
+                           cwd=dealer).stdout)
     assert {c["state"] for c in cases} == {"issued"}
     for i in range(1, 7):
         shown = json.loads(run("show", f"Q-{i}", "--json", "--as", "wang", cwd=dealer).stdout)
@@ -166,8 +170,10 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
     ok = run("lint", cwd=dealer).stdout.splitlines()
     assert ok[-1] == "未发现问题"
     used = dict(line.split("用到的 Python 函数：") for line in ok[:-1])
-    assert list(used) == ["流程 contract（购车合同）", "流程 delivery（交车）", "流程 quote（商谈报价单）",
+    assert list(used) == ["流程 contract（购车合同）", "流程 customer（客户档案）", "流程 delivery（交车）",
+                          "流程 quote（商谈报价单）", "流程 reception（展厅来电/店登记）",
                           "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
+    assert used["流程 customer（客户档案）"] == "functions.add_days、validators.mobile"
     assert used["流程 quote（商谈报价单）"] == ("functions.money、functions.sum_of、functions.total、"
                                          "validators.mobile")  # generic only: no quote_totals
     assert used["流程 rectification（整改项目）"] == "functions.date_of"   # in its timer's when
@@ -225,8 +231,9 @@ print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
 @pytest.mark.parametrize("args, first_lines", [
     (["--help"], ["Usage: dealerdocs [OPTIONS] COMMAND [ARGS]...", "",
                   "  dealerdocs：4S 店的单据与流程引擎。"]),
-    (["list", "--as", "wang"], ["案件  工作流  状态  摘要", "----  ------  ----  ----",
-                                "Q-1   quote   草稿  刘晓明 瑞虎8 PRO  152669.57  {today}T"]),
+    (["list", "--workflow", "quote", "--as", "wang"],
+     ["案件  工作流  状态  摘要", "----  ------  ----  ----",
+      "Q-1   quote   草稿  刘晓明 瑞虎8 PRO  152669.57  {today}T"]),
     (["show", "Q-1", "--as", "wang"], ["Q-1  商谈报价单  状态：草稿（draft）", "创建：{today}T"]),
     (["docs", "--as", "zhao"], ["（没有文档）"]),               # nothing issued yet
     (["docs", "--case", "Q-1", "--as", "wang"], ["（没有文档）"]),

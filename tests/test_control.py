@@ -160,7 +160,8 @@ def test_verify_catches_tampering(dealer):
     assert bad.returncode == 10
     assert bad.stderr.splitlines() == [
         "审计记录：第 1 条记录的内容被改动（哈希不符）",
-        f"案件 {case} 的文件中审计记录第 1 条与链中的不一致（不同之处：actor）",
+        # entry 1 is the customer's file the quote made (K-1)
+        "案件 K-1 的文件中审计记录第 1 条与链中的不一致（不同之处：actor）",
         "校验失败：2 处问题（共 1 份文档）；第一处：审计记录：第 1 条记录的内容被改动（哈希不符）"]
 
     restore()
@@ -181,7 +182,7 @@ def test_verify_catches_tampering(dealer):
     assert bad.returncode == 10
     assert bad.stderr.splitlines() == [
         "审计记录：最后 若干条记录缺失（链尾哈希与登记的不符）",
-        f"案件 {case} 的文件中审计记录第 2 条在链中没有（或链中这一条不属于该案件）",
+        f"案件 {case} 的文件中审计记录第 3 条在链中没有（或链中这一条不属于该案件）",
         "校验失败：2 处问题（共 1 份文档）；第一处：审计记录：最后 若干条记录缺失（链尾哈希与登记的不符）"]
 
     restore()

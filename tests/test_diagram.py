@@ -17,7 +17,7 @@ from engine.diagram import render, to_dot, write_diagram
 from engine.errors import ConversionError, InputError
 from engine.workflow import load_workflows
 
-from helpers import ROOT, make_dealer_dir, point_at_workflows
+from helpers import ROOT, make_dealer_dir, point_at_workflows, with_customers
 
 SHIPPED = sorted(p.stem for p in (ROOT / "workflows").glob("*.toml"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -177,7 +177,8 @@ def edited_quote_workflow(tmp_path: Path, replacements: dict[str, str]):
     config_path = make_dealer_dir(tmp_path / "dealer")
     folder = tmp_path / "dealer" / "workflows"
     folder.mkdir()
-    (folder / "quote.toml").write_text(text, encoding="utf-8")
+    for name, content in with_customers({"quote.toml": text}).items():
+        (folder / name).write_text(content, encoding="utf-8")
     config = load_config(point_at_workflows(config_path, "workflows"))
     return load_workflows(config)["quote"], config
 

@@ -112,7 +112,7 @@ def test_accept_expire_and_cancel(engine, quote_data, clock):
     assert "已于 2026年12月3日 过期" in late.value.message
     assert engine.fire("Q-2", "expire", "wang").state == "expired"
     assert engine.fire("Q-3", "cancel", "zhang").state == "cancelled"
-    assert [c["state"] for c in engine.cases(actor="wang")] == ["accepted", "expired", "cancelled"]
+    assert [c["state"] for c in engine.cases("quote", actor="wang")] == ["accepted", "expired", "cancelled"]
 
 
 def test_draft_can_be_edited_and_keeps_unknown_nothing(engine, quote_data):

@@ -22,7 +22,7 @@ from engine.lint import (CURLY_QUOTE_SEVERITY, Finding, format_findings, lint_pa
 from engine.render import Renderer
 from engine.workflow import load_workflows
 
-from helpers import ROOT, docx_text, make_dealer_dir, point_at_workflows
+from helpers import ROOT, docx_text, make_dealer_dir, point_at_workflows, with_customers
 
 QUOTE_DATA = json.loads((ROOT / "examples" / "quote.json").read_text(encoding="utf-8"),
                         parse_float=Decimal)
@@ -199,7 +199,8 @@ def variant_config(tmp_path: Path, edit, config_edit=lambda text: text) -> Path:
     folder = tmp_path / "workflows"
     folder.mkdir(parents=True)
     source = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
-    (folder / "quote.toml").write_text(edit(source), encoding="utf-8")
+    for name, text in with_customers({"quote.toml": edit(source)}).items():
+        (folder / name).write_text(text, encoding="utf-8")
     path = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder))
     path.write_text(config_edit(path.read_text(encoding="utf-8")), encoding="utf-8")
     return path

@@ -40,7 +40,9 @@ def test_a_consultant_cannot_read_or_act_on_a_colleagues_customer(engine, quote_
     li_quote = engine.create("quote", {**quote_data, "consultant": "li"}, "li").id
     engine.fire(li_quote, "issue", "li")
     number = engine.case(li_quote, actor="li")["documents"][0]["number"]
-    mine = engine.create("quote", quote_data, "zhang").id
+    # zhang's own customer (li's customer is li's: test_customers.py)
+    mine = engine.create("quote", {**quote_data, "customer_name": "周杰",
+                                   "customer_mobile": "13900001111"}, "zhang").id
 
     for attempt in (lambda: engine.case(li_quote, actor="zhang"),
                     lambda: engine.case(li_quote, actor="zhang", reveal=True),
@@ -59,11 +61,12 @@ def test_a_consultant_cannot_read_or_act_on_a_colleagues_customer(engine, quote_
         engine.case("Q-99", actor="zhang")
     assert nothing.value.message.replace("Q-99", li_quote) == \
         pytest.raises(NotFoundError, engine.case, li_quote, actor="zhang").value.message
-    assert [c["id"] for c in engine.cases(actor="zhang")] == [mine]
+    # each consultant sees their own quote and their own customer's file
+    assert [c["id"] for c in engine.cases(actor="zhang")] == ["K-2", mine]
     assert engine.documents(actor="zhang") == []
-    assert [c["id"] for c in engine.cases(actor="li")] == [li_quote]
+    assert [c["id"] for c in engine.cases(actor="li")] == ["K-1", li_quote]
     # a manager sees both; the document controller sees the documents, no case
-    assert {c["id"] for c in engine.cases(actor="wang")} == {li_quote, mine}
+    assert {c["id"] for c in engine.cases(actor="wang")} == {li_quote, mine, "K-1", "K-2"}
     assert [d["number"] for d in engine.documents(actor="zhao")] == [number]
     assert engine.cases(actor="zhao") == []
     with pytest.raises(NotFoundError):
@@ -82,10 +85,15 @@ def test_the_contract_of_my_quote_and_its_delivery_are_mine(engine, quote_data, 
     q = engine.create("quote", quote_data, "zhang").id
     engine.fire(q, "issue", "zhang")
     engine.fire(q, "accept", "zhang")
-    c = engine.create("contract", contract_data(consultant="li"), "wang", source=q).id
-    case = engine.case(c, actor="zhang")               # opened by the manager, for li
-    assert set(case["owners"]) == {"wang", "li", "zhang"}
-    assert c in {x["id"] for x in engine.cases(actor="li")}
+    # the customer is zhang's: a contract for li is refused, naming the owner
+    with pytest.raises(PermissionDenied) as refused_:
+        engine.create("contract", contract_data(consultant="li"), "wang", source=q)
+    assert "已由 张伟（zhang） 接待" in refused_.value.message
+    c = engine.create("contract", contract_data(consultant="zhang"), "wang", source=q).id
+    case = engine.case(c, actor="zhang")               # opened by the manager, for zhang
+    assert set(case["owners"]) == {"wang", "zhang"}
+    assert c in {x["id"] for x in engine.cases(actor="zhang")}
+    assert engine.cases(actor="li") == []
 
 
 def test_cli_and_api_and_pages_obey_the_same_rule(dealer, converter):
@@ -236,8 +244,9 @@ def test_a_manager_reassigns_a_customer_and_the_old_consultant_loses_it(engine, 
     with pytest.raises(InputError):
         engine.reassign(q, "zhao", actor="wang")        # the document controller is no consultant
     result = engine.reassign(q, "zhang", actor="wang", reason="李娜离职交接")
-    assert result == {"to": "zhang", "cases": [q, c]}
-    assert {x["id"] for x in engine.cases(actor="zhang")} == {q, c}
+    # the customer's file moves with its cases (转单)
+    assert result == {"to": "zhang", "cases": [q, "K-1", c]}
+    assert {x["id"] for x in engine.cases(actor="zhang")} == {q, "K-1", c}
     assert engine.cases(actor="li") == []
     with pytest.raises(NotFoundError):
         engine.case(c, actor="li")
@@ -294,7 +303,8 @@ def test_purge_erases_a_customer_keeps_what_the_law_keeps_and_is_audited(engine,
     assert {"客户姓名", "客户手机号", "驾驶人身份证号", "驾驶证号"} <= set(result["purged"][0]["fields"])
     assert [k["case"] for k in result["kept"]] == [contract]
     assert "会计档案管理办法" in result["kept"][0]["reason"]
-    assert [w["case"] for w in result["in_progress"]] == [open_drive]
+    # the customer's file is still being followed up (level N): left, like the open drive
+    assert [w["case"] for w in result["in_progress"]] == ["K-1", open_drive]
 
     assert not any(p.exists() for p in files)
     case = engine.case(drive, actor="wang", reveal=True)

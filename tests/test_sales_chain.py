@@ -45,8 +45,9 @@ def test_individual_chain_from_quote_to_follow_up(dealer, today, cli):
     shown = cli(dealer, "show", contract, "--as", "wang")
     assert shown["data"]["vehicle_price"] == "139900.00"  # carried over from the quote
     assert shown["data"]["discount"] == "8000.00"
-    assert cli(dealer, "show", quote, "--as", "wang")["links"] == {"contract": [contract]}
-    assert shown["links"] == {"quote": [quote]}
+    assert cli(dealer, "show", quote, "--as", "wang")["links"] == {"customer": ["K-1"],
+                                                                  "contract": [contract]}
+    assert shown["links"] == {"quote": [quote], "customer": ["K-1"]}   # the quote's customer
 
     # 8000 > 5% of 139900: a manager other than the drafter approves
     assert cli(dealer, "fire", contract, "submit", "--as", "zhang")["state"] == "pending_approval"

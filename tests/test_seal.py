@@ -320,27 +320,29 @@ def test_a_rewrite_of_the_audit_trail_shows_in_the_other_cases_copies(engine, qu
     issue_quote(engine, quote_data)
     issue_quote(engine, quote_data)
     store = engine.config.store_dir
-    rewrite_chain(store, "audit", 1, blame_wang, copies="edited")
+    rewrite_chain(store, "audit", 2, blame_wang, copies="edited")   # entry 1 is K-1's
     edit_case(store, "Q-1", created_by_wang)
 
     problems = engine.verify()
 
-    assert {(p["number"], p["problem"]) for p in problems} == {("Q-1", "case_copy"),
-                                                                ("Q-2", "case_copy")}
+    # every later entry was re-hashed: the customer's file (Q-2 joined it) shows it too
+    assert {(p["number"], p["problem"]) for p in problems} == {
+        ("K-1", "case_copy"), ("Q-1", "case_copy"), ("Q-2", "case_copy")}
     first = problems[0]["detail"]
-    assert first.startswith("案件 Q-1 的文件中审计记录第 2 条与链中的不一致") and "hash" in first
+    assert first.startswith("案件 Q-1 的文件中审计记录第 3 条与链中的不一致") and "hash" in first
 
 
 def test_a_case_copy_edited_without_the_chain_is_caught(engine, quote_data):
     """What the separation-of-duties rule reads is the case's copy: editing only that must show."""
     issue_quote(engine, quote_data)
     store = engine.config.store_dir
-    edit_case(store, "Q-1", lambda d: d["audit"]["1"].update(actor="wang"))
+    # entry 1 is the customer's file (K-1), made with the quote; entry 2 the quote's creation
+    edit_case(store, "Q-1", lambda d: d["audit"]["1"].update(actor="wang"))   # its 1st row
 
     [problem] = engine.verify()
 
     assert problem["problem"] == "case_copy" and problem["number"] == "Q-1"
-    assert problem["detail"] == "案件 Q-1 的文件中审计记录第 1 条与链中的不一致（不同之处：actor）"
+    assert problem["detail"] == "案件 Q-1 的文件中审计记录第 2 条与链中的不一致（不同之处：actor）"
     edit_case(store, "Q-1", lambda d: d["audit"]["1"].update(actor="zhang"))
     edit_case(store, "Q-1", lambda d: d["register_log"].clear())   # the document's events gone
     [problem] = engine.verify()
@@ -391,21 +393,21 @@ def test_a_seal_taken_before_catches_a_rewrite_consistent_everywhere(engine, quo
     the seal can."""
     seals = config_path.parent.parent / "usb" / "seals.txt"
     engine.create("quote", quote_data, "zhang")
-    engine.seal(out=seals)                                   # audit = 1
+    engine.seal(out=seals)                                   # audit = 2 (K-1 and Q-1 made)
     clock.advance(hours=1)
     engine.fire("Q-1", "issue", "zhang")
-    engine.seal(out=seals)                                   # audit = 2
+    engine.seal(out=seals)                                   # audit = 3
     store = engine.config.store_dir
-    rewrite_chain(store, "audit", 2, blame_wang, copies="all")
+    rewrite_chain(store, "audit", 3, blame_wang, copies="all")
     edit_case(store, "Q-1", created_by_wang)
     assert engine.verify() == []                             # the limit of the store alone
 
     [problem] = engine.verify(seals=seals)
 
     assert (problem["problem"], problem["number"], problem["first"], problem["last"]) == \
-        ("seal_broken", "audit", 2, 2)
-    assert problem["detail"].startswith("审计记录与 2026-11-26T11:30:00+08:00 的封存不符：第 2 条")
-    assert "第 2 条在封存后被改写" in problem["detail"] and "第 1 条与更早的封存一致" in problem["detail"]
+        ("seal_broken", "audit", 3, 3)
+    assert problem["detail"].startswith("审计记录与 2026-11-26T11:30:00+08:00 的封存不符：第 3 条")
+    assert "第 3 条在封存后被改写" in problem["detail"] and "第 1–2 条与更早的封存一致" in problem["detail"]
     assert f"{seals} 第 2 行" in problem["detail"]
     cli = run_cli("verify", "--seal", str(seals), "--config", str(config_path),
                   cwd=config_path.parent, check=False)
@@ -428,12 +430,13 @@ def test_work_after_a_seal_extends_it(engine, quote_data, clock, config_path):
     seals = config_path.parent / "seals.txt"
     issue_quote(engine, quote_data)
     first = engine.seal(out=seals)
-    assert first["chains"]["audit"]["length"] == 2 and first["docs"] == 1
+    assert first["chains"]["audit"]["length"] == 3 and first["docs"] == 1   # K-1 made, Q-1 made and issued
     clock.advance(days=1)
     engine.fire("Q-1", "accept", "zhang")
     issue_quote(engine, quote_data)
     second = engine.seal(out=seals)
-    assert second["chains"]["audit"]["length"] == 5 and second["docs"] == 2
+    # accepted; Q-2 made (and joined to K-1) and issued
+    assert second["chains"]["audit"]["length"] == 7 and second["docs"] == 2
     assert seals.read_text(encoding="utf-8") == f"{first['line']}\n{second['line']}\n"
 
     assert engine.verify(seals=seals) == []
@@ -449,15 +452,15 @@ def test_a_last_entry_deleted_after_sealing_is_caught(engine, quote_data, config
     store = engine.config.store_dir
     [log] = (store / "log" / "audit").glob("*.jsonl")
     lines = log.read_text(encoding="utf-8").splitlines()
-    log.write_text(lines[0] + "\n", encoding="utf-8")        # the issue event removed …
-    set_head(store, "audit", json.loads(lines[0])["hash"])   # … the head moved back …
+    log.write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")  # the issue event removed …
+    set_head(store, "audit", json.loads(lines[1])["hash"])   # … the head moved back …
     edit_case(store, "Q-1", lambda d: d["audit"].pop("2"))   # … and the case's copy too
     assert engine.verify() == []
 
     [problem] = engine.verify(seals=seals)
 
-    assert (problem["problem"], problem["number"], problem["first"]) == ("seal_broken", "audit", 2)
-    assert "审计记录现在只有 1 条" in problem["detail"] and "已有 2 条" in problem["detail"]
+    assert (problem["problem"], problem["number"], problem["first"]) == ("seal_broken", "audit", 3)
+    assert "审计记录现在只有 2 条" in problem["detail"] and "已有 3 条" in problem["detail"]
 
 
 def test_forged_and_foreign_seal_lines(engine, quote_data, config_path):

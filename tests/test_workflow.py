@@ -11,7 +11,7 @@ from engine.config import load_config
 from engine.errors import PermissionDenied, StateError, WorkflowDefinitionError
 from engine.workflow import load_workflow, load_workflows
 
-from helpers import ROOT, make_dealer_dir, point_at_workflows
+from helpers import ROOT, make_dealer_dir, point_at_workflows, with_customers
 
 QUOTE = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
 
@@ -32,7 +32,7 @@ def dealer_with_workflows(directory: Path, files: dict[str, str]) -> Path:
     config_path = make_dealer_dir(directory)
     workflows = directory / "workflows"
     workflows.mkdir()
-    for name, text in files.items():
+    for name, text in with_customers(files).items():   # quote.toml joins customer.toml
         (workflows / name).write_text(text, encoding="utf-8")
     return point_at_workflows(config_path, "workflows")
 
@@ -71,7 +71,7 @@ def test_quote_loads(quote):
 
 
 def test_the_folder_loads_as_shipped(tmp_path):
-    assert list(load_folder(tmp_path, {"quote.toml": QUOTE})) == ["quote"]
+    assert list(load_folder(tmp_path, {"quote.toml": QUOTE})) == ["customer", "quote"]
 
 
 def test_machine_has_only_the_defined_triggers(quote):
@@ -334,7 +334,8 @@ def test_two_distinct_workflows_load(tmp_path):
 
     workflows = load_folder(tmp_path, {"a.toml": QUOTE, "b.toml": other})
 
-    assert {k: w.case_prefix for k, w in workflows.items()} == {"quote": "Q", "quote_b": "QB"}
+    assert {k: w.case_prefix for k, w in workflows.items()} == {"customer": "K", "quote": "Q",
+                                                                "quote_b": "QB"}
 
 
 def test_missing_workflows_folder(tmp_path):
@@ -374,14 +375,15 @@ def chain_edited(file: str, old: str, new: str) -> dict[str, str]:
 def test_the_sales_chain_loads_as_shipped(tmp_path):
     workflows = load_folder(tmp_path, CHAIN)
 
-    assert sorted(workflows) == ["contract", "delivery", "quote"]
+    assert sorted(workflows) == ["contract", "customer", "delivery", "quote"]
     contract, delivery = workflows["contract"], workflows["delivery"]
     assert contract.create_from["quote"].states == ("accepted",)
     assert contract.create_from["quote"].fields["vehicle_price"] == "list_price"
     assert not contract.create_from["quote"].required
     assert delivery.create_from["contract"].required
     [deliver] = delivery.candidates("deliver", "pdi_passed")
-    assert deliver.fire_linked == {"contract": "fulfil"} and deliver.stamps == ("delivered_at",)
+    assert deliver.fire_linked == {"contract": "fulfil", "customer": "deliver"}
+    assert deliver.stamps == ("delivered_at",)
     [approve] = contract.candidates("approve", "pending_approval")
     assert approve.not_actor_of == ("create", "submit")
     [cancel] = contract.candidates("cancel", "issued")
@@ -402,7 +404,7 @@ def test_the_sales_chain_loads_as_shipped(tmp_path):
      ['没有名为 "quotes" 的工作流']),
     ("contract.toml", 'states = ["accepted"]', 'states = ["acepted"]', "create_from.quote.states[0]",
      ['"acepted" 不是 quote 的状态']),
-    ("contract.toml", "{ customer_name = ", "{ customer_nmae = ",
+    ("contract.toml", "fields = { customer_name = ", "fields = { customer_nmae = ",
      "create_from.quote.fields.customer_nmae", ["不是本工作流的字段"]),
     ("contract.toml", 'vehicle_price = "list_price"', 'vehicle_price = "list_prise"',
      "create_from.quote.fields.vehicle_price", ['"list_prise" 不是 quote 的字段']),
@@ -412,11 +414,11 @@ def test_the_sales_chain_loads_as_shipped(tmp_path):
     ("delivery.toml", 'states = ["signed"]', 'states = ["signed", "sealed"]',
      "create_from.contract.states[1]", ['"sealed" 不是 contract 的状态']),
     # fire_linked only to a linked workflow, an existing trigger, and never one issuing documents
-    ("delivery.toml", 'fire_linked = { contract = "fulfil" }', 'fire_linked = { quote = "expire" }',
+    ("delivery.toml", 'fire_linked = { contract = "fulfil",', 'fire_linked = { quote = "expire",',
      "transitions[3].fire_linked.quote", ['与工作流 "quote" 没有关联（create_from）']),
-    ("delivery.toml", 'fire_linked = { contract = "fulfil" }', 'fire_linked = { contract = "fulfill" }',
+    ("delivery.toml", 'fire_linked = { contract = "fulfil",', 'fire_linked = { contract = "fulfill",',
      "transitions[3].fire_linked.contract", ['"fulfill" 不是 contract 的操作']),
-    ("delivery.toml", 'fire_linked = { contract = "fulfil" }', 'fire_linked = { contract = "issue" }',
+    ("delivery.toml", 'fire_linked = { contract = "fulfil",', 'fire_linked = { contract = "issue",',
      "transitions[3].fire_linked.contract", ['contract 的 "issue" 会出具文档，不能被联动触发']),
     # transition options
     ("contract.toml", APPROVE, APPROVE.replace('"submit"]', '"sumbit"]'),

@@ -41,6 +41,7 @@ from .control import DocumentControl
 from .definitions import Definitions
 from .guard import Guard
 from .issuing import IssuedDocument, Issuing
+from .parties import Parties
 from .trail import Trail
 from .units import Units, Work
 
@@ -121,7 +122,8 @@ class Pipeline:
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
-                 control: DocumentControl, units: Units, clock: Callable[[], datetime]) -> None:
+                 control: DocumentControl, units: Units, parties: Parties,
+                 clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
@@ -131,21 +133,24 @@ class Pipeline:
         self.issuing = issuing
         self.control = control
         self.units = units
+        self.parties = parties
         self.clock = clock
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
-               mark: tuple[str, str] | None = None) -> FireResult:
+               mark: tuple[str, str] | None = None, customer: str | None = None) -> FireResult:
         """Open a new case in the workflow's initial state, optionally from a ``source`` case
         (e.g. a contract from an accepted quote): mapped fields are carried over, ``data``
-        overrides them, and the two cases are linked both ways. Relative attachment paths in
-        ``data`` are taken from ``files_from`` (default: the current folder)."""
+        overrides them, and the two cases are linked both ways. A workflow with ``[party]``
+        joins its customer (``customer``, the source's, or found by mobile, or made new:
+        :class:`Parties`). Relative attachment paths in ``data`` are taken from
+        ``files_from`` (default: the current folder)."""
         wf = self.definitions.workflow(workflow)
         user = self.config.user(actor)
         self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
         new_files: list[Path] = []
         try:
-            return self._create(wf, data, user, source, new_files, files_from, mark)
+            return self._create(wf, data, user, source, new_files, files_from, mark, customer)
         except BaseException:
             for path in new_files:
                 path.unlink(missing_ok=True)
@@ -153,7 +158,8 @@ class Pipeline:
 
     def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
                 new_files: list[Path], files_from: Path | None,
-                mark: tuple[str, str] | None = None) -> FireResult:
+                mark: tuple[str, str] | None = None, customer: str | None = None
+                ) -> FireResult:
         with self.store.transaction() as tx:
             base: dict[str, Any] = {}
             links: dict[str, list[str]] = {}
@@ -178,8 +184,11 @@ class Pipeline:
                 if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
                         and (not spec.roles or set(spec.roles) & set(user.roles)):
                     stored[name] = user.login
-            self.definitions.require(wf, stored, (), f"新建{wf.title}")
             now = self.clock()
+            party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
+            if party is not None:
+                links[party.wf.key] = [party.record["id"]]
+            self.definitions.require(wf, stored, (), f"新建{wf.title}")
             values, totals = self.definitions.evaluate(wf, stored)
             self.definitions.run_checks(wf, wf.create_checks,
                                         self.definitions.names(tx, values, totals, now, links))
@@ -189,7 +198,8 @@ class Pipeline:
             # whose case it is: who opened it, its assignee, and whose the source case was
             owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
                                     else []),
-                      *(access.owners(origin) if origin is not None else [])]
+                      *(access.owners(origin) if origin is not None else []),
+                      *(party.owners if party is not None else [])]
             case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
             tx.put_case({
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
@@ -200,6 +210,8 @@ class Pipeline:
                 back = {**origin.get("links", {})}
                 back[wf.key] = [*back.get(wf.key, []), case_id]
                 tx.put_case({**origin, "links": back})
+            if party is not None:
+                self.parties.link(tx, party, wf, case_id, user, stamp)
             self.trail.audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
                              self.trail.changes(wf, {}, stored), [], warnings=warnings,
                              note=f"由 {source} 创建" if source else None)
@@ -314,7 +326,7 @@ class Pipeline:
         if not f.timed:
             self.guard.authorize(user, t.roles, f"执行「{t.label}」（{t.trigger}）")
             self._separate_duties(f.tx, wf, t, f.record, user)
-        for name in t.stamps:
+        for name in [*t.stamps, *(n for n in t.stamps_once if new_data.get(n) is None)]:
             spec = wf.fields[name]
             new_data[name] = (now.date().isoformat() if spec.type == "date"
                               else now.replace(tzinfo=None).isoformat(timespec="minutes"))
@@ -324,7 +336,7 @@ class Pipeline:
             new_data[name] = (new_data.get(name) or 0) + 1
         for name in t.record_actor:
             new_data[name] = user.login
-        if t.stamps or t.assign or t.increment or t.record_actor:
+        if t.stamps or t.stamps_once or t.assign or t.increment or t.record_actor:
             f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
             f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
                                              f.record.get("links", {}))
@@ -336,6 +348,8 @@ class Pipeline:
         case and its audit event, then the linked cases' cascade."""
         tx, work, wf, user, new_data = f.tx, f.work, f.wf, f.user, f.data
         case_id = f.record["id"]
+        if t.append or t.clear:
+            append_rows(wf, t, f.record["state"], new_data, user, work.now)
         self._check_exclusive(tx, wf, case_id, new_state, new_data)
         stamp = work.now.isoformat()
         owners = access.owners(f.record)
@@ -366,7 +380,8 @@ class Pipeline:
         model = _Move(facts, before, after)
         with wf.attached(model, state):
             if not model.trigger(trigger):  # type: ignore[attr-defined]
-                raise StateError(f"不能{label}：{'；'.join(model.refusals)}", trigger=trigger)
+                raise StateError(f"不能{label}：{'；'.join(dict.fromkeys(model.refusals))}",
+                                 trigger=trigger)
             return model.state  # type: ignore[attr-defined]
 
     # --- steps -------------------------------------------------------------------------------
@@ -481,6 +496,22 @@ class Pipeline:
         if record is None:
             raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
         return record
+
+
+def append_rows(wf: Workflow, t: TransitionSpec, state: str, data: dict[str, Any], user: User,
+                now: datetime) -> None:
+    """A transition's ``append``: one row added to each table named, from the fields (and
+    ``$actor``, ``$now``, ``$today``, ``$state`` (the state left), ``$dest`` (the state
+    reached)); then its ``clear`` fields are emptied, so the next entry starts blank."""
+    special = {"$actor": user.login, "$today": now.date().isoformat(),
+               "$now": now.replace(tzinfo=None).isoformat(timespec="minutes"),
+               "$state": wf.states[state].label, "$dest": wf.states[t.dest].label}
+    for table, columns in t.append.items():
+        row = {column: copy.deepcopy(special[origin] if origin in special else data.get(origin))
+               for column, origin in columns.items()}
+        data[table] = [*(data.get(table) or []), {k: v for k, v in row.items() if v is not None}]
+    for name in t.clear:
+        data[name] = None
 
 
 def _span(start: str, end: str) -> str:

@@ -114,7 +114,7 @@ class Registers:
         with self.store.snapshot() as tx:
             chosen = reports.select_rows(
                 ({**c, "data": c.get("fields", {})} for c in tx.find_cases(workflow=wf.key)
-                 if reach.sees_case(c)),
+                 if reach.sees_case(c) and (not spec.states or c["state"] in spec.states)),
                 spec.date_field, start, end)
             cases = [tx.case(c["id"]) for c in chosen]
             issued = {}

@@ -1,0 +1,220 @@
+"""The case a new case belongs to (``[party]`` in its workflow: the customer of a visit, a test
+drive or a quote), found or made inside the creating unit of work.
+
+A customer is found by the one named (``--customer K-12``), else by the source case's (a
+contract made from a quote belongs to the quote's customer), else by the key field's value
+(a mobile) through the store's people index, else made new from the ``create`` fields. One
+customer belongs to one consultant (the party workflow's ``assignee``): a case for a customer
+someone else owns is refused with the owner's name, unless the party's ``free_when`` holds
+(no recorded follow-up for a month: the owner let the customer lapse), in which case the
+customer passes to the new consultant and its audit trail says why.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from .. import access, case_migrations, privacy, rules
+from ..config import Config, User
+from ..errors import InputError, PermissionDenied
+from ..store import Tx
+from ..workflow import Party, Workflow
+from .definitions import Definitions
+from .guard import Guard
+from .trail import Trail
+
+
+@dataclass
+class Attached:
+    """The customer a new case joins: its record as it will be written, and what it adds to
+    the new case (owners, links)."""
+
+    record: dict[str, Any]
+    wf: Workflow
+    created: bool
+    owners: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    before: dict[str, Any] | None = None   # its data before (None when made new)
+
+
+class Parties:
+    def __init__(self, config: Config, workflows: Mapping[str, Workflow], guard: Guard,
+                 definitions: Definitions, trail: Trail, key: privacy.PersonalKey) -> None:
+        self.config = config
+        self.workflows = workflows
+        self.guard = guard
+        self.definitions = definitions
+        self.trail = trail
+        self.key = key
+
+    def attach(self, tx: Tx, wf: Workflow, stored: dict[str, Any], user: User,
+               named: str | None, origin: Mapping[str, Any] | None, now: datetime
+               ) -> Attached | None:
+        """The customer of a new case of ``wf`` with data ``stored`` (filled in place from the
+        customer: ``fill``, and the owner field). None when the workflow has no ``[party]`` or
+        the case names no one (a visitor who left no number)."""
+        party = wf.party
+        if party is None:
+            if named:
+                raise InputError(f"{wf.title}不关联客户档案，不能指定 --customer", field="customer")
+            return None
+        pwf = self.workflows[party.workflow]
+        found = None
+        if named:
+            found = self.guard.visible_case(tx, named, self.guard.reach(user.login))
+            if found["workflow"] != pwf.key:
+                raise InputError(f"{named} 不是{pwf.title}", field="customer")
+        elif origin is not None and origin.get("links", {}).get(pwf.key):
+            found = tx.case(origin["links"][pwf.key][0])
+        elif stored.get(party.key) not in (None, ""):
+            found = self.find(tx, party, stored[party.key])
+        if found is None:
+            if stored.get(party.key) in (None, ""):
+                return None
+            return self._new(tx, wf, pwf, party, stored, user, now)
+        return self._existing(tx, wf, pwf, party, found, stored, user, now)
+
+    def find(self, tx: Tx, party: Party, value: Any) -> dict[str, Any] | None:
+        """The customer whose ``match`` field holds ``value`` (the newest if several)."""
+        hashed = privacy.keyed_hash(self.key.get(), value)
+        for case_id in reversed(tx.cases_of_person(hashed)):
+            record = tx.case(case_id)
+            if record and record["workflow"] == party.workflow \
+                    and record["data"].get(party.match) == value:
+                return record
+        return None
+
+    def link(self, tx: Tx, attached: Attached, wf: Workflow, case_id: str, user: User,
+             stamp: str) -> None:
+        """Write the customer, linked to the new case ``case_id``, with its audit event."""
+        record = attached.record
+        links = {**record.get("links", {})}
+        links[wf.key] = [*links.get(wf.key, []), case_id]
+        record["links"] = links
+        pwf = attached.wf
+        if attached.created:
+            tx.put_case(record)
+            self.trail.audit(tx, stamp, user, record["id"], pwf, "create", None, record["state"],
+                             self.trail.changes(pwf, {}, record["data"]), [],
+                             note=f"由{wf.title} {case_id} 登记")
+            return
+        record.update(updated_at=stamp, updated_by=user.login)
+        tx.put_case(record)   # every case joining the customer is in its own history
+        self.trail.audit(tx, stamp, user, record["id"], pwf, "attach", record["state"],
+                         record["state"], self.trail.changes(pwf, attached.before or {},
+                                                              record["data"]), [],
+                         note="；".join([f"关联{wf.title} {case_id}", *attached.notes]))
+
+    # --- the two cases ---------------------------------------------------------------------
+
+    def _new(self, tx: Tx, wf: Workflow, pwf: Workflow, party: Party, stored: dict[str, Any],
+             user: User, now: datetime) -> Attached:
+        data: dict[str, Any] = {}
+        owner = stored.get(party.owner) if party.owner else None
+        if owner is None and pwf.assignee and self._may_own(pwf, user):
+            owner = user.login
+        if owner is not None and pwf.assignee:
+            data[pwf.assignee] = owner
+            if party.owner and stored.get(party.owner) is None:
+                stored[party.owner] = owner
+        stamp = now.isoformat()
+        case_id = f"{pwf.case_prefix}-{tx.next_counter(f'case:{pwf.case_prefix}')}"
+        case_migrations.record_new(tx, self.workflows)
+        record = {"id": case_id, "workflow": pwf.key, "state": pwf.initial, "data": data,
+                  "links": {}, "created_at": stamp, "created_by": user.login,
+                  "updated_at": stamp, "updated_by": user.login,
+                  "owners": list(dict.fromkeys([user.login, *([owner] if owner else [])])),
+                  "definition": pwf.definition}
+        self._fill(party, record, stored)
+        self.definitions.require(pwf, data, (), f"登记{pwf.title}")
+        return Attached(record, pwf, True, owners=list(record["owners"]))
+
+    def _existing(self, tx: Tx, wf: Workflow, pwf: Workflow, party: Party,
+                  found: Mapping[str, Any], stored: dict[str, Any], user: User, now: datetime
+                  ) -> Attached:
+        record = copy.deepcopy(dict(found))
+        if party.states and record["state"] not in party.states:
+            need = "、".join(self.definitions.state_labels(pwf.key, party.states))
+            raise InputError(f"{pwf.title} {record['id']} 处于「{pwf.states[record['state']].label}」，"
+                             f"只有「{need}」的客户才能登记{wf.title}（请先重新激活该客户）",
+                             field=party.key, case=record["id"])
+        attached = Attached(record, pwf, False, before=copy.deepcopy(record["data"]))
+        owner = record["data"].get(pwf.assignee) if pwf.assignee else None
+        if party.owner:
+            wanted = stored.get(party.owner)
+            if wanted is None and owner is not None and not self._may_own(pwf, user):
+                wanted = owner                  # the front desk: the customer's consultant
+            elif wanted is None and self._may_own(pwf, user):
+                wanted = user.login
+            if owner is not None and wanted is not None and wanted != owner:
+                if self._lapsed(pwf, party, record, now):
+                    attached.notes.append(
+                        f"原销售顾问 {self._name(owner)} 超过期限未跟进，客户转为 "
+                        f"{self._name(wanted)} 的客户")
+                    owner = None
+                else:
+                    raise PermissionDenied(
+                        f"客户{self._who(pwf, record)}已由 {self._name(owner)} 接待"
+                        f"（{pwf.title} {record['id']}），不能再登记给 {self._name(wanted)}；"
+                        f"如需改由其他顾问跟进，请销售经理改派（dealerdocs reassign "
+                        f"{record['id']} --to 登录名）", user=user.login, rule="party_owner",
+                        owner=owner, case=record["id"])
+            if owner is None and wanted is not None and pwf.assignee:
+                record["data"][pwf.assignee] = wanted
+                record["owners"] = [o for o in access.owners(record)
+                                    if o == record["created_by"]] + [wanted]
+                owner = wanted
+            if wanted is not None:
+                stored[party.owner] = wanted
+        self._fill(party, record, stored)
+        attached.owners = access.owners(record)
+        return attached
+
+    def _fill(self, party: Party, record: dict[str, Any], stored: dict[str, Any]) -> None:
+        """This case's empty fields from the customer; the customer's record from this case."""
+        for target, origin in party.fill.items():
+            if stored.get(target) in (None, "", []) and record["data"].get(origin) not in (None, ""):
+                stored[target] = copy.deepcopy(record["data"][origin])
+        pwf = self.workflows[party.workflow]
+        for target, origin in party.create.items():
+            if record["data"].get(target) in (None, "", []) and \
+                    stored.get(origin) not in (None, "", []):
+                record["data"][target] = _as(pwf, target, stored[origin])
+        for target, origin in party.update.items():
+            if stored.get(origin) not in (None, "", []):
+                record["data"][target] = _as(pwf, target, stored[origin])
+
+    def _lapsed(self, pwf: Workflow, party: Party, record: Mapping[str, Any], now: datetime
+                ) -> bool:
+        if party.free_when is None:
+            return False
+        values, totals = self.definitions.evaluate(pwf, record["data"], now.date())
+        scope = rules.namespace(values, totals, today=now.date(),
+                                now=now.replace(tzinfo=None), policy=self.config.policy,
+                                linked={})
+        return bool(party.free_when(scope))
+
+    def _may_own(self, pwf: Workflow, user: User) -> bool:
+        """Whether ``user`` could be a customer's consultant (has the assignee field's roles)."""
+        if not pwf.assignee:
+            return False
+        allowed = pwf.fields[pwf.assignee].roles
+        return not allowed or bool(set(allowed) & set(user.roles))
+
+    def _name(self, login: str) -> str:
+        user = self.config.users.get(login)
+        return f"{user.name}（{login}）" if user else login
+
+    @staticmethod
+    def _who(pwf: Workflow, record: Mapping[str, Any]) -> str:
+        name = next((record["data"].get(k) for k in pwf.summary if record["data"].get(k)), "")
+        return f" {name} " if name else " "
+
+
+def _as(wf: Workflow, name: str, value: Any) -> Any:
+    """``value`` as field ``name`` of ``wf`` keeps it (the day of a date and time for a date)."""
+    if wf.fields[name].type == "date" and isinstance(value, str) and len(value) > 10:
+        return value[:10]
+    return copy.deepcopy(value)
