@@ -188,17 +188,21 @@ def workflows_cmd(click_ctx, config_path, actor, as_json) -> None:
 @click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据文件，- 为标准输入")
 @click.option("--from", "--from-quote", "--from-contract", "source", metavar="CASE", default=None,
               help="来源案件（如从已接受的报价 Q-1 创建合同），带入其数据并相互关联")
+@click.option("--customer", metavar="K-…", default=None,
+              help="客户档案（如 K-12）：带入客户姓名和手机号并关联；不写则按手机号查找或新建")
 @_common
 @click.pass_context
-def new(click_ctx, workflow: str, data_file: str | None, source: str | None, config_path, actor,
-        as_json) -> None:
+def new(click_ctx, workflow: str, data_file: str | None, source: str | None,
+        customer: str | None, config_path, actor, as_json) -> None:
     """新建案件：dealerdocs new quote --data examples/quote.json --as zhang"""
     ctx = _ctx(click_ctx, config_path, actor, as_json)
     data = _read_data(data_file) if data_file else {}
     result = ctx.engine.create(workflow, data, ctx.user(), source=source,
-                               files_from=_files_from(data_file))
-    _emit(ctx, {"id": result.id, "state": result.state},
-          f"已新建 {result.id}（{result.state_label}）")
+                               files_from=_files_from(data_file), customer=customer)
+    _emit(ctx, {"id": result.id, "state": result.state,
+                **({"customer": result.party} if result.party else {})},
+          f"已新建 {result.id}（{result.state_label}）"
+          + (f"，客户档案 {result.party}" if result.party else ""))
 
 
 @main.command()
@@ -246,7 +250,7 @@ def show(click_ctx, case_id: str, reveal: bool, config_path, actor, as_json) -> 
         lines.append("文档：")
         lines += [f"  {d['number']}  第 {d['version']} 版  {d['status']}  {d['pdf']}"
                   for d in case["documents"]]
-    lines.append("可执行：" + ("、".join(f"{t['trigger']}（{t['label']}）" for t in case["triggers"])
+    lines.append("可执行：" + ("、".join(dict.fromkeys(f"{t['trigger']}（{t['label']}）" for t in case["triggers"]))
                              or "无"))
     lines.append("历史：")
     lines += [f"  {e['at']}  {e['actor']}  {e['trigger']}  {e['from'] or '—'} → {e['to']}"

@@ -8,6 +8,8 @@ workflow file, not from a hand-made layout.
 """
 from __future__ import annotations
 
+import re
+
 import io
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -101,7 +103,8 @@ def _text(value: Cell, *, narrow: bool = False) -> str:
 def to_xlsx(table: Table) -> bytes:
     wb = Workbook()
     ws = wb.active
-    ws.title = table.title[:31]
+    # Excel forbids \ / ? * [ ] : in a sheet's name (展厅来电/店登记表) and allows 31 characters
+    ws.title = re.sub(r"[\\/?*\[\]:]", "、", table.title)[:31]
     ws.append([table.title])
     ws.append([table.subtitle])
     ws.append(table.headers)

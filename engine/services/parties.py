@@ -74,6 +74,11 @@ class Parties:
             if stored.get(party.key) in (None, ""):
                 return None
             return self._new(tx, wf, pwf, party, stored, user, now)
+        given, theirs = stored.get(party.key), found["data"].get(party.match)
+        if named and given not in (None, "") and theirs not in (None, "") and given != theirs:
+            label = wf.fields[party.key].label
+            raise InputError(f"{label}与{pwf.title} {found['id']} 的不一致：请不填{label}（带入客户档案的），"
+                             f"或核对是否选错了客户", field=party.key, case=found["id"])
         return self._existing(tx, wf, pwf, party, found, stored, user, now)
 
     def find(self, tx: Tx, party: Party, value: Any) -> dict[str, Any] | None:
@@ -148,6 +153,9 @@ class Parties:
                 wanted = owner                  # the front desk: the customer's consultant
             elif wanted is None and self._may_own(pwf, user):
                 wanted = user.login
+            if owner is not None and self._may_own(pwf, user) and user.login != owner \
+                    and not self.guard.reach(user.login).reassign:
+                wanted = user.login   # a colleague's customer, even when naming the colleague
             if owner is not None and wanted is not None and wanted != owner:
                 if self._lapsed(pwf, party, record, now):
                     attached.notes.append(

@@ -52,10 +52,12 @@ class FireResult:
     state: str
     state_label: str
     documents: list[IssuedDocument] = field(default_factory=list)
+    party: str | None = None   # a new case's customer (``[party]``), found or made
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "state_label": self.state_label,
-                "documents": [d.to_dict() for d in self.documents]}
+                "documents": [d.to_dict() for d in self.documents],
+                **({"party": self.party} if self.party else {})}
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,8 @@ class Pipeline:
                              note=f"由 {source} 创建" if source else None)
             if mark is not None:
                 tx.set_mark(mark[0], mark[1], {"case": case_id})
-        return FireResult(case_id, wf.initial, wf.states[wf.initial].label)
+        return FireResult(case_id, wf.initial, wf.states[wf.initial].label,
+                          party=party.record["id"] if party is not None else None)
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,
@@ -326,16 +329,7 @@ class Pipeline:
         if not f.timed:
             self.guard.authorize(user, t.roles, f"执行「{t.label}」（{t.trigger}）")
             self._separate_duties(f.tx, wf, t, f.record, user)
-        for name in [*t.stamps, *(n for n in t.stamps_once if new_data.get(n) is None)]:
-            spec = wf.fields[name]
-            new_data[name] = (now.date().isoformat() if spec.type == "date"
-                              else now.replace(tzinfo=None).isoformat(timespec="minutes"))
-        for target, origin in t.assign.items():
-            new_data[target] = copy.deepcopy(new_data.get(origin))
-        for name in t.increment:
-            new_data[name] = (new_data.get(name) or 0) + 1
-        for name in t.record_actor:
-            new_data[name] = user.login
+        automatic_writes(wf, t, new_data, user, now)
         if t.stamps or t.stamps_once or t.assign or t.increment or t.record_actor:
             f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
             f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
@@ -444,19 +438,24 @@ class Pipeline:
         values, totals = self.definitions.evaluate(wf, record["data"], now.date())
         facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
 
+        data = copy.deepcopy(record["data"])
+
         def before(t: TransitionSpec) -> None:
             self.definitions.require(wf, record["data"], t.requires,
                                      f"关联的{wf.title} {case_id} {t.label}")
             self.definitions.run_checks(wf, t.checks, facts)
+            automatic_writes(wf, t, data, user, now)   # no input: stamps, counters, clears
+            for name in t.clear:
+                data[name] = None
 
         def after(t: TransitionSpec, new_state: str) -> None:
             stamp = now.isoformat()
-            tx.put_case({**record, "state": new_state, "updated_at": stamp,
+            tx.put_case({**record, "state": new_state, "data": data, "updated_at": stamp,
                          "updated_by": user.login})
             if t.void_documents:
                 self.control.void_documents(tx, work, case_id, user, f"{wf.title}{t.label}")
             self.trail.audit(tx, stamp, user, case_id, wf, trigger, record["state"], new_state,
-                             [], [], note=note)
+                             self.trail.changes(wf, record["data"], data), [], note=note)
 
         self._move(wf, record["state"], trigger, candidates[0].label, facts, before, after)
 
@@ -496,6 +495,21 @@ class Pipeline:
         if record is None:
             raise NotFoundError(f"找不到案件 \"{case_id}\"（可用 dealerdocs list 查看）", case=case_id)
         return record
+
+
+def automatic_writes(wf: Workflow, t: TransitionSpec, data: dict[str, Any], user: User,
+                     now: datetime) -> None:
+    """What a transition writes by itself: its stamps (``stamps_once`` only while empty),
+    copies (``assign``), counters (``increment``) and the actor's name (``record_actor``)."""
+    for name in [*t.stamps, *(n for n in t.stamps_once if data.get(n) is None)]:
+        data[name] = (now.date().isoformat() if wf.fields[name].type == "date"
+                      else now.replace(tzinfo=None).isoformat(timespec="minutes"))
+    for target, origin in t.assign.items():
+        data[target] = copy.deepcopy(data.get(origin))
+    for name in t.increment:
+        data[name] = (data.get(name) or 0) + 1
+    for name in t.record_actor:
+        data[name] = user.login
 
 
 def append_rows(wf: Workflow, t: TransitionSpec, state: str, data: dict[str, Any], user: User,

@@ -115,6 +115,7 @@ class NewCase(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict,
                                  description="字段值，键为工作流定义中的字段名（与 dealerdocs new --data 相同）")
     source: str | None = Field(default=None, description="来源案件（如从已接受的报价 Q-1 创建合同）")
+    customer: str | None = Field(default=None, description="客户档案（如 K-12）；不写则按手机号查找或新建")
 
 
 class Fire(BaseModel):
@@ -220,7 +221,8 @@ async def create(request: Request, body: NewCase) -> JSONResponse:
     try:
         data = _attachments(w.engine.workflow(body.workflow), _decimals(body.data), Path(folder))
         result = await w.write(w.engine.create, body.workflow, data, user.login,
-                               source=body.source, files_from=Path(folder))
+                               source=body.source, files_from=Path(folder),
+                               customer=body.customer)
     finally:
         remove_tree(folder)
     return ok(result.to_dict(), 201)

@@ -1,0 +1,268 @@
+"""Customers at the centre (issue 15): the customer's file and its levels (customer.toml), the
+showroom register (reception.toml) and the [party] link that joins visits, test drives,
+quotes, contracts and deliveries to one customer found by mobile. End to end on a real store:
+the tracking card is rendered by docxtpl and converted by LibreOffice, and read back."""
+from __future__ import annotations
+
+
+from pathlib import Path
+
+import pytest
+from docx import Document
+from openpyxl import load_workbook
+
+from engine.errors import InputError, NotFoundError, PermissionDenied, StateError
+from helpers import contract_data, example, pdf_text
+
+
+
+def walk_in(engine, actor="xu", **changes) -> str:
+    data = {"kind": "来店", "arrived_at": "2026-11-26T10:05", "party_size": 2,
+            "customer_name": "王建华", "customer_mobile": "13600001111", "gender": "男",
+            "intended_model": "瑞虎8 PRO", "source": "网络", **changes}
+    return engine.create("reception", {k: v for k, v in data.items() if v is not None}, actor)
+
+
+def follow(engine, customer: str, level: str, *, day: str = "2026-11-26", next_day: str,
+           actor: str = "zhang", method: str = "电话", content: str = "介绍瑞虎8 PRO 配置"):
+    return engine.fire(customer, "follow_up", actor, {
+        "fu_date": day, "fu_method": method, "fu_content": content,
+        "fu_feedback": "关心油耗", "fu_response": "约周末试驾", "new_level": level,
+        "next_follow_up": next_day})
+
+
+# --- the register and who a customer belongs to --------------------------------------------------
+
+def test_a_walk_in_makes_the_customer_and_a_return_goes_to_the_owner(engine, clock):
+    first = walk_in(engine, consultant="zhang")
+    customer = first.party
+    assert customer == "K-1" and first.id == "V-1"
+    file = engine.case(customer, actor="wang", reveal=True)
+    assert file["state"] == "n" and file["data"]["consultant"] == "zhang"
+    assert file["data"]["mobile"] == "13600001111" and file["data"]["name"] == "王建华"
+    assert file["data"]["last_contact"] == "2026-11-26" and file["links"] == {"reception": ["V-1"]}
+    assert engine.case("V-1", actor="wang")["links"] == {"customer": ["K-1"]}
+
+    # he comes back a week later: the desk picks nobody, he goes to zhang; same file
+    clock.advance(days=7)
+    again = walk_in(engine, arrived_at="2026-12-03T10:20", customer_name=None, gender=None,
+                    intended_model=None, customer_mobile="136-0000-1111")
+    assert again.party == "K-1"
+    visit = engine.case(again.id, actor="wang")
+    assert visit["data"]["consultant"] == "zhang" and visit["data"]["customer_name"] == "王建华"
+    file = engine.case(customer, actor="wang")
+    assert file["links"] == {"reception": ["V-1", "V-2"]}
+    assert file["data"]["last_contact"] == "2026-12-03"
+    assert [e["trigger"] for e in file["history"]] == ["create", "reveal", "attach"]
+    assert "关联展厅来电/店登记 V-2" in file["history"][-1]["note"]
+
+    # li on the floor cannot take him, and is told whose he is
+    with pytest.raises(PermissionDenied) as refused:
+        walk_in(engine, actor="li", arrived_at="2026-12-03T10:25")
+    assert "已由 张伟（zhang） 接待（客户档案 K-1），不能再登记给 李娜（li）" in refused.value.message
+    assert "dealerdocs reassign K-1" in refused.value.message
+    # nor can the desk register him for li
+    with pytest.raises(PermissionDenied):
+        walk_in(engine, arrived_at="2026-12-03T10:25", consultant="li")
+    assert [c["id"] for c in engine.cases("reception", actor="wang")] == ["V-1", "V-2"]
+
+
+def test_a_visitor_who_leaves_no_number_is_still_registered(engine):
+    made = walk_in(engine, customer_name=None, customer_mobile=None, gender=None,
+                   consultant="li", kind="来电")
+    assert made.party is None
+    row = engine.case(made.id, actor="wang")
+    assert row["links"] == {} and row["data"]["kind"] == "来电"
+    assert engine.cases("customer", actor="wang") == []
+    # a number without a name is refused: the customer's file needs one
+    with pytest.raises(InputError) as refused:
+        walk_in(engine, customer_name=None)
+    assert "客户姓名" in refused.value.message
+
+
+def test_a_customer_not_followed_up_for_a_month_is_free_again(engine, clock):
+    customer = walk_in(engine, consultant="zhang").party
+    clock.advance(days=30)
+    with pytest.raises(PermissionDenied):       # 30 days: still zhang's
+        walk_in(engine, actor="li", arrived_at="2026-12-26T09:00")
+    clock.advance(days=1)
+    taken = walk_in(engine, actor="li", arrived_at="2026-12-27T09:00")
+    assert taken.party == customer
+    file = engine.case(customer, actor="wang")
+    assert file["data"]["consultant"] == "li" and "li" in file["owners"]
+    assert "zhang" not in file["owners"]
+    assert "原销售顾问 张伟（zhang） 超过期限未跟进，客户转为 李娜（li） 的客户" in \
+        file["history"][-1]["note"]
+    with pytest.raises(NotFoundError):          # zhang no longer sees the file
+        engine.case(customer, actor="zhang")
+
+
+def test_who_sees_the_files_and_the_register(engine):
+    mine = walk_in(engine, consultant="zhang").party
+    theirs = walk_in(engine, consultant="li", customer_name="赵倩",
+                     customer_mobile="13700002222").party
+    assert [c["id"] for c in engine.cases("customer", actor="zhang")] == [mine]
+    assert [c["id"] for c in engine.cases("customer", actor="li")] == [theirs]
+    with pytest.raises(NotFoundError):
+        engine.case(theirs, actor="zhang")
+    assert {c["id"] for c in engine.cases("customer", actor="wang")} == {mine, theirs}
+    # the front desk keeps the register, not the customers' files
+    assert {c["id"] for c in engine.cases(actor="xu")} == {"V-1", "V-2"}
+    with pytest.raises(NotFoundError):
+        engine.case(mine, actor="xu")
+    shown = engine.case("V-2", actor="xu")
+    assert shown["data"]["customer_mobile"] == "137****2222"     # masked for the desk too
+
+
+# --- levels and the tracking card ----------------------------------------------------------------
+
+def test_follow_ups_move_the_level_and_the_card_prints_them(engine, clock, tmp_path):
+    customer = walk_in(engine, consultant="zhang").party
+    with pytest.raises(StateError) as blocked:          # nothing to print before a card opens
+        engine.fire(customer, "print_card", "zhang")
+    assert "尚未达到建卡级别" in blocked.value.message
+    with pytest.raises(StateError) as no_level:
+        engine.fire(customer, "follow_up", "zhang", {"fu_date": "2026-11-26", "fu_method": "电话",
+                                                       "fu_content": "问候", "next_follow_up": "2026-11-28"})
+    assert no_level.value.message.count("请选择跟进后的意向级别") == 1
+
+    # C: next call within 30 days (the store's policy); 31 days is refused, naming the limit
+    with pytest.raises(InputError) as too_late:
+        follow(engine, customer, "C", next_day="2026-12-27")
+    assert "C 级客户最迟 30 天内再跟进" in too_late.value.message
+    assert "2026年12月26日" in too_late.value.message
+    assert follow(engine, customer, "C", next_day="2026-12-20").state == "c"
+    clock.advance(days=5)
+    with pytest.raises(InputError) as h_limit:           # H: 2 days
+        follow(engine, customer, "H", day="2026-12-01", next_day="2026-12-04", method="到店")
+    assert "H 级客户最迟 2 天内再跟进" in h_limit.value.message
+    assert follow(engine, customer, "H", day="2026-12-01", next_day="2026-12-03",
+                  method="到店", content="试驾后谈价格").state == "h"
+
+    file = engine.case(customer, actor="zhang")
+    data = file["data"]
+    assert data["card_opened_on"] == "2026-11-26"          # the first time it reached C
+    assert data["last_contact"] == "2026-12-01" and data["next_follow_up"] == "2026-12-03"
+    assert data["fu_content"] is None and data["new_level"] is None   # the form starts blank
+    rows = data["follow_ups"]
+    assert [(r["date"], r["method"], r["level_before"], r["level_after"], r["by"]) for r in rows] == [
+        ("2026-11-26", "电话", "N 级（新接触）", "C 级", "zhang"),
+        ("2026-12-01", "到店", "C 级", "H 级", "zhang")]
+    due = engine.due(within=3, actor="zhang")
+    assert [(d["id"], d["deadline"], d["days_left"]) for d in due] == [(customer, "2026-12-03", 2)]
+    assert engine.due(within=3, actor="li") == []
+
+    [doc] = engine.fire(customer, "print_card", "zhang").documents
+    assert doc.number == "GZK-2026-000001"
+    text = "\n".join(p.text for t in Document(doc.docx).tables for r in t.rows for p in
+                     {c._tc: c for c in r.cells}.values() for p in p.paragraphs)
+    assert "试驾后谈价格" in text and "C 级 → H 级" in text and "N 级（新接触） → C 级" in text
+    pdf = pdf_text(Path(doc.pdf)).replace(" ", "")
+    assert "意向客户跟踪卡" in pdf and "王建华" in pdf and "试驾后谈价格" in pdf
+    assert "2026年11月26日" in pdf          # 制卡日期
+    assert engine.case(customer, actor="zhang")["state"] == "h"   # printing leaves the level
+
+
+def test_a_loss_is_approved_by_a_manager_or_sent_back_to_c(engine, clock):
+    customer = walk_in(engine, consultant="zhang").party
+    follow(engine, customer, "B", next_day="2026-12-05")
+    with pytest.raises(InputError) as needs_brand:
+        engine.fire(customer, "request_lost", "zhang", {"lost_reason": "购买其它品牌",
+                                                        "lost_note": "已在别家订车"})
+    assert "购买的竞品品牌" in needs_brand.value.message
+    engine.fire(customer, "request_lost", "zhang", {
+        "lost_reason": "购买其它品牌", "lost_brand": "吉利", "lost_model": "星越L",
+        "lost_note": "已在别家订车"})
+    with pytest.raises(PermissionDenied):
+        engine.fire(customer, "approve_lost", "zhang")
+    assert engine.fire(customer, "reject_lost", "wang", {
+        "review_note": "客户仍在比价，继续跟进", "next_follow_up": "2026-12-10"}).state == "c"
+    engine.fire(customer, "request_lost", "zhang", {"lost_reason": "价格因素",
+                                                    "lost_note": "预算不够"})
+    assert engine.fire(customer, "approve_lost", "wang", {"review_note": "同意"}).state == "lost"
+    data = engine.case(customer, actor="wang")["data"]
+    assert data["lost_on"] == "2026-11-26" and data["lost_approver"] == "wang"
+    assert data["next_follow_up"] is None
+    assert engine.due(within=30, actor="zhang") == []      # nothing due on a lost customer
+    # won back later
+    assert engine.fire(customer, "reopen", "zhang", {"next_follow_up": "2026-12-20"}).state == "c"
+
+
+# --- the sales cases join the customer --------------------------------------------------------
+
+def test_quote_contract_and_delivery_move_the_customer_to_o_and_d(engine, clock):
+    customer = walk_in(engine, consultant="zhang", customer_name="刘晓明",
+                       customer_mobile="13800138000").party
+    follow(engine, customer, "A", next_day="2026-12-01")
+    # a test drive and a quote made from the file take its name and mobile
+    drive = engine.create("test_drive", {k: v for k, v in example("test_drive").items()
+                                         if k not in ("customer_name", "customer_mobile")},
+                          "zhang", customer=customer)
+    assert drive.party == customer
+    q = engine.create("quote", {k: v for k, v in example("quote").items()
+                                if k not in ("customer_name", "customer_mobile")},
+                      "zhang", customer=customer).id
+    shown = engine.case(q, actor="zhang", reveal=True)
+    assert shown["data"]["customer_name"] == "刘晓明"
+    assert shown["data"]["customer_mobile"] == "13800138000"
+    engine.fire(q, "issue", "zhang")
+    engine.fire(q, "accept", "zhang")
+    c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
+    assert engine.case(c, actor="zhang")["links"]["customer"] == [customer]   # the quote's
+    if engine.fire(c, "submit", "zhang").state == "pending_approval":
+        engine.fire(c, "approve", "wang")
+    engine.fire(c, "issue", "zhang")
+    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    file = engine.case(customer, actor="zhang")
+    assert file["state"] == "o" and file["data"]["ordered_on"] == "2026-11-26"
+    assert file["history"][-1]["note"] == f"由 {c} 双方签订联动"
+    assert set(file["links"]) == {"reception", "test_drive", "quote", "contract"}
+
+    d = engine.create("delivery", example("delivery", delivery_date="2026-11-29",
+                                          pdi_date="2026-11-26"), "zhang", source=c).id
+    engine.fire(d, "pdi", "zhang")
+    engine.fire(d, "deliver", "zhang")
+    file = engine.case(customer, actor="zhang")
+    assert file["state"] == "d" and file["data"]["delivered_on"] == "2026-11-26"
+    # another consultant may not open a case for him; a named file that is not a customer is
+    # refused
+    with pytest.raises(PermissionDenied):
+        engine.create("quote", example("quote"), "li")
+    with pytest.raises(InputError) as wrong:
+        engine.create("quote", example("quote"), "zhang", customer=q)
+    assert "不是客户档案" in wrong.value.message
+
+
+# --- the registers -------------------------------------------------------------------------------
+
+def test_the_register_and_the_loss_analysis_come_out_with_the_rows(engine, clock, tmp_path):
+    walk_in(engine, consultant="zhang")
+    walk_in(engine, consultant="li", kind="来电", arrived_at="2026-11-26T09:10",
+            customer_name="赵倩", customer_mobile="13700002222", gender="女")
+    walk_in(engine, customer_name=None, customer_mobile=None, gender=None, consultant="li",
+            arrived_at="2026-11-26T08:40")
+    engine.fire("V-1", "complete", "zhang", {"left_at": "2026-11-26T11:20",
+                                             "reception_notes": "看车并试乘，关心油耗",
+                                             "level_after": "B", "outcome": "继续跟进"})
+    out = engine.report("reception", formats=("xlsx",), out_dir=tmp_path, actor="wang")
+    assert out["rows"] == 3
+    sheet = load_workbook(out["files"]["xlsx"]).active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    header = next(r for r in values if r and r[0] == "序号")
+    rows = values[values.index(header) + 1:][:3]
+    col = {name: header.index(name) for name in header if name}
+    by_id = {r[0]: r for r in rows}
+    assert by_id["V-1"][col["接待经过"]] == "看车并试乘，关心油耗"
+    assert by_id["V-1"][col["电话"]] == "136****1111"                # masked in the export
+    assert by_id["V-2"][col["来电/来店"]] == "来电"
+    assert by_id["V-3"][col["客户姓名"]] in (None, "")
+
+    customer = engine.case("V-2", actor="wang")["links"]["customer"][0]
+    engine.fire(customer, "request_lost", "li", {"lost_reason": "购买其它品牌", "lost_brand": "比亚迪",
+                                                 "lost_model": "宋PLUS", "lost_note": "价格"})
+    engine.fire(customer, "approve_lost", "qian")
+    lost = engine.report("lost", formats=("xlsx",), out_dir=tmp_path, actor="wang")
+    assert lost["rows"] == 1 and lost["title"] == "意向客户流失分析表"
+    sheet = load_workbook(lost["files"]["xlsx"]).active
+    cells = [c.value for row in sheet.iter_rows() for c in row]
+    assert "比亚迪" in cells and "宋PLUS" in cells and "赵倩" in cells
