@@ -120,6 +120,7 @@ class Engine:
                                    self.attachments, self.clock)
         try:   # a workflow file changed since the store last saw it: bring its cases along
             case_migrations.bring_up_to_date(self.store, self.workflows)
+            self.parties.link_existing(self.store, self.clock())   # once: old cases' customers
         except StorageError:
             pass  # a store that cannot be opened says so on first use (recover must still run)
 

@@ -487,8 +487,11 @@ def _mentions_doc_number(path: Path) -> bool:
                for _, root in docxtext.parts(doc) for p in root.iter(W + "p"))
 
 
-def lint_workflow(wf: Workflow, config: Config) -> list[Finding]:
-    """The state graph, roles nobody holds, and documents that never print their number."""
+def lint_workflow(wf: Workflow, config: Config, linked: frozenset[tuple[str, str]] = frozenset()
+                  ) -> list[Finding]:
+    """The state graph, roles nobody holds, and documents that never print their number.
+    ``linked``: the (workflow, trigger) steps other workflows fire (``fire_linked``): one
+    without roles is moved by them, like a timed one by its timer."""
     file, out = _file_of(wf, config), []
     reachable = _reachable(wf)
     for name, state in wf.states.items():
@@ -511,8 +514,8 @@ def lint_workflow(wf: Workflow, config: Config) -> list[Finding]:
                             "无人能新建业务单", "在 config.toml 的 [users] 中给用户加上其中一个角色"))
     timed = {x.trigger for x in wf.timers}
     for i, t in enumerate(wf.transitions):
-        if not t.roles and t.trigger in timed:
-            continue  # only its timer fires it (dealerdocs tick)
+        if not t.roles and (t.trigger in timed or (wf.key, t.trigger) in linked):
+            continue  # only its timer (dealerdocs tick) or another case's step fires it
         if not set(t.roles) & held:
             out.append(_warning(file, f"transitions[{i}].roles（{t.trigger}）",
                                 f"操作「{t.label}」要求的角色 {'、'.join(t.roles)} 没有任何用户拥有",
@@ -594,8 +597,10 @@ def lint_paths(config: Config, targets: list[str],
             out.append(_error(target, "（命令行）", "找不到这个模板或流程",
                               f"模板在{found_layers.describe()}；"
                               f"流程可用：{'、'.join(workflows) or '（无）'}"))
+    linked = frozenset((name, trigger) for w in workflows.values() for t in w.transitions
+                       for name, trigger in t.fire_linked.items())
     for wf in chosen:
-        out += lint_workflow(wf, config)
+        out += lint_workflow(wf, config, linked)
     if not targets or chosen:
         out += [f for f in lint_stored_cases(config, workflows)
                 if not targets or f.file in {_file_of(w, config) for w in chosen}]

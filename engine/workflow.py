@@ -134,6 +134,7 @@ class _MigrationsDef:
 class _DeadlineDef:
     field: str
     owner: str | None = None
+    step: str | None = None    # the step that meets it (the start page's one-tap button)
 
 
 @dataclass(frozen=True)
@@ -393,6 +394,7 @@ class Workflow:
     migrations: Migrations = field(default_factory=Migrations)
     definition: str = ""  # sha256 of the file's content (comments aside): cases record it  # workflows whose data rules read (linked.<x>)
     party: Party | None = None
+    deadline_step: str | None = None   # the step that meets the deadline (one tap away)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -571,6 +573,16 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
         workflows[wf.key] = wf
     for w in workflows.values():
         _check_links(w, workflows)
+    linked_steps = {(name, trigger) for w in workflows.values() for t in w.transitions
+                    for name, trigger in t.fire_linked.items()}
+    for w in workflows.values():
+        for i, t in enumerate(w.transitions):
+            if not t.roles and not any(x.trigger == t.trigger for x in w.timers) \
+                    and (w.key, t.trigger) not in linked_steps:
+                raise WorkflowDefinitionError(
+                    f"{w.source.name}: transitions[{i}].roles: 没有角色的操作只能由 [[timers]] 定时"
+                    f"执行或由其他流程联动（fire_linked）；请写上可执行的角色，或为它定义一个定时器",
+                    path=str(w.source), key=f"transitions[{i}].roles")
     declared: dict[str, tuple[Workflow, PolicySpec]] = {}
     for w in workflows.values():
         for key, spec in w.policy.items():
@@ -924,6 +936,9 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
+    if wf.deadline is not None and wf.deadline.step is not None \
+            and not any(t.trigger == wf.deadline.step for t in transitions):
+        raise fail("deadline.step", f"\"{wf.deadline.step}\" 不是本工作流的操作")
     party = None
     if wf.party is not None:
         d = wf.party
@@ -939,10 +954,6 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             raise fail("party.free_when", str(err)) from None
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
                       d.owner, free_when, tuple(d.states))
-    for i, t in enumerate(transitions):
-        if not t.roles and not any(x.trigger == t.trigger for x in timers):
-            raise fail(f"transitions[{i}].roles", "没有角色的操作只能由 [[timers]] 定时执行；"
-                                                   "请写上可执行的角色，或为它定义一个定时器")
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path,
@@ -956,7 +967,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
                     frozenset(compiled["compiler"].linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
-                    definition, party)
+                    definition, party,
+                    wf.deadline.step if wf.deadline else None)
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

@@ -266,3 +266,56 @@ def test_the_register_and_the_loss_analysis_come_out_with_the_rows(engine, clock
     sheet = load_workbook(lost["files"]["xlsx"]).active
     cells = [c.value for row in sheet.iter_rows() for c in row]
     assert "比亚迪" in cells and "宋PLUS" in cells and "赵倩" in cells
+
+
+# --- a store from before customers --------------------------------------------------------------
+
+def test_an_old_stores_cases_are_linked_to_their_customers_once(tmp_path, converter, clock):
+    """Quotes made under a quote.toml without [party] (and no customer.toml) get their
+    customers when the store is opened with the current workflows: one file per mobile, owned
+    by the first case's consultant, each link in the file's audit trail as system."""
+    import shutil
+
+    from engine import Engine, load_config
+    from helpers import ROOT, make_dealer_dir, point_at_workflows
+
+    old = tmp_path / "old-workflows"
+    old.mkdir()
+    text = (ROOT / "workflows" / "quote.toml").read_text(encoding="utf-8")
+    start = text.index("\n# the customer's file this case belongs to")
+    end = text.index("\n[fields.", start)
+    (old / "quote.toml").write_text(text[:start] + text[end:], encoding="utf-8")
+    assert "[party]" not in (old / "quote.toml").read_text(encoding="utf-8")
+    config_path = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(old))
+    engine = Engine(load_config(config_path), converter=converter, clock=clock)
+    a = engine.create("quote", example("quote"), "zhang").id
+    b = engine.create("quote", example("quote", customer_name="赵倩",
+                                       customer_mobile="13700002222", consultant="li"), "li").id
+    c = engine.create("quote", example("quote"), "li").id      # an old store allowed this
+    assert a == "Q-1" and engine.case(a, actor="wang")["links"] == {}
+    engine.close()
+
+    current = tmp_path / "workflows"
+    shutil.copytree(ROOT / "workflows", current)
+    text = config_path.read_text(encoding="utf-8").replace(json_path(old), json_path(current))
+    config_path.write_text(text, encoding="utf-8")
+    engine = Engine(load_config(config_path), converter=converter, clock=clock)
+    files = {x["id"]: engine.case(x["id"], actor="wang", reveal=True)
+             for x in engine.cases("customer", actor="wang")}
+    assert sorted(files) == ["K-1", "K-2"]
+    assert files["K-1"]["data"]["mobile"] == "13800138000" and files["K-1"]["data"]["consultant"] == "zhang"
+    assert files["K-1"]["links"] == {"quote": [a, c]} and files["K-2"]["links"] == {"quote": [b]}
+    assert files["K-2"]["data"]["consultant"] == "li"
+    assert {e["actor"] for e in files["K-1"]["history"] if e["trigger"] != "reveal"} == {"system"}
+    assert engine.case(c, actor="wang")["links"] == {"customer": ["K-1"]}
+    assert engine.verify() == []
+    engine.close()
+    again = Engine(load_config(config_path), converter=converter, clock=clock)   # once only
+    assert [x["id"] for x in again.cases("customer", actor="wang")] == ["K-1", "K-2"]
+    assert len(again.case("K-1", actor="wang")["history"]) == len(files["K-1"]["history"])
+    again.close()
+
+
+def json_path(path) -> str:
+    import json
+    return json.dumps(str(path))

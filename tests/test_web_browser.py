@@ -331,7 +331,11 @@ def fits_a_phone(page: Page, what: str, *, nav: bool = True) -> None:
     # so the page is measured against the screen's own width
     width = page.evaluate("document.documentElement.scrollWidth")
     screen = PHONE["viewport"]["width"]
-    assert page.evaluate("window.innerWidth") == screen, f"{what}: the phone zoomed out"
+    wide = page.evaluate("""(screen) => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > screen + 1)
+        .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))
+        .slice(0, 5)""", screen)
+    assert page.evaluate("window.innerWidth") == screen, f"{what}: the phone zoomed out ({wide})"
     assert width <= screen, f"{what}: the page is {width} px wide on a {screen} px screen"
     lines = page.evaluate("""() => [...document.querySelectorAll('header.top nav a')]
         .map(a => [a.textContent.trim(), a.getClientRects().length,
@@ -492,4 +496,57 @@ def test_the_desktop_keeps_its_table_and_a_phone_gets_cards(site, browser):
     page = sign_in(browser, base, "zhang")
     page.goto("/cases")
     assert page.locator("table.list.cards thead").is_visible()
+    page.context.close()
+
+
+# --- the showroom on a phone (issue 15 with issue 22): the front desk registers a walk-in, the
+# consultant follows the customer up from the start page in one tap and prints the card
+
+def test_the_showroom_floor_on_a_phone(site, browser, shots):
+    eng, base = site
+    desk = on_phone(browser, base, "xu")
+    desk.click("text=新建展厅来电/店登记")
+    expect(desk.locator("h1")).to_have_text("新建展厅来电/店登记")
+    assert desk.locator("#new-customer_mobile").get_attribute("type") == "tel"
+    assert desk.locator("#new-arrived_at").get_attribute("type") == "datetime-local"
+    desk.select_option("#new-kind", "来店")
+    desk.fill("#new-arrived_at", eng.clock().replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M"))
+    desk.fill("#new-customer_name", "孟庆丰")
+    desk.fill("#new-customer_mobile", "13566667777")
+    desk.fill("#new-intended_model", "瑞虎9")      # the register's 拟购车型
+    desk.select_option("#new-consultant", "zhang")
+    fits_a_phone(desk, "the front desk's new visit")
+    desk.screenshot(path=str(shots / "phone-12-walk-in.png"), full_page=True)
+    desk.locator("form.case-form button[type=submit]").click()
+    expect(desk.locator(".notice")).to_have_text("已新建。")
+    visit = re.search(r"/cases/(V-\d+)", desk.url).group(1)
+    [customer] = eng.case(visit, actor="wang")["links"]["customer"]
+    desk.goto(f"/cases/{customer}")                       # the desk keeps no customer's file
+    expect(desk.locator("h1")).to_have_text("页面不存在")
+    desk.context.close()
+
+    eng.fire(customer, "follow_up", "zhang", {
+        "fu_date": eng.clock().date().isoformat(), "fu_method": "电话", "fu_content": "初次回访",
+        "new_level": "B", "next_follow_up": day(1)})
+    page = on_phone(browser, base, "zhang")
+    panel = page.locator("section.panel.due", has_text="客户档案")
+    expect(panel).to_contain_text("下次跟进日期")
+    panel.locator(f"a.button[href^='/cases/{customer}?do=follow_up']").click()
+    expect(page.locator("#form-follow_up")).to_have_attribute("open", "")
+    page.fill("#follow_up-fu_date", eng.clock().date().isoformat())
+    page.select_option("#follow_up-fu_method", "到店")
+    page.fill("#follow_up-fu_content", "到店试驾瑞虎9，谈金融方案")
+    page.select_option("#follow_up-new_level", "H")
+    page.fill("#follow_up-next_follow_up", day(2))
+    fits_a_phone(page, "the customer's follow-up form")
+    page.screenshot(path=str(shots / "phone-13-follow-up.png"), full_page=True)
+    submit_action(page, "follow_up")
+    expect(page.locator("h1 .state")).to_have_text("H 级")
+    rows = eng.case(customer, actor="zhang")["data"]["follow_ups"]
+    assert [(r["method"], r["level_after"]) for r in rows] == [("电话", "B 级"), ("到店", "H 级")]
+    submit_action(page, "print_card")
+    [doc] = eng.case(customer, actor="zhang")["documents"]
+    assert "到店试驾瑞虎9" in pdf_text(Path(doc["pdf"])).replace(" ", "")
+    fits_a_phone(page, "the customer's file")
+    page.screenshot(path=str(shots / "phone-14-customer.png"), full_page=True)
     page.context.close()

@@ -643,3 +643,20 @@ def test_a_mistake_after_the_reports_block_still_names_its_file(tmp_path):
         load_folder(tmp_path, {"rectification.toml": broken})
     assert raised.value.message.startswith("rectification.toml: transitions[4].dest")
     assert raised.value.details["path"].endswith("rectification.toml")
+
+
+def test_a_step_only_another_workflow_fires_needs_no_roles(tmp_path):
+    """contract's fulfil is fired by delivery's deliver (fire_linked): it may have no roles;
+    without that link (and no timer) nobody could ever fire it, which is refused."""
+    fulfil = 'label = "合同履行完毕"\nsource = ["signed"]\ndest = "fulfilled"\nroles = ["sales_manager"]'
+    nobody = fulfil.replace('roles = ["sales_manager"]', "roles = []")
+    contract = load_folder(tmp_path / "a", chain_edited("contract.toml", fulfil, nobody))["contract"]
+    [t] = contract.candidates("fulfil", "signed")
+    assert t.roles == ()
+    files = chain_edited("contract.toml", fulfil, nobody)
+    files["delivery.toml"] = edited('fire_linked = { contract = "fulfil", ',
+                                    'fire_linked = { ', files["delivery.toml"])
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        load_folder(tmp_path / "b", files)
+    assert raised.value.details["key"].endswith(".roles")
+    assert "由其他流程联动（fire_linked）" in raised.value.message

@@ -12,6 +12,7 @@ customer passes to the new consultant and its audit trail says why.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
@@ -19,11 +20,14 @@ from typing import Any, Mapping
 from .. import access, case_migrations, privacy, rules
 from ..config import Config, User
 from ..errors import InputError, PermissionDenied
-from ..store import Tx
+from ..store import META_FILE, Store, Tx
 from ..workflow import Party, Workflow
 from .definitions import Definitions
 from .guard import Guard
 from .trail import Trail
+
+log = logging.getLogger(__name__)
+_MARK = "party:"   # the store's note that a workflow's old cases were linked to customers
 
 
 @dataclass
@@ -111,6 +115,57 @@ class Parties:
                          record["state"], self.trail.changes(pwf, attached.before or {},
                                                               record["data"]), [],
                          note="；".join([f"关联{wf.title} {case_id}", *attached.notes]))
+
+    def link_existing(self, store: Store, now: datetime) -> int:
+        """Cases made before their workflow joined cases to customers (a store from before
+        ``[party]``) are linked once to the customer of their mobile, found or made new with the
+        case's consultant as owner, oldest case first; each link is in the customer's audit
+        trail (as ``system``). Owners are not checked here: an old store may hold two
+        consultants' cases of one customer, who stays the first one's (a manager can
+        reassign). Returns how many cases were linked."""
+        from ..timers import SYSTEM
+
+        if not (store.directory / META_FILE).exists():
+            return 0
+        with store.snapshot() as tx:
+            todo = [wf for wf in self.workflows.values()
+                    if wf.party and tx.definition(_MARK + wf.key) is None]
+        if not todo:
+            return 0
+        linked = 0
+        with store.transaction() as tx:
+            stamp = now.isoformat()
+            for wf in todo:
+                if tx.definition(_MARK + wf.key) is not None:
+                    continue                        # another process did it meanwhile
+                party = wf.party
+                assert party is not None
+                pwf = self.workflows[party.workflow]
+                for row in sorted(tx.find_cases(wf.key), key=lambda r: r["created_at"]):
+                    record = tx.case(row["id"])
+                    if record is None or record.get("links", {}).get(pwf.key) \
+                            or record["data"].get(party.key) in (None, ""):
+                        continue
+                    stored = copy.deepcopy(record["data"])
+                    found = self.find(tx, party, stored[party.key])
+                    if found is None:
+                        try:
+                            attached = self._new(tx, wf, pwf, party, stored, SYSTEM, now)
+                        except InputError as err:   # e.g. no name: left as it was, said why
+                            log.warning("%s not linked to a customer: %s", record["id"],
+                                        err.message)
+                            continue
+                    else:
+                        attached = Attached(copy.deepcopy(found), pwf, False,
+                                            before=copy.deepcopy(found["data"]))
+                    self.link(tx, attached, wf, record["id"], SYSTEM, stamp)
+                    tx.put_case({**record, "links": {**record.get("links", {}),
+                                                     pwf.key: [attached.record["id"]]}})
+                    linked += 1
+                tx.set_definition(_MARK + wf.key, "linked")
+        if linked:
+            log.warning("linked %d case(s) to their customers' files", linked)
+        return linked
 
     # --- the two cases ---------------------------------------------------------------------
 

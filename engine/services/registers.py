@@ -80,6 +80,10 @@ class Registers:
                             "state": record["state"], "state_label": wf.states[record["state"]].label,
                             "summary": " ".join(str(data[k]) for k in wf.summary[:1] if data.get(k)),
                             "owner": data.get(wf.owner_field) if wf.owner_field else None,
+                            "deadline_label": wf.fields[wf.deadline_field].label,
+                            **({"step": wf.deadline_step, "step_label": next(
+                                t.label for t in wf.transitions if t.trigger == wf.deadline_step)}
+                               if wf.deadline_step else {}),
                             **status})
         return sorted(out, key=lambda r: (r["deadline"], r["id"]))
 

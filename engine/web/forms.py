@@ -62,8 +62,16 @@ def auto_fields(wf: Workflow) -> set[str]:
 
 def general_fields(wf: Workflow) -> list[str]:
     """The fields of the new-case and edit forms: all but those filled by the engine and those
-    that belong to one later step only (a rejection reason, a signing date, a review)."""
-    later = {name for t in wf.transitions if "*" not in t.edits for name in t.edits}
+    that belong to later steps only (a rejection reason, a signing date, a review). A field an
+    editing step changes (one that leaves the case in its state: 更正登记, 修改客户档案) is the
+    case's own data, asked for from the start."""
+    def editing(t: TransitionSpec) -> bool:
+        return all(source == t.dest for source in t.sources)
+
+    later = {name for t in wf.transitions if "*" not in t.edits and not editing(t)
+             for name in t.edits}
+    later -= {name for t in wf.transitions if "*" not in t.edits and editing(t)
+              for name in t.edits}
     auto = auto_fields(wf)
     return [name for name, spec in wf.fields.items()
             if name not in auto and (name not in later or spec.required)]
