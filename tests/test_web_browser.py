@@ -243,7 +243,7 @@ def test_no_button_without_the_role_and_403_when_posting_anyway(site, browser):
 
 def test_a_form_without_its_csrf_token_is_refused(site, browser, shots):
     eng, base = site
-    case_id = eng.create("quote", example("quote", valid_until=day(7)), "li").id
+    case_id = eng.create("quote", example("quote", valid_until=day(7), customer_mobile="13911110001"), "li").id
     [doc] = [d.to_dict() for d in eng.fire(case_id, "issue", "li").documents]
     page = sign_in(browser, base, "zhao")
     page.goto(f"/documents/{doc['number']}")
@@ -269,7 +269,7 @@ def test_a_form_without_its_csrf_token_is_refused(site, browser, shots):
 
 def test_a_step_whose_condition_cannot_hold_is_a_disabled_button(site, browser, shots):
     eng, base = site
-    case_id = eng.create("quote", example("quote", valid_until=day(7)), "li").id
+    case_id = eng.create("quote", example("quote", valid_until=day(7), customer_mobile="13911110002"), "li").id
     eng.fire(case_id, "issue", "li")
     page = sign_in(browser, base, "li")
     page.goto(f"/cases/{case_id}")
@@ -549,4 +549,33 @@ def test_the_showroom_floor_on_a_phone(site, browser, shots):
     assert "到店试驾瑞虎9" in pdf_text(Path(doc["pdf"])).replace(" ", "")
     fits_a_phone(page, "the customer's file")
     page.screenshot(path=str(shots / "phone-14-customer.png"), full_page=True)
+    # a quote for this customer: the file fills the name (and, saving, the full mobile)
+    page.click("text=为该客户新建商谈报价单")
+    expect(page.locator(".notice")).to_contain_text(customer)
+    expect(page.locator("#new-customer_name")).to_have_value("孟庆丰")
+    expect(page.locator("#new-customer_mobile")).to_have_value("")
+    q = example("quote")
+    for name in ("brand", "series", "model", "colour", "list_price", "discount", "purchase_tax",
+                 "registration_fee", "deposit"):
+        page.fill(f"#new-{name}", q[name])
+    page.select_option("#new-payment_method", "全款")
+    page.fill("#new-valid_until", day(7))
+    page.click("text=保存为草稿")
+    expect(page.locator(".notice")).to_have_text("已新建。")
+    quote = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    made = eng.case(quote, actor="wang", reveal=True)
+    assert made["links"]["customer"] == [customer]
+    assert made["data"]["customer_mobile"] == "13566667777"
     page.context.close()
+
+    # li registers the same mobile at the desk's form: refused on the form, with the owner
+    other = on_phone(browser, base, "li")
+    other.goto("/cases/new/reception")
+    other.select_option("#new-kind", "来电")
+    other.fill("#new-arrived_at", eng.clock().replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M"))
+    other.fill("#new-customer_name", "孟庆丰")
+    other.fill("#new-customer_mobile", "13566667777")
+    other.locator("form.case-form button[type=submit]").click()
+    expect(other.locator(".alert")).to_contain_text("已由 张伟（zhang） 接待")
+    expect(other.locator("#new-customer_name")).to_have_value("孟庆丰")   # nothing lost
+    other.context.close()

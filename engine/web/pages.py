@@ -26,7 +26,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import access
+from .. import access, privacy
 from ..config import User
 from ..services.control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
 from ..dates import parse_date
@@ -266,7 +266,7 @@ async def _sources(w: Web, user: User, wf: Workflow) -> list[dict[str, Any]]:
 
 def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[str, Any],
               source: str, sources: list[dict[str, Any]], err: InputError | None = None,
-              message: str | None = None, status: int = 200) -> Response:
+              message: str | None = None, status: int = 200, customer: str = "") -> Response:
     by_field, by_row, general = forms.error_map(err) if err else ({}, {}, [])
     if message:
         general.append(message)
@@ -275,12 +275,14 @@ def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[s
                            row_errors=by_row, actor=user.login)
     return render(request, "new_case.html", {
         "wf": wf, "fields": fields, "errors": general, "source": source, "sources": sources,
+        "customer": customer,
         "source_error": "；".join(by_field.get("source", [])),
         "source_required": any(cf.required for cf in wf.create_from.values())}, status=status)
 
 
 @router.get("/cases/new/{key}")
-async def new_case_page(request: Request, key: str, source: str = "") -> Response:
+async def new_case_page(request: Request, key: str, source: str = "", customer: str = ""
+                        ) -> Response:
     w, user, _ = await signed_in(request)
     wf = w.engine.workflow(key)
     if not access.may_create(user, wf):
@@ -292,7 +294,15 @@ async def new_case_page(request: Request, key: str, source: str = "") -> Respons
         cf = wf.create_from.get(origin_wf.key)
         if cf is not None:
             values = {target: origin["data"].get(src) for target, src in cf.fields.items()}
-    return _new_page(request, w, user, wf, values, source, await _sources(w, user, wf))
+    if customer and wf.party is not None:
+        # the customer's file fills what is left empty when saving; the form shows its
+        # name and such, never a masked number (the engine takes the full one from the file)
+        _, file = await load_case(w, user, customer)
+        values = {**values, **{target: file["data"].get(src)
+                               for target, src in wf.party.fill.items()
+                               if wf.fields[target].personal not in privacy.MASKED_KINDS}}
+    return _new_page(request, w, user, wf, values, source, await _sources(w, user, wf),
+                     customer=customer if wf.party is not None else "")
 
 
 @router.post("/cases/new/{key}")
@@ -304,16 +314,19 @@ async def new_case(request: Request, key: str) -> Response:
                            max_files=FORM_MAX_FILES if forms.uploads_on_create(wf) else 0)
     data = forms.read_form(wf, form, drop_empty=True)
     source = str(form.get("_source") or "").strip() or None
+    customer = str(form.get("_customer") or "").strip() or None
     with forms.upload_folder() as folder:
         try:
             data.update(forms.read_uploads(wf, form, {}, Path(folder)))
             result = await w.write(w.engine.create, key, data, user.login, source=source,
-                                   files_from=Path(folder))
-        except (InputError, StateError) as err:
+                                   files_from=Path(folder), customer=customer)
+        except (InputError, StateError, PermissionDenied) as err:
+            if isinstance(err, PermissionDenied) and err.details.get("rule") != "party_owner":
+                raise
             return _new_page(request, w, user, wf, {**data}, source or "", await _sources(w, user, wf),
                              err if isinstance(err, InputError) else None,
                              None if isinstance(err, InputError) else err.message,
-                             status=status_of(err))
+                             status=status_of(err), customer=customer or "")
     return RedirectResponse(f"/cases/{result.id}?done=create", status_code=303)
 
 
@@ -356,6 +369,10 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
     followers = [(other, cf) for other in w.engine.workflows.values()
                  for key, cf in other.create_from.items()
                  if key == wf.key and case["state"] in cf.states and access.may_create(user, other)]
+    # a customer's file: the cases made for this customer (a visit, a test drive, a quote)
+    members = [other for other in w.engine.workflows.values()
+               if other.party is not None and other.party.workflow == wf.key
+               and not other.create_from and access.may_create(user, other)]
     linked = {w.engine.workflows[k].title if k in w.engine.workflows else k: ids
               for k, ids in case["links"].items()}
     shown = [n for n in wf.fields if not (case["data"].get(n) in (None, "", []))]
@@ -364,6 +381,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                           for name, kind in wf.personal_fields.items()))
     return render(request, "case.html", {
         "wf": wf, "case": case, "forms": forms_out, "hidden": hidden, "followers": followers,
+        "members": members,
         "linked": linked, "shown": shown, "notice": notice, "may_reveal": may_reveal},
         status=status)
 
