@@ -8,10 +8,9 @@ workflow file, not from a hand-made layout.
 """
 from __future__ import annotations
 
-import re
-
 import io
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, Iterable
@@ -45,6 +44,7 @@ class Table:
     subtitle: str
     headers: list[str]
     rows: list[list[Cell]]
+    signatures: list[str] = field(default_factory=list)   # sign-off lines under the table
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", [[_printable(c) for c in row] for row in self.rows])
@@ -252,6 +252,9 @@ def to_docx(table: Table, dealer_name: str) -> bytes:
             cell.width = Cm(width)
     if not table.rows:
         doc.add_paragraph("本期间没有记录。")
+    for line in table.signatures:    # e.g. 销售经理签字：________  日期：____年__月__日
+        sign = doc.add_paragraph(f"{line}：" + "_" * 16 + "\u3000\u3000日期：____年____月____日")
+        sign.paragraph_format.space_before = Pt(18)
     doc.core_properties.title = table.title
     doc.core_properties.author = dealer_name
     out = io.BytesIO()

@@ -18,7 +18,7 @@ import re
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -32,6 +32,7 @@ from .config import Config
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
 from .fields import FIELD_TYPES, FieldSpec
+from .tallies import TallyColumn, TallySpec
 from .privacy import PERSONAL_KINDS
 from .typedtoml import build, read_toml
 
@@ -174,6 +175,27 @@ class _ReportDef:
 
 
 @dataclass(frozen=True)
+class _TallyColumnDef:
+    label: str
+    date_field: str | None = None   # the day (and time) it counts on; a ratio has none
+    workflow: str | None = None     # another workflow's cases (default: this file's)
+    count: str | None = None        # an expression: counted when it holds (default: all)
+    table: str | None = None        # count the rows of this table field instead
+    per_slot: bool = False          # once per time slot of the tally
+    short: str | None = None        # its name under each slot (narrow columns)
+    ratio: list[str] = field(default_factory=list)   # [numerator, denominator] labels
+
+
+@dataclass(frozen=True)
+class _TallyDef:
+    title: str
+    columns: list[_TallyColumnDef]
+    rows: str = "day"               # "day" (each day, with 星期) or "consultant"
+    slots: list[str] = field(default_factory=list)   # "08:00", "10:00", …
+    signatures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class _WorkflowHead:
     key: str
     title: str
@@ -202,6 +224,7 @@ class _WorkflowFile:
     create_from: dict[str, _CreateFromDef] = field(default_factory=dict)
     exclusive: list[_ExclusiveDef] = field(default_factory=list)
     reports: dict[str, _ReportDef] = field(default_factory=dict)
+    tallies: dict[str, _TallyDef] = field(default_factory=dict)
     deadline: _DeadlineDef | None = None
     party: _PartyDef | None = None
 
@@ -395,6 +418,7 @@ class Workflow:
     definition: str = ""  # sha256 of the file's content (comments aside): cases record it  # workflows whose data rules read (linked.<x>)
     party: Party | None = None
     deadline_step: str | None = None   # the step that meets the deadline (one tap away)
+    tallies: dict[str, TallySpec] = field(default_factory=dict)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -421,6 +445,8 @@ class Workflow:
         for rule in rules_:
             yield from (rule.test.names, rule.message.names, *(e.names for _, e in rule.lets))
         yield from (t.when.names for t in self.timers if t.when is not None)
+        yield from (c.count.names for tally in self.tallies.values() for c in tally.columns
+                    if c.count is not None)
 
     def _all_fields(self):
         for spec in self.fields.values():
@@ -627,6 +653,7 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
     linked |= {w.key for w in workflows.values() if w.party and w.party.workflow == wf.key}
     if wf.party is not None:
         _check_party(wf, workflows, fail)
+    _check_tallies(wf, workflows, fail)
     for name in sorted(wf.linked_reads - linked):
         raise fail("checks", f"规则读取了 linked.{name}，但与工作流 \"{name}\" 没有关联（create_from）")
     for i, t in enumerate(wf.transitions):
@@ -936,6 +963,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
+    tallies = {name: _tally(name, d, head.key, fail) for name, d in wf.tallies.items()}
     if wf.deadline is not None and wf.deadline.step is not None \
             and not any(t.trigger == wf.deadline.step for t in transitions):
         raise fail("deadline.step", f"\"{wf.deadline.step}\" 不是本工作流的操作")
@@ -968,7 +996,69 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     frozenset(compiled["compiler"].linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
                     definition, party,
-                    wf.deadline.step if wf.deadline else None)
+                    wf.deadline.step if wf.deadline else None, tallies)
+
+
+def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
+    """A tally's definition; the fields it names are checked once every file is loaded."""
+    key = f"tallies.{name}"
+    if d.rows not in ("day", "consultant"):
+        raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day（每天一行）或 consultant（每位销售顾问一行）")
+    try:
+        slots = tuple(datetime.strptime(s, "%H:%M").time() for s in d.slots)
+    except ValueError:
+        raise fail(f"{key}.slots", f"时段应写成 \"08:00\" 这样的时刻：{d.slots}") from None
+    if list(slots) != sorted(set(slots)) or len(slots) == 1:
+        raise fail(f"{key}.slots", "时段的分界应从早到晚、不重复，至少两个")
+    columns, labels, headers = [], set(), set()
+    for j, c in enumerate(d.columns):
+        where = f"{key}.columns[{j}]"
+        if c.label in labels:
+            raise fail(f"{where}.label", f"列名 \"{c.label}\" 重复")
+        labels.add(c.label)
+        if c.ratio:
+            if len(c.ratio) != 2 or any(r not in labels for r in c.ratio):
+                raise fail(f"{where}.ratio", "应为 [分子列名, 分母列名]，两列须写在它前面")
+            columns.append(TallyColumn(c.label, own, "", None, ratio=(c.ratio[0], c.ratio[1])))
+            continue
+        if not c.date_field:
+            raise fail(f"{where}.date_field", "计数列需要 date_field（按哪个日期计入哪一天）")
+        try:
+            expr = rules.Expression.compile(c.count) if c.count else None
+        except rules.RuleError as err:
+            raise fail(f"{where}.count", str(err)) from None
+        if c.per_slot and slots:
+            if (c.short or c.label) in headers:
+                raise fail(f"{where}.short", f"\"{c.short or c.label}\" 与另一列在时段下的列名相同")
+            headers.add(c.short or c.label)
+        columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
+                                   c.per_slot, short=c.short))
+    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures))
+
+
+def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
+    """Each counting column names a workflow, a date field and fields that it has."""
+    for name, tally in wf.tallies.items():
+        for j, c in enumerate(tally.columns):
+            where = f"tallies.{name}.columns[{j}]"
+            if c.ratio is not None:
+                continue
+            other = workflows.get(c.workflow)
+            if other is None:
+                raise fail(f"{where}.workflow", f"没有名为 \"{c.workflow}\" 的工作流")
+            fields = dict(other.fields)
+            if c.table is not None:
+                if c.table not in fields or fields[c.table].type != "table":
+                    raise fail(f"{where}.table", f"\"{c.table}\" 不是 {c.workflow} 的表格字段")
+                fields = {**fields, **fields[c.table].columns}
+            if c.date_field not in fields and c.date_field != "created_at" \
+                    or c.date_field in fields and fields[c.date_field].type not in ("date", "datetime"):
+                raise fail(f"{where}.date_field", f"\"{c.date_field}\" 应为 {c.workflow} 的 date 或 datetime 字段")
+            if c.count is not None:
+                unknown = rules.unknown_names(c.count.names, set(fields) | set(other.computed),
+                                              other.policy)
+                if unknown:
+                    raise fail(f"{where}.count", f"引用了 {c.workflow} 没有的名称 {', '.join(unknown)}")
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:

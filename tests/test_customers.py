@@ -319,3 +319,121 @@ def test_an_old_stores_cases_are_linked_to_their_customers_once(tmp_path, conver
 def json_path(path) -> str:
     import json
     return json.dumps(str(path))
+
+
+# --- the counting reports: every number recomputed from the raw records -------------------------
+
+def _sheet(path) -> tuple[list, list[list]]:
+    sheet = load_workbook(path).active
+    values = [[c.value for c in row] for row in sheet.iter_rows()]
+    header = next(r for r in values if r and r[0] in ("日期", "销售顾问"))
+    return header, [r for r in values[values.index(header) + 1:] if r and r[0] is not None]
+
+
+def _busy_month(engine, clock):
+    """Visits and calls on 24–26 November at various hours, numbers left or not; follow-ups,
+    a card, a test drive, a quote and a signed contract."""
+    visits = [("2026-11-24T09:15", "来店", "13600000001", "zhang"),
+              ("2026-11-24T09:50", "来店", None, "li"),
+              ("2026-11-24T13:05", "来电", "13600000002", "li"),
+              ("2026-11-25T10:00", "来店", "13600000003", "zhang"),
+              ("2026-11-25T19:59", "来店", None, "zhang"),
+              ("2026-11-26T08:00", "来电", None, "li"),
+              ("2026-11-26T10:10", "来店", "13800138000", "zhang")]
+    for i, (at, kind, mobile, who) in enumerate(visits):
+        walk_in(engine, arrived_at=at, kind=kind, customer_mobile=mobile, consultant=who,
+                customer_name=f"客户{i}" if mobile else None, gender=None)
+    engine.fire("V-1", "complete", "zhang", {"reception_notes": "看车", "outcome": "继续跟进"})
+    customer = engine.case("V-7", actor="wang")["links"]["customer"][0]
+    follow(engine, customer, "A", day="2026-11-26", next_day="2026-11-28")
+    q = engine.create("quote", example("quote"), "zhang").id
+    engine.fire(q, "issue", "zhang")
+    engine.fire(q, "accept", "zhang")
+    c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
+    if engine.fire(c, "submit", "zhang").state == "pending_approval":
+        engine.fire(c, "approve", "wang")
+    engine.fire(c, "issue", "zhang")
+    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    return visits
+
+
+def test_the_traffic_table_counts_each_slot_of_each_day(engine, clock, tmp_path):
+    from datetime import date as day_
+
+    visits = _busy_month(engine, clock)
+    out = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx", "pdf"),
+                        out_dir=tmp_path, actor="wang")
+    header, rows = _sheet(out["files"]["xlsx"])
+    assert out["title"] == "展厅客流量统计表" and len(rows) == 31          # 30 days and 合计
+    slots = ["08:00–10:00", "10:00–12:00", "12:00–14:00", "14:00–16:00", "16:00–18:00",
+             "18:00–20:00"]
+    short = {"来店客户批数": "来店", "来店留有客户资料数": "来店留资", "来电客户批数": "来电",
+             "来电留有客户资料数": "来电留资"}
+
+    def expected(day: str, kind: str, left: bool, slot: str | None) -> int:
+        n = 0
+        for at, k, mobile, _ in visits:
+            hm = at[11:16]
+            if at[:10] != day or k != kind or (left and not mobile):
+                continue
+            if slot is None or slot[:5] <= hm < slot[6:]:
+                n += 1
+        return n
+
+    by_day = {r[0]: r for r in rows}
+    for d in ("2026-11-24", "2026-11-25", "2026-11-26", "2026-11-03"):
+        row = by_day[f"11月{int(d[8:])}日"]
+        for kind, left, label in (("来店", False, "来店客户批数"), ("来店", True, "来店留有客户资料数"),
+                                  ("来电", False, "来电客户批数"), ("来电", True, "来电留有客户资料数")):
+            for slot in slots:
+                column = f"{slot[:2]}–{slot[6:8]}时{short[label]}"     # "08–10时来店"
+                assert row[header.index(column)] == expected(d, kind, left, slot), (d, slot, label)
+            assert row[header.index(f"{label}（合计）")] == expected(d, kind, left, None)
+    assert by_day["11月26日"][1] == "四" and by_day["11月24日"][1] == "二"
+    assert by_day["11月26日"][header.index("接到订单数")] == 1
+    total = rows[-1]
+    assert total[0] == "合计" and total[header.index("来店客户批数（合计）")] == 5
+    assert total[header.index("展厅销售率")] == "0.0%"            # nothing handed over yet
+    assert "展厅客流量统计表" in pdf_text(Path(out["files"]["pdf"])).replace(" ", "")
+
+
+def test_the_daily_check_and_the_funnel_per_consultant(engine, clock, tmp_path):
+    from datetime import date as day_
+
+    visits = _busy_month(engine, clock)
+    today = day_(2026, 11, 26)
+    out = engine.report("daily_check", today, today, formats=("xlsx", "docx"), out_dir=tmp_path,
+                        actor="wang")
+    header, rows = _sheet(out["files"]["xlsx"])
+    by = {r[0]: r for r in rows}
+    zhang, li = by["张伟（zhang）"], by["李娜（li）"]
+    assert zhang[header.index("接待来店/来电")] == sum(
+        1 for at, _, _, who in visits if at.startswith("2026-11-26") and who == "zhang") == 1
+    assert li[header.index("接待来店/来电")] == 1
+    assert zhang[header.index("完成跟进")] == 1 and zhang[header.index("新建意向卡")] == 1
+    assert zhang[header.index("报价")] == 1 and zhang[header.index("订单")] == 1
+    assert li[header.index("订单")] == 0
+    assert by["合计"][header.index("接待来店/来电")] == 2
+    assert "销售经理检查签字" in "\n".join(p.text for p in Document(out["files"]["docx"]).paragraphs)
+    # V-1 (24 November) was completed today, more than 24 hours after: not in time
+    whole = engine.report("daily_check", day_(2026, 11, 24), day_(2026, 11, 24), formats=("xlsx",),
+                          out_dir=tmp_path / "24", actor="wang")
+    header, rows = _sheet(whole["files"]["xlsx"])
+    assert {r[0]: r[header.index("24 小时内完善登记")] for r in rows}["张伟（zhang）"] == 0, rows
+
+    funnel = engine.report("funnel", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx",),
+                           out_dir=tmp_path / "f", actor="wang")
+    header, rows = _sheet(funnel["files"]["xlsx"])
+    by = {r[0]: r for r in rows}
+    mine = [v for v in visits if v[3] == "zhang"]
+    assert by["张伟（zhang）"][header.index("来店/来电")] == len(mine) == 4
+    assert by["张伟（zhang）"][header.index("留资")] == sum(1 for v in mine if v[2]) == 3
+    assert by["张伟（zhang）"][header.index("留资率")] == "75.0%"
+    assert by["张伟（zhang）"][header.index("签约率")] == "100.0%"
+    # a consultant sees their own row only; the front desk sees no counting report at all
+    own = engine.report("funnel", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx",),
+                        out_dir=tmp_path / "z", actor="zhang")
+    header, rows = _sheet(own["files"]["xlsx"])
+    assert [r[0] for r in rows] == ["张伟（zhang）", "合计"]
+    with pytest.raises(NotFoundError):
+        engine.report("funnel", formats=("xlsx",), out_dir=tmp_path / "x", actor="xu")

@@ -29,7 +29,8 @@ class Listing:
             return {}
         data = record["data"]
         _, totals = self.definitions.evaluate(wf, data)
-        names = [*wf.summary, *(n for n, f in wf.fields.items() if f.type in ("user", "date"))]
+        names = [*wf.summary, *(n for n, f in wf.fields.items()
+                                if f.type in ("user", "date", "datetime"))]
         for rule in wf.exclusive:
             names += [*rule.resources, *(n for n in (rule.start, rule.end) if n)]
         names += [n for n in (wf.deadline_field, wf.owner_field) if n]

@@ -5,7 +5,7 @@ state and the engine's clock (so tests can move the clock).
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -13,7 +13,9 @@ from ..archive import Outbox
 from ..config import Config
 from ..errors import InputError, NotFoundError, PermissionDenied, StorageError
 from ..files import atomic_write_bytes
+from ..access import Reach
 from ..store import Store
+from ..tallies import TallySpec
 from ..workflow import Workflow
 from .definitions import Definitions
 from .guard import Guard
@@ -95,25 +97,26 @@ class Registers:
         mobile numbers masked unless ``reveal`` (a role that may reveal; audited per case).
         Returns the row count and the file paths."""
         reach = self.guard.reach(actor)
+        tally = next((wf.tallies[name] for wf in self.workflows.values() if name in wf.tallies),
+                     None)
+        if tally is not None and all(reach.sees_workflow(k) for k in tally.workflows):
+            return self._tally(tally, start, end, formats, out_dir, reach)
         found = [(wf, wf.reports[name]) for wf in self.workflows.values()
                  if name in wf.reports and reach.sees_workflow(wf.key)]
         if not found:
-            known = "、".join(sorted(k for wf in self.workflows.values() for k in wf.reports
-                                    if reach.sees_workflow(wf.key)))
+            known = "、".join(sorted(
+                [k for wf in self.workflows.values() for k in wf.reports
+                 if reach.sees_workflow(wf.key)]
+                + [k for wf in self.workflows.values() for k, t in wf.tallies.items()
+                   if all(reach.sees_workflow(w) for w in t.workflows)]))
             raise NotFoundError(f"没有名为 \"{name}\" 的报表（可用：{known or '无'}）", report=name)
         if reveal and not reach.reveal:
             raise PermissionDenied(f"用户 {actor} 无权导出完整的个人信息（身份证号、手机号）",
                                    user=actor)
-        if start is not None and end is not None and end < start:
-            raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
-        unknown = [f for f in formats if f not in REPORT_FORMATS]
-        if unknown:
-            raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
-                             field="format")
         from .. import reports
-        from ..pdf import finish
 
         wf, spec = found[0]
+        self._formats_ok(start, end, formats)
         today = self.clock().date()
         with self.store.snapshot() as tx:
             chosen = reports.select_rows(
@@ -141,6 +144,74 @@ class Registers:
                          for _, path in spec.columns])
         table = reports.Table(spec.title, reports.period_label(start, end, today),
                               [label for label, _ in spec.columns], rows)
+        return self._write(name, spec.title, table, start, end, formats, out_dir)
+
+    @staticmethod
+    def _formats_ok(start: date | None, end: date | None, formats: tuple[str, ...]) -> None:
+        if start is not None and end is not None and end < start:
+            raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
+        unknown = [f for f in formats if f not in REPORT_FORMATS]
+        if unknown:
+            raise InputError(f"不支持的格式 {unknown[0]}（可用：{'、'.join(REPORT_FORMATS)}）",
+                             field="format")
+
+    def _tally(self, spec: TallySpec, start: date | None, end: date | None,
+               formats: tuple[str, ...], out_dir: Path | None, reach: Reach) -> dict[str, Any]:
+        """A counting report (``[tallies]``) over the cases ``reach`` sees; the period defaults
+        to the current month (a traffic table is a month's)."""
+        from .. import reports, tallies
+
+        self._formats_ok(start, end, formats)
+        today = self.clock().date()
+        start = start or today.replace(day=1)
+        end = end or (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if end < start:
+            raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
+        if (end - start).days > 366:
+            raise InputError("计数报表一次最多统计一年", field="from")
+        dated = {(c.workflow, c.date_field) for c in spec.columns if c.ratio is None}
+        items: list[tallies.Item] = []
+        with self.store.snapshot() as tx:
+            for key in sorted(spec.workflows):
+                wf = self.workflows[key]
+                own = [f for w, f in dated if w == key]
+                # every listing: a visit may be registered days after it happened
+                for listing in tx.find_cases(workflow=key):
+                    if not reach.sees_case(listing):
+                        continue
+                    listed = {**listing.get("fields", {}), "created_at": listing["created_at"]}
+                    known = [listed[f] for f in own if f in listed]
+                    if own and len(known) == len(own) and not any(
+                            start.isoformat() <= str(v)[:10] <= end.isoformat() for v in known):
+                        continue          # every date it counts on is outside the period
+                    record = tx.case(listing["id"])
+                    if record is None:
+                        continue
+                    values, totals = self.definitions.evaluate(wf, record["data"], today)
+                    names = tallies.namespace(values, totals, today, self.config.policy)
+                    names["created_at"] = datetime.fromisoformat(record["created_at"]).replace(
+                        tzinfo=None)
+                    consultant = record["data"].get(wf.assignee) if wf.assignee else None
+                    items.append(tallies.Item(key, consultant, names))
+                    for table in {c.table for c in spec.columns if c.workflow == key and c.table}:
+                        for row in values.get(table) or []:
+                            items.append(tallies.Item(key, consultant, {**names, **row},
+                                                      table=table))
+        headers, rows = tallies.count(spec, items, start, end, self._user_name)
+        table = reports.Table(spec.title, reports.period_label(start, end, today), headers, rows,
+                              signatures=list(spec.signatures))
+        return self._write(spec.key, spec.title, table, start, end, formats, out_dir)
+
+    def _user_name(self, login: str) -> str:
+        user = self.config.users.get(login)
+        return f"{user.name}（{login}）" if user else login
+
+    def _write(self, name: str, title: str, table: Any, start: date | None, end: date | None,
+               formats: tuple[str, ...], out_dir: Path | None) -> dict[str, Any]:
+        from .. import reports
+        from ..pdf import finish
+
+        today = self.clock().date()
         folder = out_dir or (self.outbox.root / "reports")
         stem = f"{name}_{start or 'all'}_{end or today.isoformat()}"
         files: dict[str, str] = {}
@@ -153,7 +224,7 @@ class Registers:
                 payloads["docx"] = docx
             if "pdf" in formats:
                 payloads["pdf"] = finish(self.press.converter.convert(docx), {
-                    "Title": spec.title, "Author": self.config.dealer.name,
+                    "Title": title, "Author": self.config.dealer.name,
                     "Subject": table.subtitle})
         for kind, payload in payloads.items():
             path = Path(folder) / f"{stem}.{kind}"
@@ -162,6 +233,6 @@ class Registers:
             except OSError as err:
                 raise StorageError(f"无法写入报表 {path}：{err}", path=str(path)) from err
             files[kind] = str(path.resolve())
-        return {"report": name, "title": spec.title,
+        return {"report": name, "title": title,
                 "from": start.isoformat() if start else None,
-                "to": end.isoformat() if end else None, "rows": len(rows), "files": files}
+                "to": end.isoformat() if end else None, "rows": len(table.rows), "files": files}
