@@ -49,7 +49,7 @@ def test_new_fire_show_list_docs_verify(dealer, today, run):
     year = today.date.year
     created = json.loads(run("new", "quote", "--data", str(EXAMPLE), "--as", "zhang", "--json",
                              cwd=dealer).stdout)
-    assert created == {"id": "Q-1", "state": "draft"}
+    assert created == {"id": "Q-1", "state": "draft", "customer": "K-1"}   # the file it made
 
     fired = json.loads(run("fire", "Q-1", "issue", "--as", "zhang", "--json", cwd=dealer).stdout)
     assert fired["id"] == "Q-1" and fired["state"] == "issued"
@@ -94,7 +94,7 @@ def test_new_fire_show_list_docs_verify(dealer, today, run):
 def test_options_before_the_command_and_data_from_stdin(dealer, run):
     out = run("--as", "li", "--json", "new", "quote", "--data", "-", cwd=dealer,
               stdin=json.dumps({"customer_name": "王芳", "customer_mobile": "13900139000"}))
-    assert json.loads(out.stdout) == {"id": "Q-1", "state": "draft"}
+    assert json.loads(out.stdout) == {"id": "Q-1", "state": "draft", "customer": "K-1"}
     shown = json.loads(run("show", "Q-1", "--json", "--as", "wang", cwd=dealer).stdout)
     assert shown["data"]["consultant"] == "li"
 

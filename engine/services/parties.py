@@ -127,9 +127,10 @@ class Parties:
 
         if not (store.directory / META_FILE).exists():
             return 0
-        with store.snapshot() as tx:
+        with store.snapshot() as tx:   # nothing to link: nothing written (a read stays a read)
             todo = [wf for wf in self.workflows.values()
-                    if wf.party and tx.definition(_MARK + wf.key) is None]
+                    if wf.party and tx.definition(_MARK + wf.key) is None
+                    and tx.find_cases(wf.key)]
         if not todo:
             return 0
         linked = 0
@@ -166,6 +167,13 @@ class Parties:
         if linked:
             log.warning("linked %d case(s) to their customers' files", linked)
         return linked
+
+    def record_new(self, tx: Tx) -> None:
+        """In a unit of work that makes a case: a workflow with no cases yet has none to link
+        (:meth:`link_existing` then never looks at it again)."""
+        for wf in self.workflows.values():
+            if wf.party and tx.definition(_MARK + wf.key) is None and not tx.find_cases(wf.key):
+                tx.set_definition(_MARK + wf.key, "linked")
 
     # --- the two cases ---------------------------------------------------------------------
 

@@ -203,6 +203,7 @@ class Pipeline:
                       *(access.owners(origin) if origin is not None else []),
                       *(party.owners if party is not None else [])]
             case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
+            self.parties.record_new(tx)
             tx.put_case({
                 "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
                 "links": links, "created_at": stamp, "created_by": user.login,
