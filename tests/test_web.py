@@ -579,6 +579,36 @@ def test_report_exports_open_with_their_rows(clocked):
     assert r.status_code == 404 and "没有名为" in r.text
 
 
+def test_counting_reports_on_the_reports_page(site):
+    """The traffic table and the funnel for a manager; a consultant's funnel counts their own
+    customers only; the front desk gets the register, not the counting reports."""
+    eng, app = site
+    at = eng.clock().replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M")
+    for who, mobile in (("zhang", "13600009001"), ("li", "13600009002")):
+        eng.create("reception", {"kind": "来店", "arrived_at": at, "customer_name": "客户" + who,
+                                 "customer_mobile": mobile, "consultant": who}, "xu")
+    wang = signed_in(app, "wang")
+    page = wang.get("/reports").text
+    assert "展厅客流量统计表" in page and "销售漏斗" in page and "/reports/traffic.xlsx" in page
+    r = wang.get("/reports/traffic.xlsx")
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    rows = _sheet_rows(r.content)
+    header = next(row for row in rows if row and row[0] == "日期")
+    total = next(row for row in rows if row and row[0] == "合计")
+    assert total[header.index("来店客户批数（合计）")] >= 2
+    zhang = signed_in(app, "zhang")
+    rows = _sheet_rows(zhang.get("/reports/funnel.xlsx").content)
+    names = [row[0] for row in rows[3:] if row and row[0]]
+    assert "张伟（zhang）" in names and "李娜（li）" not in names
+    desk = signed_in(app, "xu")
+    page = desk.get("/reports").text
+    assert "展厅来电/店登记表" in page and "展厅客流量统计表" not in page
+    assert desk.get("/reports/traffic.xlsx").status_code == 404
+    r = desk.get("/reports/reception.xlsx")
+    assert r.status_code == 200 and "%E5%B1%95%E5%8E%85%E6%9D%A5%E7%94%B5%E3%80%81" in \
+        r.headers["content-disposition"]          # 展厅来电、店登记表: no "/" in a file name
+
+
 def _sheet_rows(content: bytes) -> list[list]:
     sheet = openpyxl.load_workbook(io.BytesIO(content)).active
     return [[c.value for c in row] for row in sheet.iter_rows()]

@@ -333,8 +333,10 @@ async def report(request: Request, name: str, fmt: Literal["xlsx", "docx", "pdf"
                  date_from: date | None = None, date_to: date | None = None):
     w, user = await bearer(request)
     reach = w.engine.reach(user.login)
-    found = [wf for wf in w.engine.workflows.values() if name in wf.reports
-             and reach.sees_workflow(wf.key)]
+    found = [wf for wf in w.engine.workflows.values()
+             if name in wf.reports and reach.sees_workflow(wf.key)
+             or name in wf.tallies and all(reach.sees_workflow(k)
+                                           for k in wf.tallies[name].workflows)]
     if not found:
         raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看", report=name)
     return await report_response(w, user, name, date_from, date_to, fmt)

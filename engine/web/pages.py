@@ -115,7 +115,8 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         nav.append(("/documents", "文件"))
         if reach.register:
             nav.append(("/register", "发放回收记录"))
-        if any(wf.reports and reach.sees_workflow(wf.key) for wf in w.engine.workflows.values()):
+        if any((wf.reports or wf.tallies) and reach.sees_workflow(wf.key)
+               for wf in w.engine.workflows.values()):
             nav.append(("/reports", "报表"))
     base = {"user": user, "csrf": found[1] if found else "", "nav": nav,
             "path": request.url.path,
@@ -607,17 +608,26 @@ def _reports(w: Web, user: User) -> list[tuple[Workflow, Any]]:
             if reach.sees_workflow(wf.key)]
 
 
+def _tallies(w: Web, user: User) -> list[tuple[Workflow, Any]]:
+    """The counting reports whose every workflow ``user`` sees (their own cases only)."""
+    reach = w.engine.reach(user.login)
+    return [(wf, t) for wf in w.engine.workflows.values() for t in wf.tallies.values()
+            if all(reach.sees_workflow(k) for k in t.workflows)]
+
+
 @router.get("/reports")
 async def reports(request: Request) -> Response:
     w, user, _ = await signed_in(request)
-    return render(request, "reports.html", {"reports": _reports(w, user)})
+    return render(request, "reports.html", {"reports": _reports(w, user),
+                                            "tallies": _tallies(w, user)})
 
 
 @router.get("/reports/{name}.{fmt}")
 async def report_file(request: Request, name: str, fmt: str, date_from: str = "",
                       date_to: str = "") -> Response:
     w, user, _ = await signed_in(request)
-    found = [(wf, spec) for wf, spec in _reports(w, user) if spec.key == name]
+    found = [(wf, spec) for wf, spec in [*_reports(w, user), *_tallies(w, user)]
+             if spec.key == name]
     if not found:
         raise NotFoundError(f"没有名为 \"{name}\" 的报表，或无权查看")
     start, end = _day(date_from, "date_from"), _day(date_to, "date_to")

@@ -202,5 +202,5 @@ async def report_response(w: Web, user: User, name: str, start: date | None, end
         remove_tree(folder)
         raise
     return FileResponse(result["files"][fmt], media_type=MEDIA[fmt],
-                        filename=f"{result['title']}.{fmt}",
+                        filename=f"{result['title'].replace('/', '、')}.{fmt}",
                         background=BackgroundTask(remove_tree, folder))
