@@ -2,7 +2,11 @@
 
 A day at the sales desk: quotes are drafted and issued; one is revised after the customer
 haggles (its first version is superseded), one was issued ten days ago and has now expired,
-one is cancelled. Then the whole sales chain twice: an individual buyer whose accepted quote
+one is cancelled. The showroom's 三表一卡: the front desk registers the morning's walk-ins and
+calls, a returning customer goes to the consultant who owns him and a colleague is refused,
+follow-ups set the levels and open a tracking card, a loss is approved; the register, the
+traffic table, the consultants' daily check, the funnel and the loss analysis come out. Then the
+whole sales chain twice: an individual buyer whose accepted quote
 becomes a contract that needs the sales manager's approval (discount above the store's
 threshold), and a company buyer whose contract goes straight to approval; both are signed,
 the cars pass PDI and are handed over (which fulfils the contracts) and followed up. Real .docx
@@ -158,6 +162,48 @@ def main() -> int:
             "helped_decision": True, "comments": "希望增加高速路段"})
         register = desk.report("test-drives", today, today, actor="wang")
 
+        # The showroom this morning (三表一卡): the front desk (xu) registers every walk-in and
+        # call; 刘晓明 already has a file (the quotes above made it): he goes to zhang, and li,
+        # trying to take him, is refused with the owner's name.
+        at = lambda h, m: f"{today.isoformat()}T{h:02d}:{m:02d}"  # noqa: E731
+        visits = [desk.create("reception", {
+            "kind": kind, "arrived_at": at(h, m), "party_size": size, "customer_name": name,
+            "customer_mobile": mobile, "intended_model": model, "source": source,
+            **({"consultant": who} if who else {})}, "xu")
+            for kind, h, m, size, name, mobile, model, source, who in (
+                ("来店", 9, 20, 2, "马建国", "13511112222", "瑞虎8 PRO", "网络", "zhang"),
+                ("来电", 9, 45, 1, None, None, "艾瑞泽8", None, "li"),
+                ("来店", 10, 30, 3, "何静", "13622223333", "瑞虎9", "亲友", "li"),
+                ("来店", 14, 10, 1, "刘晓明", base["customer_mobile"], "瑞虎8 PRO", None, None))]
+        try:
+            desk.create("reception", {"kind": "来店", "arrived_at": at(14, 15),
+                                      "customer_name": "刘晓明",
+                                      "customer_mobile": base["customer_mobile"]}, "li")
+        except DealerDocsError as refusal:
+            print(f"（演示）老客户归原销售顾问：{refusal.message}\n")
+        ma = desk.case(visits[0].id, actor="zhang")["links"]["customer"][0]
+        he = desk.case(visits[2].id, actor="li")["links"]["customer"][0]
+        desk.fire(visits[0].id, "complete", "zhang", {
+            "left_at": at(10, 40), "reception_notes": "介绍瑞虎8 PRO 卓越版并试乘，关注油耗和后排空间",
+            "level_after": "B", "purchase_horizon": "30 天内", "outcome": "继续跟进"})
+        desk.fire(ma, "follow_up", "zhang", {
+            "fu_date": today.isoformat(), "fu_method": "到店", "fu_content": "试乘后介绍金融方案",
+            "fu_feedback": "希望多给一年保养", "fu_response": "请示经理后回复",
+            "new_level": "A", "next_follow_up": (today + timedelta(days=5)).isoformat()})
+        card = desk.fire(ma, "print_card", "zhang").documents[0]
+        desk.fire(he, "follow_up", "li", {
+            "fu_date": today.isoformat(), "fu_method": "电话", "fu_content": "询问试驾时间",
+            "new_level": "C", "next_follow_up": (today + timedelta(days=20)).isoformat()})
+        desk.fire(he, "request_lost", "li", {
+            "lost_reason": "购买其它品牌", "lost_brand": "比亚迪", "lost_model": "宋PLUS DM-i",
+            "lost_note": "已在比亚迪店交定金"})
+        desk.fire(he, "approve_lost", "qian", {"review_note": "同意，竞品价格低 1.2 万"})
+        month = today.replace(day=1)
+        showroom = {name: desk.report(name, start, today, ("xlsx", "pdf"), actor="wang")
+                    for name, start in (("reception", today), ("traffic", month),
+                                        ("daily_check", today), ("funnel", month),
+                                        ("lost", month))}
+
         # An inspection by the carmaker's supervisor 20 days ago with three findings: one closed
         # after a first closure request was refused, one extended once, one cancelled. Each
         # step happens on its own day (the clock is moved), as it would over weeks.
@@ -214,7 +260,7 @@ def main() -> int:
                                            "文件发放回收记录表.pdf", actor="zhao")
 
         mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
-                *deliveries, drive.id, no_show.id, *items}
+                *deliveries, drive.id, no_show.id, *items, *(v.id for v in visits), ma, he}
         cases = [c for c in eng.cases(actor="wang") if c["id"] in mine]  # a manager sees all
         print("案件")
         print(table(["案件", "状态", "摘要", "合计"],
@@ -238,6 +284,11 @@ def main() -> int:
         print(f"  {register_file['file']}\n  {register_pdf['file']}")
         if quote_life.get("stamped_pdf"):
             print(f"  换版收回的报价单加盖「{quote_life['stamp']}」：{quote_life['stamped_pdf']}")
+        print(f"\n意向客户跟踪卡 {card.number}：{card.pdf}")
+        for result in showroom.values():
+            print(f"\n{result['title']}（{result['rows']} 行）：")
+            for path in result["files"].values():
+                print(f"  {path}")
         print(f"\n试乘试驾登记表（{register['rows']} 条）：")
         for path in register["files"].values():
             print(f"  {path}")
