@@ -159,6 +159,11 @@ def generate(config_path: Path, store_dir: Path, cases: int, *, end: date, years
                     rate = (i + 1) / (time.perf_counter() - began)
                     print(f"\r{i + 1:,} / {cases:,} 件（{rate:,.0f} 件/秒）", end="", flush=True,
                           file=sys.stderr)
+        # synthetic cases of workflows that join customers ([party]) have none: nothing for
+        # the engine to link when it opens this store
+        for wf in engine.workflows.values():
+            if wf.party is not None:
+                tx.set_definition("party:" + wf.key, "linked")
     if progress:
         print(file=sys.stderr)
     return {"cases": cases, "by_workflow": made, "sample": sample,
