@@ -87,6 +87,7 @@ def generate(config_path: Path, store_dir: Path, customers: int, *, end: date,
             tx.set_definition(wf.key, wf.definition)
             if wf.party:
                 tx.set_definition("party:" + wf.key, "linked")
+        tx.set_definition("index:due", "built")   # put_case indexed every deadline
     engine.close()
     return {"customers": customers, "visits": visits}
 

@@ -164,6 +164,7 @@ def generate(config_path: Path, store_dir: Path, cases: int, *, end: date, years
         for wf in engine.workflows.values():
             if wf.party is not None:
                 tx.set_definition("party:" + wf.key, "linked")
+        tx.set_definition("index:due", "built")   # put_case indexed every deadline
     if progress:
         print(file=sys.stderr)
     return {"cases": cases, "by_workflow": made, "sample": sample,

@@ -67,12 +67,45 @@ def _stale(tx: Tx, workflows: Mapping[str, Workflow]) -> list[Workflow]:
     return [wf for wf in workflows.values() if tx.definition(wf.key) != wf.definition]
 
 
+DUE_INDEX = "index:due"   # the store's note that every open case with a deadline is indexed
+
+
 def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
     """In a unit of work that makes a case: a workflow the store has no definition of yet has
-    no cases to bring along, so the current definition is the one its cases are at."""
+    no cases to bring along, so the current definition is the one its cases are at; a store
+    with no case that has a deadline yet has its due index whole from now on."""
     for wf in workflows.values():
         if tx.definition(wf.key) is None and not tx.find_cases(wf.key):
             tx.set_definition(wf.key, wf.definition)
+    if tx.definition(DUE_INDEX) is None and not any(
+            tx.find_cases(wf.key) for wf in workflows.values() if wf.deadline_field):
+        tx.set_definition(DUE_INDEX, "built")
+
+
+def build_due_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
+    """Once, for a store from before the due index: index every open case with a deadline
+    (each is written again, its listing with it). Writes nothing when there is none (a
+    reading command on a new store stays a read); returns how many were indexed."""
+    if not (store.directory / META_FILE).exists():
+        return 0
+    with store.snapshot() as tx:
+        if tx.definition(DUE_INDEX) is not None or not any(
+                tx.find_cases(wf.key, open_only=True) for wf in workflows.values()
+                if wf.deadline_field):
+            return 0
+    done = 0
+    with store.transaction() as tx:
+        if tx.definition(DUE_INDEX) is None:
+            for wf in workflows.values():
+                if not wf.deadline_field:
+                    continue
+                for row in tx.find_cases(wf.key, open_only=True):
+                    record = tx.case(row["id"])
+                    if record is not None:
+                        tx.put_case(record)
+                        done += 1
+            tx.set_definition(DUE_INDEX, "built")
+    return done
 
 
 def bring_up_to_date(store: Store, workflows: Mapping[str, Workflow]) -> None:

@@ -121,6 +121,7 @@ class Engine:
         try:   # a workflow file changed since the store last saw it: bring its cases along
             case_migrations.bring_up_to_date(self.store, self.workflows)
             self.parties.link_existing(self.store, self.clock())   # once: old cases' customers
+            case_migrations.build_due_index(self.store, self.workflows)   # once: old stores
         except StorageError:
             pass  # a store that cannot be opened says so on first use (recover must still run)
 

@@ -437,3 +437,44 @@ def test_the_daily_check_and_the_funnel_per_consultant(engine, clock, tmp_path):
     assert [r[0] for r in rows] == ["张伟（zhang）", "合计"]
     with pytest.raises(NotFoundError):
         engine.report("funnel", formats=("xlsx",), out_dir=tmp_path / "x", actor="xu")
+
+
+def test_the_due_list_reads_the_due_index_and_an_old_store_gets_one(config_path, converter,
+                                                                     clock):
+    """Follow-ups and rectification deadlines are indexed by month; a store from before the
+    index (no due/ folder, no note in meta.json) is indexed once when opened, and the due list
+    says the same before and after."""
+    import json
+    import shutil
+
+    from engine import Engine, load_config
+
+    engine = Engine(load_config(config_path), converter=converter, clock=clock)
+    customer = walk_in(engine, consultant="zhang").party
+    follow(engine, customer, "B", next_day="2026-11-30")
+    item = engine.create("rectification", example("rectification", inspection_date="2026-11-20",
+                                                  deadline="2027-02-01"), "sun").id
+    store = engine.store.directory
+    assert json.loads((store / "index" / "due" / "customer" / "2026-11.json").read_text(
+        encoding="utf-8"))[customer]["due"] == "2026-11-30"
+    before = [(d["id"], d["deadline"]) for d in engine.due(within=90, actor="wang")]
+    assert before == [(customer, "2026-11-30"), (item, "2027-02-01")]
+    assert engine.due(within=3, actor="wang") == []      # 30 November is 4 days away
+    engine.close()
+
+    shutil.rmtree(store / "index" / "due")               # a store from before the index
+    meta = json.loads((store / "meta.json").read_text(encoding="utf-8"))
+    meta["definitions"] = {k: v for k, v in meta["definitions"].items() if v["key"] != "index:due"}
+    (store / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    engine = Engine(load_config(config_path), converter=converter, clock=clock)
+    assert (store / "index" / "due" / "rectification" / "2027-02.json").is_file()
+    assert [(d["id"], d["deadline"]) for d in engine.due(within=90, actor="wang")] == before
+    # a follow-up done moves the customer to its new month; a loss takes it out
+    follow(engine, customer, "B", day="2026-11-26", next_day="2026-12-08")
+    assert [d["id"] for d in engine.due(within=90, actor="wang")] == [customer, item]
+    assert customer not in json.loads((store / "index" / "due" / "customer" / "2026-11.json")
+                                      .read_text(encoding="utf-8"))
+    engine.fire(customer, "request_lost", "zhang", {"lost_reason": "价格因素", "lost_note": "预算"})
+    engine.fire(customer, "approve_lost", "wang")
+    assert [d["id"] for d in engine.due(within=90, actor="wang")] == [item]
+    engine.close()

@@ -48,6 +48,9 @@ class Listing:
                 "fields": {k: data[k] for k in dict.fromkeys(names)
                            if data.get(k) not in (None, "", [])},
                 "final": wf.states[state].final,
+                # the deadline of an open case (the due index: dealerdocs due, the start page)
+                **({"due": data[wf.deadline_field]} if wf.deadline_field and not
+                   wf.states[state].final and data.get(wf.deadline_field) else {}),
                 "held": any(state in rule.states for rule in wf.exclusive)}
 
     def owners(self, record: Mapping[str, Any]) -> list[str]:

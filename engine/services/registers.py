@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..archive import Outbox
+from ..case_migrations import DUE_INDEX
 from ..config import Config
 from ..errors import InputError, NotFoundError, PermissionDenied, StorageError
 from ..files import atomic_write_bytes
@@ -65,10 +66,13 @@ class Registers:
         today = self.clock().date()
         out = []
         with self.store.snapshot() as tx:
+            indexed = tx.definition(DUE_INDEX) is not None
             for wf in self.workflows.values():
                 if wf.deadline_field is None or not reach.sees_workflow(wf.key):
                     continue
-                for listing in tx.find_cases(workflow=wf.key, open_only=True):
+                found = (tx.due_cases(wf.key, today + timedelta(days=within)) if indexed
+                         else tx.find_cases(workflow=wf.key, open_only=True))
+                for listing in found:
                     if listing.get("final") or not reach.sees_case(listing):
                         continue
                     record = {"state": listing["state"], "data": listing.get("fields", {})}

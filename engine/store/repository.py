@@ -169,6 +169,9 @@ class Tx:
                    "created_at": record["created_at"], "created_by": record["created_by"],
                    "updated_at": record["updated_at"], "updated_by": record["updated_by"],
                    **self._listing(record)}
+        day = self._day_index("cases", record["created_at"])
+        before = self._index(day).get(record["id"]) or {}
+        self._index_due(record, before.get("due"), listing.get("due"), listing)
         for person in listing.pop("people", None) or ():
             bucket = self._people_bucket(person)
             ids = self._index(bucket).get(person, [])
@@ -179,6 +182,28 @@ class Tx:
         self._set_index(held, record["id"], listing if listing.get("held") else None)
         self._set_index(self._open_path(record["workflow"], record["created_at"]), record["id"],
                         None if listing.get("final") else listing)
+
+    def _due_path(self, workflow: str, due: str) -> Path:
+        return self.root / "index" / "due" / workflow / f"{due[:7]}.json"
+
+    def _index_due(self, record: Mapping[str, Any], old: str | None, new: str | None,
+                   listing: Mapping[str, Any]) -> None:
+        """The index of open cases by the month their deadline falls in (a follow-up due):
+        the due list reads the months up to its horizon, not every open case."""
+        if old and (not new or old[:7] != new[:7]):
+            self._set_index(self._due_path(record["workflow"], old), record["id"], None)
+        if new:
+            self._set_index(self._due_path(record["workflow"], new), record["id"],
+                            {k: v for k, v in listing.items() if k != "people"})
+
+    def due_cases(self, workflow: str, until: date) -> list[dict[str, Any]]:
+        """Listings of the open cases of ``workflow`` whose deadline is ``until`` or earlier
+        (overdue ones included), from the due index."""
+        base = self.root / "index" / "due" / workflow
+        paths = set(base.glob("*.json")) | {p for p in self._indexes if p.parent == base}
+        last = until.isoformat()
+        return [dict(c) for path in sorted(paths) if path.stem <= last[:7]
+                for c in self._index(path).values() if str(c["due"])[:10] <= last]
 
     def _people_bucket(self, person: str) -> Path:
         return self.root / "index" / "people" / f"{person[:2]}.json"
