@@ -1090,8 +1090,10 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
         raise fail(f"{key}.personal", f"\"{d.personal}\" 不是个人信息的种类（可用：{', '.join(PERSONAL_KINDS)}）")
     if d.personal is not None and d.type not in ("string", "text"):
         raise fail(f"{key}.personal", "只有 string 和 text 类型的字段可以标为个人信息")
-    if d.default is not None and not (d.type == "user" and d.default == "actor"):
-        raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）")
+    if d.default is not None and (d.type, d.default) not in (("user", "actor"), ("datetime", "now"),
+                                                             ("date", "today")):
+        raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）、"
+                                     "datetime 的 \"now\"（此刻）和 date 的 \"today\"（今天）")
     columns = {c: _field(c, cd, f"{key}.columns.{c}", fail) for c, cd in d.columns.items()}
     for c, col in columns.items():
         for other in col.required_if:

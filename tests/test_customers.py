@@ -69,10 +69,11 @@ def test_a_walk_in_makes_the_customer_and_a_return_goes_to_the_owner(engine, clo
 
 def test_a_visitor_who_leaves_no_number_is_still_registered(engine):
     made = walk_in(engine, customer_name=None, customer_mobile=None, gender=None,
-                   consultant="li", kind="来电")
+                   consultant="li", kind="来电", arrived_at=None)
     assert made.party is None
     row = engine.case(made.id, actor="wang")
     assert row["links"] == {} and row["data"]["kind"] == "来电"
+    assert row["data"]["arrived_at"] == "2026-11-26T10:30"     # default = "now"
     assert engine.cases("customer", actor="wang") == []
     # a number without a name is refused: the customer's file needs one
     with pytest.raises(InputError) as refused:

@@ -510,7 +510,9 @@ def test_the_showroom_floor_on_a_phone(site, browser, shots):
     assert desk.locator("#new-customer_mobile").get_attribute("type") == "tel"
     assert desk.locator("#new-arrived_at").get_attribute("type") == "datetime-local"
     desk.select_option("#new-kind", "来店")
-    desk.fill("#new-arrived_at", eng.clock().replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M"))
+    # the time of the visit is now unless the desk changes it
+    expect(desk.locator("#new-arrived_at")).to_have_value(
+        eng.clock().replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M"))
     desk.fill("#new-customer_name", "孟庆丰")
     desk.fill("#new-customer_mobile", "13566667777")
     desk.fill("#new-intended_model", "瑞虎9")      # the register's 拟购车型

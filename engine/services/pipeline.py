@@ -182,11 +182,14 @@ class Pipeline:
             for target, from_field in wf.create_assign.items():
                 if stored.get(target) is None:
                     stored[target] = copy.deepcopy(stored.get(from_field))
+            now = self.clock()
             for name, spec in wf.fields.items():
                 if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
                         and (not spec.roles or set(spec.roles) & set(user.roles)):
                     stored[name] = user.login
-            now = self.clock()
+                elif spec.default in ("now", "today") and stored.get(name) is None:
+                    stored[name] = (now.date().isoformat() if spec.default == "today" else
+                                    now.replace(tzinfo=None).isoformat(timespec="minutes"))
             party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
             if party is not None:
                 links[party.wf.key] = [party.record["id"]]

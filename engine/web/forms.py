@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -122,7 +123,9 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
             *, transition: TransitionSpec | None = None,
             errors: Mapping[str, list[str]] | None = None,
             row_errors: Mapping[str, dict[int, list[str]]] | None = None,
-            actor: str | None = None) -> list[Widget]:
+            actor: str | None = None, now: datetime | None = None) -> list[Widget]:
+    """The form's widgets; a new case's (``now`` given) start from the fields' defaults: the
+    user, or this moment (default = "now": a visit registered as it happens)."""
     errors = errors or {}
     row_errors = row_errors or {}
     out = []
@@ -131,6 +134,9 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
         value = values.get(name)
         if value is None and spec.type == "user" and spec.default == "actor":
             value = actor
+        elif value is None and now is not None and spec.default in ("now", "today"):
+            value = (now.date().isoformat() if spec.default == "today"
+                     else now.strftime("%Y-%m-%dT%H:%M"))
         w = _widget(spec, value, config, required=required_for(wf, transition, name, values),
                     labels={n: s.label for n, s in wf.fields.items()})
         w.errors = list(errors.get(name, []))

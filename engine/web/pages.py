@@ -273,7 +273,8 @@ def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[s
         general.append(message)
     names = forms.general_fields(wf)
     fields = forms.widgets(wf, names, values, w.engine.config, errors=by_field,
-                           row_errors=by_row, actor=user.login)
+                           row_errors=by_row, actor=user.login,
+                           now=w.engine.clock().replace(tzinfo=None))
     return render(request, "new_case.html", {
         "wf": wf, "fields": fields, "errors": general, "source": source, "sources": sources,
         "customer": customer,
