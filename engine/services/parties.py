@@ -88,7 +88,10 @@ class Parties:
     def find(self, tx: Tx, party: Party, value: Any) -> dict[str, Any] | None:
         """The customer whose ``match`` field holds ``value`` (the newest if several)."""
         hashed = privacy.keyed_hash(self.key.get(), value)
+        prefix = f"{self.workflows[party.workflow].case_prefix}-"
         for case_id in reversed(tx.cases_of_person(hashed)):
+            if not case_id.startswith(prefix):   # a visit or a quote of the same person
+                continue
             record = tx.case(case_id)
             if record and record["workflow"] == party.workflow \
                     and record["data"].get(party.match) == value:
