@@ -50,12 +50,13 @@ from .services.personal import PersonalData
 from .services.parties import Parties
 from .services.pipeline import Fire, FireResult, Pipeline, Plan
 from .services.press import Press
+from .services.rotas import Rotas
 from .services.registers import REPORT_FORMATS, Registers
 from .services.timed import TimedTransitions
 from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
-from .store import Store, Upgrade
+from .store import LEGACY_FILE, Store, Upgrade
 from .workflow import Workflow, load_workflows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,12 +114,17 @@ class Engine:
                                self.trail, self.key)
         self.pipeline = Pipeline(config, self.workflows, self.store, self.guard,
                                  self.definitions, self.trail, self.issuing, self.control,
-                                 self.units, self.parties, self.clock)
+                                 self.units, self.parties, Rotas(self.workflows, self.trail),
+                                 self.clock)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
         self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
                                    self.attachments, self.clock)
-        try:   # a workflow file changed since the store last saw it: bring its cases along
+        try:
+            if (config.store_dir / LEGACY_FILE).exists():
+                with self.store.snapshot():   # an old one-file store is brought up first
+                    pass
+            # a workflow file changed since the store last saw it: bring its cases along
             case_migrations.bring_up_to_date(self.store, self.workflows)
             self.parties.link_existing(self.store, self.clock())   # once: old cases' customers
             case_migrations.build_due_index(self.store, self.workflows)   # once: old stores

@@ -161,6 +161,17 @@ class _PartyDef:
 
 
 @dataclass(frozen=True)
+class _RotaDef:
+    workflow: str      # the day's duty case (当班记录)
+    day: str           # its date field
+    order: str         # its table of those on duty, in order
+    column: str        # that table's user column
+    record: str        # its table where each assignment is appended (at, visit, consultant)
+    field: str         # this case's user field the rota fills when left empty
+    date: str          # this case's date or datetime field naming the day
+
+
+@dataclass(frozen=True)
 class _ReportColumnDef:
     label: str
     value: str  # a field name, "id", "state_label", or "totals.<name>"
@@ -227,6 +238,7 @@ class _WorkflowFile:
     tallies: dict[str, _TallyDef] = field(default_factory=dict)
     deadline: _DeadlineDef | None = None
     party: _PartyDef | None = None
+    rota: _RotaDef | None = None
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -329,6 +341,21 @@ class ReportSpec:
 
 
 @dataclass(frozen=True)
+class Rota:
+    """Whose turn it is (``[rota]``): a new case whose ``field`` is left empty goes to the next
+    person in the order of the day's ``workflow`` case (its ``order`` table), after the one
+    who had the last turn (its ``record`` table, where each turn is appended)."""
+
+    workflow: str
+    day: str
+    order: str
+    column: str
+    record: str
+    field: str
+    date: str
+
+
+@dataclass(frozen=True)
 class Party:
     """The case a case of this workflow belongs to (``[party]``: the customer of a visit or a
     quote). On creation it is the one named, or the one whose ``match`` field holds this case's
@@ -419,6 +446,7 @@ class Workflow:
     party: Party | None = None
     deadline_step: str | None = None   # the step that meets the deadline (one tap away)
     tallies: dict[str, TallySpec] = field(default_factory=dict)
+    rota: Rota | None = None
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -654,6 +682,8 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
     if wf.party is not None:
         _check_party(wf, workflows, fail)
     _check_tallies(wf, workflows, fail)
+    if wf.rota is not None:
+        _check_rota(wf, workflows, fail)
     for name in sorted(wf.linked_reads - linked):
         raise fail("checks", f"规则读取了 linked.{name}，但与工作流 \"{name}\" 没有关联（create_from）")
     for i, t in enumerate(wf.transitions):
@@ -996,7 +1026,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     frozenset(compiled["compiler"].linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
                     definition, party,
-                    wf.deadline.step if wf.deadline else None, tallies)
+                    wf.deadline.step if wf.deadline else None, tallies,
+                    Rota(**vars(wf.rota)) if wf.rota else None)
 
 
 def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
@@ -1034,6 +1065,28 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
                                    c.per_slot, short=c.short))
     return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures))
+
+
+def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
+    rota = wf.rota
+    assert rota is not None
+    duty = workflows.get(rota.workflow)
+    if duty is None:
+        raise fail("rota.workflow", f"没有名为 \"{rota.workflow}\" 的工作流")
+    if rota.day not in duty.fields or duty.fields[rota.day].type != "date":
+        raise fail("rota.day", f"\"{rota.day}\" 应为 {rota.workflow} 的 date 字段")
+    for key, table in (("order", rota.order), ("record", rota.record)):
+        if table not in duty.fields or duty.fields[table].type != "table":
+            raise fail(f"rota.{key}", f"\"{table}\" 应为 {rota.workflow} 的表格字段")
+    if duty.fields[rota.order].columns.get(rota.column) is None \
+            or duty.fields[rota.order].columns[rota.column].type != "user":
+        raise fail("rota.column", f"\"{rota.column}\" 应为 {rota.order} 的 user 列")
+    if set(duty.fields[rota.record].columns) < {"at", "visit", "consultant"}:
+        raise fail("rota.record", f"{rota.record} 应有 at、visit、consultant 三列")
+    if rota.field not in wf.fields or wf.fields[rota.field].type != "user":
+        raise fail("rota.field", f"\"{rota.field}\" 应为本工作流的 user 字段")
+    if rota.date not in wf.fields or wf.fields[rota.date].type not in ("date", "datetime"):
+        raise fail("rota.date", f"\"{rota.date}\" 应为本工作流的 date 或 datetime 字段")
 
 
 def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:

@@ -166,13 +166,16 @@ def main() -> int:
         # call; 刘晓明 already has a file (the quotes above made it): he goes to zhang, and li,
         # trying to take him, is refused with the owner's name.
         at = lambda h, m: f"{today.isoformat()}T{h:02d}:{m:02d}"  # noqa: E731
+        # the sales manager sets the day's rota; new visitors nobody names go round it
+        duty = desk.create("duty", {"on_duty": [{"consultant": "zhang"}, {"consultant": "li"}]},
+                           "wang")
         visits = [desk.create("reception", {
             "kind": kind, "arrived_at": at(h, m), "party_size": size, "customer_name": name,
             "customer_mobile": mobile, "intended_model": model, "source": source,
             **({"consultant": who} if who else {})}, "xu")
             for kind, h, m, size, name, mobile, model, source, who in (
-                ("来店", 9, 20, 2, "马建国", "13511112222", "瑞虎8 PRO", "网络", "zhang"),
-                ("来电", 9, 45, 1, None, None, "艾瑞泽8", None, "li"),
+                ("来店", 9, 20, 2, "马建国", "13511112222", "瑞虎8 PRO", "网络", None),   # zhang's turn
+                ("来电", 9, 45, 1, None, None, "艾瑞泽8", None, None),                   # li's turn
                 ("来店", 10, 30, 3, "何静", "13622223333", "瑞虎9", "亲友", "li"),
                 ("来店", 14, 10, 1, "刘晓明", base["customer_mobile"], "瑞虎8 PRO", None, None))]
         try:
@@ -260,7 +263,7 @@ def main() -> int:
                                            "文件发放回收记录表.pdf", actor="zhao")
 
         mine = {stale.id, revised.id, accepted.id, cancelled.id, chain.id, *contracts,
-                *deliveries, drive.id, no_show.id, *items, *(v.id for v in visits), ma, he}
+                *deliveries, drive.id, no_show.id, *items, *(v.id for v in visits), ma, he, duty.id}
         cases = [c for c in eng.cases(actor="wang") if c["id"] in mine]  # a manager sees all
         print("案件")
         print(table(["案件", "状态", "摘要", "合计"],

@@ -171,7 +171,8 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
     assert ok[-1] == "未发现问题"
     used = dict(line.split("用到的 Python 函数：") for line in ok[:-1])
     assert list(used) == ["流程 contract（购车合同）", "流程 customer（客户档案）", "流程 delivery（交车）",
-                          "流程 quote（商谈报价单）", "流程 reception（展厅来电/店登记）",
+                          "流程 duty（当班记录）", "流程 quote（商谈报价单）",
+                          "流程 reception（展厅来电/店登记）",
                           "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
     assert used["流程 customer（客户档案）"] == "functions.add_days、validators.mobile"
     assert used["流程 quote（商谈报价单）"] == ("functions.money、functions.sum_of、functions.total、"

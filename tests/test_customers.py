@@ -479,3 +479,38 @@ def test_the_due_list_reads_the_due_index_and_an_old_store_gets_one(config_path,
     engine.fire(customer, "approve_lost", "wang")
     assert [d["id"] for d in engine.due(within=90, actor="wang")] == [item]
     engine.close()
+
+
+# --- the rota (轮岗制排班 / 当班记录) ----------------------------------------------------------
+
+def test_new_visitors_go_round_the_rota_and_returning_ones_to_their_consultant(engine, clock):
+    duty = engine.create("duty", {"on_duty": [{"consultant": "li"}, {"consultant": "zhang"}]},
+                         "wang").id
+    with pytest.raises(PermissionDenied):
+        engine.create("duty", {"on_duty": [{"consultant": "li"}]}, "zhang")   # the manager's
+    made = [walk_in(engine, customer_name=f"新客{i}", customer_mobile=f"1370000000{i}",
+                    arrived_at=f"2026-11-26T09:0{i}") for i in range(3)]
+    assert [engine.case(m.id, actor="wang")["data"]["consultant"] for m in made] == \
+        ["li", "zhang", "li"]
+    # their new files are theirs too
+    assert engine.case(made[0].party, actor="li")["data"]["consultant"] == "li"
+    # a returning customer goes to his own consultant, and does not take a turn
+    back = walk_in(engine, customer_name=None, customer_mobile="13700000001",
+                   arrived_at="2026-11-26T10:00")
+    assert engine.case(back.id, actor="wang")["data"]["consultant"] == "zhang"
+    # a visitor with no number, no one named: the next turn (zhang)
+    anon = walk_in(engine, customer_name=None, customer_mobile=None, gender=None,
+                   arrived_at="2026-11-26T10:05")
+    assert engine.case(anon.id, actor="wang")["data"]["consultant"] == "zhang"
+    record = engine.case(duty, actor="wang")["data"]["received"]
+    assert [(r["visit"], r["consultant"]) for r in record] == [
+        (made[0].id, "li"), (made[1].id, "zhang"), (made[2].id, "li"), (anon.id, "zhang")]
+    # the manager changes the order at noon: the next turn follows the new order
+    engine.fire(duty, "edit", "wang", {"on_duty": [{"consultant": "zhang"}, {"consultant": "li"}]})
+    nxt = walk_in(engine, customer_name="午后客", customer_mobile="13700000009",
+                  arrived_at="2026-11-26T10:20")
+    assert engine.case(nxt.id, actor="wang")["data"]["consultant"] == "li"   # after zhang
+    # no rota for a day: the desk names the consultant itself, nothing is guessed
+    other_day = walk_in(engine, customer_name="昨日客", customer_mobile="13700000010",
+                        arrived_at="2026-11-25T16:00")
+    assert engine.case(other_day.id, actor="wang")["data"].get("consultant") is None

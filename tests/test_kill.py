@@ -22,6 +22,7 @@ import select
 import signal
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -157,7 +158,10 @@ def _upgraded(config: Path, converter) -> dict:
     """What an upgraded store holds, for comparing two upgrades of the same old store."""
     from engine import chain
 
-    engine = Engine(load_config(config), converter=converter)
+    # one moment for both: opening an old store also links its cases to customers' files
+    # (made now) and indexes their deadlines, which must come out the same
+    moment = datetime(2026, 11, 26, 10, 30, tzinfo=timezone(timedelta(hours=8)))
+    engine = Engine(load_config(config), converter=converter, clock=lambda: moment)
     try:
         with engine.store.snapshot() as tx:
             cases = {c["id"]: c for c in tx.cases_in_store()}

@@ -158,18 +158,19 @@ def test_booking_refusals(dealer, tomorrow, refused, changes, words):
 @pytest.mark.slow
 def test_the_car_is_one_resource(dealer, tomorrow, cli, refused):
     first = cli(dealer, "new", "test_drive", "--as", "zhang", data=booking(tomorrow))["id"]
+    other = {"customer_name": "钱多多", "customer_mobile": "18912345678"}   # li's own customer
     line = refused(dealer, "new", "test_drive", "--as", "li",
                    data=booking(tomorrow, slot_start=at(tomorrow, 10, 30),
-                                slot_end=at(tomorrow, 11)))
+                                slot_end=at(tomorrow, 11), **other))
     assert "冲突" in line and first in line and "10:00–10:45" in line
     # the same car by VIN only is the same car
     line = refused(dealer, "new", "test_drive", "--as", "li",
                    data=booking(tomorrow, car_plate=None, slot_start=at(tomorrow, 10, 30),
-                                slot_end=at(tomorrow, 11)))
+                                slot_end=at(tomorrow, 11), **other))
     assert first in line
     second = cli(dealer, "new", "test_drive", "--as", "li",
                  data=booking(tomorrow, slot_start=at(tomorrow, 10, 45),
-                              slot_end=at(tomorrow, 11, 30)))["id"]
+                              slot_end=at(tomorrow, 11, 30), **other))["id"]
 
     for case in (first, second):
         cli(dealer, "fire", case, "sign_agreement", "--as", "zhang")

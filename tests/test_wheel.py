@@ -118,7 +118,7 @@ def test_init_and_a_quote_to_pdf_outside_the_repository(venv):
 
     created = json.loads(_run(dealerdocs, "new", "quote", "--data", "examples/quote.json",
                               "--as", "zhang", "--json", cwd=store, env=env).stdout)
-    assert created == {"id": "Q-1", "state": "draft"}
+    assert created == {"id": "Q-1", "state": "draft", "customer": "K-1"}   # and its customer's file
     fired = json.loads(_run(dealerdocs, "fire", "Q-1", "issue", "--as", "zhang", "--json",
                             cwd=store, env=env).stdout)
     [doc] = fired["documents"]

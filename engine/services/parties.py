@@ -171,6 +171,15 @@ class Parties:
             log.warning("linked %d case(s) to their customers' files", linked)
         return linked
 
+    def give(self, attached: Attached, login: str) -> None:
+        """A customer with no consultant yet (a new visitor) becomes ``login``'s (the rota's
+        turn)."""
+        pwf = attached.wf
+        if pwf.assignee and attached.record["data"].get(pwf.assignee) is None:
+            attached.record["data"][pwf.assignee] = login
+            attached.record["owners"] = list(dict.fromkeys([*attached.record["owners"], login]))
+            attached.owners = list(attached.record["owners"])
+
     def record_new(self, tx: Tx) -> None:
         """In a unit of work that makes a case: a workflow with no cases yet has none to link
         (:meth:`link_existing` then never looks at it again)."""

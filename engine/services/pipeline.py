@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,6 +42,7 @@ from .definitions import Definitions
 from .guard import Guard
 from .issuing import IssuedDocument, Issuing
 from .parties import Parties
+from .rotas import Rotas
 from .trail import Trail
 from .units import Units, Work
 
@@ -124,7 +125,7 @@ class Pipeline:
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
-                 control: DocumentControl, units: Units, parties: Parties,
+                 control: DocumentControl, units: Units, parties: Parties, rotas: Rotas,
                  clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
@@ -136,6 +137,7 @@ class Pipeline:
         self.control = control
         self.units = units
         self.parties = parties
+        self.rotas = rotas
         self.clock = clock
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
@@ -191,6 +193,16 @@ class Pipeline:
                     stored[name] = (now.date().isoformat() if spec.default == "today" else
                                     now.replace(tzinfo=None).isoformat(timespec="minutes"))
             party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
+            turn = None
+            if wf.rota is not None and stored.get(wf.rota.field) is None:
+                # a new visitor nobody was named for: the next consultant on duty
+                when = stored.get(wf.rota.date)
+                turn = self.rotas.next_turn(tx, wf.rota,
+                                            date.fromisoformat(when[:10]) if when else now.date())
+                if turn is not None:
+                    stored[wf.rota.field] = turn.login
+                    if party is not None:
+                        self.parties.give(party, turn.login)
             if party is not None:
                 links[party.wf.key] = [party.record["id"]]
             self.definitions.require(wf, stored, (), f"新建{wf.title}")
@@ -218,6 +230,9 @@ class Pipeline:
                 tx.put_case({**origin, "links": back})
             if party is not None:
                 self.parties.link(tx, party, wf, case_id, user, stamp)
+            if turn is not None:
+                assert wf.rota is not None
+                self.rotas.record(tx, wf.rota, turn, case_id, user, now)
             self.trail.audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
                              self.trail.changes(wf, {}, stored), [], warnings=warnings,
                              note=f"由 {source} 创建" if source else None)
