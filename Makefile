@@ -43,6 +43,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/bench_documents.py
 	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_showroom.py
 
 clean-demo:
 	rm -rf store outbox/20*

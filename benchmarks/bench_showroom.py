@@ -8,8 +8,10 @@ same run (ratios: this 2-core machine is noisy).
 3. Today's follow-ups of one consultant (``dealerdocs due``, the start page).  target ≤ 1.5×
 
 The stores are written directly (``Store.bulk``: no journal, one sync), like
-``generate_store.py``: customers in every level, follow-ups due around today, visits linked to
-their customers, the people index and the listings as the engine keeps them.
+``generate_store.py``, at the same business rate (the small store covers a few weeks, the big
+one three years): customers in every level (those older than two months mostly closed),
+follow-ups due around today, visits linked to their customers, the people index, the due index
+and the listings as the engine keeps them.
 
     .venv/bin/python benchmarks/bench_showroom.py [--big 20000] [--repeat 15]
 """
@@ -54,6 +56,8 @@ def generate(config_path: Path, store_dir: Path, customers: int, *, end: date,
         for i in range(customers):
             first = start + timedelta(seconds=span * i / customers)
             state = rng.choices([s for s, _ in LEVELS], [w for _, w in LEVELS])[0]
+            if (end - first.date()).days > 60 and state in OPEN and rng.random() < 0.95:
+                state = rng.choice(["lost", "d"])   # an old prospect has mostly been closed
             who = rng.choice(CONSULTANTS)
             mobile = f"13{i:09d}"
             customer = f"K-{tx.next_counter('case:K')}"
@@ -109,7 +113,8 @@ def main() -> None:
         stores = {}
         for name, n in (("small", 1000), ("big", args.big)):
             began = time.perf_counter()
-            made = generate(cfg, work / name, n, end=end)
+            # the same business rate: the big store is three years, the small one a few weeks
+            made = generate(cfg, work / name, n, end=end, years=3.0 * n / args.big)
             print(f"  {name}: {made['customers']:,} customers, {made['visits']:,} visits "
                   f"({time.perf_counter() - began:.0f} s to write)", flush=True)
             config = load_config(cfg)
