@@ -45,6 +45,9 @@ class Table:
     headers: list[str]
     rows: list[list[Cell]]
     signatures: list[str] = field(default_factory=list)   # sign-off lines under the table
+    # a native Excel chart under the table: ("line" | "bar", [column indexes], title); the
+    # last row (合计) is left out of it
+    chart: tuple[str, list[int], str] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", [[_printable(c) for c in row] for row in self.rows])
@@ -129,9 +132,27 @@ def to_xlsx(table: Table) -> bytes:
         ws.column_dimensions[get_column_letter(i)].width = min(width + 2, 40)
     ws.freeze_panes = "A4"
     ws.auto_filter.ref = f"A3:{get_column_letter(len(table.headers))}{3 + len(table.rows)}"
+    if table.chart is not None and len(table.rows) > 1:
+        _chart(ws, table)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+def _chart(ws, table: Table) -> None:
+    """The chart of a counting report (openpyxl's native chart: Excel and WPS draw it)."""
+    from openpyxl.chart import BarChart, LineChart, Reference
+
+    kind, columns, title = table.chart or ("bar", [], "")
+    chart = LineChart() if kind == "line" else BarChart()
+    chart.title = title
+    chart.height, chart.width = 9, 24
+    last = 3 + len(table.rows) - 1            # the 合计 row is not plotted
+    for index in columns:
+        data = Reference(ws, min_col=index + 1, min_row=3, max_row=last)
+        chart.add_data(data, titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=4, max_row=last))
+    ws.add_chart(chart, f"A{last + 4}")
 
 
 def _fonts(run_or_style, name: str) -> None:

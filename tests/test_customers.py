@@ -514,3 +514,24 @@ def test_new_visitors_go_round_the_rota_and_returning_ones_to_their_consultant(e
     other_day = walk_in(engine, customer_name="昨日客", customer_mobile="13700000010",
                         arrived_at="2026-11-25T16:00")
     assert engine.case(other_day.id, actor="wang")["data"].get("consultant") is None
+
+
+def test_the_counting_reports_carry_a_native_chart(engine, clock, tmp_path):
+    """The xlsx of a counting report has an Excel chart drawn from its count columns."""
+    import zipfile
+    from datetime import date as day_
+
+    _busy_month(engine, clock)
+    out = engine.report("funnel", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx",),
+                        out_dir=tmp_path, actor="wang")
+    with zipfile.ZipFile(out["files"]["xlsx"]) as xlsx:
+        charts = [n for n in xlsx.namelist() if n.startswith("xl/charts/chart")]
+        assert len(charts) == 1
+        xml = xlsx.read(charts[0]).decode("utf-8")
+    assert "<barChart>" in xml and xml.count("<ser>") == 7    # the seven counts
+    assert "$A$4:$A$5" in xml                 # the two consultants, not the 合计 row
+    traffic = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx",),
+                            out_dir=tmp_path / "t", actor="wang")
+    with zipfile.ZipFile(traffic["files"]["xlsx"]) as xlsx:
+        xml = xlsx.read("xl/charts/chart1.xml").decode("utf-8")
+    assert "<lineChart>" in xml and "$A$4:$A$33" in xml     # 30 days

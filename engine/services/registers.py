@@ -202,8 +202,14 @@ class Registers:
                             items.append(tallies.Item(key, consultant, {**names, **row},
                                                       table=table))
         headers, rows = tallies.count(spec, items, start, end, self._user_name)
+        # the counts (not the ratios, not each slot) drawn: a line per count over the days,
+        # or a bar per count for each consultant
+        counted = [headers.index(f"{c.label}（合计）" if c.per_slot and spec.slots else c.label)
+                   for c in spec.columns if c.ratio is None]
         table = reports.Table(spec.title, reports.period_label(start, end, today), headers, rows,
-                              signatures=list(spec.signatures))
+                              signatures=list(spec.signatures),
+                              chart=("line" if spec.rows == "day" else "bar", counted,
+                                     spec.title))
         return self._write(spec.key, spec.title, table, start, end, formats, out_dir)
 
     def _user_name(self, login: str) -> str:
