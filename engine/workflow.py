@@ -158,6 +158,8 @@ class _PartyDef:
     owner: str | None = None      # this case's user field: the party's assignee
     free_when: str | None = None  # an expression on the party: its owner no longer holds it
     states: list[str] = field(default_factory=list)  # the party's states a new case may join
+    referred_by: str | None = None  # this case's field: the key of the party who referred it
+    referrer: str | None = None     # the new party's field naming that referrer
 
 
 @dataclass(frozen=True)
@@ -372,6 +374,8 @@ class Party:
     owner: str | None
     free_when: rules.Expression | None
     states: tuple[str, ...]
+    referred_by: str | None = None   # a new customer referred by another goes to theirs
+    referrer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -726,6 +730,8 @@ def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
             raise fail(f"party.fill.{target}", f"\"{origin}\" 不是 {party.workflow} 的字段")
         if other.fields[origin].type != wf.fields[target].type:
             raise fail(f"party.fill.{target}", f"类型与 {party.workflow}.{origin} 不同")
+    if party.referrer is not None and party.referrer not in other.fields:
+        raise fail("party.referrer", f"\"{party.referrer}\" 不是 {party.workflow} 的字段")
     if party.owner is not None and not other.assignee:
         raise fail("party.owner", f"{party.workflow} 没有 workflow.assignee，无法判断客户归属")
     if party.free_when is not None:
@@ -1010,8 +1016,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             free_when = rules.Expression.compile(d.free_when) if d.free_when else None
         except rules.RuleError as err:
             raise fail("party.free_when", str(err)) from None
+        if bool(d.referred_by) != bool(d.referrer):
+            raise fail("party.referred_by", "referred_by 与 referrer 须同时给出")
+        if d.referred_by and d.referred_by not in fields:
+            raise fail("party.referred_by", f"\"{d.referred_by}\" 不是本工作流的字段")
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
-                      d.owner, free_when, tuple(d.states))
+                      d.owner, free_when, tuple(d.states), d.referred_by, d.referrer)
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path,

@@ -535,3 +535,20 @@ def test_the_counting_reports_carry_a_native_chart(engine, clock, tmp_path):
     with zipfile.ZipFile(traffic["files"]["xlsx"]) as xlsx:
         xml = xlsx.read("xl/charts/chart1.xml").decode("utf-8")
     assert "<lineChart>" in xml and "$A$4:$A$33" in xml     # 30 days
+
+
+def test_a_referred_visitor_goes_to_the_referrers_consultant(engine, clock):
+    """老客户转介绍: the visitor a customer referred goes to that customer's consultant, not to
+    the rota's next, and the new file names the referrer."""
+    old = walk_in(engine, consultant="zhang").party          # 王建华, zhang's
+    engine.create("duty", {"on_duty": [{"consultant": "li"}, {"consultant": "zhang"}]}, "wang")
+    made = walk_in(engine, customer_name="王建华的同事", customer_mobile="13755556666",
+                   source="老客户转介绍", referred_by="13600001111",
+                   arrived_at="2026-11-26T10:15")
+    assert engine.case(made.id, actor="wang")["data"]["consultant"] == "zhang"
+    file = engine.case(made.party, actor="zhang")
+    assert file["data"]["consultant"] == "zhang" and file["data"]["referrer"] == f"{old} 王建华"
+    # a referrer's number nobody has: the rota decides (li is first)
+    other = walk_in(engine, customer_name="路人", customer_mobile="13755557777",
+                    referred_by="13999999999", arrived_at="2026-11-26T10:20")
+    assert engine.case(other.id, actor="wang")["data"]["consultant"] == "li"

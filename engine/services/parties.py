@@ -193,6 +193,14 @@ class Parties:
              user: User, now: datetime) -> Attached:
         data: dict[str, Any] = {}
         owner = stored.get(party.owner) if party.owner else None
+        referrer = (self.find(tx, party, stored[party.referred_by])
+                    if party.referred_by and stored.get(party.referred_by) else None)
+        if referrer is not None:
+            # referred by an existing customer: the referrer's consultant receives them
+            name = next((referrer["data"].get(k) for k in pwf.summary[:1]), None)
+            data[party.referrer] = f"{referrer['id']} {name or ''}".strip()
+            if owner is None and pwf.assignee:
+                owner = referrer["data"].get(pwf.assignee)
         if owner is None and pwf.assignee and self._may_own(pwf, user):
             owner = user.login
         if owner is not None and pwf.assignee:
