@@ -552,3 +552,24 @@ def test_a_referred_visitor_goes_to_the_referrers_consultant(engine, clock):
     other = walk_in(engine, customer_name="路人", customer_mobile="13755557777",
                     referred_by="13999999999", arrived_at="2026-11-26T10:20")
     assert engine.case(other.id, actor="wang")["data"]["consultant"] == "li"
+
+
+def test_the_timer_frees_a_customer_nobody_followed_up(engine, clock):
+    """After ownership_lapse_days without a follow-up, dealerdocs tick takes the consultant off
+    the file (as system, in its audit trail); the next registration gives the customer to
+    whoever receives them."""
+    customer = walk_in(engine, consultant="zhang").party
+    follow(engine, customer, "C", next_day="2026-12-20")
+    clock.advance(days=30)
+    assert [t for t in engine.tick() if t["case"] == customer] == []     # 30 days: still zhang's
+    clock.advance(days=1)
+    fired = [t for t in engine.tick() if t["case"] == customer]
+    assert [t["trigger"] for t in fired] == ["release"]
+    file = engine.case(customer, actor="wang")
+    assert file["data"].get("consultant") is None and file["data"]["released_on"] == "2026-12-27"
+    assert file["data"].get("next_follow_up") is None and file["state"] == "c"
+    assert file["history"][-1]["actor"] == "system"
+    taken = walk_in(engine, actor="li", arrived_at="2026-12-27T09:00")
+    assert taken.party == customer
+    file = engine.case(customer, actor="wang")
+    assert file["data"]["consultant"] == "li" and "zhang" not in file["owners"]
