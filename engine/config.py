@@ -246,6 +246,11 @@ class Config:
                               key="seal.key") from None
         return (p if p.is_absolute() else self.base_dir / p).resolve()
 
+    def user_label(self, login: str) -> str:
+        """"张伟（zhang）" for a known login, the login itself otherwise (a former user)."""
+        user = self.users.get(login)
+        return f"{user.name}（{login}）" if user else login
+
     def user(self, login: str) -> User:
         from .errors import PermissionDenied
 

@@ -139,8 +139,3 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     rows.append((["合计", ""] if spec.rows == "day" else ["合计"]) + cells(None))
     return spec.headers(), rows
 
-
-def namespace(values: Mapping[str, Any], totals: Mapping[str, Any], today: date,
-              policy: Mapping[str, Any]) -> dict[str, Any]:
-    """The names a tally's expression sees for one case (the rules' own namespace)."""
-    return rules.namespace(values, totals, today=today, now=None, policy=policy, linked={})

@@ -210,6 +210,9 @@ class DocumentControl:
         from pypdf import PdfReader
 
         life, pdf = self._pdf(number, actor)
+        made = self.previews.path(life["pdf_sha256"], page)
+        if made.is_file():         # made before: the viewer's pictures cost no PDF parse
+            return made
         pages = len(PdfReader(pdf).pages)
         if not 1 <= page <= pages:
             raise NotFoundError(f"文件 {number} 没有第 {page} 页（共 {pages} 页）", number=number)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from .. import access, case_migrations, privacy, rules
+from .. import access, case_migrations, privacy
 from ..config import Config, User
 from ..errors import InputError, PermissionDenied
 from ..store import META_FILE, Store, Tx
@@ -240,15 +240,15 @@ class Parties:
                     and not self.guard.reach(user.login).reassign:
                 wanted = user.login   # a colleague's customer, even when naming the colleague
             if owner is not None and wanted is not None and wanted != owner:
-                if self._lapsed(pwf, party, record, now):
+                if self._lapsed(tx, pwf, party, record, now):
                     attached.notes.append(
-                        f"原销售顾问 {self._name(owner)} 超过期限未跟进，客户转为 "
-                        f"{self._name(wanted)} 的客户")
+                        f"原销售顾问 {self.config.user_label(owner)} 超过期限未跟进，客户转为 "
+                        f"{self.config.user_label(wanted)} 的客户")
                     owner = None
                 else:
                     raise PermissionDenied(
-                        f"客户{self._who(pwf, record)}已由 {self._name(owner)} 接待"
-                        f"（{pwf.title} {record['id']}），不能再登记给 {self._name(wanted)}；"
+                        f"客户{self._who(pwf, record)}已由 {self.config.user_label(owner)} 接待"
+                        f"（{pwf.title} {record['id']}），不能再登记给 {self.config.user_label(wanted)}；"
                         f"如需改由其他顾问跟进，请销售经理改派（dealerdocs reassign "
                         f"{record['id']} --to 登录名）", user=user.login, rule="party_owner",
                         owner=owner, case=record["id"])
@@ -277,15 +277,13 @@ class Parties:
             if stored.get(origin) not in (None, "", []):
                 record["data"][target] = _as(pwf, target, stored[origin])
 
-    def _lapsed(self, pwf: Workflow, party: Party, record: Mapping[str, Any], now: datetime
-                ) -> bool:
+    def _lapsed(self, tx: Tx, pwf: Workflow, party: Party, record: Mapping[str, Any],
+                now: datetime) -> bool:
+        """Whether ``free_when`` holds on the customer's file (the names its rules see)."""
         if party.free_when is None:
             return False
         values, totals = self.definitions.evaluate(pwf, record["data"], now.date())
-        scope = rules.namespace(values, totals, today=now.date(),
-                                now=now.replace(tzinfo=None), policy=self.config.policy,
-                                linked={})
-        return bool(party.free_when(scope))
+        return bool(party.free_when(self.definitions.names(tx, values, totals, now, {})))
 
     def _may_own(self, pwf: Workflow, user: User) -> bool:
         """Whether ``user`` could be a customer's consultant (has the assignee field's roles)."""
@@ -293,10 +291,6 @@ class Parties:
             return False
         allowed = pwf.fields[pwf.assignee].roles
         return not allowed or bool(set(allowed) & set(user.roles))
-
-    def _name(self, login: str) -> str:
-        user = self.config.users.get(login)
-        return f"{user.name}（{login}）" if user else login
 
     @staticmethod
     def _who(pwf: Workflow, record: Mapping[str, Any]) -> str:

@@ -463,11 +463,10 @@ class Pipeline:
             self.definitions.require(wf, record["data"], t.requires,
                                      f"关联的{wf.title} {case_id} {t.label}")
             self.definitions.run_checks(wf, t.checks, facts)
-            automatic_writes(wf, t, data, user, now)   # no input: stamps, counters, clears
-            for name in t.clear:
-                data[name] = None
+            automatic_writes(wf, t, data, user, now)   # no input: stamps, counters …
 
         def after(t: TransitionSpec, new_state: str) -> None:
+            append_rows(wf, t, record["state"], data, user, now)   # … rows and clears
             stamp = now.isoformat()
             tx.put_case({**record, "state": new_state, "data": data, "updated_at": stamp,
                          "updated_by": user.login})

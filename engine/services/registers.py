@@ -192,7 +192,7 @@ class Registers:
                     if record is None:
                         continue
                     values, totals = self.definitions.evaluate(wf, record["data"], today)
-                    names = tallies.namespace(values, totals, today, self.config.policy)
+                    names = self.definitions.names(tx, values, totals, self.clock(), {})
                     names["created_at"] = datetime.fromisoformat(record["created_at"]).replace(
                         tzinfo=None)
                     consultant = record["data"].get(wf.assignee) if wf.assignee else None
@@ -201,7 +201,7 @@ class Registers:
                         for row in values.get(table) or []:
                             items.append(tallies.Item(key, consultant, {**names, **row},
                                                       table=table))
-        headers, rows = tallies.count(spec, items, start, end, self._user_name)
+        headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
         # the counts (not the ratios, not each slot) drawn: a line per count over the days,
         # or a bar per count for each consultant
         counted = [headers.index(f"{c.label}（合计）" if c.per_slot and spec.slots else c.label)
@@ -211,10 +211,6 @@ class Registers:
                               chart=("line" if spec.rows == "day" else "bar", counted,
                                      spec.title))
         return self._write(spec.key, spec.title, table, start, end, formats, out_dir)
-
-    def _user_name(self, login: str) -> str:
-        user = self.config.users.get(login)
-        return f"{user.name}（{login}）" if user else login
 
     def _write(self, name: str, title: str, table: Any, start: date | None, end: date | None,
                formats: tuple[str, ...], out_dir: Path | None) -> dict[str, Any]:
