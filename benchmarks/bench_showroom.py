@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from engine import Engine, load_config  # noqa: E402
+from engine import Engine, case_migrations, load_config  # noqa: E402
 from bench_speed import dealer_dir  # noqa: E402
 
 TZ = timezone(timedelta(hours=8))
@@ -87,11 +87,7 @@ def generate(config_path: Path, store_dir: Path, customers: int, *, end: date,
                          "updated_at": stamp, "updated_by": who, "owners": ["xu", who]})
             if (i + 1) % 2000 == 0:
                 tx.flush_unjournaled()
-        for wf in engine.workflows.values():
-            tx.set_definition(wf.key, wf.definition)
-            if wf.party:
-                tx.set_definition("party:" + wf.key, "linked")
-        tx.set_definition("index:due", "built")   # put_case indexed every deadline
+        case_migrations.record_generated(tx, engine.workflows)   # linked, indexed
     engine.close()
     return {"customers": customers, "visits": visits}
 

@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine import case_migrations  # noqa: E402
 from engine.config import load_config  # noqa: E402
 from engine.engine import Engine  # noqa: E402
 from engine.numbering import counter_key, format_number  # noqa: E402
@@ -159,12 +160,8 @@ def generate(config_path: Path, store_dir: Path, cases: int, *, end: date, years
                     rate = (i + 1) / (time.perf_counter() - began)
                     print(f"\r{i + 1:,} / {cases:,} 件（{rate:,.0f} 件/秒）", end="", flush=True,
                           file=sys.stderr)
-        # synthetic cases of workflows that join customers ([party]) have none: nothing for
-        # the engine to link when it opens this store
-        for wf in engine.workflows.values():
-            if wf.party is not None:
-                tx.set_definition("party:" + wf.key, "linked")
-        tx.set_definition("index:due", "built")   # put_case indexed every deadline
+        # synthetic cases have no customers to link, and put_case indexed their deadlines
+        case_migrations.record_generated(tx, engine.workflows)
     if progress:
         print(file=sys.stderr)
     return {"cases": cases, "by_workflow": made, "sample": sample,

@@ -68,6 +68,18 @@ def _stale(tx: Tx, workflows: Mapping[str, Workflow]) -> list[Workflow]:
 
 
 DUE_INDEX = "index:due"   # the store's note that every open case with a deadline is indexed
+PARTY_LINKED = "party:"   # + workflow: its cases made before [party] are linked to customers
+
+
+def record_generated(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
+    """A store written directly (benchmarks, large-store tests), case by case with ``put_case``:
+    its cases are at the current definitions, have no older customers to link, and are in the
+    due index; nothing is left for the engine to bring along when it opens the store."""
+    for wf in workflows.values():
+        tx.set_definition(wf.key, wf.definition)
+        if wf.party is not None:
+            tx.set_definition(PARTY_LINKED + wf.key, "linked")
+    tx.set_definition(DUE_INDEX, "built")
 
 
 def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:

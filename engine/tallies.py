@@ -114,21 +114,23 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     else:
         row_keys = sorted(keys, key=lambda k: str(k))
 
-    def cells(key: Any | None) -> list[Any]:
-        def total(label: str) -> int:
-            return sum(n for (lab, k, _), n in counts.items()
-                       if lab == label and (key is None or k == key))
+    # the same counts summed per row and over all rows (the 合计 row: key None)
+    totals: Counter[tuple[str, Any, int | None | str]] = Counter()
+    for (label, key, slot), n in counts.items():
+        for k in (key, None):
+            totals[(label, k, "all")] += n
+            totals[(label, k, slot)] += n
 
+    def cells(key: Any | None) -> list[Any]:
         out: list[Any] = []
         for col in spec.columns:
             if col.ratio is not None:
-                out.append(_ratio(total(col.ratio[0]), total(col.ratio[1])))
+                out.append(_ratio(totals[(col.ratio[0], key, "all")],
+                                  totals[(col.ratio[1], key, "all")]))
                 continue
             if col.per_slot and spec.slots:
-                for i in range(len(spec.slot_pairs())):
-                    out.append(sum(n for (lab, k, s), n in counts.items()
-                                   if lab == col.label and s == i and (key is None or k == key)))
-            out.append(total(col.label))
+                out += [totals[(col.label, key, i)] for i in range(len(spec.slot_pairs()))]
+            out.append(totals[(col.label, key, "all")])
         return out
 
     rows = []

@@ -11,6 +11,7 @@ import pytest
 from docx import Document
 from openpyxl import load_workbook
 
+from engine import case_migrations
 from engine.errors import InputError, NotFoundError, PermissionDenied, StateError
 from helpers import contract_data, example, pdf_text
 
@@ -465,7 +466,8 @@ def test_the_due_list_reads_the_due_index_and_an_old_store_gets_one(config_path,
 
     shutil.rmtree(store / "index" / "due")               # a store from before the index
     meta = json.loads((store / "meta.json").read_text(encoding="utf-8"))
-    meta["definitions"] = {k: v for k, v in meta["definitions"].items() if v["key"] != "index:due"}
+    meta["definitions"] = {k: v for k, v in meta["definitions"].items()
+                           if v["key"] != case_migrations.DUE_INDEX}
     (store / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     engine = Engine(load_config(config_path), converter=converter, clock=clock)
     assert (store / "index" / "due" / "rectification" / "2027-02.json").is_file()

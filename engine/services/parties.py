@@ -27,7 +27,7 @@ from .guard import Guard
 from .trail import Trail
 
 log = logging.getLogger(__name__)
-_MARK = "party:"   # the store's note that a workflow's old cases were linked to customers
+_MARK = case_migrations.PARTY_LINKED   # + workflow: its old cases are linked
 
 
 @dataclass
