@@ -40,6 +40,9 @@ class Reach:
     recall: bool = False
     reassign: bool = False
     purge: bool = False
+    # workflow → (its assignee field, its open states): the pool of unassigned open cases
+    # they may take (``[workflow] pool``), seen besides their own
+    pool: Mapping[str, tuple[str, frozenset[str]]] = dataclasses.field(default_factory=dict)
 
     def sees_workflow(self, key: str) -> bool:
         return key in self.scope
@@ -49,7 +52,16 @@ class Reach:
         scope = self.scope.get(case["workflow"])
         if scope == "all":
             return True
-        return scope == "own" and self.login in owners(case)
+        return scope == "own" and (self.login in owners(case) or self.in_pool(case))
+
+    def in_pool(self, case: Mapping[str, Any]) -> bool:
+        """An open case with no assignee, of a workflow whose pool they may take from."""
+        pool = self.pool.get(case["workflow"])
+        if pool is None:
+            return False
+        assignee, open_states = pool
+        values = case["data"] if "data" in case else case.get("fields", {})
+        return case["state"] in open_states and not values.get(assignee)
 
     def sees_documents_of(self, key: str) -> bool:
         """Whether the documents of some cases of workflow ``key`` are theirs to see."""
@@ -72,13 +84,24 @@ def reach(config: Config, workflows: Mapping[str, Workflow], user: User) -> Reac
         for key in keys:
             if scope.get(key) != "all":
                 scope[key] = rules.cases
-    return Reach(user.login, scope, **flags)
+    pool = {}
+    for key, kind in scope.items():
+        wf = workflows.get(key)
+        if kind == "own" and wf is not None and wf.pool and wf.assignee:
+            allowed = wf.fields[wf.assignee].roles
+            if not allowed or set(allowed) & set(user.roles):
+                pool[key] = (wf.assignee, frozenset(k for k, s in wf.states.items()
+                                                    if not s.final))
+    return Reach(user.login, scope, pool=pool, **flags)
 
 
 def owners(case: Mapping[str, Any]) -> list[str]:
     """Whose case it is: the logins the engine keeps on each case and its listing (who
-    opened it, its assignee, and those of the case it was made from; see ``Engine``)."""
-    return list(case.get("owners") or [case["created_by"]])
+    opened it, its assignee, and those of the case it was made from; see ``Engine``). Empty
+    when nobody owns it any more (a released customer): only roles that see all, and the
+    pool, see it. A record from before owners were kept is its creator's."""
+    kept = case.get("owners")
+    return list(kept) if kept is not None else [case["created_by"]]
 
 
 NO_ROLE = "无权限"

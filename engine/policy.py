@@ -27,6 +27,7 @@ class PolicySpec:
     label: str = ""
     min: Any = None
     max: Any = None
+    choices: tuple[str, ...] = ()      # a string policy: one of these (e.g. a level, a scope)
 
     def describe_range(self) -> str:
         if self.min is not None and self.max is not None:
@@ -89,6 +90,9 @@ def check_value(spec: PolicySpec, value: Any, where: str) -> Any:
             words = f"应在 {bounds}" if spec.min is not None and spec.max is not None \
                 else f"应{bounds}"
         raise ConfigError(f"{where}: {key} {words}，收到 {value!r}", key=key)
+    if spec.choices and typed not in spec.choices:
+        raise ConfigError(f"{where}: {key} 应为 {' / '.join(spec.choices)} 之一，收到 \"{typed}\"",
+                          key=key)
     return typed
 
 
@@ -99,10 +103,11 @@ def declare(key: str, raw: Any, where: str, path: str | None = None) -> PolicySp
                                        path=path)
 
     if not isinstance(raw, dict):
-        raise fail("应为一个表：type、default，可选 label、min、max")
-    unknown = set(raw) - {"type", "default", "label", "min", "max"}
+        raise fail("应为一个表：type、default，可选 label、min、max、choices")
+    unknown = set(raw) - {"type", "default", "label", "min", "max", "choices"}
     if unknown:
-        raise fail(f"未知的键 {', '.join(sorted(unknown))}（可用：type、default、label、min、max）")
+        raise fail(f"未知的键 {', '.join(sorted(unknown))}（可用：type、default、label、min、max、"
+                   f"choices）")
     kind = raw.get("type")
     if kind not in TYPES:
         raise fail(f"type 应为 {' / '.join(TYPES)} 之一，收到 {kind!r}")
@@ -117,13 +122,17 @@ def declare(key: str, raw: Any, where: str, path: str | None = None) -> PolicySp
                 bounds[bound] = _typed(kind, raw[bound])
             except _Bad as err:
                 raise fail(f"{bound}: {err if str(err) != 'decimal' else '不是数字'}") from None
+    choices = raw.get("choices", [])
+    if choices and (kind != "string" or not isinstance(choices, list)
+                    or not all(isinstance(c, str) and c for c in choices)):
+        raise fail("choices 只适用于 string，应为非空字符串的列表")
     spec = PolicySpec(key, kind, None, str(raw.get("label", "")), bounds.get("min"),
-                      bounds.get("max"))
+                      bounds.get("max"), tuple(choices))
     try:
         default = check_value(spec, raw["default"], where)
     except ConfigError as err:
         raise fail(f"default: {err.message.split(': ', 1)[-1]}") from None
-    return PolicySpec(key, kind, default, spec.label, spec.min, spec.max)
+    return PolicySpec(key, kind, default, spec.label, spec.min, spec.max, spec.choices)
 
 
 def declared_in(folder: Path) -> dict[str, PolicySpec]:

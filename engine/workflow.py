@@ -107,7 +107,12 @@ class _TransitionDef:
     void_documents: bool = False
     stamps: list[str] = field(default_factory=list)
     stamps_once: list[str] = field(default_factory=list)  # stamped only while still empty
+    stamps_when: dict[str, str] = field(default_factory=dict)  # stamped once, when it holds
     fire_linked: dict[str, str] = field(default_factory=dict)
+    # what a linked step is given: {workflow: {its field: this case's field or computed value}}
+    fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
+    # fired only when the expression holds on this case ({workflow: expression})
+    fire_linked_when: dict[str, str] = field(default_factory=dict)
     assign: dict[str, str] = field(default_factory=dict)  # target field ← source field
     increment: list[str] = field(default_factory=list)
     record_actor: list[str] = field(default_factory=list)
@@ -157,6 +162,7 @@ class _PartyDef:
     update: dict[str, str] = field(default_factory=dict)  # party field ← this one, every time
     owner: str | None = None      # this case's user field: the party's assignee
     free_when: str | None = None  # an expression on the party: its owner no longer holds it
+    shared_when: str | None = None  # … : another consultant may register it too (not refused)
     states: list[str] = field(default_factory=list)  # the party's states a new case may join
     referred_by: str | None = None  # this case's field: the key of the party who referred it
     referrer: str | None = None     # the new party's field naming that referrer
@@ -220,6 +226,7 @@ class _WorkflowHead:
     summary: list[str] = field(default_factory=list)  # fields shown in case lists
     create_assign: dict[str, str] = field(default_factory=dict)  # target ← source at creation
     assignee: str | None = None  # the user field naming whose case it is (the consultant)
+    pool: bool = False  # an open case with no assignee is anyone's to take (公共客户池)
 
 
 @dataclass(frozen=True)
@@ -363,7 +370,10 @@ class Party:
     quote). On creation it is the one named, or the one whose ``match`` field holds this case's
     ``key`` value, or a new one made from the ``create`` fields; ``fill`` prefills this case
     from it. ``owner``: this case's user field, which must be the party's assignee (another
-    consultant is refused) unless ``free_when`` holds on the party (its owner let it lapse)."""
+    consultant is refused) unless ``free_when`` holds on the party (its owner let it lapse: it
+    passes to the new one) or ``shared_when`` holds (the store checks ownership per consultant
+    only: the other consultant registers their case and may read the party too; its owner
+    stays)."""
 
     workflow: str
     key: str
@@ -376,6 +386,7 @@ class Party:
     states: tuple[str, ...]
     referred_by: str | None = None   # a new customer referred by another goes to theirs
     referrer: str | None = None
+    shared_when: rules.Expression | None = None
 
 
 @dataclass(frozen=True)
@@ -411,6 +422,11 @@ class TransitionSpec:
     append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
     clear: tuple[str, ...] = ()   # fields emptied once the row is appended (the next starts blank)
     stamps_once: tuple[str, ...] = ()  # like stamps, but only while the field is empty
+    # like stamps_once, but only when the expression holds (e.g. the card opens at the
+    # store's policy.card_min_level)
+    stamps_when: dict[str, rules.Expression] = field(default_factory=dict)
+    fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
+    fire_linked_when: dict[str, rules.Expression] = field(default_factory=dict)
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -451,6 +467,9 @@ class Workflow:
     deadline_step: str | None = None   # the step that meets the deadline (one tap away)
     tallies: dict[str, TallySpec] = field(default_factory=dict)
     rota: Rota | None = None
+    # an open case whose assignee is empty (a released customer, a visitor nobody received)
+    # is seen by everyone who could be its assignee, to take it (公共客户池)
+    pool: bool = False
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -700,6 +719,23 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
                 raise fail(key, f"\"{trigger}\" 不是 {name} 的操作")
             if any(x.documents for x in targets):
                 raise fail(key, f"{name} 的 \"{trigger}\" 会出具文档，不能被联动触发")
+        for name in [*t.fire_linked_data, *t.fire_linked_when]:
+            if name not in t.fire_linked:
+                raise fail(f"transitions[{i}].fire_linked_data.{name}",
+                           f"\"{name}\" 不在本操作的 fire_linked 中")
+        for name, given in t.fire_linked_data.items():
+            other = workflows[name]
+            targets = [x for x in other.transitions if x.trigger == t.fire_linked[name]]
+            for target, origin in given.items():
+                key = f"transitions[{i}].fire_linked_data.{name}.{target}"
+                if target not in other.fields or not all(x.may_edit(target) for x in targets):
+                    raise fail(key, f"\"{target}\" 不是 {name} 的操作 \"{t.fire_linked[name]}\" "
+                                    f"可填写的字段（edits）")
+                if origin in wf.fields:
+                    if not _same_kind(other.fields[target].type, wf.fields[origin].type):
+                        raise fail(key, f"类型与本工作流的 {origin} 不同")
+                elif origin not in wf.computed:
+                    raise fail(key, f"\"{origin}\" 不是本工作流的字段或计算值")
 
 
 def _same_kind(target: str, origin: str) -> bool:
@@ -734,11 +770,13 @@ def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
         raise fail("party.referrer", f"\"{party.referrer}\" 不是 {party.workflow} 的字段")
     if party.owner is not None and not other.assignee:
         raise fail("party.owner", f"{party.workflow} 没有 workflow.assignee，无法判断客户归属")
-    if party.free_when is not None:
-        unknown = rules.unknown_names(party.free_when.names,
+    for what, expression in (("free_when", party.free_when), ("shared_when", party.shared_when)):
+        if expression is None:
+            continue
+        unknown = rules.unknown_names(expression.names,
                                       set(other.fields) | set(other.computed), other.policy)
         if unknown:
-            raise fail("party.free_when", f"引用了 {party.workflow} 没有的名称 {', '.join(unknown)}")
+            raise fail(f"party.{what}", f"引用了 {party.workflow} 没有的名称 {', '.join(unknown)}")
 
 
 def load_workflow(path: Path, config: Config) -> Workflow:
@@ -838,6 +876,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     if head.assignee is not None and (head.assignee not in fields
                                       or fields[head.assignee].type != "user"):
         raise fail("workflow.assignee", f"\"{head.assignee}\" 应为本工作流的 user 类型字段（如 consultant）")
+    if head.pool and head.assignee is None:
+        raise fail("workflow.pool", "pool 需要 workflow.assignee（无人负责的案件才进入公共池）")
     if wf.deadline is not None:
         if wf.deadline.field not in fields or fields[wf.deadline.field].type != "date":
             raise fail("deadline.field", f"\"{wf.deadline.field}\" 应为 date 类型的字段")
@@ -914,7 +954,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         for j, name in enumerate(t.not_actor_of):
             if name not in triggers:
                 raise fail(f"{key}.not_actor_of[{j}]", f"\"{name}\" 不是本工作流的操作（或 create）")
-        for what, names in (("stamps", t.stamps), ("stamps_once", t.stamps_once)):
+        for what, names in (("stamps", t.stamps), ("stamps_once", t.stamps_once),
+                            ("stamps_when", list(t.stamps_when))):
             for j, name in enumerate(names):
                 if name not in fields or fields[name].type not in ("datetime", "date"):
                     raise fail(f"{key}.{what}[{j}]", f"\"{name}\" 应为 date 或 datetime 类型的字段")
@@ -961,7 +1002,16 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           dict(t.assign), tuple(t.increment),
                                           tuple(t.record_actor), route,
                                           {k: dict(v) for k, v in t.append.items()},
-                                          tuple(t.clear), tuple(t.stamps_once)))
+                                          tuple(t.clear), tuple(t.stamps_once),
+                                          {name: compiled["compiler"].expression(
+                                              source, f"{key}.stamps_when.{name}",
+                                              set(fields) | set(compiled["computed"]))
+                                           for name, source in t.stamps_when.items()},
+                                          {k: dict(v) for k, v in t.fire_linked_data.items()},
+                                          {name: compiled["compiler"].expression(
+                                              source, f"{key}.fire_linked_when.{name}",
+                                              set(fields) | set(compiled["computed"]))
+                                           for name, source in t.fire_linked_when.items()}))
     timers = []
     for i, d in enumerate(wf.timers):
         key = f"timers[{i}]"
@@ -1012,16 +1062,20 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail("party", f"\"{name}\" 不是本工作流的字段")
         if d.owner is not None and fields[d.owner].type != "user":
             raise fail("party.owner", f"\"{d.owner}\" 应为 user 类型的字段")
-        try:   # it reads the party's fields: checked against them once all files are loaded
-            free_when = rules.Expression.compile(d.free_when) if d.free_when else None
-        except rules.RuleError as err:
-            raise fail("party.free_when", str(err)) from None
+        expressions: dict[str, rules.Expression | None] = {}
+        for what in ("free_when", "shared_when"):
+            try:   # they read the party's fields: checked against them once all files load
+                source = getattr(d, what)
+                expressions[what] = rules.Expression.compile(source) if source else None
+            except rules.RuleError as err:
+                raise fail(f"party.{what}", str(err)) from None
         if bool(d.referred_by) != bool(d.referrer):
             raise fail("party.referred_by", "referred_by 与 referrer 须同时给出")
         if d.referred_by and d.referred_by not in fields:
             raise fail("party.referred_by", f"\"{d.referred_by}\" 不是本工作流的字段")
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
-                      d.owner, free_when, tuple(d.states), d.referred_by, d.referrer)
+                      d.owner, expressions["free_when"], tuple(d.states), d.referred_by,
+                      d.referrer, expressions["shared_when"])
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path,
@@ -1037,7 +1091,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
-                    Rota(**vars(wf.rota)) if wf.rota else None)
+                    Rota(**vars(wf.rota)) if wf.rota else None, head.pool)
 
 
 def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:

@@ -188,7 +188,8 @@ def main() -> int:
         he = desk.case(visits[2].id, actor="li")["links"]["customer"][0]
         desk.fire(visits[0].id, "complete", "zhang", {
             "left_at": at(10, 40), "reception_notes": "介绍瑞虎8 PRO 卓越版并试乘，关注油耗和后排空间",
-            "level_after": "B", "purchase_horizon": "30 天内", "outcome": "继续跟进"})
+            "level_after": "B", "next_follow_up": (today + timedelta(days=3)).isoformat(),
+            "purchase_horizon": "30 天内", "outcome": "继续跟进"})   # the card's first row
         desk.fire(ma, "follow_up", "zhang", {
             "fu_date": today.isoformat(), "fu_method": "到店", "fu_content": "试乘后介绍金融方案",
             "fu_feedback": "希望多给一年保养", "fu_response": "请示经理后回复",

@@ -5,6 +5,7 @@ the tracking card is rendered by docxtpl and converted by LibreOffice, and read 
 from __future__ import annotations
 
 
+import re
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,8 @@ def test_the_register_and_the_loss_analysis_come_out_with_the_rows(engine, clock
             arrived_at="2026-11-26T08:40")
     engine.fire("V-1", "complete", "zhang", {"left_at": "2026-11-26T11:20",
                                              "reception_notes": "看车并试乘，关心油耗",
-                                             "level_after": "B", "outcome": "继续跟进"})
+                                             "level_after": "B", "next_follow_up": "2026-12-05",
+                                             "outcome": "继续跟进"})
     out = engine.report("reception", formats=("xlsx",), out_dir=tmp_path, actor="wang")
     assert out["rows"] == 3
     sheet = load_workbook(out["files"]["xlsx"]).active
@@ -563,7 +565,8 @@ def test_the_timer_frees_a_customer_nobody_followed_up(engine, clock):
     customer = walk_in(engine, consultant="zhang").party
     follow(engine, customer, "C", next_day="2026-12-20")
     clock.advance(days=30)
-    assert [t for t in engine.tick() if t["case"] == customer] == []     # 30 days: still zhang's
+    # 30 days: still zhang's, but the follow-up due on 12-20 was missed (written once)
+    assert [t["trigger"] for t in engine.tick() if t["case"] == customer] == ["miss_follow_up"]
     clock.advance(days=1)
     fired = [t for t in engine.tick() if t["case"] == customer]
     assert [t["trigger"] for t in fired] == ["release"]
@@ -575,3 +578,174 @@ def test_the_timer_frees_a_customer_nobody_followed_up(engine, clock):
     assert taken.party == customer
     file = engine.case(customer, actor="wang")
     assert file["data"]["consultant"] == "li" and "zhang" not in file["owners"]
+
+
+# --- the store's settings: where the card opens, how far ownership is checked --------------------
+
+def _engine_with_policy(config_path, converter, clock, **policy):
+    from engine.config import load_config
+    from engine.engine import Engine
+
+    text = config_path.read_text(encoding="utf-8")
+    for key, value in policy.items():      # the key's line in config.toml's [policy]
+        text, count = re.subn(rf'(?m)^{key} = .*$', f'{key} = "{value}"', text)
+        assert count == 1, key
+    config_path.write_text(text, encoding="utf-8")
+    return Engine(load_config(config_path), converter=converter, clock=clock)
+
+
+def test_the_card_opens_at_the_stores_level(config_path, converter, clock):
+    """policy.card_min_level: a brand that opens cards at B; a C follow-up opens none."""
+    engine = _engine_with_policy(config_path, converter, clock, card_min_level="B")
+    try:
+        customer = walk_in(engine, consultant="zhang").party
+        follow(engine, customer, "C", next_day="2026-12-20")
+        assert engine.case(customer, actor="zhang")["data"].get("card_opened_on") is None
+        with pytest.raises(StateError) as blocked:
+            engine.fire(customer, "print_card", "zhang")
+        assert "客户尚未达到建卡级别（B 级及以上）" in blocked.value.message
+        clock.advance(days=2)
+        follow(engine, customer, "B", day="2026-11-28", next_day="2026-12-05")
+        assert engine.case(customer, actor="zhang")["data"]["card_opened_on"] == "2026-11-28"
+        clock.advance(days=3)
+        follow(engine, customer, "A", day="2026-12-01", next_day="2026-12-05")
+        assert engine.case(customer, actor="zhang")["data"]["card_opened_on"] == "2026-11-28"
+    finally:
+        engine.close()
+
+
+def test_a_level_the_policy_does_not_know_is_refused_at_start(config_path, converter, clock):
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError) as bad:
+        _engine_with_policy(config_path, converter, clock, card_min_level="E")
+    assert "policy.card_min_level 应为 H / A / B / C 之一，收到 \"E\"" in bad.value.message
+
+
+def test_ownership_checked_per_consultant_lets_a_colleague_receive(config_path, converter,
+                                                                   clock):
+    """policy.owner_check = "consultant" (the Chery CRM's check within the consultant's own
+    customers): li registers zhang's customer; the visit is li's, the file stays zhang's, li
+    may read it; the default ("store") refuses, as the tests above show."""
+    engine = _engine_with_policy(config_path, converter, clock, owner_check="consultant")
+    try:
+        customer = walk_in(engine, consultant="zhang").party
+        visit = walk_in(engine, actor="li", arrived_at="2026-11-26T10:20")
+        assert visit.party == customer
+        assert engine.case(visit.id, actor="li")["data"]["consultant"] == "li"
+        file = engine.case(customer, actor="li")
+        assert file["data"]["consultant"] == "zhang" and set(file["owners"]) >= {"zhang", "li"}
+        assert "客户由 张伟（zhang） 跟进；本次由 李娜（li） 接待" in file["history"][-1]["note"]
+        assert [c["id"] for c in engine.cases("customer", actor="zhang")] == [customer]
+    finally:
+        engine.close()
+
+
+def test_a_missed_follow_up_is_written_once_and_listed_for_the_manager(engine, clock, tmp_path):
+    from datetime import date as day_
+
+    customer = walk_in(engine, consultant="zhang").party
+    follow(engine, customer, "A", next_day="2026-12-01")
+    clock.advance(days=5)                                     # 12-01: due today, not missed
+    assert [t for t in engine.tick() if t["case"] == customer] == []
+    clock.advance(days=1)                                     # 12-02: missed
+    assert [t["trigger"] for t in engine.tick() if t["case"] == customer] == ["miss_follow_up"]
+    assert engine.tick() == []                                # once per missed date
+    file = engine.case(customer, actor="wang")
+    assert file["data"]["missed_for"] == "2026-12-01" and file["data"]["missed_count"] == 1
+    assert file["history"][-1]["actor"] == "system" and file["state"] == "a"
+    # followed up late, the next date missed too: a second one
+    follow(engine, customer, "A", day="2026-12-02", next_day="2026-12-04")
+    clock.advance(days=3)
+    assert [t["trigger"] for t in engine.tick()] == ["miss_follow_up"]
+    assert engine.case(customer, actor="wang")["data"]["missed_count"] == 2
+    out = engine.report("missed", day_(2026, 12, 1), day_(2026, 12, 31), formats=("xlsx",),
+                        out_dir=tmp_path / "wang", actor="wang")
+    sheet = load_workbook(out["files"]["xlsx"]).active
+    rows = [[c.value for c in r] for r in sheet.iter_rows()]
+    header = rows.index(next(r for r in rows if r[0] == "档案号"))
+    assert rows[header + 1][:2] == [customer, "王建华"] and "136****1111" in rows[header + 1]
+    assert rows[header + 1][5].date() == day_(2026, 12, 4) and rows[header + 1][8] == 2
+    # a colleague's register has none of zhang's customers
+    theirs = engine.report("missed", day_(2026, 12, 1), day_(2026, 12, 31), formats=("xlsx",),
+                           out_dir=tmp_path / "li", actor="li")
+    assert customer not in str([[c.value for c in r]
+                                for r in load_workbook(theirs["files"]["xlsx"]).active.iter_rows()])
+
+
+def test_a_released_customer_is_in_the_pool_for_any_consultant_to_take(engine, clock):
+    """公共客户池: a customer with no consultant is seen by every consultant (masked), and the
+    first to take it has it; the one who let it lapse no longer sees it; the desk never."""
+    customer = walk_in(engine, consultant="zhang").party
+    mine = walk_in(engine, consultant="li", customer_name="赵倩", customer_mobile="13700002222").party
+    assert [c["id"] for c in engine.cases("customer", actor="li")] == [mine]
+    with pytest.raises(StateError):             # zhang's own: nothing to take
+        engine.fire(customer, "take", "zhang")
+    clock.advance(days=20)                      # li keeps hers; zhang lets his lapse
+    follow(engine, mine, "C", day="2026-12-16", next_day="2026-12-30", actor="li")
+    clock.advance(days=11)
+    assert [(t["case"], t["trigger"]) for t in engine.tick()] == [(customer, "release")]
+    assert {c["id"] for c in engine.cases("customer", actor="li")} == {customer, mine}
+    pooled = engine.case(customer, actor="li")
+    assert pooled["data"]["mobile"] == "136****1111" and pooled["owners"] == ["xu"]   # the desk
+    assert customer in {c["id"] for c in engine.cases("customer", actor="zhang")}  # as the pool
+    with pytest.raises(NotFoundError):
+        engine.case(customer, actor="xu")
+    with pytest.raises(NotFoundError):
+        engine.case(mine, actor="zhang")        # li's own is not in the pool
+    engine.fire(customer, "take", "li")
+    file = engine.case(customer, actor="li")
+    assert file["data"]["consultant"] == "li" and file["owners"] == ["xu", "li"]
+    assert file["history"][-1]["trigger"] == "take"
+    with pytest.raises(NotFoundError):
+        engine.case(customer, actor="zhang")
+    assert [c["id"] for c in engine.cases("customer", actor="zhang")] == []
+    with pytest.raises(NotFoundError):          # taken: not anyone's to take again
+        engine.fire(customer, "take", "zhang")
+
+
+def test_the_registers_level_is_the_customers_follow_up(engine, clock):
+    """Completing a register row with 追踪后级别 H/A/B/C records the customer's follow-up (the
+    card's row, the level, the next date; the level's interval checked); N leaves the file as
+    it is; a customer whose level takes no follow-up is left, and the completion says so."""
+    visit = walk_in(engine, consultant="zhang", arrived_at="2026-11-26T10:05")
+    customer = visit.party
+    row = {"reception_notes": "看瑞虎8 PRO，约周末试驾", "outcome": "继续跟进",
+           "left_at": "2026-11-26T10:40"}
+    with pytest.raises(InputError) as no_date:
+        engine.fire(visit.id, "complete", "zhang", {**row, "level_after": "A"})
+    assert "追踪后级别为 A 级时，请填写下次跟进日期" in no_date.value.message
+    with pytest.raises(InputError) as too_late:          # A: within 7 days (customer.toml)
+        engine.fire(visit.id, "complete", "zhang",
+                    {**row, "level_after": "A", "next_follow_up": "2026-12-10"})
+    assert "A 级客户最迟 7 天内再跟进：下次跟进日期应不晚于 2026年12月3日" in too_late.value.message
+    assert engine.case(visit.id, actor="wang")["state"] == "registered"     # nothing written
+    assert engine.case(customer, actor="wang")["state"] == "n"
+
+    engine.fire(visit.id, "complete", "zhang",
+                {**row, "level_after": "A", "next_follow_up": "2026-12-01"})
+    file = engine.case(customer, actor="zhang")
+    assert file["state"] == "a" and file["data"]["next_follow_up"] == "2026-12-01"
+    assert [(r["date"], r["method"], r["content"], r["level_after"], r["by"])
+            for r in file["data"]["follow_ups"]] == [
+        ("2026-11-26", "到店", "看瑞虎8 PRO，约周末试驾", "A 级", "zhang")]
+    assert file["history"][-1]["trigger"] == "follow_up"
+    assert f"由 {visit.id} 完善登记联动" in file["history"][-1]["note"]
+
+    # a call the next day, level N: the file is not touched
+    call = walk_in(engine, kind="来电", customer_name=None, arrived_at="2026-11-26T10:20")
+    engine.fire(call.id, "complete", "zhang", {"reception_notes": "问价", "outcome": "继续跟进",
+                                               "level_after": "N"})
+    assert len(engine.case(customer, actor="zhang")["data"]["follow_ups"]) == 1
+
+    # a customer who ordered (O) visits; the consultant writes H: the row completes, the file
+    # stays O, and the completion says why
+    engine.fire(customer, "order", "wang")
+    again = walk_in(engine, customer_name=None, arrived_at="2026-11-26T10:25")
+    done = engine.fire(again.id, "complete", "zhang",
+                       {"reception_notes": "来问提车时间", "outcome": "继续跟进",
+                        "level_after": "H", "next_follow_up": "2026-11-28"})
+    assert done.state == "completed"
+    assert engine.case(customer, actor="wang")["state"] == "o"
+    events = engine.case(again.id, actor="wang")["history"]
+    assert "客户档案 K-1 处于「O 级（已订车）」，未记录跟进" in str(events[-1])

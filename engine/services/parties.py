@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
-from .. import access, case_migrations, privacy
+from .. import access, case_migrations, privacy, rules
 from ..config import Config, User
 from ..errors import InputError, PermissionDenied
 from ..store import META_FILE, Store, Tx
@@ -239,8 +239,16 @@ class Parties:
             if owner is not None and self._may_own(pwf, user) and user.login != owner \
                     and not self.guard.reach(user.login).reassign:
                 wanted = user.login   # a colleague's customer, even when naming the colleague
-            if owner is not None and wanted is not None and wanted != owner:
-                if self._lapsed(tx, pwf, party, record, now):
+            if owner is not None and wanted is not None and wanted != owner \
+                    and self._holds(tx, pwf, party.shared_when, record, now):
+                # the store checks ownership per consultant: the colleague registers their
+                # own case and may read the file; the customer stays with its consultant
+                record["owners"] = list(dict.fromkeys([*access.owners(record), wanted]))
+                attached.notes.append(
+                    f"客户由 {self.config.user_label(owner)} 跟进；本次由 "
+                    f"{self.config.user_label(wanted)} 接待")
+            elif owner is not None and wanted is not None and wanted != owner:
+                if self._holds(tx, pwf, party.free_when, record, now):
                     attached.notes.append(
                         f"原销售顾问 {self.config.user_label(owner)} 超过期限未跟进，客户转为 "
                         f"{self.config.user_label(wanted)} 的客户")
@@ -272,18 +280,19 @@ class Parties:
         for target, origin in party.create.items():
             if record["data"].get(target) in (None, "", []) and \
                     stored.get(origin) not in (None, "", []):
-                record["data"][target] = _as(pwf, target, stored[origin])
+                record["data"][target] = as_field(pwf, target, stored[origin])
         for target, origin in party.update.items():
             if stored.get(origin) not in (None, "", []):
-                record["data"][target] = _as(pwf, target, stored[origin])
+                record["data"][target] = as_field(pwf, target, stored[origin])
 
-    def _lapsed(self, tx: Tx, pwf: Workflow, party: Party, record: Mapping[str, Any],
-                now: datetime) -> bool:
-        """Whether ``free_when`` holds on the customer's file (the names its rules see)."""
-        if party.free_when is None:
+    def _holds(self, tx: Tx, pwf: Workflow, expression: rules.Expression | None,
+               record: Mapping[str, Any], now: datetime) -> bool:
+        """Whether ``expression`` (``free_when``, ``shared_when``) holds on the customer's file
+        (the names its rules see); False when the workflow file does not give it."""
+        if expression is None:
             return False
         values, totals = self.definitions.evaluate(pwf, record["data"], now.date())
-        return bool(party.free_when(self.definitions.names(tx, values, totals, now, {})))
+        return bool(expression(self.definitions.names(tx, values, totals, now, {})))
 
     def _may_own(self, pwf: Workflow, user: User) -> bool:
         """Whether ``user`` could be a customer's consultant (has the assignee field's roles)."""
@@ -298,7 +307,7 @@ class Parties:
         return f" {name} " if name else " "
 
 
-def _as(wf: Workflow, name: str, value: Any) -> Any:
+def as_field(wf: Workflow, name: str, value: Any) -> Any:
     """``value`` as field ``name`` of ``wf`` keeps it (the day of a date and time for a date)."""
     if wf.fields[name].type == "date" and isinstance(value, str) and len(value) > 10:
         return value[:10]

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import access, case_migrations
 from ..config import Config, User
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
+from ..jsonview import context_value
 from ..prepared import Prepared
 from ..store import Store, Tx
 from ..workflow import Model, TransitionSpec, Workflow
@@ -41,7 +42,7 @@ from .control import DocumentControl
 from .definitions import Definitions
 from .guard import Guard
 from .issuing import IssuedDocument, Issuing
-from .parties import Parties
+from .parties import Parties, as_field
 from .rotas import Rotas
 from .trail import Trail
 from .units import Units, Work
@@ -348,8 +349,8 @@ class Pipeline:
         if not f.timed:
             self.guard.authorize(user, t.roles, f"执行「{t.label}」（{t.trigger}）")
             self._separate_duties(f.tx, wf, t, f.record, user)
-        automatic_writes(wf, t, new_data, user, now)
-        if t.stamps or t.stamps_once or t.assign or t.increment or t.record_actor:
+        automatic_writes(wf, t, new_data, user, now, f.facts)
+        if t.stamps or t.stamps_once or t.stamps_when or t.assign or t.increment or t.record_actor:
             f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
             f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
                                              f.record.get("links", {}))
@@ -366,11 +367,16 @@ class Pipeline:
         self._check_exclusive(tx, wf, case_id, new_state, new_data)
         stamp = work.now.isoformat()
         owners = access.owners(f.record)
-        if wf.assignee and new_data.get(wf.assignee) and new_data[wf.assignee] not in owners:
-            owners.append(new_data[wf.assignee])   # the case was handed to another consultant
+        if wf.assignee:
+            old, new = f.record["data"].get(wf.assignee), new_data.get(wf.assignee)
+            if old and old != new:      # released or handed on: no longer the old one's
+                owners = [o for o in owners if o != old]
+            if new and new not in owners:
+                owners.append(new)      # the case was handed to (or taken by) a consultant
         before, record = f.record, {**f.record, "state": new_state, "data": new_data,
                                     "updated_at": stamp, "updated_by": user.login,
                                     "owners": owners}
+        cascades = self._cascades(tx, wf, t, record, f)
         f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
                                       new_state)
         if t.void_documents:
@@ -379,10 +385,34 @@ class Pipeline:
         self.trail.audit(tx, stamp, user, case_id, wf, t.trigger, before["state"], new_state,
                          self.trail.changes(wf, before["data"], new_data),
                          [d.number for d in f.issued], warnings=f.warnings)
+        for linked_id, linked_trigger, given in cascades:
+            self._cascade(tx, work, linked_id, linked_trigger, user,
+                          note=f"由 {case_id} {t.label}联动", given=given)
+
+    def _cascades(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
+                  f: _Firing) -> list[tuple[str, str, dict[str, Any]]]:
+        """The linked steps ``t`` fires (``fire_linked``), with the data each is given. A
+        conditional one (``fire_linked_when``) is left out when its expression does not hold,
+        or, with a warning in this step's event, on a linked case whose state does not take
+        it (a customer who already ordered: no follow-up to record)."""
+        out = []
         for linked_wf, linked_trigger in t.fire_linked.items():
+            when = t.fire_linked_when.get(linked_wf)
+            if when is not None and not when(f.facts):
+                continue
+            other = self.definitions.workflow(linked_wf)
+            given = {target: as_field(other, target, _given(wf, origin, f.data, f.totals))
+                     for target, origin in t.fire_linked_data.get(linked_wf, {}).items()}
             for linked_id in record.get("links", {}).get(linked_wf, []):
-                self._cascade(tx, work, linked_id, linked_trigger, user,
-                              note=f"由 {case_id} {t.label}联动")
+                linked = self._load_case(tx, linked_id)
+                if when is not None and not any(x.trigger == linked_trigger
+                                                for x in other.available(linked["state"])):
+                    label = next(x.label for x in other.transitions if x.trigger == linked_trigger)
+                    f.warnings.append(f"关联的{other.title} {linked_id} 处于「"
+                                      f"{other.states[linked['state']].label}」，未{label}")
+                    continue
+                out.append((linked_id, linked_trigger, given))
+        return out
 
     def _move(self, wf: Workflow, state: str, trigger: str, label: str,
               facts: Mapping[str, Any], before: Callable[[TransitionSpec], None],
@@ -444,9 +474,10 @@ class Pipeline:
                                    user=user.login, rule="not_actor_of")
 
     def _cascade(self, tx: Tx, work: Work, case_id: str, trigger: str, user: User,
-                 note: str) -> None:
+                 note: str, given: Mapping[str, Any] | None = None) -> None:
         """Fire ``trigger`` on a linked case as a consequence (``fire_linked``): same store
-        write, no data, no documents; the linked workflow's conditions and checks still apply."""
+        write, no documents, the data ``given`` (``fire_linked_data``, checked as that
+        workflow's input); the linked workflow's conditions and checks still apply."""
         record = self._load_case(tx, case_id)
         wf = self.definitions.workflow(record["workflow"])
         try:
@@ -454,16 +485,23 @@ class Pipeline:
         except StateError as err:
             raise StateError(f"关联的{wf.title} {case_id}：{err.message}", case=case_id) from None
         now = work.now
-        values, totals = self.definitions.evaluate(wf, record["data"], now.date())
+        data = copy.deepcopy(record["data"])
+        if given:
+            try:
+                data.update(self.definitions.normalize(wf, given, record["data"],
+                                                       edits=candidates[0].edits,
+                                                       transition=candidates[0]))
+            except InputError as err:
+                raise InputError(f"关联的{wf.title} {case_id}：{err.message}",
+                                 case=case_id) from None
+        values, totals = self.definitions.evaluate(wf, data, now.date())
         facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
 
-        data = copy.deepcopy(record["data"])
-
         def before(t: TransitionSpec) -> None:
-            self.definitions.require(wf, record["data"], t.requires,
+            self.definitions.require(wf, data, t.requires,
                                      f"关联的{wf.title} {case_id} {t.label}")
             self.definitions.run_checks(wf, t.checks, facts)
-            automatic_writes(wf, t, data, user, now)   # no input: stamps, counters …
+            automatic_writes(wf, t, data, user, now, facts)   # no input: stamps, counters …
 
         def after(t: TransitionSpec, new_state: str) -> None:
             append_rows(wf, t, record["state"], data, user, now)   # … rows and clears
@@ -516,10 +554,12 @@ class Pipeline:
 
 
 def automatic_writes(wf: Workflow, t: TransitionSpec, data: dict[str, Any], user: User,
-                     now: datetime) -> None:
-    """What a transition writes by itself: its stamps (``stamps_once`` only while empty),
-    copies (``assign``), counters (``increment``) and the actor's name (``record_actor``)."""
-    for name in [*t.stamps, *(n for n in t.stamps_once if data.get(n) is None)]:
+                     now: datetime, names: Mapping[str, Any]) -> None:
+    """What a transition writes by itself: its stamps (``stamps_once`` only while empty,
+    ``stamps_when`` only while empty and when its expression holds on ``names``), copies
+    (``assign``), counters (``increment``) and the actor's name (``record_actor``)."""
+    when = [n for n, holds in t.stamps_when.items() if data.get(n) is None and holds(names)]
+    for name in [*t.stamps, *(n for n in t.stamps_once if data.get(n) is None), *when]:
         data[name] = (now.date().isoformat() if wf.fields[name].type == "date"
                       else now.replace(tzinfo=None).isoformat(timespec="minutes"))
     for target, origin in t.assign.items():
@@ -528,6 +568,14 @@ def automatic_writes(wf: Workflow, t: TransitionSpec, data: dict[str, Any], user
         data[name] = (data.get(name) or 0) + 1
     for name in t.record_actor:
         data[name] = user.login
+
+
+def _given(wf: Workflow, origin: str, data: Mapping[str, Any], totals: Mapping[str, Any]) -> Any:
+    """What a cascade gives the linked step from ``origin``: a field as stored, or a computed
+    value (as the linked step's input reads it)."""
+    if origin in wf.fields:
+        return copy.deepcopy(data.get(origin))
+    return context_value(totals.get(origin))
 
 
 def append_rows(wf: Workflow, t: TransitionSpec, state: str, data: dict[str, Any], user: User,
