@@ -204,8 +204,8 @@ class Registers:
         headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
         # the counts (not the ratios, not each slot) drawn: a line per count over the days,
         # or a bar per count for each consultant
-        counted = [headers.index(f"{c.label}（合计）" if c.per_slot and spec.slots else c.label)
-                   for c in spec.columns if c.ratio is None]
+        counted = {headers.index(f"{c.label}（合计）" if c.per_slot and spec.slots else c.label):
+                   c.label for c in spec.columns if c.ratio is None}
         table = reports.Table(spec.title, reports.period_label(start, end, today), headers, rows,
                               signatures=list(spec.signatures),
                               chart=("line" if spec.rows == "day" else "bar", counted,
