@@ -5,9 +5,15 @@ the funnel (per consultant: visits → cards → test drives → quotes → cont
 A tally has rows (each day of the period, with its weekday, or each consultant) and columns;
 a column counts the cases of a workflow (or the rows of one of their table fields, e.g. the
 follow-ups) whose day falls in the row and for which its expression holds, optionally once per
-time slot of the day; a ratio column divides two others. Counting is pure: callers bring the
-cases (typed values) and get a :class:`reports.Table` back; the files are written like any
-register's. Every number can be recomputed from the cases by hand, which the tests do.
+time slot of the day; a ratio column divides two others, a cumulative column runs a count's
+total down the days (当月销售总量) and a blank column is left for handwriting (备注).
+
+With time slots the table has the paper form's two header rows: a group per slot
+(「08:00–10:00」) over the slot's counts side by side (来店客户批数, 留有客户资料数, …), then a
+「全天合计」 group over the whole day's; every other column spans both rows. Counting is pure:
+callers bring the cases (typed values) and get headers, groups and rows back; the files are
+written like any register's. Every number can be recomputed from the cases by hand, which the
+tests do.
 """
 from __future__ import annotations
 
@@ -32,6 +38,27 @@ class TallyColumn:
     per_slot: bool = False            # once per time slot of the tally
     ratio: tuple[str, str] | None = None   # (numerator, denominator) column labels
     short: str | None = None          # its name under each time slot (a narrow column)
+    cumulative: str | None = None     # the running total down the rows of the count so named
+    blank: bool = False               # an empty column (备注: written in by hand)
+
+    @property
+    def counts(self) -> bool:
+        """It counts cases (or table rows) itself; the others are worked out from the counts."""
+        return self.ratio is None and self.cumulative is None and not self.blank
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """Where one column of the table comes from: a tally column, for one time slot (an index
+    into the slot pairs), for the whole day ("all") or neither (None: not a count)."""
+
+    group: str | None                 # the label over it in the top header row (None: none)
+    header: str
+    column: TallyColumn
+    slot: int | str | None
+
+
+TOTAL_GROUP = "全天合计"
 
 
 @dataclass(frozen=True)
@@ -45,16 +72,54 @@ class TallySpec:
 
     @property
     def workflows(self) -> set[str]:
-        return {c.workflow for c in self.columns if c.ratio is None}
+        return {c.workflow for c in self.columns if c.counts}
 
-    def headers(self) -> list[str]:
-        first = ["日期", "星期"] if self.rows == "day" else ["销售顾问"]
-        out = list(first)
+    def first(self) -> list[str]:
+        """The headers of the columns naming the row."""
+        return ["日期", "星期"] if self.rows == "day" else ["销售顾问"]
+
+    def layout(self) -> list[TableColumn]:
+        """The counted columns in the table's order. The per-slot columns come slot by slot
+        (each slot's counts side by side, as on the paper form), then their whole-day totals,
+        where the first per-slot column stands; the other columns keep their places."""
+        per_slot = [c for c in self.columns if c.per_slot and self.slots]
+        out: list[TableColumn] = []
         for c in self.columns:
             if c.per_slot and self.slots:
-                out += [f"{a:%H}–{b:%H}时{c.short or c.label}" for a, b in self.slot_pairs()]
-            out.append(f"{c.label}（合计）" if c.per_slot and self.slots else c.label)
+                if c is per_slot[0]:
+                    for i, (a, b) in enumerate(self.slot_pairs()):
+                        out += [TableColumn(f"{a:%H:%M}–{b:%H:%M}", p.short or p.label, p, i)
+                                for p in per_slot]
+                    out += [TableColumn(TOTAL_GROUP, p.short or p.label, p, "all")
+                            for p in per_slot]
+                continue
+            out.append(TableColumn(None, c.label, c, "all" if c.counts else None))
         return out
+
+    def headers(self) -> list[str]:
+        """One header per column: the lower row's label under a group, else the column's."""
+        return self.first() + [cell.header for cell in self.layout()]
+
+    def groups(self) -> list[tuple[str, int, int]]:
+        """The top header row: (label, first column, span) for each run of columns under the
+        same group; empty when no column is in a group (a one-row header)."""
+        out: list[tuple[str, int, int]] = []
+        offset = len(self.first())
+        for i, cell in enumerate(self.layout()):
+            if cell.group is None:
+                continue
+            if out and out[-1][0] == cell.group and out[-1][1] + out[-1][2] == offset + i:
+                out[-1] = (cell.group, out[-1][1], out[-1][2] + 1)
+            else:
+                out.append((cell.group, offset + i, 1))
+        return out
+
+    def totals(self) -> dict[int, str]:
+        """Each count's whole-day total: its column index and the count's own label (headers
+        under a group may repeat; these are the lines of its chart)."""
+        offset = len(self.first())
+        return {offset + i: cell.column.label for i, cell in enumerate(self.layout())
+                if cell.column.counts and cell.slot == "all"}
 
     def slot_pairs(self) -> list[tuple[time, time]]:
         return list(zip(self.slots, self.slots[1:]))
@@ -93,7 +158,7 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     keys: set[Any] = set()
     for item in items:
         for col in spec.columns:
-            if col.ratio is not None or col.workflow != item.workflow or col.table != item.table:
+            if not col.counts or col.workflow != item.workflow or col.table != item.table:
                 continue
             moment = _moment(item.names.get(col.date_field))
             if moment is None or not start <= moment[0] <= end:
@@ -121,16 +186,26 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
             totals[(label, k, "all")] += n
             totals[(label, k, slot)] += n
 
+    layout = spec.layout()
+    running: Counter[str] = Counter()   # the cumulative columns' totals so far, down the rows
+
     def cells(key: Any | None) -> list[Any]:
         out: list[Any] = []
-        for col in spec.columns:
+        for cell in layout:
+            col = cell.column
             if col.ratio is not None:
                 out.append(_ratio(totals[(col.ratio[0], key, "all")],
                                   totals[(col.ratio[1], key, "all")]))
-                continue
-            if col.per_slot and spec.slots:
-                out += [totals[(col.label, key, i)] for i in range(len(spec.slot_pairs()))]
-            out.append(totals[(col.label, key, "all")])
+            elif col.cumulative is not None:
+                # rows come in order; the 合计 row (None) shows the period's total
+                if key is not None:
+                    running[col.label] += totals[(col.cumulative, key, "all")]
+                out.append(running[col.label] if key is not None
+                           else totals[(col.cumulative, None, "all")])
+            elif col.blank:
+                out.append(None)
+            else:
+                out.append(totals[(col.label, key, cell.slot)])
         return out
 
     rows = []
@@ -140,4 +215,3 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
         rows.append(first + cells(key))
     rows.append((["合计", ""] if spec.rows == "day" else ["合计"]) + cells(None))
     return spec.headers(), rows
-

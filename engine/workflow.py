@@ -203,6 +203,8 @@ class _TallyColumnDef:
     per_slot: bool = False          # once per time slot of the tally
     short: str | None = None        # its name under each slot (narrow columns)
     ratio: list[str] = field(default_factory=list)   # [numerator, denominator] labels
+    cumulative: str | None = None   # the running total of an earlier count down the days
+    blank: bool = False             # an empty column, written in by hand (备注)
 
 
 @dataclass(frozen=True)
@@ -1105,16 +1107,36 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
         raise fail(f"{key}.slots", f"时段应写成 \"08:00\" 这样的时刻：{d.slots}") from None
     if list(slots) != sorted(set(slots)) or len(slots) == 1:
         raise fail(f"{key}.slots", "时段的分界应从早到晚、不重复，至少两个")
-    columns, labels, headers = [], set(), set()
+    columns: list[TallyColumn] = []
+    labels: set[str] = set()
     for j, c in enumerate(d.columns):
         where = f"{key}.columns[{j}]"
         if c.label in labels:
             raise fail(f"{where}.label", f"列名 \"{c.label}\" 重复")
         labels.add(c.label)
+        kinds = [k for k, given in (("ratio", c.ratio), ("cumulative", c.cumulative),
+                                    ("blank", c.blank)) if given]
+        if len(kinds) > 1:
+            raise fail(f"{where}.{kinds[1]}", f"{kinds[0]} 与 {kinds[1]} 不能写在同一列")
+        if kinds and (c.date_field or c.count or c.table or c.per_slot or c.workflow):
+            raise fail(f"{where}.{kinds[0]}",
+                       f"{kinds[0]} 列不计数，不能再写 date_field、count、table、per_slot 或 workflow")
+        counted = {x.label for x in columns if x.counts}
         if c.ratio:
-            if len(c.ratio) != 2 or any(r not in labels for r in c.ratio):
-                raise fail(f"{where}.ratio", "应为 [分子列名, 分母列名]，两列须写在它前面")
+            if len(c.ratio) != 2 or any(r not in counted for r in c.ratio):
+                raise fail(f"{where}.ratio", "应为 [分子列名, 分母列名]，两列须是写在它前面的计数列")
             columns.append(TallyColumn(c.label, own, "", None, ratio=(c.ratio[0], c.ratio[1])))
+            continue
+        if c.cumulative:
+            if c.cumulative not in counted:
+                raise fail(f"{where}.cumulative",
+                           f"\"{c.cumulative}\" 应为写在它前面的计数列（可用：{'、'.join(sorted(counted)) or '无'}）")
+            if d.rows != "day":
+                raise fail(f"{where}.cumulative", "累计列只用于按天的统计表（rows = \"day\"）")
+            columns.append(TallyColumn(c.label, own, "", None, cumulative=c.cumulative))
+            continue
+        if c.blank:
+            columns.append(TallyColumn(c.label, own, "", None, blank=True))
             continue
         if not c.date_field:
             raise fail(f"{where}.date_field", "计数列需要 date_field（按哪个日期计入哪一天）")
@@ -1122,10 +1144,6 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
             expr = rules.Expression.compile(c.count) if c.count else None
         except rules.RuleError as err:
             raise fail(f"{where}.count", str(err)) from None
-        if c.per_slot and slots:
-            if (c.short or c.label) in headers:
-                raise fail(f"{where}.short", f"\"{c.short or c.label}\" 与另一列在时段下的列名相同")
-            headers.add(c.short or c.label)
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
                                    c.per_slot, short=c.short))
     return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures))
@@ -1158,7 +1176,7 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
     for name, tally in wf.tallies.items():
         for j, c in enumerate(tally.columns):
             where = f"tallies.{name}.columns[{j}]"
-            if c.ratio is not None:
+            if not c.counts:
                 continue
             other = workflows.get(c.workflow)
             if other is None:

@@ -74,9 +74,11 @@ def keep_seal_key_beside(config: Path) -> Path:
     return config
 
 
-def pdf_text(path: Path) -> str:
-    out = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
-                         text=True, check=True)
+def pdf_text(path: Path, layout: bool = True) -> str:
+    """The PDF's text laid out as on the page, or (``layout=False``) in reading order, where a
+    header wrapped one character a line in a narrow column reads as its words."""
+    out = subprocess.run(["pdftotext", *(["-layout"] if layout else []), str(path), "-"],
+                         capture_output=True, text=True, check=True)
     return out.stdout
 
 

@@ -328,10 +328,30 @@ def json_path(path) -> str:
 # --- the counting reports: every number recomputed from the raw records -------------------------
 
 def _sheet(path) -> tuple[list, list[list]]:
+    """An exported counting report's column names and data rows. Under a two-row header a
+    column in a group is named "group|header" ("08:00–10:00|来店客户批数"); a column in no
+    group keeps its one name (merged down both rows: the lower cell is empty)."""
     sheet = load_workbook(path).active
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    header = next(r for r in values if r and r[0] in ("日期", "销售顾问"))
-    return header, [r for r in values[values.index(header) + 1:] if r and r[0] is not None]
+    at = next(i for i, r in enumerate(values) if r and r[0] in ("日期", "销售顾问"))
+    header = values[at]
+    if values[at + 1][0] is not None:            # one header row
+        return header, [r for r in values[at + 1:] if r and r[0] is not None]
+    lower, group, names = values[at + 1], None, []
+    for upper, under in zip(header, lower):
+        group = upper if upper is not None else group
+        names.append(f"{group}|{under}" if under is not None else upper)
+    return names, [r for r in values[at + 2:] if r and r[0] is not None]
+
+
+def _deliver(engine) -> str:
+    """The signed contract of _busy_month handed over (on the clock's day, 26 November)."""
+    [contract] = [c["id"] for c in engine.cases("contract", actor="wang")]
+    d = engine.create("delivery", example("delivery", delivery_date="2026-11-29",
+                                          pdi_date="2026-11-26"), "zhang", source=contract).id
+    engine.fire(d, "pdi", "zhang")
+    engine.fire(d, "deliver", "zhang")
+    return d
 
 
 def _busy_month(engine, clock):
@@ -365,14 +385,24 @@ def test_the_traffic_table_counts_each_slot_of_each_day(engine, clock, tmp_path)
     from datetime import date as day_
 
     visits = _busy_month(engine, clock)
-    out = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx", "pdf"),
+    out = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30), formats=("xlsx",),
                         out_dir=tmp_path, actor="wang")
     header, rows = _sheet(out["files"]["xlsx"])
     assert out["title"] == "展厅客流量统计表" and len(rows) == 31          # 30 days and 合计
     slots = ["08:00–10:00", "10:00–12:00", "12:00–14:00", "14:00–16:00", "16:00–18:00",
              "18:00–20:00"]
-    short = {"来店客户批数": "来店", "来店留有客户资料数": "来店留资", "来电客户批数": "来电",
-             "来电留有客户资料数": "来电留资"}
+    # the paper form's layout: under each slot (and the whole day) its four counts side by
+    # side, the two 留有客户资料数 told apart by their place after 来店 or 来电
+    labels = ["来店客户批数", "来店留有客户资料数", "来电客户批数", "来电留有客户资料数"]
+    shown = ["来店客户批数", "留有客户资料数", "来电客户批数", "留有客户资料数"]
+    column = {}
+    for group in [*slots, "全天合计"]:
+        first = header.index(f"{group}|来店客户批数")
+        assert header[first:first + 4] == [f"{group}|{name}" for name in shown]
+        column.update({(group, label): first + j for j, label in enumerate(labels)})
+    assert header[:2] == ["日期", "星期"] and header[column[(slots[0], labels[0])]] == \
+        "08:00–10:00|来店客户批数" and column[(slots[0], labels[0])] == 2
+    assert header[-5:] == ["接到订单数", "展厅销售台数", "当月销售总量", "展厅销售率", "备注"]
 
     def expected(day: str, kind: str, left: bool, slot: str | None) -> int:
         n = 0
@@ -390,15 +420,85 @@ def test_the_traffic_table_counts_each_slot_of_each_day(engine, clock, tmp_path)
         for kind, left, label in (("来店", False, "来店客户批数"), ("来店", True, "来店留有客户资料数"),
                                   ("来电", False, "来电客户批数"), ("来电", True, "来电留有客户资料数")):
             for slot in slots:
-                column = f"{slot[:2]}–{slot[6:8]}时{short[label]}"     # "08–10时来店"
-                assert row[header.index(column)] == expected(d, kind, left, slot), (d, slot, label)
-            assert row[header.index(f"{label}（合计）")] == expected(d, kind, left, None)
+                assert row[column[(slot, label)]] == expected(d, kind, left, slot), (d, slot, label)
+            assert row[column[("全天合计", label)]] == expected(d, kind, left, None)
     assert by_day["11月26日"][1] == "四" and by_day["11月24日"][1] == "二"
     assert by_day["11月26日"][header.index("接到订单数")] == 1
     total = rows[-1]
-    assert total[0] == "合计" and total[header.index("来店客户批数（合计）")] == 5
+    assert total[0] == "合计" and total[column[("全天合计", "来店客户批数")]] == 5
     assert total[header.index("展厅销售率")] == "0.0%"            # nothing handed over yet
-    assert "展厅客流量统计表" in pdf_text(Path(out["files"]["pdf"])).replace(" ", "")
+    assert total[header.index("当月销售总量")] == 0
+    assert all(r[header.index("备注")] is None for r in rows)    # left for handwriting
+
+    # handed over on the 26th: counted that day, and in the month's running total from then on
+    _deliver(engine)
+    out = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30),
+                        formats=("xlsx", "docx", "pdf"), out_dir=tmp_path / "2", actor="wang")
+    header, rows = _sheet(out["files"]["xlsx"])
+    sold, so_far = header.index("展厅销售台数"), header.index("当月销售总量")
+    assert [(r[0], r[sold], r[so_far]) for r in rows[23:]] == [
+        ("11月24日", 0, 0), ("11月25日", 0, 0), ("11月26日", 1, 1), ("11月27日", 0, 1),
+        ("11月28日", 0, 1), ("11月29日", 0, 1), ("11月30日", 0, 1), ("合计", 1, 1)]
+    assert rows[-1][header.index("展厅销售率")] == "20.0%"       # 1 of the 5 visits
+    assert all(r[so_far] == 0 for r in rows[:25])          # 1–25 November: none yet
+    text = pdf_text(Path(out["files"]["pdf"]))
+    assert "展厅客流量统计表" in text.replace(" ", "") and "08:00–10:00" in text
+    # a narrow column's header wraps a character a line: read in order, it says its name
+    words = "".join(pdf_text(Path(out["files"]["pdf"]), layout=False).split())
+    assert "08:00–10:00来店客户批数留有客户资料数" in words and "全天合计" in words
+    assert "接到订单数" in words and "当月销售总量" in words and "备注" in words
+    assert "11月26日四" in words
+
+
+def test_the_traffic_table_has_the_paper_forms_two_header_rows(engine, clock, tmp_path):
+    """The xlsx merges a group's label across its columns and every other header down both
+    rows, and freezes the panes under them; the Word table does the same with gridSpan and
+    vMerge, and repeats both header rows on every page."""
+    from datetime import date as day_
+
+    from docx.oxml.ns import qn
+
+    _busy_month(engine, clock)
+    out = engine.report("traffic", day_(2026, 11, 1), day_(2026, 11, 30),
+                        formats=("xlsx", "docx"), out_dir=tmp_path, actor="wang")
+    sheet = load_workbook(out["files"]["xlsx"]).active
+    merged = {str(r) for r in sheet.merged_cells.ranges}
+    slots = ["08:00–10:00", "10:00–12:00", "12:00–14:00", "14:00–16:00", "16:00–18:00",
+             "18:00–20:00", "全天合计"]
+    groups = {f"{a}3:{b}3" for a, b in (("C", "F"), ("G", "J"), ("K", "N"), ("O", "R"),
+                                        ("S", "V"), ("W", "Z"), ("AA", "AD"))}
+    downs = {f"{c}3:{c}4" for c in ("A", "B", "AE", "AF", "AG", "AH", "AI")}
+    assert merged == groups | downs
+    assert [sheet.cell(3, col).value for col in range(3, 31, 4)] == slots
+    assert [sheet.cell(3, c).value for c in (1, 2, 31, 32, 33, 34, 35)] == [
+        "日期", "星期", "接到订单数", "展厅销售台数", "当月销售总量", "展厅销售率", "备注"]
+    assert [sheet.cell(4, c).value for c in range(3, 7)] == [
+        "来店客户批数", "留有客户资料数", "来电客户批数", "留有客户资料数"]
+    assert sheet.cell(4, 1).value is None and sheet.cell(5, 1).value == "11月1日"
+    assert sheet.freeze_panes == "A5" and sheet.max_column == 35
+
+    table = Document(out["files"]["docx"]).tables[0]
+    upper, lower = table._tbl.tr_lst[:2]
+    spans = [(tc.grid_span, tc.vMerge, table_text(tc)) for tc in upper.tc_lst]
+    assert spans == [(1, "restart", "日期"), (1, "restart", "星期")] \
+        + [(4, None, slot) for slot in slots] \
+        + [(1, "restart", h) for h in ("接到订单数", "展厅销售台数", "当月销售总量", "展厅销售率",
+                                       "备注")]
+    below = [(tc.grid_span, tc.vMerge, table_text(tc)) for tc in lower.tc_lst]
+    assert below[:2] == [(1, "continue", ""), (1, "continue", "")]
+    assert [t for _, _, t in below[2:6]] == ["来店客户批数", "留有客户资料数", "来电客户批数",
+                                              "留有客户资料数"]
+    assert below[-5:] == [(1, "continue", "")] * 5 and len(below) == 35
+    for tr in (upper, lower):
+        assert tr.trPr.find(qn("w:tblHeader")) is not None
+    assert table._tbl.tr_lst[2].trPr is None or \
+        table._tbl.tr_lst[2].trPr.find(qn("w:tblHeader")) is None
+    assert table.cell(2, 0).text == "11月1日" and len(table.rows) == 2 + 31
+
+
+def table_text(tc) -> str:
+    from docx.oxml.ns import qn
+    return "".join(t.text or "" for t in tc.iter(qn("w:t")))
 
 
 def test_the_daily_check_and_the_funnel_per_consultant(engine, clock, tmp_path):
@@ -520,6 +620,43 @@ def test_new_visitors_go_round_the_rota_and_returning_ones_to_their_consultant(e
     assert engine.case(other_day.id, actor="wang")["data"].get("consultant") is None
 
 
+SOLD = '{ label = "当月销售总量", cumulative = "展厅销售台数" }'
+NOTE = '{ label = "备注", blank = true }'
+RATE = '{ label = "展厅销售率", ratio = ["展厅销售台数", "来店客户批数"] }'
+
+
+@pytest.mark.parametrize("old, new, key, words", [
+    (SOLD, SOLD.replace("展厅销售台数", "展厅销售数"), "tallies.traffic.columns[6].cumulative",
+     ['"展厅销售数" 应为写在它前面的计数列', "展厅销售台数"]),
+    (SOLD, SOLD.replace("展厅销售台数", "展厅销售率"), "tallies.traffic.columns[6].cumulative",
+     ['"展厅销售率" 应为写在它前面的计数列']),
+    (SOLD, SOLD.replace(" }", ', date_field = "arrived_at" }'),
+     "tallies.traffic.columns[6].cumulative", ["cumulative 列不计数，不能再写 date_field"]),
+    (NOTE, NOTE.replace(" }", ', per_slot = true }'), "tallies.traffic.columns[8].blank",
+     ["blank 列不计数"]),
+    (NOTE, NOTE.replace(" }", ', cumulative = "接到订单数" }'),
+     "tallies.traffic.columns[8].blank", ["cumulative 与 blank 不能写在同一列"]),
+    (RATE, RATE.replace('"来店客户批数"', '"当月销售总量"'), "tallies.traffic.columns[7].ratio",
+     ["两列须是写在它前面的计数列"]),
+    ('{ label = "来店成交率", ratio = ["签约", "来店/来电"] },',
+     '{ label = "来店成交率", ratio = ["签约", "来店/来电"] },\n  '
+     '{ label = "累计交车", cumulative = "交车" },', "tallies.funnel.columns[12].cumulative",
+     ['累计列只用于按天的统计表（rows = "day"）']),
+])
+def test_a_tally_column_mistake_names_the_key(tmp_path, old, new, key, words):
+    """当月销售总量 and 备注 are generic column options (cumulative, blank) checked when the
+    workflow files load."""
+    from helpers import ROOT, definition_error
+
+    text = (ROOT / "workflows" / "reception.toml").read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    error = definition_error(tmp_path, {"reception.toml": text.replace(old, new)},
+                             with_product=True)
+    assert error.details["key"] == key, error.message
+    for word in words:
+        assert word in error.message, error.message
+
+
 def test_the_counting_reports_carry_a_native_chart(engine, clock, tmp_path):
     """The xlsx of a counting report has an Excel chart drawn from its count columns."""
     import zipfile
@@ -538,7 +675,9 @@ def test_the_counting_reports_carry_a_native_chart(engine, clock, tmp_path):
                             out_dir=tmp_path / "t", actor="wang")
     with zipfile.ZipFile(traffic["files"]["xlsx"]) as xlsx:
         xml = xlsx.read("xl/charts/chart1.xml").decode("utf-8")
-    assert "<lineChart>" in xml and "$A$4:$A$33" in xml     # 30 days
+    # under the two header rows: the 30 days, each line named by its count
+    assert "<lineChart>" in xml and "$A$5:$A$34" in xml and xml.count("<ser>") == 6
+    assert "来店留有客户资料数" in xml and "展厅销售台数" in xml and "当月销售总量" not in xml
 
 
 def test_a_referred_visitor_goes_to_the_referrers_consultant(engine, clock):

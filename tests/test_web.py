@@ -594,8 +594,10 @@ def test_counting_reports_on_the_reports_page(site):
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     rows = _sheet_rows(r.content)
     header = next(row for row in rows if row and row[0] == "日期")
+    under = rows[rows.index(header) + 1]          # the lower of the two header rows
     total = next(row for row in rows if row and row[0] == "合计")
-    assert total[header.index("来店客户批数（合计）")] >= 2
+    day = header.index("全天合计")                  # the whole day's counts, 来店 first
+    assert under[day] == "来店客户批数" and total[day] >= 2
     zhang = signed_in(app, "zhang")
     rows = _sheet_rows(zhang.get("/reports/funnel.xlsx").content)
     names = [row[0] for row in rows[3:] if row and row[0]]

@@ -173,7 +173,7 @@ class Registers:
             raise InputError(f"统计期间的结束日期 {end} 早于开始日期 {start}", field="to")
         if (end - start).days > 366:
             raise InputError("计数报表一次最多统计一年", field="from")
-        dated = {(c.workflow, c.date_field) for c in spec.columns if c.ratio is None}
+        dated = {(c.workflow, c.date_field) for c in spec.columns if c.counts}
         items: list[tallies.Item] = []
         with self.store.snapshot() as tx:
             for key in sorted(spec.workflows):
@@ -204,12 +204,11 @@ class Registers:
         headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
         # the counts (not the ratios, not each slot) drawn: a line per count over the days,
         # or a bar per count for each consultant
-        counted = [headers.index(f"{c.label}（合计）" if c.per_slot and spec.slots else c.label)
-                   for c in spec.columns if c.ratio is None]
         table = reports.Table(spec.title, reports.period_label(start, end, today), headers, rows,
                               signatures=list(spec.signatures),
-                              chart=("line" if spec.rows == "day" else "bar", counted,
-                                     spec.title))
+                              chart=("line" if spec.rows == "day" else "bar", spec.totals(),
+                                     spec.title),
+                              groups=spec.groups())
         return self._write(spec.key, spec.title, table, start, end, formats, out_dir)
 
     def _write(self, name: str, title: str, table: Any, start: date | None, end: date | None,
