@@ -211,3 +211,26 @@ def test_the_customer_page_timeline_merges_visits_follow_ups_and_cases_newest_fi
     for actor in ("zhang", "xu", "zhao"):
         with pytest.raises(NotFoundError):
             engine.timeline(customer, actor=actor)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+def test_find_and_timeline_on_the_command_line(dealer, today, cli):
+    made = cli(dealer, "new", "reception", "--as", "xu", data={
+        "kind": "来店", "customer_name": "刘晓明", "customer_mobile": MOBILE, "consultant": "zhang"})
+    customer = made["customer"]
+    rows = cli(dealer, "find", "138 0013 8000", "--as", "zhang")
+    assert [(r["id"], r["contact"]) for r in rows] == [(customer, {"联系电话": "138****8000"})]
+    text = today.run("find", "刘晓明", "--as", "zhang", cwd=dealer).stdout.splitlines()
+    assert text[2].split()[:6] == [customer, "客户档案", "N", "级（新接触）", "刘晓明", "138****8000"]
+    nothing = today.run("find", MOBILE, "--as", "li", cwd=dealer).stdout
+    assert nothing.startswith(f"（没有找到“{MOBILE}”") and MOBILE not in nothing.split("”", 1)[1]
+    assert today.refused(dealer, "find", " ", "--as", "zhang") == \
+        "错误：请输入要查找的客户姓名、手机号、车牌号或证件号"
+    lines = cli(dealer, "timeline", customer, "--as", "zhang")
+    assert [(e["case"], e["what"]) for e in lines] == [(made["id"], "新建展厅来电/店登记"),
+                                                       (customer, "新建客户档案")]
+    human = today.run("timeline", customer, "--as", "zhang", cwd=dealer).stdout.splitlines()
+    assert "新建客户档案（N 级（新接触））：由展厅来电/店登记 V-1 登记" in human[-1]
+    assert "徐静（xu）" in human[-1]
+    assert today.refused(dealer, "timeline", customer, "--as", "li").startswith("错误：找不到案件")
