@@ -4,6 +4,7 @@ the quote, contract and delivery documents are rendered and converted for real."
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -234,3 +235,62 @@ def test_find_and_timeline_on_the_command_line(dealer, today, cli):
     assert "新建客户档案（N 级（新接触））：由展厅来电/店登记 V-1 登记" in human[-1]
     assert "徐静（xu）" in human[-1]
     assert today.refused(dealer, "timeline", customer, "--as", "li").startswith("错误：找不到案件")
+
+
+# --- the web app and the API -------------------------------------------------------------------
+
+def test_the_search_box_the_api_and_the_customer_page(config_path, converter):
+    from engine.web.app import create_app
+    from web_support import DEMO_PASSWORD, client, sign_in, web_engine
+
+    eng = web_engine(config_path, converter)
+    try:
+        today = eng.clock().date()
+        customer = walk_in(eng, consultant="zhang", arrived_at=f"{today}T09:00").party
+        follow(eng, customer, "B", day=today.isoformat(),
+               next_day=(today + timedelta(days=7)).isoformat())
+        theirs = walk_in(eng, consultant="li", customer_name="赵倩", customer_mobile="13700002222",
+                         arrived_at=f"{today}T09:30").party
+        app = create_app(eng)
+        pages = {}
+        for login in ("zhang", "li", "xu", "zhao", "wang"):
+            c = client(app)
+            assert sign_in(c, login).status_code == 200
+            pages[login] = c
+        found_page = pages["zhang"].get("/cases", params={"customer": "138 0013 8000"})
+        assert found_page.status_code == 200 and "找到的客户档案" in found_page.text
+        assert f'href="/cases/{customer}"' in found_page.text and "138****8000" in found_page.text
+        assert MOBILE not in found_page.text.replace('value="138 0013 8000"', "")
+        assert theirs not in found_page.text
+        by_name = pages["zhang"].get("/cases", params={"customer": "刘晓", "workflow": "customer"})
+        assert f'href="/cases/{customer}"' in by_name.text
+        for login in ("li", "xu", "zhao"):
+            page = pages[login].get("/cases", params={"customer": MOBILE})
+            assert f"/cases/{customer}" not in page.text, login
+            assert "找到的客户档案" not in page.text, login
+        assert f"/cases/{theirs}" in pages["wang"].get("/cases", params={"customer": "赵倩"}).text
+
+        # the customer's page: one timeline, newest first, the follow-up's words on its line
+        file_page = pages["zhang"].get(f"/cases/{customer}")
+        assert "客户动态" in file_page.text and 'id="timeline"' in file_page.text
+        timeline = file_page.text[file_page.text.index('id="timeline"'):]
+        assert timeline.index("记录跟进") < timeline.index("新建展厅来电/店登记")
+        assert "电话跟进：介绍瑞虎8 PRO 配置；客户反馈：关心油耗" in timeline
+        assert "张伟（zhang）" in timeline and 'href="/cases/V-1"' in timeline
+        # a case that is not a customer's file keeps its plain history
+        assert "客户动态" not in pages["zhang"].get("/cases/V-1").text
+
+        api = client(app)
+        tokens = {login: api.post("/api/token", json={"login": login, "password": DEMO_PASSWORD}
+                                  ).json()["token"] for login in ("zhang", "li")}
+        h = {login: {"Authorization": f"Bearer {t}"} for login, t in tokens.items()}
+        rows = api.get("/api/find", params={"q": MOBILE}, headers=h["zhang"]).json()
+        assert [r["id"] for r in rows] == [customer] and MOBILE not in json.dumps(rows)
+        assert api.get("/api/find", params={"q": MOBILE}, headers=h["li"]).json() == []
+        empty = api.get("/api/find", params={"q": ""}, headers=h["zhang"])
+        assert empty.status_code == 422 and empty.json()["field"] == "query"
+        lines = api.get(f"/api/cases/{customer}/timeline", headers=h["zhang"]).json()
+        assert [line["what"] for line in lines][:1] == ["记录跟进"]
+        assert api.get(f"/api/cases/{customer}/timeline", headers=h["li"]).status_code == 404
+    finally:
+        eng.close()
