@@ -26,6 +26,7 @@ from .guard import Guard
 
 QUERY_MAX = 60
 RESULTS_MAX = 50
+NAME_HITS_MAX = 200   # cases a part of a name may open to find their files (newest first)
 
 
 class Search:
@@ -103,7 +104,11 @@ class Search:
         one) contain ``text``, from the listings (no case file opened)."""
         needle = text.casefold()
         out: dict[str, list[dict[str, Any]]] = {}
-        for row in tx.find_cases():
+        # a common surname may name thousands of cases: the newest ones are opened, not all
+        rows = sorted(tx.find_cases(), key=lambda r: r["updated_at"], reverse=True)
+        for row in rows:
+            if len(out) >= NAME_HITS_MAX:
+                break
             wf = self.workflows.get(row["workflow"])
             if wf is None or not reach.sees_case(row):
                 continue
