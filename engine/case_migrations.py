@@ -69,6 +69,17 @@ def _stale(tx: Tx, workflows: Mapping[str, Workflow]) -> list[Workflow]:
 
 DUE_INDEX = "index:due"   # the store's note that every open case with a deadline is indexed
 PARTY_LINKED = "party:"   # + workflow: its cases made before [party] are linked to customers
+SEARCH_INDEX = "index:search"   # the searchable fields whose values every case has indexed
+
+
+def search_signature(workflows: Mapping[str, Workflow]) -> str:
+    """Which fields are searchable (``search = true``): the search index is whole for these."""
+    return ",".join(sorted(f"{wf.key}.{name}" for wf in workflows.values()
+                           for name in wf.search_fields)) or "-"
+
+
+def _searchable(workflows: Mapping[str, Workflow]) -> list[Workflow]:
+    return [wf for wf in workflows.values() if wf.search_fields]
 
 
 def record_generated(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
@@ -80,6 +91,7 @@ def record_generated(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
         if wf.party is not None:
             tx.set_definition(PARTY_LINKED + wf.key, "linked")
     tx.set_definition(DUE_INDEX, "built")
+    tx.set_definition(SEARCH_INDEX, search_signature(workflows))
 
 
 def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
@@ -92,6 +104,10 @@ def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
     if tx.definition(DUE_INDEX) is None and not any(
             tx.find_cases(wf.key) for wf in workflows.values() if wf.deadline_field):
         tx.set_definition(DUE_INDEX, "built")
+    signature = search_signature(workflows)
+    if tx.definition(SEARCH_INDEX) != signature and not any(
+            tx.find_cases(wf.key) for wf in _searchable(workflows)):
+        tx.set_definition(SEARCH_INDEX, signature)
 
 
 def build_due_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
@@ -117,6 +133,33 @@ def build_due_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
                         tx.put_case(record)
                         done += 1
             tx.set_definition(DUE_INDEX, "built")
+    return done
+
+
+def build_search_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
+    """For a store from before the search index, or whose workflow files marked other fields
+    ``search = true`` since: every case of a workflow with searchable fields is written again
+    (its listing indexes their values). Writes nothing when no such case exists (a reading
+    command on a new store stays a read); returns how many cases were indexed."""
+    if not (store.directory / META_FILE).exists():
+        return 0
+    signature = search_signature(workflows)
+    with store.snapshot() as tx:
+        if tx.definition(SEARCH_INDEX) == signature or not any(
+                tx.find_cases(wf.key) for wf in _searchable(workflows)):
+            return 0
+    done = 0
+    with store.transaction() as tx:
+        if tx.definition(SEARCH_INDEX) != signature:   # another process may have done it
+            for wf in _searchable(workflows):
+                for row in tx.find_cases(wf.key):
+                    record = tx.case(row["id"])
+                    if record is not None:
+                        tx.put_case(record)
+                        done += 1
+            tx.set_definition(SEARCH_INDEX, signature)
+    if done:
+        log.warning("indexed the searchable fields of %d case(s)", done)
     return done
 
 

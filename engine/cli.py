@@ -280,6 +280,41 @@ def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor,
 
 
 @main.command()
+@click.argument("query")
+@_common
+@click.pass_context
+def find(click_ctx, query: str, config_path, actor, as_json) -> None:
+    """按姓名（部分即可）、完整手机号、证件号或车牌号查找客户档案：dealerdocs find 13800138000
+
+    只在您能查看的案件中查找；结果中的号码仍部分隐藏（查找不是查看完整信息）。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    rows = ctx.engine.find(query, actor=ctx.user())
+    text = table(["案件", "类别", "状态", "摘要", "联系电话", "顾问", "找到于"],
+                 [[r["id"], r["workflow_title"], r["state_label"], r["summary"],
+                   " ".join(r["contact"].values()), r["assignee_label"] or "",
+                   "、".join(dict.fromkeys(f"{m['case']} {m['label']}" for m in r["matches"]))]
+                  for r in rows])
+    _emit(ctx, rows, text or f"（没有找到“{query.strip()}”：只在您能查看的案件中查找，号码须完整）")
+
+
+@main.command()
+@click.argument("case_id", metavar="CASE")
+@_common
+@click.pass_context
+def timeline(click_ctx, case_id: str, config_path, actor, as_json) -> None:
+    """案件（客户档案）及其关联案件的全部经过，最新的在前：来访、跟进、试驾、报价、合同、交车。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    lines = ctx.engine.timeline(case_id, actor=ctx.user())
+    text = table(["时间", "案件", "经过", "经办", "文档"],
+                 [[e["at"][:16].replace("T", " "), e["case"],
+                   e["what"] + (f"（{e['change']}）" if e["change"] else "")
+                   + (f"：{e['detail']}" if e["detail"] else ""),
+                   e["actor_label"] or "", "、".join(d["number"] for d in e["documents"])]
+                  for e in lines])
+    _emit(ctx, lines, text or "（没有记录）")
+
+
+@main.command()
 @click.argument("number", required=False, metavar="[DOC_NUMBER]")
 @click.option("--case", "case_id", default=None, help="只列出某个案件的文档")
 @click.option("--status", default=None, type=click.Choice(["issued", "superseded", "void"]))

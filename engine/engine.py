@@ -6,7 +6,8 @@ services it needs, through their public methods): the case reads (``reads``), th
 pipeline (``pipeline``), issuing (``issuing``), document control (``control``), registers and
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
 store's integrity (``integrity``), on top of the definitions (``definitions``), access
-(``guard``), the logs (``trail``) and units of work (``units``). This class makes them, each
+(``guard``), the logs (``trail``) and units of work (``units``); finding customers
+(``search``) and a customer's timeline (``timelines``). This class makes them, each
 after those it uses, and offers their operations under one name each.
 
 A transition travels like this (``fire``): rehearse it on a consistent view of the store
@@ -51,8 +52,10 @@ from .services.parties import Parties
 from .services.pipeline import Fire, FireResult, Pipeline, Plan
 from .services.press import Press
 from .services.rotas import Rotas
+from .services.search import Search
 from .services.registers import REPORT_FORMATS, Registers
 from .services.timed import TimedTransitions
+from .services.timeline import Timeline
 from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
@@ -110,6 +113,10 @@ class Engine:
                                self.clock)
         self.reads = Cases(config, self.workflows, self.store, self.guard, self.definitions,
                            self.control, self.registers, self.personal, self.clock)
+        self.search = Search(config, self.workflows, self.store, self.guard, self.definitions,
+                             self.key)
+        self.timelines = Timeline(config, self.workflows, self.store, self.guard,
+                                  self.definitions)
         self.parties = Parties(config, self.workflows, self.guard, self.definitions,
                                self.trail, self.key)
         self.pipeline = Pipeline(config, self.workflows, self.store, self.guard,
@@ -128,6 +135,7 @@ class Engine:
             case_migrations.bring_up_to_date(self.store, self.workflows)
             self.parties.link_existing(self.store, self.clock())   # once: old cases' customers
             case_migrations.build_due_index(self.store, self.workflows)   # once: old stores
+            case_migrations.build_search_index(self.store, self.workflows)   # once: old stores
         except StorageError:
             pass  # a store that cannot be opened says so on first use (recover must still run)
 
@@ -195,6 +203,15 @@ class Engine:
               open_only: bool = False, *, actor: str) -> list[dict[str, Any]]:
         """The listings of the cases ``actor`` sees (:meth:`Cases.cases`)."""
         return self.reads.cases(workflow, state, opened_from, opened_to, open_only, actor=actor)
+
+    def find(self, query: str, *, actor: str) -> list[dict[str, Any]]:
+        """The customers' files (and other cases) a name, a mobile or ID number or a plate
+        finds among the cases ``actor`` sees; masked (:meth:`Search.find`)."""
+        return self.search.find(query, actor=actor)
+
+    def timeline(self, case_id: str, *, actor: str) -> list[dict[str, Any]]:
+        """A case's life with the cases joined to it, newest first (:meth:`Timeline.timeline`)."""
+        return self.timelines.timeline(case_id, actor=actor)
 
     def documents(self, case_id: str | None = None, status: str | None = None, *,
                   actor: str) -> list[dict[str, Any]]:

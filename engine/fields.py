@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from . import dates, money, validators
+from . import dates, money, rules, validators
 from .config import Config
 from .errors import InputError
 from .text import clean_line, clean_text
@@ -22,6 +22,16 @@ FIELD_TYPES = ("string", "text", "money", "integer", "date", "datetime", "choice
                "boolean", "user", "table", "attachments")
 ATTACHMENT_KEYS = ("name", "sha256", "size", "file")
 _DEFAULT_MAX_LENGTH = {"string": 200, "text": 5000}
+
+
+@dataclass(frozen=True)
+class TableTimeline:
+    """A table field whose rows are lines of its case's timeline (``timeline`` in the workflow
+    file): the column with the row's date, the column naming who (a login), and the words."""
+
+    date: str
+    text: rules.Message
+    by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class FieldSpec:
     default: str | None = None
     columns: dict[str, "FieldSpec"] = field(default_factory=dict)
     personal: str | None = None  # personal data it holds (engine.privacy): masked, hashed, purged
+    search: bool = False  # its exact value finds the case (dealerdocs find; a keyed-hash index)
+    timeline: "TableTimeline | None" = None  # a table whose rows are lines of the timeline
 
     def is_required(self, data: dict[str, Any]) -> bool:
         """Required outright, or because another field has a given value (``required_if``)."""

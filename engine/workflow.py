@@ -31,9 +31,9 @@ from .workflow_rules import (NAME, RESERVED_NAMES, CheckDef, ComputedDef, Condit
 from .config import Config
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
-from .fields import FIELD_TYPES, FieldSpec
+from .fields import FIELD_TYPES, FieldSpec, TableTimeline
 from .tallies import TallyColumn, TallySpec
-from .privacy import PERSONAL_KINDS
+from .privacy import MASKED_KINDS, PERSONAL_KINDS
 from .typedtoml import build, read_toml
 
 logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -64,6 +64,15 @@ class _FieldDef:
     columns: dict[str, "_FieldDef"] = field(default_factory=dict)
     personal: str | None = None  # what personal data it holds: id, mobile, name, address, text
     computed: dict[str, "ComputedDef"] = field(default_factory=dict)  # table: derived columns
+    search: bool = False         # dealerdocs find looks its exact value up (a plate number)
+    timeline: "_TimelineDef | None" = None   # table: each row a line of the case's timeline
+
+
+@dataclass(frozen=True)
+class _TimelineDef:
+    date: str                    # the column with the row's date
+    text: str                    # what the line says: a message over the row's columns
+    by: str | None = None        # the column naming who (a login)
 
 
 @dataclass(frozen=True)
@@ -526,6 +535,12 @@ class Workflow:
     def personal_fields(self) -> dict[str, str]:
         """Field name → the kind of personal data it holds (``privacy.PERSONAL_KINDS``)."""
         return {name: spec.personal for name, spec in self.fields.items() if spec.personal}
+
+    @cached_property
+    def search_fields(self) -> tuple[str, ...]:
+        """Fields marked ``search = true``: their exact value finds the case (a plate number),
+        as the masked personal fields' do (ID and mobile numbers)."""
+        return tuple(name for name, spec in self.fields.items() if spec.search)
 
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
@@ -1225,6 +1240,11 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
         raise fail(f"{key}.personal", f"\"{d.personal}\" 不是个人信息的种类（可用：{', '.join(PERSONAL_KINDS)}）")
     if d.personal is not None and d.type not in ("string", "text"):
         raise fail(f"{key}.personal", "只有 string 和 text 类型的字段可以标为个人信息")
+    if d.timeline is not None and d.type != "table":
+        raise fail(f"{key}.timeline", "只有 table 类型的字段可以有 timeline")
+    if d.search and (d.type != "string" or d.personal in MASKED_KINDS):
+        raise fail(f"{key}.search", "只有 string 类型的字段可以标 search = true（身份证号、手机号等"
+                                    "个人信息字段本来就能按完整号码查找，无需再标）")
     if d.default is not None and (d.type, d.default) not in (("user", "actor"), ("datetime", "now"),
                                                              ("date", "today")):
         raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）、"
@@ -1234,6 +1254,7 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
         for other in col.required_if:
             if other not in columns:
                 raise fail(f"{key}.columns.{c}.required_if", f"引用了本表未定义的列 \"{other}\"")
+    timeline = _timeline(d.timeline, columns, f"{key}.timeline", fail) if d.timeline else None
     return FieldSpec(name=name, type=d.type, label=d.label, required=d.required,
                      required_if=dict(d.required_if), required_if_set=tuple(d.required_if_set),
                      rule=d.rule, rule_field=d.rule_field, rule_map=dict(d.rule_map),
@@ -1241,4 +1262,20 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                      choice_labels=dict(d.choice_labels),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
                      roles=tuple(d.roles), default=d.default, columns=columns,
-                     personal=d.personal)
+                     personal=d.personal, search=d.search, timeline=timeline)
+
+
+def _timeline(d: _TimelineDef, columns: dict[str, FieldSpec], key: str, fail) -> TableTimeline:
+    """A table's rows as timeline lines: the date column, who, and the words of the line."""
+    if d.date not in columns or columns[d.date].type not in ("date", "datetime"):
+        raise fail(f"{key}.date", f"\"{d.date}\" 应为本表的 date 或 datetime 列")
+    if d.by is not None and d.by not in columns:
+        raise fail(f"{key}.by", f"\"{d.by}\" 不是本表的列")
+    try:
+        text = rules.Message.compile(d.text)
+    except WorkflowDefinitionError as err:
+        raise fail(f"{key}.text", err.message) from None
+    unknown = sorted(n for n in text.names.plain if n not in columns)
+    if unknown:
+        raise fail(f"{key}.text", f"引用了本表没有的列 {', '.join(unknown)}")
+    return TableTimeline(date=d.date, text=text, by=d.by)

@@ -238,6 +238,9 @@ print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
     (["show", "Q-1", "--as", "wang"], ["Q-1  商谈报价单  状态：草稿（draft）", "创建：{today}T"]),
     (["docs", "--as", "zhao"], ["（没有文档）"]),               # nothing issued yet
     (["docs", "--case", "Q-1", "--as", "wang"], ["（没有文档）"]),
+    (["find", "13800138000", "--as", "wang"],
+     ["案件  类别      状态            摘要", "----  --------  --------------  ----"]),
+    (["timeline", "K-1", "--as", "wang"], ["时间", "----", "{today} "]),
 ])
 def test_commands_that_do_not_render_load_no_rendering_stack(dealer, today, run, args, first_lines):
     """Startup cost (issue 7): reading commands never import docxtpl, python-docx, pypdf,

@@ -584,3 +584,53 @@ def test_the_showroom_floor_on_a_phone(site, browser, shots):
     expect(other.locator(".alert")).to_contain_text("已由 张伟（zhang） 接待")
     expect(other.locator("#new-customer_name")).to_have_value("孟庆丰")   # nothing lost
     other.context.close()
+
+
+# --- finding a customer and reading their timeline (issue 15), on a desktop and a phone --------
+
+def test_a_customer_is_found_by_mobile_and_their_timeline_reads_on_a_phone(site, browser, shots):
+    eng, base = site
+    today = eng.clock().date()
+    made = eng.create("reception", {"kind": "来店", "arrived_at": f"{today}T09:10",
+                                    "customer_name": "郑雨桐", "customer_mobile": "13588889999",
+                                    "intended_model": "瑞虎8 PRO", "consultant": "zhang"}, "xu")
+    customer = made.party
+    eng.fire(customer, "follow_up", "zhang", {
+        "fu_date": today.isoformat(), "fu_method": "电话", "fu_content": "介绍瑞虎8 PRO 的配置和金融方案",
+        "fu_feedback": "关心油耗和保养费用", "fu_response": "约周六到店试驾", "new_level": "A",
+        "next_follow_up": day(3)})
+    q = eng.create("quote", {k: v for k, v in example("quote", valid_until=day(7)).items()
+                             if k not in ("customer_name", "customer_mobile")}, "zhang",
+                   customer=customer).id
+    eng.fire(q, "issue", "zhang")
+
+    for device, name in ((DESKTOP, "customer-search"), (PHONE, "phone-15-customer-search")):
+        page = sign_in(browser, base, "zhang", device)
+        page.goto("/cases")
+        page.fill("input[name=customer]", "135 8888 9999")
+        page.locator("form.filters button[type=submit]").click()
+        found = page.locator("#found")
+        expect(found).to_contain_text("郑雨桐")
+        expect(found).to_contain_text("135****9999")
+        assert "13588889999" not in page.content()
+        if device is PHONE:
+            fits_a_phone(page, "the search's results")
+            found.screenshot(path=str(shots / "phone-15-found.png"))
+        page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        found.locator(f"a[href='/cases/{customer}']").first.click()
+        timeline = page.locator("#timeline li")
+        expect(timeline.first).to_contain_text("出具报价单")
+        expect(page.locator("#timeline")).to_contain_text("电话跟进：介绍瑞虎8 PRO 的配置和金融方案")
+        expect(page.locator(f"#timeline a[href='/cases/{q}']").first).to_be_visible()
+        if device is PHONE:
+            fits_a_phone(page, "the customer's timeline")
+            page.locator("#timeline").screenshot(path=str(shots / "phone-16-timeline.png"))
+        page.screenshot(path=str(shots / f"{name}-file.png"), full_page=True)
+        page.context.close()
+
+    # a colleague's search finds nothing of zhang's customer
+    other = sign_in(browser, base, "li")
+    other.goto("/cases?customer=13588889999")
+    expect(other.locator("main")).to_contain_text("没有找到客户档案")
+    assert f"/cases/{customer}" not in other.content()
+    other.context.close()

@@ -14,6 +14,8 @@ Bottom up (each uses only those above it, through their public methods):
 - ``registers``: deadlines, the due list and the period registers (reports);
 - ``issuing``: number → render → convert → finish → archive → register;
 - ``cases``: reading cases as a user, and what each step allows them now;
+- ``search``: finding a customer's file by name, ID or mobile number, or plate;
+- ``timeline``: a case's life with the cases joined to it (a customer's), newest first;
 - ``pipeline``: creating cases and firing transitions (with plans made ahead for a batch);
 - ``timed``: the workflows' timed transitions;
 - ``integrity``: verification and seals.

@@ -23,7 +23,10 @@ On-disk shape under ``<store>/``::
     index/numbers/<xyz>.json           {number: case id}, 1,024 buckets by crc32 of the number
     index/copies/YYYY/MM/DD.json       {key: copy} by the day the copy was handed out
     index/people/<xy>.json             {keyed hash of an ID or mobile: [case ids]}, 256
-                                       buckets: which cases a purge request concerns
+                                       buckets: which cases a purge request concerns, and
+                                       whose customer a search by ID or mobile finds
+    index/search/<xy>.json             {keyed hash of a searchable value: [case ids]} (fields
+                                       marked search = true, e.g. a plate number), 256 buckets
     sessions/<h>.json                  {session id: record} one user's sign-in sessions and API
                                        tokens (engine/sessions.py); <h> is 32 hex of a sha256
                                        of the login; a record keeps the sha256 of its secret,

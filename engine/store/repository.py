@@ -169,14 +169,16 @@ class Tx:
                    "created_at": record["created_at"], "created_by": record["created_by"],
                    "updated_at": record["updated_at"], "updated_by": record["updated_by"],
                    **self._listing(record)}
+        hashed = {kind: listing.pop(kind, None) or () for kind in ("people", "search")}
         day = self._day_index("cases", record["created_at"])
         before = self._index(day).get(record["id"]) or {}
         self._index_due(record, before.get("due"), listing.get("due"), listing)
-        for person in listing.pop("people", None) or ():
-            bucket = self._people_bucket(person)
-            ids = self._index(bucket).get(person, [])
-            if record["id"] not in ids:
-                self._set_index(bucket, person, [*ids, record["id"]])
+        for kind, values in hashed.items():
+            for value in values:
+                bucket = self._hash_bucket(kind, value)
+                ids = self._index(bucket).get(value, [])
+                if record["id"] not in ids:
+                    self._set_index(bucket, value, [*ids, record["id"]])
         self._set_index(self._day_index("cases", record["created_at"]), record["id"], listing)
         held = self.root / "index" / "held" / f"{record['workflow']}.json"
         self._set_index(held, record["id"], listing if listing.get("held") else None)
@@ -193,8 +195,7 @@ class Tx:
         if old and (not new or old[:7] != new[:7]):
             self._set_index(self._due_path(record["workflow"], old), record["id"], None)
         if new:
-            self._set_index(self._due_path(record["workflow"], new), record["id"],
-                            {k: v for k, v in listing.items() if k != "people"})
+            self._set_index(self._due_path(record["workflow"], new), record["id"], dict(listing))
 
     def due_cases(self, workflow: str, until: date) -> list[dict[str, Any]]:
         """Listings of the open cases of ``workflow`` whose deadline is ``until`` or earlier
@@ -205,13 +206,18 @@ class Tx:
         return [dict(c) for path in sorted(paths) if path.stem <= last[:7]
                 for c in self._index(path).values() if str(c["due"])[:10] <= last]
 
-    def _people_bucket(self, person: str) -> Path:
-        return self.root / "index" / "people" / f"{person[:2]}.json"
+    def _hash_bucket(self, kind: str, value: str) -> Path:
+        return self.root / "index" / kind / f"{value[:2]}.json"
 
     def cases_of_person(self, person: str) -> list[str]:
         """The ids of the cases that held a personal identifier with this keyed hash (the
         listing function names them; entries are never removed, so callers check the case)."""
-        return list(self._index(self._people_bucket(person)).get(person, []))
+        return list(self._index(self._hash_bucket("people", person)).get(person, []))
+
+    def cases_of_value(self, value: str) -> list[str]:
+        """The ids of the cases whose searchable fields held a value with this keyed hash (a
+        plate number; the listing's ``search``; never removed, so callers check the case)."""
+        return list(self._index(self._hash_bucket("search", value)).get(value, []))
 
     def _open_path(self, workflow: str, stamp: str) -> Path:
         return self.root / "index" / "open" / workflow / f"{stamp[:7]}.json"

@@ -214,6 +214,13 @@ async def cases(request: Request, workflow: str | None = None, state: str | None
     return ok(await w.read(w.engine.cases, workflow, state, actor=user.login))
 
 
+@router.get("/find", summary="查找客户档案（dealerdocs find）：姓名（部分即可）、完整手机号、证件号或"
+                             "车牌号；只在自己能查看的案件中查找，结果中的号码部分隐藏")
+async def find(request: Request, q: str = "") -> JSONResponse:
+    w, user = await bearer(request)
+    return ok(await w.read(w.engine.find, q, actor=user.login))
+
+
 @router.post("/cases", status_code=201, summary="新建案件（dealerdocs new）")
 async def create(request: Request, body: NewCase) -> JSONResponse:
     w, user = await bearer(request)
@@ -239,6 +246,13 @@ async def show(request: Request, case_id: str, reveal: bool = False) -> JSONResp
                         for a in acts if a.refused is None]
     case["documents"] = [_public(d) for d in case["documents"]]  # URLs, not server paths
     return ok(case)
+
+
+@router.get("/cases/{case_id}/timeline", summary="案件及其关联案件的经过，最新的在前（dealerdocs "
+                                                "timeline；客户档案：来访、跟进、试驾、报价、合同、交车）")
+async def timeline(request: Request, case_id: str) -> JSONResponse:
+    w, user = await bearer(request)
+    return ok(await w.read(w.engine.timeline, case_id, actor=user.login))
 
 
 @router.post("/cases/{case_id}/fire/{trigger}", summary="执行操作（dealerdocs fire）")

@@ -238,9 +238,16 @@ async def case_list(request: Request, workflow: str = "", state: str = "", date_
     rows = await w.read(w.engine.cases, workflow or None, state or None, start, end,
                         actor=user.login)
     customer, consultant = customer.strip(), consultant.strip()
+    people: list[dict[str, Any]] = []
     if customer:
-        rows = [r for r in rows if customer in r["summary"]
+        # the customers' files a name, a full mobile or ID number or a plate finds (masked),
+        # and the cases that matched, beside the cases whose names hold the words
+        people = await w.read(w.engine.find, customer, actor=user.login)
+        hits = {r["id"] for r in people} | {m["case"] for r in people for m in r["matches"]}
+        rows = [r for r in rows if r["id"] in hits or customer in r["summary"]
                 or customer in _customer_text(visible[r["workflow"]], r["fields"])]
+        if workflow:
+            people = [r for r in people if r["workflow"] == workflow]
     if consultant:
         rows = [r for r in rows if consultant == r["created_by"] or consultant in
                 (r["fields"].get(n) for n in access.user_fields(visible[r["workflow"]]))]
@@ -248,7 +255,7 @@ async def case_list(request: Request, workflow: str = "", state: str = "", date_
                      for s in wf.states.values()}, key=lambda s: s[1])
     staff = [u for u in w.engine.config.users.values()]
     return render(request, "cases.html", {
-        "rows": rows, "workflows": visible, "states": states, "staff": staff,
+        "rows": rows, "people": people, "workflows": visible, "states": states, "staff": staff,
         "filters": {"workflow": workflow, "state": state, "date_from": date_from,
                     "date_to": date_to, "customer": customer, "consultant": consultant},
         "creatable": [wf for wf in visible.values() if access.may_create(user, wf)]})
@@ -381,9 +388,14 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
     may_reveal = (not case.get("revealed") and w.engine.reach(user.login).reveal
                   and any(kind in ("id", "mobile") and case["data"].get(name)
                           for name, kind in wf.personal_fields.items()))
+    # a customer's file (other cases join it through [party]): one timeline of it and them
+    timeline = None
+    if any(other.party is not None and other.party.workflow == wf.key
+           for other in w.engine.workflows.values()):
+        timeline = await w.read(w.engine.timeline, case["id"], actor=user.login)
     return render(request, "case.html", {
         "wf": wf, "case": case, "forms": forms_out, "hidden": hidden, "followers": followers,
-        "members": members,
+        "members": members, "timeline": timeline,
         "linked": linked, "shown": shown, "notice": notice, "may_reveal": may_reveal},
         status=status)
 

@@ -7,12 +7,10 @@ from typing import Any
 from jinja2 import Environment
 
 from ..fields import FieldSpec
+from ..services.timeline import ENGINE_EVENTS   # audit events the engine writes itself
 
 EVENT_LABELS = {"issued": "出具", "superseded": "被换版", "void": "作废", "dispatched": "发放",
                 "recalled": "回收", "lost": "丢失声明作废"}
-# audit events the engine writes itself (not workflow steps)
-ENGINE_EVENTS = {"create": "新建", "reveal": "查看完整个人信息", "reassign": "改派",
-                 "purge": "删除个人信息"}
 DOC_STATUS = {"issued": "现行", "superseded": "已换版", "void": "作废"}
 COPY_STATUS = {"out": "在外", "returned": "已收回", "void": "已声明作废"}
 
