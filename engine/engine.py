@@ -6,8 +6,9 @@ services it needs, through their public methods): the case reads (``reads``), th
 pipeline (``pipeline``), issuing (``issuing``), document control (``control``), registers and
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
 store's integrity (``integrity``), on top of the definitions (``definitions``), access
-(``guard``), the logs (``trail``) and units of work (``units``). This class makes them, each
-after those it uses, and offers their operations under one name each.
+(``guard``), the logs (``trail``) and units of work (``units``); imports from spreadsheets
+(``imports``) make their cases through the pipeline. This class makes them, each after those
+it uses, and offers their operations under one name each.
 
 A transition travels like this (``fire``): rehearse it on a consistent view of the store
 (shared lock, never committed) — load the case if the actor may see it → find the transition
@@ -43,6 +44,7 @@ from .services.cases import Cases
 from .services.control import DocumentControl
 from .services.definitions import Definitions
 from .services.guard import Guard
+from .services.imports import ImportReport, Imports
 from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
@@ -56,6 +58,7 @@ from .services.timed import TimedTransitions
 from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
+from .sheets import Sheet
 from .store import LEGACY_FILE, Store, Upgrade
 from .workflow import Workflow, load_workflows
 
@@ -116,6 +119,8 @@ class Engine:
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
                                  self.clock)
+        self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
+                               self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
         self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
@@ -242,6 +247,12 @@ class Engine:
         """Open a new case, optionally from a ``source`` case and for a ``customer`` (a case
         of the workflow's ``[party]``) (:meth:`Pipeline.create`)."""
         return self.pipeline.create(workflow, data, actor, source, files_from, mark, customer)
+
+    def import_cases(self, workflow: str, sheet: Sheet, actor: str, *, dry_run: bool = False
+                     ) -> ImportReport:
+        """One new case per row of a spreadsheet (``sheets.read_xlsx``), all or none, with a
+        report by row and column; ``workflow`` by key, plural or title (:meth:`Imports.run`)."""
+        return self.imports.run(workflow, sheet, actor, dry_run=dry_run)
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,

@@ -15,6 +15,7 @@ Bottom up (each uses only those above it, through their public methods):
 - ``issuing``: number → render → convert → finish → archive → register;
 - ``cases``: reading cases as a user, and what each step allows them now;
 - ``pipeline``: creating cases and firing transitions (with plans made ahead for a batch);
+- ``imports``: one case per row of a spreadsheet, all in one unit of work, or none;
 - ``timed``: the workflows' timed transitions;
 - ``integrity``: verification and seals.
 """
