@@ -976,7 +976,11 @@ def run() -> None:
         logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        main.main(standalone_mode=False, prog_name="dealerdocs")
+        # without standalone mode, click returns the code of a command's Exit instead of
+        # exiting with it (a batch with failed items, an import with problems)
+        code = main.main(standalone_mode=False, prog_name="dealerdocs")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DealerDocsError as err:
         if "--json" in sys.argv[1:]:
             click.echo(json.dumps(err.to_dict(), ensure_ascii=False, default=_json_default))
