@@ -3,9 +3,12 @@ written with openpyxl, read back and imported into a real store; a file with any
 imports nothing and the report names each problem by row and column.
 
 The engine tests make their engine without a converter: an import issues no document, and the
-engine would only start LibreOffice on first use."""
+engine would only start LibreOffice on first use. The CLI tests run the installed command on a
+dealership made by ``dealerdocs init``."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from engine.errors import InputError, PermissionDenied
 from engine.fields import FieldSpec
 from engine.services.imports import cell_value, match_columns
 from engine.sheets import Sheet, read_xlsx
-from helpers import store_state
+from helpers import run_cli, store_state
 
 HEADER = ["客户姓名", "联系电话", "性别", "信息来源", "意向车型", "销售顾问", "同意处理个人信息",
           "同意日期", "地址", "单位名称"]
@@ -279,3 +282,50 @@ def test_the_workflow_is_named_by_key_plural_or_title(engine, tmp_path):
     with pytest.raises(Exception) as unknown:
         engine.import_cases("customerz", read_xlsx(path), "wang")
     assert "没有名为 \"customerz\" 的工作流；是否想用 \"customer\"？" in str(unknown.value)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_the_command_prints_the_report_and_exits_non_zero_on_problems(cold_dealer):
+    bad = xlsx(cold_dealer / "bad.xlsx", [
+        ["王建华", 13800138000, "男", "网络", None, "张伟"],
+        ["李四", 13800138000, "男", "网络", None, "张三"],
+    ])
+    proc = run_cli("import", "customers", str(bad), "--as", "wang", cwd=cold_dealer, check=False)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "客户档案：bad.xlsx，2 行数据"
+    assert lines[1].split() == ["行", "列", "问题"]
+    assert [re.split(r"\s{2,}", line) for line in lines[3:5]] == [
+        ["第 3 行", "联系电话", "联系电话 138****8000 与第 2 行重复"],
+        ["第 3 行", "销售顾问", "销售顾问「张三」不是本店用户"]]
+    assert lines[-1] == "未导入：1 行有错误（共 2 行，都未导入；改正后重新导入整个文件）"
+    assert "13800138000" not in proc.stdout
+    listed = run_cli("list", "--workflow", "customer", "--as", "wang", cwd=cold_dealer)
+    assert listed.stdout.strip() == "（没有案件）"
+
+    good = xlsx(cold_dealer / "good.xlsx", [["王建华", 13800138000, "男", "网络", None, "张伟"],
+                                             ["李四", 13900139000, "男", "网络", None, "li"]])
+    checked = run_cli("import", "customer", str(good), "--dry-run", "--as", "wang",
+                      cwd=cold_dealer)
+    assert checked.stdout.splitlines()[-1] == "检查通过：2 行都可导入（--dry-run，未写入）"
+    done = run_cli("import", "customers", str(good), "--as", "wang", cwd=cold_dealer)
+    assert done.stdout.splitlines() == ["客户档案：good.xlsx，2 行数据",
+                                        "已导入 2 个客户档案（K-1 至 K-2）"]
+    again = run_cli("import", "customers", str(good), "--as", "wang", "--json",
+                    cwd=cold_dealer, check=False)
+    assert again.returncode == 3
+    payload = json.loads(again.stdout)
+    assert payload["imported"] == 0 and payload["failed_rows"] == [2, 3]
+    assert payload["problems"][0] == {"row": 2, "column": "联系电话",
+                                      "message": "联系电话 138****8000 已有客户档案 K-1（销售顾问：张伟（zhang））"}
+
+
+def test_the_command_refuses_a_role_and_a_bad_file_in_one_line(cold_dealer):
+    good = xlsx(cold_dealer / "good.xlsx", [["王建华", 13800138000]])
+    proc = run_cli("import", "customers", str(good), "--as", "zhao", cwd=cold_dealer, check=False)
+    assert proc.returncode == 5
+    assert proc.stderr == "错误：用户 zhao（赵敏，角色：文控）无权导入客户档案；需要角色：销售顾问、销售经理、前台\n"
+    proc = run_cli("import", "customers", "config.toml", "--as", "wang", cwd=cold_dealer,
+                   check=False)
+    assert proc.returncode == 3 and proc.stderr.startswith("错误：config.toml 不是 .xlsx 文件")
