@@ -205,6 +205,39 @@ def new(click_ctx, workflow: str, data_file: str | None, source: str | None,
           + (f"，客户档案 {result.party}" if result.party else ""))
 
 
+@main.command("import")
+@click.argument("workflow")
+@click.argument("file", metavar="FILE.xlsx", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="只检查并列出问题，不写入")
+@_common
+@click.pass_context
+def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path, actor,
+               as_json) -> None:
+    """从 Excel 导入，全部或全不：dealerdocs import customers 客户.xlsx --as wang"""
+    from .sheets import read_xlsx
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    report = ctx.engine.import_cases(workflow, read_xlsx(file), ctx.user(), dry_run=dry_run)
+    lines = [f"{report.title}：{report.source}，{report.rows} 行数据"]
+    if report.problems:
+        lines.append(table(["行", "列", "问题"], [[f"第 {p.row} 行", p.column or "—", p.message]
+                                                 for p in report.problems]))
+        header = any(p.row == 1 for p in report.problems)
+        rows = sum(row > 1 for row in report.failed_rows)
+        lines.append("未导入：" + "，".join([*(["列名有问题"] if header else []),
+                                           *([f"{rows} 行有错误"] if rows else [])])
+                     + f"（共 {report.rows} 行，都未导入；改正后重新导入整个文件）")
+    elif dry_run:
+        lines.append(f"检查通过：{report.rows} 行都可导入（--dry-run，未写入）")
+    else:
+        ids = [c["id"] for c in report.created]
+        span = ids[0] if len(ids) == 1 else f"{ids[0]} 至 {ids[-1]}"
+        lines.append(f"已导入 {len(ids)} 个{report.title}（{span}）")
+    _emit(ctx, report.to_dict(), "\n".join(lines))
+    if report.problems:
+        raise click.exceptions.Exit(InputError.exit_code)
+
+
 @main.command()
 @click.argument("case_id", metavar="CASE")
 @click.argument("trigger")
@@ -1011,7 +1044,11 @@ def run() -> None:
         logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        main.main(standalone_mode=False, prog_name="dealerdocs")
+        # without standalone mode, click returns the code of a command's Exit instead of
+        # exiting with it (a batch with failed items, an import with problems)
+        code = main.main(standalone_mode=False, prog_name="dealerdocs")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DealerDocsError as err:
         if "--json" in sys.argv[1:]:
             click.echo(json.dumps(err.to_dict(), ensure_ascii=False, default=_json_default))

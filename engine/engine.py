@@ -7,8 +7,9 @@ pipeline (``pipeline``), issuing (``issuing``), document control (``control``), 
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
 store's integrity (``integrity``), on top of the definitions (``definitions``), access
 (``guard``), the logs (``trail``) and units of work (``units``); finding customers
-(``search``) and a customer's timeline (``timelines``). This class makes them, each
-after those it uses, and offers their operations under one name each.
+(``search``), a customer's timeline (``timelines``) and imports from spreadsheets
+(``imports``, which make their cases through the pipeline). This class makes them, each after
+those it uses, and offers their operations under one name each.
 
 A transition travels like this (``fire``): rehearse it on a consistent view of the store
 (shared lock, never committed) — load the case if the actor may see it → find the transition
@@ -44,6 +45,7 @@ from .services.cases import Cases
 from .services.control import DocumentControl
 from .services.definitions import Definitions
 from .services.guard import Guard
+from .services.imports import ImportReport, Imports
 from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
@@ -59,6 +61,7 @@ from .services.timeline import Timeline
 from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
+from .sheets import Sheet
 from .store import LEGACY_FILE, Store, Upgrade
 from .workflow import Workflow, load_workflows
 
@@ -123,6 +126,8 @@ class Engine:
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
                                  self.clock)
+        self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
+                               self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
         self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
@@ -259,6 +264,12 @@ class Engine:
         """Open a new case, optionally from a ``source`` case and for a ``customer`` (a case
         of the workflow's ``[party]``) (:meth:`Pipeline.create`)."""
         return self.pipeline.create(workflow, data, actor, source, files_from, mark, customer)
+
+    def import_cases(self, workflow: str, sheet: Sheet, actor: str, *, dry_run: bool = False
+                     ) -> ImportReport:
+        """One new case per row of a spreadsheet (``sheets.read_xlsx``), all or none, with a
+        report by row and column; ``workflow`` by key, plural or title (:meth:`Imports.run`)."""
+        return self.imports.run(workflow, sheet, actor, dry_run=dry_run)
 
     def fire(self, case_id: str, trigger: str, actor: str,
              data: Mapping[str, Any] | None = None, files_from: Path | None = None,

@@ -17,6 +17,7 @@ Bottom up (each uses only those above it, through their public methods):
 - ``search``: finding a customer's file by name, ID or mobile number, or plate;
 - ``timeline``: a case's life with the cases joined to it (a customer's), newest first;
 - ``pipeline``: creating cases and firing transitions (with plans made ahead for a batch);
+- ``imports``: one case per row of a spreadsheet, all in one unit of work, or none;
 - ``timed``: the workflows' timed transitions;
 - ``integrity``: verification and seals.
 """

@@ -87,16 +87,26 @@ class Parties:
 
     def find(self, tx: Tx, party: Party, value: Any) -> dict[str, Any] | None:
         """The customer whose ``match`` field holds ``value`` (the newest if several)."""
+        return self.find_by(tx, party.workflow, party.match, value)
+
+    def find_by(self, tx: Tx, workflow: str, name: str, value: Any) -> dict[str, Any] | None:
+        """The case of ``workflow`` whose field ``name`` holds ``value`` (the newest if several),
+        through the store's people index (identity and mobile fields: ``privacy.MASKED_KINDS``)."""
         hashed = privacy.keyed_hash(self.key.get(), value)
-        prefix = f"{self.workflows[party.workflow].case_prefix}-"
+        prefix = f"{self.workflows[workflow].case_prefix}-"
         for case_id in reversed(tx.cases_of_person(hashed)):
             if not case_id.startswith(prefix):   # a visit or a quote of the same person
                 continue
             record = tx.case(case_id)
-            if record and record["workflow"] == party.workflow \
-                    and record["data"].get(party.match) == value:
+            if record and record["workflow"] == workflow and record["data"].get(name) == value:
                 return record
         return None
+
+    def match_fields(self, workflow: str) -> tuple[str, ...]:
+        """The fields other workflows find a case of ``workflow`` by (their ``[party]``
+        ``match``: a customer's mobile): no two cases of ``workflow`` should share a value."""
+        return tuple(dict.fromkeys(wf.party.match for wf in self.workflows.values()
+                                   if wf.party is not None and wf.party.workflow == workflow))
 
     def link(self, tx: Tx, attached: Attached, wf: Workflow, case_id: str, user: User,
              stamp: str) -> None:

@@ -152,93 +152,99 @@ class Pipeline:
         ``files_from`` (default: the current folder)."""
         wf = self.definitions.workflow(workflow)
         user = self.config.user(actor)
-        self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
+        self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")   # refused before the lock
         new_files: list[Path] = []
         try:
-            return self._create(wf, data, user, source, new_files, files_from, mark, customer)
+            with self.store.transaction() as tx:
+                return self.create_in(tx, wf, data, user, new_files, source=source,
+                                      files_from=files_from, mark=mark, customer=customer)
         except BaseException:
             for path in new_files:
                 path.unlink(missing_ok=True)
             raise
 
-    def _create(self, wf: Workflow, data: Mapping[str, Any], user: User, source: str | None,
-                new_files: list[Path], files_from: Path | None,
-                mark: tuple[str, str] | None = None, customer: str | None = None
-                ) -> FireResult:
-        with self.store.transaction() as tx:
-            base: dict[str, Any] = {}
-            links: dict[str, list[str]] = {}
-            origin = None
-            if source is not None:
-                origin = self.guard.visible_case(tx, source, self.guard.reach(user.login))
-                base, links = self._carry_over(tx, wf, origin)
-            elif any(cf.required for cf in wf.create_from.values()):
-                labels = self.definitions.state_labels
-                need = "、".join(f"{self.workflows[k].title}（{'/'.join(labels(k, cf.states))}）"
-                                for k, cf in wf.create_from.items() if cf.required)
-                raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
-                                 field="source")
-            warnings: list[str] = []
-            patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
-                                               stored_files=new_files, files_from=files_from)
-            stored = {**base, **patch}
-            for target, from_field in wf.create_assign.items():
-                if stored.get(target) is None:
-                    stored[target] = copy.deepcopy(stored.get(from_field))
-            now = self.clock()
-            for name, spec in wf.fields.items():
-                if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
-                        and (not spec.roles or set(spec.roles) & set(user.roles)):
-                    stored[name] = user.login
-                elif spec.default in ("now", "today") and stored.get(name) is None:
-                    stored[name] = (now.date().isoformat() if spec.default == "today" else
-                                    now.replace(tzinfo=None).isoformat(timespec="minutes"))
-            party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
-            turn = None
-            if wf.rota is not None and stored.get(wf.rota.field) is None:
-                # a new visitor nobody was named for: the next consultant on duty
-                when = stored.get(wf.rota.date)
-                turn = self.rotas.next_turn(tx, wf.rota,
-                                            date.fromisoformat(when[:10]) if when else now.date())
-                if turn is not None:
-                    stored[wf.rota.field] = turn.login
-                    if party is not None:
-                        self.parties.give(party, turn.login)
-            if party is not None:
-                links[party.wf.key] = [party.record["id"]]
-            self.definitions.require(wf, stored, (), f"新建{wf.title}")
-            values, totals = self.definitions.evaluate(wf, stored)
-            self.definitions.run_checks(wf, wf.create_checks,
-                                        self.definitions.names(tx, values, totals, now, links))
-            stamp = now.isoformat()
-            self._check_exclusive(tx, wf, None, wf.initial, stored)
-            case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
-            # whose case it is: who opened it, its assignee, and whose the source case was
-            owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
-                                    else []),
-                      *(access.owners(origin) if origin is not None else []),
-                      *(party.owners if party is not None else [])]
-            case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
-            self.parties.record_new(tx)
-            tx.put_case({
-                "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
-                "links": links, "created_at": stamp, "created_by": user.login,
-                "updated_at": stamp, "updated_by": user.login,
-                "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
-            if origin is not None:
-                back = {**origin.get("links", {})}
-                back[wf.key] = [*back.get(wf.key, []), case_id]
-                tx.put_case({**origin, "links": back})
-            if party is not None:
-                self.parties.link(tx, party, wf, case_id, user, stamp)
+    def create_in(self, tx: Tx, wf: Workflow, data: Mapping[str, Any], user: User,
+                  new_files: list[Path], *, source: str | None = None,
+                  files_from: Path | None = None, mark: tuple[str, str] | None = None,
+                  customer: str | None = None, note: str | None = None) -> FireResult:
+        """The body of :meth:`create` inside a unit of work ``tx`` the caller holds (an import
+        makes many cases in one): the actor's roles, then everything ``create`` does. Attachments
+        stored are listed in ``new_files`` (the caller removes them if ``tx`` does not commit).
+        ``note`` goes into the new case's audit event (default: the source case it came from)."""
+        self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
+        base: dict[str, Any] = {}
+        links: dict[str, list[str]] = {}
+        origin = None
+        if source is not None:
+            origin = self.guard.visible_case(tx, source, self.guard.reach(user.login))
+            base, links = self._carry_over(tx, wf, origin)
+        elif any(cf.required for cf in wf.create_from.values()):
+            labels = self.definitions.state_labels
+            need = "、".join(f"{self.workflows[k].title}（{'/'.join(labels(k, cf.states))}）"
+                            for k, cf in wf.create_from.items() if cf.required)
+            raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
+                             field="source")
+        warnings: list[str] = []
+        patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
+                                           stored_files=new_files, files_from=files_from)
+        stored = {**base, **patch}
+        for target, from_field in wf.create_assign.items():
+            if stored.get(target) is None:
+                stored[target] = copy.deepcopy(stored.get(from_field))
+        now = self.clock()
+        for name, spec in wf.fields.items():
+            if spec.type == "user" and spec.default == "actor" and stored.get(name) is None \
+                    and (not spec.roles or set(spec.roles) & set(user.roles)):
+                stored[name] = user.login
+            elif spec.default in ("now", "today") and stored.get(name) is None:
+                stored[name] = (now.date().isoformat() if spec.default == "today" else
+                                now.replace(tzinfo=None).isoformat(timespec="minutes"))
+        party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
+        turn = None
+        if wf.rota is not None and stored.get(wf.rota.field) is None:
+            # a new visitor nobody was named for: the next consultant on duty
+            when = stored.get(wf.rota.date)
+            turn = self.rotas.next_turn(tx, wf.rota,
+                                        date.fromisoformat(when[:10]) if when else now.date())
             if turn is not None:
-                assert wf.rota is not None
-                self.rotas.record(tx, wf.rota, turn, case_id, user, now)
-            self.trail.audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
-                             self.trail.changes(wf, {}, stored), [], warnings=warnings,
-                             note=f"由 {source} 创建" if source else None)
-            if mark is not None:
-                tx.set_mark(mark[0], mark[1], {"case": case_id})
+                stored[wf.rota.field] = turn.login
+                if party is not None:
+                    self.parties.give(party, turn.login)
+        if party is not None:
+            links[party.wf.key] = [party.record["id"]]
+        self.definitions.require(wf, stored, (), f"新建{wf.title}")
+        values, totals = self.definitions.evaluate(wf, stored)
+        self.definitions.run_checks(wf, wf.create_checks,
+                                    self.definitions.names(tx, values, totals, now, links))
+        stamp = now.isoformat()
+        self._check_exclusive(tx, wf, None, wf.initial, stored)
+        case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
+        # whose case it is: who opened it, its assignee, and whose the source case was
+        owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
+                                else []),
+                  *(access.owners(origin) if origin is not None else []),
+                  *(party.owners if party is not None else [])]
+        case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
+        self.parties.record_new(tx)
+        tx.put_case({
+            "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
+            "links": links, "created_at": stamp, "created_by": user.login,
+            "updated_at": stamp, "updated_by": user.login,
+            "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
+        if origin is not None:
+            back = {**origin.get("links", {})}
+            back[wf.key] = [*back.get(wf.key, []), case_id]
+            tx.put_case({**origin, "links": back})
+        if party is not None:
+            self.parties.link(tx, party, wf, case_id, user, stamp)
+        if turn is not None:
+            assert wf.rota is not None
+            self.rotas.record(tx, wf.rota, turn, case_id, user, now)
+        self.trail.audit(tx, stamp, user, case_id, wf, "create", None, wf.initial,
+                         self.trail.changes(wf, {}, stored), [], warnings=warnings,
+                         note=note or (f"由 {source} 创建" if source else None))
+        if mark is not None:
+            tx.set_mark(mark[0], mark[1], {"case": case_id})
         return FireResult(case_id, wf.initial, wf.states[wf.initial].label,
                           party=party.record["id"] if party is not None else None)
 
