@@ -795,3 +795,25 @@ def test_api_dispatch_recall_register_and_reports(clocked):
     assert r.status_code == 404 and r.json()["error"] == "NotFoundError"
     assert c.get("/api/reports/rectification.csv", headers=chen).status_code == 422
     assert c.get("/api/reports/rectification.xlsx").status_code == 401
+
+
+def test_a_pooled_customer_is_taken_from_its_page(site):
+    """公共客户池 on the web: a customer with no consultant (the desk registered them, nobody on
+    duty) shows every consultant its file with 认领客户; the first to take it has it, and the
+    other then reads 404; the desk never sees the file."""
+    eng, app = site
+    made = eng.create("reception", {"kind": "来店", "arrived_at": "2026-11-20T10:00",
+                                    "customer_name": "无人接待", "customer_mobile": "13712340000"},
+                      "xu")
+    customer = made.party
+    assert eng.case(customer, actor="wang")["data"].get("consultant") is None
+    zhang, li = signed_in(app, "zhang"), signed_in(app, "li")
+    page = li.get(f"/cases/{customer}").text
+    assert "认领客户" in page and f"/cases/{customer}/fire/take" in page
+    assert "137****0000" in page and "13712340000" not in page
+    assert customer in zhang.get("/cases?workflow=customer").text
+    r = fire(li, customer, "take")
+    assert r.status_code == 200 and eng.case(customer, actor="li")["data"]["consultant"] == "li"
+    assert zhang.get(f"/cases/{customer}").status_code == 404
+    assert customer not in zhang.get("/cases?workflow=customer").text
+    assert signed_in(app, "xu").get(f"/cases/{customer}").status_code == 404
