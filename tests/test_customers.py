@@ -888,3 +888,15 @@ def test_the_registers_level_is_the_customers_follow_up(engine, clock):
     assert engine.case(customer, actor="wang")["state"] == "o"
     events = engine.case(again.id, actor="wang")["history"]
     assert "客户档案 K-1 处于「O 级（已订车）」，未记录跟进" in str(events[-1])
+
+
+def test_a_second_file_for_the_same_mobile_is_refused(engine):
+    """One customer's file per mobile: making one by hand for a number that has a file names
+    that file and its consultant (masked), and writes nothing."""
+    customer = walk_in(engine, consultant="zhang").party
+    with pytest.raises(InputError) as refused:
+        engine.create("customer", {"name": "王建华", "mobile": "136 0000 1111"}, "li")
+    assert refused.value.message == ("联系电话 136****1111 已有客户档案 K-1（销售顾问：张伟（zhang））；"
+                                     "请在该档案上继续（登记来店、记录跟进）")
+    assert refused.value.details["field"] == "mobile"
+    assert [c["id"] for c in engine.cases("customer", actor="wang")] == [customer]

@@ -190,6 +190,7 @@ class Imports:
             problem = self._taken(run, name, data, number, hide)
             if problem is not None:
                 problems.append(Problem(number, run.column(name), problem))
+                unread.add(name)        # create would say it again (or name an earlier row's)
         # the row as the engine judges a new case (without the cells that could not be read);
         # made even when it is a duplicate, so the report says all that is wrong with it
         try:
@@ -226,13 +227,7 @@ class Imports:
         first = run.seen.setdefault((name, value), number)
         if first != number:
             return f"{label} {shown} 与第 {first} 行重复"
-        found = self.parties.find_by(run.tx, wf.key, name, value)
-        if found is None:
-            return None
-        owner = found["data"].get(wf.assignee) if wf.assignee else None
-        whose = (f"（{wf.fields[wf.assignee].label}：{self.config.user_label(owner)}）"
-                 if wf.assignee and owner else "")
-        return f"{label} {shown} 已有{wf.title} {found['id']}{whose}"
+        return self.parties.taken(run.tx, wf, {name: value}, name)
 
 
 def match_columns(wf: Workflow, sheet: Sheet) -> tuple[dict[int, str], list[Problem]]:

@@ -108,6 +108,20 @@ class Parties:
         return tuple(dict.fromkeys(wf.party.match for wf in self.workflows.values()
                                    if wf.party is not None and wf.party.workflow == workflow))
 
+    def taken(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
+              name: str) -> str | None:
+        """Why a new case of ``wf`` cannot have ``data[name]`` (one of :meth:`match_fields`):
+        the file that already has it, with its consultant; None if it is free."""
+        value = data.get(name)
+        found = self.find_by(tx, wf.key, name, value) if value not in (None, "") else None
+        if found is None:
+            return None
+        owner = found["data"].get(wf.assignee) if wf.assignee else None
+        whose = (f"（{wf.fields[wf.assignee].label}：{self.config.user_label(owner)}）"
+                 if wf.assignee and owner else "")
+        shown = privacy.mask(wf.personal_fields.get(name), str(value))
+        return f"{wf.fields[name].label} {shown} 已有{wf.title} {found['id']}{whose}"
+
     def link(self, tx: Tx, attached: Attached, wf: Workflow, case_id: str, user: User,
              stamp: str) -> None:
         """Write the customer, linked to the new case ``case_id``, with its audit event."""

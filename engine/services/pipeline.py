@@ -188,6 +188,10 @@ class Pipeline:
         patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
                                            stored_files=new_files, files_from=files_from)
         stored = {**base, **patch}
+        for name in self.parties.match_fields(wf.key):   # one customer's file per mobile
+            taken = self.parties.taken(tx, wf, stored, name)
+            if taken is not None:
+                raise InputError(f"{taken}；请在该档案上继续（登记来店、记录跟进）", field=name)
         for target, from_field in wf.create_assign.items():
             if stored.get(target) is None:
                 stored[target] = copy.deepcopy(stored.get(from_field))
