@@ -7,6 +7,7 @@ Each reads only its arguments; ``lint`` lists the ones a workflow uses.
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Mapping
@@ -128,7 +129,15 @@ def joined(items: Iterable[Any], separator: str = "、") -> str:
     return separator.join(str(x) for x in items)
 
 
+def in_sample(key: str, share: Decimal | int | str) -> bool:
+    """Whether ``key`` (a case number) falls in a sample of ``share`` (0–1) of all keys: the
+    same answer every time for the same key, about ``share`` of keys overall (the first 8
+    hex digits of its SHA-256 read as a fraction), so a sampled call is reproducible."""
+    fraction = Decimal(int(hashlib.sha256(str(key).encode("utf-8")).hexdigest()[:8], 16)) / 2 ** 32
+    return fraction < Decimal(str(share))
+
+
 # the name an expression calls → the function (its docstring says what it reads)
 FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (
     money, dec, total, sum_of, rounded, add_years, add_days, date_of, days_between, minutes_between,
-    hours_between, age_on, missing_from, mean_score, valid, joined)}
+    hours_between, age_on, missing_from, mean_score, valid, joined, in_sample)}

@@ -122,11 +122,20 @@ class _TransitionDef:
     fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
     # fired only when the expression holds on this case ({workflow: expression})
     fire_linked_when: dict[str, str] = field(default_factory=dict)
+    spawn: list[_SpawnDef] = field(default_factory=list)  # cases of other workflows it makes
     assign: dict[str, str] = field(default_factory=dict)  # target field ← source field
     increment: list[str] = field(default_factory=list)
     record_actor: list[str] = field(default_factory=list)
     append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
     clear: list[str] = field(default_factory=list)  # fields emptied after the move
+
+
+@dataclass(frozen=True)
+class _SpawnDef:
+    workflow: str                   # the workflow of the cases made
+    data: dict[str, str]            # its field → an expression over this case (and ``row``)
+    each: str | None = None         # one case per row of this table field (``row`` in data)
+    when: str | None = None         # made only when it holds
 
 
 @dataclass(frozen=True)
@@ -376,6 +385,21 @@ class Rota:
 
 
 @dataclass(frozen=True)
+class Spawn:
+    """Cases of another workflow a step makes (``spawn``): the calls a delivery schedules,
+    a customer for each referral a call names. Each ``data`` expression sees this case's names
+    (after the step), ``case_id`` and, with ``each``, the table row as ``row``; the new case is
+    linked both ways with this one and joins its ``[party]``. A case whose ``[party]`` match
+    value already has a case (the referral is a customer already) is not made: said in a
+    warning."""
+
+    workflow: str
+    data: dict[str, rules.Expression]
+    each: str | None = None
+    when: rules.Expression | None = None
+
+
+@dataclass(frozen=True)
 class Party:
     """The case a case of this workflow belongs to (``[party]``: the customer of a visit or a
     quote). On creation it is the one named, or the one whose ``match`` field holds this case's
@@ -438,6 +462,7 @@ class TransitionSpec:
     stamps_when: dict[str, rules.Expression] = field(default_factory=dict)
     fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
     fire_linked_when: dict[str, rules.Expression] = field(default_factory=dict)
+    spawn: tuple["Spawn", ...] = ()
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -736,6 +761,13 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
                 raise fail(key, f"\"{trigger}\" 不是 {name} 的操作")
             if any(x.documents for x in targets):
                 raise fail(key, f"{name} 的 \"{trigger}\" 会出具文档，不能被联动触发")
+        for j, spawn in enumerate(t.spawn):
+            key = f"transitions[{i}].spawn[{j}]"
+            if spawn.workflow not in workflows:
+                raise fail(f"{key}.workflow", f"\"{spawn.workflow}\" 不是已定义的工作流")
+            for name in spawn.data:
+                if name not in workflows[spawn.workflow].fields:
+                    raise fail(f"{key}.data.{name}", f"\"{name}\" 不是 {spawn.workflow} 的字段")
         for name in [*t.fire_linked_data, *t.fire_linked_when]:
             if name not in t.fire_linked:
                 raise fail(f"transitions[{i}].fire_linked_data.{name}",
@@ -1028,7 +1060,10 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           {name: compiled["compiler"].expression(
                                               source, f"{key}.fire_linked_when.{name}",
                                               set(fields) | set(compiled["computed"]))
-                                           for name, source in t.fire_linked_when.items()}))
+                                           for name, source in t.fire_linked_when.items()},
+                                          tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiled,
+                                                       fail)
+                                                for j, d in enumerate(t.spawn))))
     timers = []
     for i, d in enumerate(wf.timers):
         key = f"timers[{i}]"
@@ -1109,6 +1144,20 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool)
+
+
+def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiled: dict[str, Any],
+           fail) -> Spawn:
+    """A step's ``spawn``; the other workflow's fields are checked once every file loads."""
+    if d.each is not None and (d.each not in fields or fields[d.each].type != "table"):
+        raise fail(f"{key}.each", f"\"{d.each}\" 应为本工作流 table 类型的字段")
+    known = set(fields) | set(compiled["computed"]) | {"case_id"} | ({"row"} if d.each else set())
+    when = compiled["compiler"].expression(d.when, f"{key}.when", known) if d.when else None
+    if not d.data:
+        raise fail(f"{key}.data", "应写明新案件的字段（字段 = 表达式）")
+    return Spawn(d.workflow, {name: compiled["compiler"].expression(source, f"{key}.data.{name}",
+                                                                     known)
+                              for name, source in d.data.items()}, d.each, when)
 
 
 def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:

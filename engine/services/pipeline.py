@@ -55,11 +55,13 @@ class FireResult:
     state_label: str
     documents: list[IssuedDocument] = field(default_factory=list)
     party: str | None = None   # a new case's customer (``[party]``), found or made
+    spawned: list[str] = field(default_factory=list)   # cases the step made (``spawn``)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "state_label": self.state_label,
                 "documents": [d.to_dict() for d in self.documents],
-                **({"party": self.party} if self.party else {})}
+                **({"party": self.party} if self.party else {}),
+                **({"spawned": self.spawned} if self.spawned else {})}
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class _Firing:
     facts: dict[str, Any]
     timed: bool
     issued: list[IssuedDocument] = field(default_factory=list)
+    spawned: list[str] = field(default_factory=list)    # the cases its step made (``spawn``)
 
 
 class _Move(Model):
@@ -166,12 +169,19 @@ class Pipeline:
     def create_in(self, tx: Tx, wf: Workflow, data: Mapping[str, Any], user: User,
                   new_files: list[Path], *, source: str | None = None,
                   files_from: Path | None = None, mark: tuple[str, str] | None = None,
-                  customer: str | None = None, note: str | None = None) -> FireResult:
+                  customer: str | None = None, note: str | None = None,
+                  spawned_from: Mapping[str, Any] | None = None,
+                  taken: list[str] | None = None) -> FireResult | None:
         """The body of :meth:`create` inside a unit of work ``tx`` the caller holds (an import
         makes many cases in one): the actor's roles, then everything ``create`` does. Attachments
         stored are listed in ``new_files`` (the caller removes them if ``tx`` does not commit).
-        ``note`` goes into the new case's audit event (default: the source case it came from)."""
-        self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
+        ``note`` goes into the new case's audit event (default: the source case it came from).
+        ``spawned_from``: the case whose step makes this one (``spawn``: the workflow file is
+        the authority, no create role needed; linked both ways). ``taken``: a value another
+        case already holds (a second file for one mobile) is said there and nothing is made
+        (None), instead of refused."""
+        if spawned_from is None:
+            self.guard.authorize(user, wf.create_roles, f"新建{wf.title}")
         base: dict[str, Any] = {}
         links: dict[str, list[str]] = {}
         origin = None
@@ -189,9 +199,12 @@ class Pipeline:
                                            stored_files=new_files, files_from=files_from)
         stored = {**base, **patch}
         for name in self.parties.match_fields(wf.key):   # one customer's file per mobile
-            taken = self.parties.taken(tx, wf, stored, name)
-            if taken is not None:
-                raise InputError(f"{taken}；请在该档案上继续（登记来店、记录跟进）", field=name)
+            held = self.parties.taken(tx, wf, stored, name)
+            if held is not None and taken is not None:
+                taken.append(f"{held}，未重复建档")
+                return None
+            if held is not None:
+                raise InputError(f"{held}；请在该档案上继续（登记来店、记录跟进）", field=name)
         for target, from_field in wf.create_assign.items():
             if stored.get(target) is None:
                 stored[target] = copy.deepcopy(stored.get(from_field))
@@ -216,6 +229,8 @@ class Pipeline:
                     self.parties.give(party, turn.login)
         if party is not None:
             links[party.wf.key] = [party.record["id"]]
+        if spawned_from is not None:
+            links[spawned_from["workflow"]] = [spawned_from["id"]]
         self.definitions.require(wf, stored, (), f"新建{wf.title}")
         values, totals = self.definitions.evaluate(wf, stored)
         self.definitions.run_checks(wf, wf.create_checks,
@@ -227,6 +242,7 @@ class Pipeline:
         owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
                                 else []),
                   *(access.owners(origin) if origin is not None else []),
+                  *(access.owners(spawned_from) if spawned_from is not None else []),
                   *(party.owners if party is not None else [])]
         case_migrations.record_new(tx, self.workflows)   # before the case: none of it yet
         self.parties.record_new(tx)
@@ -235,10 +251,16 @@ class Pipeline:
             "links": links, "created_at": stamp, "created_by": user.login,
             "updated_at": stamp, "updated_by": user.login,
             "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
-        if origin is not None:
-            back = {**origin.get("links", {})}
-            back[wf.key] = [*back.get(wf.key, []), case_id]
-            tx.put_case({**origin, "links": back})
+        for linked in (origin, spawned_from):
+            # linked back, except a spawn's source to a case of the workflow it joins as
+            # [party]: a referral's new file is not the caller's customer
+            joins = self.workflows[linked["workflow"]].party if linked is not None else None
+            if linked is not None and not (linked is spawned_from and joins is not None
+                                           and joins.workflow == wf.key):
+                current = tx.case(linked["id"]) or linked   # a spawn's source: as just written
+                back = {**current.get("links", {})}
+                back[wf.key] = [*back.get(wf.key, []), case_id]
+                tx.put_case({**current, "links": back})
         if party is not None:
             self.parties.link(tx, party, wf, case_id, user, stamp)
         if turn is not None:
@@ -349,7 +371,8 @@ class Pipeline:
         new_state = self._move(wf, record["state"], trigger, label, facts,
                                before=lambda t: self._before_fire(f, t),
                                after=lambda t, state: self._after_fire(f, t, state))
-        return FireResult(case_id, new_state, wf.states[new_state].label, f.issued)
+        return FireResult(case_id, new_state, wf.states[new_state].label, f.issued,
+                          spawned=f.spawned)
 
     def _before_fire(self, f: _Firing, t: TransitionSpec) -> None:
         """On route ``t``, before the move: its roles and the separation of duties; then the
@@ -392,12 +415,37 @@ class Pipeline:
         if t.void_documents:
             self.control.void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
         tx.put_case(record)
+        if t.spawn:        # before the step's event, which says what was not made, and why
+            self._spawn(tx, work, wf, t, record, f)
         self.trail.audit(tx, stamp, user, case_id, wf, t.trigger, before["state"], new_state,
                          self.trail.changes(wf, before["data"], new_data),
                          [d.number for d in f.issued], warnings=f.warnings)
         for linked_id, linked_trigger, given in cascades:
             self._cascade(tx, work, linked_id, linked_trigger, user,
                           note=f"由 {case_id} {t.label}联动", given=given)
+
+    def _spawn(self, tx: Tx, work: Work, wf: Workflow, t: TransitionSpec,
+               record: Mapping[str, Any], f: _Firing) -> None:
+        """The cases step ``t`` makes (``spawn``), from the case as the step left it; one a
+        workflow already has (the same mobile) is said in the step's result, not made."""
+        values, totals = self.definitions.evaluate(wf, record["data"], work.now.date())
+        names = {**self.definitions.names(tx, values, totals, work.now, record.get("links", {})),
+                 "case_id": record["id"]}
+        for spawn in t.spawn:
+            if spawn.when is not None and not spawn.when(names):
+                continue
+            other = self.definitions.workflow(spawn.workflow)
+            for row in (values.get(spawn.each) or []) if spawn.each else [None]:
+                scope = names if row is None else {**names, "row": row}
+                data = {name: _as_input(expression(scope))
+                        for name, expression in spawn.data.items()}
+                made = self.create_in(tx, other, {k: v for k, v in data.items() if v is not None},
+                                      f.user, work.new_files,
+                                      note=f"由 {record['id']} {t.label}生成",
+                                      spawned_from=tx.case(record["id"]) or record,
+                                      taken=f.warnings)
+                if made is not None:
+                    f.spawned.append(made.id)
 
     def _cascades(self, tx: Tx, wf: Workflow, t: TransitionSpec, record: Mapping[str, Any],
                   f: _Firing) -> list[tuple[str, str, dict[str, Any]]]:
@@ -578,6 +626,18 @@ def automatic_writes(wf: Workflow, t: TransitionSpec, data: dict[str, Any], user
         data[name] = (data.get(name) or 0) + 1
     for name in t.record_actor:
         data[name] = user.login
+
+
+def _as_input(value: Any) -> Any:
+    """A typed value (an expression's result) as a field's input: a user as their login, a
+    date as ISO text, an amount as exact text; empty text as empty."""
+    if isinstance(value, Mapping) and "login" in value:
+        return value["login"]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="minutes")
+    if value == "":
+        return None
+    return context_value(value)
 
 
 def _given(wf: Workflow, origin: str, data: Mapping[str, Any], totals: Mapping[str, Any]) -> Any:
