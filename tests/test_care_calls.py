@@ -330,3 +330,25 @@ def test_a_purge_erases_the_referrals_too(engine, customer, config_path, convert
     row = engine.case(call, actor="wang", reveal=True)["data"]["referrals"][0]
     assert row["mobile"] is None and row["name"] != "刘洋" and row["note"] == "同事"
     engine.close()
+
+
+@pytest.mark.parametrize("old, new, key, words", [
+    ('by = "consultant"', 'by = "vin"', "tallies.care_summary.by",
+     ['"vin" 应为 care_call 的 user 字段']),
+    ('rows = "consultant"\nby', 'rows = "day"\nby', "tallies.care_summary.by",
+     ['by 只用于按人统计的表']),
+    ('{ label = "接通率", ratio = ["接通", "已回访"] }',
+     '{ label = "接通率", ratio = ["接通", "已回访"], hidden = true }',
+     "tallies.care_summary.columns[3].hidden", ["只有计数列可以隐藏"]),
+])
+def test_a_tally_by_or_hidden_mistake_names_the_key(tmp_path, old, new, key, words):
+    """by, hidden and group are generic tally options, checked when the files load."""
+    from helpers import ROOT, definition_error
+
+    text = (ROOT / "workflows" / "care_call.toml").read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    error = definition_error(tmp_path, {"care_call.toml": text.replace(old, new)},
+                             with_product=True)
+    assert error.details["key"] == key, error.message
+    for word in words:
+        assert word in error.message, error.message
