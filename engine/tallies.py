@@ -40,6 +40,8 @@ class TallyColumn:
     short: str | None = None          # its name under each time slot (a narrow column)
     cumulative: str | None = None     # the running total down the rows of the count so named
     blank: bool = False               # an empty column (备注: written in by hand)
+    hidden: bool = False              # counted for a ratio but not shown
+    group: str | None = None          # its label in the top header row (with its neighbours')
 
     @property
     def counts(self) -> bool:
@@ -69,6 +71,7 @@ class TallySpec:
     slots: tuple[time, ...]            # slot bounds: 08:00, 10:00, … (empty: no slots)
     columns: tuple[TallyColumn, ...]
     signatures: tuple[str, ...] = ()   # sign-off lines printed under the table
+    by: str | None = None              # the user field naming a case's row (None: its assignee)
 
     @property
     def workflows(self) -> set[str]:
@@ -82,9 +85,11 @@ class TallySpec:
         """The counted columns in the table's order. The per-slot columns come slot by slot
         (each slot's counts side by side, as on the paper form), then their whole-day totals,
         where the first per-slot column stands; the other columns keep their places."""
-        per_slot = [c for c in self.columns if c.per_slot and self.slots]
+        per_slot = [c for c in self.columns if c.per_slot and self.slots and not c.hidden]
         out: list[TableColumn] = []
         for c in self.columns:
+            if c.hidden:
+                continue
             if c.per_slot and self.slots:
                 if c is per_slot[0]:
                     for i, (a, b) in enumerate(self.slot_pairs()):
@@ -93,7 +98,7 @@ class TallySpec:
                     out += [TableColumn(TOTAL_GROUP, p.short or p.label, p, "all")
                             for p in per_slot]
                 continue
-            out.append(TableColumn(None, c.label, c, "all" if c.counts else None))
+            out.append(TableColumn(c.group, c.label, c, "all" if c.counts else None))
         return out
 
     def headers(self) -> list[str]:

@@ -223,6 +223,8 @@ class _TallyColumnDef:
     ratio: list[str] = field(default_factory=list)   # [numerator, denominator] labels
     cumulative: str | None = None   # the running total of an earlier count down the days
     blank: bool = False             # an empty column, written in by hand (备注)
+    hidden: bool = False            # counted for a ratio, not shown as a column
+    group: str | None = None        # a label over it in a second header row (run of columns)
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class _TallyDef:
     title: str
     columns: list[_TallyColumnDef]
     rows: str = "day"               # "day" (each day, with 星期) or "consultant"
+    by: str | None = None           # rows = "consultant": the user field naming a case's row
+                                    # (default: each counted workflow's assignee)
     slots: list[str] = field(default_factory=list)   # "08:00", "10:00", …
     signatures: list[str] = field(default_factory=list)
 
@@ -560,6 +564,14 @@ class Workflow:
     def personal_fields(self) -> dict[str, str]:
         """Field name → the kind of personal data it holds (``privacy.PERSONAL_KINDS``)."""
         return {name: spec.personal for name, spec in self.fields.items() if spec.personal}
+
+    @cached_property
+    def personal_columns(self) -> dict[str, dict[str, str]]:
+        """Table field → its columns holding personal data → their kind (a referral's mobile):
+        masked in each row, hashed in the audit trail, erased by a purge, like a field's."""
+        out = {name: {c: col.personal for c, col in spec.columns.items() if col.personal}
+               for name, spec in self.fields.items() if spec.type == "table"}
+        return {name: cols for name, cols in out.items() if cols}
 
     @cached_property
     def search_fields(self) -> tuple[str, ...]:
@@ -1182,6 +1194,10 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
                                     ("blank", c.blank)) if given]
         if len(kinds) > 1:
             raise fail(f"{where}.{kinds[1]}", f"{kinds[0]} 与 {kinds[1]} 不能写在同一列")
+        if c.group and c.per_slot:
+            raise fail(f"{where}.group", "按时段的列已按时段分组，不能再写 group")
+        if kinds and c.hidden:
+            raise fail(f"{where}.hidden", "只有计数列可以隐藏（hidden）")
         if kinds and (c.date_field or c.count or c.table or c.per_slot or c.workflow):
             raise fail(f"{where}.{kinds[0]}",
                        f"{kinds[0]} 列不计数，不能再写 date_field、count、table、per_slot 或 workflow")
@@ -1189,7 +1205,8 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
         if c.ratio:
             if len(c.ratio) != 2 or any(r not in counted for r in c.ratio):
                 raise fail(f"{where}.ratio", "应为 [分子列名, 分母列名]，两列须是写在它前面的计数列")
-            columns.append(TallyColumn(c.label, own, "", None, ratio=(c.ratio[0], c.ratio[1])))
+            columns.append(TallyColumn(c.label, own, "", None, ratio=(c.ratio[0], c.ratio[1]),
+                                       group=c.group))
             continue
         if c.cumulative:
             if c.cumulative not in counted:
@@ -1209,8 +1226,10 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
         except rules.RuleError as err:
             raise fail(f"{where}.count", str(err)) from None
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
-                                   c.per_slot, short=c.short))
-    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures))
+                                   c.per_slot, short=c.short, hidden=c.hidden, group=c.group))
+    if d.by is not None and d.rows != "consultant":
+        raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
+    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by)
 
 
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1245,6 +1264,10 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
             other = workflows.get(c.workflow)
             if other is None:
                 raise fail(f"{where}.workflow", f"没有名为 \"{c.workflow}\" 的工作流")
+            if tally.by is not None and (tally.by not in other.fields
+                                         or other.fields[tally.by].type != "user"):
+                raise fail(f"tallies.{name}.by",
+                           f"\"{tally.by}\" 应为 {c.workflow} 的 user 字段（按谁分行）")
             fields = dict(other.fields)
             if c.table is not None:
                 if c.table not in fields or fields[c.table].type != "table":

@@ -76,4 +76,9 @@ class Guard:
     @staticmethod
     def masked(wf: Workflow, data: Mapping[str, Any]) -> dict[str, Any]:
         """``data`` with identity and mobile numbers masked (``privacy.mask``)."""
-        return {k: privacy.mask(wf.personal_fields.get(k), v) for k, v in data.items()}
+        out = {k: privacy.mask(wf.personal_fields.get(k), v) for k, v in data.items()}
+        for table, kinds in wf.personal_columns.items():
+            if isinstance(out.get(table), list):
+                out[table] = [{c: privacy.mask(kinds.get(c), v) for c, v in row.items()}
+                              if isinstance(row, dict) else row for row in out[table]]
+        return out

@@ -168,7 +168,14 @@ class PersonalData:
                 names[data[k]] = data[k] = self.trail.pseudonym(data[k])
             else:
                 data[k] = None
-        erased = [wf.fields[k].label for k in wf.personal_fields if data.get(k) != record["data"].get(k)]
+        for table, kinds in wf.personal_columns.items():   # a table's personal columns, row by row
+            if isinstance(data.get(table), list):
+                data[table] = [{c: (None if c in kinds and kinds[c] != "name" else
+                                    self.trail.pseudonym(v) if c in kinds and v and not
+                                    str(v).startswith(privacy.PSEUDONYM_PREFIX) else v)
+                                for c, v in row.items()} for row in data[table]]
+        erased = [wf.fields[k].label for k in [*wf.personal_fields, *wf.personal_columns]
+                  if data.get(k) != record["data"].get(k)]
         documents = []
         for doc in tx.case_documents(case_id):
             for c in tx.copies(doc["number"]):

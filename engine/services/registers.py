@@ -195,7 +195,8 @@ class Registers:
                     names = self.definitions.names(tx, values, totals, self.clock(), {})
                     names["created_at"] = datetime.fromisoformat(record["created_at"]).replace(
                         tzinfo=None)
-                    consultant = record["data"].get(wf.assignee) if wf.assignee else None
+                    by = spec.by or wf.assignee     # whose row a case counts in
+                    consultant = record["data"].get(by) if by else None
                     items.append(tallies.Item(key, consultant, names))
                     for table in {c.table for c in spec.columns if c.workflow == key and c.table}:
                         for row in values.get(table) or []:

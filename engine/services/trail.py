@@ -59,7 +59,8 @@ class Trail:
             return entry
         out = []
         for change in entry["changed"]:
-            if change.get("field") in wf.personal_fields and not change.get("personal"):
+            if (change.get("field") in wf.personal_fields or change.get("field") in
+                    wf.personal_columns) and not change.get("personal"):
                 change = {"field": change["field"], "personal": True,
                           "old_hmac": self.hash(change.get("old")),
                           "new_hmac": self.hash(change.get("new"))}
@@ -76,7 +77,7 @@ def changes(wf: Workflow, old: Mapping[str, Any], new: Mapping[str, Any], key: b
     for k in sorted(set(old) | set(new)):
         if old.get(k) == new.get(k):
             continue
-        if k in wf.personal_fields:
+        if k in wf.personal_fields or k in wf.personal_columns:   # a table: its rows hashed
             out.append({"field": k, "personal": True,
                         "old_hmac": privacy.keyed_hash(key, old.get(k)),
                         "new_hmac": privacy.keyed_hash(key, new.get(k))})
