@@ -352,3 +352,82 @@ def test_a_tally_by_or_hidden_mistake_names_the_key(tmp_path, old, new, key, wor
     assert error.details["key"] == key, error.message
     for word in words:
         assert word in error.message, error.message
+
+
+def _delivered(engine, clock) -> tuple[str, str]:
+    """A customer's quote → contract → delivery, handed over on 2026-11-26; (customer, delivery)."""
+    from helpers import contract_data, example
+
+    customer = walk_in(engine, consultant="zhang", customer_name="刘晓明",
+                       customer_mobile="13800138000").party
+    q = engine.create("quote", {k: v for k, v in example("quote").items()
+                                if k not in ("customer_name", "customer_mobile")},
+                      "zhang", customer=customer).id
+    engine.fire(q, "issue", "zhang")
+    engine.fire(q, "accept", "zhang")
+    c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
+    if engine.fire(c, "submit", "zhang").state == "pending_approval":
+        engine.fire(c, "approve", "wang")
+    engine.fire(c, "issue", "zhang")
+    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    d = engine.create("delivery", example("delivery", delivery_date="2026-11-29",
+                                          pdi_date="2026-11-26"), "zhang", source=c).id
+    engine.fire(d, "pdi", "zhang")
+    return customer, d
+
+
+def test_a_delivery_schedules_the_calls_of_the_policy(engine, clock):
+    """Handing the car over makes the calls (delivery.toml spawn): the delivery day and day 3
+    by the consultant, day 7 by any sales manager, day 30 for a reproducible sample; each joins
+    the buyer's file and the delivery; they come up on the right due lists."""
+    from engine.functions import in_sample
+
+    customer, d = _delivered(engine, clock)
+    made = engine.fire(d, "deliver", "zhang").spawned
+    sampled = in_sample(d, "0.3")
+    assert len(made) == (4 if sampled else 3)
+    calls = [engine.case(i, actor="wang") for i in made]
+    assert [(c["data"]["call_kind"], c["data"]["due_date"], c["data"].get("caller"))
+            for c in calls] == [("交车当日关怀", "2026-11-26", "zhang"),
+                                ("三日回访", "2026-11-29", "zhang"),
+                                ("七日经理回访", "2026-12-03", None),
+                                *([("月度抽样回访", "2026-12-26", "zhang")] if sampled else [])]
+    first = calls[0]
+    assert first["data"]["consultant"] == "zhang" and first["data"]["delivered_on"] == "2026-11-26"
+    assert first["data"]["customer_mobile"] == "138****8000"          # masked for wang too
+    assert first["links"] == {"delivery": [d], "customer": [customer]}
+    assert engine.case(d, actor="zhang")["links"]["care_call"] == made
+    assert engine.case(customer, actor="zhang")["links"]["care_call"] == made
+    assert f"由 {d} 交车生成" in first["history"][0]["note"]
+    assert [c["id"] for c in engine.due(within=0, actor="zhang") if c["workflow"] == "care_call"] \
+        == [made[0]]
+    assert made[2] in [c["id"] for c in engine.due(within=7, actor="wang")]
+    with pytest.raises(NotFoundError):
+        engine.case(made[0], actor="li")
+
+
+def test_the_referrals_a_call_names_become_the_consultants_customers(engine, customer):
+    """Each referral is a new customer's file of the buyer's consultant (source 老客户转介绍, the
+    buyer as referrer), even when a manager made the call; a referral who has a file already
+    is not made twice, and the call's event says so."""
+    known = walk_in(engine, consultant="li", customer_name="赵倩",
+                    customer_mobile="13700003333").party
+    call = schedule(engine, kind="七日经理回访", caller=None)
+    made = engine.fire(call, "record", "wang", answers(referrals=[
+        {"name": "刘洋", "mobile": "13700002222", "note": "同事，想看瑞虎7"},
+        {"name": "赵倩", "mobile": "137-0000-3333"}]))
+    assert len(made.spawned) == 1
+    referral = engine.case(made.spawned[0], actor="zhang", reveal=True)
+    assert referral["state"] == "n"
+    assert {k: referral["data"].get(k) for k in ("name", "mobile", "consultant", "source",
+                                                 "referrer")} == {
+        "name": "刘洋", "mobile": "13700002222", "consultant": "zhang", "source": "老客户转介绍",
+        "referrer": "王建华"}
+    assert referral["links"] == {"care_call": [call]}
+    assert f"由 {call} 记录回访（七日经理回访）生成" in referral["history"][0]["note"]
+    assert engine.case(call, actor="wang")["links"] == {"customer": [customer]}   # still his
+    event = engine.case(call, actor="wang")["history"][-1]
+    assert "联系电话 137****3333 已有客户档案 " + known + "（销售顾问：李娜（li）），未重复建档" \
+        in event["warnings"]
+    with pytest.raises(NotFoundError):                  # zhang's new customer, not li's
+        engine.case(made.spawned[0], actor="li")
