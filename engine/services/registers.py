@@ -61,7 +61,8 @@ class Registers:
 
     def due(self, within: int = 7, *, actor: str) -> list[dict[str, Any]]:
         """The open cases ``actor`` sees with a deadline that is past or within ``within``
-        days, most urgent first."""
+        days, most urgent first; for a user who sees only their own cases, those whose
+        deadline owner (``[deadline] owner``) they are."""
         reach = self.guard.reach(actor)
         today = self.clock().date()
         out = []
@@ -76,6 +77,9 @@ class Registers:
                     if listing.get("final") or not reach.sees_case(listing):
                         continue
                     record = {"state": listing["state"], "data": listing.get("fields", {})}
+                    if wf.owner_field and reach.scope.get(wf.key) == "own" and \
+                            record["data"].get(wf.owner_field) != reach.login:
+                        continue      # theirs to see, another's to do (a manager's call)
                     status = self.deadline_status(wf, record, today)
                     if not status or not status["open"]:
                         continue
