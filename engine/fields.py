@@ -262,6 +262,27 @@ def to_python(spec: FieldSpec, stored: Any, config: Config) -> Any:
     return stored
 
 
+# the field types a computed value may be written into (``assign`` from a ``[computed]`` value)
+ASSIGNABLE = ("string", "text", "money", "integer", "date", "datetime", "choice")
+
+
+def from_python(spec: FieldSpec, value: Any) -> Any:
+    """A computed value in the stored form of field ``spec`` (the inverse of :func:`to_python`
+    for the :data:`ASSIGNABLE` types): a date field takes a datetime's day, a datetime is kept
+    to the minute, money is rounded to 分 and written as text."""
+    if value is None:
+        return None
+    if spec.type == "date":
+        return (value.date() if isinstance(value, datetime) else value).isoformat()
+    if spec.type == "datetime":
+        return value.replace(tzinfo=None).isoformat(timespec="minutes")
+    if spec.type == "money":
+        return str(money.quantize(value))
+    if spec.type == "integer":
+        return int(value)
+    return str(value)
+
+
 def _choices(spec: FieldSpec) -> str:
     return "、".join(f"{c}（{spec.choice_labels[c]}）" if c in spec.choice_labels else c
                     for c in spec.choices)

@@ -61,6 +61,11 @@ def add_days(day: date, days: int) -> date:
     return day + timedelta(days=int(days))
 
 
+def add_hours(moment: datetime, hours: int | Decimal) -> datetime:
+    """The time ``hours`` after ``moment`` (a response limit: received + 24 h)."""
+    return moment + timedelta(hours=float(hours))
+
+
 def date_of(value: date | datetime | None) -> date | None:
     """The day of a date or a date and time."""
     if value is None:
@@ -139,5 +144,5 @@ def in_sample(key: str, share: Decimal | int | str) -> bool:
 
 # the name an expression calls → the function (its docstring says what it reads)
 FUNCTIONS: dict[str, Callable[..., Any]] = {fn.__name__: fn for fn in (
-    money, dec, total, sum_of, rounded, add_years, add_days, date_of, days_between, minutes_between,
-    hours_between, age_on, missing_from, mean_score, valid, joined, in_sample)}
+    money, dec, total, sum_of, rounded, add_years, add_days, add_hours, date_of, days_between,
+    minutes_between, hours_between, age_on, missing_from, mean_score, valid, joined, in_sample)}

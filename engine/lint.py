@@ -503,8 +503,12 @@ def lint_workflow(wf: Workflow, config: Config, linked: frozenset[tuple[str, str
         if not state.final and not leaving:
             out.append(_warning(file, f"states.{name}", f"卡死状态：状态{label}不是终态，却没有离开它的流转",
                                 "增加从它出发的流转（如取消），或设 final = true"))
-        if state.final and not state.reopens and wf.available(name):
-            triggers = "、".join(dict.fromkeys(t.trigger for t in wf.available(name)))
+        # printing a closed case's record again (a step that stays and writes nothing) is fine
+        writing = [t for t in wf.available(name) if t.dest != name or t.edits or t.stamps
+                   or t.stamps_once or t.assign or t.increment or t.record_actor or t.append
+                   or t.clear]
+        if state.final and not state.reopens and writing:
+            triggers = "、".join(dict.fromkeys(t.trigger for t in writing))
             out.append(_warning(file, f"states.{name}", f"终态{label}还有流转：{triggers}",
                                 "终态应当结束业务单：去掉这些流转的 source 中的它，或设 final = false"
                                 "（可重新激活的终态写 reopens = true）"))

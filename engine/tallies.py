@@ -5,7 +5,8 @@ the funnel (per consultant: visits → cards → test drives → quotes → cont
 A tally has rows (each day of the period, with its weekday, or each consultant) and columns;
 a column counts the cases of a workflow (or the rows of one of their table fields, e.g. the
 follow-ups) whose day falls in the row and for which its expression holds, optionally once per
-time slot of the day; a ratio column divides two others, a cumulative column runs a count's
+time slot of the day; a mean column averages an expression over the cases (or rows) it would
+count (the hours from receipt to closure), a ratio column divides two others, a cumulative column runs a count's
 total down the days (当月销售总量) and a blank column is left for handwriting (备注).
 
 With time slots the table has the paper form's two header rows: a group per slot
@@ -42,6 +43,7 @@ class TallyColumn:
     blank: bool = False               # an empty column (备注: written in by hand)
     hidden: bool = False              # counted for a ratio but not shown
     group: str | None = None          # its label in the top header row (with its neighbours')
+    mean: rules.Expression | None = None   # averaged over what it would count (None: counts)
 
     @property
     def counts(self) -> bool:
@@ -124,7 +126,7 @@ class TallySpec:
         under a group may repeat; these are the lines of its chart)."""
         offset = len(self.first())
         return {offset + i: cell.column.label for i, cell in enumerate(self.layout())
-                if cell.column.counts and cell.slot == "all"}
+                if cell.column.counts and cell.column.mean is None and cell.slot == "all"}
 
     def slot_pairs(self) -> list[tuple[time, time]]:
         return list(zip(self.slots, self.slots[1:]))
@@ -156,10 +158,17 @@ def _ratio(a: int, b: int) -> str:
     return f"{share}%"
 
 
+def _mean(total: Decimal, n: int) -> Decimal | str:
+    if not n:
+        return "—"
+    return (total / n).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
 def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
           user_name: Callable[[str], str]) -> tuple[list[str], list[list[Any]]]:
     """The tally's header and rows (and a 合计 row) for the days ``start``…``end``."""
     counts: Counter[tuple[str, Any, int | None]] = Counter()   # (column, row key, slot)
+    sums: dict[tuple[str, Any, int | None], Decimal] = {}      # a mean column's values added up
     keys: set[Any] = set()
     for item in items:
         for col in spec.columns:
@@ -178,6 +187,12 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
             if col.per_slot and spec.slots and moment[1] is not None:
                 slot = next((i for i, (a, b) in enumerate(spec.slot_pairs()) if a <= moment[1] < b),
                             None)
+            if col.mean is not None:
+                value = col.mean(item.names)
+                if value is None:       # nothing to average for this one (a field is empty)
+                    continue
+                sums[(col.label, key, slot)] = (sums.get((col.label, key, slot), Decimal(0))
+                                                + Decimal(value))
             counts[(col.label, key, slot)] += 1
     if spec.rows == "day":
         row_keys: list[Any] = [start + timedelta(days=i) for i in range((end - start).days + 1)]
@@ -186,10 +201,15 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
 
     # the same counts summed per row and over all rows (the 合计 row: key None)
     totals: Counter[tuple[str, Any, int | None | str]] = Counter()
+    summed: dict[tuple[str, Any, int | None | str], Decimal] = {}
     for (label, key, slot), n in counts.items():
         for k in (key, None):
             totals[(label, k, "all")] += n
             totals[(label, k, slot)] += n
+            if (label, key, slot) in sums:
+                for s in {"all", slot}:
+                    summed[(label, k, s)] = (summed.get((label, k, s), Decimal(0))
+                                             + sums[(label, key, slot)])
 
     layout = spec.layout()
     running: Counter[str] = Counter()   # the cumulative columns' totals so far, down the rows
@@ -209,6 +229,9 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
                            else totals[(col.cumulative, None, "all")])
             elif col.blank:
                 out.append(None)
+            elif col.mean is not None:
+                out.append(_mean(summed.get((col.label, key, cell.slot), Decimal(0)),
+                                 totals[(col.label, key, cell.slot)]))
             else:
                 out.append(totals[(col.label, key, cell.slot)])
         return out

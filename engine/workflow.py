@@ -29,6 +29,7 @@ from . import functions, rules, validators
 from .workflow_rules import (NAME, RESERVED_NAMES, CheckDef, ComputedDef, ConditionDef,
                              compile_rules)
 from .config import Config
+from .fields import ASSIGNABLE
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
 from .fields import FIELD_TYPES, FieldSpec, TableTimeline
@@ -225,6 +226,7 @@ class _TallyColumnDef:
     blank: bool = False             # an empty column, written in by hand (备注)
     hidden: bool = False            # counted for a ratio, not shown as a column
     group: str | None = None        # a label over it in a second header row (run of columns)
+    mean: str | None = None         # an expression averaged over the cases it would count
 
 
 @dataclass(frozen=True)
@@ -538,6 +540,8 @@ class Workflow:
         yield from (t.when.names for t in self.timers if t.when is not None)
         yield from (c.count.names for tally in self.tallies.values() for c in tally.columns
                     if c.count is not None)
+        yield from (c.mean.names for tally in self.tallies.values() for c in tally.columns
+                    if c.mean is not None)
 
     def _all_fields(self):
         for spec in self.fields.values():
@@ -927,9 +931,16 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                       d.dispatch_to, d.dispatch_dept, d.supersedes)
 
     def _check_assign(assign: dict[str, str], key: str) -> None:
+        # the origin is a field (copied as stored) or a computed value (stored in the target's
+        # form once the step's stamps and copies are made: a date takes a datetime's day)
         for target, origin in assign.items():
-            if target not in fields or origin not in fields:
-                raise fail(f"{key}.{target}", f"\"{target}\" 与 \"{origin}\" 都应是已定义的字段")
+            if target not in fields or (origin not in fields and origin not in compiled["computed"]):
+                raise fail(f"{key}.{target}", f"\"{target}\" 应是已定义的字段，\"{origin}\" 应是字段或计算值")
+            if origin in compiled["computed"] and origin not in fields:
+                if fields[target].type not in ASSIGNABLE:
+                    raise fail(f"{key}.{target}", f"计算值只能写入 {'、'.join(ASSIGNABLE)} 类型的字段，"
+                                                  f"\"{target}\" 是 {fields[target].type}")
+                continue
             if fields[target].type != fields[origin].type:
                 raise fail(f"{key}.{target}", f"类型不同：{fields[target].type} ← {fields[origin].type}")
 
@@ -1198,10 +1209,10 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
             raise fail(f"{where}.group", "按时段的列已按时段分组，不能再写 group")
         if kinds and c.hidden:
             raise fail(f"{where}.hidden", "只有计数列可以隐藏（hidden）")
-        if kinds and (c.date_field or c.count or c.table or c.per_slot or c.workflow):
+        if kinds and (c.date_field or c.count or c.table or c.per_slot or c.workflow or c.mean):
             raise fail(f"{where}.{kinds[0]}",
-                       f"{kinds[0]} 列不计数，不能再写 date_field、count、table、per_slot 或 workflow")
-        counted = {x.label for x in columns if x.counts}
+                       f"{kinds[0]} 列不计数，不能再写 date_field、count、table、per_slot、workflow 或 mean")
+        counted = {x.label for x in columns if x.counts and x.mean is None}
         if c.ratio:
             if len(c.ratio) != 2 or any(r not in counted for r in c.ratio):
                 raise fail(f"{where}.ratio", "应为 [分子列名, 分母列名]，两列须是写在它前面的计数列")
@@ -1225,8 +1236,13 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
             expr = rules.Expression.compile(c.count) if c.count else None
         except rules.RuleError as err:
             raise fail(f"{where}.count", str(err)) from None
+        try:
+            mean = rules.Expression.compile(c.mean) if c.mean else None
+        except rules.RuleError as err:
+            raise fail(f"{where}.mean", str(err)) from None
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
-                                   c.per_slot, short=c.short, hidden=c.hidden, group=c.group))
+                                   c.per_slot, short=c.short, hidden=c.hidden, group=c.group,
+                                   mean=mean))
     if d.by is not None and d.rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
     return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by)
@@ -1276,11 +1292,13 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
             if c.date_field not in fields and c.date_field != "created_at" \
                     or c.date_field in fields and fields[c.date_field].type not in ("date", "datetime"):
                 raise fail(f"{where}.date_field", f"\"{c.date_field}\" 应为 {c.workflow} 的 date 或 datetime 字段")
-            if c.count is not None:
-                unknown = rules.unknown_names(c.count.names, set(fields) | set(other.computed),
+            for kind, expr in (("count", c.count), ("mean", c.mean)):
+                if expr is None:
+                    continue
+                unknown = rules.unknown_names(expr.names, set(fields) | set(other.computed),
                                               other.policy)
                 if unknown:
-                    raise fail(f"{where}.count", f"引用了 {c.workflow} 没有的名称 {', '.join(unknown)}")
+                    raise fail(f"{where}.{kind}", f"引用了 {c.workflow} 没有的名称 {', '.join(unknown)}")
 
 
 def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
@@ -1318,9 +1336,11 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
         raise fail(f"{key}.search", "只有 string 类型的字段可以标 search = true（身份证号、手机号等"
                                     "个人信息字段本来就能按完整号码查找，无需再标）")
     if d.default is not None and (d.type, d.default) not in (("user", "actor"), ("datetime", "now"),
-                                                             ("date", "today")):
+                                                             ("date", "today")) \
+            and not (d.type == "choice" and d.default in d.choices):
         raise fail(f"{key}.default", "目前只支持 user 类型字段的 default = \"actor\"（操作人）、"
-                                     "datetime 的 \"now\"（此刻）和 date 的 \"today\"（今天）")
+                                     "datetime 的 \"now\"（此刻）、date 的 \"today\"（今天）"
+                                     "和 choice 的选项之一")
     columns = {c: _field(c, cd, f"{key}.columns.{c}", fail) for c, cd in d.columns.items()}
     for c, col in columns.items():
         for other in col.required_if:

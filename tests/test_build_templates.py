@@ -22,6 +22,7 @@ SCRIPTS = {
     "build_rectification_templates.py": ["rectification_plan.docx", "rectification_closure.docx",
                                          "rectification_extension.docx",
                                          "rectification_cancellation.docx"],
+    "build_care_templates.py": ["complaint_record.docx"],
 }
 COMMITTED = ROOT / "templates" / "docx"
 

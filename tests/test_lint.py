@@ -263,7 +263,7 @@ def test_definition_errors_and_unused_templates_via_lint_paths(tmp_path):
     findings = lint_paths(fine, [])
     assert errors(findings) == [], format_findings(findings)
     unused = {f.file for f in findings if "没有任何流程使用" in f.problem}
-    assert unused == {"contract.docx", "delivery.docx", "delivery_booking.docx",
+    assert unused == {"complaint_record.docx", "contract.docx", "delivery.docx", "delivery_booking.docx",
                       "rectification_cancellation.docx", "rectification_closure.docx",
                       "rectification_extension.docx", "rectification_plan.docx",
                       "test_drive_agreement.docx", "test_drive_evaluation.docx"}

@@ -139,7 +139,7 @@ def docx_paragraphs(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name, error, words", [
-    ("quot", NotFoundError, "没有名为 \"quot\" 的模板；是否想写 quote？可用：contract、"),
+    ("quot", NotFoundError, "没有名为 \"quot\" 的模板；是否想写 quote？可用：complaint_record、contract、"),
     ("../quote", NotFoundError, "没有名为 \"../quote\" 的模板"),
     ("visit", NotFoundError, "visit.docx 是本店自有的模板，没有同名的默认模板可以复制"),
 ])

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import access, case_migrations
 from ..config import Config, User
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
+from ..fields import from_python
 from ..jsonview import context_value
 from ..prepared import Prepared
 from ..store import Store, Tx
@@ -206,7 +207,7 @@ class Pipeline:
             if held is not None:
                 raise InputError(f"{held}；请在该档案上继续（登记来店、记录跟进）", field=name)
         for target, from_field in wf.create_assign.items():
-            if stored.get(target) is None:
+            if stored.get(target) is None and from_field in wf.fields:
                 stored[target] = copy.deepcopy(stored.get(from_field))
         now = self.clock()
         for name, spec in wf.fields.items():
@@ -216,6 +217,8 @@ class Pipeline:
             elif spec.default in ("now", "today") and stored.get(name) is None:
                 stored[name] = (now.date().isoformat() if spec.default == "today" else
                                 now.replace(tzinfo=None).isoformat(timespec="minutes"))
+            elif spec.type == "choice" and spec.default and stored.get(name) is None:
+                stored[name] = spec.default
         party = self.parties.attach(tx, wf, stored, user, customer, origin, now)
         turn = None
         if wf.rota is not None and stored.get(wf.rota.field) is None:
@@ -231,6 +234,10 @@ class Pipeline:
             links[party.wf.key] = [party.record["id"]]
         if spawned_from is not None:
             links[spawned_from["workflow"]] = [spawned_from["id"]]
+        if any(origin not in wf.fields for origin in wf.create_assign.values()):
+            # computed origins, once the defaults and the customer's data are in
+            assign_computed(wf, wf.create_assign, stored,
+                            self.definitions.evaluate(wf, stored, now.date())[1], only_empty=True)
         self.definitions.require(wf, stored, (), f"新建{wf.title}")
         values, totals = self.definitions.evaluate(wf, stored)
         self.definitions.run_checks(wf, wf.create_checks,
@@ -385,6 +392,8 @@ class Pipeline:
         automatic_writes(wf, t, new_data, user, now, f.facts)
         if t.stamps or t.stamps_once or t.stamps_when or t.assign or t.increment or t.record_actor:
             f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
+            if assign_computed(wf, t.assign, new_data, f.totals):
+                f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
             f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
                                              f.record.get("links", {}))
         self.definitions.require(wf, new_data, t.requires, t.label)
@@ -560,6 +569,9 @@ class Pipeline:
                                      f"关联的{wf.title} {case_id} {t.label}")
             self.definitions.run_checks(wf, t.checks, facts)
             automatic_writes(wf, t, data, user, now, facts)   # no input: stamps, counters …
+            if any(origin not in wf.fields for origin in t.assign.values()):
+                assign_computed(wf, t.assign, data,
+                                self.definitions.evaluate(wf, data, now.date())[1])
 
         def after(t: TransitionSpec, new_state: str) -> None:
             append_rows(wf, t, record["state"], data, user, now)   # … rows and clears
@@ -621,7 +633,8 @@ def automatic_writes(wf: Workflow, t: TransitionSpec, data: dict[str, Any], user
         data[name] = (now.date().isoformat() if wf.fields[name].type == "date"
                       else now.replace(tzinfo=None).isoformat(timespec="minutes"))
     for target, origin in t.assign.items():
-        data[target] = copy.deepcopy(data.get(origin))
+        if origin in wf.fields:       # a computed origin: assign_computed, once evaluated
+            data[target] = copy.deepcopy(data.get(origin))
     for name in t.increment:
         data[name] = (data.get(name) or 0) + 1
     for name in t.record_actor:
@@ -638,6 +651,18 @@ def _as_input(value: Any) -> Any:
     if value == "":
         return None
     return context_value(value)
+def assign_computed(wf: Workflow, assign: Mapping[str, str], data: dict[str, Any],
+                    totals: Mapping[str, Any], only_empty: bool = False) -> bool:
+    """The ``assign`` entries whose origin is a ``[computed]`` value, evaluated on the data
+    after the step's stamps and copies (``totals``), written in the target field's stored form
+    (``only_empty``: only into empty fields, as at creation). Whether any was written."""
+    wrote = False
+    for target, origin in assign.items():
+        if origin in wf.fields or (only_empty and data.get(target) is not None):
+            continue
+        data[target] = from_python(wf.fields[target], totals.get(origin))
+        wrote = True
+    return wrote
 
 
 def _given(wf: Workflow, origin: str, data: Mapping[str, Any], totals: Mapping[str, Any]) -> Any:

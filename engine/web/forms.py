@@ -137,6 +137,8 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
         elif value is None and now is not None and spec.default in ("now", "today"):
             value = (now.date().isoformat() if spec.default == "today"
                      else now.strftime("%Y-%m-%dT%H:%M"))
+        elif value is None and spec.type == "choice" and spec.default:
+            value = spec.default
         w = _widget(spec, value, config, required=required_for(wf, transition, name, values),
                     labels={n: s.label for n, s in wf.fields.items()})
         w.errors = list(errors.get(name, []))
