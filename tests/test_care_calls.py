@@ -57,8 +57,18 @@ def test_a_reached_call_records_the_ten_items(engine, customer):
     assert data["q_test_drive"] == "未执行" and data["q_showroom"] == "已执行"
     assert data["referrals"][0]["mobile"] == "13700002222"
     assert data["tries"] == [{"at": "2026-11-26T09:40", "reached": "是", "by": "zhang"}]
-    assert case["links"] == {"customer": [customer]}
+    assert case["links"] == {"customer": [customer], "complaint": ["TS-1"]}
     assert engine.case(customer, actor="wang")["links"]["care_call"] == [call]
+    # the complaint said on the call is a complaint case, received now, joined to his file
+    complaint = engine.case("TS-1", actor="zhang")
+    assert complaint["state"] == "received" and complaint["links"] == {
+        "customer": [customer], "care_call": [call]}
+    assert {k: complaint["data"].get(k) for k in (
+        "source", "category", "level", "description", "customer_ask", "consultant",
+        "received_at", "due_on")} == {
+        "source": "电话回访", "category": "交车", "level": "一般", "description": "交车等待时间过长",
+        "customer_ask": "希望改进流程", "consultant": "zhang", "received_at": "2026-11-26T10:30",
+        "due_on": "2026-11-27"}
     # the referral's mobile is personal: masked like the buyer's, hashed in the audit trail
     shown = engine.case(call, actor="zhang")["data"]
     assert shown["customer_mobile"] == "136****1111"
