@@ -249,6 +249,64 @@ def main() -> int:
         due_list = eng.due(within=14, actor="chen")
         closed_loop = eng.report("rectification", actor="chen")
 
+        # After the sale: each handover scheduled its calls (新客户回访: the day and day 3 by the
+        # consultant, day 7 by a manager, a sample a month on). On day 3 zhang reaches the first
+        # buyer, who names a friend (a new customer of zhang's) and complains (a complaint case):
+        # it is dispatched and handled, the buyer is unhappy once, it is handled again, confirmed
+        # and closed. The company buyer's complaint is escalated (升级) and closes only with the
+        # carmaker's regional manager. These steps happen days ahead (the clock is moved).
+        def ahead(hours: float) -> tuple[Engine, str]:
+            moment = local_now(config.tz) + timedelta(hours=hours)
+            return (Engine(config, converter=eng.converter, clock=lambda: moment),
+                    moment.replace(tzinfo=None).isoformat(timespec="minutes"))
+
+        items = ("showroom", "greeting", "product", "test_drive", "paperwork", "ceremony",
+                 "features", "care_contact", "manners", "promises")
+        calls = {eng.case(c, actor="wang")["data"]["call_kind"]: c
+                 for c in eng.case(deliveries[0], actor="wang")["links"]["care_call"]}
+        day3, moment = ahead(72)
+        said = day3.fire(calls["三日回访"], "record", "zhang", {
+            "reached": "是", "attempted_at": moment, "satisfaction": "一般",
+            **{f"q_{k}": "已执行" for k in items}, "q_features": "未执行",
+            "q_features_note": "车机互联未讲解", "note": "客户对车辆满意，对交车讲解不满意",
+            "referrals": [{"name": "孙悦", "mobile": "13911112222", "note": "同事，想看瑞虎9"}],
+            "has_complaint": True, "complaint_level": "一般", "complaint_category": "交车",
+            "complaint_description": "交车时未讲解车机互联，说好的原厂脚垫也没有送",
+            "complaint_ask": "补送脚垫并上门讲解"})
+        first_complaint = next(i for i in said.spawned if i.startswith("TS-"))
+        handling = {"cause": "交车检查单未逐项核对", "solution": "补送原厂脚垫，顾问上门讲解车机互联",
+                    "responsible_person": "张伟", "corrective_action": "交车前由展厅主管复核交车检查单"}
+        ahead(73)[0].fire(first_complaint, "assign", "wang", {"handler": "wang", "department": "销售部"})
+        ahead(75)[0].fire(first_complaint, "handle", "zhang", handling)
+        step, moment = ahead(78)
+        step.fire(first_complaint, "confirm", "qian", {"verdict": "不满意", "callback_at": moment,
+                                                        "callback_note": "脚垫不是原厂的"})
+        ahead(80)[0].fire(first_complaint, "handle", "zhang",
+                          {**handling, "solution": "更换为原厂脚垫并致歉，顾问上门讲解车机互联"})
+        step, moment = ahead(82)
+        step.fire(first_complaint, "confirm", "qian", {"verdict": "满意", "callback_at": moment,
+                                                        "callback_note": "客户已收到原厂脚垫"})
+        ahead(83)[0].fire(first_complaint, "close", "wang", {"close_note": "已闭环"})
+        escalated = ahead(96)[0].create("complaint", {
+            "source": "客户来电", "category": "承诺未兑现", "customer_mobile": "13700001111",
+            "description": "合同约定的代办上牌已超过两周仍未办完", "customer_ask": "三天内办完并赔偿误工",
+            "vehicle_model": "瑞虎8 PRO"}, "li").id
+        ahead(97)[0].fire(escalated, "escalate", "li", {
+            "escalate_to": "升级", "escalation_reason": "重复抱怨", "escalation_note": "第二次来电，情绪激动"})
+        ahead(98)[0].fire(escalated, "assign", "wang", {"handler": "wang", "department": "销售部"})
+        ahead(100)[0].fire(escalated, "handle", "li", {
+            "cause": "车管所预约排队，未及时告知客户", "solution": "次日办完上牌，赠送一次保养",
+            "responsible_person": "李娜", "corrective_action": "代办进度每三天告知客户一次"})
+        step, moment = ahead(103)
+        step.fire(escalated, "confirm", "qian", {"verdict": "接受", "callback_at": moment,
+                                                  "callback_note": "客户接受赠送保养"})
+        ahead(104)[0].fire(escalated, "close", "wang", {"close_note": "请区域经理审批"})
+        ahead(110)[0].fire(escalated, "oem_approve", "zhou", {"oem_opinion": "同意关闭"})
+        record = ahead(111)[0].fire(escalated, "print_record", "wang").documents[0]
+        care_end = today + timedelta(days=40)
+        care = {name: eng.report(name, month, care_end, ("xlsx", "pdf"), actor="wang")
+                for name in ("care_calls", "care_summary", "complaints", "complaint_closure")}
+
         # Document control: copies of the first contract go to finance (printed as controlled
         # copies) and to the archive; one is lost and replaced under a new copy number. The
         # quote revised above was recalled and stamped automatically when it was superseded.
@@ -290,6 +348,11 @@ def main() -> int:
             print(f"  换版收回的报价单加盖「{quote_life['stamp']}」：{quote_life['stamped_pdf']}")
         print(f"\n意向客户跟踪卡 {card.number}：{card.pdf}")
         for result in showroom.values():
+            print(f"\n{result['title']}（{result['rows']} 行）：")
+            for path in result["files"].values():
+                print(f"  {path}")
+        print(f"\nSSI抱怨记录表 {record.number}（{escalated}，升级，区域经理审批关闭）：{record.pdf}")
+        for result in care.values():
             print(f"\n{result['title']}（{result['rows']} 行）：")
             for path in result["files"].values():
                 print(f"  {path}")
