@@ -736,7 +736,8 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
 
 
 def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
-    """``create_from`` and ``fire_linked`` name other workflows: check them against those."""
+    """``create_from``, ``fire_linked`` and ``spawn`` name other workflows: check them against
+    those (a case is linked with its source, its party and the cases a step of it made)."""
     def fail(key: str, message: str) -> WorkflowDefinitionError:
         return WorkflowDefinitionError(f"{wf.source.name}: {key}: {message}",
                                        path=str(wf.source), key=key)
@@ -760,6 +761,9 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
     linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
     linked |= {wf.party.workflow} if wf.party else set()
     linked |= {w.key for w in workflows.values() if w.party and w.party.workflow == wf.key}
+    linked |= {spawn.workflow for t in wf.transitions for spawn in t.spawn}    # made by a step
+    linked |= {w.key for w in workflows.values() for t in w.transitions
+               if any(spawn.workflow == wf.key for spawn in t.spawn)}       # … and its maker
     if wf.party is not None:
         _check_party(wf, workflows, fail)
     _check_tallies(wf, workflows, fail)

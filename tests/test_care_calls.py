@@ -413,6 +413,18 @@ def test_a_delivery_schedules_the_calls_of_the_policy(engine, clock):
     with pytest.raises(NotFoundError):
         engine.case(made[0], actor="li")
 
+    # the manager's call, within the delivery's follow-up period, is its 交车回访 too
+    clock.advance(days=2)
+    engine.fire(made[2], "record", "qian", answers(attempted_at="2026-11-28T10:00",
+                                                   satisfaction="一般", note="对交车讲解有意见"))
+    delivery = engine.case(d, actor="wang")
+    assert delivery["state"] == "followed_up"
+    assert {k: delivery["data"].get(k) for k in ("followup_date", "followup_by", "followup_result",
+                                                 "followup_notes")} == {
+        "followup_date": "2026-11-28", "followup_by": "钱芳", "followup_result": "基本满意",
+        "followup_notes": "对交车讲解有意见"}
+    assert f"由 {made[2]} 记录回访联动" in delivery["history"][-1]["note"]
+
 
 def test_the_referrals_a_call_names_become_the_consultants_customers(engine, customer):
     """Each referral is a new customer's file of the buyer's consultant (source 老客户转介绍, the
@@ -439,3 +451,14 @@ def test_the_referrals_a_call_names_become_the_consultants_customers(engine, cus
         in event["warnings"]
     with pytest.raises(NotFoundError):                  # zhang's new customer, not li's
         engine.case(made.spawned[0], actor="li")
+
+
+def test_a_late_managers_call_leaves_the_delivery_to_be_followed_up_there(engine, clock):
+    """After policy.delivery_followup_days the manager's call is only a call: the delivery's
+    交车回访 is recorded on the delivery, with the reason for the delay its check asks."""
+    _, d = _delivered(engine, clock)
+    manager_call = engine.fire(d, "deliver", "zhang").spawned[2]
+    clock.advance(days=9)
+    engine.fire(manager_call, "record", "wang", answers(attempted_at="2026-12-05T10:00"))
+    assert engine.case(manager_call, actor="wang")["state"] == "done"
+    assert engine.case(d, actor="wang")["state"] == "delivered"
