@@ -224,13 +224,18 @@ def store_state(store_dir: Path) -> dict[str, bytes]:
 
 
 def with_customers(files: dict[str, str]) -> dict[str, str]:
-    """``files`` (workflow file name → text) and, when one of them joins its cases to the
-    customer's file (``[party]`` with workflow = "customer"), the shipped customer.toml."""
-    needs = any('[party]\nworkflow = "customer"' in text for text in files.values())
-    if needs and "customer.toml" not in files:
-        return {**files, "customer.toml": (ROOT / "workflows" / "customer.toml").read_text(
-            encoding="utf-8")}
-    return files
+    """``files`` (workflow file name → text) and the shipped workflows they name (by
+    ``workflow = "…"``: the customer's file a ``[party]`` joins, the calls a delivery's
+    ``spawn`` makes, and in turn those these name), so a folder of a few files loads."""
+    out = dict(files)
+    while True:
+        named = {f"{m}.toml" for text in out.values()
+                 for m in re.findall(r'\bworkflow = "(\w+)"', text)}
+        missing = {n for n in named - set(out) if (ROOT / "workflows" / n).is_file()}
+        if not missing:
+            return out
+        for name in sorted(missing):
+            out[name] = (ROOT / "workflows" / name).read_text(encoding="utf-8")
 
 
 def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool = False):

@@ -84,7 +84,8 @@ def test_fields_md_prints_the_same_tables(tmp_path):
     wrong = run_cli("fields", "qoute", "--config", str(ROOT / "config.toml"), cwd=tmp_path,
                     check=False)
     assert wrong.returncode == 4 and wrong.stderr == (
-        "错误：没有名为 \"qoute\" 的流程（可用：contract、customer、delivery、duty、quote、reception、rectification、test_drive）\n")
+        "错误：没有名为 \"qoute\" 的流程（可用：care_call、complaint、contract、customer、delivery、duty、quote、reception、"
+        "rectification、test_drive）\n")
 
 
 @pytest.mark.parametrize("workflow, document, certain, maybe_empty", [
