@@ -542,6 +542,16 @@ class Workflow:
                     if c.count is not None)
         yield from (c.mean.names for tally in self.tallies.values() for c in tally.columns
                     if c.mean is not None)
+        for t in self.transitions:          # what a step stamps, fires or makes, and when
+            yield from (e.names for e in t.stamps_when.values())
+            yield from (e.names for e in t.fire_linked_when.values())
+            for spawn in t.spawn:
+                yield from (e.names for e in spawn.data.values())
+                if spawn.when is not None:
+                    yield spawn.when.names
+        if self.party is not None:
+            yield from (e.names for e in (self.party.free_when, self.party.shared_when)
+                        if e is not None)
 
     def _all_fields(self):
         for spec in self.fields.values():

@@ -170,10 +170,16 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
     ok = run("lint", cwd=dealer).stdout.splitlines()
     assert ok[-1] == "未发现问题"
     used = dict(line.split("用到的 Python 函数：") for line in ok[:-1])
-    assert list(used) == ["流程 contract（购车合同）", "流程 customer（客户档案）", "流程 delivery（交车）",
+    assert list(used) == ["流程 care_call（新客户回访）", "流程 complaint（客户抱怨）",
+                          "流程 contract（购车合同）", "流程 customer（客户档案）", "流程 delivery（交车）",
                           "流程 duty（当班记录）", "流程 quote（商谈报价单）",
                           "流程 reception（展厅来电/店登记）",
                           "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
+    # a step's expressions count too: the sampled call a delivery makes
+    assert "functions.in_sample" in used["流程 delivery（交车）"]
+    assert used["流程 complaint（客户抱怨）"] == ("functions.add_hours、functions.hours_between、"
+                                           "functions.rounded、validators.mobile、validators.plate、"
+                                           "validators.vin")
     assert used["流程 customer（客户档案）"] == "functions.add_days、validators.mobile"
     assert used["流程 quote（商谈报价单）"] == ("functions.money、functions.sum_of、functions.total、"
                                          "validators.mobile")  # generic only: no quote_totals

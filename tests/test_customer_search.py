@@ -102,7 +102,7 @@ def test_a_customer_is_found_by_name_mobile_id_and_plate_and_by_nobody_else(engi
         assert found(engine, query, "li") == [], query
     assert found(engine, "13700002222", "li") == [theirs]
     # the manager finds both; the front desk and the document controller no customer file
-    assert found(engine, "1", "wang") == []                      # no name holds a "1"
+    assert found(engine, "孙", "wang") == []                     # no name or summary holds 孙
     assert set(found(engine, "刘", "wang")) == {customer}
     for actor in ("xu", "zhao"):
         for query in ("刘晓明", MOBILE, ID_NUMBER, PLATE, "赵倩"):

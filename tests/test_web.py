@@ -338,7 +338,7 @@ def test_a_new_workflow_file_brings_its_pages(tmp_path, converter):
 [workflow]
 key = "visit"
 title = "客户回访登记"
-case_prefix = "HF"
+case_prefix = "HV"
 initial = "open"
 create_roles = ["sales"]
 summary = ["customer_name"]
@@ -392,10 +392,10 @@ requires = ["notes"]
     r = post_form(c, "/cases/new/visit", "/cases/new/visit",
                   {"customer_name": "刘晓明", "channel": "微信"})
     page = r.text
-    assert "HF-1" in str(r.url) and "待回访" in page and "完成回访" in page and "回访记录" in page
-    r = fire(c, "HF-1", "close", {"notes": "对交车服务满意", "satisfied": True})
+    assert "HV-1" in str(r.url) and "待回访" in page and "完成回访" in page and "回访记录" in page
+    r = fire(c, "HV-1", "close", {"notes": "对交车服务满意", "satisfied": True})
     assert r.status_code == 200 and "已回访" in r.text
-    assert eng.case("HF-1", actor="zhang")["data"]["satisfied"] is True
+    assert eng.case("HV-1", actor="zhang")["data"]["satisfied"] is True
 
 
 def test_documents_only_by_register_number(site):
