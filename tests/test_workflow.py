@@ -55,8 +55,7 @@ def test_quote_loads(quote):
     assert list(quote.checks) == ["discount_within_list_price", "deposit_within_legal_cap",
                                   "loan_terms_consistent", "valid_until_not_past",
                                   "purchase_tax_override_reasoned"]
-    assert quote.functions_used == ("functions.dec", "functions.money", "functions.sum_of",
-                                    "functions.total",
+    assert quote.functions_used == ("functions.money", "functions.sum_of", "functions.total",
                                     "validators.mobile")
     assert list(quote.states) == ["draft", "issued", "accepted", "expired", "cancelled"]
     assert [s for s, spec in quote.states.items() if spec.final] == [
