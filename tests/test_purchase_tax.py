@@ -14,7 +14,7 @@ import pytest
 from engine import Engine, InputError, load_config
 from engine.workflow import load_workflows
 
-from helpers import ROOT, make_dealer_dir, pdf_text, point_at_workflows
+from helpers import ROOT, contract_data, make_dealer_dir, pdf_text, point_at_workflows
 
 NOV_2026 = date(2026, 11, 26)   # the clock fixture's day
 
@@ -207,7 +207,6 @@ def test_an_override_with_a_reason_is_used_printed_and_audited(engine, quote_dat
 
 
 def test_a_contract_from_the_quote_states_the_same_tax(engine, quote_data):
-    from helpers import contract_data
     quote = engine.create("quote", nev_quote(quote_data), "zhang")
     engine.fire(quote.id, "issue", "zhang")
     engine.fire(quote.id, "accept", "zhang")
@@ -221,6 +220,15 @@ def test_a_contract_from_the_quote_states_the_same_tax(engine, quote_data):
     # the contract price does not include the tax (第二条 2.)
     assert D(shown["totals"]["grand_total"]) == D("400000.00") + D(
         shown["totals"]["accessories_total"]) + D(shown["totals"]["fees_total"])
+
+    assert engine.fire(contract.id, "submit", "zhang").state == "approved"   # 8,000 ≤ 5 %
+    [doc] = engine.fire(contract.id, "issue", "zhang").documents
+    text = pdf_text(doc.pdf).replace(" ", "").replace("\n", "")
+    assert ("3.车辆购置税不含在合同总价款内，由乙方依法缴纳（乙方已委托甲方代办）：按车辆成交价计为"
+            "¥20,398.23（计税价格¥353,982.30=发票价¥400,000.00÷1.13，税率10%；新能源汽车，"
+            "购置日期2026年11月26日，减半征收，减免¥15,000.00，上限¥15,000.00（已达上限）），"
+            "以税务机关核定为准。") in text, text
+    assert "4.除本合同列明的款项外" in text
 
 
 # --- a store from before: the typed figure is kept as the override --------------------------
