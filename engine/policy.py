@@ -2,13 +2,15 @@
 
 Each workflow file declares the keys it reads with their type, default and bounds
 (``[policy.<key>]``); config.toml's ``[policy]`` overrides them for one store. The values are
-typed by the declaration (a ``decimal`` is written as text, ``"0.05"``, so that it stays exact).
+typed by the declaration (a ``decimal`` is written as text, ``"0.05"``, so that it stays exact;
+a ``date`` as a TOML date, ``2026-01-01``, or its ISO text: the first day of a tax relief).
 Two workflows may read the same key only if they declare it alike.
 """
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,7 +18,7 @@ from typing import Any, Mapping
 from .errors import ConfigError, WorkflowDefinitionError
 from .typedtoml import read_toml
 
-TYPES = ("decimal", "integer", "string", "boolean")
+TYPES = ("decimal", "integer", "string", "boolean", "date")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,15 @@ def _typed(kind: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise _Bad("应为 true 或 false")
         return value
+    if kind == "date":
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise _Bad("应为日期（如 2026-01-01）")
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise _Bad("应为日期（如 2026-01-01）") from None
     if not isinstance(value, str):
         raise _Bad("应为字符串")
     return value

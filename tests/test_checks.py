@@ -229,7 +229,13 @@ def test_quote_totals_of_the_example(example_values):
         "vehicle_price": D("131900.00"), "net_vehicle_price": D("131900.00"),
         "accessories_total": D("3442.00"),
         "insurance_total": D("5155.00"), "fees_total": D("500.00"),
-        "purchase_tax": D("11672.57"), "taxes_and_fees_total": D("12172.57"),
+        # 131,900 ÷ 1.13 = 116,725.66; × 10 % = 11,672.566 → 11,672.57 (a petrol car)
+        "purchase_tax_invoice_price": D("131900.00"), "purchase_tax_taxable_price": D("116725.66"),
+        "purchase_tax_full": D("11672.57"), "purchase_tax_relief_kind": "",
+        "purchase_tax_relief_cap": D("0.00"), "purchase_tax_relief": D("0.00"),
+        "purchase_tax_computed": D("11672.57"), "purchase_tax": D("11672.57"),
+        "purchase_tax_basis": "计税价格 ¥116,725.66 = 发票价 ¥131,900.00 ÷ 1.13，税率 10%",
+        "taxes_and_fees_total": D("12172.57"),
         "grand_total": D("152669.57"), "balance_due": D("147669.57"),
         "loan_amount": D("91900.00"),
     }
@@ -246,8 +252,9 @@ ZERO = D("0.00")
           "fees_total": ZERO, "purchase_tax": ZERO, "taxes_and_fees_total": ZERO,
           "grand_total": ZERO, "balance_due": ZERO, "loan_amount": None}),
     ({"list_price": D("100000.00"), "discount": None, "deposit": D("5000.00")},
+     # the purchase tax is computed: 100,000 ÷ 1.13 = 88,495.58; × 10 % = 8,849.558 → 8,849.56
      {"vehicle_price": D("100000.00"), "net_vehicle_price": D("100000.00"),
-      "grand_total": D("100000.00"), "balance_due": D("95000.00")}),
+      "purchase_tax": D("8849.56"), "grand_total": D("108849.56"), "balance_due": D("103849.56")}),
     ({"accessories": [{"name": "雨眉", "quantity": 3, "unit_price": D("0.10")}] * 7},
      {"accessories_total": D("2.10"), "grand_total": D("2.10")}),
     ({"accessories": [{"name": "x", "quantity": None, "unit_price": D("9.99")},
@@ -257,7 +264,7 @@ ZERO = D("0.00")
      {"insurance_total": D("950.00")}),
     ({"registration_fee": D("500.00"),
       "other_fees": [{"name": "金融服务费", "amount": D("0.00")}, {"name": "临牌", "amount": D("10")}],
-      "purchase_tax": D("11672.57")},
+      "purchase_tax_override": D("11672.57")},   # typed: the override counts
      {"fees_total": D("510.00"), "taxes_and_fees_total": D("12182.57"),
       "grand_total": D("12182.57")}),
     ({"list_price": D("100000.00"), "payment_method": "全款", "down_payment": D("30000.00")},
@@ -271,7 +278,7 @@ def test_quote_totals(data, expected):
     totals = quote_totals(data)
 
     assert {k: totals[k] for k in expected} == expected
-    assert all(v is None or v == v.quantize(D("0.01")) for v in totals.values())
+    assert all(v == v.quantize(D("0.01")) for v in totals.values() if isinstance(v, D))
 
 
 def test_quote_totals_adds_line_amounts_to_the_rows():
@@ -289,6 +296,12 @@ CONTRACT = {"vehicle_price": D("139900.00"), "discount": D("6000.00"),
                             {"name": "真皮座椅套", "quantity": 1, "unit_price": D("2380.00")}],
             "registration_fee": D("500.00"), "other_fees": [], "deposit": D("5000.00"),
             "payment_method": "全款"}
+
+
+# the purchase tax the contract states outside its price (issue 19; tests/test_purchase_tax.py)
+PURCHASE_TAX = {"purchase_tax_invoice_price", "purchase_tax_taxable_price", "purchase_tax_full",
+                "purchase_tax_relief_kind", "purchase_tax_relief_cap", "purchase_tax_relief",
+                "purchase_tax_computed", "purchase_tax", "purchase_tax_basis"}
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -325,8 +338,8 @@ def test_contract_totals(data, expected):
 
     assert {k: totals[k] for k in expected} == expected
     assert set(totals) == {"net_vehicle_price", "accessories_total", "fees_total", "grand_total",
-                           "deposit_share", "balance_due", "loan_amount"}
-    money = [v for k, v in totals.items() if k != "deposit_share" and v is not None]
+                           "deposit_share", "balance_due", "loan_amount", *PURCHASE_TAX}
+    money = [v for k, v in totals.items() if k != "deposit_share" and isinstance(v, D)]
     assert all(v == v.quantize(D("0.01")) for v in money)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -124,6 +125,17 @@ def test_config_found_relative_to_working_directory(tmp_path, monkeypatch):
 ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
 
 
+def test_a_date_policy_is_a_toml_date_or_its_iso_text(tmp_path):
+    """A ``type = "date"`` policy (the NEV purchase-tax relief periods) read from config.toml."""
+    path = write_config(tmp_path, edited("delivery_followup_days = 7",
+                                         "delivery_followup_days = 7\nnev_halved_until = 2028-06-30"
+                                         '\nnev_exempt_until = "2025-12-30"'))
+    policy = load_config(path).policy
+    assert policy["nev_halved_until"] == date(2028, 6, 30)
+    assert policy["nev_exempt_until"] == date(2025, 12, 30)
+    assert policy["nev_halved_from"] == date(2026, 1, 1)   # the workflow's default
+
+
 @pytest.mark.parametrize("old, new, key, words", [
     ("lock_timeout = 120", "lock_timeout = 120\nlock_timout = 5", "lock_timout",
      ["未知的配置项 lock_timout", "lock_timeout"]),
@@ -169,6 +181,10 @@ ROLES_LINE = 'name = "张伟"\nroles = ["sales"]'
      "policy.contract_approval_discount_share", ["应为字符串"]),
     ("delivery_followup_days = 7", "delivery_followup_days = 0", "policy.delivery_followup_days",
      ["policy.delivery_followup_days 应至少为 1"]),
+    ("delivery_followup_days = 7", 'delivery_followup_days = 7\nnev_halved_until = "2027-02-30"',
+     "policy.nev_halved_until", ["policy.nev_halved_until 应为日期（如 2026-01-01）", '"2027-02-30"']),
+    ("delivery_followup_days = 7", "delivery_followup_days = 7\nnev_halved_until = 20271231",
+     "policy.nev_halved_until", ["应为日期"]),
     ("delivery_followup_days = 7", "delivery_follow_up_days = 7", "policy.delivery_follow_up_days",
      ["未知的配置项 policy.delivery_follow_up_days"]),
     ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Beijing"', "timezone",

@@ -88,7 +88,9 @@ def test_revise_issues_new_version_and_supersedes_previous(engine, quote_data):
     assert docs[first.number]["superseded_by"] == second.number
     assert docs[second.number]["status"] == "issued"
     text = docx_text(second.docx)
-    assert "第 2 版" in text and "¥10,000.00" in text and "¥150,669.57" in text
+    # the purchase tax follows the price: 129,900 ÷ 1.13 = 114,955.75; × 10 % → 11,495.58
+    assert "第 2 版" in text and "¥10,000.00" in text and "¥11,495.58" in text
+    assert "¥150,492.58" in text   # 129,900 + 3,442 + 5,155 + 500 + 11,495.58
     assert engine.case("Q-1", actor="wang")["history"][-1]["changed"] == [
         {"field": "discount", "old": "8000.00", "new": "10000.00"}]
     assert first.pdf.is_file()  # the superseded file stays archived

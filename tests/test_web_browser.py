@@ -97,7 +97,7 @@ def fill_quote(page: Page, accessories: list[tuple[str, str, str]]) -> None:
     """The new-quote form filled from examples/quote.json, with these accessory rows."""
     q = example("quote")
     for name in ("customer_name", "customer_mobile", "brand", "series", "model", "colour",
-                 "list_price", "discount", "purchase_tax", "registration_fee", "deposit"):
+                 "list_price", "discount", "registration_fee", "deposit"):
         page.fill(f"#new-{name}", q[name])
     page.select_option("#new-payment_method", "全款")
     page.fill("#new-valid_until", day(7))
@@ -560,7 +560,7 @@ def test_the_showroom_floor_on_a_phone(site, browser, shots):
     expect(page.locator("#new-customer_name")).to_have_value("孟庆丰")
     expect(page.locator("#new-customer_mobile")).to_have_value("")
     q = example("quote")
-    for name in ("brand", "series", "model", "colour", "list_price", "discount", "purchase_tax",
+    for name in ("brand", "series", "model", "colour", "list_price", "discount",
                  "registration_fee", "deposit"):
         page.fill(f"#new-{name}", q[name])
     page.select_option("#new-payment_method", "全款")

@@ -48,9 +48,13 @@ def test_quote_loads(quote):
     assert quote.total == "grand_total"
     assert list(quote.computed) == [
         "vehicle_price", "net_vehicle_price", "accessories_total", "insurance_total", "fees_total",
-        "purchase_tax", "taxes_and_fees_total", "grand_total", "balance_due", "loan_amount"]
+        "purchase_tax_invoice_price", "purchase_tax_taxable_price", "purchase_tax_full",
+        "purchase_tax_relief_kind", "purchase_tax_relief_cap", "purchase_tax_relief",
+        "purchase_tax_computed", "purchase_tax", "purchase_tax_basis",
+        "taxes_and_fees_total", "grand_total", "balance_due", "loan_amount"]
     assert list(quote.checks) == ["discount_within_list_price", "deposit_within_legal_cap",
-                                  "loan_terms_consistent", "valid_until_not_past"]
+                                  "loan_terms_consistent", "valid_until_not_past",
+                                  "purchase_tax_override_reasoned"]
     assert quote.functions_used == ("functions.money", "functions.sum_of", "functions.total",
                                     "validators.mobile")
     assert list(quote.states) == ["draft", "issued", "accepted", "expired", "cancelled"]
@@ -134,7 +138,7 @@ def test_unknown_trigger_without_a_close_match_gives_no_hint(quote):
 # --- mistakes in a workflow file ---------------------------------------------------------------
 
 ACCEPT = 'trigger = "accept"\nlabel = "客户接受报价"\nsource = ["issued"]\ndest = "accepted"'
-EDIT_CHECKS = 'edits = ["*"]\nchecks = ["discount_within_list_price"]\n'
+EDIT_CHECKS = 'edits = ["*"]\nchecks = ["discount_within_list_price", "purchase_tax_override_reasoned"]\n'
 ISSUE = QUOTE[QUOTE.index('trigger = "issue"'):QUOTE.index('[[transitions]]\ntrigger = "revise"')]
 EXTRA_CANCEL = ('\n[[transitions]]\ntrigger = "cancel"\nlabel = "再取消"\nsource = ["issued"]\n'
                 'dest = "cancelled"\nroles = ["sales"]\n')
@@ -189,7 +193,7 @@ EXTRA_CANCEL = ('\n[[transitions]]\ntrigger = "cancel"\nlabel = "再取消"\nsou
      "conditions.valid_until_passed.blocks_when", ["tomorrow"]),
     ('type = "decimal"\ndefault = "0.20"', 'type = "decimal"\ndefault = 0.2',
      "policy.deposit_cap", ["default", "应为字符串"]),
-    ('value = "money(purchase_tax or 0)"\nrequires = []', 'value = "money(purchase_tax or 0)"\nrequires = ["tax"]',
+    ('else purchase_tax_computed"\nrequires = []', 'else purchase_tax_computed"\nrequires = ["tax"]',
      "computed.purchase_tax.requires[0]", ['"tax" 不是字段、计算值或 let 中的名称']),
     ("[fields.deposit]", "[fields.totals]", "fields.totals",
      ['字段名 "totals" 无效或与模板保留名冲突', "dealer, doc"]),

@@ -110,7 +110,7 @@ def build_quote(path: Path) -> None:
     t = tk.add_table(doc, NO_ITEM_AMOUNT)
     tk.add_row(t, [C("序号", "header"), C("项目", "header"), C("金额（元）", "header")],
                header=True)
-    tk.add_row(t, [C("1", "center"), C("车辆购置税"), C("{{ purchase_tax|money }}", "amount")])
+    tk.add_row(t, [C("1", "center"), C("车辆购置税"), C("{{ totals.purchase_tax|money }}", "amount")])
     tk.add_row(t, [C("2", "center"), C("上牌服务费"),
                    C("{{ registration_fee|money }}", "amount")])
     tk.add_tag_row(t, "{%tr for f in other_fees %}")
@@ -121,6 +121,10 @@ def build_quote(path: Path) -> None:
     tk.add_row(t, [C("小计", "label", span=2),
                    C("{{ totals.taxes_and_fees_total|money }}", "amount",
                      bold=True)])
+
+    # how the purchase tax was computed (issue 19: the rule's figure, or the override's reason)
+    tk.add_paragraph(doc, "车辆购置税：{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}）"
+                          "；以税务机关核定为准。", "说明")
 
     # 六、付款方式
     tk.add_heading(doc, "六、付款方式")
@@ -334,7 +338,10 @@ def build_contract(path: Path) -> None:
     clause(doc, "2.\t除上表已列明的项目外，合同总价款**不包含**车辆购置税、机动车保险费、车船税、"
                 "车辆登记（号牌、行驶证）规费，以及贷款产生的利息和贷款机构收取的费用。上述税费由"
                 "乙方依法承担；委托甲方代办的，按实际发生额凭合法票据另行结算。")
-    clause(doc, "3.\t除本合同列明的款项外，甲方不得以任何名义向乙方收取其他费用，双方另有书面约定"
+    clause(doc, "3.\t车辆购置税不含在合同总价款内，由乙方依法缴纳{% if agency_services and "
+                "\"购置税缴纳\" in agency_services %}（乙方已委托甲方代办）{% endif %}：按车辆成交价计为 "
+                "{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}），以税务机关核定为准。")
+    clause(doc, "4.\t除本合同列明的款项外，甲方不得以任何名义向乙方收取其他费用，双方另有书面约定"
                 "的除外。本合同签订后，合同总价款不因厂家指导价或市场行情变化而调整。")
 
     # --- 定金 --------------------------------------------------------------------------------
