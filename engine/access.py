@@ -84,6 +84,9 @@ def reach(config: Config, workflows: Mapping[str, Workflow], user: User) -> Reac
         for key in keys:
             if scope.get(key) != "all":
                 scope[key] = rules.cases
+    for key, wf in workflows.items():   # reference data its readers all see (a catalogue)
+        if set(wf.readers) & set(user.roles):
+            scope[key] = "all"
     pool = {}
     for key, kind in scope.items():
         wf = workflows.get(key)

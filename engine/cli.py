@@ -229,6 +229,14 @@ def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path,
                      + f"（共 {report.rows} 行，都未导入；改正后重新导入整个文件）")
     elif dry_run:
         lines.append(f"检查通过：{report.rows} 行都可导入（--dry-run，未写入）")
+    elif any(o["outcome"] != "新增" for o in report.outcomes):
+        # [import] update: a row per outcome (新增, 调价, 未变)
+        lines.append(table(["行", "编号", "结果"], [[f"第 {o['row']} 行", o["id"], o["outcome"]]
+                                                 for o in report.outcomes]))
+        counts = {}
+        for o in report.outcomes:
+            counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
+        lines.append("，".join(f"{k} {n} 行" for k, n in counts.items()))
     else:
         ids = [c["id"] for c in report.created]
         span = ids[0] if len(ids) == 1 else f"{ids[0]} 至 {ids[-1]}"

@@ -49,6 +49,7 @@ from .services.imports import ImportReport, Imports
 from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
+from .services.lookups import Lookups
 from .services.personal import PersonalData
 from .services.parties import Parties
 from .services.pipeline import Fire, FireResult, Pipeline, Plan
@@ -122,10 +123,11 @@ class Engine:
                                   self.definitions)
         self.parties = Parties(config, self.workflows, self.guard, self.definitions,
                                self.trail, self.key)
+        self.lookups = Lookups(self.workflows, self.store, self.definitions, self.guard)
         self.pipeline = Pipeline(config, self.workflows, self.store, self.guard,
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
-                                 self.clock)
+                                 self.clock, self.lookups)
         self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
@@ -213,6 +215,12 @@ class Engine:
         """The customers' files (and other cases) a name, a mobile or ID number or a plate
         finds among the cases ``actor`` sees; masked (:meth:`Search.find`)."""
         return self.search.find(query, actor=actor)
+
+    def lookup(self, workflow: str, query: str, *, actor: str) -> list[dict[str, Any]]:
+        """The open cases of ``workflow`` (a catalogue a ``lookup`` field picks from) whose id
+        or summary holds every word of ``query``, among those ``actor`` sees
+        (:meth:`Lookups.find`)."""
+        return self.lookups.find(workflow, query, actor=actor)
 
     def timeline(self, case_id: str, *, actor: str) -> list[dict[str, Any]]:
         """A case's life with the cases joined to it, newest first (:meth:`Timeline.timeline`)."""

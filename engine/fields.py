@@ -60,6 +60,7 @@ class FieldSpec:
     personal: str | None = None  # personal data it holds (engine.privacy): masked, hashed, purged
     search: bool = False  # its exact value finds the case (dealerdocs find; a keyed-hash index)
     timeline: "TableTimeline | None" = None  # a table whose rows are lines of the timeline
+    lookup: Any = None  # workflow.Lookup: picked from another workflow's cases (a catalogue)
 
     def is_required(self, data: dict[str, Any]) -> bool:
         """Required outright, or because another field has a given value (``required_if``)."""

@@ -67,6 +67,20 @@ class _FieldDef:
     computed: dict[str, "ComputedDef"] = field(default_factory=dict)  # table: derived columns
     search: bool = False         # dealerdocs find looks its exact value up (a plate number)
     timeline: "_TimelineDef | None" = None   # table: each row a line of the case's timeline
+    lookup: "_LookupDef | None" = None   # string: picked from the cases of another workflow
+
+
+@dataclass(frozen=True)
+class _LookupDef:
+    workflow: str                # the workflow whose cases the field picks from (a catalogue)
+    fill: dict[str, str] = field(default_factory=dict)   # this case's field ← its field
+    match: str | None = None     # its field this one holds (default: fill's origin of this one)
+
+
+@dataclass(frozen=True)
+class _ImportDef:
+    key: list[str]               # the fields that find the existing case a row stands for
+    update: str                  # the step fired on it with the row's changed fields
 
 
 @dataclass(frozen=True)
@@ -253,6 +267,7 @@ class _WorkflowHead:
     create_assign: dict[str, str] = field(default_factory=dict)  # target ← source at creation
     assignee: str | None = None  # the user field naming whose case it is (the consultant)
     pool: bool = False  # an open case with no assignee is anyone's to take (公共客户池)
+    readers: list[str] = field(default_factory=list)  # roles that see every case (a catalogue)
 
 
 @dataclass(frozen=True)
@@ -328,8 +343,33 @@ class Timer:
         return "、".join(p for p in parts if p) + "自动执行"
 
 
-# what a row appended by a transition (``append``) may take besides the fields
+# what a row appended by a transition (``append``) may take besides the fields (and
+# ``$before.<field>``: the field's value before the step, e.g. the price a reprice replaced)
 APPEND_SOURCES = ("$actor", "$now", "$today", "$state", "$dest")
+BEFORE = "$before."
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A string field picked from the cases of another workflow (``lookup``: a quote's model
+    from the model catalogue). The field names a case by its id, its summary (as lists show
+    it) or its ``match`` field's exact text; the case is then this case's reference
+    (``linked.<workflow>`` in its rules), the field takes the case's ``match`` text and each
+    ``fill`` target that is empty (or still holds the previous reference's value) takes the
+    case's value."""
+
+    workflow: str
+    match: str
+    fill: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ImportUpdate:
+    """``[import]``: a spreadsheet row whose ``key`` fields equal an existing case's updates
+    that case by firing ``update`` with the row's changed fields, instead of making another."""
+
+    key: tuple[str, ...]
+    update: str
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(d|h|m)\s*$")
 _UNITS = {"d": ("days", "天"), "h": ("hours", "小时"), "m": ("minutes", "分钟")}
@@ -512,6 +552,13 @@ class Workflow:
     # an open case whose assignee is empty (a released customer, a visitor nobody received)
     # is seen by everyone who could be its assignee, to take it (公共客户池)
     pool: bool = False
+    readers: tuple[str, ...] = ()   # roles that see every case (reference data: a catalogue)
+    import_update: ImportUpdate | None = None
+
+    @cached_property
+    def lookups(self) -> dict[str, Lookup]:
+        """Fields picked from another workflow's cases (``lookup``), by field name."""
+        return {name: spec.lookup for name, spec in self.fields.items() if spec.lookup}
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -774,8 +821,10 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
     linked |= {spawn.workflow for t in wf.transitions for spawn in t.spawn}    # made by a step
     linked |= {w.key for w in workflows.values() for t in w.transitions
                if any(spawn.workflow == wf.key for spawn in t.spawn)}       # … and its maker
+    linked |= {lookup.workflow for lookup in wf.lookups.values()}   # a case's reference
     if wf.party is not None:
         _check_party(wf, workflows, fail)
+    _check_lookups(wf, workflows, fail)
     _check_tallies(wf, workflows, fail)
     if wf.rota is not None:
         _check_rota(wf, workflows, fail)
@@ -821,6 +870,25 @@ def _same_kind(target: str, origin: str) -> bool:
     """Whether a value of type ``origin`` may be written into a field of type ``target`` (a
     date takes the day of a date and time)."""
     return target == origin or (target, origin) == ("date", "datetime")
+
+
+def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
+    """A field's ``lookup`` names another workflow, its fields and this one's, alike in type."""
+    for name, lookup in wf.lookups.items():
+        key = f"fields.{name}.lookup"
+        other = workflows.get(lookup.workflow)
+        if other is None or other.key == wf.key:
+            raise fail(f"{key}.workflow", f"没有名为 \"{lookup.workflow}\" 的其他工作流")
+        if lookup.workflow in wf.fields:
+            raise fail(f"{key}.workflow", f"本工作流已有名为 \"{lookup.workflow}\" 的字段；"
+                                          f"数据中的 {lookup.workflow} 用来写所选案件的编号")
+        for target, origin in lookup.fill.items():
+            if target not in wf.fields:
+                raise fail(f"{key}.fill.{target}", "不是本工作流的字段")
+            if origin not in other.fields:
+                raise fail(f"{key}.fill.{target}", f"\"{origin}\" 不是 {lookup.workflow} 的字段")
+            if wf.fields[target].type != other.fields[origin].type:
+                raise fail(f"{key}.fill.{target}", f"类型与 {lookup.workflow}.{origin} 不同")
 
 
 def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -873,8 +941,11 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             raise fail(words, "不再支持：计算值请写在 [computed.<名称>] 中（value = 表达式，"
                               "label = 中文名称），见 templates/README.md「新增业务流程」")
     raw_policy = raw.pop("policy", {})
+    raw_import = raw.pop("import", None)   # [import]: a Python keyword, read on its own
     try:
         wf = build(_WorkflowFile, raw, WorkflowDefinitionError)
+        import_def = (build(_ImportDef, raw_import, WorkflowDefinitionError, "import")
+                      if raw_import is not None else None)
     except WorkflowDefinitionError as err:
         raise WorkflowDefinitionError(f"{path.name}: {err.message}", path=str(path),
                                       **err.details) from None
@@ -923,6 +994,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     if head.initial not in states:
         raise fail("workflow.initial", f"\"{head.initial}\" 不是已定义的状态")
     check_roles(head.create_roles, "workflow.create_roles")
+    check_roles(head.readers, "workflow.readers")
     if not isinstance(raw_policy, dict):
         raise fail("policy", "应为表：[policy.<名称>] type、default，可选 label、min、max")
     policy_specs = {k: declare_policy(k, v, path.name, str(path)) for k, v in raw_policy.items()}
@@ -1058,9 +1130,11 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             for column, origin in columns.items():
                 if column not in fields[table].columns:
                     raise fail(f"{key}.append.{table}.{column}", f"不是 {table} 的列")
-                if origin not in fields and origin not in APPEND_SOURCES:
+                if origin not in fields and origin not in APPEND_SOURCES and not (
+                        origin.startswith(BEFORE) and origin[len(BEFORE):] in fields):
                     raise fail(f"{key}.append.{table}.{column}",
-                               f"\"{origin}\" 不是字段（也不是 {'、'.join(APPEND_SOURCES)}）")
+                               f"\"{origin}\" 不是字段（也不是 {'、'.join(APPEND_SOURCES)} 或 "
+                               f"$before.<字段>）")
         for j, name in enumerate(t.clear):
             if name not in fields:
                 raise fail(f"{key}.clear[{j}]", f"\"{name}\" 不是已定义的字段")
@@ -1180,7 +1254,26 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
-                    Rota(**vars(wf.rota)) if wf.rota else None, head.pool)
+                    Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
+                    tuple(head.readers), _import(import_def, fields, transitions, fail))
+
+
+def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
+            transitions: list[TransitionSpec], fail) -> ImportUpdate | None:
+    """``[import]``: the key fields a row finds its case by, and the step that updates it."""
+    if d is None:
+        return None
+    if not d.key:
+        raise fail("import.key", "应列出找到已有案件的字段（如 [\"brand\", \"series\", \"model\"]）")
+    for j, name in enumerate(d.key):
+        if name not in fields or fields[name].type in ("table", "attachments"):
+            raise fail(f"import.key[{j}]", f"\"{name}\" 应为本工作流的字段（表格、附件除外）")
+    steps = [t for t in transitions if t.trigger == d.update]
+    if not steps:
+        raise fail("import.update", f"\"{d.update}\" 不是本工作流的操作")
+    if any(t.documents for t in steps):
+        raise fail("import.update", f"\"{d.update}\" 会出具文档，不能由导入触发")
+    return ImportUpdate(tuple(d.key), d.update)
 
 
 def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiled: dict[str, Any],
@@ -1368,7 +1461,21 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                      choice_labels=dict(d.choice_labels),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
                      roles=tuple(d.roles), default=d.default, columns=columns,
-                     personal=d.personal, search=d.search, timeline=timeline)
+                     personal=d.personal, search=d.search, timeline=timeline,
+                     lookup=_lookup(name, d, key, fail))
+
+
+def _lookup(name: str, d: _FieldDef, key: str, fail) -> Lookup | None:
+    """A field's ``lookup``; the other workflow's fields are checked once every file loads."""
+    if d.lookup is None:
+        return None
+    if d.type != "string":
+        raise fail(f"{key}.lookup", "只有 string 类型的字段可以从其他工作流的案件中选取")
+    match = d.lookup.match or d.lookup.fill.get(name)
+    if match is None:
+        raise fail(f"{key}.lookup", f"应写 match（{d.lookup.workflow} 中与本字段对应的字段），"
+                                    f"或在 fill 中给出 {name}")
+    return Lookup(d.lookup.workflow, match, {name: match, **d.lookup.fill})
 
 
 def _timeline(d: _TimelineDef, columns: dict[str, FieldSpec], key: str, fail) -> TableTimeline:

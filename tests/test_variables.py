@@ -74,8 +74,8 @@ def test_fields_md_prints_the_same_tables(tmp_path):
     as_json = json.loads(run_cli("fields", "quote", "--json", "--config",
                                  str(ROOT / "config.toml"), cwd=tmp_path).stdout)
     [doc] = as_json["documents"]
-    assert doc["template"] == "quote.docx" and doc["issued_by"] == ["出具报价单（issue）",
-                                                                    "修订报价单（revise）"]
+    assert doc["template"] == "quote.docx" and doc["issued_by"] == [
+        "出具报价单（issue）", "修订报价单（revise）", "经理批准指导价并出具（approve）"]
     rows = {v["written"][0]: v for v in as_json["variables"]}
     assert rows["accessories"]["type"] == "表格（列表）"
     assert "`quantity`（数量，整数）" in rows["accessories"]["note"]
@@ -85,7 +85,7 @@ def test_fields_md_prints_the_same_tables(tmp_path):
                     check=False)
     assert wrong.returncode == 4 and wrong.stderr == (
         "错误：没有名为 \"qoute\" 的流程（可用：care_call、complaint、contract、customer、delivery、duty、quote、reception、"
-        "rectification、test_drive）\n")
+        "rectification、test_drive、vehicle_model）\n")
 
 
 @pytest.mark.parametrize("workflow, document, certain, maybe_empty", [

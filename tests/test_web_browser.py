@@ -634,3 +634,56 @@ def test_a_customer_is_found_by_mobile_and_their_timeline_reads_on_a_phone(site,
     expect(other.locator("main")).to_contain_text("没有找到客户档案")
     assert f"/cases/{customer}" not in other.content()
     other.context.close()
+
+
+# --- the model catalogue (issue 19): a quote picks its model as the consultant types -------------
+
+def _catalogue(eng) -> dict[str, str]:
+    """Two models in the catalogue, once per module (the manager keeps it)."""
+    found = {c["summary"]: c["id"] for c in eng.cases("vehicle_model", actor="wang")}
+    for series, model, price, energy, nev in (
+            ("风云A8", "2026款 PHEV 125km 领航版", "119900", "插电混动", True),
+            ("瑞虎9", "2026款 1.6TGDI DCT 卓越版", "159900", "燃油", False)):
+        summary = f"奇瑞 {series} {model}"
+        if summary not in found:
+            found[summary] = eng.create("vehicle_model", {
+                "brand": "奇瑞", "series": series, "model": model, "list_price": price,
+                "energy_type": energy, "nev_listed": nev, "valid_from": day(0)}, "wang").id
+    return found
+
+
+def _pick_model(page: Page, prefix: str, typed: str, summary: str) -> None:
+    """Type part of a model's name, see the catalogue's match offered, pick it."""
+    page.locator(f"#{prefix}-model").press_sequentially(typed, delay=30)
+    option = page.locator(f"#{prefix}-model-list option[value='{summary}']")
+    expect(option).to_have_count(1)
+    page.locator(f"#{prefix}-model").fill(summary)   # what choosing the suggestion does
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_typing_part_of_a_model_name_fills_the_quote_from_the_catalogue(site, browser, shots,
+                                                                       device):
+    eng, base = site
+    ids = _catalogue(eng)
+    summary = "奇瑞 风云A8 2026款 PHEV 125km 领航版"
+    page = sign_in(browser, base, "zhang", DESKTOP if device == "desktop" else PHONE)
+    page.goto("/cases/new/quote")
+    _pick_model(page, "new", "领航", summary)
+    expect(page.locator("#new-model")).to_have_value("2026款 PHEV 125km 领航版")
+    expect(page.locator("#new-brand")).to_have_value("奇瑞")
+    expect(page.locator("#new-series")).to_have_value("风云A8")
+    expect(page.locator("#new-list_price")).to_have_value("119900.00")
+    expect(page.locator("#new-nev_listed")).to_have_value("是")
+    expect(page.locator("#new-model-picked")).to_contain_text(ids[summary])
+    page.locator("#new-model").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / f"40-quote-model-from-catalogue-{device}.png"))
+    page.fill("#new-customer_name", "刘晓明")
+    page.fill("#new-customer_mobile", "13800138000" if device == "desktop" else "13900139000")
+    page.click("text=保存为草稿")
+    expect(page.locator(".notice")).to_have_text("已新建。")
+    case_id = re.search(r"/cases/(Q-\d+)", page.url).group(1)
+    case = eng.case(case_id, actor="wang")
+    assert case["data"]["list_price"] == "119900.00" and case["data"]["nev_listed"] is True
+    assert case["refs"] == {"vehicle_model": [ids[summary]]}
+    expect(page.locator("body")).to_contain_text(ids[summary])    # the case page names it
+    page.context.close()

@@ -57,11 +57,13 @@ def test_quote_loads(quote):
                                   "purchase_tax_override_reasoned"]
     assert quote.functions_used == ("functions.money", "functions.sum_of", "functions.total",
                                     "validators.mobile")
-    assert list(quote.states) == ["draft", "issued", "accepted", "expired", "cancelled"]
+    assert list(quote.states) == ["draft", "issued", "accepted", "expired", "cancelled",
+                                  "pending_approval"]   # a list price other than the catalogue's
     assert [s for s, spec in quote.states.items() if spec.final] == [
         "accepted", "expired", "cancelled"]
     assert [t.trigger for t in quote.transitions] == [
-        "edit", "issue", "revise", "accept", "expire", "cancel"]
+        "edit", "issue", "revise", "accept", "expire", "cancel", "issue", "approve", "reject",
+        "revise"]
     assert quote.fields["accessories"].columns["quantity"].min == "1"
     assert quote.fields["lender"].required_if == {"payment_method": "分期"}
     assert quote.documents["quote"].template == "quote.docx"
@@ -75,7 +77,8 @@ def test_quote_loads(quote):
 
 
 def test_the_folder_loads_as_shipped(tmp_path):
-    assert list(load_folder(tmp_path, {"quote.toml": QUOTE})) == ["customer", "quote"]
+    assert list(load_folder(tmp_path, {"quote.toml": QUOTE})) == ["customer", "quote",
+                                                                    "vehicle_model"]
 
 
 def test_machine_has_only_the_defined_triggers(quote):
@@ -84,10 +87,11 @@ def test_machine_has_only_the_defined_triggers(quote):
     for state in quote.states:
         triggers = machine.get_triggers(state)
         assert not [t for t in triggers if t.startswith("to_")], triggers
-        assert sorted(triggers) == sorted(t.trigger for t in quote.available(state))
+        assert sorted(triggers) == sorted({t.trigger for t in quote.available(state)})
     assert machine.get_triggers("draft") == ["edit", "issue", "cancel"]
     assert machine.get_triggers("accepted") == []
-    assert sorted(machine.events) == ["accept", "cancel", "edit", "expire", "issue", "revise"]
+    assert sorted(machine.events) == ["accept", "approve", "cancel", "edit", "expire", "issue",
+                                      "reject", "revise"]
     assert machine.models == []
 
 
@@ -254,9 +258,9 @@ def test_duplicate_trigger_for_the_same_source(tmp_path):
         load_folder(tmp_path, {"quote.toml": QUOTE + EXTRA_CANCEL})
 
     err = raised.value
-    assert err.details["key"] == "transitions[6]"
+    assert err.details["key"] == "transitions[10]"
     assert err.details["path"].endswith(str(Path("workflows") / "quote.toml"))
-    assert err.message == ('quote.toml: transitions[6]: 操作 "cancel" 在状态 "issued" 下已有一个'
+    assert err.message == ('quote.toml: transitions[10]: 操作 "cancel" 在状态 "issued" 下已有一个'
                            '无条件的定义；同名操作只有前面的带 conditions 时才能再定义')
 
 
@@ -282,8 +286,8 @@ def test_a_second_route_must_edit_the_same_fields(tmp_path):
         load_folder(tmp_path, {"quote.toml": QUOTE + extra})
 
     err = raised.value
-    assert err.details["key"] == "transitions[6].edits"
-    assert err.message == 'quote.toml: transitions[6].edits: 同名操作 "accept" 的 edits 应相同'
+    assert err.details["key"] == "transitions[10].edits"
+    assert err.message == 'quote.toml: transitions[10].edits: 同名操作 "accept" 的 edits 应相同'
 
 
 def test_same_trigger_from_different_sources_is_fine(tmp_path):
@@ -338,8 +342,8 @@ def test_two_distinct_workflows_load(tmp_path):
 
     workflows = load_folder(tmp_path, {"a.toml": QUOTE, "b.toml": other})
 
-    assert {k: w.case_prefix for k, w in workflows.items()} == {"customer": "K", "quote": "Q",
-                                                                "quote_b": "QB"}
+    assert {k: w.case_prefix for k, w in workflows.items()} == {
+        "customer": "K", "quote": "Q", "quote_b": "QB", "vehicle_model": "CX"}
 
 
 def test_missing_workflows_folder(tmp_path):
@@ -381,7 +385,7 @@ def test_the_sales_chain_loads_as_shipped(tmp_path):
 
     # with the files they name: the customer's file, the calls a delivery makes, complaints
     assert sorted(workflows) == ["care_call", "complaint", "contract", "customer", "delivery",
-                                 "quote"]
+                                 "quote", "vehicle_model"]
     contract, delivery = workflows["contract"], workflows["delivery"]
     assert contract.create_from["quote"].states == ("accepted",)
     assert contract.create_from["quote"].fields["vehicle_price"] == "list_price"
@@ -504,7 +508,7 @@ def test_candidates_keep_definition_order(contract):
     within, above = contract.candidates("submit", "draft")
 
     assert (within.dest, within.route, within.conditions) == (
-        "approved", 0, ("discount_within_approval_threshold",))
+        "approved", 0, ("discount_within_approval_threshold", "vehicle_price_as_catalogue"))
     assert (above.dest, above.route, above.conditions) == ("pending_approval", 1, ())
     assert within.edits == above.edits == ("*",)
     assert within.requires == above.requires and within.checks == above.checks

@@ -15,7 +15,7 @@ from ..jsonview import context_value
 from ..store import Store
 from ..workflow import Workflow
 from .control import DocumentControl
-from .definitions import Definitions
+from .definitions import Definitions, related
 from .guard import Guard
 from .personal import PersonalData
 from .registers import Registers
@@ -65,6 +65,7 @@ class Cases:
             "owners": access.owners(record), "revealed": reveal,
             "data": record["data"] if reveal else self.guard.masked(wf, record["data"]),
             "links": record.get("links", {}),
+            "refs": record.get("refs", {}),
             "totals": context_value(totals),
             "total": context_value(totals.get(wf.total) if wf.total else None),
             "deadline": self.registers.deadline_status(wf, record),
@@ -136,7 +137,7 @@ class Cases:
         its linked cases, the policy and the clock (the pages judge their buttons on it)."""
         values, totals = self.definitions.evaluate(wf, case["data"])
         with self.store.snapshot() as tx:
-            return self.definitions.names(tx, values, totals, self.clock(), case.get("links", {}))
+            return self.definitions.names(tx, values, totals, self.clock(), related(case))
 
     def actions(self, case_id: str, actor: str) -> list[Action]:
         """Every step the case's state offers (none in a final state), each saying whether
@@ -154,7 +155,7 @@ class Cases:
             if any(t.conditions for t in wf.available(record["state"])):
                 values, totals = self.definitions.evaluate(wf, record["data"])
                 facts = self.definitions.names(tx, values, totals, self.clock(),
-                                               record.get("links", {}))
+                                               related(record))
         return access.steps(wf, {"state": record["state"], "history": history}, user, facts)
 
 

@@ -196,6 +196,12 @@ class Definitions:
         return out
 
 
+def related(record: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The cases a case's rules read as ``linked.<workflow>``: its links (source, customer,
+    cases a step made) and its references (a lookup field's pick: the catalogue model)."""
+    return {**record.get("links", {}), **record.get("refs", {})}
+
+
 def _attached(spec, item: Any, current: Any) -> dict[str, Any]:
     """An attachment record sent back as it is (kept on the case): only one already on this
     case is accepted, and its stored record is used, never what was sent (a made-up record

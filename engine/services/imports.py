@@ -14,6 +14,12 @@ The fields other workflows find a case by (their ``[party]`` ``match``: a custom
 are kept unique: a value twice in the file, or already in the store, is a problem of its row
 (never skipped: a file is all new cases or none, so importing it again after a fix cannot make
 a customer twice). Values of identity and mobile fields are masked in the report (138****8000).
+
+A workflow with ``[import]`` (the model catalogue) names the ``key`` fields a row finds an
+existing case by and the ``update`` step: a row whose key matches a case fires that step on it
+with the row's changed fields (调价: a new price list), or leaves the case alone when nothing
+changed; only a row that matches none makes a case. Each row's outcome is in the report
+(新增, the step's label, 未变); a problem anywhere and nothing is written, updates included.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from .definitions import Definitions
 from .guard import Guard
 from .parties import Parties
 from .pipeline import Pipeline
+from .units import Work
 
 MAX_ROWS = 5000        # one unit of work holds the store's lock: a bigger file is split
 NOT_IMPORTED = ("table", "attachments")
@@ -69,6 +76,8 @@ class ImportReport:
     dry_run: bool
     created: list[dict[str, Any]] = field(default_factory=list)   # {"row": 2, "id": "K-1"}
     problems: list[Problem] = field(default_factory=list)
+    # every good row: {"row": 2, "id": "CX-1", "outcome": "新增" | the step's label | "未变"}
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +92,7 @@ class ImportReport:
                 "rows": self.rows, "dry_run": self.dry_run, "ok": self.ok,
                 "imported": 0 if self.dry_run or not self.ok else len(self.created),
                 "created": self.created, "failed_rows": self.failed_rows,
+                "outcomes": [] if self.problems else self.outcomes,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
@@ -101,6 +111,7 @@ class _Run:
     columns: dict[int, str]                  # column index → field
     report: ImportReport
     seen: dict[tuple[str, Any], int] = field(default_factory=dict)   # unique value → row
+    existing: dict[tuple[Any, ...], str] = field(default_factory=dict)   # [import] key → case
     new_files: list[Path] = field(default_factory=list)   # attachments stored (none: they
                                                            # are not imported)
 
@@ -156,6 +167,8 @@ class Imports:
         try:
             with unit as tx:
                 run = _Run(tx, wf, user, sheet, columns, report, new_files=new_files)
+                if wf.import_update is not None:
+                    run.existing = self._existing(tx, wf)
                 for number, cells in sheet.rows:
                     self._row(run, number, cells)
                 if report.problems or dry_run:
@@ -167,7 +180,77 @@ class Imports:
                 raise
         if report.problems:
             report.created = []
+            report.outcomes = []
         return report
+
+    def _existing(self, tx: Tx, wf: Workflow) -> dict[tuple[Any, ...], str]:
+        """The cases of ``wf`` by their ``[import]`` key values (the newest of each key)."""
+        assert wf.import_update is not None
+        out = {}
+        for row in sorted(tx.find_cases(wf.key), key=lambda r: r["created_at"]):
+            record = tx.case(row["id"])
+            if record is not None:
+                out[tuple(record["data"].get(k) for k in wf.import_update.key)] = record["id"]
+        return out
+
+    def _key(self, run: _Run, data: Mapping[str, Any], number: int
+             ) -> tuple[tuple[Any, ...] | None, Problem | None]:
+        """The row's ``[import]`` key as stored, and a problem if an earlier row has it."""
+        wf = run.wf
+        assert wf.import_update is not None
+        names = wf.import_update.key
+        try:
+            value = self.definitions.normalize(wf, {k: data[k] for k in names if k in data}, {},
+                                               edits=("*",))
+        except InputError:
+            return None, None           # the row's own check says why
+        key = tuple(value.get(k) for k in names)
+        if None in key:
+            return None, None
+        first = run.seen.setdefault(("$import", key), number)
+        if first != number:
+            shown = " ".join(str(v) for v in key)
+            return key, Problem(number, run.column(names[-1]),
+                                f"{'、'.join(wf.fields[k].label for k in names)} {shown} 与第 "
+                                f"{first} 行重复")
+        return key, None
+
+    def _update(self, run: _Run, number: int, case_id: str, data: Mapping[str, Any]
+                ) -> list[Problem]:
+        """A row that stands for an existing case: its changed fields through the ``update``
+        step (or nothing, when none changed). The row's problems."""
+        wf = run.wf
+        assert wf.import_update is not None
+        record = run.tx.case(case_id)
+        assert record is not None
+        problems = []
+        try:
+            values = self.definitions.normalize(wf, data, record["data"], edits=("*",))
+        except DealerDocsError as err:
+            return [Problem(number, run.column(p.details.get("field")), p.message)
+                    for p in getattr(err, "problems", None) or [err]]
+        for name in run.columns.values():
+            spec = wf.fields[name]
+            if spec.is_required({**record["data"], **values}) and values.get(name) in (None, ""):
+                problems.append(Problem(number, run.column(name), f"{spec.label}（{name}）必填"))
+        if problems:
+            return problems
+        changed = {k: v for k, v in values.items() if record["data"].get(k) != v}
+        if not changed:
+            run.report.outcomes.append({"row": number, "id": case_id, "outcome": "未变"})
+            return []
+        step = wf.import_update.update
+        work = Work(self.pipeline.clock(), converter=None, renderer=None,  # type: ignore[arg-type]
+                    rehearsal=False, new_files=run.new_files)   # the step issues no document
+        try:
+            result = self.pipeline.fire_in(run.tx, work, case_id, step, run.user, changed, None)
+        except DealerDocsError as err:
+            return [Problem(number, run.column(p.details.get("field")), p.message)
+                    for p in getattr(err, "problems", None) or [err]]
+        label = next(t.label for t in wf.transitions if t.trigger == step)
+        run.report.outcomes.append({"row": number, "id": result.id, "outcome": label,
+                                    "changed": sorted(changed)})
+        return []
 
     def _row(self, run: _Run, number: int, cells: tuple[Any, ...]) -> None:
         """One row: its cells read, its unique fields checked, then its case made."""
@@ -186,6 +269,14 @@ class Imports:
             if value is not None:
                 data[name] = value
         hide = _hidden(wf, data)
+        if wf.import_update is not None:
+            key, duplicate = self._key(run, data, number)
+            if duplicate is not None:
+                problems.append(duplicate)
+            elif key is not None and key in run.existing:
+                problems += self._update(run, number, run.existing[key], data)
+                self._report(run, problems, hide)
+                return
         for name in self.parties.match_fields(wf.key):
             problem = self._taken(run, name, data, number, hide)
             if problem is not None:
@@ -204,6 +295,11 @@ class Imports:
         else:
             run.report.created.append({"row": number, "id": made.id,
                                        **({"party": made.party} if made.party else {})})
+            run.report.outcomes.append({"row": number, "id": made.id, "outcome": "新增"})
+        self._report(run, problems, hide)
+
+    @staticmethod
+    def _report(run: _Run, problems: list[Problem], hide: dict[str, str]) -> None:
         order = [str(c).strip() for c in run.sheet.header]   # a row's problems left to right
         problems.sort(key=lambda p: order.index(p.column) if p.column in order else len(order))
         run.report.problems += [Problem(p.row, p.column, _masked(p.message, hide))

@@ -38,11 +38,12 @@ from ..fields import from_python
 from ..jsonview import context_value
 from ..prepared import Prepared
 from ..store import Store, Tx
-from ..workflow import Model, TransitionSpec, Workflow
+from ..workflow import BEFORE, Model, TransitionSpec, Workflow
 from .control import DocumentControl
-from .definitions import Definitions
+from .definitions import Definitions, related
 from .guard import Guard
 from .issuing import IssuedDocument, Issuing
+from .lookups import Lookups
 from .parties import Parties, as_field
 from .rotas import Rotas
 from .trail import Trail
@@ -107,6 +108,7 @@ class _Firing:
     timed: bool
     issued: list[IssuedDocument] = field(default_factory=list)
     spawned: list[str] = field(default_factory=list)    # the cases its step made (``spawn``)
+    refs: dict[str, list[str]] = field(default_factory=dict)   # its lookup fields' picks
 
 
 class _Move(Model):
@@ -131,7 +133,7 @@ class Pipeline:
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
                  control: DocumentControl, units: Units, parties: Parties, rotas: Rotas,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], lookups: Lookups) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
@@ -144,6 +146,7 @@ class Pipeline:
         self.parties = parties
         self.rotas = rotas
         self.clock = clock
+        self.lookups = lookups
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
@@ -196,9 +199,11 @@ class Pipeline:
             raise InputError(f"{wf.title}只能从{need}创建：请用 --from 指定来源单号",
                              field="source")
         warnings: list[str] = []
+        data, chosen = self.lookups.chosen(wf, data)
         patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
                                            stored_files=new_files, files_from=files_from)
         stored = {**base, **patch}
+        refs = self.lookups.apply(tx, wf, stored, {}, user, ids=chosen, given=stored)
         for name in self.parties.match_fields(wf.key):   # one customer's file per mobile
             held = self.parties.taken(tx, wf, stored, name)
             if held is not None and taken is not None:
@@ -241,7 +246,8 @@ class Pipeline:
         self.definitions.require(wf, stored, (), f"新建{wf.title}")
         values, totals = self.definitions.evaluate(wf, stored)
         self.definitions.run_checks(wf, wf.create_checks,
-                                    self.definitions.names(tx, values, totals, now, links))
+                                    self.definitions.names(tx, values, totals, now,
+                                                           {**links, **refs}))
         stamp = now.isoformat()
         self._check_exclusive(tx, wf, None, wf.initial, stored)
         case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
@@ -257,7 +263,8 @@ class Pipeline:
             "id": case_id, "workflow": wf.key, "state": wf.initial, "data": stored,
             "links": links, "created_at": stamp, "created_by": user.login,
             "updated_at": stamp, "updated_by": user.login,
-            "owners": list(dict.fromkeys(owners)), "definition": wf.definition})
+            "owners": list(dict.fromkeys(owners)), "definition": wf.definition,
+            **({"refs": refs} if refs else {})})
         for linked in (origin, spawned_from):
             # linked back, except a spawn's source to a case of the workflow it joins as
             # [party]: a referral's new file is not the caller's customer
@@ -367,14 +374,23 @@ class Pipeline:
             self.guard.authorize(user, tuple(r for t in candidates for r in t.roles),
                                  f"执行「{label}」（{trigger}）")
         warnings: list[str] = []
-        patch = self.definitions.normalize(wf, data or {}, record["data"],
+        data, chosen = self.lookups.chosen(wf, data or {})
+        for name, lookup in wf.lookups.items():
+            if lookup.workflow in chosen and not candidates[0].may_edit(name):
+                raise InputError(f"「{label}」不能修改{wf.fields[name].label}（{name}）",
+                                 field=lookup.workflow)
+        patch = self.definitions.normalize(wf, data, record["data"],
                                            edits=candidates[0].edits, transition=candidates[0],
                                            warnings=warnings, stored_files=work.new_files,
                                            files_from=files_from)
         new_data = {**record["data"], **patch}
+        refs = self.lookups.apply(tx, wf, new_data, record.get("refs", {}), user, ids=chosen,
+                                  given=patch, may_edit=candidates[0].may_edit)
         values, totals = self.definitions.evaluate(wf, new_data, work.now.date())
-        facts = self.definitions.names(tx, values, totals, work.now, record.get("links", {}))
-        f = _Firing(tx, work, user, wf, record, new_data, warnings, values, totals, facts, timed)
+        facts = self.definitions.names(tx, values, totals, work.now,
+                                       {**record.get("links", {}), **refs})
+        f = _Firing(tx, work, user, wf, record, new_data, warnings, values, totals, facts, timed,
+                    refs=refs)
         new_state = self._move(wf, record["state"], trigger, label, facts,
                                before=lambda t: self._before_fire(f, t),
                                after=lambda t, state: self._after_fire(f, t, state))
@@ -395,7 +411,7 @@ class Pipeline:
             if assign_computed(wf, t.assign, new_data, f.totals):
                 f.values, f.totals = self.definitions.evaluate(wf, new_data, now.date())
             f.facts = self.definitions.names(f.tx, f.values, f.totals, now,
-                                             f.record.get("links", {}))
+                                             {**f.record.get("links", {}), **f.refs})
         self.definitions.require(wf, new_data, t.requires, t.label)
         self.definitions.run_checks(wf, t.checks, f.facts)
 
@@ -405,7 +421,7 @@ class Pipeline:
         tx, work, wf, user, new_data = f.tx, f.work, f.wf, f.user, f.data
         case_id = f.record["id"]
         if t.append or t.clear:
-            append_rows(wf, t, f.record["state"], new_data, user, work.now)
+            append_rows(wf, t, f.record["state"], new_data, user, work.now, f.record["data"])
         self._check_exclusive(tx, wf, case_id, new_state, new_data)
         stamp = work.now.isoformat()
         owners = access.owners(f.record)
@@ -418,6 +434,9 @@ class Pipeline:
         before, record = f.record, {**f.record, "state": new_state, "data": new_data,
                                     "updated_at": stamp, "updated_by": user.login,
                                     "owners": owners}
+        record.pop("refs", None)
+        if f.refs:
+            record["refs"] = f.refs
         cascades = self._cascades(tx, wf, t, record, f)
         f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
                                       new_state)
@@ -438,7 +457,7 @@ class Pipeline:
         """The cases step ``t`` makes (``spawn``), from the case as the step left it; one a
         workflow already has (the same mobile) is said in the step's result, not made."""
         values, totals = self.definitions.evaluate(wf, record["data"], work.now.date())
-        names = {**self.definitions.names(tx, values, totals, work.now, record.get("links", {})),
+        names = {**self.definitions.names(tx, values, totals, work.now, related(record)),
                  "case_id": record["id"]}
         for spawn in t.spawn:
             if spawn.when is not None and not spawn.when(names):
@@ -562,7 +581,7 @@ class Pipeline:
                 raise InputError(f"关联的{wf.title} {case_id}：{err.message}",
                                  case=case_id) from None
         values, totals = self.definitions.evaluate(wf, data, now.date())
-        facts = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+        facts = self.definitions.names(tx, values, totals, now, related(record))
 
         def before(t: TransitionSpec) -> None:
             self.definitions.require(wf, data, t.requires,
@@ -574,7 +593,7 @@ class Pipeline:
                                 self.definitions.evaluate(wf, data, now.date())[1])
 
         def after(t: TransitionSpec, new_state: str) -> None:
-            append_rows(wf, t, record["state"], data, user, now)   # … rows and clears
+            append_rows(wf, t, record["state"], data, user, now, record["data"])   # … rows
             stamp = now.isoformat()
             tx.put_case({**record, "state": new_state, "data": data, "updated_at": stamp,
                          "updated_by": user.login})
@@ -674,13 +693,16 @@ def _given(wf: Workflow, origin: str, data: Mapping[str, Any], totals: Mapping[s
 
 
 def append_rows(wf: Workflow, t: TransitionSpec, state: str, data: dict[str, Any], user: User,
-                now: datetime) -> None:
+                now: datetime, before: Mapping[str, Any] | None = None) -> None:
     """A transition's ``append``: one row added to each table named, from the fields (and
     ``$actor``, ``$now``, ``$today``, ``$state`` (the state left), ``$dest`` (the state
-    reached)); then its ``clear`` fields are emptied, so the next entry starts blank."""
+    reached), ``$before.<field>`` (its value in ``before``, the data the step started from:
+    the price a reprice replaced)); then its ``clear`` fields are emptied, so the next entry
+    starts blank."""
     special = {"$actor": user.login, "$today": now.date().isoformat(),
                "$now": now.replace(tzinfo=None).isoformat(timespec="minutes"),
-               "$state": wf.states[state].label, "$dest": wf.states[t.dest].label}
+               "$state": wf.states[state].label, "$dest": wf.states[t.dest].label,
+               **{f"{BEFORE}{name}": (before or {}).get(name) for name in wf.fields}}
     for table, columns in t.append.items():
         row = {column: copy.deepcopy(special[origin] if origin in special else data.get(origin))
                for column, origin in columns.items()}

@@ -14,7 +14,7 @@ from ..errors import InputError, StateError
 from ..store import Store, Tx
 from ..workflow import Workflow
 from .cases import Cases
-from .definitions import Definitions
+from .definitions import Definitions, related
 from .pipeline import FireResult, Pipeline
 from .units import Units, Work
 
@@ -75,7 +75,7 @@ class TimedTransitions:
         names = {}
         if timer.when is not None:
             values, totals = self.definitions.evaluate(wf, record["data"], now.date())
-            names = self.definitions.names(tx, values, totals, now, record.get("links", {}))
+            names = self.definitions.names(tx, values, totals, now, related(record))
         return timers.due(timer, record, names, now, since)
 
     def _fire_timer(self, wf: Workflow, timer: timers.Timer, case_id: str

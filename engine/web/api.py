@@ -221,6 +221,13 @@ async def find(request: Request, q: str = "") -> JSONResponse:
     return ok(await w.read(w.engine.find, q, actor=user.login))
 
 
+@router.get("/lookup/{workflow}", summary="表单选取（如车型库）：编号或名称含 q 中每个词的在用案件，"
+                                         "最多 20 个，只在自己能查看的案件中查找")
+async def lookup(request: Request, workflow: str, q: str = "") -> JSONResponse:
+    w, user = await bearer(request)
+    return ok(await w.read(w.engine.lookup, workflow, q, actor=user.login))
+
+
 @router.post("/cases", status_code=201, summary="新建案件（dealerdocs new）")
 async def create(request: Request, body: NewCase) -> JSONResponse:
     w, user = await bearer(request)

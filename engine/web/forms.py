@@ -51,6 +51,9 @@ class Widget:
     row_errors: dict[int, list[str]] = field(default_factory=dict)
     hint: str = ""
     phone: bool = False          # a mobile number: the phone's number pad (type="tel")
+    # a lookup field (picked from a catalogue): where app.js searches as the user types, the
+    # catalogue's field the input takes, and the form's fields it fills (target → origin)
+    lookup: dict[str, Any] | None = None
 
 
 def auto_fields(wf: Workflow) -> set[str]:
@@ -165,8 +168,14 @@ def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
         cond = "，".join(f"{(labels or {}).get(k, k)}为「{v if isinstance(v, str) else '/'.join(v)}」"
                         for k, v in spec.required_if.items())
         hint = (hint + "；" if hint else "") + f"{cond}时必填"
+    if spec.lookup is not None:
+        hint = (hint + "；" if hint else "") + "输入名称的一部分，从列表中选择；所选案件的内容会自动带出"
     w = Widget(spec.name, spec.label, spec.type, required, display(spec, value), choices,
-               hint=hint, phone=spec.rule == "mobile" or spec.personal == "mobile")
+               hint=hint, phone=spec.rule == "mobile" or spec.personal == "mobile",
+               lookup={"url": f"/lookup/{spec.lookup.workflow}", "match": spec.lookup.match,
+                       "fill": {t: o for t, o in spec.lookup.fill.items() if t != spec.name},
+                       "workflow": spec.lookup.workflow}
+               if spec.lookup is not None else None)
     if spec.type == "table":
         w.columns = [_widget(col, None, config, required=col.required)
                      for col in spec.columns.values()]
@@ -198,6 +207,10 @@ def read_form(wf: Workflow, form: Any, *, drop_empty: bool) -> dict[str, Any]:
     """
     items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     data: dict[str, Any] = {}
+    for lookup in wf.lookups.values():   # the case a lookup field's pick names (app.js)
+        picked = [v.strip() for k, v in items if k == lookup.workflow and v.strip()]
+        if picked:
+            data[lookup.workflow] = picked[-1]
     for name, spec in wf.fields.items():
         if spec.type == "attachments":
             continue  # see read_uploads

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,8 +34,9 @@ from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
 from ..workflow import Workflow
 from . import auth, forms
-from .site import (MEDIA, CsrfRefused, SignInRequired, Web, client_address, load_case,
-                   load_document, remove_tree, report_response, status_of, viewable, web)
+from .site import (MEDIA, CsrfRefused, SignInRequired, Web, client_address, jsonable,
+                   load_case, load_document, remove_tree, report_response, status_of, viewable,
+                   web)
 
 router = APIRouter(include_in_schema=False)
 FORM_MAX_FILES = forms.UPLOAD_MAX_FILES * 4   # all attachment fields of one form together
@@ -289,6 +290,14 @@ def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[s
         "source_required": any(cf.required for cf in wf.create_from.values())}, status=status)
 
 
+@router.get("/lookup/{workflow}")
+async def lookup(request: Request, workflow: str, q: str = "") -> Response:
+    """A lookup field's search-as-you-type (app.js), as the signed-in user sees the cases."""
+    w, user, _ = await signed_in(request)
+    found = await w.read(w.engine.lookup, workflow, q, actor=user.login)
+    return JSONResponse(jsonable(found), headers={"Cache-Control": "no-store"})
+
+
 @router.get("/cases/new/{key}")
 async def new_case_page(request: Request, key: str, source: str = "", customer: str = ""
                         ) -> Response:
@@ -383,7 +392,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                if other.party is not None and other.party.workflow == wf.key
                and not other.create_from and access.may_create(user, other)]
     linked = {w.engine.workflows[k].title if k in w.engine.workflows else k: ids
-              for k, ids in case["links"].items()}
+              for k, ids in {**case["links"], **case.get("refs", {})}.items()}
     shown = [n for n in wf.fields if not (case["data"].get(n) in (None, "", []))]
     may_reveal = (not case.get("revealed") and w.engine.reach(user.login).reveal
                   and any(kind in ("id", "mobile") and case["data"].get(name)

@@ -63,3 +63,80 @@ document.addEventListener("DOMContentLoaded", () => {
     table.after(button);
   }
 });
+
+// Lookup fields (a quote's 车型 from the 车型库): as the user types, the cases whose name holds
+// the words are fetched from /lookup/<workflow> (only those the user may see) into the input's
+// <datalist>; picking one puts its model text in the input and fills the form's other fields
+// it names (data-fill: field → the case's field) that are empty or still hold what the previous
+// pick filled. Without JavaScript the same text typed in full is resolved by the server.
+function lookupField(input) {
+  const list = document.getElementById(input.getAttribute("list"));
+  const note = document.getElementById(input.getAttribute("aria-describedby"));
+  const fill = JSON.parse(input.dataset.fill || "{}");
+  let found = [];
+  let timer = null;
+  let asked = "";
+  // the picked case's id travels with the form (the server takes it over the text)
+  const picked = document.createElement("input");
+  picked.type = "hidden";
+  picked.name = input.dataset.workflow;
+  input.after(picked);
+
+  function shown(value) {
+    if (value === true) return "是";
+    if (value === false) return "否";
+    return value === null || value === undefined ? "" : String(value);
+  }
+
+  function pick(item) {
+    input.value = shown(item.data[input.dataset.match]);
+    picked.value = item.id;
+    const filled = [];
+    for (const [target, origin] of Object.entries(fill)) {
+      const el = input.form && input.form.elements.namedItem(target);
+      const value = shown(item.data[origin]);
+      if (!el || el.value === undefined || value === "") continue;
+      if (el.value === "" || el.value === el.dataset.filled) {
+        el.value = value;
+        el.dataset.filled = value;
+        filled.push(el.labels && el.labels[0] ? el.labels[0].firstChild.textContent.trim() : target);
+      }
+    }
+    if (note) note.textContent = `已选 ${item.id}（${item.summary}）` + (filled.length ? `，带出：${filled.join("、")}` : "");
+  }
+
+  async function search(text) {
+    asked = text;
+    try {
+      const answer = await fetch(`${input.dataset.lookup}?q=${encodeURIComponent(text)}`,
+                                 {credentials: "same-origin", headers: {Accept: "application/json"}});
+      if (!answer.ok || asked !== text) return;
+      found = await answer.json();
+    } catch (err) {
+      return;  // offline: the server resolves the text on save
+    }
+    list.replaceChildren(...found.map((item) => {
+      const option = document.createElement("option");
+      option.value = item.summary;
+      option.label = item.id;
+      return option;
+    }));
+  }
+
+  input.addEventListener("input", () => {
+    const text = input.value.trim();
+    const chosen = found.find((item) => item.summary === text || item.id === text);
+    if (chosen) {
+      pick(chosen);
+      return;
+    }
+    picked.value = "";
+    if (note) note.textContent = "";
+    clearTimeout(timer);
+    if (text) timer = setTimeout(() => search(text), 150);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const input of document.querySelectorAll("input[data-lookup][list]")) lookupField(input);
+});
