@@ -72,6 +72,8 @@ class RoleAccess:
 DEFAULT_ACCESS = {
     # the front desk: the showroom register, not the customers' files
     "reception": RoleAccess(cases="all", workflows=["reception"]),
+    # the stock keeper (库管): the cars, no customer's data
+    "stock": RoleAccess(cases="all", workflows=["stock"]),
     "sales": RoleAccess(cases="own", reveal=True, dispatch=True),
     "sales_manager": RoleAccess(cases="all", reveal=True, register=True, dispatch=True,
                                 recall=True, reassign=True, purge=True),
