@@ -12,9 +12,8 @@ an Excel date is its day, 是/否 a boolean, and a user is named by login or by 
 
 The fields other workflows find a case by (their ``[party]`` ``match``: a customer's mobile)
 and those marked ``unique = true`` (a car's VIN) are kept unique: a value twice in the file, or
-already in the store, is a problem of its row
-(never skipped: a file is all new cases or none, so importing it again after a fix cannot make
-a customer twice). Values of identity and mobile fields are masked in the report (138****8000).
+already in the store, is a problem of its row (never skipped: a file is all new cases or none,
+so importing it again after a fix cannot make a customer twice). Values of identity and mobile fields are masked in the report (138****8000).
 """
 from __future__ import annotations
 
