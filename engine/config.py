@@ -31,6 +31,7 @@ DEFAULT_ROLES = {
     "ops_manager": "运营经理",
     "oem_supervisor": "厂家督导",
     "regional_manager": "区域经理",
+    "stock": "库管",
 }
 
 

@@ -7,7 +7,7 @@ A join owns this case's links to the other workflow: the case it names now is th
 a case it no longer names (the VIN was changed) is unlinked, and given the join's ``leave``
 step when its state takes it (the car is released). A value no case holds is refused with the
 join's ``message`` unless its ``optional_when`` holds (a car from another dealer, 调车; a store
-that does not keep its stock here), and then said in the step's warnings. The
+that does not keep its stock here): the case then names none. The
 steps a join's cases take otherwise are the workflow's ``fire_linked`` ones.
 """
 from __future__ import annotations
@@ -45,13 +45,11 @@ class Joins:
 
     def resolve(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
                 links: Mapping[str, list[str]], names: Mapping[str, Any],
-                changed: set[str] | None = None, warnings: list[str] | None = None
-                ) -> Rejoined:
+                changed: set[str] | None = None) -> Rejoined:
         """The links of a case of ``wf`` with ``data`` after its joins (only those whose key
         is in ``changed``; all of them when None, as at creation). Refused when a value names
         no case (unless ``optional_when`` holds on ``names``) or a case in a state the join
-        does not take; an accepted value that names no case is said in ``warnings``. Nothing
-        is written here (:meth:`write`)."""
+        does not take. Nothing is written here (:meth:`write`)."""
         out = Rejoined({k: list(v) for k, v in links.items()})
         for name, join in wf.joins.items():
             if changed is not None and join.key not in changed:
@@ -66,8 +64,6 @@ class Joins:
                 message = (join.message.render({**names, "value": value}) if join.message is not None
                            else f"{label} {value} 不在{other.title}中")
                 raise InputError(message, field=join.key)
-            if found is None and value not in (None, "") and warnings is not None:
-                warnings.append(f"{wf.fields[join.key].label} {value} 不在{other.title}中，未关联")
             if found is not None and join.states and found["state"] not in join.states:
                 need = "、".join(self.definitions.state_labels(name, join.states))
                 raise StateError(f"{other.title} {found['id']}（{wf.fields[join.key].label} "

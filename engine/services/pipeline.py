@@ -247,8 +247,7 @@ class Pipeline:
         self.definitions.run_checks(wf, wf.create_checks, names)
         stamp = now.isoformat()
         self._check_exclusive(tx, wf, None, wf.initial, stored)
-        joined = self.joins.resolve(tx, wf, stored, links, names,   # the car a VIN names
-                                    warnings=warnings)
+        joined = self.joins.resolve(tx, wf, stored, links, names)   # the car a VIN names
         links = joined.links
         case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
         # whose case it is: who opened it, its assignee, and whose the source case was
@@ -427,8 +426,7 @@ class Pipeline:
                                     "updated_at": stamp, "updated_by": user.login,
                                     "owners": owners}
         changed = {k for k in wf.fields if before["data"].get(k) != new_data.get(k)}
-        joined = self.joins.resolve(tx, wf, new_data, before.get("links", {}), f.facts, changed,
-                                    f.warnings)
+        joined = self.joins.resolve(tx, wf, new_data, before.get("links", {}), f.facts, changed)
         if joined.added or joined.dropped:
             record["links"] = joined.links
             self.joins.write(tx, wf, case_id, joined, user, stamp)
