@@ -73,13 +73,14 @@ SEARCH_INDEX = "index:search"   # the searchable fields whose values every case 
 
 
 def search_signature(workflows: Mapping[str, Workflow]) -> str:
-    """Which fields are searchable (``search = true``): the search index is whole for these."""
+    """Which fields the search index keeps (``search = true`` and ``unique = true``): the
+    index is whole for these."""
     return ",".join(sorted(f"{wf.key}.{name}" for wf in workflows.values()
-                           for name in wf.search_fields)) or "-"
+                           for name in wf.indexed_fields)) or "-"
 
 
 def _searchable(workflows: Mapping[str, Workflow]) -> list[Workflow]:
-    return [wf for wf in workflows.values() if wf.search_fields]
+    return [wf for wf in workflows.values() if wf.indexed_fields]
 
 
 def record_generated(tx: Tx, workflows: Mapping[str, Workflow]) -> None:

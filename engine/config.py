@@ -31,6 +31,7 @@ DEFAULT_ROLES = {
     "ops_manager": "运营经理",
     "oem_supervisor": "厂家督导",
     "regional_manager": "区域经理",
+    "stock": "库管",
 }
 
 
@@ -72,6 +73,8 @@ class RoleAccess:
 DEFAULT_ACCESS = {
     # the front desk: the showroom register, not the customers' files
     "reception": RoleAccess(cases="all", workflows=["reception"]),
+    # the stock keeper (库管): the cars, no customer's data
+    "stock": RoleAccess(cases="all", workflows=["stock"]),
     "sales": RoleAccess(cases="own", reveal=True, dispatch=True),
     "sales_manager": RoleAccess(cases="all", reveal=True, register=True, dispatch=True,
                                 recall=True, reassign=True, purge=True),

@@ -59,6 +59,7 @@ class FieldSpec:
     columns: dict[str, "FieldSpec"] = field(default_factory=dict)
     personal: str | None = None  # personal data it holds (engine.privacy): masked, hashed, purged
     search: bool = False  # its exact value finds the case (dealerdocs find; a keyed-hash index)
+    unique: bool = False  # no two cases of the workflow hold the same value (a VIN)
     timeline: "TableTimeline | None" = None  # a table whose rows are lines of the timeline
     lookup: Any = None  # workflow.Lookup: picked from another workflow's cases (a catalogue)
 

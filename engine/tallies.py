@@ -2,7 +2,8 @@
 (展厅客流量统计表: per day and time slot), the consultant's daily check (销售顾问日工作检查表) and
 the funnel (per consultant: visits → cards → test drives → quotes → contracts → deliveries).
 
-A tally has rows (each day of the period, with its weekday, or each consultant) and columns;
+A tally has rows (each day of the period, with its weekday, each consultant, or each value of
+a field: a model) and columns;
 a column counts the cases of a workflow (or the rows of one of their table fields, e.g. the
 follow-ups) whose day falls in the row and for which its expression holds, optionally once per
 time slot of the day; a mean column averages an expression over the cases (or rows) it would
@@ -69,11 +70,12 @@ TOTAL_GROUP = "全天合计"
 class TallySpec:
     key: str
     title: str
-    rows: str                          # "day" or "consultant"
+    rows: str                          # "day", "consultant" or a field of the counted cases
     slots: tuple[time, ...]            # slot bounds: 08:00, 10:00, … (empty: no slots)
     columns: tuple[TallyColumn, ...]
     signatures: tuple[str, ...] = ()   # sign-off lines printed under the table
     by: str | None = None              # the user field naming a case's row (None: its assignee)
+    row_label: str | None = None       # rows = a field: its label (the first column's header)
 
     @property
     def workflows(self) -> set[str]:
@@ -81,7 +83,9 @@ class TallySpec:
 
     def first(self) -> list[str]:
         """The headers of the columns naming the row."""
-        return ["日期", "星期"] if self.rows == "day" else ["销售顾问"]
+        if self.rows == "day":
+            return ["日期", "星期"]
+        return [self.row_label or "销售顾问"]
 
     def layout(self) -> list[TableColumn]:
         """The counted columns in the table's order. The per-slot columns come slot by slot
@@ -134,8 +138,9 @@ class TallySpec:
 
 @dataclass
 class Item:
-    """One case (or one row of its table) as a tally sees it: its workflow, its consultant,
-    the names its expressions read."""
+    """One case (or one row of its table) as a tally sees it: its workflow, its row's key
+    when rows are not days (its consultant, or its value of the rows' field), the names its
+    expressions read."""
 
     workflow: str
     consultant: str | None
@@ -239,7 +244,8 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     rows = []
     for key in row_keys:
         first = ([f"{key.month}月{key.day}日", WEEKDAYS[key.weekday()]]
-                 if spec.rows == "day" else [user_name(key)])
+                 if spec.rows == "day" else
+                 [user_name(key) if spec.rows == "consultant" else str(key)])
         rows.append(first + cells(key))
     rows.append((["合计", ""] if spec.rows == "day" else ["合计"]) + cells(None))
     return spec.headers(), rows

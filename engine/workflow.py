@@ -66,6 +66,7 @@ class _FieldDef:
     personal: str | None = None  # what personal data it holds: id, mobile, name, address, text
     computed: dict[str, "ComputedDef"] = field(default_factory=dict)  # table: derived columns
     search: bool = False         # dealerdocs find looks its exact value up (a plate number)
+    unique: bool = False         # no two cases of the workflow hold the same value (a VIN)
     timeline: "_TimelineDef | None" = None   # table: each row a line of the case's timeline
     lookup: "_LookupDef | None" = None   # string: picked from the cases of another workflow
 
@@ -202,6 +203,16 @@ class _PartyDef:
 
 
 @dataclass(frozen=True)
+class _JoinDef:
+    key: str                      # this case's field naming the other case (a VIN)
+    match: str                    # the other workflow's ``unique`` field holding the same value
+    optional_when: str | None = None   # an expression: a value no case holds is accepted
+    message: str | None = None    # the refusal when no case holds it (a message)
+    leave: str | None = None      # the other's step fired on a case this one no longer names
+    states: list[str] = field(default_factory=list)   # the other's states it may name
+
+
+@dataclass(frozen=True)
 class _RotaDef:
     workflow: str      # the day's duty case (当班记录)
     day: str           # its date field
@@ -247,7 +258,7 @@ class _TallyColumnDef:
 class _TallyDef:
     title: str
     columns: list[_TallyColumnDef]
-    rows: str = "day"               # "day" (each day, with 星期) or "consultant"
+    rows: str = "day"               # "day" (each day, with 星期), "consultant" or a field
     by: str | None = None           # rows = "consultant": the user field naming a case's row
                                     # (default: each counted workflow's assignee)
     slots: list[str] = field(default_factory=list)   # "08:00", "10:00", …
@@ -289,6 +300,7 @@ class _WorkflowFile:
     deadline: _DeadlineDef | None = None
     party: _PartyDef | None = None
     rota: _RotaDef | None = None
+    joins: dict[str, _JoinDef] = field(default_factory=dict)
 
 
 # --- the checked definition the engine works with --------------------------------------------
@@ -471,6 +483,25 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Join:
+    """A case of another workflow this case names by a value (``[joins.<workflow>]``: the
+    stock car a contract names by its VIN), found through the store's index of that workflow's
+    ``unique`` field ``match`` whenever this case's ``key`` is set or changed, and linked both
+    ways (so ``fire_linked`` and ``linked.<workflow>`` reach it). A value no case holds is
+    refused with ``message`` unless ``optional_when`` holds, and a case in a state not in
+    ``states`` (when given) is refused; a case the key no longer names is unlinked and given
+    the step ``leave`` when its state takes it."""
+
+    workflow: str
+    key: str
+    match: str
+    optional_when: rules.Expression | None = None
+    message: rules.Message | None = None
+    leave: str | None = None
+    states: tuple[str, ...] = ()   # the other's states a case may be named in (empty: any)
+
+
+@dataclass(frozen=True)
 class CreateFrom:
     """A case of this workflow may be opened from a case of ``source`` in one of ``states``."""
 
@@ -559,6 +590,7 @@ class Workflow:
     def lookups(self) -> dict[str, Lookup]:
         """Fields picked from another workflow's cases (``lookup``), by field name."""
         return {name: spec.lookup for name, spec in self.fields.items() if spec.lookup}
+    joins: dict[str, Join] = field(default_factory=dict)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -639,6 +671,17 @@ class Workflow:
         """Fields marked ``search = true``: their exact value finds the case (a plate number),
         as the masked personal fields' do (ID and mobile numbers)."""
         return tuple(name for name, spec in self.fields.items() if spec.search)
+
+    @cached_property
+    def unique_fields(self) -> tuple[str, ...]:
+        """Fields marked ``unique = true``: no two cases of the workflow hold one value."""
+        return tuple(name for name, spec in self.fields.items() if spec.unique)
+
+    @cached_property
+    def indexed_fields(self) -> tuple[str, ...]:
+        """Fields whose values the store's search index keeps (keyed hashes): the searchable
+        and the unique ones (a unique value is looked up before a case takes it)."""
+        return tuple(dict.fromkeys([*self.search_fields, *self.unique_fields]))
 
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
@@ -767,6 +810,8 @@ def load_workflows(config: Config) -> dict[str, Workflow]:
         _check_links(w, workflows)
     linked_steps = {(name, trigger) for w in workflows.values() for t in w.transitions
                     for name, trigger in t.fire_linked.items()}
+    linked_steps |= {(name, j.leave) for w in workflows.values() for name, j in w.joins.items()
+                     if j.leave}
     for w in workflows.values():
         for i, t in enumerate(w.transitions):
             if not t.roles and not any(x.trigger == t.trigger for x in w.timers) \
@@ -822,6 +867,23 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
     linked |= {w.key for w in workflows.values() for t in w.transitions
                if any(spawn.workflow == wf.key for spawn in t.spawn)}       # … and its maker
     linked |= {lookup.workflow for lookup in wf.lookups.values()}   # a case's reference
+    linked |= set(wf.joins) | {w.key for w in workflows.values() if wf.key in w.joins}
+    for name, rep in wf.reports.items():
+        for j, (_, value) in enumerate(rep.columns):
+            if value.startswith("links.") and value[6:] not in workflows:
+                raise fail(f"reports.{name}.columns[{j}].value", f"\"{value[6:]}\" 不是已定义的工作流")
+    for name, join in wf.joins.items():
+        other = workflows.get(name)
+        if other is None:
+            raise fail(f"joins.{name}", f"没有名为 \"{name}\" 的工作流")
+        if join.match not in other.fields or not other.fields[join.match].unique:
+            raise fail(f"joins.{name}.match", f"\"{join.match}\" 应为 {name} 中标了 unique = true 的字段"
+                                              f"（按它找到唯一的{other.title}）")
+        if join.leave is not None and not any(t.trigger == join.leave for t in other.transitions):
+            raise fail(f"joins.{name}.leave", f"\"{join.leave}\" 不是 {name} 的操作")
+        for j, state in enumerate(join.states):
+            if state not in other.states:
+                raise fail(f"joins.{name}.states[{j}]", f"\"{state}\" 不是 {name} 的状态")
     if wf.party is not None:
         _check_party(wf, workflows, fail)
     _check_lookups(wf, workflows, fail)
@@ -1069,9 +1131,11 @@ def load_workflow(path: Path, config: Config) -> Workflow:
             value = col.value
             if not (value in fields or value in ("id", "state", "state_label", "created_at",
                                                 "created_by", "overdue_days")
-                    or value.startswith("totals.") or value.startswith("documents.")):
+                    or value.startswith("totals.") or value.startswith("documents.")
+                    or value.startswith("links.")):
                 raise fail(f"{key}.columns[{j}].value", f"\"{value}\" 不是字段、id、state_label、"
-                                                        f"overdue_days、documents.<文档> 或 totals.<名称>")
+                                                        f"overdue_days、documents.<文档>、links.<工作流> "
+                                                        f"或 totals.<名称>")
             if value.startswith("documents.") and value[10:] not in wf.documents:
                 raise fail(f"{key}.columns[{j}].value", f"\"{value[10:]}\" 不是 [documents] 中的文档")
             if value == "overdue_days" and wf.deadline is None:
@@ -1212,7 +1276,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
-    tallies = {name: _tally(name, d, head.key, fail) for name, d in wf.tallies.items()}
+    tallies = {name: _tally(name, d, head.key, fields, fail) for name, d in wf.tallies.items()}
     if wf.deadline is not None and wf.deadline.step is not None \
             and not any(t.trigger == wf.deadline.step for t in transitions):
         raise fail("deadline.step", f"\"{wf.deadline.step}\" 不是本工作流的操作")
@@ -1239,6 +1303,18 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
                       d.owner, expressions["free_when"], tuple(d.states), d.referred_by,
                       d.referrer, expressions["shared_when"])
+    joins = {}
+    for name, d in wf.joins.items():
+        key = f"joins.{name}"
+        if d.key not in fields or fields[d.key].type != "string":
+            raise fail(f"{key}.key", f"\"{d.key}\" 应为本工作流的 string 字段")
+        known = set(fields) | set(compiled["computed"])
+        joins[name] = Join(
+            name, d.key, d.match,
+            compiled["compiler"].expression(d.optional_when, f"{key}.optional_when", known)
+            if d.optional_when else None,
+            compiled["compiler"].message(d.message, f"{key}.message", known | {"value"})
+            if d.message else None, d.leave, tuple(d.states))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
                     fields, states, tuple(transitions), documents, path,
@@ -1255,7 +1331,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
-                    tuple(head.readers), _import(import_def, fields, transitions, fail))
+                    tuple(head.readers), _import(import_def, fields, transitions, fail),
+                    joins)
 
 
 def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
@@ -1290,11 +1367,20 @@ def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiled: di
                               for name, source in d.data.items()}, d.each, when)
 
 
-def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
+def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
+           fail) -> TallySpec:
     """A tally's definition; the fields it names are checked once every file is loaded."""
     key = f"tallies.{name}"
+    row_label = None
     if d.rows not in ("day", "consultant"):
-        raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day（每天一行）或 consultant（每位销售顾问一行）")
+        if d.rows not in fields or fields[d.rows].type not in ("string", "choice") \
+                or fields[d.rows].personal:
+            raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day、consultant 或本工作流不含个人信息的 "
+                                      f"string / choice 字段（每个取值一行）")
+        row_label = fields[d.rows].label
+    if not NAME.match(d.rows):
+        raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
+                                  f"或本工作流的字段（每个取值一行，如 model）")
     try:
         slots = tuple(datetime.strptime(s, "%H:%M").time() for s in d.slots)
     except ValueError:
@@ -1352,7 +1438,10 @@ def _tally(name: str, d: _TallyDef, own: str, fail) -> TallySpec:
                                    mean=mean))
     if d.by is not None and d.rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
-    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by)
+    if row_label is not None and any(c.workflow != own for c in columns if c.counts):
+        raise fail(f"{key}.rows", f"按字段 {d.rows} 分行的表只能统计本工作流的案件")
+    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by,
+                     row_label)
 
 
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1396,13 +1485,14 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 if c.table not in fields or fields[c.table].type != "table":
                     raise fail(f"{where}.table", f"\"{c.table}\" 不是 {c.workflow} 的表格字段")
                 fields = {**fields, **fields[c.table].columns}
-            if c.date_field not in fields and c.date_field != "created_at" \
+            if c.date_field not in fields and c.date_field not in ("created_at", "today") \
                     or c.date_field in fields and fields[c.date_field].type not in ("date", "datetime"):
                 raise fail(f"{where}.date_field", f"\"{c.date_field}\" 应为 {c.workflow} 的 date 或 datetime 字段")
             for kind, expr in (("count", c.count), ("mean", c.mean)):
                 if expr is None:
                     continue
-                unknown = rules.unknown_names(expr.names, set(fields) | set(other.computed),
+                unknown = rules.unknown_names(expr.names,
+                                              set(fields) | set(other.computed) | {"state"},
                                               other.policy)
                 if unknown:
                     raise fail(f"{where}.{kind}", f"引用了 {c.workflow} 没有的名称 {', '.join(unknown)}")
@@ -1442,6 +1532,9 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
     if d.search and (d.type != "string" or d.personal in MASKED_KINDS):
         raise fail(f"{key}.search", "只有 string 类型的字段可以标 search = true（身份证号、手机号等"
                                     "个人信息字段本来就能按完整号码查找，无需再标）")
+    if d.unique and (d.type != "string" or d.personal is not None):
+        raise fail(f"{key}.unique", "只有不含个人信息的 string 类型字段可以标 unique = true"
+                                    "（如 VIN；客户的手机号由 [party] 保证一人一档）")
     if d.default is not None and (d.type, d.default) not in (("user", "actor"), ("datetime", "now"),
                                                              ("date", "today")) \
             and not (d.type == "choice" and d.default in d.choices):
@@ -1461,7 +1554,7 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                      choice_labels=dict(d.choice_labels),
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
                      roles=tuple(d.roles), default=d.default, columns=columns,
-                     personal=d.personal, search=d.search, timeline=timeline,
+                     personal=d.personal, search=d.search, unique=d.unique, timeline=timeline,
                      lookup=_lookup(name, d, key, fail))
 
 

@@ -226,11 +226,13 @@ def store_state(store_dir: Path) -> dict[str, bytes]:
 def with_customers(files: dict[str, str]) -> dict[str, str]:
     """``files`` (workflow file name → text) and the shipped workflows they name (by
     ``workflow = "…"``: the customer's file a ``[party]`` joins, the calls a delivery's
-    ``spawn`` makes, and in turn those these name), so a folder of a few files loads."""
+    ``spawn`` makes; by ``[joins.<workflow>]``: the stock a contract names its car in; and in
+    turn those these name), so a folder of a few files loads."""
     out = dict(files)
     while True:
         named = {f"{m}.toml" for text in out.values()
-                 for m in re.findall(r'\bworkflow = "(\w+)"', text)}
+                 for m in [*re.findall(r'\bworkflow = "(\w+)"', text),
+                           *re.findall(r'(?m)^\[joins\.(\w+)\]', text)]}
         missing = {n for n in named - set(out) if (ROOT / "workflows" / n).is_file()}
         if not missing:
             return out

@@ -49,11 +49,11 @@ def test_shipped_config_loads():
     config = load_config(ROOT / "config.toml")
 
     assert config.dealer.name == "北京星辰汽车销售服务有限公司"
-    assert config.roles == DEFAULT_ROLES and len(config.roles) == 7
+    assert config.roles == DEFAULT_ROLES and len(config.roles) == 8
     assert config.dealer.legal_representative == "林国栋"
     assert {login: u.login for login, u in config.users.items()} == {
-        login: login for login in ("xu", "zhang", "li", "wang", "qian", "zhao", "chen", "sun",
-                                   "zhou")}
+        login: login for login in ("xu", "zhang", "li", "wang", "qian", "gao", "zhao", "chen",
+                                   "sun", "zhou")}
     assert config.users["wang"].roles == ["sales_manager"]
     assert config.users["qian"].roles == ["sales_manager"]  # a second manager: four eyes
     assert config.series["quote"].prefix == "BJ" and config.series["quote"].width == 6

@@ -384,15 +384,16 @@ def test_the_sales_chain_loads_as_shipped(tmp_path):
     workflows = load_folder(tmp_path, CHAIN)
 
     # with the files they name: the customer's file, the calls a delivery makes, complaints
+    # and the stock a contract and a delivery name their car in ([joins.stock])
     assert sorted(workflows) == ["care_call", "complaint", "contract", "customer", "delivery",
-                                 "quote", "vehicle_model"]
+                                 "quote", "stock", "vehicle_model"]
     contract, delivery = workflows["contract"], workflows["delivery"]
     assert contract.create_from["quote"].states == ("accepted",)
     assert contract.create_from["quote"].fields["vehicle_price"] == "list_price"
     assert not contract.create_from["quote"].required
     assert delivery.create_from["contract"].required
     [deliver] = delivery.candidates("deliver", "pdi_passed")
-    assert deliver.fire_linked == {"contract": "fulfil", "customer": "deliver"}
+    assert deliver.fire_linked == {"contract": "fulfil", "customer": "deliver", "stock": "deliver"}
     assert deliver.stamps == ("delivered_at",)
     [approve] = contract.candidates("approve", "pending_approval")
     assert approve.not_actor_of == ("create", "submit")
@@ -488,13 +489,13 @@ def test_sales_chain_mistake_names_file_and_key(tmp_path, file, old, new, key, w
 
 def test_fire_linked_may_go_to_the_source_workflow_too(tmp_path):
     # quote is linked to contract (contract.create_from.quote), so either may name the other
-    cancel = 'label = "取消合同"\nsource = ["draft", "pending_approval", "approved", "issued", "signed"]'
-    files = chain_edited("contract.toml", cancel, cancel + '\nfire_linked = { quote = "expire" }')
+    release = 'fire_linked = { stock = "release" }'
+    files = chain_edited("contract.toml", release, 'fire_linked = { stock = "release", quote = "expire" }')
 
     contract = load_folder(tmp_path, files)["contract"]
 
     [t] = contract.candidates("cancel", "draft")
-    assert t.fire_linked == {"quote": "expire"}
+    assert t.fire_linked == {"stock": "release", "quote": "expire"}
 
 
 # --- the shared machine: several transitions per trigger and source (conditional routing) -------
@@ -640,7 +641,8 @@ def test_the_threshold_is_the_stores_policy(config_path, converter, clock):
 
     with Engine(load_config(config_path), converter=converter, clock=clock) as eng:
         low = eng.create("contract", contract_data(clock, discount="13990.00"), "zhang").id
-        high = eng.create("contract", contract_data(clock, discount="13990.01"), "zhang").id
+        high = eng.create("contract", contract_data(clock, discount="13990.01",   # another car
+                                                    vin="LSJA24U64JG269226"), "zhang").id
         assert eng.fire(low, "submit", "zhang").state == "approved"
         assert eng.fire(high, "submit", "zhang").state == "pending_approval"
 
@@ -670,3 +672,23 @@ def test_a_step_only_another_workflow_fires_needs_no_roles(tmp_path):
         load_folder(tmp_path / "b", files)
     assert raised.value.details["key"].endswith(".roles")
     assert "由其他流程联动（fire_linked）" in raised.value.message
+
+
+@pytest.mark.parametrize("file, old, new, named, key", [
+    # a join finds one case by a value: the other workflow's field must be unique
+    ("stock.toml", "unique = true                 #", "#", "contract.toml", "joins.stock.match"),
+    ("contract.toml", 'leave = "release"', 'leave = "relase"', "contract.toml", "joins.stock.leave"),
+    ("contract.toml", 'states = ["in_transit", "in_stock", "reserved"]',
+     'states = ["in_stock", "sold"]', "contract.toml", "joins.stock.states[1]"),
+    # unique is for a plain value; a customer's mobile is kept one per file by [party]
+    ("stock.toml", 'rule = "vin"  ', 'personal = "text"\nrule = "vin"  ', "stock.toml", "fields.vin.unique"),
+    ("stock.toml", 'rows = "model"', 'rows = "arrival_date"', "stock.toml", "tallies.stock_by_model.rows"),
+])
+def test_joins_unique_and_field_rows_mistakes_name_file_and_key(tmp_path, file, old, new, named,
+                                                               key):
+    files = {**CHAIN, "stock.toml": (ROOT / "workflows" / "stock.toml").read_text(encoding="utf-8")}
+    files[file] = edited(old, new, files[file])
+    with pytest.raises(WorkflowDefinitionError) as raised:
+        load_folder(tmp_path, files)
+    assert raised.value.details["key"] == key, raised.value.message
+    assert raised.value.message.startswith(f"{named}: {key}")

@@ -11,9 +11,9 @@ Excel holds them: a number where text is expected is its digits (a mobile typed 
 an Excel date is its day, 是/否 a boolean, and a user is named by login or by name (张伟).
 
 The fields other workflows find a case by (their ``[party]`` ``match``: a customer's mobile)
-are kept unique: a value twice in the file, or already in the store, is a problem of its row
-(never skipped: a file is all new cases or none, so importing it again after a fix cannot make
-a customer twice). Values of identity and mobile fields are masked in the report (138****8000).
+and those marked ``unique = true`` (a car's VIN) are kept unique: a value twice in the file, or
+already in the store, is a problem of its row (never skipped: a file is all new cases or none,
+so importing it again after a fix cannot make a customer twice). Values of identity and mobile fields are masked in the report (138****8000).
 
 A workflow with ``[import]`` (the model catalogue) names the ``key`` fields a row finds an
 existing case by and the ``update`` step: a row whose key matches a case fires that step on it
@@ -277,7 +277,7 @@ class Imports:
                 problems += self._update(run, number, run.existing[key], data)
                 self._report(run, problems, hide)
                 return
-        for name in self.parties.match_fields(wf.key):
+        for name in self.parties.unique_fields(wf.key):   # a mobile, a VIN
             problem = self._taken(run, name, data, number, hide)
             if problem is not None:
                 problems.append(Problem(number, run.column(name), problem))

@@ -40,7 +40,7 @@ class Listing:
         people = [privacy.keyed_hash(self.key.get(), data[k])
                   for k, kind in wf.personal_fields.items()
                   if kind in privacy.MASKED_KINDS and data.get(k)]
-        search = [privacy.keyed_hash(self.key.get(), data[k]) for k in wf.search_fields
+        search = [privacy.keyed_hash(self.key.get(), data[k]) for k in wf.indexed_fields
                   if data.get(k)]
         return {"owners": access.owners(record), "people": people, "search": search,
                 "purged": bool(record.get("purged_at")),

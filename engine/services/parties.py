@@ -89,13 +89,18 @@ class Parties:
         """The customer whose ``match`` field holds ``value`` (the newest if several)."""
         return self.find_by(tx, party.workflow, party.match, value)
 
-    def find_by(self, tx: Tx, workflow: str, name: str, value: Any) -> dict[str, Any] | None:
+    def find_by(self, tx: Tx, workflow: str, name: str, value: Any,
+                other_than: str | None = None) -> dict[str, Any] | None:
         """The case of ``workflow`` whose field ``name`` holds ``value`` (the newest if several),
-        through the store's people index (identity and mobile fields: ``privacy.MASKED_KINDS``)."""
+        through the store's people index (identity and mobile fields: ``privacy.MASKED_KINDS``)
+        or its search index (``search`` and ``unique`` fields: a VIN). ``other_than``: a case
+        left out (the one asking, whose own value it is)."""
         hashed = privacy.keyed_hash(self.key.get(), value)
         prefix = f"{self.workflows[workflow].case_prefix}-"
-        for case_id in reversed(tx.cases_of_person(hashed)):
-            if not case_id.startswith(prefix):   # a visit or a quote of the same person
+        index = (tx.cases_of_value(hashed) if name in self.workflows[workflow].indexed_fields
+                 else tx.cases_of_person(hashed))
+        for case_id in reversed(index):
+            if not case_id.startswith(prefix) or case_id == other_than:   # another workflow's
                 continue
             record = tx.case(case_id)
             if record and record["workflow"] == workflow and record["data"].get(name) == value:
@@ -108,12 +113,20 @@ class Parties:
         return tuple(dict.fromkeys(wf.party.match for wf in self.workflows.values()
                                    if wf.party is not None and wf.party.workflow == workflow))
 
+    def unique_fields(self, workflow: str) -> tuple[str, ...]:
+        """The fields no two cases of ``workflow`` may share: those other workflows find its
+        cases by (:meth:`match_fields`) and those marked ``unique = true`` (a VIN)."""
+        return tuple(dict.fromkeys([*self.match_fields(workflow),
+                                    *self.workflows[workflow].unique_fields]))
+
     def taken(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
-              name: str) -> str | None:
-        """Why a new case of ``wf`` cannot have ``data[name]`` (one of :meth:`match_fields`):
-        the file that already has it, with its consultant; None if it is free."""
+              name: str, other_than: str | None = None) -> str | None:
+        """Why a case of ``wf`` cannot have ``data[name]`` (one of :meth:`unique_fields`):
+        the case that already has it (other than ``other_than``), with its assignee; None if
+        it is free."""
         value = data.get(name)
-        found = self.find_by(tx, wf.key, name, value) if value not in (None, "") else None
+        found = (self.find_by(tx, wf.key, name, value, other_than)
+                 if value not in (None, "") else None)
         if found is None:
             return None
         owner = found["data"].get(wf.assignee) if wf.assignee else None

@@ -44,6 +44,7 @@ from .definitions import Definitions, related
 from .guard import Guard
 from .issuing import IssuedDocument, Issuing
 from .lookups import Lookups
+from .joins import Joins
 from .parties import Parties, as_field
 from .rotas import Rotas
 from .trail import Trail
@@ -133,7 +134,8 @@ class Pipeline:
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
                  control: DocumentControl, units: Units, parties: Parties, rotas: Rotas,
-                 clock: Callable[[], datetime], lookups: Lookups) -> None:
+                 clock: Callable[[], datetime], lookups: Lookups,
+                 joins: Joins | None = None) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
@@ -147,6 +149,7 @@ class Pipeline:
         self.rotas = rotas
         self.clock = clock
         self.lookups = lookups
+        self.joins = joins or Joins(workflows, definitions, parties, trail)
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
@@ -211,6 +214,7 @@ class Pipeline:
                 return None
             if held is not None:
                 raise InputError(f"{held}；请在该档案上继续（登记来店、记录跟进）", field=name)
+        self._check_unique(tx, wf, stored, None)
         for target, from_field in wf.create_assign.items():
             if stored.get(target) is None and from_field in wf.fields:
                 stored[target] = copy.deepcopy(stored.get(from_field))
@@ -245,11 +249,12 @@ class Pipeline:
                             self.definitions.evaluate(wf, stored, now.date())[1], only_empty=True)
         self.definitions.require(wf, stored, (), f"新建{wf.title}")
         values, totals = self.definitions.evaluate(wf, stored)
-        self.definitions.run_checks(wf, wf.create_checks,
-                                    self.definitions.names(tx, values, totals, now,
-                                                           {**links, **refs}))
+        names = self.definitions.names(tx, values, totals, now, {**links, **refs})
+        self.definitions.run_checks(wf, wf.create_checks, names)
         stamp = now.isoformat()
         self._check_exclusive(tx, wf, None, wf.initial, stored)
+        joined = self.joins.resolve(tx, wf, stored, links, names)   # the car a VIN names
+        links = joined.links
         case_id = f"{wf.case_prefix}-{tx.next_counter(f'case:{wf.case_prefix}')}"
         # whose case it is: who opened it, its assignee, and whose the source case was
         owners = [user.login, *([stored[wf.assignee]] if wf.assignee and stored.get(wf.assignee)
@@ -277,6 +282,7 @@ class Pipeline:
                 tx.put_case({**current, "links": back})
         if party is not None:
             self.parties.link(tx, party, wf, case_id, user, stamp)
+        self.joins.write(tx, wf, case_id, joined, user, stamp)
         if turn is not None:
             assert wf.rota is not None
             self.rotas.record(tx, wf.rota, turn, case_id, user, now)
@@ -386,6 +392,7 @@ class Pipeline:
         new_data = {**record["data"], **patch}
         refs = self.lookups.apply(tx, wf, new_data, record.get("refs", {}), user, ids=chosen,
                                   given=patch, may_edit=candidates[0].may_edit)
+        self._check_unique(tx, wf, new_data, record)
         values, totals = self.definitions.evaluate(wf, new_data, work.now.date())
         facts = self.definitions.names(tx, values, totals, work.now,
                                        {**record.get("links", {}), **refs})
@@ -437,7 +444,13 @@ class Pipeline:
         record.pop("refs", None)
         if f.refs:
             record["refs"] = f.refs
-        cascades = self._cascades(tx, wf, t, record, f)
+        changed = {k for k in wf.fields if before["data"].get(k) != new_data.get(k)}
+        joined = self.joins.resolve(tx, wf, new_data, before.get("links", {}), f.facts, changed)
+        if joined.added or joined.dropped:
+            record["links"] = joined.links
+            self.joins.write(tx, wf, case_id, joined, user, stamp)
+        cascades = [*self._cascades(tx, wf, t, record, f),
+                    *((i, trigger, {}) for i, trigger in joined.leave)]
         f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
                                       new_state)
         if t.void_documents:
@@ -603,6 +616,19 @@ class Pipeline:
                              self.trail.changes(wf, record["data"], data), [], note=note)
 
         self._move(wf, record["state"], trigger, candidates[0].label, facts, before, after)
+
+    def _check_unique(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
+                      record: Mapping[str, Any] | None) -> None:
+        """Refuse a value of a ``unique = true`` field that another case of ``wf`` holds (a
+        VIN registered twice), naming that case; ``record``: the case being changed (its
+        fields are checked only when they change)."""
+        for name in wf.unique_fields:
+            if record is not None and record["data"].get(name) == data.get(name):
+                continue
+            held = self.parties.taken(tx, wf, data, name,
+                                      other_than=record["id"] if record is not None else None)
+            if held is not None:
+                raise InputError(f"{held}；同一{wf.fields[name].label}只能登记一次", field=name)
 
     def _check_exclusive(self, tx: Tx, wf: Workflow, case_id: str | None, state: str,
                          data: Mapping[str, Any]) -> None:

@@ -132,6 +132,13 @@ class Registers:
                  if reach.sees_case(c) and (not spec.states or c["state"] in spec.states)),
                 spec.date_field, start, end)
             cases = [tx.case(c["id"]) for c in chosen]
+            held = {}   # links.<workflow>: the open linked cases (the contract holding a car)
+            for case in cases:
+                for key in {p[6:] for _, p in spec.columns if p.startswith("links.")}:
+                    found = [tx.case(i) for i in case.get("links", {}).get(key, [])]
+                    held[(case["id"], key)] = "、".join(
+                        o["id"] for o in found if o is not None and key in self.workflows
+                        and not self.workflows[key].states[o["state"]].final) or None
             issued = {}
             for case in cases:
                 for doc in sorted(tx.case_documents(case["id"]), key=lambda d: d["issued_at"]):
@@ -146,6 +153,7 @@ class Registers:
             values, totals = self.definitions.evaluate(wf, case["data"], today)
             status = self.deadline_status(wf, case, today) or {}
             extra = {"overdue_days": status.get("overdue_days"),
+                     **{f"links.{k}": v for (i, k), v in held.items() if i == case["id"]},
                      **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
             rows.append([reports.cell_value(path, case, values, totals,
                                             lambda s: wf.states[s].label, extra)
@@ -199,7 +207,10 @@ class Registers:
                     names = self.definitions.names(tx, values, totals, self.clock(), {})
                     names["created_at"] = datetime.fromisoformat(record["created_at"]).replace(
                         tzinfo=None)
-                    by = spec.by or wf.assignee     # whose row a case counts in
+                    names["state"] = record["state"]
+                    # whose row a case counts in: a consultant's, or its value of a field
+                    by = (spec.rows if spec.rows not in ("day", "consultant")
+                          else spec.by or wf.assignee)
                     consultant = record["data"].get(by) if by else None
                     items.append(tallies.Item(key, consultant, names))
                     for table in {c.table for c in spec.columns if c.workflow == key and c.table}:
