@@ -290,6 +290,7 @@ def test_an_old_stores_cases_are_linked_to_their_customers_once(tmp_path, conver
     end = text.index("\n[fields.", start)
     (old / "quote.toml").write_text(text[:start] + text[end:], encoding="utf-8")
     assert "[party]" not in (old / "quote.toml").read_text(encoding="utf-8")
+    shutil.copy(ROOT / "workflows" / "vehicle_model.toml", old)   # the quote picks its model there
     config_path = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(old))
     engine = Engine(load_config(config_path), converter=converter, clock=clock)
     a = engine.create("quote", example("quote"), "zhang").id

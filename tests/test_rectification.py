@@ -147,25 +147,25 @@ def test_late_requests_and_overdue_closure(dealer, evidence):
 
 def test_cancellation_and_separation_of_duties(dealer):
     with (dealer / "config.toml").open("a", encoding="utf-8") as fh:
-        fh.write('\n[users.gao]\nname = "高总"\nroles = ["ops_manager", "regional_manager", '
+        fh.write('\n[users.lu]\nname = "高总"\nroles = ["ops_manager", "regional_manager", '
                  '"oem_supervisor"]\n')
     item = in_progress(dealer)
-    request = cli(dealer, "fire", item, "request_cancel", "--as", "gao",
+    request = cli(dealer, "fire", item, "request_cancel", "--as", "lu",
                   data={"cancel_ground": "重复问题", "cancel_reason": "与 R-0 同一问题重复登记"})
     text = pdf_text(Path(request["documents"][0]["pdf"])).replace(" ", "")
     assert "整改项目取消申请书" in text and "与R-0同一问题重复登记" in text
-    line = refused(dealer, "fire", item, "approve_cancel", "--as", "gao")
+    line = refused(dealer, "fire", item, "approve_cancel", "--as", "lu")
     assert "职责分离" in line and "申请取消" in line
     cli(dealer, "fire", item, "reject_cancel", "--as", "zhou", data={"review_opinion": "不属重复"})
     cli(dealer, "fire", item, "request_cancel", "--as", "chen",
         data={"cancel_ground": "问题不成立", "cancel_reason": "抽查的 2 份实为借阅中"})
-    assert cli(dealer, "fire", item, "approve_cancel", "--as", "gao")["state"] == "cancelled"
+    assert cli(dealer, "fire", item, "approve_cancel", "--as", "lu")["state"] == "cancelled"
     line = refused(dealer, "fire", item, "request_closure", "--as", "chen")
     assert "已取消" in line
 
-    other = cli(dealer, "new", "rectification", "--as", "gao", data=finding())["id"]
-    cli(dealer, "fire", other, "submit_plan", "--as", "gao", data=PLAN)
-    line = refused(dealer, "fire", other, "approve_plan", "--as", "gao")
+    other = cli(dealer, "new", "rectification", "--as", "lu", data=finding())["id"]
+    cli(dealer, "fire", other, "submit_plan", "--as", "lu", data=PLAN)
+    line = refused(dealer, "fire", other, "approve_plan", "--as", "lu")
     assert "职责分离" in line and "提交整改计划" in line
     line = refused(dealer, "fire", other, "approve_plan", "--as", "chen")
     assert "无权" in line and "厂家督导" in line

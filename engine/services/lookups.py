@@ -67,11 +67,11 @@ class Lookups:
         (changed in place: the field and its fill targets) and return the new references.
         ``may_edit(name)``: whether the step may change a fill target (default: all)."""
         out = {k: list(v) for k, v in refs.items()}
-        reach = self.guard.reach(user.login)
         for name, lookup in wf.lookups.items():
             chosen = ids.get(lookup.workflow)
             if chosen is None and name not in given:
-                continue
+                continue        # nothing picked (a timer's step, as system, picks nothing)
+            reach = self.guard.reach(user.login)
             before = self._case(tx, out.get(lookup.workflow))
             if chosen is not None:
                 found = self.guard.visible_case(tx, chosen, reach)
