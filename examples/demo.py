@@ -45,6 +45,29 @@ def main() -> int:
         return data
 
     with Engine(config) as eng:
+        # The carmaker's price list in the model catalogue (车型库, kept by the sales manager)
+        # and two cars in stock (库存, registered by the stock keeper 高磊 and put in the yard):
+        # the quotes below take their model and list price from the catalogue, the contracts
+        # reserve these cars by VIN, and the handovers mark them 已交车.
+        catalogue = {}
+        for series, model, price, energy, nev in (
+                ("瑞虎8 PRO", "1.6TGDI DCT 卓越版", "139900.00", "燃油", False),
+                ("风云A8", "2026款 长续航 领航版", "119900.00", "插电混动", True)):
+            catalogue[model] = eng.create("vehicle_model", {
+                "brand": "奇瑞", "series": series, "model": model, "list_price": price,
+                "energy_type": energy, "nev_listed": nev, "valid_from": today.isoformat(),
+                "exterior_colours": "极地白、曜石黑、星空蓝", "interior_colours": "黑色、棕色"},
+                "wang").id
+        for vin, engine_number, colour, place in (
+                ("LSJA24U62JG269225", "SQRE4T15C2501234", "极地白", "A-01"),
+                ("LDC613P23A1305189", "EC8M2503001", "曜石黑", "A-02")):
+            car = eng.create("stock", {"vin": vin, "engine_number": engine_number, "brand": "奇瑞",
+                                       "series": "瑞虎8 PRO", "model": "1.6TGDI DCT 卓越版",
+                                       "colour": colour, "certificate_number": f"WCG{vin[-6:]}"},
+                             "gao")
+            eng.fire(car.id, "arrive", "gao", {"arrival_date": today.isoformat(),
+                                               "storage_place": place})
+
         # Issued ten days ago and valid for a week: the customer never came back.
         past = Engine(config, converter=eng.converter,
                       clock=lambda: local_now(config.tz) - timedelta(days=10))
@@ -73,8 +96,13 @@ def main() -> int:
                                               customer_mobile="18600001111"), "li")
         eng.fire(cancelled.id, "cancel", "li")
 
-        # The sales chain, individual buyer: the accepted quote becomes a contract.
-        chain = eng.create("quote", quote(), "zhang")
+        # The sales chain, individual buyer: the accepted quote becomes a contract. The quote
+        # names the model by its catalogue entry: brand, series, model and list price come
+        # from there, and the purchase tax is computed from the price.
+        chain = eng.create("quote", {**{k: v for k, v in quote().items()
+                                        if k not in ("brand", "series", "model", "list_price",
+                                                     "nev_listed")},
+                                     "vehicle_model": catalogue["1.6TGDI DCT 卓越版"]}, "zhang")
         eng.fire(chain.id, "issue", "zhang")
         eng.fire(chain.id, "accept", "zhang")
         dates = {"deposit_date": today.isoformat(),
@@ -303,6 +331,8 @@ def main() -> int:
         ahead(104)[0].fire(escalated, "close", "wang", {"close_note": "请区域经理审批"})
         ahead(110)[0].fire(escalated, "oem_approve", "zhou", {"oem_opinion": "同意关闭"})
         record = ahead(111)[0].fire(escalated, "print_record", "wang").documents[0]
+        stock = {name: eng.report(name, today, today, ("xlsx", "pdf"), actor="wang")
+                 for name in ("stock", "stock_by_model", "models")}
         care_end = today + timedelta(days=40)
         care = {name: eng.report(name, month, care_end, ("xlsx", "pdf"), actor="wang")
                 for name in ("care_calls", "care_summary", "complaints", "complaint_closure")}
@@ -352,7 +382,7 @@ def main() -> int:
             for path in result["files"].values():
                 print(f"  {path}")
         print(f"\nSSI抱怨记录表 {record.number}（{escalated}，升级，区域经理审批关闭）：{record.pdf}")
-        for result in care.values():
+        for result in [*stock.values(), *care.values()]:
             print(f"\n{result['title']}（{result['rows']} 行）：")
             for path in result["files"].values():
                 print(f"  {path}")
