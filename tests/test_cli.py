@@ -174,7 +174,8 @@ def test_lint_and_diagram_commands(dealer, tmp_path, run):
                           "流程 contract（购车合同）", "流程 customer（客户档案）", "流程 delivery（交车）",
                           "流程 duty（当班记录）", "流程 quote（商谈报价单）",
                           "流程 reception（展厅来电/店登记）",
-                          "流程 rectification（整改项目）", "流程 test_drive（试乘试驾）"]
+                          "流程 rectification（整改项目）", "流程 stock（库存车辆）",
+                          "流程 test_drive（试乘试驾）", "流程 vehicle_model（车型库）"]
     # a step's expressions count too: the sampled call a delivery makes
     assert "functions.in_sample" in used["流程 delivery（交车）"]
     assert used["流程 complaint（客户抱怨）"] == ("functions.add_hours、functions.hours_between、"

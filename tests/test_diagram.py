@@ -132,14 +132,17 @@ def test_quote_arrows_exactly(workflows, config):
     assert sorted(drawn) == sorted([
         ("__start__", "draft"), ("draft", "draft"), ("draft", "issued"), ("issued", "issued"),
         ("issued", "accepted"), ("issued", "expired"), ("draft", "cancelled"),
-        ("issued", "cancelled")])
+        ("issued", "cancelled"),
+        # a list price off the catalogue's waits for a sales manager, who issues or sends back
+        ("draft", "pending_approval"), ("issued", "pending_approval"),
+        ("pending_approval", "issued"), ("pending_approval", "draft")])
 
 
 def test_conditions_routes_and_separation_of_duties(workflows, config):
     contract = label_text(to_dot(workflows["contract"], config))
     # submit routes by the discount: the first route's condition, and "otherwise" on the second
     assert "条件：优惠不超过审批阈值" in contract
-    assert "条件：不满足「优惠不超过审批阈值」时" in contract
+    assert "条件：不满足「优惠不超过审批阈值」「车辆价格与车型库指导价一致」时" in contract
     # approve/reject: not by whoever created or submitted the contract
     assert contract.count("不得由「创建」「提交合同」者本人") == 2
     assert "作废已出具文档" in contract  # cancel voids the issued contract

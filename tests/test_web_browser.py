@@ -21,7 +21,7 @@ import pytest
 from pypdf import PdfReader
 
 from engine.web.app import create_app
-from helpers import ROOT, contract_data, day, example, make_dealer_dir, pdf_text
+from helpers import ROOT, contract_data, day, example, make_dealer_dir, pdf_text, vin_numbered
 from web_support import DEMO_PASSWORD, web_engine
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -165,7 +165,9 @@ def test_consultant_issues_a_quote_and_opens_its_pdf(site, browser, shots):
 
 
 def _pending_contract(eng, actor: str, name: str) -> str:
-    data = contract_data(discount="12000.00", customer_name=name)
+    # a car of its own: one VIN is in one live contract at a time (a pending one holds it)
+    vin = vin_numbered(700000 + len(eng.cases("contract", actor="wang")))
+    data = contract_data(discount="12000.00", customer_name=name, vin=vin)
     case_id = eng.create("contract", data, actor).id
     assert eng.fire(case_id, "submit", actor).state == "pending_approval"
     return case_id
@@ -466,8 +468,9 @@ def test_managers_and_the_supervisor_work_on_a_phone(site, browser, shots, tmp_p
 
     eng.fire(contract, "issue", "zhang")
     eng.fire(contract, "sign", "zhang", {"signed_date": today})
-    delivery = eng.create("delivery", example("delivery", delivery_date=day(3), pdi_date=today),
-                          "zhang", source=contract).id
+    booking = {k: v for k, v in example("delivery", delivery_date=day(3), pdi_date=today).items()
+               if k != "vin"}                      # the contract's car, carried over
+    delivery = eng.create("delivery", booking, "zhang", source=contract).id
     consultant = on_phone(browser, base, "zhang")
     consultant.goto(f"/cases/{delivery}")
     consultant.locator("#form-confirm summary").first.click()
