@@ -288,3 +288,23 @@ def vin_numbered(serial: int) -> str:
         except RuleViolation:
             continue
     raise AssertionError(serial)
+
+
+def write_xlsx(path: Path, header: list, rows: list[list]) -> Path:
+    """An .xlsx file as Excel saves it (openpyxl): row 1 the column names, then ``rows``."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(header)
+    for row in rows:
+        book.active.append(row)
+    book.save(path)
+    return path
+
+
+def shipped_edit_error(tmp_path: Path, file: str, old: str, new: str):
+    """The WorkflowDefinitionError of the product's workflows with ``old`` in ``file`` (once)
+    replaced by ``new``."""
+    text = (ROOT / "workflows" / file).read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    return definition_error(tmp_path, {file: text.replace(old, new)}, with_product=True)

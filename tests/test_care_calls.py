@@ -350,12 +350,9 @@ def test_a_purge_erases_the_referrals_too(engine, customer):
 ])
 def test_a_tally_by_or_hidden_mistake_names_the_key(tmp_path, old, new, key, words):
     """by, hidden and group are generic tally options, checked when the files load."""
-    from helpers import ROOT, definition_error
+    from helpers import shipped_edit_error
 
-    text = (ROOT / "workflows" / "care_call.toml").read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    error = definition_error(tmp_path, {"care_call.toml": text.replace(old, new)},
-                             with_product=True)
+    error = shipped_edit_error(tmp_path, "care_call.toml", old, new)
     assert error.details["key"] == key, error.message
     for word in words:
         assert word in error.message, error.message

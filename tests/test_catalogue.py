@@ -12,12 +12,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
 from engine import Engine, load_config
 from engine.errors import InputError, PermissionDenied
 from engine.sheets import read_xlsx
-from helpers import example
+from helpers import example, write_xlsx
 
 HEADER = ["品牌", "车系", "车型", "车身颜色", "厂家指导价", "能源类型", "新能源目录", "指导价生效日期"]
 GOOD = [
@@ -31,13 +30,7 @@ GOOD = [
 
 
 def xlsx(path: Path, rows: list[list], header: list = HEADER) -> Path:
-    book = Workbook()
-    sheet = book.active
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    book.save(path)
-    return path
+    return write_xlsx(path, header, rows)
 
 
 @pytest.fixture

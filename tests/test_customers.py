@@ -647,12 +647,9 @@ RATE = '{ label = "展厅销售率", ratio = ["展厅销售台数", "来店客�
 def test_a_tally_column_mistake_names_the_key(tmp_path, old, new, key, words):
     """当月销售总量 and 备注 are generic column options (cumulative, blank) checked when the
     workflow files load."""
-    from helpers import ROOT, definition_error
+    from helpers import shipped_edit_error
 
-    text = (ROOT / "workflows" / "reception.toml").read_text(encoding="utf-8")
-    assert text.count(old) == 1, old
-    error = definition_error(tmp_path, {"reception.toml": text.replace(old, new)},
-                             with_product=True)
+    error = shipped_edit_error(tmp_path, "reception.toml", old, new)
     assert error.details["key"] == key, error.message
     for word in words:
         assert word in error.message, error.message

@@ -13,28 +13,20 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
 from engine import Engine, load_config
 from engine.errors import InputError, PermissionDenied
 from engine.fields import FieldSpec
 from engine.services.imports import cell_value, match_columns
 from engine.sheets import Sheet, read_xlsx
-from helpers import run_cli, store_state
+from helpers import run_cli, store_state, write_xlsx
 
 HEADER = ["客户姓名", "联系电话", "性别", "信息来源", "意向车型", "销售顾问", "同意处理个人信息",
           "同意日期", "地址", "单位名称"]
 
 
 def xlsx(path: Path, rows: list[list], header: list = HEADER) -> Path:
-    """An .xlsx file as Excel saves it: row 1 the column names, then ``rows``."""
-    book = Workbook()
-    sheet = book.active
-    sheet.append(header)
-    for row in rows:
-        sheet.append(row)
-    book.save(path)
-    return path
+    return write_xlsx(path, header, rows)
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
 from engine import Engine, load_config
 from engine.errors import InputError, NotFoundError, PermissionDenied, StateError
 from engine.sheets import read_xlsx
-from helpers import contract_data, example, store_state
+from helpers import contract_data, example, store_state, write_xlsx
 
 VIN_1, VIN_2, VIN_3, VIN_4 = ("LSJA24U62JG269225", "LSJA24U64JG269226", "LSJA24U66JG269227",
                               "LSJA24U68JG269228")
@@ -28,12 +28,7 @@ def car(vin: str, model: str = "1.6TGDI DCT 卓越版", colour: str = "极地白
 
 
 def xlsx(path: Path, rows: list[list]) -> Path:
-    book = Workbook()
-    book.active.append(HEADER)
-    for row in rows:
-        book.active.append(row)
-    book.save(path)
-    return path
+    return write_xlsx(path, HEADER, rows)
 
 
 @pytest.fixture
