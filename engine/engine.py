@@ -49,6 +49,7 @@ from .services.imports import ImportReport, Imports
 from .services.integrity import Integrity
 from .services.issuing import IssuedDocument, Issuing
 from .services.listing import Listing
+from .services.joins import Joins
 from .services.lookups import Lookups
 from .services.personal import PersonalData
 from .services.parties import Parties
@@ -127,7 +128,8 @@ class Engine:
         self.pipeline = Pipeline(config, self.workflows, self.store, self.guard,
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
-                                 self.clock, self.lookups)
+                                 self.clock, self.lookups,
+                                 Joins(self.workflows, self.definitions, self.parties, self.trail))
         self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,

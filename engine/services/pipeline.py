@@ -135,7 +135,7 @@ class Pipeline:
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
                  control: DocumentControl, units: Units, parties: Parties, rotas: Rotas,
                  clock: Callable[[], datetime], lookups: Lookups,
-                 joins: Joins | None = None) -> None:
+                 joins: Joins) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
@@ -149,7 +149,7 @@ class Pipeline:
         self.rotas = rotas
         self.clock = clock
         self.lookups = lookups
-        self.joins = joins or Joins(workflows, definitions, parties, trail)
+        self.joins = joins
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
