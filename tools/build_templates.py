@@ -121,10 +121,10 @@ def build_quote(path: Path) -> None:
     tk.add_row(t, [C("小计", "label", span=2),
                    C("{{ totals.taxes_and_fees_total|money }}", "amount",
                      bold=True)])
-
-    # how the purchase tax was computed (issue 19: the rule's figure, or the override's reason)
-    tk.add_paragraph(doc, "车辆购置税：{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}）"
-                          "；以税务机关核定为准。", "说明")
+    # how the purchase tax was computed (issue 19: the rule's figure, or the override's reason),
+    # a row of the table so it never leaves it for the next page
+    tk.add_row(t, [C("车辆购置税：{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}）"
+                     "；以税务机关核定为准。", span=3)])
 
     # 六、付款方式
     tk.add_heading(doc, "六、付款方式")
