@@ -308,3 +308,13 @@ def shipped_edit_error(tmp_path: Path, file: str, old: str, new: str):
     text = (ROOT / "workflows" / file).read_text(encoding="utf-8")
     assert text.count(old) == 1, old
     return definition_error(tmp_path, {file: text.replace(old, new)}, with_product=True)
+
+
+def sign_contract(engine, case_id: str, signed_date: str = "2026-11-26") -> str:
+    """A drafted contract submitted (approved by wang when its discount needs a manager),
+    issued and signed by zhang; its id."""
+    if engine.fire(case_id, "submit", "zhang").state == "pending_approval":
+        engine.fire(case_id, "approve", "wang")
+    engine.fire(case_id, "issue", "zhang")
+    engine.fire(case_id, "sign", "zhang", {"signed_date": signed_date})
+    return case_id

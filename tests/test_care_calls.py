@@ -12,7 +12,7 @@ from docx import Document
 from openpyxl import load_workbook
 
 from engine.errors import InputError, NotFoundError, PermissionDenied
-from helpers import pdf_text
+from helpers import pdf_text, sign_contract
 from test_customers import _sheet, walk_in
 
 ITEMS = ["showroom", "greeting", "product", "test_drive", "paperwork", "ceremony", "features",
@@ -370,10 +370,7 @@ def _delivered(engine, clock) -> tuple[str, str]:
     engine.fire(q, "issue", "zhang")
     engine.fire(q, "accept", "zhang")
     c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
-    if engine.fire(c, "submit", "zhang").state == "pending_approval":
-        engine.fire(c, "approve", "wang")
-    engine.fire(c, "issue", "zhang")
-    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    sign_contract(engine, c)
     d = engine.create("delivery", example("delivery", delivery_date="2026-11-29",
                                           pdi_date="2026-11-26"), "zhang", source=c).id
     engine.fire(d, "pdi", "zhang")

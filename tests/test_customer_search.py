@@ -10,7 +10,7 @@ import pytest
 
 from engine import case_migrations
 from engine.errors import InputError, NotFoundError
-from helpers import contract_data, example
+from helpers import contract_data, example, sign_contract
 
 MOBILE, ID_NUMBER, PLATE = "13800138000", "11010519491231002X", "京A12345"
 
@@ -43,10 +43,7 @@ def sold(engine, clock) -> dict[str, str]:
     engine.fire(q, "accept", "zhang")
     clock.advance(minutes=30)
     c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
-    if engine.fire(c, "submit", "zhang").state == "pending_approval":
-        engine.fire(c, "approve", "wang")
-    engine.fire(c, "issue", "zhang")
-    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    sign_contract(engine, c)
     clock.advance(minutes=30)
     d = engine.create("delivery", example("delivery", delivery_date="2026-11-29",
                                           pdi_date="2026-11-26"), "zhang", source=c).id

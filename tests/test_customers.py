@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from engine import case_migrations
 from engine.errors import InputError, NotFoundError, PermissionDenied, StateError
-from helpers import contract_data, example, pdf_text
+from helpers import contract_data, example, pdf_text, sign_contract
 
 
 
@@ -212,10 +212,7 @@ def test_quote_contract_and_delivery_move_the_customer_to_o_and_d(engine, clock)
     engine.fire(q, "accept", "zhang")
     c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
     assert engine.case(c, actor="zhang")["links"]["customer"] == [customer]   # the quote's
-    if engine.fire(c, "submit", "zhang").state == "pending_approval":
-        engine.fire(c, "approve", "wang")
-    engine.fire(c, "issue", "zhang")
-    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    sign_contract(engine, c)
     file = engine.case(customer, actor="zhang")
     assert file["state"] == "o" and file["data"]["ordered_on"] == "2026-11-26"
     assert file["history"][-1]["note"] == f"由 {c} 双方签订联动"
@@ -375,10 +372,7 @@ def _busy_month(engine, clock):
     engine.fire(q, "issue", "zhang")
     engine.fire(q, "accept", "zhang")
     c = engine.create("contract", contract_data(engine.clock().date()), "zhang", source=q).id
-    if engine.fire(c, "submit", "zhang").state == "pending_approval":
-        engine.fire(c, "approve", "wang")
-    engine.fire(c, "issue", "zhang")
-    engine.fire(c, "sign", "zhang", {"signed_date": "2026-11-26"})
+    sign_contract(engine, c)
     return visits
 
 
