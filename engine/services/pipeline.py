@@ -503,9 +503,10 @@ class Pipeline:
             given = {target: as_field(other, target, _given(wf, origin, f.data, f.totals))
                      for target, origin in t.fire_linked_data.get(linked_wf, {}).items()}
             for linked_id in record.get("links", {}).get(linked_wf, []):
-                linked = self._load_case(tx, linked_id)
-                if when is not None and not any(x.trigger == linked_trigger
-                                                for x in other.available(linked["state"])):
+                # only a conditional cascade looks at the linked case here (the cascade loads it)
+                linked = self._load_case(tx, linked_id) if when is not None else None
+                if linked is not None and not any(x.trigger == linked_trigger
+                                                  for x in other.available(linked["state"])):
                     label = next(x.label for x in other.transitions if x.trigger == linked_trigger)
                     f.warnings.append(f"关联的{other.title} {linked_id} 处于「"
                                       f"{other.states[linked['state']].label}」，未{label}")
