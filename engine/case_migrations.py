@@ -15,7 +15,7 @@ import logging
 from typing import Any, Iterable, Mapping
 
 from .errors import WorkflowDefinitionError
-from .store import META_FILE, Store, Tx
+from .store import Store, Tx
 from .workflow import Workflow
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def build_due_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
     """Once, for a store from before the due index: index every open case with a deadline
     (each is written again, its listing with it). Writes nothing when there is none (a
     reading command on a new store stays a read); returns how many were indexed."""
-    if not (store.directory / META_FILE).exists():
+    if not store.exists():
         return 0
     with store.snapshot() as tx:
         if tx.definition(DUE_INDEX) is not None or not any(
@@ -142,7 +142,7 @@ def build_search_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
     ``search = true`` since: every case of a workflow with searchable fields is written again
     (its listing indexes their values). Writes nothing when no such case exists (a reading
     command on a new store stays a read); returns how many cases were indexed."""
-    if not (store.directory / META_FILE).exists():
+    if not store.exists():
         return 0
     signature = search_signature(workflows)
     with store.snapshot() as tx:
@@ -169,7 +169,7 @@ def bring_up_to_date(store: Store, workflows: Mapping[str, Workflow]) -> None:
     to the current definition, in one unit of work; record the definitions. A store not made
     yet has nothing to bring. Raises WorkflowDefinitionError (nothing written) for cases in a
     state no definition or migration knows."""
-    if not (store.directory / META_FILE).exists():
+    if not store.exists():
         return
     with store.snapshot() as tx:
         if not _stale(tx, workflows):

@@ -190,6 +190,11 @@ class Config:
     seal: Sealing = field(default_factory=Sealing)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
+    # Where the cases live: empty = the embedded store in [paths] store; "postgresql://user@
+    # host:port/db" = a PostgreSQL database (a dealer group's servers share it; the password
+    # comes from PGPASSWORD or ~/.pgpass, never from this file). [paths] store still holds
+    # the store's keys, attachments and caches (a folder all servers mount).
+    store: str = ""
     base_dir: Path = Path(".")  # folder of config.toml; not read from the file
 
     def path(self, name: str) -> Path:
@@ -353,6 +358,14 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path.name}: libreoffice.warm_instances 应在 0–8 之间",
                           key="libreoffice.warm_instances", path=str(path))
     _check_seal(config, path)
+    if config.store:
+        from .store.postgres import check_url, is_database_url
+
+        if not is_database_url(config.store):
+            raise ConfigError(f"{path.name}: store 应为 PostgreSQL 连接地址（postgresql://用户@主机:端口/库名），"
+                              f"或留空使用 [paths] store 目录中的内置数据库，收到 \"{config.store}\"",
+                              key="store", path=str(path))
+        check_url(config.store)
     for key, value in (("libreoffice.timeout", config.libreoffice.timeout),
                        ("lock_timeout", config.lock_timeout)):
         if not (math.isfinite(value) and value > 0):

@@ -64,7 +64,7 @@ from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
 from .sheets import Sheet
-from .store import LEGACY_FILE, Store, Upgrade
+from .store import LEGACY_FILE, Upgrade, open_store
 from .workflow import Workflow, load_workflows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,10 +97,9 @@ class Engine:
         self.definitions = Definitions(config, self.workflows, self.attachments, self.clock)
         self.trail = Trail(self.workflows, self.key)
         listing = Listing(self.workflows, self.definitions, self.key)
-        self.store = Store(config.store_dir, lock_timeout=config.lock_timeout,
-                           listing=listing,
-                           upgrade=Upgrade(owners=listing.owners, redact=self.trail.redact,
-                                           private=(config.outbox_dir,)))
+        self.store = open_store(config, listing=listing,
+                                upgrade=Upgrade(owners=listing.owners, redact=self.trail.redact,
+                                                private=(config.outbox_dir,)))
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
         # the services, each after those it uses
         self.guard = Guard(config, self.workflows)
@@ -169,6 +168,7 @@ class Engine:
 
     def close(self) -> None:
         self.press.close()
+        self.store.close()
 
     def __enter__(self) -> "Engine":
         return self

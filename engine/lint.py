@@ -631,15 +631,16 @@ def lint_stored_cases(config: Config, workflows: Mapping[str, Workflow]) -> list
     workflow nor its ``[migrations]`` knows would stop dealerdocs from opening the store; cases
     of a workflow no longer defined cannot be read."""
     from .case_migrations import stray, stray_message
-    from .store import META_FILE, Store
+    from .store import open_store
 
-    if not (config.store_dir / META_FILE).exists():
-        return []
+    store = open_store(config)
     try:
-        with Store(config.store_dir, lock_timeout=config.lock_timeout).snapshot() as tx:
+        if not store.exists():
+            return []
+        with store.snapshot() as tx:
             rows = tx.find_cases()
     except DealerDocsError as err:
-        return [_warning("数据库", str(config.store_dir), f"无法检查已有案件：{err.message}",
+        return [_warning("数据库", store.location, f"无法检查已有案件：{err.message}",
                          "先运行任意 dealerdocs 命令（如 dealerdocs list --as 用户）完成升级，再运行 lint")]
     out = []
     for wf in workflows.values():

@@ -48,6 +48,30 @@ def converter(warm_pool_dir):
     return WarmConverter(warm_pool_dir, instances=2, timeout=180)
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """The run's own PostgreSQL server (started on first use, stopped at the end)."""
+    from postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def backend(request, tmp_path):
+    """The store's behavioural tests run on both backends: the embedded folder and a new
+    database on the run's PostgreSQL server."""
+    from helpers import Backend
+
+    if request.param == "folder":
+        made = Backend("folder", str(tmp_path / "store"))
+    else:
+        made = Backend("postgresql", request.getfixturevalue("postgres").new_database())
+    yield made
+    made.close()
+
+
 @pytest.fixture
 def config_path(tmp_path) -> Path:
     return make_dealer_dir(tmp_path / "dealer")

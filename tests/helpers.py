@@ -318,3 +318,67 @@ def sign_contract(engine, case_id: str, signed_date: str = "2026-11-26") -> str:
     engine.fire(case_id, "issue", "zhang")
     engine.fire(case_id, "sign", "zhang", {"signed_date": signed_date})
     return case_id
+
+
+def open_store_at(where: str, **kwargs):
+    """The store at ``where``: a folder (the embedded store) or a postgresql:// URL; for
+    tests and the scripts they run in child processes."""
+    if where.startswith("postgresql://"):
+        from engine.store.postgres import PostgresStore
+        return PostgresStore(where, **kwargs)
+    from engine.store import Store
+    return Store(Path(where), **kwargs)
+
+
+def database_state(url: str) -> dict[str, list]:
+    """Every row of every dealerdocs table of a PostgreSQL store, by table (the tables'
+    version aside, and no empty table): equal before and after means nothing was written;
+    {} is a store nothing was written to."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'dd\\_%' ORDER BY 1")]
+        rows = {t: sorted(repr(r) for r in conn.execute(f"SELECT * FROM {t}").fetchall()
+                          if not (t == "dd_meta" and r[0] == "tables"))
+                for t in tables}
+        return {t: found for t, found in rows.items() if found}
+
+
+class Backend:
+    """One of the store's two backends for a behavioural test: ``open()`` gives a store on
+    this test's own folder or database, ``where`` names it for a child process, ``state()``
+    is everything in it."""
+
+    def __init__(self, kind: str, where: str) -> None:
+        self.kind, self.where = kind, where
+        self.opened: list = []
+
+    def open(self, **kwargs):
+        store = open_store_at(self.where, **kwargs)
+        self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+    def state(self):
+        return database_state(self.where) if self.kind == "postgresql" else \
+            store_state(Path(self.where))
+
+
+def use_database(config_path: Path, url: str) -> Path:
+    """Point a dealership's config.toml at a PostgreSQL store (``store = "postgresql://…"``);
+    its keys, attachments and caches stay in ``[paths] store``."""
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(f"store = {json.dumps(url)}\n{text}", encoding="utf-8")
+    return config_path
+
+
+def engine_store_state(engine) -> dict:
+    """Everything in an engine's store (its folder's files, or its database's rows)."""
+    store = engine.store
+    if getattr(store, "kind", "folder") == "postgresql":
+        return database_state(store.url)
+    return store_state(store.directory)

@@ -1,4 +1,5 @@
-"""The quote workflow end to end through the Engine API: real docxtpl, real LibreOffice."""
+"""The quote workflow end to end through the Engine API: real docxtpl, real LibreOffice; on
+both store backends (the embedded folder and PostgreSQL)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,17 @@ import pytest
 from engine import InputError, NotFoundError, PermissionDenied, StateError
 from engine.pdf import read_metadata
 
-from helpers import docx_text, pdf_fonts, pdf_text, store_state
+from helpers import (docx_text, engine_store_state, make_dealer_dir, pdf_fonts, pdf_text,
+                     use_database)
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def config_path(request, tmp_path) -> Path:
+    """Every test here runs on both backends."""
+    config = make_dealer_dir(tmp_path / "dealer")
+    if request.param == "postgresql":
+        use_database(config, request.getfixturevalue("postgres").new_database())
+    return config
 
 
 def sha256(path: Path) -> str:
@@ -19,8 +30,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def store_bytes(engine) -> dict[str, bytes]:
-    return store_state(engine.store.directory)
+def store_bytes(engine) -> dict:
+    return engine_store_state(engine)
 
 
 def outbox_files(engine) -> list[str]:
@@ -247,6 +258,17 @@ def test_state_survives_reload(engine, quote_data, config_path, converter, clock
     assert again.case("Q-1", actor="wang") == engine.case("Q-1", actor="wang")
     again.fire("Q-1", "revise", "wang", {"remarks": "经理修订"})
     assert engine.case("Q-1", actor="wang")["documents"][-1]["number"] == "BJ-2026-000002"
+    if engine.store.kind == "postgresql":
+        import psycopg
+
+        with psycopg.connect(engine.store.url) as conn:
+            rows = conn.execute("SELECT number, record FROM dd_documents ORDER BY seq").fetchall()
+            case = conn.execute("SELECT record FROM dd_cases WHERE id = 'Q-1'").fetchone()[0]
+        assert [r[0] for r in rows] == ["BJ-2026-000001", "BJ-2026-000002"]
+        from engine.store import SCHEMA_VERSION
+
+        assert case["schema_version"] == SCHEMA_VERSION and case["state"] == "issued"
+        return
     root = engine.store.directory
     stored = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     from engine.store import SCHEMA_VERSION
@@ -285,20 +307,38 @@ def test_failed_conversion_leaves_nothing(engine, quote_data, monkeypatch):
     assert engine.fire("Q-1", "issue", "zhang").documents[0].number == "BJ-2026-000001"
 
 
+def _refuse_commits(url: str) -> None:
+    """A constraint trigger, checked at COMMIT, that refuses every new document."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                        $$ BEGIN RAISE EXCEPTION '测试：拒绝提交'; END $$""")
+        conn.execute("""CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON dd_documents
+                        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()""")
+
+
 def test_failure_after_files_written_removes_them(engine, quote_data, monkeypatch):
     from engine.errors import StorageError
 
     engine.create("quote", quote_data, "zhang")
     before_store = store_bytes(engine)
 
-    def disk_full(path, payload, **kwargs):
-        raise OSError(28, "No space left on device (test)")
-
-    with monkeypatch.context() as patched:  # the store's commit cannot write its journal
-        patched.setattr("engine.store.journal.atomic_write_bytes", disk_full)
+    if engine.store.kind == "postgresql":
+        # the server refuses the COMMIT itself (a deferred check that fails at commit time)
+        _refuse_commits(engine.store.url)
         with pytest.raises(StorageError) as raised:
             engine.fire("Q-1", "issue", "zhang")
-    assert "无法写入数据库日志" in raised.value.message
+        assert "本次操作未写入" in raised.value.message and "测试：拒绝提交" in raised.value.message
+    else:
+        def disk_full(path, payload, **kwargs):
+            raise OSError(28, "No space left on device (test)")
+
+        with monkeypatch.context() as patched:  # the store's commit cannot write its journal
+            patched.setattr("engine.store.journal.atomic_write_bytes", disk_full)
+            with pytest.raises(StorageError) as raised:
+                engine.fire("Q-1", "issue", "zhang")
+        assert "无法写入数据库日志" in raised.value.message
     assert store_bytes(engine) == before_store and outbox_files(engine) == []
     assert engine.case("Q-1", actor="wang")["state"] == "draft"
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from engine.store import SCHEMA_VERSION, Journal, Store, Upgrade
 # engine's redaction of personal values is tested in test_privacy.py)
 PLAIN = Upgrade(owners=lambda record: [record["created_by"]], redact=lambda entry: entry)
 
-from helpers import ROOT, store_state
+from helpers import ROOT
 
 
 def _case(case_id: str, state: str = "draft", day: str = "2026-11-20", **extra) -> dict:
@@ -36,8 +37,8 @@ def _doc(number: str, case_id: str, day: str = "2026-11-20", status: str = "issu
             "pdf_sha256": "a" * 64, "docx_sha256": "b" * 64}
 
 
-def test_commit_once_on_success(tmp_path):
-    store = Store(tmp_path)
+def test_commit_once_on_success(backend):
+    store = backend.open()
     with store.transaction() as tx:
         assert tx.next_counter("a") == 1
         assert tx.next_counter("a") == 2
@@ -49,22 +50,44 @@ def test_commit_once_on_success(tmp_path):
         assert [c["id"] for c in tx.find_cases(state="issued")] == ["Q-1"]
         assert tx.find_cases(state="draft") == []
         assert tx.peek_counter("a") == 2
-    assert not (tmp_path / "journal" / "commit.json").exists()
+    assert store.exists()
+    if backend.kind == "folder":
+        assert not (Path(backend.where) / "journal" / "commit.json").exists()
 
 
-def test_exception_writes_nothing(tmp_path):
-    store = Store(tmp_path)
+def test_exception_writes_nothing(backend):
+    store = backend.open()
     with store.transaction() as tx:
         tx.put_case(_case("Q-1"))
-    before = store_state(tmp_path)
+    before = backend.state()
     with pytest.raises(RuntimeError):
         with store.transaction() as tx:
             tx.put_case(_case("Q-1", "issued"))
             tx.put_document(_doc("BJ-1", "Q-1"))
             tx.next_counter("a")
             raise RuntimeError("boom")
-    assert store_state(tmp_path) == before
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert backend.state() == before and before
+    assert not list(Path(backend.where).rglob("*.tmp")) if backend.kind == "folder" else True
+    with store.snapshot() as tx:
+        assert tx.case("Q-1")["state"] == "draft" and tx.peek_counter("a") == 0
+
+
+def test_a_rehearsal_is_never_committed(backend):
+    store = backend.open()
+    with store.transaction() as tx:
+        tx.put_case(_case("Q-1"))
+    before = backend.state()
+    with store.rehearsal() as tx:
+        assert tx.next_counter("a") == 1 and tx.next_counter("a") == 2
+        tx.put_case(_case("Q-1", "issued"))
+        tx.put_document(_doc("BJ-1", "Q-1"))
+        tx.append_chained("audit", {"at": "2026-11-20T10:00:00+08:00", "case_id": "Q-1"})
+        assert tx.case("Q-1")["state"] == "issued" and tx.peek_counter("a") == 2
+        assert [e["seq"] for e in tx.case_log("audit", "Q-1")] == [1]
+    assert backend.state() == before
+    with store.snapshot() as tx:
+        assert tx.case("Q-1")["state"] == "draft" and tx.document("BJ-1") is None
+        assert tx.log_entries("audit") == [] and tx.chain_head("audit") is None
 
 
 def test_snapshot_is_read_only_and_needs_no_file(tmp_path):
@@ -88,8 +111,8 @@ def test_case_ids_never_name_a_path_outside_the_store(tmp_path, case_id):
             tx.put_case(_case(case_id))
 
 
-def test_documents_copies_and_logs_are_found_by_number_and_case(tmp_path):
-    store = Store(tmp_path)
+def test_documents_copies_and_logs_are_found_by_number_and_case(backend):
+    store = backend.open()
     with store.transaction() as tx:
         tx.put_case(_case("Q-1"))
         tx.put_case(_case("Q-2", day="2026-11-21"))
@@ -112,7 +135,40 @@ def test_documents_copies_and_logs_are_found_by_number_and_case(tmp_path):
         assert tx.case_log("audit", "Q-1") == []
         for name in ("audit", "register_log"):
             assert chain.check(tx.log_entries(name), tx.chain_head(name)) is None
-    assert (tmp_path / "log" / "register_log" / "2026-12.jsonl").exists()
+    if backend.kind == "folder":
+        assert (Path(backend.where) / "log" / "register_log" / "2026-12.jsonl").exists()
+
+
+def test_listings_marks_sessions_and_definitions_read_back(backend):
+    owner = "0123456789abcdef" * 2
+    store = backend.open(listing=lambda r: {"due": r["data"].get("due"),
+                                            "held": r["data"].get("held", False),
+                                            "final": r["state"] == "done",
+                                            "people": r["data"].get("people", [])})
+    with store.transaction() as tx:
+        tx.put_case(_case("F-1", data={"due": "2026-11-25", "people": ["ab12"]}))
+        tx.put_case(_case("F-2", data={"due": "2026-12-09", "held": True}))
+        tx.put_case(_case("F-3", "done", data={"people": ["ab12"]}))
+        tx.set_mark("b1", "F-1", {"made": True})
+        tx.set_mark("b1", "F-1", {"sent": 2})
+        tx.set_session(owner, "s1", {"login": "zhang"})
+        tx.set_session(owner, "s2", {"login": "zhang"})
+        tx.set_definition("quote", "h1")
+    with store.transaction() as tx:
+        tx.set_session(owner, "s1", None)
+        tx.put_case(_case("F-2", data={"due": "2026-11-30"}))   # moved due, no longer held
+    with store.snapshot() as tx:
+        assert [c["id"] for c in tx.due_cases("quote", date(2026, 11, 30))] == ["F-1", "F-2"]
+        assert [c["id"] for c in tx.due_cases("quote", date(2026, 11, 29))] == ["F-1"]
+        assert tx.held_cases("quote") == []
+        assert [c["id"] for c in tx.find_cases(open_only=True)] == ["F-1", "F-2"]
+        assert tx.cases_of_person("ab12") == ["F-1", "F-3"] and tx.cases_of_person("x") == []
+        assert tx.marks("b1") == {"F-1": {"made": True, "sent": 2}}
+        assert list(tx.sessions(owner)) == ["s2"]
+        assert tx.definition("quote") == "h1" and tx.definition("other") is None
+        assert sorted(c["id"] for c in tx.cases_in_store()) == ["F-1", "F-2", "F-3"]
+        with pytest.raises(StorageError):
+            tx.set_mark("b1", "F-2", {})
 
 
 def test_a_committed_journal_is_finished_by_the_next_process(tmp_path, monkeypatch):
@@ -150,9 +206,9 @@ def test_unreadable_or_foreign_store_is_reported(tmp_path, content, words):
     assert words in raised.value.message
 
 
-def test_lock_timeout_is_a_clear_error(tmp_path):
-    holder = Store(tmp_path)
-    waiter = Store(tmp_path, lock_timeout=0.2)
+def test_lock_timeout_is_a_clear_error(backend):
+    holder = backend.open()
+    waiter = backend.open(lock_timeout=0.2)
     with holder.transaction():
         with pytest.raises(StorageError) as raised:
             with waiter.transaction():
@@ -162,9 +218,9 @@ def test_lock_timeout_is_a_clear_error(tmp_path):
 
 _COUNTER_SCRIPT = """
 import sys
-sys.path.insert(0, {root!r})
-from engine.store import Store
-store = Store({path!r})
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+from helpers import open_store_at
+store = open_store_at({path!r})
 for _ in range({n}):
     with store.transaction() as tx:
         value = tx.next_counter("shared")
@@ -172,12 +228,12 @@ for _ in range({n}):
 """
 
 
-def test_two_processes_lose_no_update(tmp_path):
+def test_two_processes_lose_no_update(backend):
     n = 150
     procs = [subprocess.Popen([sys.executable, "-c", _COUNTER_SCRIPT.format(
-        root=str(ROOT), path=str(tmp_path), n=n, who=who)]) for who in ("a", "b")]
+        root=str(ROOT), path=backend.where, n=n, who=who)]) for who in ("a", "b")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    with Store(tmp_path).snapshot() as tx:
+    with backend.open().snapshot() as tx:
         log = tx.log_entries("audit")
         assert tx.peek_counter("shared") == 2 * n
         assert chain.check(log, tx.chain_head("audit")) is None
@@ -188,9 +244,9 @@ def test_two_processes_lose_no_update(tmp_path):
 
 _WRITER_SCRIPT = """
 import sys
-sys.path.insert(0, {root!r})
-from engine.store import Store
-store = Store({path!r})
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+from helpers import open_store_at
+store = open_store_at({path!r})
 blob = "数据" * 100_000   # ~600 KB per write: a wide window for the kill to land in
 while True:
     with store.transaction() as tx:
@@ -203,17 +259,17 @@ while True:
 """
 
 
-def test_kill_9_during_writes_leaves_a_readable_store(tmp_path):
+def test_kill_9_during_writes_leaves_a_readable_store(backend):
     rng = random.Random(7)
     for round_ in range(5):
         proc = subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT.format(
-            root=str(ROOT), path=str(tmp_path))], stdout=subprocess.PIPE, text=True)
+            root=str(ROOT), path=backend.where)], stdout=subprocess.PIPE, text=True)
         proc.stdout.readline()  # at least one commit happened
         time.sleep(rng.uniform(0.05, 0.4))
         os.kill(proc.pid, signal.SIGKILL)
         printed = [int(line) for line in proc.stdout.read().split()]
         proc.wait()
-        with Store(tmp_path).snapshot() as tx:  # parses, or raises StorageError
+        with backend.open().snapshot() as tx:  # parses, or raises StorageError
             writes = tx.peek_counter("writes")
             case = tx.case("B-1")
             assert [c["state"] for c in tx.find_cases()] == [str(writes)]

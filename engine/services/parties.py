@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from .. import access, case_migrations, privacy, rules
 from ..config import Config, User
 from ..errors import InputError, PermissionDenied
-from ..store import META_FILE, Store, Tx
+from ..store import Store, Tx
 from ..workflow import Party, Workflow
 from .definitions import Definitions
 from .guard import Guard
@@ -165,7 +165,7 @@ class Parties:
         reassign). Returns how many cases were linked."""
         from ..timers import SYSTEM
 
-        if not (store.directory / META_FILE).exists():
+        if not store.exists():
             return 0
         with store.snapshot() as tx:   # nothing to link: nothing written (a read stays a read)
             todo = [wf for wf in self.workflows.values()

@@ -61,6 +61,9 @@ so nobody sees half of a unit of work. A writer holds it only to read, decide an
 documents are rendered and converted before (see ``Engine``), on a :meth:`Store.rehearsal`,
 so a reader never waits for LibreOffice. Files are the service user's only (0600 / 0700).
 
+A dealer group keeps the same records in PostgreSQL instead (``engine.store.postgres``;
+``open_store`` picks by config.toml's ``store``).
+
 Older stores (one ``dealerdocs.json``, schemas 1 and 2) are migrated on first use; the old
 file is kept beside it as ``dealerdocs.v2.json``.
 """
@@ -72,9 +75,10 @@ from .jsonfiles import clear_index_cache
 from .layout import (CASES_PER_FOLDER, LEGACY_FILE, LOCK_FILE, LOGS, META_FILE, NUMBER_BUCKETS,
                      SCHEMA_VERSION, Listing, basic_listing, new_meta)
 from .migrations import MIGRATIONS, Upgrade
+from .opening import AnyStore, open_store
 from .repository import Tx
 
-__all__ = ["CASES_PER_FOLDER", "FolderStorage", "Journal", "LEGACY_FILE", "LOCK_FILE", "LOGS",
+__all__ = ["AnyStore", "CASES_PER_FOLDER", "FolderStorage", "Journal", "LEGACY_FILE", "LOCK_FILE", "LOGS",
            "META_FILE", "MIGRATIONS", "NUMBER_BUCKETS", "SCHEMA_VERSION", "Listing", "Storage",
            "Store", "Tx", "Upgrade", "basic_listing", "clear_index_cache", "deferred_signals",
-           "new_meta", "sync_filesystem"]
+           "new_meta", "open_store", "sync_filesystem"]

@@ -33,6 +33,20 @@ class Store:
         self.lock = RWFileLock(self.directory / LOCK_FILE, timeout=lock_timeout)
         self.commits = Journal(self.directory)
 
+    kind = "folder"
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages."""
+        return str(self.directory)
+
+    def exists(self) -> bool:
+        """Whether anything was ever written to this store."""
+        return (self.directory / META_FILE).exists()
+
+    def close(self) -> None:
+        """Nothing to close: every unit of work opens and closes its files."""
+
     @property
     def journal(self) -> Path:
         """The journal file (present only while a committed unit of work is being applied)."""

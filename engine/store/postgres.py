@@ -1,0 +1,602 @@
+"""The store on PostgreSQL (``store = "postgresql://…"`` in config.toml): the same units of
+work and the same typed records as the embedded store (:mod:`engine.store.repository`), in
+tables, for a dealer group whose servers share one database.
+
+Why psycopg 3 and ``psycopg_pool``: the maintained PostgreSQL driver for Python, with a
+thread-safe pool the web app's workers share and server-side parameters (no SQL is built
+from values). Records are kept as ``json`` (not ``jsonb``): the text comes back as written,
+keys in their order, so a case reads the same on both backends and a copied chain keeps
+its hashes.
+
+Units of work and locking mirror the embedded store's reader/writer lock with one advisory
+lock on the database, so they hold across servers:
+
+- ``transaction``: takes the lock alone (``pg_advisory_xact_lock``) for read, decide and
+  commit, in one database transaction. A document's number (the series counter) is taken
+  in the same transaction that records the document; rendering and conversion happen
+  before, on a rehearsal, so the lock is never held while LibreOffice works.
+- ``snapshot``: a REPEATABLE READ, read-only transaction, no lock: readers never wait.
+- ``rehearsal``: shares the lock (``pg_advisory_xact_lock_shared``), so no writer commits
+  under it, and is rolled back. Counters, chain heads and log entries are kept in memory in
+  a rehearsal, so two rehearsals never lock the same rows.
+- ``bulk``: loading into an empty store in one transaction.
+
+The schema is versioned (``dd_meta``) and created or migrated on first use under a session
+advisory lock, so two servers starting together do not race.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Iterator, Mapping
+
+from .. import chain, checkpoints
+from ..errors import ConfigError, StorageError
+from .journal import deferred_signals
+from .layout import LOGS, SCHEMA_VERSION, Listing, basic_listing
+
+# The record schema version the engine writes (the same as the embedded store's records), and
+# the version of the tables below.
+TABLES_VERSION = 1
+_WRITE_LOCK = 0x6464_5354        # "ddST": the store's reader/writer lock
+_SCHEMA_LOCK = 0x6464_534D       # "ddSM": creating or migrating the tables
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS dd_meta (key text PRIMARY KEY, value json NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dd_counters (key text PRIMARY KEY, value bigint NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dd_chains (name text PRIMARY KEY, hash text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dd_definitions (workflow text PRIMARY KEY, hash text NOT NULL,
+           record json NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dd_cases (
+           id text PRIMARY KEY, seq bigserial, workflow text NOT NULL, state text NOT NULL,
+           opened text NOT NULL, open boolean NOT NULL, held boolean NOT NULL, due text,
+           listing json NOT NULL, record json NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dd_cases_opened ON dd_cases (opened, seq)",
+    "CREATE INDEX IF NOT EXISTS dd_cases_open ON dd_cases (workflow, opened) WHERE open",
+    "CREATE INDEX IF NOT EXISTS dd_cases_due ON dd_cases (workflow, due) WHERE due IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS dd_cases_held ON dd_cases (workflow) WHERE held",
+    """CREATE TABLE IF NOT EXISTS dd_people (hash text NOT NULL, case_id text NOT NULL,
+           seq bigserial, PRIMARY KEY (hash, case_id))""",
+    """CREATE TABLE IF NOT EXISTS dd_search (hash text NOT NULL, case_id text NOT NULL,
+           seq bigserial, PRIMARY KEY (hash, case_id))""",
+    """CREATE TABLE IF NOT EXISTS dd_documents (
+           number text PRIMARY KEY, seq bigserial, case_id text NOT NULL,
+           issued text NOT NULL, status text, record json NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dd_documents_case ON dd_documents (case_id, seq)",
+    "CREATE INDEX IF NOT EXISTS dd_documents_issued ON dd_documents (issued, seq)",
+    """CREATE TABLE IF NOT EXISTS dd_copies (
+           key text PRIMARY KEY, seq bigserial, number text NOT NULL, case_id text NOT NULL,
+           issued text NOT NULL, record json NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dd_copies_number ON dd_copies (number, seq)",
+    "CREATE INDEX IF NOT EXISTS dd_copies_issued ON dd_copies (issued, seq)",
+    """CREATE TABLE IF NOT EXISTS dd_marks (batch text NOT NULL, item text NOT NULL,
+           seq bigserial, value json NOT NULL, PRIMARY KEY (batch, item))""",
+    """CREATE TABLE IF NOT EXISTS dd_sessions (owner text NOT NULL, session_id text NOT NULL,
+           seq bigserial, record json NOT NULL, PRIMARY KEY (owner, session_id))""",
+    """CREATE TABLE IF NOT EXISTS dd_log (name text NOT NULL, seq bigint NOT NULL,
+           case_id text, entry json NOT NULL, PRIMARY KEY (name, seq))""",
+    "CREATE INDEX IF NOT EXISTS dd_log_case ON dd_log (name, case_id, seq)",
+]
+
+# {tables version: statements bringing the one before to it}; version 1 is _SCHEMA itself
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _loads(value: Any) -> Any:
+    """psycopg gives ``json`` columns back parsed; text from older drivers is parsed here."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def is_database_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))
+
+
+def check_url(url: str, key: str = "store") -> None:
+    """A connection URL that carries no password (it comes from PGPASSWORD or ~/.pgpass)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+        params = conninfo_to_dict(url)
+    except ImportError:   # pragma: no cover - psycopg is a dependency
+        raise ConfigError("使用 PostgreSQL 需要安装 psycopg（pip install 'psycopg[binary]' "
+                          "psycopg-pool）", key=key) from None
+    except Exception as err:
+        raise ConfigError(f"config.toml 的 {key} 不是有效的 PostgreSQL 连接地址：{err}",
+                          key=key) from None
+    if params.get("password"):
+        raise ConfigError(f"config.toml 的 {key} 不能写入数据库密码；请删去地址中的密码，"
+                          f"改用环境变量 PGPASSWORD 或 ~/.pgpass", key=key)
+
+
+class PgTx:
+    """One unit of work on the PostgreSQL store: the same methods as the embedded store's
+    :class:`~engine.store.repository.Tx`, each a statement on the unit's connection."""
+
+    def __init__(self, conn: Any, writable: bool, listing: Listing, rehearsal: bool = False
+                 ) -> None:
+        self.conn = conn
+        self.writable = writable
+        self.committed = False   # set by the store once the transaction is committed
+        self.wrote = False
+        self._listing = listing
+        self._rehearsal = rehearsal
+        # in a rehearsal: counters, chain heads and log entries kept here, never written
+        self._counters: dict[str, int] = {}
+        self._heads: dict[str, str] = {}
+        self._entries: list[tuple[str, str | None, dict[str, Any]]] = []
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: tuple = ()) -> tuple | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def _write(self, sql: str, params: tuple = ()) -> None:
+        self._check_writable()
+        self.wrote = True
+        self.conn.execute(sql, params)
+
+    # --- cases ----------------------------------------------------------------------------
+
+    def case(self, case_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT record FROM dd_cases WHERE id = %s", (case_id,))
+        return dict(_loads(row[0])) if row else None
+
+    def put_case(self, record: Mapping[str, Any]) -> None:
+        """Insert or replace a case and its listing (its index columns with it)."""
+        self._check_writable()
+        record = {**record, "schema_version": SCHEMA_VERSION}
+        listing = {"id": record["id"], "workflow": record["workflow"], "state": record["state"],
+                   "created_at": record["created_at"], "created_by": record["created_by"],
+                   "updated_at": record["updated_at"], "updated_by": record["updated_by"],
+                   **self._listing(record)}
+        hashed = {kind: listing.pop(kind, None) or () for kind in ("people", "search")}
+        due = listing.get("due")
+        self._write(
+            """INSERT INTO dd_cases (id, workflow, state, opened, open, held, due, listing, record)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow,
+                 state = EXCLUDED.state, opened = EXCLUDED.opened, open = EXCLUDED.open,
+                 held = EXCLUDED.held, due = EXCLUDED.due, listing = EXCLUDED.listing,
+                 record = EXCLUDED.record""",
+            (record["id"], record["workflow"], record["state"], record["created_at"][:10],
+             not listing.get("final"), bool(listing.get("held")),
+             str(due) if due else None, _dumps(listing), _dumps(record)))
+        for kind, values in hashed.items():
+            for value in values:
+                self._write(f"INSERT INTO dd_{kind} (hash, case_id) VALUES (%s, %s) "
+                            f"ON CONFLICT DO NOTHING", (value, record["id"]))
+
+    def due_cases(self, workflow: str, until: date) -> list[dict[str, Any]]:
+        """Listings of the open cases of ``workflow`` whose deadline is ``until`` or earlier."""
+        rows = self._rows("""SELECT listing FROM dd_cases WHERE workflow = %s AND due IS NOT NULL
+                             AND left(due, 10) <= %s ORDER BY left(due, 7), seq""",
+                          (workflow, until.isoformat()))
+        return [dict(_loads(r[0])) for r in rows]
+
+    def cases_of_person(self, person: str) -> list[str]:
+        return [r[0] for r in self._rows(
+            "SELECT case_id FROM dd_people WHERE hash = %s ORDER BY seq", (person,))]
+
+    def cases_of_value(self, value: str) -> list[str]:
+        return [r[0] for r in self._rows(
+            "SELECT case_id FROM dd_search WHERE hash = %s ORDER BY seq", (value,))]
+
+    def find_cases(self, workflow: str | None = None, state: str | None = None,
+                   opened_from: date | None = None, opened_to: date | None = None,
+                   open_only: bool = False) -> list[dict[str, Any]]:
+        """Listings of the cases opened in [opened_from, opened_to], filtered by workflow and
+        state (or only the open ones), by the day they were opened, then as they came."""
+        where, params = [], []
+        for clause, value in (("workflow = %s", workflow), ("state = %s", state),
+                              ("opened >= %s", opened_from and opened_from.isoformat()),
+                              ("opened <= %s", opened_to and opened_to.isoformat())):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if open_only:
+            where.append("open")
+        order = "workflow, opened, seq" if open_only else "opened, seq"
+        sql = (f"SELECT listing FROM dd_cases {'WHERE ' + ' AND '.join(where) if where else ''} "
+               f"ORDER BY {order}")
+        return [dict(_loads(r[0])) for r in self._rows(sql, tuple(params))]
+
+    def held_cases(self, workflow: str) -> list[dict[str, Any]]:
+        return [dict(_loads(r[0])) for r in self._rows(
+            "SELECT listing FROM dd_cases WHERE workflow = %s AND held ORDER BY seq",
+            (workflow,))]
+
+    def cases_in_store(self) -> Iterator[dict[str, Any]]:
+        """Every case record (verify, copying a store), in batches."""
+        last = ""
+        while True:
+            rows = self._rows("SELECT id, record FROM dd_cases WHERE id > %s ORDER BY id "
+                              "LIMIT 500", (last,))
+            if not rows:
+                return
+            for case_id, record in rows:
+                yield dict(_loads(record))
+                last = case_id
+
+    # --- documents ------------------------------------------------------------------------
+
+    def case_of(self, number: str) -> str | None:
+        row = self._one("SELECT case_id FROM dd_documents WHERE number = %s", (number,))
+        return row[0] if row else None
+
+    def document(self, number: str) -> dict[str, Any] | None:
+        row = self._one("SELECT record FROM dd_documents WHERE number = %s", (number,))
+        return dict(_loads(row[0])) if row else None
+
+    def case_documents(self, case_id: str) -> list[dict[str, Any]]:
+        return [dict(_loads(r[0])) for r in self._rows(
+            "SELECT record FROM dd_documents WHERE case_id = %s ORDER BY seq", (case_id,))]
+
+    def put_document(self, doc: Mapping[str, Any]) -> None:
+        doc = {**doc, "schema_version": SCHEMA_VERSION}
+        self._write("""INSERT INTO dd_documents (number, case_id, issued, status, record)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (number) DO UPDATE SET case_id = EXCLUDED.case_id,
+                         issued = EXCLUDED.issued, status = EXCLUDED.status,
+                         record = EXCLUDED.record""",
+                    (doc["number"], doc["case_id"], doc["issued_at"][:10], doc.get("status"),
+                     _dumps(doc)))
+
+    def find_documents(self, status: str | None = None, issued_from: date | None = None,
+                       issued_to: date | None = None) -> list[dict[str, Any]]:
+        where, params = self._period("issued", issued_from, issued_to)
+        if status is not None:
+            where.append("status = %s")
+            params.append(status)
+        return [dict(_loads(r[0])) for r in self._rows(
+            f"SELECT record FROM dd_documents {self._where(where)} ORDER BY issued, seq",
+            tuple(params))]
+
+    @staticmethod
+    def _period(column: str, start: date | None, end: date | None) -> tuple[list[str], list]:
+        where, params = [], []
+        if start is not None:
+            where.append(f"{column} >= %s")
+            params.append(start.isoformat())
+        if end is not None:
+            where.append(f"{column} <= %s")
+            params.append(end.isoformat())
+        return where, params
+
+    @staticmethod
+    def _where(where: list[str]) -> str:
+        return f"WHERE {' AND '.join(where)}" if where else ""
+
+    # --- copies handed out ----------------------------------------------------------------
+
+    def copies(self, number: str) -> list[dict[str, Any]]:
+        return [dict(_loads(r[0])) for r in self._rows(
+            "SELECT record FROM dd_copies WHERE number = %s ORDER BY seq", (number,))]
+
+    def put_copy(self, record: Mapping[str, Any]) -> None:
+        case_id = self.case_of(record["number"])
+        if case_id is None:
+            raise StorageError(f"找不到文件 {record['number']}，不能登记其副本")
+        record = {**record, "schema_version": SCHEMA_VERSION}
+        self._write("""INSERT INTO dd_copies (key, number, case_id, issued, record)
+                       VALUES (%s, %s, %s, %s, %s)
+                       ON CONFLICT (key) DO UPDATE SET number = EXCLUDED.number,
+                         case_id = EXCLUDED.case_id, issued = EXCLUDED.issued,
+                         record = EXCLUDED.record""",
+                    (record["key"], record["number"], case_id, record["issued_at"][:10],
+                     _dumps(record)))
+
+    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
+                    ) -> list[dict[str, Any]]:
+        where, params = self._period("issued", issued_from, issued_to)
+        return [dict(_loads(r[0])) for r in self._rows(
+            f"SELECT record FROM dd_copies {self._where(where)} ORDER BY issued, seq",
+            tuple(params))]
+
+    # --- batch progress -------------------------------------------------------------------
+
+    @staticmethod
+    def _check_batch(batch: str) -> None:
+        if not batch.isalnum():
+            raise StorageError(f"批次编号 \"{batch}\" 只能含字母和数字")
+
+    def set_mark(self, batch: str, item: str, value: Mapping[str, Any]) -> None:
+        self._check_batch(batch)
+        merged = {**self.marks(batch).get(item, {}), **value}
+        self._write("""INSERT INTO dd_marks (batch, item, value) VALUES (%s, %s, %s)
+                       ON CONFLICT (batch, item) DO UPDATE SET value = EXCLUDED.value""",
+                    (batch, item, _dumps(merged)))
+
+    def marks(self, batch: str) -> dict[str, dict[str, Any]]:
+        self._check_batch(batch)
+        return {item: dict(_loads(value)) for item, value in self._rows(
+            "SELECT item, value FROM dd_marks WHERE batch = %s ORDER BY seq", (batch,))}
+
+    # --- sign-in sessions -----------------------------------------------------------------
+
+    @staticmethod
+    def _check_owner(owner: str) -> None:
+        if len(owner) != 32 or any(c not in "0123456789abcdef" for c in owner):
+            raise StorageError(f"登录会话文件名 \"{owner}\" 应为 32 位十六进制")
+
+    def sessions(self, owner: str) -> dict[str, dict[str, Any]]:
+        self._check_owner(owner)
+        return {sid: dict(_loads(record)) for sid, record in self._rows(
+            "SELECT session_id, record FROM dd_sessions WHERE owner = %s ORDER BY seq",
+            (owner,))}
+
+    def set_session(self, owner: str, session_id: str, record: Mapping[str, Any] | None) -> None:
+        self._check_owner(owner)
+        if record is None:
+            self._write("DELETE FROM dd_sessions WHERE owner = %s AND session_id = %s",
+                        (owner, session_id))
+            return
+        self._write("""INSERT INTO dd_sessions (owner, session_id, record) VALUES (%s, %s, %s)
+                       ON CONFLICT (owner, session_id) DO UPDATE SET record = EXCLUDED.record""",
+                    (owner, session_id, _dumps({**record, "schema_version": SCHEMA_VERSION})))
+
+    # --- hash-chained logs ----------------------------------------------------------------
+
+    def append_chained(self, name: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Append ``record`` to the hash chain ``name`` (see :mod:`engine.chain`), with the
+        case it concerns for that case's history."""
+        self._check_writable()
+        if name not in LOGS:
+            raise StorageError(f"没有名为 {name} 的日志")
+        head = self.chain_head(name)
+        entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
+                           self.next_counter(f"chain:{name}"), head or chain.GENESIS)
+        case_id = record.get("case_id") or (self.case_of(record["number"])
+                                            if record.get("number") else None)
+        if self._rehearsal:
+            self._heads[name] = entry["hash"]
+            self._entries.append((name, case_id, entry))
+            return entry
+        self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
+                    (name, entry["seq"], case_id, _dumps(entry)))
+        self._write("""INSERT INTO dd_chains (name, hash) VALUES (%s, %s)
+                       ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash""",
+                    (name, entry["hash"]))
+        return entry
+
+    def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
+        rows = [dict(_loads(r[0])) for r in self._rows(
+            "SELECT entry FROM dd_log WHERE name = %s AND case_id = %s ORDER BY seq",
+            (name, case_id))]
+        rows += [dict(e) for n, c, e in self._entries if n == name and c == case_id]
+        return rows
+
+    def log_entries(self, name: str) -> list[dict[str, Any]]:
+        rows = [dict(_loads(r[0])) for r in self._rows(
+            "SELECT entry FROM dd_log WHERE name = %s ORDER BY seq", (name,))]
+        rows += [dict(e) for n, _, e in self._entries if n == name]
+        return rows
+
+    def chain_head(self, name: str) -> str | None:
+        if name in self._heads:
+            return self._heads[name]
+        row = self._one("SELECT hash FROM dd_chains WHERE name = %s", (name,))
+        return row[0] if row else None
+
+    # --- workflow definitions the cases are at ---------------------------------------------
+
+    def definition(self, workflow: str) -> str | None:
+        row = self._one("SELECT hash FROM dd_definitions WHERE workflow = %s", (workflow,))
+        return row[0] if row else None
+
+    def set_definition(self, workflow: str, digest: str) -> None:
+        self._write("""INSERT INTO dd_definitions (workflow, hash, record) VALUES (%s, %s, %s)
+                       ON CONFLICT (workflow) DO UPDATE SET hash = EXCLUDED.hash,
+                         record = EXCLUDED.record""",
+                    (workflow, digest, _dumps({"key": workflow, "hash": digest,
+                                               "schema_version": SCHEMA_VERSION})))
+
+    # --- counters -------------------------------------------------------------------------
+
+    def peek_counter(self, key: str) -> int:
+        if key in self._counters:
+            return self._counters[key]
+        row = self._one("SELECT value FROM dd_counters WHERE key = %s", (key,))
+        return int(row[0]) if row else 0
+
+    def next_counter(self, key: str) -> int:
+        """Increment and return the counter ``key`` (1 for the first call); in the unit of
+        work that records what the number is for, under the store's write lock."""
+        self._check_writable()
+        if self._rehearsal:
+            self._counters[key] = self.peek_counter(key) + 1
+            return self._counters[key]
+        self.wrote = True
+        row = self._one("""INSERT INTO dd_counters (key, value) VALUES (%s, 1)
+                           ON CONFLICT (key) DO UPDATE SET value = dd_counters.value + 1
+                           RETURNING value""", (key,))
+        assert row is not None
+        return int(row[0])
+
+    def counters(self) -> dict[str, int]:
+        """Every counter (copying a store)."""
+        return {k: int(v) for k, v in self._rows("SELECT key, value FROM dd_counters")}
+
+    def _check_writable(self) -> None:
+        if not self.writable:
+            raise StorageError("只读视图不能写入")  # programming error surfaced clearly
+
+    def flush_unjournaled(self) -> None:
+        """Bulk loading: nothing to flush (the load is one transaction)."""
+
+
+class PostgresStore:
+    """The store in a PostgreSQL database: the units of work of the embedded
+    :class:`~engine.store.folder.Store` (see the module's docstring)."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, lock_timeout: float = 120.0, listing: Listing | None = None,
+                 pool_size: int = 4) -> None:
+        check_url(url)
+        self.url = url
+        self.lock_timeout = lock_timeout
+        self.listing = listing or basic_listing
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._ready = False
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.location})"
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages (the URL; it holds no password)."""
+        return self.url
+
+    # --- connections ----------------------------------------------------------------------
+
+    def _connections(self) -> Any:
+        with self._guard:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_size,
+                                            kwargs={"autocommit": True}, open=False,
+                                            name="dealerdocs")
+                try:
+                    self._pool.open(wait=True, timeout=min(self.lock_timeout, 30.0))
+                except Exception as err:
+                    self._pool = None
+                    raise StorageError(f"无法连接 PostgreSQL 数据库 {self.url}：{_reason(err)}"
+                                       ) from None
+            if not self._ready:
+                with self._pool.connection() as conn:
+                    migrate(conn)
+                self._ready = True
+            return self._pool
+
+    def close(self) -> None:
+        with self._guard:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    @contextmanager
+    def _unit(self, mode: str, lock: str | None, commit: bool = False) -> Iterator[Any]:
+        """One database transaction in ``mode``, holding ``lock`` on the store if named;
+        rolled back unless ``commit`` and the block succeeds. The COMMIT runs with SIGINT and
+        SIGTERM deferred: once it is sent, the process learns its outcome (a cancelled
+        COMMIT could be done on the server while the process thinks it failed)."""
+        import psycopg
+
+        pool = self._connections()
+        try:
+            with pool.connection() as conn:
+                conn.execute(f"BEGIN ISOLATION LEVEL {mode}")
+                try:
+                    conn.execute("SELECT set_config('lock_timeout', %s, true)",
+                                 (f"{int(self.lock_timeout * 1000)}ms",))
+                    if lock:
+                        conn.execute(f"SELECT {lock}(%s)", (_WRITE_LOCK,))
+                    yield conn
+                except BaseException:
+                    if not conn.closed:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except psycopg.Error:
+                            pass   # a broken connection: the pool discards it
+                    raise
+                if commit:
+                    with deferred_signals():
+                        conn.execute("COMMIT")
+                else:
+                    conn.execute("ROLLBACK")
+        except psycopg.errors.LockNotAvailable:
+            raise StorageError(f"数据库正被另一个 dealerdocs 进程占用（等待 {self.lock_timeout:.0f} "
+                               f"秒后仍未释放：{self.url}），请稍后重试") from None
+        except psycopg.Error as err:
+            raise StorageError(f"PostgreSQL 数据库 {self.url} 出错，本次操作未写入：{_reason(err)}"
+                               ) from None
+
+    # --- units of work --------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether anything was ever written to this store."""
+        with self._unit("READ COMMITTED READ ONLY", None) as conn:
+            return conn.execute("SELECT 1 FROM dd_meta WHERE key = 'made'").fetchone() is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgTx]:
+        """Exclusive read-modify-write in one database transaction: committed if the block
+        succeeds, else nothing is written. ``tx.committed`` tells whether it was."""
+        tx: PgTx | None = None
+        with self._unit("READ COMMITTED", "pg_advisory_xact_lock", commit=True) as conn:
+            tx = PgTx(conn, writable=True, listing=self.listing)
+            yield tx
+            if tx.wrote:
+                conn.execute("INSERT INTO dd_meta (key, value) VALUES ('made', 'true') "
+                             "ON CONFLICT DO NOTHING")
+        tx.committed = True
+        checkpoints.reached("committed", "the database transaction committed")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[PgTx]:
+        """A consistent read-only view; takes no lock (readers never wait)."""
+        with self._unit("REPEATABLE READ READ ONLY", None) as conn:
+            yield PgTx(conn, writable=False, listing=self.listing)
+
+    @contextmanager
+    def rehearsal(self) -> Iterator[PgTx]:
+        """A unit of work that is never committed, with no writer committing under it."""
+        with self._unit("REPEATABLE READ", "pg_advisory_xact_lock_shared") as conn:
+            yield PgTx(conn, writable=True, listing=self.listing, rehearsal=True)
+
+    @contextmanager
+    def bulk(self) -> Iterator[PgTx]:
+        """Loading into a new, empty store, in one transaction."""
+        with self.transaction() as tx:
+            if tx.conn.execute("SELECT 1 FROM dd_meta WHERE key = 'made'").fetchone():
+                raise StorageError(f"{self.url} 已有数据；批量装载只能用于新的空数据库")
+            yield tx
+
+    def discard_journal(self) -> None:
+        """The database has no journal: a transaction is committed whole or not at all."""
+        return None
+
+
+def migrate(conn: Any) -> int:
+    """Create the tables, or bring them to :data:`TABLES_VERSION`, under a session advisory
+    lock (two servers starting together: the second waits, then finds them done). Returns
+    the version found before."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+    try:
+        with conn.transaction():
+            exists = conn.execute("SELECT to_regclass('dd_meta')").fetchone()[0]
+            found = 0
+            if exists:
+                row = conn.execute("SELECT value FROM dd_meta WHERE key = 'tables'").fetchone()
+                found = int(_loads(row[0])) if row else 0
+            if found > TABLES_VERSION:
+                raise StorageError(f"数据库的表结构版本为 {found}，比本程序（{TABLES_VERSION}）新；"
+                                   f"请升级 dealerdocs")
+            if found == TABLES_VERSION:
+                return found
+            if found == 0:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            for version in range(max(found, 1) + 1, TABLES_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+            conn.execute("""INSERT INTO dd_meta (key, value) VALUES ('tables', %s)
+                            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""",
+                         (str(TABLES_VERSION),))
+            return found
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
