@@ -7,7 +7,8 @@ window. Without the variable a checkpoint is one debug line. The points, in the 
 issue passes them: ``rendering`` (the first render of a step), ``converting`` (LibreOffice at
 work, no lock held), ``outbox written`` (a document's files written, the store not committed)
 and ``journal written`` (the commit point passed, SIGINT and SIGTERM deferred: a hold there
-ends after its time and the step completes). Store upgrades: ``upgrade 3`` (a single-file
+ends after its time and the step completes; on PostgreSQL ``committed``, the COMMIT done).
+Store upgrades: ``upgrade 3`` (a single-file
 store rebuilt as partitions beside it), ``upgrade 5 audit`` (the audit trail linked again),
 ``upgrade 5 cases`` (half the cases given their owners).
 """

@@ -900,6 +900,28 @@ def purge(click_ctx, customer, expired, config_path, actor, as_json) -> None:
     _emit(ctx, result, "\n".join(lines))
 
 
+@main.group("store")
+def store_cmd() -> None:
+    """数据库：把整个数据库复制到 PostgreSQL 或另一个目录。"""
+
+
+@store_cmd.command("copy")
+@click.option("--to", "to", required=True, metavar="postgresql://…|DIR",
+              help="目标：新的空 PostgreSQL 数据库（密码用环境变量 PGPASSWORD），或一个新目录")
+@_common
+@click.pass_context
+def store_copy(click_ctx, to, config_path, actor, as_json) -> None:
+    """把当前数据库的全部案件、文件记录、发放记录、审计与登记日志（链哈希不变）、计数器和登录会话
+    复制到一个新的空数据库；之后把 config.toml 的 store 指向它，并运行 dealerdocs verify。"""
+    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    result = ctx.engine.copy_store(to)
+    heads = "；".join(f"{name} 链尾 {(head or '（空）')[:12]}…" for name, head in result["heads"].items())
+    _emit(ctx, result, f"已复制到 {result['target']}：{result['cases']} 个案件，"
+                       f"{result['documents']} 份文件，{result['copies']} 份发放记录，"
+                       f"审计 {result['entries'].get('audit', 0)} 条、登记日志 "
+                       f"{result['entries'].get('register_log', 0)} 条（{heads}）")
+
+
 @main.command()
 @click.option("--discard-journal", is_flag=True,
               help="把无法补完的数据库日志（journal/commit.json）移到一旁；其中那次写入作废")

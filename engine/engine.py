@@ -379,6 +379,17 @@ class Engine:
         unit of work it held is lost. Returns where it went, or None if there was none."""
         return self.store.discard_journal()
 
+    def copy_store(self, to: str) -> dict[str, Any]:
+        """Copy the whole store into a new, empty one (``dealerdocs store copy --to``): a
+        postgresql:// URL or a folder; see :mod:`engine.services.store_copy`."""
+        from .services.store_copy import copy_store, open_target
+
+        target = open_target(to, self.store.listing, self.config.base_dir)
+        try:
+            return copy_store(self.store, target, self.config.store_dir).as_dict()
+        finally:
+            target.close()
+
     def batch_marks(self, batch: str) -> dict[str, dict[str, Any]]:
         """What a batch (by its id) has done so far, item by item (see :mod:`engine.batch`)."""
         with self.store.snapshot() as tx:

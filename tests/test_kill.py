@@ -28,12 +28,14 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, load_config
-from helpers import dealerdocs_bin, example, store_state
+from helpers import database_state, dealerdocs_bin, example, store_state, use_database
 
 pytestmark = pytest.mark.slow
 
 RUNS = 50
 BEFORE_COMMIT = ("rendering", "converting", "outbox written")
+# the window just after the commit point, by store backend
+AFTER_COMMIT = {"folder": "journal written", "postgresql": "committed"}
 
 
 def _fire(dealer: Path, case_id: str, *, kill: int, after: float | None = None,
@@ -46,7 +48,7 @@ def _fire(dealer: Path, case_id: str, *, kill: int, after: float | None = None,
     if hold is not None:
         env["DEALERDOCS_HOLD_AT"] = hold
         # a hold after the commit point ends by itself (signals wait for the commit)
-        env["DEALERDOCS_HOLD_SECONDS"] = "1" if hold == "journal written" else "600"
+        env["DEALERDOCS_HOLD_SECONDS"] = "1" if hold in AFTER_COMMIT.values() else "600"
     at_line = f"holding at {hold}" if hold else None
     proc = subprocess.Popen([dealerdocs_bin(), "fire", case_id, "issue", "--as", "zhang"],
                             cwd=dealer, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -96,16 +98,26 @@ def _new_quote(dealer: Path, converter, name: str = "刘晓明") -> str:
         engine.close()
 
 
+@pytest.mark.parametrize("backend", ["folder", "postgresql"])
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-@pytest.mark.parametrize("window", [*BEFORE_COMMIT, "journal written"])
-def test_a_kill_in_each_window(dealer, converter, window, kill):
+@pytest.mark.parametrize("window", [*BEFORE_COMMIT, "after commit"])
+def test_a_kill_in_each_window(dealer, converter, window, kill, backend, request):
+    if backend == "postgresql":
+        use_database(dealer / "config.toml", request.getfixturevalue("postgres").new_database())
+    window = AFTER_COMMIT[backend] if window == "after commit" else window
+
+    def state():
+        if backend == "postgresql":
+            return database_state(load_config(dealer / "config.toml").store)
+        return store_state(dealer / "store")
+
     case_id = _new_quote(dealer, converter)
-    before = store_state(dealer / "store")
+    before = state()
     code, log, killed = _fire(dealer, case_id, kill=kill, hold=window)
     assert killed and window in log, log       # the kill landed in the window it aims at
     assert code != 0
     if window in BEFORE_COMMIT:
-        assert store_state(dealer / "store") == before, "the store changed before its commit"
+        assert state() == before, "the store changed before its commit"
         if kill == signal.SIGINT or window != "outbox written":
             assert not list((dealer / "outbox").rglob("*.pdf")), "an attempt left its files"
         case = _check(dealer, converter, case_id)

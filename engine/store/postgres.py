@@ -17,7 +17,7 @@ lock on the database, so they hold across servers:
   before, on a rehearsal, so the lock is never held while LibreOffice works.
 - ``snapshot``: a REPEATABLE READ, read-only transaction, no lock: readers never wait.
 - ``rehearsal``: shares the lock (``pg_advisory_xact_lock_shared``), so no writer commits
-  under it, and is rolled back. Counters, chain heads and log entries are kept in memory in
+  under it (READ COMMITTED then reads one state throughout), and is rolled back. Counters, chain heads and log entries are kept in memory in
   a rehearsal, so two rehearsals never lock the same rows.
 - ``bulk``: loading into an empty store in one transaction.
 
@@ -418,9 +418,36 @@ class PgTx:
         assert row is not None
         return int(row[0])
 
+    # --- copying a whole store (``dealerdocs store copy``) ----------------------------------
+
     def counters(self) -> dict[str, int]:
-        """Every counter (copying a store)."""
-        return {k: int(v) for k, v in self._rows("SELECT key, value FROM dd_counters")}
+        return {k: int(v) for k, v in self._rows("SELECT key, value FROM dd_counters ORDER BY key")}
+
+    def set_counter(self, key: str, value: int) -> None:
+        self._write("""INSERT INTO dd_counters (key, value) VALUES (%s, %s)
+                       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""", (key, value))
+
+    def definitions(self) -> dict[str, str]:
+        return dict(self._rows("SELECT workflow, hash FROM dd_definitions ORDER BY workflow"))
+
+    def all_marks(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {b: self.marks(b) for (b,) in self._rows(
+            "SELECT DISTINCT batch FROM dd_marks ORDER BY batch")}
+
+    def all_sessions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {o: self.sessions(o) for (o,) in self._rows(
+            "SELECT DISTINCT owner FROM dd_sessions ORDER BY owner")}
+
+    def put_entry(self, name: str, entry: Mapping[str, Any]) -> None:
+        """Append an entry of chain ``name`` as it is (hash and sequence kept), and make it
+        the chain's head: a copied chain links exactly as the original."""
+        case_id = entry.get("case_id") or (self.case_of(entry["number"])
+                                           if entry.get("number") else None)
+        self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
+                    (name, entry["seq"], case_id, _dumps(dict(entry))))
+        self._write("""INSERT INTO dd_chains (name, hash) VALUES (%s, %s)
+                       ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash""",
+                    (name, entry["hash"]))
 
     def _check_writable(self) -> None:
         if not self.writable:
@@ -550,7 +577,10 @@ class PostgresStore:
     @contextmanager
     def rehearsal(self) -> Iterator[PgTx]:
         """A unit of work that is never committed, with no writer committing under it."""
-        with self._unit("REPEATABLE READ", "pg_advisory_xact_lock_shared") as conn:
+        # READ COMMITTED: a REPEATABLE READ snapshot would be taken before the lock is granted,
+        # and a writer committing meanwhile would fail the rehearsal's own writes; once the
+        # shared lock is held no writer commits, so every statement sees the same store
+        with self._unit("READ COMMITTED", "pg_advisory_xact_lock_shared") as conn:
             yield PgTx(conn, writable=True, listing=self.listing, rehearsal=True)
 
     @contextmanager

@@ -438,6 +438,40 @@ class Tx:
             {"key": key, "value": value, "schema_version": SCHEMA_VERSION}, Query().key == key)
         return value
 
+    # --- copying a whole store (``dealerdocs store copy``) ----------------------------------
+
+    def counters(self) -> dict[str, int]:
+        return {r["key"]: r["value"] for r in self._table(self._meta, "counters").all()}
+
+    def set_counter(self, key: str, value: int) -> None:
+        self._check_writable()
+        self._table(self._meta, "counters").upsert(
+            {"key": key, "value": value, "schema_version": SCHEMA_VERSION}, Query().key == key)
+
+    def definitions(self) -> dict[str, str]:
+        return {r["key"]: r["hash"] for r in self._table(self._meta, "definitions").all()}
+
+    def all_marks(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {p.stem: self.marks(p.stem)
+                for p in sorted((self.root / "batches").glob("*.json"))}
+
+    def all_sessions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {p.stem: self.sessions(p.stem)
+                for p in sorted((self.root / "sessions").glob("*.json"))}
+
+    def put_entry(self, name: str, entry: Mapping[str, Any]) -> None:
+        """Append an entry of chain ``name`` as it is (hash and sequence kept), and make it
+        the chain's head: a copied chain links exactly as the original."""
+        self._check_writable()
+        self._appends.setdefault(self._log_path(name, entry["at"]), []).append(
+            dumps(dict(entry)) + b"\n")
+        self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
+                                                 Query().key == name)
+        case_id = entry.get("case_id") or (self.case_of(entry["number"])
+                                           if entry.get("number") else None)
+        if case_id:
+            self._table(self._partition(case_id, create=True), name).insert(dict(entry))
+
     # --- commit ---------------------------------------------------------------------------
 
     def _check_writable(self) -> None:
