@@ -258,7 +258,8 @@ class _TallyColumnDef:
 class _TallyDef:
     title: str
     columns: list[_TallyColumnDef]
-    rows: str = "day"               # "day" (each day, with 星期), "consultant" or a field
+    rows: str | list[str] = "day"   # "day" (each day, with 星期), "consultant" or fields
+    months: bool = False            # rows not by day: a row per calendar month and key
     by: str | None = None           # rows = "consultant": the user field naming a case's row
                                     # (default: each counted workflow's assignee)
     slots: list[str] = field(default_factory=list)   # "08:00", "10:00", …
@@ -1371,16 +1372,25 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
            fail) -> TallySpec:
     """A tally's definition; the fields it names are checked once every file is loaded."""
     key = f"tallies.{name}"
-    row_label = None
-    if d.rows not in ("day", "consultant"):
-        if d.rows not in fields or fields[d.rows].type not in ("string", "choice") \
-                or fields[d.rows].personal:
-            raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day、consultant 或本工作流不含个人信息的 "
+    row_fields = tuple(d.rows) if isinstance(d.rows, list) else ()
+    rows = row_fields[0] if row_fields else d.rows
+    if isinstance(d.rows, list) and (not row_fields or len(set(row_fields)) != len(row_fields)
+                                     or {"day", "consultant"} & set(row_fields)):
+        raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
+                                  f"[\"brand\", \"series\", \"model\"]）")
+    if not row_fields and rows not in ("day", "consultant"):
+        row_fields = (rows,)
+    for row_field in row_fields:
+        if not NAME.match(row_field):
+            raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
+                                      f"或本工作流的字段（每个取值一行，如 model）")
+        if row_field not in fields or fields[row_field].type not in ("string", "choice") \
+                or fields[row_field].personal:
+            raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day、consultant 或本工作流不含个人信息的 "
                                       f"string / choice 字段（每个取值一行）")
-        row_label = fields[d.rows].label
-    if not NAME.match(d.rows):
-        raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
-                                  f"或本工作流的字段（每个取值一行，如 model）")
+    row_labels = tuple(fields[f].label for f in row_fields)
+    if d.months and rows == "day":
+        raise fail(f"{key}.months", "按天的表已按日期分行，不能再写 months（months 用于按销售顾问或按字段分行的表）")
     try:
         slots = tuple(datetime.strptime(s, "%H:%M").time() for s in d.slots)
     except ValueError:
@@ -1416,7 +1426,7 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
             if c.cumulative not in counted:
                 raise fail(f"{where}.cumulative",
                            f"\"{c.cumulative}\" 应为写在它前面的计数列（可用：{'、'.join(sorted(counted)) or '无'}）")
-            if d.rows != "day":
+            if rows != "day":
                 raise fail(f"{where}.cumulative", "累计列只用于按天的统计表（rows = \"day\"）")
             columns.append(TallyColumn(c.label, own, "", None, cumulative=c.cumulative))
             continue
@@ -1436,12 +1446,12 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
                                    c.per_slot, short=c.short, hidden=c.hidden, group=c.group,
                                    mean=mean))
-    if d.by is not None and d.rows != "consultant":
+    if d.by is not None and rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
-    if row_label is not None and any(c.workflow != own for c in columns if c.counts):
-        raise fail(f"{key}.rows", f"按字段 {d.rows} 分行的表只能统计本工作流的案件")
-    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by,
-                     row_label)
+    if d.months and any(c.date_field == "today" for c in columns if c.counts):
+        raise fail(f"{key}.months", "date_field = \"today\" 的列只统计当天的现状，不能按月分行")
+    return TallySpec(name, d.title, rows, slots, tuple(columns), tuple(d.signatures), d.by,
+                     row_labels, row_fields, d.months)
 
 
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1480,6 +1490,12 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                                          or other.fields[tally.by].type != "user"):
                 raise fail(f"tallies.{name}.by",
                            f"\"{tally.by}\" 应为 {c.workflow} 的 user 字段（按谁分行）")
+            for row_field in tally.row_fields:   # rows by fields: each counted case has them
+                spec = other.fields.get(row_field)
+                if spec is None or spec.type not in ("string", "choice") or spec.personal:
+                    raise fail(f"tallies.{name}.rows",
+                               f"按字段 {row_field} 分行，但 {c.workflow}（{where}）没有不含个人信息的 "
+                               f"string / choice 字段 {row_field}")
             fields = dict(other.fields)
             if c.table is not None:
                 if c.table not in fields or fields[c.table].type != "table":
