@@ -168,6 +168,8 @@ class _MigrationsDef:
     states: dict[str, str] = field(default_factory=dict)   # old state → the current one
     fields: dict[str, str] = field(default_factory=dict)   # old field → the current one
     retired_fields: list[str] = field(default_factory=list)  # removed: values kept aside
+    # a date field new to the workflow ← the day the case's first document of this kind was issued
+    document_dates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -409,11 +411,14 @@ def _duration_words(span: timedelta) -> str:
 class Migrations:
     """How cases made under an earlier version of the definition are brought to this one
     (``[migrations]``): states renamed or retired into a current state, fields renamed, fields
-    retired (their values are kept on the case under ``retired``, never thrown away)."""
+    retired (their values are kept on the case under ``retired``, never thrown away), a new date
+    field filled, where empty, with the day the case's first document of a kind was issued
+    (``document_dates``: the day a quote was issued, for quotes from before the field)."""
 
     states: dict[str, str] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
     retired_fields: tuple[str, ...] = ()
+    document_dates: dict[str, str] = field(default_factory=dict)   # date field → document kind
 
     def state(self, name: str) -> str:
         return self.states.get(name, name)
@@ -1277,6 +1282,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
+    for name, kind in m.document_dates.items():
+        if name not in fields or fields[name].type not in ("date", "datetime"):
+            raise fail(f"migrations.document_dates.{name}", f"\"{name}\" 应为本工作流的 date 或 datetime 字段")
+        if kind not in documents:
+            raise fail(f"migrations.document_dates.{name}", f"\"{kind}\" 不是本工作流出具的文件"
+                                                            f"（可用：{', '.join(documents) or '无'}）")
     tallies = {name: _tally(name, d, head.key, fields, fail) for name, d in wf.tallies.items()}
     if wf.deadline is not None and wf.deadline.step is not None \
             and not any(t.trigger == wf.deadline.step for t in transitions):
@@ -1328,7 +1339,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
                     frozenset(compiled["compiler"].linked), tuple(timers),
-                    Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
+                    Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields),
+                               dict(m.document_dates)),
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
