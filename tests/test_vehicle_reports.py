@@ -1,5 +1,5 @@
 """Vehicle reports (issue 19): 车型报价与成交月报 (``[tallies.models_quoted_sold]`` in
-vehicle_model.toml: per month and per model, the quotes issued by their 出具日期 and the sales,
+contract.toml: per month and per model, the quotes issued by their 出具日期 and the sales,
 signed contracts not cancelled since) made end to end — catalogue imported, quotes issued and
 contracts signed through the engine on a fixed clock, the PDF opened and its numbers read —
 as the manager and a consultant see it, refused to a stock keeper; quotes from before the
@@ -201,9 +201,9 @@ def test_quotes_issued_before_the_issue_date_field_get_the_day_of_their_first_do
     folder = tmp_path / "workflows"
     shutil.copytree(ROOT / "workflows", folder)
     (folder / "quote.toml").write_text(old_quote_toml(), encoding="utf-8")
-    catalogue_toml = (folder / "vehicle_model.toml").read_text(encoding="utf-8")
-    (folder / "vehicle_model.toml").write_text(          # and no report counting by it yet
-        catalogue_toml[:catalogue_toml.index("# 车型报价与成交月报")], encoding="utf-8")
+    contract_toml = (folder / "contract.toml").read_text(encoding="utf-8")
+    (folder / "contract.toml").write_text(               # and no report counting by it yet
+        contract_toml[:contract_toml.index("# 车型报价与成交月报")], encoding="utf-8")
     config = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder))
     old = Engine(load_config(config), converter=converter, clock=clock)
     ids = catalogue(old, tmp_path)
@@ -215,7 +215,7 @@ def test_quotes_issued_before_the_issue_date_field_get_the_day_of_their_first_do
     assert "issued_on" not in old.case(first, actor="wang")["data"]
     old.close()
 
-    for name in ("quote.toml", "vehicle_model.toml"):                      # the upgrade
+    for name in ("quote.toml", "contract.toml"):                           # the upgrade
         shutil.copy(ROOT / "workflows" / name, folder / name)
     at(clock, "2026-11-26")
     engine = Engine(load_config(config), converter=converter, clock=clock)
