@@ -5,13 +5,15 @@ records, per workflow, the definition its cases were last brought to (``Tx.defin
 a workflow file changes, the first dealerdocs process to open the store (the engine) brings the
 cases along under the store's lock, as its ``[migrations]`` says: a state renamed or retired
 into a current one, a field renamed, a field retired (its values kept on the case under
-``retired``, never thrown away). A case left in a state the definition no longer has, with no
+``retired``, never thrown away), a new date field filled from the day the case's first document
+of a kind was issued (``document_dates``). A case left in a state the definition no longer has, with no
 migration for it, stops the engine with a message that says what to write; ``dealerdocs lint``
 reports the same before anyone starts it.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from .errors import WorkflowDefinitionError
@@ -21,8 +23,10 @@ from .workflow import Workflow
 log = logging.getLogger(__name__)
 
 
-def migrate(record: Mapping[str, Any], wf: Workflow) -> dict[str, Any] | None:
-    """``record`` brought to ``wf`` by its ``[migrations]``, or None when nothing changes."""
+def migrate(record: Mapping[str, Any], wf: Workflow,
+            documents: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
+    """``record`` brought to ``wf`` by its ``[migrations]``, or None when nothing changes;
+    ``documents`` are the case's documents (their register entries: ``kind``, ``issued_at``)."""
     m = wf.migrations
     state = m.state(record["state"])
     data = dict(record["data"])
@@ -41,6 +45,14 @@ def migrate(record: Mapping[str, Any], wf: Workflow) -> dict[str, Any] | None:
             value = data.pop(old)
             if value not in (None, "", []):
                 retired[old] = value
+            changed = True
+    documents = list(documents)
+    for name, kind in m.document_dates.items():
+        issued = sorted(d["issued_at"] for d in documents if d.get("kind") == kind)
+        if data.get(name) in (None, "") and issued:
+            moment = datetime.fromisoformat(issued[0])   # the store's local time, as stamped
+            data[name] = (moment.date().isoformat() if wf.fields[name].type == "date"
+                          else moment.replace(tzinfo=None).isoformat(timespec="minutes"))
             changed = True
     if not changed:
         return None
@@ -176,7 +188,8 @@ def bring_up_to_date(store: Store, workflows: Mapping[str, Workflow]) -> None:
             return
     with store.transaction() as tx:
         for wf in _stale(tx, workflows):   # again: another process may have done it meanwhile
-            rewrite_all = bool(wf.migrations.fields or wf.migrations.retired_fields)
+            rewrite_all = bool(wf.migrations.fields or wf.migrations.retired_fields
+                               or wf.migrations.document_dates)
             rows = tx.find_cases(wf.key)
             found = stray(wf, rows)
             if found:
@@ -187,7 +200,9 @@ def bring_up_to_date(store: Store, workflows: Mapping[str, Workflow]) -> None:
                 if not rewrite_all and row["state"] in wf.states:
                     continue
                 record = tx.case(row["id"])
-                new = migrate(record, wf) if record is not None else None
+                new = (migrate(record, wf, tx.case_documents(record["id"])
+                               if wf.migrations.document_dates else ())
+                       if record is not None else None)
                 if new is not None:
                     tx.put_case(new)
                     moved += 1

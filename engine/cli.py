@@ -411,7 +411,8 @@ def report(click_ctx, name, date_from, date_to, formats, out_dir, reveal, config
     end = _date_option("--to", date_to) if date_to else None
     result = ctx.engine.report(name, start, end, tuple(formats) or ("xlsx", "docx", "pdf"),
                                out_dir, actor=ctx.user(), reveal=reveal)
-    period = (f"{result['from'] or '最早'} 至 {result['to'] or '今天'}"
+    period = (f"截至 {result['as_of']}" if result.get("as_of")
+              else f"{result['from'] or '最早'} 至 {result['to'] or '今天'}"
               if result["from"] or result["to"] else "全部")
     lines = [f"{result['title']}：{period}，共 {result['rows']} 条"]
     lines += [f"  {path}" for path in result["files"].values()]

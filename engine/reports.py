@@ -381,3 +381,8 @@ def period_label(start: date | None, end: date | None, today: date) -> str:
         return f"全部记录（截至 {cn_date(today)}）"
     return (f"统计期间：{cn_date(start) if start else '最早'} 至 "
             f"{cn_date(end) if end else cn_date(today)}")
+
+
+def as_of_label(day: date) -> str:
+    """A snapshot's subtitle: the things as they stand on ``day`` (no period)."""
+    return f"截至 {cn_date(day)}"

@@ -3,7 +3,8 @@
 the funnel (per consultant: visits → cards → test drives → quotes → contracts → deliveries).
 
 A tally has rows (each day of the period, with its weekday, each consultant, or each value of
-a field: a model) and columns;
+one or more fields: a model by brand, series and model; optionally split by calendar month:
+the models quoted and sold per month) and columns;
 a column counts the cases of a workflow (or the rows of one of their table fields, e.g. the
 follow-ups) whose day falls in the row and for which its expression holds, optionally once per
 time slot of the day; a mean column averages an expression over the cases (or rows) it would
@@ -75,17 +76,26 @@ class TallySpec:
     columns: tuple[TallyColumn, ...]
     signatures: tuple[str, ...] = ()   # sign-off lines printed under the table
     by: str | None = None              # the user field naming a case's row (None: its assignee)
-    row_label: str | None = None       # rows = a field: its label (the first column's header)
+    row_labels: tuple[str, ...] = ()   # rows by fields: their labels (the first columns' headers)
+    row_fields: tuple[str, ...] = ()   # rows by fields: the fields (rows = the first of them)
+    months: bool = False               # a row per calendar month (and per consultant or value)
 
     @property
     def workflows(self) -> set[str]:
         return {c.workflow for c in self.columns if c.counts}
 
+    @property
+    def snapshot(self) -> bool:
+        """Every count is of the day the report is made (``date_field = "today"``): the table
+        shows things as they stand (截至 a day), not a period."""
+        counting = [c for c in self.columns if c.counts]
+        return bool(counting) and all(c.date_field == "today" for c in counting)
+
     def first(self) -> list[str]:
         """The headers of the columns naming the row."""
         if self.rows == "day":
             return ["日期", "星期"]
-        return [self.row_label or "销售顾问"]
+        return (["月份"] if self.months else []) + list(self.row_labels or ["销售顾问"])
 
     def layout(self) -> list[TableColumn]:
         """The counted columns in the table's order. The per-slot columns come slot by slot
@@ -187,6 +197,8 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
             key = moment[0] if spec.rows == "day" else item.consultant
             if key is None:
                 continue
+            if spec.months:
+                key = ((moment[0].year, moment[0].month), key)
             keys.add(key)
             slot = None
             if col.per_slot and spec.slots and moment[1] is not None:
@@ -202,7 +214,7 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     if spec.rows == "day":
         row_keys: list[Any] = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     else:
-        row_keys = sorted(keys, key=lambda k: str(k))
+        row_keys = sorted(keys, key=lambda k: _order(spec, k))
 
     # the same counts summed per row and over all rows (the 合计 row: key None)
     totals: Counter[tuple[str, Any, int | None | str]] = Counter()
@@ -241,11 +253,25 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
                 out.append(totals[(col.label, key, cell.slot)])
         return out
 
-    rows = []
-    for key in row_keys:
-        first = ([f"{key.month}月{key.day}日", WEEKDAYS[key.weekday()]]
-                 if spec.rows == "day" else
-                 [user_name(key) if spec.rows == "consultant" else str(key)])
-        rows.append(first + cells(key))
-    rows.append((["合计", ""] if spec.rows == "day" else ["合计"]) + cells(None))
+    def naming(key: Any) -> list[str]:
+        if spec.rows == "day":
+            return [f"{key.month}月{key.day}日", WEEKDAYS[key.weekday()]]
+        month: list[str] = []
+        if spec.months:
+            (year, number), key = key
+            month = [f"{year}年{number}月"]
+        if spec.rows == "consultant":
+            return month + [user_name(key)]
+        return month + [str(v) for v in (key if isinstance(key, tuple) else (key,))]
+
+    rows = [naming(key) + cells(key) for key in row_keys]
+    rows.append(["合计"] + [""] * (len(spec.first()) - 1) + cells(None))
     return spec.headers(), rows
+
+
+def _order(spec: TallySpec, key: Any) -> tuple:
+    """Rows by month first (when there are months), then by the consultant or the values."""
+    month: tuple = ()
+    if spec.months:
+        month, key = key
+    return (*month, *(str(v) for v in (key if isinstance(key, tuple) else (key,))))

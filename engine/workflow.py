@@ -168,6 +168,8 @@ class _MigrationsDef:
     states: dict[str, str] = field(default_factory=dict)   # old state → the current one
     fields: dict[str, str] = field(default_factory=dict)   # old field → the current one
     retired_fields: list[str] = field(default_factory=list)  # removed: values kept aside
+    # a date field new to the workflow ← the day the case's first document of this kind was issued
+    document_dates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,8 @@ class _TallyColumnDef:
 class _TallyDef:
     title: str
     columns: list[_TallyColumnDef]
-    rows: str = "day"               # "day" (each day, with 星期), "consultant" or a field
+    rows: str | list[str] = "day"   # "day" (each day, with 星期), "consultant" or fields
+    months: bool = False            # rows not by day: a row per calendar month and key
     by: str | None = None           # rows = "consultant": the user field naming a case's row
                                     # (default: each counted workflow's assignee)
     slots: list[str] = field(default_factory=list)   # "08:00", "10:00", …
@@ -408,11 +411,14 @@ def _duration_words(span: timedelta) -> str:
 class Migrations:
     """How cases made under an earlier version of the definition are brought to this one
     (``[migrations]``): states renamed or retired into a current state, fields renamed, fields
-    retired (their values are kept on the case under ``retired``, never thrown away)."""
+    retired (their values are kept on the case under ``retired``, never thrown away), a new date
+    field filled, where empty, with the day the case's first document of a kind was issued
+    (``document_dates``: the day a quote was issued, for quotes from before the field)."""
 
     states: dict[str, str] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
     retired_fields: tuple[str, ...] = ()
+    document_dates: dict[str, str] = field(default_factory=dict)   # date field → document kind
 
     def state(self, name: str) -> str:
         return self.states.get(name, name)
@@ -1276,6 +1282,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
         if old_name in fields or old_name in m.fields:
             raise fail(f"migrations.retired_fields[{j}]",
                        f"\"{old_name}\" 仍是现有字段或已在 migrations.fields 中改名")
+    for name, kind in m.document_dates.items():
+        if name not in fields or fields[name].type not in ("date", "datetime"):
+            raise fail(f"migrations.document_dates.{name}", f"\"{name}\" 应为本工作流的 date 或 datetime 字段")
+        if kind not in documents:
+            raise fail(f"migrations.document_dates.{name}", f"\"{kind}\" 不是本工作流出具的文件"
+                                                            f"（可用：{', '.join(documents) or '无'}）")
     tallies = {name: _tally(name, d, head.key, fields, fail) for name, d in wf.tallies.items()}
     if wf.deadline is not None and wf.deadline.step is not None \
             and not any(t.trigger == wf.deadline.step for t in transitions):
@@ -1327,7 +1339,8 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
                     frozenset(compiled["compiler"].linked), tuple(timers),
-                    Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields)),
+                    Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields),
+                               dict(m.document_dates)),
                     definition, party,
                     wf.deadline.step if wf.deadline else None, tallies,
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
@@ -1371,16 +1384,25 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
            fail) -> TallySpec:
     """A tally's definition; the fields it names are checked once every file is loaded."""
     key = f"tallies.{name}"
-    row_label = None
-    if d.rows not in ("day", "consultant"):
-        if d.rows not in fields or fields[d.rows].type not in ("string", "choice") \
-                or fields[d.rows].personal:
-            raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day、consultant 或本工作流不含个人信息的 "
+    row_fields = tuple(d.rows) if isinstance(d.rows, list) else ()
+    rows = row_fields[0] if row_fields else d.rows
+    if isinstance(d.rows, list) and (not row_fields or len(set(row_fields)) != len(row_fields)
+                                     or {"day", "consultant"} & set(row_fields)):
+        raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
+                                  f"[\"brand\", \"series\", \"model\"]）")
+    if not row_fields and rows not in ("day", "consultant"):
+        row_fields = (rows,)
+    for row_field in row_fields:
+        if not NAME.match(row_field):
+            raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
+                                      f"或本工作流的字段（每个取值一行，如 model）")
+        if row_field not in fields or fields[row_field].type not in ("string", "choice") \
+                or fields[row_field].personal:
+            raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day、consultant 或本工作流不含个人信息的 "
                                       f"string / choice 字段（每个取值一行）")
-        row_label = fields[d.rows].label
-    if not NAME.match(d.rows):
-        raise fail(f"{key}.rows", f"\"{d.rows}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
-                                  f"或本工作流的字段（每个取值一行，如 model）")
+    row_labels = tuple(fields[f].label for f in row_fields)
+    if d.months and rows == "day":
+        raise fail(f"{key}.months", "按天的表已按日期分行，不能再写 months（months 用于按销售顾问或按字段分行的表）")
     try:
         slots = tuple(datetime.strptime(s, "%H:%M").time() for s in d.slots)
     except ValueError:
@@ -1416,7 +1438,7 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
             if c.cumulative not in counted:
                 raise fail(f"{where}.cumulative",
                            f"\"{c.cumulative}\" 应为写在它前面的计数列（可用：{'、'.join(sorted(counted)) or '无'}）")
-            if d.rows != "day":
+            if rows != "day":
                 raise fail(f"{where}.cumulative", "累计列只用于按天的统计表（rows = \"day\"）")
             columns.append(TallyColumn(c.label, own, "", None, cumulative=c.cumulative))
             continue
@@ -1436,12 +1458,12 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
         columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
                                    c.per_slot, short=c.short, hidden=c.hidden, group=c.group,
                                    mean=mean))
-    if d.by is not None and d.rows != "consultant":
+    if d.by is not None and rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
-    if row_label is not None and any(c.workflow != own for c in columns if c.counts):
-        raise fail(f"{key}.rows", f"按字段 {d.rows} 分行的表只能统计本工作流的案件")
-    return TallySpec(name, d.title, d.rows, slots, tuple(columns), tuple(d.signatures), d.by,
-                     row_label)
+    if d.months and any(c.date_field == "today" for c in columns if c.counts):
+        raise fail(f"{key}.months", "date_field = \"today\" 的列只统计当天的现状，不能按月分行")
+    return TallySpec(name, d.title, rows, slots, tuple(columns), tuple(d.signatures), d.by,
+                     row_labels, row_fields, d.months)
 
 
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1480,6 +1502,12 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                                          or other.fields[tally.by].type != "user"):
                 raise fail(f"tallies.{name}.by",
                            f"\"{tally.by}\" 应为 {c.workflow} 的 user 字段（按谁分行）")
+            for row_field in tally.row_fields:   # rows by fields: each counted case has them
+                spec = other.fields.get(row_field)
+                if spec is None or spec.type not in ("string", "choice") or spec.personal:
+                    raise fail(f"tallies.{name}.rows",
+                               f"按字段 {row_field} 分行，但 {c.workflow}（{where}）没有不含个人信息的 "
+                               f"string / choice 字段 {row_field}")
             fields = dict(other.fields)
             if c.table is not None:
                 if c.table not in fields or fields[c.table].type != "table":

@@ -174,11 +174,17 @@ class Registers:
     def _tally(self, spec: TallySpec, start: date | None, end: date | None,
                formats: tuple[str, ...], out_dir: Path | None, reach: Reach) -> dict[str, Any]:
         """A counting report (``[tallies]``) over the cases ``reach`` sees; the period defaults
-        to the current month (a traffic table is a month's)."""
+        to the current month (a traffic table is a month's). A snapshot (every count of the
+        day the report is made: ``date_field = "today"``) has no period: it is as of today."""
         from .. import reports, tallies
 
         self._formats_ok(start, end, formats)
         today = self.clock().date()
+        if spec.snapshot and (start is not None or end is not None):
+            raise InputError(f"{spec.title}是截至今天的现状，不按期间统计：请不要指定开始或结束日期",
+                             field="from" if start is not None else "to")
+        if spec.snapshot:
+            start = end = today
         start = start or today.replace(day=1)
         end = end or (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
         if end < start:
@@ -208,10 +214,15 @@ class Registers:
                     names["created_at"] = datetime.fromisoformat(record["created_at"]).replace(
                         tzinfo=None)
                     names["state"] = record["state"]
-                    # whose row a case counts in: a consultant's, or its value of a field
-                    by = (spec.rows if spec.rows not in ("day", "consultant")
-                          else spec.by or wf.assignee)
-                    consultant = record["data"].get(by) if by else None
+                    # whose row a case counts in: a consultant's, or its values of fields
+                    by = spec.by or wf.assignee
+                    if spec.row_fields:
+                        values_of = tuple(record["data"].get(f) for f in spec.row_fields)
+                        consultant = (None if all(v in (None, "") for v in values_of)
+                                      else values_of[0] if len(values_of) == 1
+                                      else tuple(v or "" for v in values_of))
+                    else:
+                        consultant = record["data"].get(by) if by else None
                     items.append(tallies.Item(key, consultant, names))
                     for table in {c.table for c in spec.columns if c.workflow == key and c.table}:
                         for row in values.get(table) or []:
@@ -220,21 +231,29 @@ class Registers:
         headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
         # the counts (not the ratios, not each slot) drawn: a line per count over the days,
         # or a bar per count for each consultant
-        table = reports.Table(spec.title, reports.period_label(start, end, today), headers, rows,
+        subtitle = (reports.as_of_label(today) if spec.snapshot
+                    else reports.period_label(start, end, today))
+        table = reports.Table(spec.title, subtitle, headers, rows,
                               signatures=list(spec.signatures),
                               chart=("line" if spec.rows == "day" else "bar", spec.totals(),
                                      spec.title),
                               groups=spec.groups())
+        if spec.snapshot:
+            return self._write(spec.key, spec.title, table, None, None, formats, out_dir,
+                               as_of=today)
         return self._write(spec.key, spec.title, table, start, end, formats, out_dir)
 
     def _write(self, name: str, title: str, table: Any, start: date | None, end: date | None,
-               formats: tuple[str, ...], out_dir: Path | None) -> dict[str, Any]:
+               formats: tuple[str, ...], out_dir: Path | None,
+               as_of: date | None = None) -> dict[str, Any]:
+        """The table's files; ``as_of``: a snapshot of that day (no period)."""
         from .. import reports
         from ..pdf import finish
 
         today = self.clock().date()
         folder = out_dir or (self.outbox.root / "reports")
-        stem = f"{name}_{start or 'all'}_{end or today.isoformat()}"
+        stem = (f"{name}_{as_of.isoformat()}" if as_of is not None
+                else f"{name}_{start or 'all'}_{end or today.isoformat()}")
         files: dict[str, str] = {}
         payloads: dict[str, bytes] = {}
         if "xlsx" in formats:
@@ -256,4 +275,6 @@ class Registers:
             files[kind] = str(path.resolve())
         return {"report": name, "title": title,
                 "from": start.isoformat() if start else None,
-                "to": end.isoformat() if end else None, "rows": len(table.rows), "files": files}
+                "to": end.isoformat() if end else None,
+                **({"as_of": as_of.isoformat()} if as_of is not None else {}),
+                "rows": len(table.rows), "files": files}
