@@ -204,7 +204,8 @@ class Pipeline:
         warnings: list[str] = []
         data, chosen = self.lookups.chosen(wf, data)
         patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
-                                           stored_files=new_files, files_from=files_from)
+                                           stored_files=new_files, files_from=files_from,
+                                           vouched=self.joins.vouches(tx, wf))
         stored = {**base, **patch}
         refs = self.lookups.apply(tx, wf, stored, {}, user, ids=chosen, given=stored)
         self.lookups.check_choices(tx, wf, stored, refs, changed=[*stored, *chosen])
@@ -389,7 +390,8 @@ class Pipeline:
         patch = self.definitions.normalize(wf, data, record["data"],
                                            edits=candidates[0].edits, transition=candidates[0],
                                            warnings=warnings, stored_files=work.new_files,
-                                           files_from=files_from)
+                                           files_from=files_from,
+                                           vouched=self.joins.vouches(tx, wf))
         new_data = {**record["data"], **patch}
         refs = self.lookups.apply(tx, wf, new_data, record.get("refs", {}), user, ids=chosen,
                                   given=patch, may_edit=candidates[0].may_edit)
