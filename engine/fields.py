@@ -62,6 +62,9 @@ class FieldSpec:
     unique: bool = False  # no two cases of the workflow hold the same value (a VIN)
     timeline: "TableTimeline | None" = None  # a table whose rows are lines of the timeline
     lookup: Any = None  # workflow.Lookup: picked from another workflow's cases (a catalogue)
+    # (lookup field, its workflow's field): the values allowed are those the picked case lists
+    # in that field (a quote's colour among its catalogue model's colours); see services.lookups
+    choices_from: tuple[str, str] | None = None
 
     def is_required(self, data: dict[str, Any]) -> bool:
         """Required outright, or because another field has a given value (``required_if``)."""

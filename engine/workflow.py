@@ -69,6 +69,7 @@ class _FieldDef:
     unique: bool = False         # no two cases of the workflow hold the same value (a VIN)
     timeline: "_TimelineDef | None" = None   # table: each row a line of the case's timeline
     lookup: "_LookupDef | None" = None   # string: picked from the cases of another workflow
+    choices_from: str | None = None   # string: "<lookup field>.<its workflow's field>"
 
 
 @dataclass(frozen=True)
@@ -957,6 +958,16 @@ def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 raise fail(f"{key}.fill.{target}", f"\"{origin}\" 不是 {lookup.workflow} 的字段")
             if wf.fields[target].type != other.fields[origin].type:
                 raise fail(f"{key}.fill.{target}", f"类型与 {lookup.workflow}.{origin} 不同")
+    for name, spec in wf.fields.items():
+        if spec.choices_from is None:
+            continue
+        key, (picker, origin) = f"fields.{name}.choices_from", spec.choices_from
+        lookup = wf.fields[picker].lookup if picker in wf.fields else None
+        if lookup is None:
+            raise fail(key, f"\"{picker}\" 应为本工作流中带 lookup 的字段")
+        other = workflows[lookup.workflow]
+        if origin not in other.fields or other.fields[origin].type not in ("string", "text"):
+            raise fail(key, f"\"{origin}\" 应为 {lookup.workflow} 的文字字段（可选值用、分隔）")
 
 
 def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1583,7 +1594,20 @@ def _field(name: str, d: _FieldDef, key: str, fail) -> FieldSpec:
                      min=d.min, max=d.max, max_length=d.max_length, max_rows=d.max_rows,
                      roles=tuple(d.roles), default=d.default, columns=columns,
                      personal=d.personal, search=d.search, unique=d.unique, timeline=timeline,
-                     lookup=_lookup(name, d, key, fail))
+                     lookup=_lookup(name, d, key, fail),
+                     choices_from=_choices_from(d, key, fail))
+
+
+def _choices_from(d: _FieldDef, key: str, fail) -> tuple[str, str] | None:
+    """A field's ``choices_from`` as (lookup field, its workflow's field); both are checked
+    once every file loads (:func:`_check_lookups`)."""
+    if d.choices_from is None:
+        return None
+    field_name, dot, origin = d.choices_from.partition(".")
+    if d.type != "string" or not dot or not field_name or not origin:
+        raise fail(f"{key}.choices_from", "应写 \"<本工作流的选取字段>.<其工作流的字段>\"（如 "
+                                          "\"model.exterior_colours\"），且只用于 string 类型的字段")
+    return field_name, origin
 
 
 def _lookup(name: str, d: _FieldDef, key: str, fail) -> Lookup | None:

@@ -106,7 +106,9 @@ def quote(**changes) -> dict:
 
 def test_a_quote_made_from_the_catalogue_takes_its_fields_and_keeps_its_price(plain, tmp_path):
     ids = imported(plain, tmp_path)
-    made = plain.create("quote", quote(model="奇瑞 风云A8 2026款 PHEV 125km 领航版"), "zhang")
+    # (its colour one the model lists: the catalogue's colours are the quote's choices)
+    made = plain.create("quote", quote(model="奇瑞 风云A8 2026款 PHEV 125km 领航版", colour="星光银"),
+                        "zhang")
     q = plain.case(made.id, actor="zhang")
     assert {k: q["data"].get(k) for k in ("brand", "series", "model", "list_price", "nev_listed")} \
         == {"brand": "奇瑞", "series": "风云A8", "model": "2026款 PHEV 125km 领航版",
@@ -128,7 +130,8 @@ def test_a_quote_made_from_the_catalogue_takes_its_fields_and_keeps_its_price(pl
     assert plain.case(made.id, actor="zhang")["data"]["list_price"] == "119900.00"
     plain.fire(made.id, "edit", "zhang", {"remarks": "客户再议"})
     assert plain.case(made.id, actor="zhang")["data"]["list_price"] == "119900.00"
-    again = plain.create("quote", quote(model="奇瑞 风云A8 2026款 PHEV 125km 领航版"), "zhang")
+    again = plain.create("quote", quote(model="奇瑞 风云A8 2026款 PHEV 125km 领航版", colour="星光银"),
+                         "zhang")
     assert plain.case(again.id, actor="zhang")["data"]["list_price"] == "109900.00"
     # a model typed that is not in the catalogue stays free text, with no reference
     free = plain.case(plain.create("quote", quote(brand="奇瑞", series="QQ冰淇淋",

@@ -287,8 +287,21 @@ def build_contract(path: Path) -> None:
     row(t, [C("车身颜色", "label"), C("{{ colour }}"), C("内饰颜色", "label"),
                    C('{{ interior_colour if interior_colour else "—" }}')])
     row(t, [C("产地", "label"), C("{{ vehicle_origin }}"), C("数量", "label"), C("1 辆")])
+    # 车源 (issue 19): a contract without a car yet (无车订单) names none; the VIN and engine
+    # number are written at 配车 (allocate), so the buyer reads why they are not here
+    row(t, [C("车源", "label"),
+            C('{{ car_source if car_source else "库存车" }}'
+              '{% if car_source == "无车订单" %}（签订时尚无现车，由甲方配车）'
+              '{% elif car_source == "调车" %}（甲方自其他经销商调入）{% endif %}', span=3)])
+    tk.add_tag_row(t, "{%tr if vin %}")
     row(t, [C("车辆识别代号", "label"), C("{{ vin }}"),
-                   C("发动机（电机）号", "label"), C("{{ engine_number }}")])
+                   C("发动机（电机）号", "label"),
+                   C('{{ engine_number if engine_number else "配车时填写" }}')])
+    tk.add_tag_row(t, "{%tr else %}")
+    row(t, [C("车辆识别代号", "label"),
+            C('{{ "无车订单：" if car_source == "无车订单" else "" }}车辆识别代号、发动机（电机）号'
+              '于配车时填写', span=3)])
+    tk.add_tag_row(t, "{%tr endif %}")
     row(t, [C("合格证编号", "label"),
                    C('{{ certificate_number if certificate_number else '
                      '"以随车交付的合格证明文件为准" }}', span=3)])

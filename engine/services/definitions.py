@@ -71,13 +71,16 @@ class Definitions:
                   edits: tuple[str, ...], transition: TransitionSpec | None = None,
                   warnings: list[str] | None = None,
                   stored_files: list[Path] | None = None,
-                  files_from: Path | None = None) -> dict[str, Any]:
+                  files_from: Path | None = None,
+                  vouched: Callable[[str, Any], bool] | None = None) -> dict[str, Any]:
         """Normalise submitted data against the workflow's fields (all problems at once).
 
         Fields whose rule depends on another field (``rule_field``) are checked after it, and
         re-checked when only that other field changed; a rule's warning is accepted when the
-        field's ``override`` flag is set (in the data or already on the case). New attachments
-        are stored (and listed in ``stored_files``) as their field is read.
+        field's ``override`` flag is set (in the data or already on the case), or when
+        ``vouched(field, value)`` says another case holds the value with its own override (a
+        contract's VIN of a stock car registered with the check-digit exception). New
+        attachments are stored (and listed in ``stored_files``) as their field is read.
         """
         if not isinstance(data, Mapping):
             raise InputError(f"数据应为 JSON 对象（键值表），收到 {type(data).__name__}")
@@ -127,6 +130,14 @@ class Definitions:
                                                field=key, label=spec.label))
                     continue
             try:
+                if not allow and spec.override is not None and vouched is not None:
+                    doubts: list[str] = []
+                    value = normalize(spec, raw, self.config, rule=rule, warnings=doubts)
+                    if doubts and vouched(key, value):
+                        out[key] = value
+                        if warnings is not None:
+                            warnings.extend(doubts)
+                        continue
                 out[key] = normalize(spec, raw, self.config, rule=rule,
                                      warnings=(warnings if allow and warnings is not None
                                                else None))

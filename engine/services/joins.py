@@ -13,7 +13,7 @@ steps a join's cases take otherwise are the workflow's ``fire_linked`` ones.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..config import User
 from ..errors import InputError, StateError
@@ -42,6 +42,23 @@ class Joins:
         self.definitions = definitions
         self.parties = parties
         self.trail = trail
+
+    def vouches(self, tx: Tx, wf: Workflow) -> Callable[[str, Any], bool]:
+        """Whether a value of a join's ``key`` that its rule doubts is held by the joined case
+        with that case's own ``override`` set (a VIN without a valid check digit, registered
+        in stock with the exception and its reason): then this case takes it as well."""
+        def vouched(name: str, value: Any) -> bool:
+            for other_key, join in wf.joins.items():
+                if join.key != name:
+                    continue
+                spec = self.workflows[other_key].fields[join.match]
+                found = self.parties.find_by(tx, other_key, join.match, value)
+                if spec.override is not None and found is not None \
+                        and found["data"].get(spec.override) is True:
+                    return True
+            return False
+
+        return vouched
 
     def resolve(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
                 links: Mapping[str, list[str]], names: Mapping[str, Any],

@@ -10,11 +10,17 @@ its rules, never followed by a reassign or a purge), the field takes the case's 
 every ``fill`` target that is empty, or still holds the previous reference's value, takes the
 case's value. Text that names no case is kept as typed, without a reference. Only open cases
 (not in a final state) are picked by text, and only those the user may see.
+
+A field with ``choices_from = "<lookup field>.<field>"`` takes one of the values the picked case
+lists in that field (separated by 、 , ， ; ／: a catalogue model's colours). It is checked when
+it, its lookup field or the pick changes; a case with no pick, or a pick listing nothing, keeps
+any text (a quote whose model was typed freely, a quote made before the catalogue).
 """
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+import re
+from typing import Any, Collection, Mapping
 
 from ..access import Reach
 from ..config import User
@@ -96,6 +102,29 @@ class Lookups:
                     data[target] = copy.deepcopy(value)
         return out
 
+    def check_choices(self, tx: Tx, wf: Workflow, data: Mapping[str, Any],
+                      refs: Mapping[str, list[str]], changed: Collection[str]) -> None:
+        """Refuse a ``choices_from`` field whose value the picked case does not list, when the
+        field, its lookup field or the pick (a workflow key in ``changed``) changed; every
+        problem at once."""
+        problems = []
+        for name, spec in wf.fields.items():
+            if spec.choices_from is None or is_empty(data.get(name)):
+                continue
+            picker, origin = spec.choices_from
+            lookup = wf.fields[picker].lookup
+            if not {name, picker, lookup.workflow} & set(changed):
+                continue
+            picked = self._case(tx, refs.get(lookup.workflow))
+            allowed = split_choices(picked["data"].get(origin)) if picked is not None else []
+            value = str(data[name]).strip()
+            if allowed and value not in allowed:
+                problems.append(InputError(
+                    f"{spec.label}「{value}」不在{wf.fields[picker].label} {picked['id']} 的可选"
+                    f"{spec.label}中（可选：{'、'.join(allowed)}）", field=name, label=spec.label))
+        if problems:
+            raise InputError.combine(problems)
+
     def search(self, tx: Tx, workflow: Workflow, text: str, reach: Reach) -> list[dict[str, Any]]:
         """The open cases of ``workflow`` ``reach`` sees whose id or summary contains ``text``
         (case-insensitive, every word of it), at most ``MAX_MATCHES``, with their data."""
@@ -148,3 +177,10 @@ class Lookups:
 def _summary(wf: Workflow, record: Mapping[str, Any]) -> str:
     return " ".join(str(record["data"][k]) for k in wf.summary
                     if record["data"].get(k) not in (None, ""))
+
+
+def split_choices(text: Any) -> list[str]:
+    """The values a catalogue field lists (珍珠白、曜石黑), in order, without repeats."""
+    if not isinstance(text, str):
+        return []
+    return list(dict.fromkeys(p.strip() for p in re.split(r"[、,，;；/／\n]", text) if p.strip()))

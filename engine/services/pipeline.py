@@ -204,9 +204,11 @@ class Pipeline:
         warnings: list[str] = []
         data, chosen = self.lookups.chosen(wf, data)
         patch = self.definitions.normalize(wf, data, base, edits=("*",), warnings=warnings,
-                                           stored_files=new_files, files_from=files_from)
+                                           stored_files=new_files, files_from=files_from,
+                                           vouched=self.joins.vouches(tx, wf))
         stored = {**base, **patch}
         refs = self.lookups.apply(tx, wf, stored, {}, user, ids=chosen, given=stored)
+        self.lookups.check_choices(tx, wf, stored, refs, changed=[*stored, *chosen])
         for name in self.parties.match_fields(wf.key):   # one customer's file per mobile
             held = self.parties.taken(tx, wf, stored, name)
             if held is not None and taken is not None:
@@ -388,10 +390,14 @@ class Pipeline:
         patch = self.definitions.normalize(wf, data, record["data"],
                                            edits=candidates[0].edits, transition=candidates[0],
                                            warnings=warnings, stored_files=work.new_files,
-                                           files_from=files_from)
+                                           files_from=files_from,
+                                           vouched=self.joins.vouches(tx, wf))
         new_data = {**record["data"], **patch}
         refs = self.lookups.apply(tx, wf, new_data, record.get("refs", {}), user, ids=chosen,
                                   given=patch, may_edit=candidates[0].may_edit)
+        before = record.get("refs", {})
+        self.lookups.check_choices(tx, wf, new_data, refs, changed=[
+            *patch, *chosen, *(k for k in {*refs, *before} if refs.get(k) != before.get(k))])
         self._check_unique(tx, wf, new_data, record)
         values, totals = self.definitions.evaluate(wf, new_data, work.now.date())
         facts = self.definitions.names(tx, values, totals, work.now,

@@ -54,6 +54,9 @@ class Widget:
     # a lookup field (picked from a catalogue): where app.js searches as the user types, the
     # catalogue's field the input takes, and the form's fields it fills (target → origin)
     lookup: dict[str, Any] | None = None
+    # a field whose values a lookup field's pick lists (a colour among the model's colours):
+    # the lookup field, the picked case's field app.js reads, and the values known already
+    choices_from: dict[str, Any] | None = None
 
 
 def auto_fields(wf: Workflow) -> set[str]:
@@ -126,9 +129,12 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
             *, transition: TransitionSpec | None = None,
             errors: Mapping[str, list[str]] | None = None,
             row_errors: Mapping[str, dict[int, list[str]]] | None = None,
-            actor: str | None = None, now: datetime | None = None) -> list[Widget]:
+            actor: str | None = None, now: datetime | None = None,
+            options: Mapping[str, list[str]] | None = None) -> list[Widget]:
     """The form's widgets; a new case's (``now`` given) start from the fields' defaults: the
-    user, or this moment (default = "now": a visit registered as it happens)."""
+    user, or this moment (default = "now": a visit registered as it happens). ``options``:
+    the values a ``choices_from`` field may take, as the case's pick lists them (a form
+    picking anew gets them from app.js)."""
     errors = errors or {}
     row_errors = row_errors or {}
     out = []
@@ -146,6 +152,8 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
                     labels={n: s.label for n, s in wf.fields.items()})
         w.errors = list(errors.get(name, []))
         w.row_errors = dict(row_errors.get(name, {}))
+        if w.choices_from is not None:
+            w.choices_from["options"] = list((options or {}).get(name, []))
         out.append(w)
     return out
 
@@ -175,7 +183,13 @@ def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
                lookup={"url": f"/lookup/{spec.lookup.workflow}", "match": spec.lookup.match,
                        "fill": {t: o for t, o in spec.lookup.fill.items() if t != spec.name},
                        "workflow": spec.lookup.workflow}
-               if spec.lookup is not None else None)
+               if spec.lookup is not None else None,
+               choices_from={"from": spec.choices_from[0], "field": spec.choices_from[1],
+                             "options": []} if spec.choices_from is not None else None)
+    if spec.choices_from is not None:
+        picker = (labels or {}).get(spec.choices_from[0], spec.choices_from[0])
+        hint = (hint + "；" if hint else "") + f"从{picker}所选案件的可选值中选择"
+        w.hint = hint
     if spec.type == "table":
         w.columns = [_widget(col, None, config, required=col.required)
                      for col in spec.columns.values()]

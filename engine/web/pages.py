@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import access, privacy
 from ..config import User
 from ..services.control import RECALL_REASONS, CHANNELS, REGISTER_COLUMNS
+from ..services.lookups import split_choices
 from ..dates import parse_date
 from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
@@ -350,6 +351,27 @@ async def new_case(request: Request, key: str) -> Response:
 
 # --- the case page and its transitions ---------------------------------------------------------
 
+async def _picked_choices(w: Web, user: User, wf: Workflow, case: dict[str, Any]
+                          ) -> dict[str, list[str]]:
+    """The values each ``choices_from`` field may take, as the case's pick lists them (the
+    colours of the quote's catalogue model); none for a case without a pick."""
+    out = {}
+    for name, spec in wf.fields.items():
+        if spec.choices_from is None:
+            continue
+        picker, origin = spec.choices_from
+        lookup = wf.fields[picker].lookup
+        ids = case.get("refs", {}).get(lookup.workflow) if lookup is not None else None
+        if not ids:
+            continue
+        try:
+            picked = await w.read(w.engine.case, ids[-1], actor=user.login)
+        except (NotFoundError, PermissionDenied):
+            continue     # a pick the user may not see offers nothing; the server still checks
+        out[name] = split_choices(picked["data"].get(origin))
+    return out
+
+
 async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: dict[str, Any],
                      *, open_trigger: str | None = None, posted: dict[str, Any] | None = None,
                      err: Exception | None = None, status: int = 200,
@@ -357,6 +379,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
     steps = await w.read(w.engine.actions, case["id"], user.login)
     acts = [a for a in steps if a.refused is None]   # a form each, or a disabled button
     forms_out = []
+    options = await _picked_choices(w, user, wf, case)
     for a in acts:
         mine = a.trigger == open_trigger
         if a.blocked:  # a disabled button and its reason, not a form the engine must refuse
@@ -377,9 +400,11 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
         forms_out.append({
             "action": a, "open": mine, "errors": general,
             "fields": forms.widgets(wf, asked, values, w.engine.config, transition=a.first,
-                                    errors=by_field, row_errors=by_row, actor=user.login),
+                                    errors=by_field, row_errors=by_row, actor=user.login,
+                                    options=options),
             "more": forms.widgets(wf, more, values, w.engine.config, transition=a.first,
-                                  errors=by_field, row_errors=by_row, actor=user.login),
+                                  errors=by_field, row_errors=by_row, actor=user.login,
+                                  options=options),
             "documents": [wf.documents[k].title for t in a.transitions for k in t.documents],
             "danger": a.first.void_documents or a.trigger.startswith(("cancel", "reject")),
         })

@@ -103,6 +103,20 @@ function lookupField(input) {
       }
     }
     if (note) note.textContent = `已选 ${item.id}（${item.summary}）` + (filled.length ? `，带出：${filled.join("、")}` : "");
+    offerChoices(item);
+  }
+
+  // the fields whose values this pick lists (data-choices-from: a colour among the picked
+  // model's colours) get them as their choice list; no pick (a typed model) offers none
+  function offerChoices(item) {
+    if (!input.form) return;
+    for (const el of input.form.querySelectorAll(`[data-choices-from="${input.name}"]`)) {
+      const options = document.getElementById(el.getAttribute("list"));
+      const values = item ? [...new Set(shown(item.data[el.dataset.choicesField])
+        .split(/[、,，;；\/／\n]/).map((v) => v.trim()).filter((v) => v))] : [];
+      if (options) options.replaceChildren(...values.map((v) => new Option(v, v)));
+      if (values.length && el.value && !values.includes(el.value)) el.value = "";
+    }
   }
 
   async function search(text) {
@@ -132,6 +146,7 @@ function lookupField(input) {
     }
     picked.value = "";
     if (note) note.textContent = "";
+    offerChoices(null);
     clearTimeout(timer);
     if (text) timer = setTimeout(() => search(text), 150);
   });
