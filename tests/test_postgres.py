@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -154,3 +155,66 @@ def test_store_copy_round_trips_the_demo_store(dealer, postgres):
     folder.write_text((dealer / "config.toml").read_text(encoding="utf-8").replace(
         'store = "store"', f'store = {json.dumps(str(dealer / "back"))}'), encoding="utf-8")
     assert _seen(folder) == original
+
+
+@pytest.mark.slow
+def test_two_servers_on_one_database_behave_as_one(dealer, postgres):
+    """Two `dealerdocs serve` processes on two ports against one database (the dealership's
+    folder, with its keys and outbox, shared as servers would mount it): a token made on one
+    works on the other, a quote issued on one is shown, numbered and verifiable on the other,
+    and eight clients issuing at once across both get unique, gap-free numbers."""
+    import threading
+
+    import httpx
+    from test_serve import _free_port, _wait_for
+    from web_support import DEMO_PASSWORD
+
+    use_database(dealer / "config.toml", postgres.new_database())
+    ports = [_free_port(), _free_port()]
+    servers = [subprocess.Popen([dealerdocs_bin(), "serve", "--port", str(port),
+                                 "--tick-seconds", "0"], cwd=dealer, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for port in ports]
+    try:
+        for port, proc in zip(ports, servers):
+            _wait_for(port, proc)
+        a, b = (httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) for port in ports)
+        token = a.post("/api/token", json={"login": "zhang", "password": DEMO_PASSWORD})
+        h = {"Authorization": f"Bearer {token.json()['token']}"}
+        assert b.get("/api/me", headers=h).json()["login"] == "zhang"   # sessions are shared
+
+        case_id = a.post("/api/cases", headers=h, json={"workflow": "quote",
+                                                        "data": example("quote")}).json()["id"]
+        issued = a.post(f"/api/cases/{case_id}/fire/issue", headers=h).json()
+        number = issued["documents"][0]["number"]
+        shown = b.get(f"/api/cases/{case_id}", headers=h).json()
+        assert shown["state"] == "issued" and shown["documents"][0]["number"] == number
+        pdf = b.get(f"/api/documents/{number}/pdf", headers=h)
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+
+        ids = [a.post("/api/cases", headers=h, json={"workflow": "quote", "data": example(
+                   "quote", customer_name=f"客户{i}", customer_mobile=f"1390000{i:04d}")}
+                      ).json()["id"] for i in range(8)]
+        answers: dict[str, int] = {}
+
+        def issue(client, case):
+            answers[case] = client.post(f"/api/cases/{case}/fire/issue", headers=h).status_code
+
+        threads = [threading.Thread(target=issue, args=((a, b)[i % 2], case))
+                   for i, case in enumerate(ids)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert answers == {case: 200 for case in ids}
+        numbers = sorted(d["number"] for d in b.get("/api/documents", headers=h).json())
+        year = numbers[0].split("-")[1]
+        assert numbers == [f"BJ-{year}-{n:06d}" for n in range(1, 10)]
+        a.close()
+        b.close()
+    finally:
+        for proc in servers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in servers:
+            proc.communicate(timeout=60)
+    verified = run_cli("verify", cwd=dealer)
+    assert "校验通过：9 份文档" in verified.stdout
