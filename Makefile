@@ -44,6 +44,7 @@ bench: setup
 	$(PY) benchmarks/bench_documents.py
 	$(PY) benchmarks/bench_speed.py
 	$(PY) benchmarks/bench_showroom.py
+	$(PY) benchmarks/bench_group.py
 
 clean-demo:
 	rm -rf store outbox/20*
