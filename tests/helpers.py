@@ -382,3 +382,13 @@ def engine_store_state(engine) -> dict:
     if getattr(store, "kind", "folder") == "postgresql":
         return database_state(store.url)
     return store_state(store.directory)
+
+
+def require_stock_vins(config_path: Path) -> Path:
+    """Set ``stock_vin_required = true`` in a dealership's config.toml: a contract's VIN must
+    then be a stock car (调车 aside)."""
+    text = config_path.read_text(encoding="utf-8")
+    text, count = re.subn(r"(?m)^stock_vin_required = .*$", "stock_vin_required = true", text)
+    assert count == 1
+    config_path.write_text(text, encoding="utf-8")
+    return config_path

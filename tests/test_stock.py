@@ -5,7 +5,6 @@ the reserved car and no other; the stock list's 库龄, the count per model (``r
 who may do what (the stock keeper gao sees cars, never contracts)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from openpyxl import load_workbook
 from engine import Engine, load_config
 from engine.errors import InputError, NotFoundError, PermissionDenied, StateError
 from engine.sheets import read_xlsx
-from helpers import contract_data, example, store_state, write_xlsx, sign_contract
+from helpers import (contract_data, example, require_stock_vins, sign_contract, store_state,
+                     write_xlsx)
 
 VIN_1, VIN_2, VIN_3, VIN_4 = ("LSJA24U62JG269225", "LSJA24U64JG269226", "LSJA24U66JG269227",
                               "LSJA24U68JG269228")
@@ -34,11 +34,7 @@ def xlsx(path: Path, rows: list[list]) -> Path:
 @pytest.fixture
 def engine(config_path, converter, clock):
     """The store keeps its stock here: a contract's VIN must be a stock car (调车 aside)."""
-    text = config_path.read_text(encoding="utf-8")
-    text, count = re.subn(r"(?m)^stock_vin_required = .*$", "stock_vin_required = true", text)
-    assert count == 1
-    config_path.write_text(text, encoding="utf-8")
-    eng = Engine(load_config(config_path), converter=converter, clock=clock)
+    eng = Engine(load_config(require_stock_vins(config_path)), converter=converter, clock=clock)
     yield eng
     eng.close()
 

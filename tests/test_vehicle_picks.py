@@ -21,7 +21,7 @@ import pytest
 from engine import Engine, load_config
 from engine.errors import InputError, PermissionDenied
 from engine.sheets import read_xlsx
-from helpers import contract_data, docx_text, example, pdf_text, write_xlsx
+from helpers import contract_data, docx_text, example, pdf_text, require_stock_vins, write_xlsx
 
 MODEL = {"brand": "奇瑞", "series": "瑞虎8 PRO", "model": "2026款 1.6TGDI DCT 卓越版",
          "exterior_colours": "珍珠白、曜石黑", "interior_colours": "黑色、棕色",
@@ -43,11 +43,7 @@ def plain(config_path, clock):
 @pytest.fixture
 def stocked_engine(config_path, converter, clock):
     """The store keeps its stock here: a contract's VIN must be a stock car (调车 aside)."""
-    text = config_path.read_text(encoding="utf-8")
-    text, count = re.subn(r"(?m)^stock_vin_required = .*$", "stock_vin_required = true", text)
-    assert count == 1
-    config_path.write_text(text, encoding="utf-8")
-    eng = Engine(load_config(config_path), converter=converter, clock=clock)
+    eng = Engine(load_config(require_stock_vins(config_path)), converter=converter, clock=clock)
     yield eng
     eng.close()
 

@@ -20,5 +20,13 @@ def basic_listing(record: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def entry_case(record: Mapping[str, Any], case_of: Callable[[str], str | None]) -> str | None:
+    """The case a log entry concerns (for that case's history): its own ``case_id``, or the
+    case of the document ``number`` it names."""
+    if record.get("case_id"):
+        return record["case_id"]
+    return case_of(record["number"]) if record.get("number") else None
+
+
 def new_meta() -> dict[str, Any]:
     return {"_meta": {"1": {"schema_version": SCHEMA_VERSION}}}

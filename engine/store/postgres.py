@@ -35,7 +35,7 @@ from typing import Any, Iterator, Mapping
 from .. import chain, checkpoints
 from ..errors import ConfigError, StorageError
 from .journal import deferred_signals
-from .layout import LOGS, SCHEMA_VERSION, Listing, basic_listing
+from .layout import LOGS, SCHEMA_VERSION, Listing, basic_listing, entry_case
 
 # The record schema version the engine writes (the same as the embedded store's records), and
 # the version of the tables below.
@@ -141,6 +141,16 @@ class PgTx:
         self.wrote = True
         self.conn.execute(sql, params)
 
+    def _upsert(self, table: str, key: tuple[str, ...], row: Mapping[str, Any]) -> None:
+        """Insert ``row`` into ``table`` or replace the row with the same ``key`` columns (the
+        names are this module's own, never a caller's values)."""
+        columns = list(row)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+        self._write(f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(['%s'] * len(columns))}) "
+                    f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+                    tuple(row.values()))
+
     # --- cases ----------------------------------------------------------------------------
 
     def case(self, case_id: str) -> dict[str, Any] | None:
@@ -157,16 +167,11 @@ class PgTx:
                    **self._listing(record)}
         hashed = {kind: listing.pop(kind, None) or () for kind in ("people", "search")}
         due = listing.get("due")
-        self._write(
-            """INSERT INTO dd_cases (id, workflow, state, opened, open, held, due, listing, record)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (id) DO UPDATE SET workflow = EXCLUDED.workflow,
-                 state = EXCLUDED.state, opened = EXCLUDED.opened, open = EXCLUDED.open,
-                 held = EXCLUDED.held, due = EXCLUDED.due, listing = EXCLUDED.listing,
-                 record = EXCLUDED.record""",
-            (record["id"], record["workflow"], record["state"], record["created_at"][:10],
-             not listing.get("final"), bool(listing.get("held")),
-             str(due) if due else None, _dumps(listing), _dumps(record)))
+        self._upsert("dd_cases", ("id",), {
+            "id": record["id"], "workflow": record["workflow"], "state": record["state"],
+            "opened": record["created_at"][:10], "open": not listing.get("final"),
+            "held": bool(listing.get("held")), "due": str(due) if due else None,
+            "listing": _dumps(listing), "record": _dumps(record)})
         for kind, values in hashed.items():
             for value in values:
                 self._write(f"INSERT INTO dd_{kind} (hash, case_id) VALUES (%s, %s) "
@@ -239,13 +244,9 @@ class PgTx:
 
     def put_document(self, doc: Mapping[str, Any]) -> None:
         doc = {**doc, "schema_version": SCHEMA_VERSION}
-        self._write("""INSERT INTO dd_documents (number, case_id, issued, status, record)
-                       VALUES (%s, %s, %s, %s, %s)
-                       ON CONFLICT (number) DO UPDATE SET case_id = EXCLUDED.case_id,
-                         issued = EXCLUDED.issued, status = EXCLUDED.status,
-                         record = EXCLUDED.record""",
-                    (doc["number"], doc["case_id"], doc["issued_at"][:10], doc.get("status"),
-                     _dumps(doc)))
+        self._upsert("dd_documents", ("number",), {
+            "number": doc["number"], "case_id": doc["case_id"], "issued": doc["issued_at"][:10],
+            "status": doc.get("status"), "record": _dumps(doc)})
 
     def find_documents(self, status: str | None = None, issued_from: date | None = None,
                        issued_to: date | None = None) -> list[dict[str, Any]]:
@@ -283,13 +284,9 @@ class PgTx:
         if case_id is None:
             raise StorageError(f"找不到文件 {record['number']}，不能登记其副本")
         record = {**record, "schema_version": SCHEMA_VERSION}
-        self._write("""INSERT INTO dd_copies (key, number, case_id, issued, record)
-                       VALUES (%s, %s, %s, %s, %s)
-                       ON CONFLICT (key) DO UPDATE SET number = EXCLUDED.number,
-                         case_id = EXCLUDED.case_id, issued = EXCLUDED.issued,
-                         record = EXCLUDED.record""",
-                    (record["key"], record["number"], case_id, record["issued_at"][:10],
-                     _dumps(record)))
+        self._upsert("dd_copies", ("key",), {
+            "key": record["key"], "number": record["number"], "case_id": case_id,
+            "issued": record["issued_at"][:10], "record": _dumps(record)})
 
     def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
                     ) -> list[dict[str, Any]]:
@@ -308,9 +305,8 @@ class PgTx:
     def set_mark(self, batch: str, item: str, value: Mapping[str, Any]) -> None:
         self._check_batch(batch)
         merged = {**self.marks(batch).get(item, {}), **value}
-        self._write("""INSERT INTO dd_marks (batch, item, value) VALUES (%s, %s, %s)
-                       ON CONFLICT (batch, item) DO UPDATE SET value = EXCLUDED.value""",
-                    (batch, item, _dumps(merged)))
+        self._upsert("dd_marks", ("batch", "item"),
+                     {"batch": batch, "item": item, "value": _dumps(merged)})
 
     def marks(self, batch: str) -> dict[str, dict[str, Any]]:
         self._check_batch(batch)
@@ -336,9 +332,9 @@ class PgTx:
             self._write("DELETE FROM dd_sessions WHERE owner = %s AND session_id = %s",
                         (owner, session_id))
             return
-        self._write("""INSERT INTO dd_sessions (owner, session_id, record) VALUES (%s, %s, %s)
-                       ON CONFLICT (owner, session_id) DO UPDATE SET record = EXCLUDED.record""",
-                    (owner, session_id, _dumps({**record, "schema_version": SCHEMA_VERSION})))
+        self._upsert("dd_sessions", ("owner", "session_id"), {
+            "owner": owner, "session_id": session_id,
+            "record": _dumps({**record, "schema_version": SCHEMA_VERSION})})
 
     # --- hash-chained logs ----------------------------------------------------------------
 
@@ -351,17 +347,14 @@ class PgTx:
         head = self.chain_head(name)
         entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
                            self.next_counter(f"chain:{name}"), head or chain.GENESIS)
-        case_id = record.get("case_id") or (self.case_of(record["number"])
-                                            if record.get("number") else None)
+        case_id = entry_case(record, self.case_of)
         if self._rehearsal:
             self._heads[name] = entry["hash"]
             self._entries.append((name, case_id, entry))
             return entry
         self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
                     (name, entry["seq"], case_id, _dumps(entry)))
-        self._write("""INSERT INTO dd_chains (name, hash) VALUES (%s, %s)
-                       ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash""",
-                    (name, entry["hash"]))
+        self._upsert("dd_chains", ("name",), {"name": name, "hash": entry["hash"]})
         return entry
 
     def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
@@ -390,11 +383,9 @@ class PgTx:
         return row[0] if row else None
 
     def set_definition(self, workflow: str, digest: str) -> None:
-        self._write("""INSERT INTO dd_definitions (workflow, hash, record) VALUES (%s, %s, %s)
-                       ON CONFLICT (workflow) DO UPDATE SET hash = EXCLUDED.hash,
-                         record = EXCLUDED.record""",
-                    (workflow, digest, _dumps({"key": workflow, "hash": digest,
-                                               "schema_version": SCHEMA_VERSION})))
+        self._upsert("dd_definitions", ("workflow",), {
+            "workflow": workflow, "hash": digest,
+            "record": _dumps({"key": workflow, "hash": digest, "schema_version": SCHEMA_VERSION})})
 
     # --- counters -------------------------------------------------------------------------
 
@@ -424,8 +415,7 @@ class PgTx:
         return {k: int(v) for k, v in self._rows("SELECT key, value FROM dd_counters ORDER BY key")}
 
     def set_counter(self, key: str, value: int) -> None:
-        self._write("""INSERT INTO dd_counters (key, value) VALUES (%s, %s)
-                       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""", (key, value))
+        self._upsert("dd_counters", ("key",), {"key": key, "value": value})
 
     def definitions(self) -> dict[str, str]:
         return dict(self._rows("SELECT workflow, hash FROM dd_definitions ORDER BY workflow"))
@@ -441,13 +431,10 @@ class PgTx:
     def put_entry(self, name: str, entry: Mapping[str, Any]) -> None:
         """Append an entry of chain ``name`` as it is (hash and sequence kept), and make it
         the chain's head: a copied chain links exactly as the original."""
-        case_id = entry.get("case_id") or (self.case_of(entry["number"])
-                                           if entry.get("number") else None)
+        case_id = entry_case(entry, self.case_of)
         self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
                     (name, entry["seq"], case_id, _dumps(dict(entry))))
-        self._write("""INSERT INTO dd_chains (name, hash) VALUES (%s, %s)
-                       ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash""",
-                    (name, entry["hash"]))
+        self._upsert("dd_chains", ("name",), {"name": name, "hash": entry["hash"]})
 
     def _check_writable(self) -> None:
         if not self.writable:

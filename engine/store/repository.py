@@ -21,7 +21,7 @@ from ..errors import StorageError
 from ..files import FILE_MODE, atomic_write_bytes, make_dirs, write_all
 from .jsonfiles import dumps, read_index_cached, read_json
 from .layout import (CASES_PER_FOLDER, LOGS, META_FILE, NUMBER_BUCKETS, SCHEMA_VERSION, Listing,
-                     new_meta)
+                     entry_case, new_meta)
 
 
 class _Memory(Storage):
@@ -373,8 +373,7 @@ class Tx:
             dumps(entry) + b"\n")
         self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
                                                  Query().key == name)
-        case_id = record.get("case_id") or (self.case_of(record["number"])
-                                            if record.get("number") else None)
+        case_id = entry_case(record, self.case_of)
         if case_id:
             self._table(self._partition(case_id, create=True), name).insert(entry)
         return entry
@@ -467,8 +466,7 @@ class Tx:
             dumps(dict(entry)) + b"\n")
         self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
                                                  Query().key == name)
-        case_id = entry.get("case_id") or (self.case_of(entry["number"])
-                                           if entry.get("number") else None)
+        case_id = entry_case(entry, self.case_of)
         if case_id:
             self._table(self._partition(case_id, create=True), name).insert(dict(entry))
 
