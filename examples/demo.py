@@ -332,7 +332,12 @@ def main() -> int:
         ahead(110)[0].fire(escalated, "oem_approve", "zhou", {"oem_opinion": "同意关闭"})
         record = ahead(111)[0].fire(escalated, "print_record", "wang").documents[0]
         stock = {name: eng.report(name, today, today, ("xlsx", "pdf"), actor="wang")
-                 for name in ("stock", "stock_by_model", "models")}
+                 for name in ("stock", "models")}
+        # a snapshot (截至 today), not a period; the month's quotes against its sales per model
+        stock["stock_by_model"] = eng.report("stock_by_model", None, None, ("xlsx", "pdf"),
+                                             actor="wang")
+        stock["models_quoted_sold"] = eng.report("models_quoted_sold", month, today,
+                                                 ("xlsx", "pdf"), actor="wang")
         care_end = today + timedelta(days=40)
         care = {name: eng.report(name, month, care_end, ("xlsx", "pdf"), actor="wang")
                 for name in ("care_calls", "care_summary", "complaints", "complaint_closure")}
