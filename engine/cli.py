@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -233,9 +234,7 @@ def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path,
         # [import] update: a row per outcome (新增, 调价, 未变)
         lines.append(table(["行", "编号", "结果"], [[f"第 {o['row']} 行", o["id"], o["outcome"]]
                                                  for o in report.outcomes]))
-        counts = {}
-        for o in report.outcomes:
-            counts[o["outcome"]] = counts.get(o["outcome"], 0) + 1
+        counts = Counter(o["outcome"] for o in report.outcomes)
         lines.append("，".join(f"{k} {n} 行" for k, n in counts.items()))
     else:
         ids = [c["id"] for c in report.created]

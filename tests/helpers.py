@@ -323,11 +323,8 @@ def sign_contract(engine, case_id: str, signed_date: str = "2026-11-26") -> str:
 def open_store_at(where: str, **kwargs):
     """The store at ``where``: a folder (the embedded store) or a postgresql:// URL; for
     tests and the scripts they run in child processes."""
-    if where.startswith("postgresql://"):
-        from engine.store.postgres import PostgresStore
-        return PostgresStore(where, **kwargs)
-    from engine.store import Store
-    return Store(Path(where), **kwargs)
+    from engine.store import store_at
+    return store_at(where, **kwargs)
 
 
 def database_state(url: str) -> dict[str, list]:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 class Store:
     """The store folder: partitions, indexes, logs and the lock (see ``engine.store``)."""
 
+    kind = "folder"
+
     def __init__(self, directory: Path, lock_timeout: float = 120.0,
                  listing: Listing | None = None, upgrade: "Upgrade | None" = None) -> None:
         self.directory = Path(directory)
@@ -32,8 +34,6 @@ class Store:
         self.upgrade = upgrade
         self.lock = RWFileLock(self.directory / LOCK_FILE, timeout=lock_timeout)
         self.commits = Journal(self.directory)
-
-    kind = "folder"
 
     @property
     def location(self) -> str:

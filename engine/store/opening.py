@@ -2,6 +2,7 @@
 database (``store = "postgresql://…"``); both offer the same units of work."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 from .folder import Store
@@ -15,12 +16,21 @@ if TYPE_CHECKING:
 AnyStore = Union[Store, "PostgresStore"]
 
 
+def store_at(where: str | Path, *, base: Path = Path("."), listing: Listing | None = None,
+             lock_timeout: float = 120.0, upgrade: Upgrade | None = None) -> AnyStore:
+    """The store at ``where``: a postgresql:// URL, or a folder (relative to ``base``).
+    Nothing is read or connected until its first unit of work."""
+    from .postgres import PostgresStore, is_database_url
+
+    if isinstance(where, str) and is_database_url(where):
+        return PostgresStore(where, lock_timeout=lock_timeout, listing=listing)
+    folder = Path(where).expanduser()
+    return Store(folder if folder.is_absolute() else base / folder, lock_timeout=lock_timeout,
+                 listing=listing, upgrade=upgrade)
+
+
 def open_store(config: "Config", listing: Listing | None = None,
                upgrade: Upgrade | None = None) -> AnyStore:
-    """The store of ``config`` (nothing is read or connected until its first unit of work)."""
-    if config.store:
-        from .postgres import PostgresStore
-
-        return PostgresStore(config.store, lock_timeout=config.lock_timeout, listing=listing)
-    return Store(config.store_dir, lock_timeout=config.lock_timeout, listing=listing,
-                 upgrade=upgrade)
+    """The store of ``config``."""
+    return store_at(config.store or config.store_dir, listing=listing,
+                    lock_timeout=config.lock_timeout, upgrade=upgrade)

@@ -32,10 +32,11 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any, Iterator, Mapping
 
-from .. import chain, checkpoints
+from .. import checkpoints
 from ..errors import ConfigError, StorageError
 from .journal import deferred_signals
-from .layout import LOGS, SCHEMA_VERSION, Listing, basic_listing, entry_case
+from .layout import (SCHEMA_VERSION, Listing, basic_listing, case_listing, check_batch,
+                     check_owner, entry_case, next_entry)
 
 # The record schema version the engine writes (the same as the embedded store's records), and
 # the version of the tables below.
@@ -161,11 +162,7 @@ class PgTx:
         """Insert or replace a case and its listing (its index columns with it)."""
         self._check_writable()
         record = {**record, "schema_version": SCHEMA_VERSION}
-        listing = {"id": record["id"], "workflow": record["workflow"], "state": record["state"],
-                   "created_at": record["created_at"], "created_by": record["created_by"],
-                   "updated_at": record["updated_at"], "updated_by": record["updated_by"],
-                   **self._listing(record)}
-        hashed = {kind: listing.pop(kind, None) or () for kind in ("people", "search")}
+        listing, hashed = case_listing(record, self._listing)
         due = listing.get("due")
         self._upsert("dd_cases", ("id",), {
             "id": record["id"], "workflow": record["workflow"], "state": record["state"],
@@ -297,37 +294,27 @@ class PgTx:
 
     # --- batch progress -------------------------------------------------------------------
 
-    @staticmethod
-    def _check_batch(batch: str) -> None:
-        if not batch.isalnum():
-            raise StorageError(f"批次编号 \"{batch}\" 只能含字母和数字")
-
     def set_mark(self, batch: str, item: str, value: Mapping[str, Any]) -> None:
-        self._check_batch(batch)
+        check_batch(batch)
         merged = {**self.marks(batch).get(item, {}), **value}
         self._upsert("dd_marks", ("batch", "item"),
                      {"batch": batch, "item": item, "value": _dumps(merged)})
 
     def marks(self, batch: str) -> dict[str, dict[str, Any]]:
-        self._check_batch(batch)
+        check_batch(batch)
         return {item: dict(_loads(value)) for item, value in self._rows(
             "SELECT item, value FROM dd_marks WHERE batch = %s ORDER BY seq", (batch,))}
 
     # --- sign-in sessions -----------------------------------------------------------------
 
-    @staticmethod
-    def _check_owner(owner: str) -> None:
-        if len(owner) != 32 or any(c not in "0123456789abcdef" for c in owner):
-            raise StorageError(f"登录会话文件名 \"{owner}\" 应为 32 位十六进制")
-
     def sessions(self, owner: str) -> dict[str, dict[str, Any]]:
-        self._check_owner(owner)
+        check_owner(owner)
         return {sid: dict(_loads(record)) for sid, record in self._rows(
             "SELECT session_id, record FROM dd_sessions WHERE owner = %s ORDER BY seq",
             (owner,))}
 
     def set_session(self, owner: str, session_id: str, record: Mapping[str, Any] | None) -> None:
-        self._check_owner(owner)
+        check_owner(owner)
         if record is None:
             self._write("DELETE FROM dd_sessions WHERE owner = %s AND session_id = %s",
                         (owner, session_id))
@@ -340,21 +327,15 @@ class PgTx:
 
     def append_chained(self, name: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """Append ``record`` to the hash chain ``name`` (see :mod:`engine.chain`), with the
-        case it concerns for that case's history."""
+        case it concerns for that case's history; a rehearsal keeps it in memory."""
         self._check_writable()
-        if name not in LOGS:
-            raise StorageError(f"没有名为 {name} 的日志")
-        head = self.chain_head(name)
-        entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
-                           self.next_counter(f"chain:{name}"), head or chain.GENESIS)
-        case_id = entry_case(record, self.case_of)
+        entry = next_entry(name, record, self.chain_head(name),
+                           self.next_counter(f"chain:{name}"))
         if self._rehearsal:
             self._heads[name] = entry["hash"]
-            self._entries.append((name, case_id, entry))
-            return entry
-        self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
-                    (name, entry["seq"], case_id, _dumps(entry)))
-        self._upsert("dd_chains", ("name",), {"name": name, "hash": entry["hash"]})
+            self._entries.append((name, entry_case(entry, self.case_of), entry))
+        else:
+            self.put_entry(name, entry)
         return entry
 
     def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
@@ -433,7 +414,7 @@ class PgTx:
         the chain's head: a copied chain links exactly as the original."""
         case_id = entry_case(entry, self.case_of)
         self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
-                    (name, entry["seq"], case_id, _dumps(dict(entry))))
+                    (name, entry["seq"], case_id, _dumps(entry)))
         self._upsert("dd_chains", ("name",), {"name": name, "hash": entry["hash"]})
 
     def _check_writable(self) -> None:
@@ -459,6 +440,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: Any = None
         self._ready = False
+        self._made = False
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
@@ -537,9 +519,13 @@ class PostgresStore:
     # --- units of work --------------------------------------------------------------------
 
     def exists(self) -> bool:
-        """Whether anything was ever written to this store."""
-        with self._unit("READ COMMITTED READ ONLY", None) as conn:
-            return conn.execute("SELECT 1 FROM dd_meta WHERE key = 'made'").fetchone() is not None
+        """Whether anything was ever written to this store (once it was, it stays so: asked
+        again at every start-up step, the database is asked only until then)."""
+        if not self._made:
+            with self._unit("READ COMMITTED READ ONLY", None) as conn:
+                self._made = conn.execute(
+                    "SELECT 1 FROM dd_meta WHERE key = 'made'").fetchone() is not None
+        return self._made
 
     @contextmanager
     def transaction(self) -> Iterator[PgTx]:

@@ -16,12 +16,11 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document
 
-from .. import chain
 from ..errors import StorageError
 from ..files import FILE_MODE, atomic_write_bytes, make_dirs, write_all
 from .jsonfiles import dumps, read_index_cached, read_json
-from .layout import (CASES_PER_FOLDER, LOGS, META_FILE, NUMBER_BUCKETS, SCHEMA_VERSION, Listing,
-                     entry_case, new_meta)
+from .layout import (CASES_PER_FOLDER, META_FILE, NUMBER_BUCKETS, SCHEMA_VERSION, Listing,
+                     case_listing, check_batch, check_owner, entry_case, new_meta, next_entry)
 
 
 class _Memory(Storage):
@@ -165,11 +164,7 @@ class Tx:
         record = {**record, "schema_version": SCHEMA_VERSION}
         self._table(self._partition(record["id"], create=True), "case").upsert(
             Document(record, doc_id=1))
-        listing = {"id": record["id"], "workflow": record["workflow"], "state": record["state"],
-                   "created_at": record["created_at"], "created_by": record["created_by"],
-                   "updated_at": record["updated_at"], "updated_by": record["updated_by"],
-                   **self._listing(record)}
-        hashed = {kind: listing.pop(kind, None) or () for kind in ("people", "search")}
+        listing, hashed = case_listing(record, self._listing)
         day = self._day_index("cases", record["created_at"])
         before = self._index(day).get(record["id"]) or {}
         self._index_due(record, before.get("due"), listing.get("due"), listing)
@@ -322,8 +317,7 @@ class Tx:
     # --- batch progress -------------------------------------------------------------------
 
     def _marks_path(self, batch: str) -> Path:
-        if not batch.isalnum():
-            raise StorageError(f"批次编号 \"{batch}\" 只能含字母和数字")
+        check_batch(batch)
         return self.root / "batches" / f"{batch}.json"
 
     def set_mark(self, batch: str, item: str, value: Mapping[str, Any]) -> None:
@@ -341,8 +335,7 @@ class Tx:
     # through the index cache, so checking a session on every request costs a stat.
 
     def _sessions_path(self, owner: str) -> Path:
-        if len(owner) != 32 or any(c not in "0123456789abcdef" for c in owner):
-            raise StorageError(f"登录会话文件名 \"{owner}\" 应为 32 位十六进制")
+        check_owner(owner)
         return self.root / "sessions" / f"{owner}.json"
 
     def sessions(self, owner: str) -> dict[str, dict[str, Any]]:
@@ -364,18 +357,9 @@ class Tx:
         """Append ``record`` to the hash chain ``name`` (see :mod:`engine.chain`); a copy goes
         into the file of the case it concerns, for that case's history."""
         self._check_writable()
-        if name not in LOGS:
-            raise StorageError(f"没有名为 {name} 的日志")
-        head = self.chain_head(name)
-        entry = chain.link({**record, "schema_version": SCHEMA_VERSION},
-                           self.next_counter(f"chain:{name}"), head or chain.GENESIS)
-        self._appends.setdefault(self._log_path(name, entry["at"]), []).append(
-            dumps(entry) + b"\n")
-        self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
-                                                 Query().key == name)
-        case_id = entry_case(record, self.case_of)
-        if case_id:
-            self._table(self._partition(case_id, create=True), name).insert(entry)
+        entry = next_entry(name, record, self.chain_head(name),
+                           self.next_counter(f"chain:{name}"))
+        self.put_entry(name, entry)
         return entry
 
     def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
@@ -431,21 +415,19 @@ class Tx:
 
     def next_counter(self, key: str) -> int:
         """Increment and return the counter ``key`` (1 for the first call)."""
-        self._check_writable()
         value = self.peek_counter(key) + 1
-        self._table(self._meta, "counters").upsert(
-            {"key": key, "value": value, "schema_version": SCHEMA_VERSION}, Query().key == key)
+        self.set_counter(key, value)
         return value
-
-    # --- copying a whole store (``dealerdocs store copy``) ----------------------------------
-
-    def counters(self) -> dict[str, int]:
-        return {r["key"]: r["value"] for r in self._table(self._meta, "counters").all()}
 
     def set_counter(self, key: str, value: int) -> None:
         self._check_writable()
         self._table(self._meta, "counters").upsert(
             {"key": key, "value": value, "schema_version": SCHEMA_VERSION}, Query().key == key)
+
+    # --- copying a whole store (``dealerdocs store copy``) ----------------------------------
+
+    def counters(self) -> dict[str, int]:
+        return {r["key"]: r["value"] for r in self._table(self._meta, "counters").all()}
 
     def definitions(self) -> dict[str, str]:
         return {r["key"]: r["hash"] for r in self._table(self._meta, "definitions").all()}
@@ -463,7 +445,7 @@ class Tx:
         the chain's head: a copied chain links exactly as the original."""
         self._check_writable()
         self._appends.setdefault(self._log_path(name, entry["at"]), []).append(
-            dumps(dict(entry)) + b"\n")
+            dumps(entry) + b"\n")
         self._table(self._meta, "chains").upsert({"key": name, "hash": entry["hash"]},
                                                  Query().key == name)
         case_id = entry_case(entry, self.case_of)
