@@ -89,10 +89,6 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _loads(value: Any) -> Any:
-    """psycopg gives ``json`` columns back parsed; text from older drivers is parsed here."""
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
-
 
 def is_database_url(value: str) -> bool:
     return value.startswith(("postgresql://", "postgres://"))
@@ -156,7 +152,7 @@ class PgTx:
 
     def case(self, case_id: str) -> dict[str, Any] | None:
         row = self._one("SELECT record FROM dd_cases WHERE id = %s", (case_id,))
-        return dict(_loads(row[0])) if row else None
+        return dict(row[0]) if row else None
 
     def put_case(self, record: Mapping[str, Any]) -> None:
         """Insert or replace a case and its listing (its index columns with it)."""
@@ -179,7 +175,7 @@ class PgTx:
         rows = self._rows("""SELECT listing FROM dd_cases WHERE workflow = %s AND due IS NOT NULL
                              AND left(due, 10) <= %s ORDER BY left(due, 7), seq""",
                           (workflow, until.isoformat()))
-        return [dict(_loads(r[0])) for r in rows]
+        return [dict(r[0]) for r in rows]
 
     def cases_of_person(self, person: str) -> list[str]:
         return [r[0] for r in self._rows(
@@ -206,10 +202,10 @@ class PgTx:
         order = "workflow, opened, seq" if open_only else "opened, seq"
         sql = (f"SELECT listing FROM dd_cases {'WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY {order}")
-        return [dict(_loads(r[0])) for r in self._rows(sql, tuple(params))]
+        return [dict(r[0]) for r in self._rows(sql, tuple(params))]
 
     def held_cases(self, workflow: str) -> list[dict[str, Any]]:
-        return [dict(_loads(r[0])) for r in self._rows(
+        return [dict(r[0]) for r in self._rows(
             "SELECT listing FROM dd_cases WHERE workflow = %s AND held ORDER BY seq",
             (workflow,))]
 
@@ -222,7 +218,7 @@ class PgTx:
             if not rows:
                 return
             for case_id, record in rows:
-                yield dict(_loads(record))
+                yield dict(record)
                 last = case_id
 
     # --- documents ------------------------------------------------------------------------
@@ -233,10 +229,10 @@ class PgTx:
 
     def document(self, number: str) -> dict[str, Any] | None:
         row = self._one("SELECT record FROM dd_documents WHERE number = %s", (number,))
-        return dict(_loads(row[0])) if row else None
+        return dict(row[0]) if row else None
 
     def case_documents(self, case_id: str) -> list[dict[str, Any]]:
-        return [dict(_loads(r[0])) for r in self._rows(
+        return [dict(r[0]) for r in self._rows(
             "SELECT record FROM dd_documents WHERE case_id = %s ORDER BY seq", (case_id,))]
 
     def put_document(self, doc: Mapping[str, Any]) -> None:
@@ -251,7 +247,7 @@ class PgTx:
         if status is not None:
             where.append("status = %s")
             params.append(status)
-        return [dict(_loads(r[0])) for r in self._rows(
+        return [dict(r[0]) for r in self._rows(
             f"SELECT record FROM dd_documents {self._where(where)} ORDER BY issued, seq",
             tuple(params))]
 
@@ -273,7 +269,7 @@ class PgTx:
     # --- copies handed out ----------------------------------------------------------------
 
     def copies(self, number: str) -> list[dict[str, Any]]:
-        return [dict(_loads(r[0])) for r in self._rows(
+        return [dict(r[0]) for r in self._rows(
             "SELECT record FROM dd_copies WHERE number = %s ORDER BY seq", (number,))]
 
     def put_copy(self, record: Mapping[str, Any]) -> None:
@@ -288,7 +284,7 @@ class PgTx:
     def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
                     ) -> list[dict[str, Any]]:
         where, params = self._period("issued", issued_from, issued_to)
-        return [dict(_loads(r[0])) for r in self._rows(
+        return [dict(r[0]) for r in self._rows(
             f"SELECT record FROM dd_copies {self._where(where)} ORDER BY issued, seq",
             tuple(params))]
 
@@ -302,14 +298,14 @@ class PgTx:
 
     def marks(self, batch: str) -> dict[str, dict[str, Any]]:
         check_batch(batch)
-        return {item: dict(_loads(value)) for item, value in self._rows(
+        return {item: dict(value) for item, value in self._rows(
             "SELECT item, value FROM dd_marks WHERE batch = %s ORDER BY seq", (batch,))}
 
     # --- sign-in sessions -----------------------------------------------------------------
 
     def sessions(self, owner: str) -> dict[str, dict[str, Any]]:
         check_owner(owner)
-        return {sid: dict(_loads(record)) for sid, record in self._rows(
+        return {sid: dict(record) for sid, record in self._rows(
             "SELECT session_id, record FROM dd_sessions WHERE owner = %s ORDER BY seq",
             (owner,))}
 
@@ -339,14 +335,14 @@ class PgTx:
         return entry
 
     def case_log(self, name: str, case_id: str) -> list[dict[str, Any]]:
-        rows = [dict(_loads(r[0])) for r in self._rows(
+        rows = [dict(r[0]) for r in self._rows(
             "SELECT entry FROM dd_log WHERE name = %s AND case_id = %s ORDER BY seq",
             (name, case_id))]
         rows += [dict(e) for n, c, e in self._entries if n == name and c == case_id]
         return rows
 
     def log_entries(self, name: str) -> list[dict[str, Any]]:
-        rows = [dict(_loads(r[0])) for r in self._rows(
+        rows = [dict(r[0]) for r in self._rows(
             "SELECT entry FROM dd_log WHERE name = %s ORDER BY seq", (name,))]
         rows += [dict(e) for n, _, e in self._entries if n == name]
         return rows
@@ -580,7 +576,7 @@ def migrate(conn: Any) -> int:
             found = 0
             if exists:
                 row = conn.execute("SELECT value FROM dd_meta WHERE key = 'tables'").fetchone()
-                found = int(_loads(row[0])) if row else 0
+                found = int(row[0]) if row else 0
             if found > TABLES_VERSION:
                 raise StorageError(f"数据库的表结构版本为 {found}，比本程序（{TABLES_VERSION}）新；"
                                    f"请升级 dealerdocs")
