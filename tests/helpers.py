@@ -320,13 +320,6 @@ def sign_contract(engine, case_id: str, signed_date: str = "2026-11-26") -> str:
     return case_id
 
 
-def open_store_at(where: str, **kwargs):
-    """The store at ``where``: a folder (the embedded store) or a postgresql:// URL; for
-    tests and the scripts they run in child processes."""
-    from engine.store import store_at
-    return store_at(where, **kwargs)
-
-
 def database_state(url: str) -> dict[str, list]:
     """Every row of every dealerdocs table of a PostgreSQL store, by table (the tables'
     version aside, and no empty table): equal before and after means nothing was written;
@@ -352,7 +345,9 @@ class Backend:
         self.opened: list = []
 
     def open(self, **kwargs):
-        store = open_store_at(self.where, **kwargs)
+        from engine.store import store_at
+
+        store = store_at(self.where, **kwargs)
         self.opened.append(store)
         return store
 
@@ -361,8 +356,9 @@ class Backend:
             store.close()
 
     def state(self):
-        return database_state(self.where) if self.kind == "postgresql" else \
-            store_state(Path(self.where))
+        from engine.store import store_at
+
+        return store_contents(store_at(self.where))
 
 
 def use_database(config_path: Path, url: str) -> Path:
@@ -373,10 +369,10 @@ def use_database(config_path: Path, url: str) -> Path:
     return config_path
 
 
-def engine_store_state(engine) -> dict:
-    """Everything in an engine's store (its folder's files, or its database's rows)."""
-    store = engine.store
-    if getattr(store, "kind", "folder") == "postgresql":
+def store_contents(store) -> dict:
+    """Everything in a store (its folder's files, or its database's rows): equal before and
+    after means nothing was written."""
+    if store.kind == "postgresql":
         return database_state(store.url)
     return store_state(store.directory)
 

@@ -12,7 +12,7 @@ import pytest
 from engine import InputError, NotFoundError, PermissionDenied, StateError
 from engine.pdf import read_metadata
 
-from helpers import (docx_text, engine_store_state, make_dealer_dir, pdf_fonts, pdf_text,
+from helpers import (docx_text, store_contents, make_dealer_dir, pdf_fonts, pdf_text,
                      use_database)
 
 
@@ -31,7 +31,7 @@ def sha256(path: Path) -> str:
 
 
 def store_bytes(engine) -> dict:
-    return engine_store_state(engine)
+    return store_contents(engine.store)
 
 
 def outbox_files(engine) -> list[str]:

@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, load_config
-from helpers import database_state, dealerdocs_bin, example, store_state, use_database
+from engine.store import open_store
+from helpers import dealerdocs_bin, example, store_contents, use_database
 
 pytestmark = pytest.mark.slow
 
@@ -107,9 +108,7 @@ def test_a_kill_in_each_window(dealer, converter, window, kill, backend, request
     window = AFTER_COMMIT[backend] if window == "after commit" else window
 
     def state():
-        if backend == "postgresql":
-            return database_state(load_config(dealer / "config.toml").store)
-        return store_state(dealer / "store")
+        return store_contents(open_store(load_config(dealer / "config.toml")))
 
     case_id = _new_quote(dealer, converter)
     before = state()

@@ -219,9 +219,9 @@ def test_lock_timeout_is_a_clear_error(backend):
 
 _COUNTER_SCRIPT = """
 import sys
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-from helpers import open_store_at
-store = open_store_at({path!r})
+sys.path.insert(0, {root!r})
+from engine.store import store_at
+store = store_at({path!r})
 for _ in range({n}):
     with store.transaction() as tx:
         value = tx.next_counter("shared")
@@ -245,9 +245,9 @@ def test_two_processes_lose_no_update(backend):
 
 _WRITER_SCRIPT = """
 import sys
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-from helpers import open_store_at
-store = open_store_at({path!r})
+sys.path.insert(0, {root!r})
+from engine.store import store_at
+store = store_at({path!r})
 blob = "数据" * 100_000   # ~600 KB per write: a wide window for the kill to land in
 while True:
     with store.transaction() as tx:
