@@ -118,11 +118,14 @@ def build_quote(path: Path) -> None:
                    C("{{ f.amount|money }}", "amount")])
     tk.add_tag_row(t, "{%tr endfor %}")
     # totals.fees_total excludes the purchase tax, the table shows both
-    tk.add_row(t, [C("小计", "label", span=2),
-                   C("{{ totals.taxes_and_fees_total|money }}", "amount",
-                     bold=True)])
+    subtotal = tk.add_row(t, [C("小计", "label", span=2),
+                              C("{{ totals.taxes_and_fees_total|money }}", "amount",
+                                bold=True)])
     # how the purchase tax was computed (issue 19: the rule's figure, or the override's reason),
-    # a row of the table so it never leaves it for the next page
+    # a row of the table kept with the subtotal; the table itself may break before them (kept
+    # whole, it pushes the notes and signatures of a full quote onto a third page)
+    tk.keep_with_next(*(c.paragraphs[0] for c in subtotal))
+    taxes = t._tbl  # noqa: SLF001
     tk.add_row(t, [C("车辆购置税：{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}）"
                      "；以税务机关核定为准。", span=3)])
 
@@ -179,7 +182,8 @@ def build_quote(path: Path) -> None:
                      "说明")
 
     for table in doc.tables:
-        tk.keep_together(table)
+        if table._tbl is not taxes:  # noqa: SLF001
+            tk.keep_together(table)
     tk.add_signature_block(doc, ["客户签字", "销售顾问签字"])
     tk.save(doc, path)
 
