@@ -23,13 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]                    # label | value | label | value (16.5 cm)
 CALLS = [1.2, 4.6, 1.5, 6.7, 2.5]              # the call-back rows (a date and time on one line)
-DASH = '"—"'
-
-
-def or_dash(expr: str) -> str:
-    return f"{{{{ {expr} if {expr} else {DASH} }}}}"
+DASH, KV, or_dash = tk.DASH, tk.KV, tk.or_dash
 
 
 def when(expr: str) -> str:
@@ -45,17 +40,12 @@ def boxes(field: str, choices: Sequence[str]) -> str:
 
 
 def build_record(path: Path) -> None:
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
     tk.add_title(doc, "SSI抱怨记录表")
     tk.add_meta_line(doc, "抱怨编号：{{ case.id }}", "受理日期：{{ received_at|cn_date }}",
                      "当前阶段：{{ case.state_label }}")
 
-    def row(table, cells, **kw):
-        kw.setdefault("height_cm", 0.62)
-        return tk.add_row(table, cells, **kw)
+    row = tk.add_line_row
 
     tk.add_heading(doc, "一、客户与车辆")
     t = tk.add_table(doc, KV)
