@@ -23,6 +23,7 @@ SCRIPTS = {
                                          "rectification_extension.docx",
                                          "rectification_cancellation.docx"],
     "build_care_templates.py": ["complaint_record.docx"],
+    "build_customer_templates.py": ["customer_card.docx"],
 }
 COMMITTED = ROOT / "templates" / "docx"
 

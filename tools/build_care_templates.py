@@ -23,13 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]                    # label | value | label | value (16.5 cm)
-CALLS = [1.2, 4.0, 1.5, 7.3, 2.5]              # the call-back rows
-DASH = '"—"'
-
-
-def or_dash(expr: str) -> str:
-    return f"{{{{ {expr} if {expr} else {DASH} }}}}"
+CALLS = [1.2, 4.6, 1.5, 6.7, 2.5]              # the call-back rows (a date and time on one line)
+DASH, KV, or_dash = tk.DASH, tk.KV, tk.or_dash
 
 
 def when(expr: str) -> str:
@@ -45,17 +40,12 @@ def boxes(field: str, choices: Sequence[str]) -> str:
 
 
 def build_record(path: Path) -> None:
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
     tk.add_title(doc, "SSI抱怨记录表")
     tk.add_meta_line(doc, "抱怨编号：{{ case.id }}", "受理日期：{{ received_at|cn_date }}",
                      "当前阶段：{{ case.state_label }}")
 
-    def row(table, cells, **kw):
-        kw.setdefault("height_cm", 0.62)
-        return tk.add_row(table, cells, **kw)
+    row = tk.add_line_row
 
     tk.add_heading(doc, "一、客户与车辆")
     t = tk.add_table(doc, KV)
@@ -93,7 +83,7 @@ def build_record(path: Path) -> None:
 
     tk.add_tag_paragraph(doc, "{%p if escalations %}")
     tk.add_heading(doc, "升级记录")
-    t = tk.add_table(doc, [4.0, 1.6, 4.0, 4.4, 2.5])
+    t = tk.add_table(doc, [4.6, 1.6, 3.6, 4.2, 2.5])
     tk.add_row(t, [C("升级时间", "header"), C("升级为", "header"), C("原因", "header"),
                    C("说明", "header"), C("升级人", "header")], header=True)
     tk.add_tag_row(t, "{%tr for e in escalations %}")
@@ -130,8 +120,8 @@ def build_record(path: Path) -> None:
             C('{{ oem_approver.name if oem_approver else ("待审批" if totals.needs_oem else "不适用") }}')])
     row(t, [C("经理意见", "label"), C(or_dash("close_note"), span=3)])
     row(t, [C("区域经理意见", "label"), C(or_dash("oem_opinion"), span=3)])
-    tk.keep_together(t)
-    tk.add_paragraph(doc)    # keeps the signature table apart (adjacent tables merge)
+    # the closing table stays with the signatures (never a page of signatures alone)
+    tk.keep_with_next(t, tk.add_paragraph(doc))   # the paragraph keeps the tables apart
 
     tk.add_tag_paragraph(doc, "{%p if totals.needs_oem %}")
     tk.add_signature_block(doc, ["处理人", "销售经理", "区域经理"], blank=10)

@@ -20,27 +20,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]                            # label | value | label | value
 ROWS = [0.8, 1.9, 1.1, 3.4, 2.6, 2.6, 2.2, 1.9]        # the follow-up rows (16.5 cm)
-DASH = '"—"'
-
-
-def or_dash(expr: str) -> str:
-    return f"{{{{ {expr} if {expr} else {DASH} }}}}"
+KV, or_dash = tk.KV, tk.or_dash
 
 
 def build_card(path: Path) -> None:
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
     tk.add_title(doc, "意向客户跟踪卡")
     tk.add_meta_line(doc, "档案号：{{ case.id }}", "制卡日期：{{ card_opened_on|cn_date }}",
                      "当前级别：{{ case.state_label }}")
 
-    def row(table, cells, **kw):
-        kw.setdefault("height_cm", 0.62)
-        return tk.add_row(table, cells, **kw)
+    row = tk.add_line_row
 
     tk.add_heading(doc, "一、客户基本资料")
     t = tk.add_table(doc, KV)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]  # label | value | label | value (text width 16.5 cm)
+KV, or_dash = tk.KV, tk.or_dash
 
 BOX_ON, BOX_OFF = "■", "□"
 STATUTORY = "★"  # marks the documents 《汽车销售管理办法》第十六条 requires with the car
@@ -63,10 +63,6 @@ SERVICE_EXPLAINED = ["售后地址与营业时间", "售后服务顾问介绍", 
 def box(item: str, field: str) -> str:
     """``■`` when ``item`` is among the chosen strings of the list field ``field``, else ``□``."""
     return f'{{{{ "{BOX_ON}" if "{item}" in {field} else "{BOX_OFF}" }}}}'
-
-
-def or_dash(expr: str) -> str:
-    return f'{{{{ {expr} if {expr} else "—" }}}}'
 
 
 def add_small_run(cell, text: str) -> None:
@@ -128,10 +124,7 @@ VEHICLE_NAME = '{{ [brand, series, model]|select|join(" ") or "—" }}'
 
 def build_delivery_booking(path: Path) -> None:
     """交车预约登记表 (delivery booking), domain.md §1.6; issued by ``confirm``."""
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
 
     tk.add_title(doc, "交车预约登记表")
     tk.add_meta_line(doc, "编号：{{ doc.number }}", "登记日期：{{ doc.issued_at|cn_date }}",
@@ -183,10 +176,7 @@ def build_delivery_booking(path: Path) -> None:
 
 def build_delivery(path: Path) -> None:
     """交车确认单 (vehicle handover confirmation), domain.md §2; issued by ``deliver``."""
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
 
     tk.add_title(doc, "交车确认单")
     tk.add_meta_line(doc, "编号：{{ doc.number }}", "出具日期：{{ doc.issued_at|cn_date }}",

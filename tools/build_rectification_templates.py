@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]        # label | value | label | value (text width 16.5 cm)
+KV, or_dash = tk.KV, tk.or_dash
 EVIDENCE = [1.2, 9.2, 3.6, 2.5]    # 序号 | 文件名 | SHA-256 | 大小（KB）
 SIGN = [8.25, 8.25]                # 申请单位 | 厂家审核 / 审批
 # A signature line is "label：<tab>" with a right tab stop at the cell's inner edge and an
@@ -50,10 +50,6 @@ SEVERITIES = ["一般", "严重", "重大"]
 CANCEL_GROUNDS = ["问题不成立", "标准已变更", "重复问题", "其他"]
 
 BLANK_DATE = "____年____月____日"
-
-
-def or_dash(expr: str) -> str:
-    return f'{{{{ {expr} if {expr} else "—" }}}}'
 
 
 def boxes(field: str, choices: Sequence[str], sep: str = "\u3000") -> str:
@@ -101,10 +97,7 @@ def small(cell, size_pt: float = 9) -> None:
 
 
 def new_form(title: str, number_label: str, date_label: str):
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
     tk.add_title(doc, title)
     tk.add_meta_line(doc, f"{number_label}：{{{{ doc.number }}}}",
                      f"{date_label}：{{{{ doc.issued_at|cn_date }}}}",

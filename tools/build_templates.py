@@ -25,13 +25,13 @@ from templatekit import C  # noqa: E402
 
 # Column grids (cm). Text width is 16.5 cm; every money column is 3.05 cm wide and flush with
 # the right margin, so amounts line up down the whole page.
-KV = [2.6, 5.65, 2.6, 5.65]            # label | value | label | value
+KV = tk.KV                             # label | value | label | value
 ITEM_AMOUNT = [13.45, 3.05]            # 项目 | 金额
 NO_ITEM_AMOUNT = [1.4, 12.05, 3.05]    # 序号 | 项目 | 金额
 INSURANCE = [1.4, 1.4, 10.65, 3.05]    # 序号 | 险种 (2 cols) | 保费; 保险公司 label spans 2
 ACCESSORIES = [1.4, 7.4, 1.6, 3.05, 3.05]  # 序号 | 项目 | 数量 | 单价 | 金额
 
-NONE = '"—"'  # what an absent optional value prints as
+NONE = tk.DASH  # what an absent optional value prints as
 
 
 def money_or_dash(expr: str) -> str:
@@ -40,10 +40,7 @@ def money_or_dash(expr: str) -> str:
 
 def build_quote(path: Path) -> None:
     """商谈报价单 (sales quotation), domain.md §1.4."""
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "编号：{{ doc.number }}")
-    tk.set_footer(doc, "编号：{{ doc.number }}    ")
+    doc = tk.numbered_document()
 
     tk.add_title(doc, "商谈报价单")
     tk.add_meta_line(doc, "报价单编号：{{ doc.number }}",
@@ -118,11 +115,14 @@ def build_quote(path: Path) -> None:
                    C("{{ f.amount|money }}", "amount")])
     tk.add_tag_row(t, "{%tr endfor %}")
     # totals.fees_total excludes the purchase tax, the table shows both
-    tk.add_row(t, [C("小计", "label", span=2),
-                   C("{{ totals.taxes_and_fees_total|money }}", "amount",
-                     bold=True)])
+    subtotal = tk.add_row(t, [C("小计", "label", span=2),
+                              C("{{ totals.taxes_and_fees_total|money }}", "amount",
+                                bold=True)])
     # how the purchase tax was computed (issue 19: the rule's figure, or the override's reason),
-    # a row of the table so it never leaves it for the next page
+    # a row of the table kept with the subtotal; the table itself may break before them (kept
+    # whole, it pushes the notes and signatures of a full quote onto a third page)
+    tk.keep_with_next(*(c.paragraphs[0] for c in subtotal))
+    taxes = t._tbl  # noqa: SLF001
     tk.add_row(t, [C("车辆购置税：{{ totals.purchase_tax|money }}（{{ totals.purchase_tax_basis }}）"
                      "；以税务机关核定为准。", span=3)])
 
@@ -179,7 +179,8 @@ def build_quote(path: Path) -> None:
                      "说明")
 
     for table in doc.tables:
-        tk.keep_together(table)
+        if table._tbl is not taxes:  # noqa: SLF001
+            tk.keep_together(table)
     tk.add_signature_block(doc, ["客户签字", "销售顾问签字"])
     tk.save(doc, path)
 
@@ -220,15 +221,8 @@ def build_contract(path: Path) -> None:
     occurs exactly once, in the signature table, with a blank area after it; the final clause
     is kept on the same page as that table.
     """
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-
-    def row(table, cells, **kw):
-        # a little denser than the quote's 0.7 cm rows: one text line plus the cell padding
-        kw.setdefault("height_cm", 0.62)
-        return tk.add_row(table, cells, **kw)
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", "合同编号：{{ doc.number }}")
-    tk.set_footer(doc, "合同编号：{{ doc.number }}    ")
+    doc = tk.numbered_document("合同编号")
+    row = tk.add_line_row   # a little denser than the quote's 0.7 cm rows
 
     tk.add_title(doc, "汽车买卖合同")
     tk.add_meta_line(doc, "合同编号：{{ doc.number }}", "",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import templatekit as tk  # noqa: E402
 from templatekit import C  # noqa: E402
 
-KV = [2.6, 5.65, 2.6, 5.65]  # label | value | label | value (text width 16.5 cm)
+KV, or_dash = tk.KV, tk.or_dash
 SIGN = [8.25, 8.25]          # 乙方 | 甲方 signature columns
 
 BOX_ON, BOX_OFF = "■", "□"
@@ -44,13 +44,6 @@ RATING_GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
     ("流程", [("rating_car_condition", "车况及清洁"), ("rating_route_length", "路线长度"),
               ("rating_route_items", "路线试驾项目"), ("rating_overall", "总体评价")]),
 ]
-DASH = '"—"'
-
-
-def or_dash(expr: str) -> str:
-    return f"{{{{ {expr} if {expr} else {DASH} }}}}"
-
-
 def box_eq(field: str, value: str) -> str:
     """``■`` when the choice field ``field`` equals ``value``, else ``□``."""
     return f'{{{{ "{BOX_ON}" if {field} == "{value}" else "{BOX_OFF}" }}}}'
@@ -94,10 +87,7 @@ def merge_down(table, col: int, first: int, last: int) -> None:
 
 
 def new_form(title: str, number_label: str = "编号"):
-    doc = tk.new_document(title="{{ doc.title }} {{ doc.number }}")
-    doc.core_properties.identifier = "{{ doc.number }}"
-    tk.set_header(doc, "{{ dealer.name }}", f"{number_label}：{{{{ doc.number }}}}")
-    tk.set_footer(doc, f"{number_label}：{{{{ doc.number }}}}    ")
+    doc = tk.numbered_document(number_label)
     tk.add_title(doc, title)
     tk.add_meta_line(doc, f"{number_label}：{{{{ doc.number }}}}",
                      "出具日期：{{ doc.issued_at|cn_date }}", "版本：第 {{ doc.version }} 版")
@@ -121,9 +111,7 @@ def build_agreement(path: Path) -> None:
     member's instructions, part of subject 5 there, get a clause of their own)."""
     doc = new_form("试乘试驾协议书")
 
-    def row(table, cells, **kw):
-        kw.setdefault("height_cm", 0.62)
-        return tk.add_row(table, cells, **kw)
+    row = tk.add_line_row
 
     tk.add_heading(doc, "一、协议双方")
     t = tk.add_table(doc, KV)

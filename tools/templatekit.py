@@ -46,6 +46,7 @@ __all__ = [
     "add_tag_paragraph", "add_table", "add_row", "add_tag_row", "keep_together",
     "keep_with_next", "borderless", "add_signature_block", "set_header", "set_footer",
     "add_field", "text_width_cm", "save", "font_problems",
+    "KV", "DASH", "or_dash", "numbered_document", "add_line_row",
 ]
 
 BODY_FONT = "宋体"      # SimSun; mapped to Noto Serif CJK SC at conversion
@@ -563,6 +564,36 @@ def add_field(paragraph: Paragraph, instruction: str, placeholder: str = "") -> 
     t.text = placeholder
     run_with(t)
     run_with(_el("w:fldChar", fldCharType="end"))
+
+
+# --------------------------------------------------------------------------- forms
+
+
+KV = [2.6, 5.65, 2.6, 5.65]  # label | value | label | value (text width 16.5 cm)
+DASH = '"—"'                 # what an absent optional value prints as (a Jinja string)
+
+
+def or_dash(expr: str) -> str:
+    """A tag printing ``expr``, or — when it is empty."""
+    return f"{{{{ {expr} if {expr} else {DASH} }}}}"
+
+
+def numbered_document(number_label: str = "编号") -> DocxDocument:
+    """A new document for an issued form: titled and identified by its number, with the
+    dealer's name and ``number_label：number`` in the header and the number before the page
+    count in the footer. The caller adds the form's title and meta line."""
+    doc = new_document(title="{{ doc.title }} {{ doc.number }}")
+    doc.core_properties.identifier = "{{ doc.number }}"
+    set_header(doc, "{{ dealer.name }}", f"{number_label}：{{{{ doc.number }}}}")
+    set_footer(doc, f"{number_label}：{{{{ doc.number }}}}    ")
+    return doc
+
+
+def add_line_row(table: Table, cells: Iterable[Union[C, str]], **kw) -> list[_Cell]:
+    """:func:`add_row` a little denser than its 0.7 cm default: one text line plus the cell
+    padding (0.62 cm), for label/value tables."""
+    kw.setdefault("height_cm", 0.62)
+    return add_row(table, cells, **kw)
 
 
 # --------------------------------------------------------------------------- signatures

@@ -161,7 +161,7 @@ def widgets(wf: Workflow, names: Iterable[str], values: Mapping[str, Any], confi
 def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
             labels: Mapping[str, str] | None = None) -> Widget:
     choices: list[tuple[str, str]] = []
-    hint = ""
+    hints: list[str] = []
     if spec.type in ("choice", "multichoice"):
         choices = [(c, spec.choice_label(c)) for c in spec.choices]
     elif spec.type == "user":
@@ -171,25 +171,24 @@ def _widget(spec: FieldSpec, value: Any, config: Config, *, required: bool,
     elif spec.type == "boolean":
         choices = [("是", "是"), ("否", "否")]
     elif spec.type == "attachments":
-        hint = (f"PDF、图片、Word/Excel 或文本，单个不超过 {UPLOAD_MAX_BYTES // 1048576} MB")
+        hints.append(f"PDF、图片、Word/Excel 或文本，单个不超过 {UPLOAD_MAX_BYTES // 1048576} MB")
     if spec.required_if:
         cond = "，".join(f"{(labels or {}).get(k, k)}为「{v if isinstance(v, str) else '/'.join(v)}」"
                         for k, v in spec.required_if.items())
-        hint = (hint + "；" if hint else "") + f"{cond}时必填"
+        hints.append(f"{cond}时必填")
+    lookup = choices_from = None
     if spec.lookup is not None:
-        hint = (hint + "；" if hint else "") + "输入名称的一部分，从列表中选择；所选案件的内容会自动带出"
-    w = Widget(spec.name, spec.label, spec.type, required, display(spec, value), choices,
-               hint=hint, phone=spec.rule == "mobile" or spec.personal == "mobile",
-               lookup={"url": f"/lookup/{spec.lookup.workflow}", "match": spec.lookup.match,
-                       "fill": {t: o for t, o in spec.lookup.fill.items() if t != spec.name},
-                       "workflow": spec.lookup.workflow}
-               if spec.lookup is not None else None,
-               choices_from={"from": spec.choices_from[0], "field": spec.choices_from[1],
-                             "options": []} if spec.choices_from is not None else None)
+        hints.append("输入名称的一部分，从列表中选择；所选案件的内容会自动带出")
+        lookup = {"url": f"/lookup/{spec.lookup.workflow}", "match": spec.lookup.match,
+                  "fill": {t: o for t, o in spec.lookup.fill.items() if t != spec.name},
+                  "workflow": spec.lookup.workflow}
     if spec.choices_from is not None:
-        picker = (labels or {}).get(spec.choices_from[0], spec.choices_from[0])
-        hint = (hint + "；" if hint else "") + f"从{picker}所选案件的可选值中选择"
-        w.hint = hint
+        picker, origin = spec.choices_from
+        hints.append(f"从{(labels or {}).get(picker, picker)}所选案件的可选值中选择")
+        choices_from = {"from": picker, "field": origin, "options": []}
+    w = Widget(spec.name, spec.label, spec.type, required, display(spec, value), choices,
+               hint="；".join(hints), phone=spec.rule == "mobile" or spec.personal == "mobile",
+               lookup=lookup, choices_from=choices_from)
     if spec.type == "table":
         w.columns = [_widget(col, None, config, required=col.required)
                      for col in spec.columns.values()]

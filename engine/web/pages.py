@@ -354,8 +354,10 @@ async def new_case(request: Request, key: str) -> Response:
 async def _picked_choices(w: Web, user: User, wf: Workflow, case: dict[str, Any]
                           ) -> dict[str, list[str]]:
     """The values each ``choices_from`` field may take, as the case's pick lists them (the
-    colours of the quote's catalogue model); none for a case without a pick."""
+    colours of the quote's catalogue model); none for a case without a pick. Each picked case
+    is read once (a contract's colour and interior colour share the model)."""
     out = {}
+    cases: dict[str, dict[str, Any] | None] = {}
     for name, spec in wf.fields.items():
         if spec.choices_from is None:
             continue
@@ -364,11 +366,15 @@ async def _picked_choices(w: Web, user: User, wf: Workflow, case: dict[str, Any]
         ids = case.get("refs", {}).get(lookup.workflow) if lookup is not None else None
         if not ids:
             continue
-        try:
-            picked = await w.read(w.engine.case, ids[-1], actor=user.login)
-        except (NotFoundError, PermissionDenied):
-            continue     # a pick the user may not see offers nothing; the server still checks
-        out[name] = split_choices(picked["data"].get(origin))
+        if ids[-1] not in cases:
+            try:
+                cases[ids[-1]] = await w.read(w.engine.case, ids[-1], actor=user.login)
+            except (NotFoundError, PermissionDenied):
+                # a pick the user may not see offers nothing; the server still checks
+                cases[ids[-1]] = None
+        picked = cases[ids[-1]]
+        if picked is not None:
+            out[name] = split_choices(picked["data"].get(origin))
     return out
 
 
@@ -379,7 +385,7 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
     steps = await w.read(w.engine.actions, case["id"], user.login)
     acts = [a for a in steps if a.refused is None]   # a form each, or a disabled button
     forms_out = []
-    options = await _picked_choices(w, user, wf, case)
+    options = await _picked_choices(w, user, wf, case) if acts else {}   # for the forms only
     for a in acts:
         mine = a.trigger == open_trigger
         if a.blocked:  # a disabled button and its reason, not a form the engine must refuse
