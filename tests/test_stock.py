@@ -147,6 +147,9 @@ def test_an_order_without_a_car_is_signed_then_allocated(engine, tmp_path):
     engine.fire(order, "allocate", "zhang", {"vin": VIN_2})
     assert (state(engine, car_1), state(engine, car_2)) == ("in_stock", "reserved")
     assert engine.case(car_1, actor="wang")["links"] == {}
+    # the released car's history says so in words (joins' own "detach" event)
+    [released] = [line for line in engine.timeline(car_1, actor="wang") if line["what"] == "取消关联"]
+    assert released["detail"] == f"不再关联购车合同 {order}" and released["change"] is None
     assert engine.case(order, actor="wang")["links"]["stock"] == [car_2]
 
 
