@@ -28,12 +28,9 @@ class Sheet:
 
 def column_letter(index: int) -> str:
     """Excel's name of the column at ``index`` (0 → A, 26 → AA)."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(index + 1)
 
 
 def is_blank(value: Any) -> bool:

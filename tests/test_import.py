@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, load_config
-from engine.errors import InputError, PermissionDenied
+from engine.errors import InputError, NotFoundError, PermissionDenied
 from engine.fields import FieldSpec
 from engine.services.imports import cell_value, match_columns
 from engine.sheets import Sheet, read_xlsx
@@ -271,9 +271,9 @@ def test_the_workflow_is_named_by_key_plural_or_title(engine, tmp_path):
     path = xlsx(tmp_path / "c.xlsx", [["王建华", 13800138000]])
     for name in ("customer", "customers", "客户档案"):
         assert engine.import_cases(name, read_xlsx(path), "wang", dry_run=True).ok
-    with pytest.raises(Exception) as unknown:
+    with pytest.raises(NotFoundError) as unknown:
         engine.import_cases("customerz", read_xlsx(path), "wang")
-    assert "没有名为 \"customerz\" 的工作流；是否想用 \"customer\"？" in str(unknown.value)
+    assert "没有名为 \"customerz\" 的工作流；是否想用 \"customer\"？" in unknown.value.message
 
 
 # --- the command ---------------------------------------------------------------------------------

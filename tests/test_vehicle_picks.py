@@ -100,32 +100,28 @@ def test_a_contract_checks_body_and_interior_colour_against_the_model(plain):
     assert plain.case(made.id, actor="zhang")["refs"] == {"vehicle_model": [model_id]}
 
 
-def test_the_form_lists_the_picked_models_colours(config_path, clock):
+def test_the_form_lists_the_picked_models_colours(plain):
     from engine.web.app import create_app
     from web_support import client, errors_of, post_form, sign_in
 
-    eng = Engine(load_config(config_path), clock=clock)
-    try:
-        model_id = catalogued(eng)
-        made = eng.create("quote", quote(colour="珍珠白"), "zhang")
-        with client(create_app(eng)) as c:
-            sign_in(c, "zhang")
-            page = c.get("/cases/new/quote").text
-            assert 'data-choices-from="model" data-choices-field="exterior_colours"' in page
-            # the case picked CX-1: its edit form lists that model's colours
-            page = c.get(f"/cases/{made.id}").text
-            assert re.search(r'<datalist id="[^"]*-colour-choices"><option value="珍珠白">'
-                             r'</option><option value="曜石黑"></option></datalist>', page)
-            # the server refuses a colour the picked model does not list, next to the field
-            answer = post_form(c, "/cases/new/quote", "/cases/new/quote", {
-                "customer_name": "刘晓明", "customer_mobile": "13800138000",
-                "vehicle_model": model_id, "model": MODEL["model"], "colour": "天空蓝",
-                "list_price": "139900.00", "discount": "0", "valid_until": "2099-12-31"})
-            assert answer.status_code == 422
-            assert f"颜色「天空蓝」不在车型 {model_id} 的可选颜色中（可选：珍珠白、曜石黑）" \
-                in errors_of(answer.text)
-    finally:
-        eng.close()
+    model_id = catalogued(plain)
+    made = plain.create("quote", quote(colour="珍珠白"), "zhang")
+    with client(create_app(plain)) as c:
+        sign_in(c, "zhang")
+        page = c.get("/cases/new/quote").text
+        assert 'data-choices-from="model" data-choices-field="exterior_colours"' in page
+        # the case picked CX-1: its edit form lists that model's colours
+        page = c.get(f"/cases/{made.id}").text
+        assert re.search(r'<datalist id="[^"]*-colour-choices"><option value="珍珠白">'
+                         r'</option><option value="曜石黑"></option></datalist>', page)
+        # the server refuses a colour the picked model does not list, next to the field
+        answer = post_form(c, "/cases/new/quote", "/cases/new/quote", {
+            "customer_name": "刘晓明", "customer_mobile": "13800138000",
+            "vehicle_model": model_id, "model": MODEL["model"], "colour": "天空蓝",
+            "list_price": "139900.00", "discount": "0", "valid_until": "2099-12-31"})
+        assert answer.status_code == 422
+        assert f"颜色「天空蓝」不在车型 {model_id} 的可选颜色中（可选：珍珠白、曜石黑）" \
+            in errors_of(answer.text)
 
 
 def issued(engine, case_id: str) -> list:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from .. import privacy
 from ..config import Config, User
@@ -92,7 +92,7 @@ class ImportReport:
                 "rows": self.rows, "dry_run": self.dry_run, "ok": self.ok,
                 "imported": 0 if self.dry_run or not self.ok else len(self.created),
                 "created": self.created, "failed_rows": self.failed_rows,
-                "outcomes": [] if self.problems else self.outcomes,
+                "outcomes": self.outcomes,
                 "problems": [p.to_dict() for p in self.problems]}
 
 
@@ -121,6 +121,19 @@ class _Run:
         if index is not None:
             return str(self.sheet.header[index]).strip()
         return self.wf.fields[name].label if name in self.wf.fields else ""
+
+    def earlier(self, key: tuple[str, Any], number: int) -> int | None:
+        """The earlier row of the file with the same unique ``key``, if any."""
+        first = self.seen.setdefault(key, number)
+        return first if first != number else None
+
+    def problems(self, number: int, err: DealerDocsError, skip: Collection[str] = ()
+                 ) -> list[Problem]:
+        """What the engine refused in row ``number``, each problem in its field's column
+        (but those of the fields in ``skip``: already said)."""
+        return [Problem(number, self.column(p.details.get("field")), p.message)
+                for p in getattr(err, "problems", None) or [err]
+                if p.details.get("field") not in skip]
 
 
 class Imports:
@@ -199,16 +212,14 @@ class Imports:
         wf = run.wf
         assert wf.import_update is not None
         names = wf.import_update.key
-        try:
-            value = self.definitions.normalize(wf, {k: data[k] for k in names if k in data}, {},
-                                               edits=("*",))
-        except InputError:
-            return None, None           # the row's own check says why
+        value = self._stored(wf, {k: data[k] for k in names if k in data})
+        if value is None:
+            return None, None
         key = tuple(value.get(k) for k in names)
         if None in key:
             return None, None
-        first = run.seen.setdefault(("$import", key), number)
-        if first != number:
+        first = run.earlier(("$import", key), number)
+        if first is not None:
             shown = " ".join(str(v) for v in key)
             return key, Problem(number, run.column(names[-1]),
                                 f"{'、'.join(wf.fields[k].label for k in names)} {shown} 与第 "
@@ -227,8 +238,7 @@ class Imports:
         try:
             values = self.definitions.normalize(wf, data, record["data"], edits=("*",))
         except DealerDocsError as err:
-            return [Problem(number, run.column(p.details.get("field")), p.message)
-                    for p in getattr(err, "problems", None) or [err]]
+            return run.problems(number, err)
         for name in run.columns.values():
             spec = wf.fields[name]
             if spec.is_required({**record["data"], **values}) and values.get(name) in (None, ""):
@@ -245,8 +255,7 @@ class Imports:
         try:
             result = self.pipeline.fire_in(run.tx, work, case_id, step, run.user, changed, None)
         except DealerDocsError as err:
-            return [Problem(number, run.column(p.details.get("field")), p.message)
-                    for p in getattr(err, "problems", None) or [err]]
+            return run.problems(number, err)
         label = next(t.label for t in wf.transitions if t.trigger == step)
         run.report.outcomes.append({"row": number, "id": result.id, "outcome": label,
                                     "changed": sorted(changed)})
@@ -288,10 +297,7 @@ class Imports:
             made = self.pipeline.create_in(run.tx, wf, data, run.user, run.new_files,
                                            note=f"由 {run.sheet.source} 第 {number} 行导入")
         except DealerDocsError as err:
-            for p in getattr(err, "problems", None) or [err]:
-                name = p.details.get("field")
-                if name not in unread:
-                    problems.append(Problem(number, run.column(name), p.message))
+            problems += run.problems(number, err, skip=unread)
         else:
             run.report.created.append({"row": number, "id": made.id,
                                        **({"party": made.party} if made.party else {})})
@@ -311,19 +317,25 @@ class Imports:
         has it, or a case in the store does. None if it is free (or unreadable: the row's own
         check says why)."""
         wf = run.wf
-        if name not in data:
+        stored = self._stored(wf, {name: data[name]}) if name in data else None
+        if stored is None:
             return None
-        try:
-            value = self.definitions.normalize(wf, {name: data[name]}, {}, edits=("*",))[name]
-        except InputError:
-            return None
+        value = stored[name]
         shown = privacy.mask(wf.personal_fields.get(name), str(value))
         hide[str(value)] = shown
         label = wf.fields[name].label
-        first = run.seen.setdefault((name, value), number)
-        if first != number:
+        first = run.earlier((name, value), number)
+        if first is not None:
             return f"{label} {shown} 与第 {first} 行重复"
         return self.parties.taken(run.tx, wf, {name: value}, name)
+
+    def _stored(self, wf: Workflow, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``data`` as the fields' rules store it; None if a value is not valid (the row's
+        own check says why)."""
+        try:
+            return self.definitions.normalize(wf, data, {}, edits=("*",))
+        except InputError:
+            return None
 
 
 def match_columns(wf: Workflow, sheet: Sheet) -> tuple[dict[int, str], list[Problem]]:

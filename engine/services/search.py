@@ -40,6 +40,8 @@ class Search:
         self.guard = guard
         self.definitions = definitions
         self.key = key
+        # the workflows other cases join (``[party] workflow``): the customers' files
+        self.files = {wf.party.workflow for wf in workflows.values() if wf.party is not None}
 
     def find(self, query: str, *, actor: str, limit: int = RESULTS_MAX) -> list[dict[str, Any]]:
         """The cases ``query`` finds for ``actor``, each a customer's file (or a case that joins
@@ -125,7 +127,7 @@ class Search:
         """The customers' files a hit belongs to (those ``reach`` sees), or the hit itself
         when its workflow is someone's file or joins no one."""
         wf = self.workflows.get(record["workflow"])
-        if wf is None or wf.party is None or record["workflow"] in self._parties():
+        if wf is None or wf.party is None or record["workflow"] in self.files:
             return [record]
         linked = record.get("links", {}).get(wf.party.workflow) or []
         if not linked:
@@ -136,10 +138,6 @@ class Search:
             if other is not None and reach.sees_case(other):
                 out.append(other)
         return out
-
-    def _parties(self) -> set[str]:
-        """The workflows other cases join (``[party] workflow``): the customers' files."""
-        return {wf.party.workflow for wf in self.workflows.values() if wf.party is not None}
 
     def _view(self, record: Mapping[str, Any], matches: list[dict[str, Any]]) -> dict[str, Any]:
         wf = self.definitions.workflow(record["workflow"])

@@ -20,7 +20,7 @@ from .guard import Guard
 
 # audit events the engine writes itself (not workflow steps), as a line says them
 ENGINE_EVENTS = {"create": "新建", "reveal": "查看完整个人信息", "reassign": "改派",
-                 "purge": "删除个人信息", "attach": "关联案件"}
+                 "purge": "删除个人信息", "attach": "关联案件", "detach": "取消关联"}
 
 
 class Timeline:
