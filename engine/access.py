@@ -90,11 +90,9 @@ def reach(config: Config, workflows: Mapping[str, Workflow], user: User) -> Reac
     pool = {}
     for key, kind in scope.items():
         wf = workflows.get(key)
-        if kind == "own" and wf is not None and wf.pool and wf.assignee:
-            allowed = wf.fields[wf.assignee].roles
-            if not allowed or set(allowed) & set(user.roles):
-                pool[key] = (wf.assignee, frozenset(k for k, s in wf.states.items()
-                                                    if not s.final))
+        if kind == "own" and wf is not None and wf.pool and may_own(wf, user):
+            assert wf.assignee is not None
+            pool[key] = (wf.assignee, frozenset(k for k, s in wf.states.items() if not s.final))
     return Reach(user.login, scope, pool=pool, **flags)
 
 
@@ -145,6 +143,15 @@ class Action:
 
 def has_any(user: User, roles: Iterable[str]) -> bool:
     return bool(set(user.roles) & set(roles))
+
+
+def may_own(wf: Workflow, user: User) -> bool:
+    """Whether ``user`` could be the assignee of a case of ``wf`` (has the assignee field's
+    roles, or it names none); False for a workflow without an assignee."""
+    if not wf.assignee:
+        return False
+    allowed = wf.fields[wf.assignee].roles
+    return not allowed or has_any(user, allowed)
 
 
 def workflow_roles(wf: Workflow) -> set[str]:

@@ -15,16 +15,43 @@ from engine.errors import NotFoundError, WorkflowDefinitionError
 from engine.functions import in_sample
 from helpers import make_dealer_dir, point_at_workflows
 
-LEAD = '''
-[workflow]
-key = "lead"
-title = "客户"
-case_prefix = "L"
-initial = "new"
-create_roles = ["sales"]
-assignee = "owner"
-summary = ["name"]
 
+def _head(key: str, title: str, prefix: str, initial: str, assignee: str, summary: str) -> str:
+    """A workflow file's ``[workflow]`` table: sales create its cases."""
+    return f'''
+[workflow]
+key = "{key}"
+title = "{title}"
+case_prefix = "{prefix}"
+initial = "{initial}"
+create_roles = ["sales"]
+assignee = "{assignee}"
+summary = ["{summary}"]
+'''
+
+
+def _one_step(start: str, start_label: str, end: str, end_label: str, trigger: str,
+              label: str) -> str:
+    """Two states and the sales' step from the first to the second (final); the step's other
+    keys may follow."""
+    return f'''
+[states.{start}]
+label = "{start_label}"
+
+[states.{end}]
+label = "{end_label}"
+final = true
+
+[[transitions]]
+trigger = "{trigger}"
+label = "{label}"
+source = ["{start}"]
+dest = "{end}"
+roles = ["sales"]
+'''
+
+
+LEAD = _head("lead", "客户", "L", "new", "owner", "name") + '''
 [fields.name]
 type = "string"
 label = "姓名"
@@ -60,16 +87,7 @@ roles = ["sales"]
 edits = ["name"]
 '''
 
-ORDER = '''
-[workflow]
-key = "order"
-title = "订单"
-case_prefix = "O"
-initial = "open"
-create_roles = ["sales"]
-assignee = "consultant"
-summary = ["buyer"]
-
+ORDER = _head("order", "订单", "O", "open", "consultant", "buyer") + '''
 [party]
 workflow = "lead"
 key = "mobile"
@@ -112,21 +130,7 @@ label = "姓名"
 type = "string"
 label = "手机"
 rule = "mobile"
-
-[states.open]
-label = "进行中"
-
-[states.done]
-label = "已完成"
-final = true
-
-[[transitions]]
-trigger = "finish"
-label = "完成"
-source = ["open"]
-dest = "done"
-roles = ["sales"]
-edits = ["refs"]
+''' + _one_step("open", "进行中", "done", "已完成", "finish", "完成") + '''edits = ["refs"]
 stamps = ["done_on"]
 spawn = [
   { workflow = "call", data = { kind = "'三日回访'", due = "add_days(done_on, 3)", caller = "consultant", buyer = "buyer", mobile = "mobile" } },
@@ -141,16 +145,7 @@ min = "0"
 max = "1"
 '''
 
-CALL = '''
-[workflow]
-key = "call"
-title = "回访"
-case_prefix = "H"
-initial = "due"
-create_roles = ["sales"]
-assignee = "caller"
-summary = ["kind"]
-
+CALL = _head("call", "回访", "H", "due", "caller", "kind") + '''
 [party]
 workflow = "lead"
 key = "mobile"
@@ -185,21 +180,7 @@ personal = "name"
 type = "string"
 label = "手机"
 personal = "mobile"
-
-[states.due]
-label = "待回访"
-
-[states.made]
-label = "已回访"
-final = true
-
-[[transitions]]
-trigger = "record"
-label = "记录回访"
-source = ["due"]
-dest = "made"
-roles = ["sales"]
-'''
+''' + _one_step("due", "待回访", "made", "已回访", "record", "记录回访")
 
 CST = timezone(timedelta(hours=8))
 

@@ -238,7 +238,7 @@ class Parties:
             data[party.referrer] = f"{referrer['id']} {name or ''}".strip()
             if owner is None and pwf.assignee:
                 owner = referrer["data"].get(pwf.assignee)
-        if owner is None and pwf.assignee and self._may_own(pwf, user):
+        if owner is None and pwf.assignee and access.may_own(pwf, user):
             owner = user.login
         if owner is not None and pwf.assignee:
             data[pwf.assignee] = owner
@@ -269,11 +269,11 @@ class Parties:
         owner = record["data"].get(pwf.assignee) if pwf.assignee else None
         if party.owner:
             wanted = stored.get(party.owner)
-            if wanted is None and owner is not None and not self._may_own(pwf, user):
+            if wanted is None and owner is not None and not access.may_own(pwf, user):
                 wanted = owner                  # the front desk: the customer's consultant
-            elif wanted is None and self._may_own(pwf, user):
+            elif wanted is None and access.may_own(pwf, user):
                 wanted = user.login
-            if owner is not None and self._may_own(pwf, user) and user.login != owner \
+            if owner is not None and access.may_own(pwf, user) and user.login != owner \
                     and not self.guard.reach(user.login).reassign:
                 wanted = user.login   # a colleague's customer, even when naming the colleague
             if owner is not None and wanted is not None and wanted != owner \
@@ -330,13 +330,6 @@ class Parties:
             return False
         values, totals = self.definitions.evaluate(pwf, record["data"], now.date())
         return bool(expression(self.definitions.names(tx, values, totals, now, {})))
-
-    def _may_own(self, pwf: Workflow, user: User) -> bool:
-        """Whether ``user`` could be a customer's consultant (has the assignee field's roles)."""
-        if not pwf.assignee:
-            return False
-        allowed = pwf.fields[pwf.assignee].roles
-        return not allowed or bool(set(allowed) & set(user.roles))
 
     @staticmethod
     def _who(pwf: Workflow, record: Mapping[str, Any]) -> str:

@@ -489,7 +489,7 @@ class Pipeline:
                 made = self.create_in(tx, other, {k: v for k, v in data.items() if v is not None},
                                       f.user, work.new_files,
                                       note=f"由 {record['id']} {t.label}生成",
-                                      spawned_from=tx.case(record["id"]) or record,
+                                      spawned_from=record,
                                       taken=f.warnings)
                 if made is not None:
                     f.spawned.append(made.id)
@@ -703,6 +703,8 @@ def _as_input(value: Any) -> Any:
     if value == "":
         return None
     return context_value(value)
+
+
 def assign_computed(wf: Workflow, assign: Mapping[str, str], data: dict[str, Any],
                     totals: Mapping[str, Any], only_empty: bool = False) -> bool:
     """The ``assign`` entries whose origin is a ``[computed]`` value, evaluated on the data

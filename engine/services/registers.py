@@ -132,9 +132,11 @@ class Registers:
                  if reach.sees_case(c) and (not spec.states or c["state"] in spec.states)),
                 spec.date_field, start, end)
             cases = [tx.case(c["id"]) for c in chosen]
-            held = {}   # links.<workflow>: the open linked cases (the contract holding a car)
+            # links.<workflow>: the open linked cases (the contract holding a car)
+            linked = {p.removeprefix("links.") for _, p in spec.columns if p.startswith("links.")}
+            held = {}
             for case in cases:
-                for key in {p[6:] for _, p in spec.columns if p.startswith("links.")}:
+                for key in linked:
                     found = [tx.case(i) for i in case.get("links", {}).get(key, [])]
                     held[(case["id"], key)] = "、".join(
                         o["id"] for o in found if o is not None and key in self.workflows
@@ -153,7 +155,7 @@ class Registers:
             values, totals = self.definitions.evaluate(wf, case["data"], today)
             status = self.deadline_status(wf, case, today) or {}
             extra = {"overdue_days": status.get("overdue_days"),
-                     **{f"links.{k}": v for (i, k), v in held.items() if i == case["id"]},
+                     **{f"links.{k}": held[(case["id"], k)] for k in linked},
                      **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
             rows.append([reports.cell_value(path, case, values, totals,
                                             lambda s: wf.states[s].label, extra)
