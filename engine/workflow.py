@@ -858,15 +858,7 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
         for i, state in enumerate(cf.states):
             if state not in source.states:
                 raise fail(f"create_from.{name}.states[{i}]", f"\"{state}\" 不是 {name} 的状态")
-        for target, origin in cf.fields.items():
-            if target not in wf.fields:
-                raise fail(f"create_from.{name}.fields.{target}", "不是本工作流的字段")
-            if origin not in source.fields:
-                raise fail(f"create_from.{name}.fields.{target}", f"\"{origin}\" 不是 {name} 的字段")
-            if wf.fields[target].type != source.fields[origin].type:
-                raise fail(f"create_from.{name}.fields.{target}",
-                           f"类型 {wf.fields[target].type} 与 {name}.{origin} 的 "
-                           f"{source.fields[origin].type} 不同")
+        _check_copies(cf.fields, wf, source, f"create_from.{name}.fields", fail)
     linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
     linked |= {wf.party.workflow} if wf.party else set()
     linked |= {w.key for w in workflows.values() if w.party and w.party.workflow == wf.key}
@@ -941,6 +933,20 @@ def _same_kind(target: str, origin: str) -> bool:
     return target == origin or (target, origin) == ("date", "datetime")
 
 
+def _check_copies(copies: Mapping[str, str], wf: Workflow, source: Workflow, key: str,
+                  fail) -> None:
+    """Fields of ``wf`` filled from fields of another workflow's case (``create_from``, a
+    lookup's or a party's ``fill``: target ← origin): both defined, of the same type."""
+    for target, origin in copies.items():
+        if target not in wf.fields:
+            raise fail(f"{key}.{target}", "不是本工作流的字段")
+        if origin not in source.fields:
+            raise fail(f"{key}.{target}", f"\"{origin}\" 不是 {source.key} 的字段")
+        if wf.fields[target].type != source.fields[origin].type:
+            raise fail(f"{key}.{target}", f"类型 {wf.fields[target].type} 与 {source.key}.{origin} 的 "
+                                          f"{source.fields[origin].type} 不同")
+
+
 def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
     """A field's ``lookup`` names another workflow, its fields and this one's, alike in type."""
     for name, lookup in wf.lookups.items():
@@ -951,13 +957,7 @@ def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
         if lookup.workflow in wf.fields:
             raise fail(f"{key}.workflow", f"本工作流已有名为 \"{lookup.workflow}\" 的字段；"
                                           f"数据中的 {lookup.workflow} 用来写所选案件的编号")
-        for target, origin in lookup.fill.items():
-            if target not in wf.fields:
-                raise fail(f"{key}.fill.{target}", "不是本工作流的字段")
-            if origin not in other.fields:
-                raise fail(f"{key}.fill.{target}", f"\"{origin}\" 不是 {lookup.workflow} 的字段")
-            if wf.fields[target].type != other.fields[origin].type:
-                raise fail(f"{key}.fill.{target}", f"类型与 {lookup.workflow}.{origin} 不同")
+        _check_copies(lookup.fill, wf, other, f"{key}.fill", fail)
     for name, spec in wf.fields.items():
         if spec.choices_from is None:
             continue
@@ -987,11 +987,7 @@ def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 raise fail(f"party.{what}.{target}", f"不是 {party.workflow} 的字段")
             if not _same_kind(other.fields[target].type, wf.fields[origin].type):
                 raise fail(f"party.{what}.{target}", f"类型与本工作流的 {origin} 不同")
-    for target, origin in party.fill.items():
-        if origin not in other.fields:
-            raise fail(f"party.fill.{target}", f"\"{origin}\" 不是 {party.workflow} 的字段")
-        if other.fields[origin].type != wf.fields[target].type:
-            raise fail(f"party.fill.{target}", f"类型与 {party.workflow}.{origin} 不同")
+    _check_copies(party.fill, wf, other, "party.fill", fail)
     if party.referrer is not None and party.referrer not in other.fields:
         raise fail("party.referrer", f"\"{party.referrer}\" 不是 {party.workflow} 的字段")
     if party.owner is not None and not other.assignee:
