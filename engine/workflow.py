@@ -1391,20 +1391,19 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
            fail) -> TallySpec:
     """A tally's definition; the fields it names are checked once every file is loaded."""
     key = f"tallies.{name}"
-    row_fields = tuple(d.rows) if isinstance(d.rows, list) else ()
+    if isinstance(d.rows, list):
+        if not d.rows or len(set(d.rows)) != len(d.rows) or {"day", "consultant"} & set(d.rows):
+            raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
+                                      f"[\"brand\", \"series\", \"model\"]）")
+        row_fields = tuple(d.rows)
+    else:
+        row_fields = () if d.rows in ("day", "consultant") else (d.rows,)
     rows = row_fields[0] if row_fields else d.rows
-    if isinstance(d.rows, list) and (not row_fields or len(set(row_fields)) != len(row_fields)
-                                     or {"day", "consultant"} & set(row_fields)):
-        raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
-                                  f"[\"brand\", \"series\", \"model\"]）")
-    if not row_fields and rows not in ("day", "consultant"):
-        row_fields = (rows,)
     for row_field in row_fields:
         if not NAME.match(row_field):
             raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
                                       f"或本工作流的字段（每个取值一行，如 model）")
-        if row_field not in fields or fields[row_field].type not in ("string", "choice") \
-                or fields[row_field].personal:
+        if not _names_rows(fields.get(row_field)):
             raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day、consultant 或本工作流不含个人信息的 "
                                       f"string / choice 字段（每个取值一行）")
     row_labels = tuple(fields[f].label for f in row_fields)
@@ -1473,6 +1472,12 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
                      row_labels, row_fields, d.months)
 
 
+def _names_rows(spec: FieldSpec | None) -> bool:
+    """Whether a tally may have a row per value of the field (``rows``): a plain string or
+    choice, no personal data."""
+    return spec is not None and spec.type in ("string", "choice") and not spec.personal
+
+
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
     rota = wf.rota
     assert rota is not None
@@ -1510,8 +1515,7 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 raise fail(f"tallies.{name}.by",
                            f"\"{tally.by}\" 应为 {c.workflow} 的 user 字段（按谁分行）")
             for row_field in tally.row_fields:   # rows by fields: each counted case has them
-                spec = other.fields.get(row_field)
-                if spec is None or spec.type not in ("string", "choice") or spec.personal:
+                if not _names_rows(other.fields.get(row_field)):
                     raise fail(f"tallies.{name}.rows",
                                f"按字段 {row_field} 分行，但 {c.workflow}（{where}）没有不含个人信息的 "
                                f"string / choice 字段 {row_field}")
