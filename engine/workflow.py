@@ -27,12 +27,11 @@ from transitions import Machine, Transition
 
 from . import functions, rules, validators
 from .workflow_rules import (NAME, RESERVED_NAMES, CheckDef, ComputedDef, ConditionDef,
-                             compile_rules)
+                             RuleCompiler, compile_rules)
 from .config import Config
-from .fields import ASSIGNABLE
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
-from .fields import FIELD_TYPES, FieldSpec, TableTimeline
+from .fields import ASSIGNABLE, FIELD_TYPES, FieldSpec, TableTimeline
 from .tallies import TallyColumn, TallySpec
 from .privacy import MASKED_KINDS, PERSONAL_KINDS
 from .typedtoml import build, read_toml
@@ -592,12 +591,12 @@ class Workflow:
     pool: bool = False
     readers: tuple[str, ...] = ()   # roles that see every case (reference data: a catalogue)
     import_update: ImportUpdate | None = None
+    joins: dict[str, Join] = field(default_factory=dict)
 
     @cached_property
     def lookups(self) -> dict[str, Lookup]:
         """Fields picked from another workflow's cases (``lookup``), by field name."""
         return {name: spec.lookup for name, spec in self.fields.items() if spec.lookup}
-    joins: dict[str, Join] = field(default_factory=dict)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -1077,6 +1076,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     check_names(head.create_checks, compiled["checks"], "workflow.create_checks", "检查")
     if head.total is not None and head.total not in compiled["computed"]:
         raise fail("workflow.total", f"\"{head.total}\" 不是 [computed] 中的计算值")
+    compiler = compiled["compiler"]
+    known = set(fields) | set(compiled["computed"])   # what the file's other expressions read
+
+    def expressions(sources: Mapping[str, str], key: str) -> dict[str, rules.Expression]:
+        return {name: compiler.expression(source, f"{key}.{name}", known)
+                for name, source in sources.items()}
 
     documents = {}
     for key, d in wf.documents.items():
@@ -1240,17 +1245,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.record_actor), route,
                                           {k: dict(v) for k, v in t.append.items()},
                                           tuple(t.clear), tuple(t.stamps_once),
-                                          {name: compiled["compiler"].expression(
-                                              source, f"{key}.stamps_when.{name}",
-                                              set(fields) | set(compiled["computed"]))
-                                           for name, source in t.stamps_when.items()},
+                                          expressions(t.stamps_when, f"{key}.stamps_when"),
                                           {k: dict(v) for k, v in t.fire_linked_data.items()},
-                                          {name: compiled["compiler"].expression(
-                                              source, f"{key}.fire_linked_when.{name}",
-                                              set(fields) | set(compiled["computed"]))
-                                           for name, source in t.fire_linked_when.items()},
-                                          tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiled,
-                                                       fail)
+                                          expressions(t.fire_linked_when,
+                                                      f"{key}.fire_linked_when"),
+                                          tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiler,
+                                                       known, fail)
                                                 for j, d in enumerate(t.spawn))))
     timers = []
     for i, d in enumerate(wf.timers):
@@ -1265,14 +1265,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                 f"（可从：{', '.join(sources)}）")
         if d.when is None and d.after is None:
             raise fail(key, "需要 when（条件表达式）或 after（如 \"3d\"），或两者都写")
-        known = set(fields) | set(compiled["computed"])
-        when = (compiled["compiler"].expression(d.when, f"{key}.when", known)
-                if d.when is not None else None)
+        when = compiler.expression(d.when, f"{key}.when", known) if d.when is not None else None
         try:
             after = parse_duration(d.after) if d.after is not None else None
         except ValueError as err:
             raise fail(f"{key}.after", str(err)) from None
-        requires = compiled["compiler"].requires(d.requires, when, key, known, known)
+        requires = compiler.requires(d.requires, when, key, known, known)
         timers.append(Timer(d.trigger, tuple(d.states) or sources, when, requires, after))
     m = wf.migrations
     for old_name, new_name in m.states.items():
@@ -1308,31 +1306,25 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail("party", f"\"{name}\" 不是本工作流的字段")
         if d.owner is not None and fields[d.owner].type != "user":
             raise fail("party.owner", f"\"{d.owner}\" 应为 user 类型的字段")
-        expressions: dict[str, rules.Expression | None] = {}
-        for what in ("free_when", "shared_when"):
-            try:   # they read the party's fields: checked against them once all files load
-                source = getattr(d, what)
-                expressions[what] = rules.Expression.compile(source) if source else None
-            except rules.RuleError as err:
-                raise fail(f"party.{what}", str(err)) from None
         if bool(d.referred_by) != bool(d.referrer):
             raise fail("party.referred_by", "referred_by 与 referrer 须同时给出")
         if d.referred_by and d.referred_by not in fields:
             raise fail("party.referred_by", f"\"{d.referred_by}\" 不是本工作流的字段")
+        # free_when and shared_when read the party's fields: checked once all files load
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
-                      d.owner, expressions["free_when"], tuple(d.states), d.referred_by,
-                      d.referrer, expressions["shared_when"])
+                      d.owner, _compile_later(d.free_when, "party.free_when", fail),
+                      tuple(d.states), d.referred_by, d.referrer,
+                      _compile_later(d.shared_when, "party.shared_when", fail))
     joins = {}
     for name, d in wf.joins.items():
         key = f"joins.{name}"
         if d.key not in fields or fields[d.key].type != "string":
             raise fail(f"{key}.key", f"\"{d.key}\" 应为本工作流的 string 字段")
-        known = set(fields) | set(compiled["computed"])
         joins[name] = Join(
             name, d.key, d.match,
-            compiled["compiler"].expression(d.optional_when, f"{key}.optional_when", known)
+            compiler.expression(d.optional_when, f"{key}.optional_when", known)
             if d.optional_when else None,
-            compiled["compiler"].message(d.message, f"{key}.message", known | {"value"})
+            compiler.message(d.message, f"{key}.message", known | {"value"})
             if d.message else None, d.leave, tuple(d.states))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
@@ -1345,7 +1337,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
-                    frozenset(compiled["compiler"].linked), tuple(timers),
+                    frozenset(compiler.linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields),
                                dict(m.document_dates)),
                     definition, party,
@@ -1353,6 +1345,17 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
                     tuple(head.readers), _import(import_def, fields, transitions, fail),
                     joins)
+
+
+def _compile_later(source: str | None, key: str, fail) -> rules.Expression | None:
+    """An expression over another workflow's names (a party's, a tally's counted cases'):
+    compiled now, its names checked once every file loads."""
+    if not source:
+        return None
+    try:
+        return rules.Expression.compile(source)
+    except rules.RuleError as err:
+        raise fail(key, str(err)) from None
 
 
 def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
@@ -1373,17 +1376,18 @@ def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
     return ImportUpdate(tuple(d.key), d.update)
 
 
-def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiled: dict[str, Any],
-           fail) -> Spawn:
-    """A step's ``spawn``; the other workflow's fields are checked once every file loads."""
+def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiler: RuleCompiler,
+           known: set[str], fail) -> Spawn:
+    """A step's ``spawn``; the other workflow's fields are checked once every file loads. Its
+    expressions read ``known`` (the file's fields and computed values), ``case_id`` and, with
+    ``each``, the table's ``row``."""
     if d.each is not None and (d.each not in fields or fields[d.each].type != "table"):
         raise fail(f"{key}.each", f"\"{d.each}\" 应为本工作流 table 类型的字段")
-    known = set(fields) | set(compiled["computed"]) | {"case_id"} | ({"row"} if d.each else set())
-    when = compiled["compiler"].expression(d.when, f"{key}.when", known) if d.when else None
+    known = known | {"case_id"} | ({"row"} if d.each else set())
+    when = compiler.expression(d.when, f"{key}.when", known) if d.when else None
     if not d.data:
         raise fail(f"{key}.data", "应写明新案件的字段（字段 = 表达式）")
-    return Spawn(d.workflow, {name: compiled["compiler"].expression(source, f"{key}.data.{name}",
-                                                                     known)
+    return Spawn(d.workflow, {name: compiler.expression(source, f"{key}.data.{name}", known)
                               for name, source in d.data.items()}, d.each, when)
 
 
@@ -1453,17 +1457,10 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
             continue
         if not c.date_field:
             raise fail(f"{where}.date_field", "计数列需要 date_field（按哪个日期计入哪一天）")
-        try:
-            expr = rules.Expression.compile(c.count) if c.count else None
-        except rules.RuleError as err:
-            raise fail(f"{where}.count", str(err)) from None
-        try:
-            mean = rules.Expression.compile(c.mean) if c.mean else None
-        except rules.RuleError as err:
-            raise fail(f"{where}.mean", str(err)) from None
-        columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
+        columns.append(TallyColumn(c.label, c.workflow or own, c.date_field,
+                                   _compile_later(c.count, f"{where}.count", fail), c.table,
                                    c.per_slot, short=c.short, hidden=c.hidden, group=c.group,
-                                   mean=mean))
+                                   mean=_compile_later(c.mean, f"{where}.mean", fail)))
     if d.by is not None and rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
     if d.months and any(c.date_field == "today" for c in columns if c.counts):
