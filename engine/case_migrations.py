@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from .errors import WorkflowDefinitionError
+from .fields import from_python
 from .store import Store, Tx
 from .workflow import Workflow
 
@@ -48,11 +49,10 @@ def migrate(record: Mapping[str, Any], wf: Workflow,
             changed = True
     documents = list(documents)
     for name, kind in m.document_dates.items():
-        issued = sorted(d["issued_at"] for d in documents if d.get("kind") == kind)
+        issued = [d["issued_at"] for d in documents if d.get("kind") == kind]
         if data.get(name) in (None, "") and issued:
-            moment = datetime.fromisoformat(issued[0])   # the store's local time, as stamped
-            data[name] = (moment.date().isoformat() if wf.fields[name].type == "date"
-                          else moment.replace(tzinfo=None).isoformat(timespec="minutes"))
+            # the store's local time, as stamped; a date field takes its day
+            data[name] = from_python(wf.fields[name], datetime.fromisoformat(min(issued)))
             changed = True
     if not changed:
         return None
