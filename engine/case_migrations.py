@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .errors import WorkflowDefinitionError
+from .fields import from_python
 from .store import Store, Tx
 from .workflow import Workflow
 
@@ -48,11 +49,10 @@ def migrate(record: Mapping[str, Any], wf: Workflow,
             changed = True
     documents = list(documents)
     for name, kind in m.document_dates.items():
-        issued = sorted(d["issued_at"] for d in documents if d.get("kind") == kind)
+        issued = [d["issued_at"] for d in documents if d.get("kind") == kind]
         if data.get(name) in (None, "") and issued:
-            moment = datetime.fromisoformat(issued[0])   # the store's local time, as stamped
-            data[name] = (moment.date().isoformat() if wf.fields[name].type == "date"
-                          else moment.replace(tzinfo=None).isoformat(timespec="minutes"))
+            # the store's local time, as stamped; a date field takes its day
+            data[name] = from_python(wf.fields[name], datetime.fromisoformat(min(issued)))
             changed = True
     if not changed:
         return None
@@ -123,30 +123,36 @@ def record_new(tx: Tx, workflows: Mapping[str, Workflow]) -> None:
         tx.set_definition(SEARCH_INDEX, signature)
 
 
+def _rewrite_once(store: Store, note: str, value: str,
+                  rows: Callable[[Tx], Iterable[Mapping[str, Any]]]) -> int:
+    """Every case ``rows`` lists written again (its listing, and the indexes kept with it,
+    made anew), once: unless the store's ``note`` already says ``value`` or there is no such
+    case (then nothing is written: a reading command on a new store stays a read). Returns
+    how many cases were written."""
+    if not store.exists():
+        return 0
+    with store.snapshot() as tx:
+        if tx.definition(note) == value or next(iter(rows(tx)), None) is None:
+            return 0
+    done = 0
+    with store.transaction() as tx:
+        if tx.definition(note) != value:   # another process may have done it meanwhile
+            for row in rows(tx):
+                record = tx.case(row["id"])
+                if record is not None:
+                    tx.put_case(record)
+                    done += 1
+            tx.set_definition(note, value)
+    return done
+
+
 def build_due_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
     """Once, for a store from before the due index: index every open case with a deadline
     (each is written again, its listing with it). Writes nothing when there is none (a
     reading command on a new store stays a read); returns how many were indexed."""
-    if not store.exists():
-        return 0
-    with store.snapshot() as tx:
-        if tx.definition(DUE_INDEX) is not None or not any(
-                tx.find_cases(wf.key, open_only=True) for wf in workflows.values()
-                if wf.deadline_field):
-            return 0
-    done = 0
-    with store.transaction() as tx:
-        if tx.definition(DUE_INDEX) is None:
-            for wf in workflows.values():
-                if not wf.deadline_field:
-                    continue
-                for row in tx.find_cases(wf.key, open_only=True):
-                    record = tx.case(row["id"])
-                    if record is not None:
-                        tx.put_case(record)
-                        done += 1
-            tx.set_definition(DUE_INDEX, "built")
-    return done
+    return _rewrite_once(store, DUE_INDEX, "built", lambda tx: (
+        row for wf in workflows.values() if wf.deadline_field
+        for row in tx.find_cases(wf.key, open_only=True)))
 
 
 def build_search_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
@@ -154,23 +160,8 @@ def build_search_index(store: Store, workflows: Mapping[str, Workflow]) -> int:
     ``search = true`` since: every case of a workflow with searchable fields is written again
     (its listing indexes their values). Writes nothing when no such case exists (a reading
     command on a new store stays a read); returns how many cases were indexed."""
-    if not store.exists():
-        return 0
-    signature = search_signature(workflows)
-    with store.snapshot() as tx:
-        if tx.definition(SEARCH_INDEX) == signature or not any(
-                tx.find_cases(wf.key) for wf in _searchable(workflows)):
-            return 0
-    done = 0
-    with store.transaction() as tx:
-        if tx.definition(SEARCH_INDEX) != signature:   # another process may have done it
-            for wf in _searchable(workflows):
-                for row in tx.find_cases(wf.key):
-                    record = tx.case(row["id"])
-                    if record is not None:
-                        tx.put_case(record)
-                        done += 1
-            tx.set_definition(SEARCH_INDEX, signature)
+    done = _rewrite_once(store, SEARCH_INDEX, search_signature(workflows), lambda tx: (
+        row for wf in _searchable(workflows) for row in tx.find_cases(wf.key)))
     if done:
         log.warning("indexed the searchable fields of %d case(s)", done)
     return done

@@ -9,7 +9,7 @@ Two workflows may read the same key only if they declare it alike.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -143,7 +143,7 @@ def declare(key: str, raw: Any, where: str, path: str | None = None) -> PolicySp
         default = check_value(spec, raw["default"], where)
     except ConfigError as err:
         raise fail(f"default: {err.message.split(': ', 1)[-1]}") from None
-    return PolicySpec(key, kind, default, spec.label, spec.min, spec.max, spec.choices)
+    return replace(spec, default=default)
 
 
 def declared_in(folder: Path) -> dict[str, PolicySpec]:

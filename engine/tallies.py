@@ -183,8 +183,9 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
           user_name: Callable[[str], str]) -> tuple[list[str], list[list[Any]]]:
     """The tally's header and rows (and a 合计 row) for the days ``start``…``end``."""
     counts: Counter[tuple[str, Any, int | None]] = Counter()   # (column, row key, slot)
-    sums: dict[tuple[str, Any, int | None], Decimal] = {}      # a mean column's values added up
+    sums: Counter[tuple[str, Any, int | None]] = Counter()     # a mean column's values added up
     keys: set[Any] = set()
+    pairs = spec.slot_pairs()
     for item in items:
         for col in spec.columns:
             if not col.counts or col.workflow != item.workflow or col.table != item.table:
@@ -202,31 +203,19 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
             keys.add(key)
             slot = None
             if col.per_slot and spec.slots and moment[1] is not None:
-                slot = next((i for i, (a, b) in enumerate(spec.slot_pairs()) if a <= moment[1] < b),
-                            None)
+                slot = next((i for i, (a, b) in enumerate(pairs) if a <= moment[1] < b), None)
             if col.mean is not None:
                 value = col.mean(item.names)
                 if value is None:       # nothing to average for this one (a field is empty)
                     continue
-                sums[(col.label, key, slot)] = (sums.get((col.label, key, slot), Decimal(0))
-                                                + Decimal(value))
+                sums[(col.label, key, slot)] += Decimal(value)
             counts[(col.label, key, slot)] += 1
     if spec.rows == "day":
         row_keys: list[Any] = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     else:
         row_keys = sorted(keys, key=lambda k: _order(spec, k))
 
-    # the same counts summed per row and over all rows (the 合计 row: key None)
-    totals: Counter[tuple[str, Any, int | None | str]] = Counter()
-    summed: dict[tuple[str, Any, int | None | str], Decimal] = {}
-    for (label, key, slot), n in counts.items():
-        for k in (key, None):
-            totals[(label, k, "all")] += n
-            totals[(label, k, slot)] += n
-            if (label, key, slot) in sums:
-                for s in {"all", slot}:
-                    summed[(label, k, s)] = (summed.get((label, k, s), Decimal(0))
-                                             + sums[(label, key, slot)])
+    totals, summed = _rolled_up(counts), _rolled_up(sums)
 
     layout = spec.layout()
     running: Counter[str] = Counter()   # the cumulative columns' totals so far, down the rows
@@ -247,7 +236,7 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
             elif col.blank:
                 out.append(None)
             elif col.mean is not None:
-                out.append(_mean(summed.get((col.label, key, cell.slot), Decimal(0)),
+                out.append(_mean(Decimal(summed[(col.label, key, cell.slot)]),
                                  totals[(col.label, key, cell.slot)]))
             else:
                 out.append(totals[(col.label, key, cell.slot)])
@@ -267,6 +256,18 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     rows = [naming(key) + cells(key) for key in row_keys]
     rows.append(["合计"] + [""] * (len(spec.first()) - 1) + cells(None))
     return spec.headers(), rows
+
+
+def _rolled_up(figures: Counter[tuple[str, Any, int | None]]
+               ) -> Counter[tuple[str, Any, int | None | str]]:
+    """Figures per (column, row key, slot) also summed for the whole day (slot ``"all"``) and
+    over all rows (the 合计 row: key None)."""
+    out: Counter[tuple[str, Any, int | None | str]] = Counter()
+    for (label, key, slot), n in figures.items():
+        for k in (key, None):
+            for s in {slot, "all"}:
+                out[(label, k, s)] += n
+    return out
 
 
 def _order(spec: TallySpec, key: Any) -> tuple:

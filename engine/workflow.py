@@ -27,12 +27,11 @@ from transitions import Machine, Transition
 
 from . import functions, rules, validators
 from .workflow_rules import (NAME, RESERVED_NAMES, CheckDef, ComputedDef, ConditionDef,
-                             compile_rules)
+                             RuleCompiler, compile_rules)
 from .config import Config
-from .fields import ASSIGNABLE
 from .policy import PolicySpec, declare as declare_policy
 from .errors import StateError, WorkflowDefinitionError
-from .fields import FIELD_TYPES, FieldSpec, TableTimeline
+from .fields import ASSIGNABLE, FIELD_TYPES, FieldSpec, TableTimeline
 from .tallies import TallyColumn, TallySpec
 from .privacy import MASKED_KINDS, PERSONAL_KINDS
 from .typedtoml import build, read_toml
@@ -592,12 +591,12 @@ class Workflow:
     pool: bool = False
     readers: tuple[str, ...] = ()   # roles that see every case (reference data: a catalogue)
     import_update: ImportUpdate | None = None
+    joins: dict[str, Join] = field(default_factory=dict)
 
     @cached_property
     def lookups(self) -> dict[str, Lookup]:
         """Fields picked from another workflow's cases (``lookup``), by field name."""
         return {name: spec.lookup for name, spec in self.fields.items() if spec.lookup}
-    joins: dict[str, Join] = field(default_factory=dict)
 
     @cached_property
     def total_labels(self) -> dict[str, str]:
@@ -858,15 +857,7 @@ def _check_links(wf: Workflow, workflows: dict[str, Workflow]) -> None:
         for i, state in enumerate(cf.states):
             if state not in source.states:
                 raise fail(f"create_from.{name}.states[{i}]", f"\"{state}\" 不是 {name} 的状态")
-        for target, origin in cf.fields.items():
-            if target not in wf.fields:
-                raise fail(f"create_from.{name}.fields.{target}", "不是本工作流的字段")
-            if origin not in source.fields:
-                raise fail(f"create_from.{name}.fields.{target}", f"\"{origin}\" 不是 {name} 的字段")
-            if wf.fields[target].type != source.fields[origin].type:
-                raise fail(f"create_from.{name}.fields.{target}",
-                           f"类型 {wf.fields[target].type} 与 {name}.{origin} 的 "
-                           f"{source.fields[origin].type} 不同")
+        _check_copies(cf.fields, wf, source, f"create_from.{name}.fields", fail)
     linked = set(wf.create_from) | {w.key for w in workflows.values() if wf.key in w.create_from}
     linked |= {wf.party.workflow} if wf.party else set()
     linked |= {w.key for w in workflows.values() if w.party and w.party.workflow == wf.key}
@@ -941,6 +932,20 @@ def _same_kind(target: str, origin: str) -> bool:
     return target == origin or (target, origin) == ("date", "datetime")
 
 
+def _check_copies(copies: Mapping[str, str], wf: Workflow, source: Workflow, key: str,
+                  fail) -> None:
+    """Fields of ``wf`` filled from fields of another workflow's case (``create_from``, a
+    lookup's or a party's ``fill``: target ← origin): both defined, of the same type."""
+    for target, origin in copies.items():
+        if target not in wf.fields:
+            raise fail(f"{key}.{target}", "不是本工作流的字段")
+        if origin not in source.fields:
+            raise fail(f"{key}.{target}", f"\"{origin}\" 不是 {source.key} 的字段")
+        if wf.fields[target].type != source.fields[origin].type:
+            raise fail(f"{key}.{target}", f"类型 {wf.fields[target].type} 与 {source.key}.{origin} 的 "
+                                          f"{source.fields[origin].type} 不同")
+
+
 def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
     """A field's ``lookup`` names another workflow, its fields and this one's, alike in type."""
     for name, lookup in wf.lookups.items():
@@ -951,13 +956,7 @@ def _check_lookups(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
         if lookup.workflow in wf.fields:
             raise fail(f"{key}.workflow", f"本工作流已有名为 \"{lookup.workflow}\" 的字段；"
                                           f"数据中的 {lookup.workflow} 用来写所选案件的编号")
-        for target, origin in lookup.fill.items():
-            if target not in wf.fields:
-                raise fail(f"{key}.fill.{target}", "不是本工作流的字段")
-            if origin not in other.fields:
-                raise fail(f"{key}.fill.{target}", f"\"{origin}\" 不是 {lookup.workflow} 的字段")
-            if wf.fields[target].type != other.fields[origin].type:
-                raise fail(f"{key}.fill.{target}", f"类型与 {lookup.workflow}.{origin} 不同")
+        _check_copies(lookup.fill, wf, other, f"{key}.fill", fail)
     for name, spec in wf.fields.items():
         if spec.choices_from is None:
             continue
@@ -987,11 +986,7 @@ def _check_party(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 raise fail(f"party.{what}.{target}", f"不是 {party.workflow} 的字段")
             if not _same_kind(other.fields[target].type, wf.fields[origin].type):
                 raise fail(f"party.{what}.{target}", f"类型与本工作流的 {origin} 不同")
-    for target, origin in party.fill.items():
-        if origin not in other.fields:
-            raise fail(f"party.fill.{target}", f"\"{origin}\" 不是 {party.workflow} 的字段")
-        if other.fields[origin].type != wf.fields[target].type:
-            raise fail(f"party.fill.{target}", f"类型与 {party.workflow}.{origin} 不同")
+    _check_copies(party.fill, wf, other, "party.fill", fail)
     if party.referrer is not None and party.referrer not in other.fields:
         raise fail("party.referrer", f"\"{party.referrer}\" 不是 {party.workflow} 的字段")
     if party.owner is not None and not other.assignee:
@@ -1081,6 +1076,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
     check_names(head.create_checks, compiled["checks"], "workflow.create_checks", "检查")
     if head.total is not None and head.total not in compiled["computed"]:
         raise fail("workflow.total", f"\"{head.total}\" 不是 [computed] 中的计算值")
+    compiler = compiled["compiler"]
+    known = set(fields) | set(compiled["computed"])   # what the file's other expressions read
+
+    def expressions(sources: Mapping[str, str], key: str) -> dict[str, rules.Expression]:
+        return {name: compiler.expression(source, f"{key}.{name}", known)
+                for name, source in sources.items()}
 
     documents = {}
     for key, d in wf.documents.items():
@@ -1244,17 +1245,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                           tuple(t.record_actor), route,
                                           {k: dict(v) for k, v in t.append.items()},
                                           tuple(t.clear), tuple(t.stamps_once),
-                                          {name: compiled["compiler"].expression(
-                                              source, f"{key}.stamps_when.{name}",
-                                              set(fields) | set(compiled["computed"]))
-                                           for name, source in t.stamps_when.items()},
+                                          expressions(t.stamps_when, f"{key}.stamps_when"),
                                           {k: dict(v) for k, v in t.fire_linked_data.items()},
-                                          {name: compiled["compiler"].expression(
-                                              source, f"{key}.fire_linked_when.{name}",
-                                              set(fields) | set(compiled["computed"]))
-                                           for name, source in t.fire_linked_when.items()},
-                                          tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiled,
-                                                       fail)
+                                          expressions(t.fire_linked_when,
+                                                      f"{key}.fire_linked_when"),
+                                          tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiler,
+                                                       known, fail)
                                                 for j, d in enumerate(t.spawn))))
     timers = []
     for i, d in enumerate(wf.timers):
@@ -1269,14 +1265,12 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                 f"（可从：{', '.join(sources)}）")
         if d.when is None and d.after is None:
             raise fail(key, "需要 when（条件表达式）或 after（如 \"3d\"），或两者都写")
-        known = set(fields) | set(compiled["computed"])
-        when = (compiled["compiler"].expression(d.when, f"{key}.when", known)
-                if d.when is not None else None)
+        when = compiler.expression(d.when, f"{key}.when", known) if d.when is not None else None
         try:
             after = parse_duration(d.after) if d.after is not None else None
         except ValueError as err:
             raise fail(f"{key}.after", str(err)) from None
-        requires = compiled["compiler"].requires(d.requires, when, key, known, known)
+        requires = compiler.requires(d.requires, when, key, known, known)
         timers.append(Timer(d.trigger, tuple(d.states) or sources, when, requires, after))
     m = wf.migrations
     for old_name, new_name in m.states.items():
@@ -1312,31 +1306,25 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail("party", f"\"{name}\" 不是本工作流的字段")
         if d.owner is not None and fields[d.owner].type != "user":
             raise fail("party.owner", f"\"{d.owner}\" 应为 user 类型的字段")
-        expressions: dict[str, rules.Expression | None] = {}
-        for what in ("free_when", "shared_when"):
-            try:   # they read the party's fields: checked against them once all files load
-                source = getattr(d, what)
-                expressions[what] = rules.Expression.compile(source) if source else None
-            except rules.RuleError as err:
-                raise fail(f"party.{what}", str(err)) from None
         if bool(d.referred_by) != bool(d.referrer):
             raise fail("party.referred_by", "referred_by 与 referrer 须同时给出")
         if d.referred_by and d.referred_by not in fields:
             raise fail("party.referred_by", f"\"{d.referred_by}\" 不是本工作流的字段")
+        # free_when and shared_when read the party's fields: checked once all files load
         party = Party(d.workflow, d.key, d.match, dict(d.create), dict(d.fill), dict(d.update),
-                      d.owner, expressions["free_when"], tuple(d.states), d.referred_by,
-                      d.referrer, expressions["shared_when"])
+                      d.owner, _compile_later(d.free_when, "party.free_when", fail),
+                      tuple(d.states), d.referred_by, d.referrer,
+                      _compile_later(d.shared_when, "party.shared_when", fail))
     joins = {}
     for name, d in wf.joins.items():
         key = f"joins.{name}"
         if d.key not in fields or fields[d.key].type != "string":
             raise fail(f"{key}.key", f"\"{d.key}\" 应为本工作流的 string 字段")
-        known = set(fields) | set(compiled["computed"])
         joins[name] = Join(
             name, d.key, d.match,
-            compiled["compiler"].expression(d.optional_when, f"{key}.optional_when", known)
+            compiler.expression(d.optional_when, f"{key}.optional_when", known)
             if d.optional_when else None,
-            compiled["compiler"].message(d.message, f"{key}.message", known | {"value"})
+            compiler.message(d.message, f"{key}.message", known | {"value"})
             if d.message else None, d.leave, tuple(d.states))
     return Workflow(head.key, head.title, head.case_prefix, head.initial,
                     tuple(head.create_roles), tuple(head.create_checks),
@@ -1349,7 +1337,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     wf.deadline.owner if wf.deadline else None, dict(head.create_assign),
                     head.assignee, compiled["computed"], compiled["row_computed"],
                     compiled["checks"], compiled["conditions"], policy_specs, head.total,
-                    frozenset(compiled["compiler"].linked), tuple(timers),
+                    frozenset(compiler.linked), tuple(timers),
                     Migrations(dict(m.states), dict(m.fields), tuple(m.retired_fields),
                                dict(m.document_dates)),
                     definition, party,
@@ -1357,6 +1345,17 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                     Rota(**vars(wf.rota)) if wf.rota else None, head.pool,
                     tuple(head.readers), _import(import_def, fields, transitions, fail),
                     joins)
+
+
+def _compile_later(source: str | None, key: str, fail) -> rules.Expression | None:
+    """An expression over another workflow's names (a party's, a tally's counted cases'):
+    compiled now, its names checked once every file loads."""
+    if not source:
+        return None
+    try:
+        return rules.Expression.compile(source)
+    except rules.RuleError as err:
+        raise fail(key, str(err)) from None
 
 
 def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
@@ -1377,17 +1376,18 @@ def _import(d: _ImportDef | None, fields: Mapping[str, FieldSpec],
     return ImportUpdate(tuple(d.key), d.update)
 
 
-def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiled: dict[str, Any],
-           fail) -> Spawn:
-    """A step's ``spawn``; the other workflow's fields are checked once every file loads."""
+def _spawn(d: _SpawnDef, key: str, fields: Mapping[str, FieldSpec], compiler: RuleCompiler,
+           known: set[str], fail) -> Spawn:
+    """A step's ``spawn``; the other workflow's fields are checked once every file loads. Its
+    expressions read ``known`` (the file's fields and computed values), ``case_id`` and, with
+    ``each``, the table's ``row``."""
     if d.each is not None and (d.each not in fields or fields[d.each].type != "table"):
         raise fail(f"{key}.each", f"\"{d.each}\" 应为本工作流 table 类型的字段")
-    known = set(fields) | set(compiled["computed"]) | {"case_id"} | ({"row"} if d.each else set())
-    when = compiled["compiler"].expression(d.when, f"{key}.when", known) if d.when else None
+    known = known | {"case_id"} | ({"row"} if d.each else set())
+    when = compiler.expression(d.when, f"{key}.when", known) if d.when else None
     if not d.data:
         raise fail(f"{key}.data", "应写明新案件的字段（字段 = 表达式）")
-    return Spawn(d.workflow, {name: compiled["compiler"].expression(source, f"{key}.data.{name}",
-                                                                     known)
+    return Spawn(d.workflow, {name: compiler.expression(source, f"{key}.data.{name}", known)
                               for name, source in d.data.items()}, d.each, when)
 
 
@@ -1395,20 +1395,19 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
            fail) -> TallySpec:
     """A tally's definition; the fields it names are checked once every file is loaded."""
     key = f"tallies.{name}"
-    row_fields = tuple(d.rows) if isinstance(d.rows, list) else ()
+    if isinstance(d.rows, list):
+        if not d.rows or len(set(d.rows)) != len(d.rows) or {"day", "consultant"} & set(d.rows):
+            raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
+                                      f"[\"brand\", \"series\", \"model\"]）")
+        row_fields = tuple(d.rows)
+    else:
+        row_fields = () if d.rows in ("day", "consultant") else (d.rows,)
     rows = row_fields[0] if row_fields else d.rows
-    if isinstance(d.rows, list) and (not row_fields or len(set(row_fields)) != len(row_fields)
-                                     or {"day", "consultant"} & set(row_fields)):
-        raise fail(f"{key}.rows", f"{d.rows} 应为本工作流不重复的字段名（每组取值一行，如 "
-                                  f"[\"brand\", \"series\", \"model\"]）")
-    if not row_fields and rows not in ("day", "consultant"):
-        row_fields = (rows,)
     for row_field in row_fields:
         if not NAME.match(row_field):
             raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day（每天一行）、consultant（每位销售顾问一行）"
                                       f"或本工作流的字段（每个取值一行，如 model）")
-        if row_field not in fields or fields[row_field].type not in ("string", "choice") \
-                or fields[row_field].personal:
+        if not _names_rows(fields.get(row_field)):
             raise fail(f"{key}.rows", f"\"{row_field}\" 应为 day、consultant 或本工作流不含个人信息的 "
                                       f"string / choice 字段（每个取值一行）")
     row_labels = tuple(fields[f].label for f in row_fields)
@@ -1458,23 +1457,22 @@ def _tally(name: str, d: _TallyDef, own: str, fields: Mapping[str, FieldSpec],
             continue
         if not c.date_field:
             raise fail(f"{where}.date_field", "计数列需要 date_field（按哪个日期计入哪一天）")
-        try:
-            expr = rules.Expression.compile(c.count) if c.count else None
-        except rules.RuleError as err:
-            raise fail(f"{where}.count", str(err)) from None
-        try:
-            mean = rules.Expression.compile(c.mean) if c.mean else None
-        except rules.RuleError as err:
-            raise fail(f"{where}.mean", str(err)) from None
-        columns.append(TallyColumn(c.label, c.workflow or own, c.date_field, expr, c.table,
+        columns.append(TallyColumn(c.label, c.workflow or own, c.date_field,
+                                   _compile_later(c.count, f"{where}.count", fail), c.table,
                                    c.per_slot, short=c.short, hidden=c.hidden, group=c.group,
-                                   mean=mean))
+                                   mean=_compile_later(c.mean, f"{where}.mean", fail)))
     if d.by is not None and rows != "consultant":
         raise fail(f"{key}.by", "by 只用于按人统计的表（rows = \"consultant\"）")
     if d.months and any(c.date_field == "today" for c in columns if c.counts):
         raise fail(f"{key}.months", "date_field = \"today\" 的列只统计当天的现状，不能按月分行")
     return TallySpec(name, d.title, rows, slots, tuple(columns), tuple(d.signatures), d.by,
                      row_labels, row_fields, d.months)
+
+
+def _names_rows(spec: FieldSpec | None) -> bool:
+    """Whether a tally may have a row per value of the field (``rows``): a plain string or
+    choice, no personal data."""
+    return spec is not None and spec.type in ("string", "choice") and not spec.personal
 
 
 def _check_rota(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
@@ -1514,8 +1512,7 @@ def _check_tallies(wf: Workflow, workflows: dict[str, Workflow], fail) -> None:
                 raise fail(f"tallies.{name}.by",
                            f"\"{tally.by}\" 应为 {c.workflow} 的 user 字段（按谁分行）")
             for row_field in tally.row_fields:   # rows by fields: each counted case has them
-                spec = other.fields.get(row_field)
-                if spec is None or spec.type not in ("string", "choice") or spec.personal:
+                if not _names_rows(other.fields.get(row_field)):
                     raise fail(f"tallies.{name}.rows",
                                f"按字段 {row_field} 分行，但 {c.workflow}（{where}）没有不含个人信息的 "
                                f"string / choice 字段 {row_field}")

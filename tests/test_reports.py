@@ -72,15 +72,15 @@ def test_the_word_table_merges_groups_across_and_the_rest_down():
     assert word.cell(2, 0).text == "11月26日" and word.cell(3, 5).text == "50.0%"
 
 
-@pytest.mark.parametrize("groups", [
-    [("08:00–10:00", 1, 2), ("10:00–12:00", 2, 2)],      # overlapping
-    [("08:00–10:00", 5, 3)],                               # past the last column
-    [("08:00–10:00", 1, 0)],                               # empty
+@pytest.mark.parametrize("groups, named", [
+    ([("08:00–10:00", 1, 2), ("10:00–12:00", 2, 2)], "10:00–12:00\"（第 3 列起 2 列）"),  # overlapping
+    ([("08:00–10:00", 5, 3)], "08:00–10:00\"（第 6 列起 3 列）"),      # past the last column
+    ([("08:00–10:00", 1, 0)], "08:00–10:00\"（第 2 列起 0 列）"),      # empty
 ])
-def test_a_group_must_cover_columns_of_its_own(groups):
+def test_a_group_must_cover_columns_of_its_own(groups, named):
     with pytest.raises(ValueError) as raised:
         grouped(groups=groups)
-    assert "08:00–10:00" in str(raised.value) or "10:00–12:00" in str(raised.value)
+    assert str(raised.value) == f"表头分组 \"{named}超出表格或与另一组重叠"
 
 
 def test_on_a_narrow_page_the_headers_wrap_before_the_cells():
