@@ -80,6 +80,7 @@ def reach(config: Config, workflows: Mapping[str, Workflow], user: User) -> Reac
         if rules.cases == "none":
             continue
         keys = (rules.workflows if rules.workflows is not None
+                else list(workflows) if rules.group   # head office: every workflow
                 else [k for k, wf in workflows.items() if role in workflow_roles(wf)])
         for key in keys:
             if scope.get(key) != "all":

@@ -26,6 +26,9 @@ from .files import private_umask
 
 
 def _common(f: Callable) -> Callable:
+    f = click.option("--store", "store", metavar="CODE", default=None,
+                     help="集团的哪个门店（config.toml 的 [stores] 键；* = 全部门店，只读；"
+                          "默认 $DEALERDOCS_STORE，或操作人唯一的门店）")(f)
     f = click.option("--json", "as_json", is_flag=True, default=None,
                      help="机器可读的 JSON 输出")(f)
     f = click.option("--as", "actor", metavar="USER", default=None,
@@ -36,16 +39,20 @@ def _common(f: Callable) -> Callable:
 
 
 class Ctx:
-    def __init__(self, config_path: str | None, actor: str | None, as_json: bool | None) -> None:
+    def __init__(self, config_path: str | None, actor: str | None, as_json: bool | None,
+                 store: str | None = None) -> None:
         self.config_path = config_path
         self.actor = actor
         self.as_json = bool(as_json)
+        self.store = store
         self._engine: Engine | None = None
 
-    def merge(self, config_path: str | None, actor: str | None, as_json: bool | None) -> "Ctx":
+    def merge(self, config_path: str | None, actor: str | None, as_json: bool | None,
+              store: str | None = None) -> "Ctx":
         self.config_path = config_path or self.config_path
         self.actor = actor or self.actor
         self.as_json = bool(as_json) or self.as_json
+        self.store = store or self.store
         return self
 
     @property
@@ -54,8 +61,37 @@ class Ctx:
             from .config import load_config
 
             config = load_config(self.config_path or "config.toml")
+            config = config.for_store(self.store_code(config))
             self._engine = Engine(config, clock=_clock_from_env(config))
         return self._engine
+
+    def store_code(self, config) -> str:
+        """Which store of a group the command works in: ``--store``, else
+        ``$DEALERDOCS_STORE``, else the operator's only store; without an operator, the
+        whole group (read-only). "" for a one-store config."""
+        from .config import GROUP
+
+        if not config.stores:
+            return self.store or os.environ.get("DEALERDOCS_STORE") or ""
+        chosen = self.store or os.environ.get("DEALERDOCS_STORE")
+        actor = self.actor or os.environ.get("DEALERDOCS_USER")
+        if chosen:
+            if chosen != GROUP and chosen not in config.stores:
+                config.for_store(chosen)   # raises, naming the stores there are
+            if actor and actor in config.users and chosen not in config.stores_of(actor):
+                raise ConfigError(f"用户 {config.user_label(actor)} 在{config.store_label(chosen)}没有角色"
+                                  f"（可选：{_stores_text(config, actor)}）", key="store")
+            return chosen
+        if not actor or actor not in config.users:
+            return GROUP
+        mine = config.stores_of(actor)
+        if len(mine) == 1:
+            return mine[0]
+        if not mine:
+            raise ConfigError(f"用户 {config.user_label(actor)} 在任何门店都没有角色", key="store")
+        raise ConfigError(f"用户 {config.user_label(actor)} 在多个门店有角色，请用 --store 指明门店"
+                          f"（可选：{_stores_text(config, actor)}；或设置 DEALERDOCS_STORE）",
+                          key="store")
 
     def user(self) -> str:
         actor = self.actor or os.environ.get("DEALERDOCS_USER")
@@ -85,17 +121,22 @@ def _clock_from_env(config):
                                                    microsecond=0)
 
 
-def _ctx(click_ctx: click.Context, config_path, actor, as_json) -> Ctx:
-    return click_ctx.find_object(Ctx).merge(config_path, actor, as_json)
+def _stores_text(config, login: str) -> str:
+    return "、".join(f"{c}（{config.store_label(c)}）" if c != "*" else "*（全部门店，只读）"
+                    for c in config.stores_of(login)) or "无"
+
+
+def _ctx(click_ctx: click.Context, config_path, actor, as_json, store=None) -> Ctx:
+    return click_ctx.find_object(Ctx).merge(config_path, actor, as_json, store)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @_common
 @click.version_option(__version__, prog_name="dealerdocs")
 @click.pass_context
-def main(click_ctx: click.Context, config_path, actor, as_json) -> None:
+def main(click_ctx: click.Context, config_path, actor, as_json, store) -> None:
     """dealerdocs：4S 店的单据与流程引擎。"""
-    click_ctx.obj = Ctx(config_path, actor, as_json)
+    click_ctx.obj = Ctx(config_path, actor, as_json, store)
     click_ctx.call_on_close(click_ctx.obj.close)
 
 
@@ -104,11 +145,11 @@ def main(click_ctx: click.Context, config_path, actor, as_json) -> None:
 @click.option("--force", is_flag=True, help="覆盖已有的 config.toml")
 @_common
 @click.pass_context
-def init(click_ctx, directory: Path, force: bool, config_path, actor, as_json) -> None:
+def init(click_ctx, directory: Path, force: bool, config_path, actor, as_json, store) -> None:
     """在 DIRECTORY 中生成新的 config.toml（数据库、输出目录和本店模板目录放在 DIRECTORY 中）。"""
     from .defaults import product
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     shipped = product()
     target = directory / "config.toml"
     if target.exists() and not force:
@@ -161,9 +202,9 @@ def _set_path(text: str, key: str, value: str) -> str:
 @main.command("workflows")
 @_common
 @click.pass_context
-def workflows_cmd(click_ctx, config_path, actor, as_json) -> None:
+def workflows_cmd(click_ctx, config_path, actor, as_json, store) -> None:
     """列出工作流、状态和操作。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     eng = ctx.engine
     rows = []
     for wf in eng.workflows.values():
@@ -194,9 +235,9 @@ def workflows_cmd(click_ctx, config_path, actor, as_json) -> None:
 @_common
 @click.pass_context
 def new(click_ctx, workflow: str, data_file: str | None, source: str | None,
-        customer: str | None, config_path, actor, as_json) -> None:
+        customer: str | None, config_path, actor, as_json, store) -> None:
     """新建案件：dealerdocs new quote --data examples/quote.json --as zhang"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     data = _read_data(data_file) if data_file else {}
     result = ctx.engine.create(workflow, data, ctx.user(), source=source,
                                files_from=_files_from(data_file), customer=customer)
@@ -213,11 +254,11 @@ def new(click_ctx, workflow: str, data_file: str | None, source: str | None,
 @_common
 @click.pass_context
 def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path, actor,
-               as_json) -> None:
+               as_json, store) -> None:
     """从 Excel 导入，全部或全不：dealerdocs import customers 客户.xlsx --as wang"""
     from .sheets import read_xlsx
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     report = ctx.engine.import_cases(workflow, read_xlsx(file), ctx.user(), dry_run=dry_run)
     lines = [f"{report.title}：{report.source}，{report.rows} 行数据"]
     if report.problems:
@@ -252,9 +293,9 @@ def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path,
 @_common
 @click.pass_context
 def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_path, actor,
-         as_json) -> None:
+         as_json, store) -> None:
     """对案件执行操作：dealerdocs fire Q-1 issue --as zhang"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     data = _read_data(data_file) if data_file else None
     result = ctx.engine.fire(case_id, trigger, ctx.user(), data, files_from=_files_from(data_file))
     lines = [f"{result.id} → {result.state_label}（{result.state}）"]
@@ -270,9 +311,9 @@ def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_pa
               help="显示完整的身份证号、手机号（需有权限；每次都记入审计记录）")
 @_common
 @click.pass_context
-def show(click_ctx, case_id: str, reveal: bool, config_path, actor, as_json) -> None:
+def show(click_ctx, case_id: str, reveal: bool, config_path, actor, as_json, store) -> None:
     """显示案件：数据、合计、文档和历史（身份证号、手机号默认部分隐藏）。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     case = ctx.engine.case(case_id, actor=ctx.user(), reveal=reveal)
     wf = ctx.engine.workflow(case["workflow"])
     lines = [f"{case['id']}  {case['workflow_title']}  状态：{case['state_label']}（{case['state']}）",
@@ -306,9 +347,9 @@ def show(click_ctx, case_id: str, reveal: bool, config_path, actor, as_json) -> 
 @click.option("--to", "date_to", default=None, metavar="DATE", help="建档日期不晚于 YYYY-MM-DD（含）")
 @_common
 @click.pass_context
-def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor, as_json) -> None:
+def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor, as_json, store) -> None:
     """列出案件：dealerdocs list --workflow quote --state issued --from 2026-11-01"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
     rows = ctx.engine.cases(workflow=workflow, state=state, opened_from=start, opened_to=end,
@@ -323,11 +364,11 @@ def list_cmd(click_ctx, workflow, state, date_from, date_to, config_path, actor,
 @click.argument("query")
 @_common
 @click.pass_context
-def find(click_ctx, query: str, config_path, actor, as_json) -> None:
+def find(click_ctx, query: str, config_path, actor, as_json, store) -> None:
     """按姓名（部分即可）、完整手机号、证件号或车牌号查找客户档案：dealerdocs find 13800138000
 
     只在您能查看的案件中查找；结果中的号码仍部分隐藏（查找不是查看完整信息）。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     rows = ctx.engine.find(query, actor=ctx.user())
     text = table(["案件", "类别", "状态", "摘要", "联系电话", "顾问", "找到于"],
                  [[r["id"], r["workflow_title"], r["state_label"], r["summary"],
@@ -341,9 +382,9 @@ def find(click_ctx, query: str, config_path, actor, as_json) -> None:
 @click.argument("case_id", metavar="CASE")
 @_common
 @click.pass_context
-def timeline(click_ctx, case_id: str, config_path, actor, as_json) -> None:
+def timeline(click_ctx, case_id: str, config_path, actor, as_json, store) -> None:
     """案件（客户档案）及其关联案件的全部经过，最新的在前：来访、跟进、试驾、报价、合同、交车。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     lines = ctx.engine.timeline(case_id, actor=ctx.user())
     text = table(["时间", "案件", "经过", "经办", "文档"],
                  [[e["at"][:16].replace("T", " "), e["case"],
@@ -360,9 +401,9 @@ def timeline(click_ctx, case_id: str, config_path, actor, as_json) -> None:
 @click.option("--status", default=None, type=click.Choice(["issued", "superseded", "void"]))
 @_common
 @click.pass_context
-def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> None:
+def docs(click_ctx, number, case_id, status, config_path, actor, as_json, store) -> None:
     """列出已出具的文档；给出文件编号时显示该文件的全过程（发放、回收、换版）。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     if number:
         life = ctx.engine.document(number, actor=ctx.user())
         lines = [f"{life['number']}  {life['title']} 第 {life['version']} 版  状态：{life['status']}",
@@ -403,9 +444,9 @@ def docs(click_ctx, number, case_id, status, config_path, actor, as_json) -> Non
 @_common
 @click.pass_context
 def report(click_ctx, name, date_from, date_to, formats, out_dir, reveal, config_path, actor,
-           as_json) -> None:
+           as_json, store) -> None:
     """导出登记报表：dealerdocs report test-drives --from 2026-11-01 --to 2026-11-30"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
     result = ctx.engine.report(name, start, end, tuple(formats) or ("xlsx", "docx", "pdf"),
@@ -423,9 +464,9 @@ def report(click_ctx, name, date_from, date_to, formats, out_dir, reveal, config
               help="列出此天数内到期的项目（已逾期的总是列出）")
 @_common
 @click.pass_context
-def due(click_ctx, within: int, config_path, actor, as_json) -> None:
+def due(click_ctx, within: int, config_path, actor, as_json, store) -> None:
     """列出已逾期或即将到期的项目（如整改项目），含逾期/剩余天数、责任人和状态。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     rows = ctx.engine.due(within, actor=ctx.user())
     text = table(["项目", "类别", "状态", "责任人", "期限", "逾期/剩余", "摘要"],
                  [[r["id"], r["title"], r["state_label"], r["owner"] or "", r["deadline"],
@@ -448,11 +489,11 @@ def batch() -> None:
 @_common
 @click.pass_context
 def batch_fire(click_ctx, trigger, case_ids, workflow, state, data_file, config_path, actor,
-               as_json) -> None:
+               as_json, store) -> None:
     """dealerdocs batch fire issue Q-1 Q-2 Q-3 --as zhang，或 --workflow quote --state draft"""
     from .batch import BatchItem
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     if bool(case_ids) == bool(workflow or state):
         raise InputError("请列出案件编号，或用 --workflow 和 --state 选出案件（二者选一）",
                          field="cases")
@@ -477,11 +518,11 @@ def batch_fire(click_ctx, trigger, case_ids, workflow, state, data_file, config_
               help="新建后立即执行的操作（如 issue）")
 @_common
 @click.pass_context
-def batch_create(click_ctx, workflow, jsonl, trigger, config_path, actor, as_json) -> None:
+def batch_create(click_ctx, workflow, jsonl, trigger, config_path, actor, as_json, store) -> None:
     """dealerdocs batch create quote --jsonl quotes.jsonl --issue issue --as zhang"""
     from .batch import read_jsonl
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     ctx.engine.workflow(workflow)
     _run_batch(ctx, "create", trigger, read_jsonl(jsonl, workflow, trigger))
 
@@ -520,9 +561,9 @@ def _run_batch(ctx: Ctx, kind: str, trigger: str | None, items: list) -> None:
               help="实例数（默认 config.toml 的 warm_instances，或 CPU 核数）")
 @_common
 @click.pass_context
-def converter(click_ctx, action, instances, config_path, actor, as_json) -> None:
+def converter(click_ctx, action, instances, config_path, actor, as_json, store) -> None:
     """常驻 LibreOffice（unoserver）：start 启动、stop 停止、status 查看；之后的命令自动使用。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     warm = ctx.engine.warm_converter(instances)
     if action == "start":
         pool = warm.start()
@@ -541,12 +582,12 @@ def converter(click_ctx, action, instances, config_path, actor, as_json) -> None
 @click.argument("targets", nargs=-1, metavar="[TEMPLATE|WORKFLOW]...")
 @_common
 @click.pass_context
-def lint(click_ctx, targets, config_path, actor, as_json) -> None:
+def lint(click_ctx, targets, config_path, actor, as_json, store) -> None:
     """检查模板和工作流（变量、标签、字体、试渲染、状态图）；有错误时退出码非 0。"""
     from .config import load_config
     from .lint import format_findings, functions_report, lint_paths, load_for_lint
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = load_config(ctx.config_path or "config.toml")  # lint reports broken workflows itself
     loaded = load_for_lint(config)
     findings = lint_paths(config, list(targets), loaded)
@@ -566,12 +607,12 @@ def lint(click_ctx, targets, config_path, actor, as_json) -> None:
               show_default=True, help="text：终端表格；md：Markdown（templates/README.md 的变量表）")
 @_common
 @click.pass_context
-def fields(click_ctx, workflow, fmt, config_path, actor, as_json) -> None:
+def fields(click_ctx, workflow, fmt, config_path, actor, as_json, store) -> None:
     """模板可用的变量：流程的字段、计算值和关联单据，及哪些模板用到：dealerdocs fields quote"""
     from . import variables
     from .workflow import load_workflows
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = _config(ctx)
     workflows = load_workflows(config)
     if workflow not in workflows:
@@ -614,11 +655,11 @@ def _now(config):
 @templates.command("list")
 @_common
 @click.pass_context
-def templates_list(click_ctx, config_path, actor, as_json) -> None:
+def templates_list(click_ctx, config_path, actor, as_json, store) -> None:
     """列出模板：每个模板用的是本店副本还是默认模板，副本是否落后于更新后的默认模板。"""
     from . import templates as layers
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = _config(ctx)
     rows = layers.statuses(config.template_layers)
     text = table(["模板", "使用", "文件"], [[r.name, r.label, str(r.path)] for r in rows])
@@ -630,11 +671,11 @@ def templates_list(click_ctx, config_path, actor, as_json) -> None:
 @click.option("--force", is_flag=True, help="本店已有副本时也重新复制（原副本改名为 ….bak 保留）")
 @_common
 @click.pass_context
-def templates_copy(click_ctx, name, force, config_path, actor, as_json) -> None:
+def templates_copy(click_ctx, name, force, config_path, actor, as_json, store) -> None:
     """把默认模板复制到本店模板目录，供在 Word / WPS 中修改：dealerdocs templates copy quote"""
     from . import templates as layers
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = _config(ctx)
     result = layers.copy(config.template_layers, name, now=_now(config), force=force)
     backup = f"；原副本已改名为 {result['backup']}" if result["backup"] else ""
@@ -647,12 +688,12 @@ def templates_copy(click_ctx, name, force, config_path, actor, as_json) -> None:
 @click.argument("name", required=False)
 @_common
 @click.pass_context
-def templates_diff(click_ctx, name, config_path, actor, as_json) -> None:
+def templates_diff(click_ctx, name, config_path, actor, as_json, store) -> None:
     """本店副本落后于更新后的默认模板之处（默认模板的文字改动），及本店自己的修改。
     不给 NAME 时检查全部副本。"""
     from . import templates as layers
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     found = _config(ctx).template_layers
     if name:
         diffs = [layers.diff(found, name)]
@@ -670,11 +711,11 @@ def templates_diff(click_ctx, name, config_path, actor, as_json) -> None:
 @click.argument("name")
 @_common
 @click.pass_context
-def templates_accept(click_ctx, name, config_path, actor, as_json) -> None:
+def templates_accept(click_ctx, name, config_path, actor, as_json, store) -> None:
     """确认本店副本已包含默认模板的最新改动：之后与现在的默认模板比较。"""
     from . import templates as layers
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = _config(ctx)
     result = layers.accept(config.template_layers, name, now=_now(config))
     _emit(ctx, result, f"已记录：本店副本 {result['path']} 基于现在的默认模板")
@@ -686,11 +727,11 @@ def templates_accept(click_ctx, name, config_path, actor, as_json) -> None:
               help="输出文件 .svg 或 .png")
 @_common
 @click.pass_context
-def diagram(click_ctx, workflow, out, config_path, actor, as_json) -> None:
+def diagram(click_ctx, workflow, out, config_path, actor, as_json, store) -> None:
     """画出工作流的状态流转图（需要 graphviz）：dealerdocs diagram contract --out 合同.svg"""
     from .diagram import write_diagram
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     engine = ctx.engine
     path = write_diagram(engine.workflow(workflow), engine.config, out)
     _emit(ctx, {"workflow": workflow, "file": str(path.resolve())}, f"已写出 {path}")
@@ -704,9 +745,9 @@ def diagram(click_ctx, workflow, out, config_path, actor, as_json) -> None:
               help="输出目录（默认临时目录）")
 @_common
 @click.pass_context
-def preview(click_ctx, target, data_file, trigger, out_dir, config_path, actor, as_json) -> None:
+def preview(click_ctx, target, data_file, trigger, out_dir, config_path, actor, as_json, store) -> None:
     """预览文档：盖「草稿」章，不编号、不登记、不改变状态。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     data = _read_data(data_file) if data_file else None
     result = ctx.engine.preview(target, ctx.user(), data=data, trigger=trigger, out_dir=out_dir)
     _emit(ctx, result, "草稿预览（未编号、未登记）：\n" + "\n".join(f"  {f}" for f in result["files"]))
@@ -722,9 +763,9 @@ def preview(click_ctx, target, data_file, trigger, out_dir, config_path, actor, 
 @_common
 @click.pass_context
 def dispatch(click_ctx, number, recipient, dept, copies, channel, print_copies, config_path,
-             actor, as_json) -> None:
+             actor, as_json, store) -> None:
     """发放文件副本（每份一个发放号）：dealerdocs dispatch HT-2026-000001 --to 王芳 --dept 财务部"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.dispatch(number, to=recipient, dept=dept, copies=copies, channel=channel,
                                  actor=ctx.user(), print_copies=print_copies)
     lines = [f"{number}：发放 {len(result['copies'])} 份给 {recipient}（{dept}）"]
@@ -741,9 +782,9 @@ def dispatch(click_ctx, number, recipient, dept, copies, channel, print_copies, 
 @click.option("--keep", is_flag=True, help="回收后作废留存（默认销毁）")
 @_common
 @click.pass_context
-def recall(click_ctx, number, reason, copy_no, from_, keep, config_path, actor, as_json) -> None:
+def recall(click_ctx, number, reason, copy_no, from_, keep, config_path, actor, as_json, store) -> None:
     """回收文件副本：dealerdocs recall BJ-2026-000001 --reason 换版 [--copy 2]"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.recall(number, reason=reason, copy=copy_no, from_=from_, keep=keep,
                                actor=ctx.user())
     lines = [f"{number}：{reason}，处理 {len(result['copies'])} 份"]
@@ -765,9 +806,9 @@ def register() -> None:
 @click.option("--to", "date_to", default=None, metavar="DATE")
 @_common
 @click.pass_context
-def register_export(click_ctx, fmt, out, date_from, date_to, config_path, actor, as_json) -> None:
+def register_export(click_ctx, fmt, out, date_from, date_to, config_path, actor, as_json, store) -> None:
     """导出文件发放回收记录表：dealerdocs register export --format xlsx --out 记录表.xlsx"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     start = _date_option("--from", date_from) if date_from else None
     end = _date_option("--to", date_to) if date_to else None
     result = ctx.engine.register_export(fmt, out, start, end, actor=ctx.user())
@@ -786,10 +827,10 @@ def _date_option(name: str, value: str):
 @main.command()
 @_common
 @click.pass_context
-def tick(click_ctx, config_path, actor, as_json) -> None:
+def tick(click_ctx, config_path, actor, as_json, store) -> None:
     """执行已到期的定时操作（工作流的 [[timers]]，如报价过期、整改逾期标记），操作人记为
     system；可由 cron 或 systemd 定时器每几分钟运行一次，重复运行不会重复执行。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     done = ctx.engine.tick()
     lines = []
     for entry in done:
@@ -812,10 +853,10 @@ def tick(click_ctx, config_path, actor, as_json) -> None:
               help="同时核对 FILE 中的封存行（dealerdocs seal 生成）")
 @_common
 @click.pass_context
-def verify(click_ctx, seal_file, config_path, actor, as_json) -> None:
+def verify(click_ctx, seal_file, config_path, actor, as_json, store) -> None:
     """校验：哈希链、登记簿、各案件的记录副本、所有已出具文件的 sha256 与 PDF 中记载的链尾；
     加 --seal FILE 时，还核对哈希链是否仍延续 FILE 中的每一条封存。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     problems = ctx.engine.verify(seals=seal_file)
     count = ctx.engine.document_count()
     sealed = ""
@@ -851,10 +892,10 @@ def verify(click_ctx, seal_file, config_path, actor, as_json) -> None:
               help="把封存行追加到 FILE（放在数据库之外，如 U 盘）")
 @_common
 @click.pass_context
-def seal_cmd(click_ctx, out, config_path, actor, as_json) -> None:
+def seal_cmd(click_ctx, out, config_path, actor, as_json, store) -> None:
     """输出一行封存（各哈希链的条数与链尾、文件份数、HMAC），每天打印或另存一份；
     日后用 dealerdocs verify --seal FILE 核对数据库未被整体改写。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.seal(out=out)
     if result["key_created"]:
         click.echo(f"已生成封存密钥 {result['key']}（权限 0600）。请另行备份这把密钥并妥善保管："
@@ -870,9 +911,9 @@ def seal_cmd(click_ctx, out, config_path, actor, as_json) -> None:
 @click.option("--reason", default=None, help="改派原因（记入审计记录）")
 @_common
 @click.pass_context
-def reassign(click_ctx, case_id, to, reason, config_path, actor, as_json) -> None:
+def reassign(click_ctx, case_id, to, reason, config_path, actor, as_json, store) -> None:
     """把案件及其关联案件（报价、合同、交车）改派给另一位销售顾问（经理）。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.reassign(case_id, to, actor=ctx.user(), reason=reason)
     _emit(ctx, result, f"已改派给 {result['to']}：{'、'.join(result['cases'])}")
 
@@ -883,9 +924,9 @@ def reassign(click_ctx, case_id, to, reason, config_path, actor, as_json) -> Non
 @click.option("--expired", is_flag=True, help="删除所有超过保存期限（[privacy]）的已结束案件中的个人信息")
 @_common
 @click.pass_context
-def purge(click_ctx, customer, expired, config_path, actor, as_json) -> None:
+def purge(click_ctx, customer, expired, config_path, actor, as_json, store) -> None:
     """删除个人信息（经理）：法律要求保存的合同、交车单据保留并说明依据。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.purge(actor=ctx.user(), customer=customer, expired=expired)
     lines = [f"已删除 {len(result['purged'])} 个案件中的个人信息"]
     lines += [f"  {p['case']}  {p['workflow']}：{'、'.join(p['fields']) or '—'}"
@@ -910,10 +951,10 @@ def store_cmd() -> None:
               help="目标：新的空 PostgreSQL 数据库（密码用环境变量 PGPASSWORD），或一个新目录")
 @_common
 @click.pass_context
-def store_copy(click_ctx, to, config_path, actor, as_json) -> None:
+def store_copy(click_ctx, to, config_path, actor, as_json, store) -> None:
     """把当前数据库的全部案件、文件记录、发放记录、审计与登记日志（链哈希不变）、计数器和登录会话
     复制到一个新的空数据库；之后把 config.toml 的 store 指向它，并运行 dealerdocs verify。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     result = ctx.engine.copy_store(to)
     heads = "；".join(f"{name} 链尾 {(head or '（空）')[:12]}…" for name, head in result["heads"].items())
     _emit(ctx, result, f"已复制到 {result['target']}：{result['cases']} 个案件，"
@@ -927,9 +968,9 @@ def store_copy(click_ctx, to, config_path, actor, as_json) -> None:
               help="把无法补完的数据库日志（journal/commit.json）移到一旁；其中那次写入作废")
 @_common
 @click.pass_context
-def recover(click_ctx, discard_journal, config_path, actor, as_json) -> None:
+def recover(click_ctx, discard_journal, config_path, actor, as_json, store) -> None:
     """处理上次中断后无法自动补完的写入：先备份数据库目录，再用 --discard-journal。"""
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     if not discard_journal:
         raise InputError("请加 --discard-journal（先备份整个数据库目录）", field="discard_journal")
     moved = ctx.engine.discard_journal()
@@ -955,11 +996,11 @@ def recover(click_ctx, discard_journal, config_path, actor, as_json) -> None:
 @_common
 @click.pass_context
 def serve(click_ctx, host, port, forwarded_allow_ips, tick_seconds, config_path, actor,
-          as_json) -> None:
+          as_json, store) -> None:
     """启动网页版（员工用浏览器登录）：dealerdocs serve --port 8000"""
     from .web.cli import serve as run_server  # the web stack loads only for this command
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     run_server(ctx.engine, host, port, config_path=ctx.config_path or "config.toml",
                forwarded_allow_ips=forwarded_allow_ips, tick_seconds=tick_seconds)
 
@@ -973,12 +1014,12 @@ def user() -> None:
 @click.argument("login")
 @_common
 @click.pass_context
-def user_set_password(click_ctx, login, config_path, actor, as_json) -> None:
+def user_set_password(click_ctx, login, config_path, actor, as_json, store) -> None:
     """设置网页登录密码（argon2 哈希写入 config.toml；从终端输入两次，或从标准输入读）；
     该用户已有的登录会话和 API 令牌随即失效。"""
     from .web.cli import read_password, set_password
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     path = set_password(ctx.config_path or "config.toml", login, read_password())
     ended = ctx.engine.sessions.end_all(login)
     _emit(ctx, {"user": login, "config": str(path), "sessions_ended": ended},
@@ -992,12 +1033,12 @@ def user_set_password(click_ctx, login, config_path, actor, as_json) -> None:
               help="撤销这个编号的令牌（all：该用户的全部令牌）")
 @_common
 @click.pass_context
-def user_tokens(click_ctx, login, revoke_id, config_path, actor, as_json) -> None:
+def user_tokens(click_ctx, login, revoke_id, config_path, actor, as_json, store) -> None:
     """列出用户的 API 令牌（编号、名称、创建与到期时间；不显示令牌本身），或撤销：
     dealerdocs user tokens wang --revoke 3f2a…"""
     from .web.cli import revoke, token_lines
 
-    ctx = _ctx(click_ctx, config_path, actor, as_json)
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     if revoke_id:
         ended = revoke(ctx.engine, login, revoke_id)
         _emit(ctx, {"user": login, "revoked": ended},

@@ -32,7 +32,10 @@ DEFAULT_ROLES = {
     "oem_supervisor": "厂家督导",
     "regional_manager": "区域经理",
     "stock": "库管",
+    "group_manager": "集团经理",
 }
+
+GROUP = "*"   # the view of every store of a group (``Config.for_store(GROUP)``): read-only
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,29 @@ class Dealer:
     bank: str
     account: str
     legal_representative: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One store of a dealer group (``[stores.<code>]``): its own company (name, USCC, bank:
+    what its documents print), the prefix of its document numbers (``BJ01`` →
+    ``BJ01-HT-2026-000001``) and its own ``[policy]`` overrides over the group's."""
+
+    name: str
+    uscc: str
+    address: str
+    phone: str
+    bank: str
+    account: str
+    prefix: str
+    legal_representative: str = ""
+    policy: dict[str, Any] = field(default_factory=dict)
+    code: str = ""  # the table's key
+
+    def as_dealer(self) -> Dealer:
+        return Dealer(name=self.name, code=self.code, uscc=self.uscc, address=self.address,
+                      phone=self.phone, bank=self.bank, account=self.account,
+                      legal_representative=self.legal_representative)
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,9 @@ class RoleAccess:
     recall: bool = False      # takes copies back
     reassign: bool = False    # gives a case (and its linked cases) to another consultant
     purge: bool = False       # erases a person's data (dealerdocs purge)
+    # a dealer group's role (the group manager): with ``[stores]``, its users may also look at
+    # every store at once (the group view, read-only); its workflows default to all of them
+    group: bool = False
 
 
 # The reach of the shipped roles; a config.toml written before [access] existed gets these.
@@ -83,6 +112,8 @@ DEFAULT_ACCESS = {
     "ops_manager": RoleAccess(cases="all", register=True),
     "oem_supervisor": RoleAccess(cases="all"),
     "regional_manager": RoleAccess(cases="all"),
+    # head office: every store's cases, documents and registers, masked, read-only
+    "group_manager": RoleAccess(cases="all", documents="all", register=True, group=True),
 }
 
 
@@ -112,11 +143,14 @@ DEFAULT_PRIVACY = Privacy(
 @dataclass(frozen=True)
 class User:
     name: str
-    roles: list[str]
+    roles: list[str] = field(default_factory=list)   # with [stores]: in every store
     login: str = ""  # filled from the table key
     # argon2 hash for signing in to the web app (`dealerdocs user set-password LOGIN`);
     # None = this user cannot sign in to the web app
     password_hash: str | None = None
+    # with [stores]: the roles this user has in each store ({"BJ01": ["sales"]}); ``roles``
+    # are theirs in every store (a group manager's)
+    stores: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -195,7 +229,81 @@ class Config:
     # comes from PGPASSWORD or ~/.pgpass, never from this file). [paths] store still holds
     # the store's keys, attachments and caches (a folder all servers mount).
     store: str = ""
+    # A dealer group's stores (``[stores.<code>]``), in the file's order; empty = one store,
+    # the [dealer]. With stores, each case belongs to one of them: see :meth:`for_store`.
+    stores: dict[str, Site] = field(default_factory=dict)
+    # not read from the file: which store this config is the view of (:meth:`for_store`;
+    # "" = a one-store config, GROUP = every store), and the config it was made from
+    current_store: str = ""
+    origin: "Config | None" = None
     base_dir: Path = Path(".")  # folder of config.toml; not read from the file
+
+    # --- a dealer group's stores -------------------------------------------------------------
+
+    @property
+    def whole(self) -> "Config":
+        """The config as read from the file (a store's view keeps it in ``origin``)."""
+        return self.origin or self
+
+    @property
+    def default_store(self) -> str:
+        """The store of records written before ``[stores]`` existed: the first one listed."""
+        return next(iter(self.stores), "")
+
+    @property
+    def site_code(self) -> str:
+        """The code of the whole installation (the group's [dealer], or the one store's):
+        what the seal lines and their key are named by."""
+        return self.whole.dealer.code
+
+    def store_label(self, code: str) -> str:
+        if code == GROUP:
+            return f"全部门店（{self.whole.dealer.name}）"
+        site = self.stores.get(code)
+        return f"{site.name}（{code}）" if site else code
+
+    def roles_in(self, login: str, code: str) -> list[str]:
+        """``login``'s roles in store ``code`` (GROUP: their group roles only)."""
+        user = self.whole.users.get(login)
+        if user is None:
+            return []
+        if code == GROUP:
+            return [r for r in user.roles if self.role_access(r).group]
+        return list(dict.fromkeys([*user.roles, *user.stores.get(code, [])]))
+
+    def stores_of(self, login: str) -> list[str]:
+        """The stores ``login`` has a role in, in config order, then GROUP if they have a
+        group role; empty for a one-store config."""
+        if not self.stores:
+            return []
+        return [c for c in [*self.stores, GROUP] if self.roles_in(login, c)]
+
+    def for_store(self, code: str) -> "Config":
+        """The config as store ``code`` of the group sees it: its company as the [dealer],
+        its policy, its number prefix on every series, each user with their roles there.
+        GROUP: every store at once, each user with their group roles only (the store view
+        refuses to write any case there). A one-store config is its own only store ("")."""
+        whole = self.whole
+        if not whole.stores:
+            if code:
+                raise ConfigError(f"config.toml 没有 [stores]，不能选择门店 \"{code}\"",
+                                  key="stores")
+            return whole
+        if code == GROUP:
+            dealer, policy, series = whole.dealer, whole.policy, whole.series
+        elif code in whole.stores:
+            site = whole.stores[code]
+            dealer, policy = site.as_dealer(), site.policy
+            series = {k: dataclasses.replace(s, prefix=f"{site.prefix}-{s.prefix}")
+                      for k, s in whole.series.items()}
+        else:
+            known = "、".join(whole.store_label(c) for c in whole.stores)
+            raise ConfigError(f"没有门店 \"{code}\"（config.toml 的 [stores] 有：{known}）",
+                              key="stores")
+        users = {login: dataclasses.replace(u, roles=whole.roles_in(login, code))
+                 for login, u in whole.users.items()}
+        return dataclasses.replace(whole, dealer=dealer, policy=policy, series=series,
+                                   users=users, current_store=code, origin=whole)
 
     def path(self, name: str) -> Path:
         """An absolute path from ``[paths]``, relative paths taken from the config's folder."""
@@ -241,11 +349,11 @@ class Config:
         (checked when the config loads)."""
         raw = self.seal.key
         if not raw:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.dealer.code):
-                raise ConfigError(f"门店代码 \"{self.dealer.code}\" 不能用作封存密钥的文件名；"
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.site_code):
+                raise ConfigError(f"门店代码 \"{self.site_code}\" 不能用作封存密钥的文件名；"
                                   f"请在 config.toml 的 [seal] key 中写明密钥文件的路径",
                                   key="seal.key")
-            raw = f"~/.config/dealerdocs/{self.dealer.code}.seal.key"
+            raw = f"~/.config/dealerdocs/{self.site_code}.seal.key"
         try:
             p = Path(raw).expanduser()
         except RuntimeError:
@@ -294,31 +402,57 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"无法读取配置文件 {path}：{err}", path=str(path)) from err
     overrides = raw.pop("policy", {})
+    # each store's [stores.<code>.policy] is resolved like [policy], over it
+    store_overrides = {code: t.pop("policy", {}) for code, t in raw.get("stores", {}).items()
+                       if isinstance(t, dict)}
     try:
-        config = build(Config, raw, ConfigError, exclude={"base_dir", "login", "policy"})
+        config = build(Config, raw, ConfigError,
+                       exclude={"base_dir", "login", "policy", "current_store", "origin"})
     except ConfigError as err:
         raise ConfigError(f"{path.name}: {err.message}", path=str(path), **err.details) from None
     users = {login: dataclasses.replace(u, login=login) for login, u in config.users.items()}
-    config = dataclasses.replace(config, users=users, base_dir=path.parent)
+    stores = {code: dataclasses.replace(s, code=code) for code, s in config.stores.items()}
+    config = dataclasses.replace(config, users=users, stores=stores, base_dir=path.parent)
     _check(config, path)
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"{path.name}: policy 应为表（table）", key="policy", path=str(path))
+    for key, table in [("policy", overrides),
+                       *((f"stores.{c}.policy", t) for c, t in store_overrides.items())]:
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path.name}: {key} 应为表（table）", key=key, path=str(path))
     if not config.workflows_dir.is_dir():  # loading the workflows reports the missing folder
         return config
+    declared = declared_policy(config.workflows_dir)
     try:
-        values = resolve_policy(declared_policy(config.workflows_dir), overrides, path.name)
+        values = resolve_policy(declared, overrides, path.name)
+        stores = {code: dataclasses.replace(
+            site, policy=resolve_policy(declared, {**overrides, **store_overrides[code]},
+                                        f"{path.name} [stores.{code}]"))
+            for code, site in config.stores.items()}
     except ConfigError as err:
         raise ConfigError(err.message, path=str(path), **err.details) from None
-    return dataclasses.replace(config, policy=values)
+    return dataclasses.replace(config, policy=values, stores=stores)
 
 
 def _check(config: Config, path: Path) -> None:
     for login, user in config.users.items():
-        for i, role in enumerate(user.roles):
+        roles = [(f"users.{login}.roles[{i}]", r) for i, r in enumerate(user.roles)]
+        for code, listed in user.stores.items():
+            key = f"users.{login}.stores.{code}"
+            if not config.stores:
+                raise ConfigError(f"{path.name}: {key}：只有写了 [stores.<门店代码>] 的集团配置才能按门店分配角色；"
+                                  f"单店请直接写 users.{login}.roles", key=key, path=str(path))
+            if code not in config.stores:
+                raise ConfigError(f"{path.name}: {key}：没有门店 \"{code}\"（[stores] 有：{'、'.join(config.stores)}）",
+                                  key=key, path=str(path))
+            roles += [(f"{key}[{i}]", r) for i, r in enumerate(listed)]
+        for key, role in roles:
             if role not in config.roles:
                 raise ConfigError(
-                    f"{path.name}: users.{login}.roles[{i}] = \"{role}\" 不是已定义的角色"
-                    f"（可用：{', '.join(config.roles)}）", key=f"users.{login}.roles[{i}]", path=str(path))
+                    f"{path.name}: {key} = \"{role}\" 不是已定义的角色"
+                    f"（可用：{', '.join(config.roles)}）", key=key, path=str(path))
+            if key.startswith(f"users.{login}.stores.") and config.role_access(role).group:
+                raise ConfigError(f"{path.name}: {key} = \"{role}\" 是集团角色，应写在 users.{login}.roles 中"
+                                  f"（在所有门店有效）", key=key, path=str(path))
+    _check_stores(config, path)
     for key, series in config.series.items():
         if series.reset not in ("yearly", "never"):
             raise ConfigError(f"{path.name}: series.{key}.reset 应为 \"yearly\" 或 \"never\"，"
@@ -371,6 +505,32 @@ def _check(config: Config, path: Path) -> None:
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{path.name}: {key} 应为大于 0 的秒数，收到 {value!r}", key=key,
                               path=str(path))
+
+
+STORE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_]{0,15}")
+NUMBER_PREFIX = re.compile(r"[A-Z][A-Z0-9]{0,9}")
+
+
+def _check_stores(config: Config, path: Path) -> None:
+    """Store codes and number prefixes: short capitals and digits (they go into document
+    numbers, file names and URLs), each prefix used by one store only."""
+    prefixes: dict[str, str] = {}
+    for code, site in config.stores.items():
+        key = f"stores.{code}"
+        if code == GROUP or not STORE_CODE.fullmatch(code):
+            raise ConfigError(f"{path.name}: {key}：门店代码只能由大写字母、数字和下划线组成（至多 16 位），"
+                              f"收到 \"{code}\"", key=key, path=str(path))
+        if not NUMBER_PREFIX.fullmatch(site.prefix):
+            raise ConfigError(f"{path.name}: {key}.prefix 应为大写字母开头的字母数字（至多 10 位，如 \"BJ01\"），"
+                              f"收到 \"{site.prefix}\"", key=f"{key}.prefix", path=str(path))
+        if site.prefix in prefixes:
+            raise ConfigError(f"{path.name}: {key}.prefix = \"{site.prefix}\" 已用于门店 {prefixes[site.prefix]}；"
+                              f"每个门店的单据编号前缀必须不同", key=f"{key}.prefix", path=str(path))
+        prefixes[site.prefix] = code
+        for name in ("name", "uscc", "address", "phone", "bank", "account"):
+            if not str(getattr(site, name)).strip():
+                raise ConfigError(f"{path.name}: {key}.{name} 不能为空（门店的单据上要打印）",
+                                  key=f"{key}.{name}", path=str(path))
 
 
 def _check_seal(config: Config, path: Path) -> None:

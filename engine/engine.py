@@ -37,7 +37,7 @@ from . import case_migrations, privacy
 from . import seal as sealing
 from .access import Action, Reach
 from .archive import Attachments, Outbox
-from .config import Config, load_config
+from .config import GROUP, Config, load_config
 from .errors import StorageError
 from .convert import Converter
 from .previews import PagePreviews
@@ -64,7 +64,7 @@ from .services.trail import Trail
 from .services.units import Units
 from .sessions import Sessions
 from .sheets import Sheet
-from .store import LEGACY_FILE, Upgrade, open_store
+from .store import LEGACY_FILE, AnyStore, Upgrade, open_store, store_view
 from .workflow import Workflow, load_workflows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,7 +84,14 @@ class Engine:
 
     def __init__(self, config: Config, *, converter: Converter | None = None,
                  renderer: Renderer | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 shared: AnyStore | None = None) -> None:
+        """``config``: one store's (``Config.for_store``; a group's config as read from the
+        file is its read-only group view). ``shared``: the group's store, already open, when
+        the engines of several of its stores share one connection pool (closed by its
+        opener, not here)."""
+        if config.stores and not config.current_store:
+            config = config.for_store(GROUP)
         self.config = config
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.clock = clock or (lambda: local_now(config.tz))
@@ -97,9 +104,15 @@ class Engine:
         self.definitions = Definitions(config, self.workflows, self.attachments, self.clock)
         self.trail = Trail(self.workflows, self.key)
         listing = Listing(self.workflows, self.definitions, self.key)
-        self.store = open_store(config, listing=listing,
-                                upgrade=Upgrade(owners=listing.owners, redact=self.trail.redact,
-                                                private=(config.outbox_dir,)))
+        # the store of every store of a group (migrations, verify, copies) and this store's
+        # view of it, which the services read and write through (engine.store.scoped)
+        self._owns_store = shared is None
+        self._branches: dict[str, Engine] = {}
+        self.whole_store = shared or open_store(
+            config, listing=listing, upgrade=Upgrade(owners=listing.owners,
+                                                     redact=self.trail.redact,
+                                                     private=(config.outbox_dir,)))
+        self.store = store_view(self.whole_store, config)
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
         # the services, each after those it uses
         self.guard = Guard(config, self.workflows)
@@ -133,17 +146,18 @@ class Engine:
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
-        self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
+        self.integrity = Integrity(config, self.workflows, self.whole_store, self.outbox,
                                    self.attachments, self.clock)
         try:
+            whole = self.whole_store   # migrations concern every store of a group
             if (config.store_dir / LEGACY_FILE).exists():
-                with self.store.snapshot():   # an old one-file store is brought up first
+                with whole.snapshot():   # an old one-file store is brought up first
                     pass
             # a workflow file changed since the store last saw it: bring its cases along
-            case_migrations.bring_up_to_date(self.store, self.workflows)
-            self.parties.link_existing(self.store, self.clock())   # once: old cases' customers
-            case_migrations.build_due_index(self.store, self.workflows)   # once: old stores
-            case_migrations.build_search_index(self.store, self.workflows)   # once: old stores
+            case_migrations.bring_up_to_date(whole, self.workflows)
+            self.parties.link_existing(whole, self.clock())   # once: old cases' customers
+            case_migrations.build_due_index(whole, self.workflows)   # once: old stores
+            case_migrations.build_search_index(whole, self.workflows)   # once: old stores
         except StorageError:
             pass  # a store that cannot be opened says so on first use (recover must still run)
 
@@ -166,9 +180,26 @@ class Engine:
         """The pool of warm LibreOffice instances of this store (running or not)."""
         return self.press.warm_converter(instances)
 
+    def branch(self, code: str) -> "Engine":
+        """The engine of store ``code`` of this engine's group (this engine itself if it is
+        that store's), made on first use and sharing this one's store connection, converter
+        and clock; closed with this one."""
+        if code == self.config.current_store:
+            return self
+        found = self._branches.get(code)
+        if found is None:
+            found = Engine(self.config.for_store(code), converter=self.converter,
+                           clock=self.clock, shared=self.whole_store)
+            self._branches[code] = found
+        return found
+
     def close(self) -> None:
+        for other in self._branches.values():
+            other.close()
+        self._branches.clear()
         self.press.close()
-        self.store.close()
+        if self._owns_store:
+            self.whole_store.close()
 
     def __enter__(self) -> "Engine":
         return self
@@ -311,8 +342,12 @@ class Engine:
         return self.pipeline.commit(plan)
 
     def tick(self) -> list[dict[str, Any]]:
-        """Fire the timed transitions that are due (:meth:`TimedTransitions.tick`)."""
-        return self.timed.tick()
+        """Fire the timed transitions that are due (:meth:`TimedTransitions.tick`); in a
+        group's view, those of each of its stores in turn, each entry naming its store."""
+        if self.config.current_store != GROUP:
+            return self.timed.tick()
+        return [{**entry, "store": code} for code in self.config.stores
+                for entry in self.branch(code).timed.tick()]
 
     def preview(self, target: str, actor: str, data: Mapping[str, Any] | None = None,
                 trigger: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
@@ -377,16 +412,16 @@ class Engine:
     def discard_journal(self) -> Path | None:
         """Move a store journal that cannot be replayed aside (``dealerdocs recover``); the
         unit of work it held is lost. Returns where it went, or None if there was none."""
-        return self.store.discard_journal()
+        return self.whole_store.discard_journal()
 
     def copy_store(self, to: str) -> dict[str, Any]:
         """Copy the whole store into a new, empty one (``dealerdocs store copy --to``): a
         postgresql:// URL or a folder; see :mod:`engine.services.store_copy`."""
         from .services.store_copy import copy_store, open_target
 
-        target = open_target(to, self.store.listing, self.config.base_dir)
+        target = open_target(to, self.whole_store.listing, self.config.base_dir)
         try:
-            return copy_store(self.store, target, self.config.store_dir).as_dict()
+            return copy_store(self.whole_store, target, self.config.store_dir).as_dict()
         finally:
             target.close()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 from .config import Series
 
 
-def counter_key(series_key: str, series: Series, year: int) -> str:
-    """Yearly series restart at 1 each year; others count forever."""
-    return f"series:{series_key}:{year}" if series.reset == "yearly" else f"series:{series_key}"
+def counter_key(series_key: str, series: Series, year: int, store: str = "") -> str:
+    """Yearly series restart at 1 each year; others count forever. Each store of a dealer
+    group (``store``, its code) counts its own series; a one-store config has no code."""
+    key = f"series:{store}/{series_key}" if store else f"series:{series_key}"
+    return f"{key}:{year}" if series.reset == "yearly" else key
 
 
 def format_number(series: Series, year: int, sequence: int) -> str:

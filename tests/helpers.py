@@ -385,3 +385,57 @@ def require_stock_vins(config_path: Path) -> Path:
     assert count == 1
     config_path.write_text(text, encoding="utf-8")
     return config_path
+
+
+GROUP_STORES = '''
+[stores.BJ01]
+name = "北京星辰汽车销售服务有限公司"
+uscc = "91110108772551611J"
+address = "北京市海淀区西三环北路 88 号"
+phone = "010-88886666"
+bank = "中国工商银行北京西三环支行"
+account = "0200 0043 0920 0123 456"
+prefix = "BJ01"
+legal_representative = "林国栋"
+
+[stores.SH01]
+name = "上海星辰汽车销售服务有限公司"
+uscc = "91310115MA1K4ABC0Y"
+address = "上海市浦东新区张杨路 1200 号"
+phone = "021-58886666"
+bank = "招商银行上海张杨路支行"
+account = "1219 0888 1010 666"
+prefix = "SH01"
+legal_representative = "周海"
+
+[stores.SH01.policy]
+contract_approval_discount_share = "0.08"
+
+[users.he]
+name = "何静"
+stores = { SH01 = ["sales"] }
+
+[users.ma]
+name = "马超"
+stores = { SH01 = ["sales_manager"] }
+
+[users.boss]
+name = "林总"
+roles = ["group_manager"]
+'''
+
+
+def make_group_dir(directory: Path) -> Path:
+    """A dealer group's folder: the test dealership's config with two stores, BJ01 (北京) and
+    SH01 (上海, its own discount policy). 张伟 (zhang) sells and 王强 (wang) manages in BJ01
+    only; 何静 (he) sells and 马超 (ma) manages in SH01; 林总 (boss) is the group manager;
+    the other users keep their roles in every store."""
+    config = make_dealer_dir(directory)
+    text = config.read_text(encoding="utf-8")
+    for login, role in (("zhang", "sales"), ("wang", "sales_manager")):
+        old = re.search(rf"\[users\.{login}\]\nname = .*\nroles = \[\"{role}\"\]\n", text)
+        assert old, login
+        text = text.replace(old.group(0), old.group(0).replace(
+            f'roles = ["{role}"]', f'stores = {{ BJ01 = ["{role}"] }}'))
+    config.write_text(text + GROUP_STORES, encoding="utf-8")
+    return config

@@ -49,7 +49,7 @@ def test_shipped_config_loads():
     config = load_config(ROOT / "config.toml")
 
     assert config.dealer.name == "北京星辰汽车销售服务有限公司"
-    assert config.roles == DEFAULT_ROLES and len(config.roles) == 8
+    assert config.roles == DEFAULT_ROLES and len(config.roles) == 9
     assert config.dealer.legal_representative == "林国栋"
     assert {login: u.login for login, u in config.users.items()} == {
         login: login for login in ("xu", "zhang", "li", "wang", "qian", "gao", "zhao", "chen",

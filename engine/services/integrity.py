@@ -104,7 +104,7 @@ class Integrity:
             docs = len(tx.find_documents())
         key, created = self._seal_key(create=True)
         try:
-            record = sealing.make(self.config.dealer.code, self.clock(), heads, docs, key)
+            record = sealing.make(self.config.site_code, self.clock(), heads, docs, key)
         except sealing.SealError as err:
             raise ConfigError(f"无法封存：{err}", key="dealer.code") from None
         if target is not None:
@@ -124,7 +124,7 @@ class Integrity:
         except OSError as err:
             raise StorageError(f"无法读取封存文件 {path}：{err.strerror}", path=str(path)) from err
         key, _ = self._seal_key(create=False)
-        return sealing.read_lines(text, self.config.dealer.code, key)
+        return sealing.read_lines(text, self.config.site_code, key)
 
     def _seal_problems(self, path: str | Path, lines: list[sealing.Line],
                        logs: Mapping[str, list[dict[str, Any]]], docs: int
@@ -137,7 +137,7 @@ class Integrity:
         ours = {line.seal: line.number for line in lines if line.status == "ok"}
         if not ours:
             problems.append({"number": "seal", "path": where, "problem": "seal_none",
-                             "detail": f"封存文件 {where} 中没有本店（{self.config.dealer.code}）"
+                             "detail": f"封存文件 {where} 中没有本店（{self.config.site_code}）"
                                        f"可核对的封存"})
         hashes = {name: sealing.recomputed_hashes(logs[name]) for name in sealing.CHAINS}
         for found in sealing.compare(list(ours), hashes, docs):

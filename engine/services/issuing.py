@@ -83,7 +83,8 @@ class Issuing:
             spec = wf.documents[kind]
             series = self.config.series[spec.series]
             number = format_number(series, now.year,
-                                   tx.next_counter(counter_key(spec.series, series, now.year)))
+                                   tx.next_counter(counter_key(spec.series, series, now.year,
+                                                               self.config.current_store)))
             previous = [d for d in tx.case_documents(record["id"]) if d["kind"] == kind]
             version = len(previous) + 1
             template = work.renderer.load(self.config.template_path(spec.template))

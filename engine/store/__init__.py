@@ -75,10 +75,10 @@ from .jsonfiles import clear_index_cache
 from .layout import (CASES_PER_FOLDER, LEGACY_FILE, LOCK_FILE, LOGS, META_FILE, NUMBER_BUCKETS,
                      SCHEMA_VERSION, Listing, basic_listing, new_meta)
 from .migrations import MIGRATIONS, Upgrade
-from .opening import AnyStore, open_store, store_at
+from .opening import AnyStore, open_store, store_at, store_view
 from .repository import Tx
 
 __all__ = ["AnyStore", "CASES_PER_FOLDER", "FolderStorage", "Journal", "LEGACY_FILE", "LOCK_FILE", "LOGS",
            "META_FILE", "MIGRATIONS", "NUMBER_BUCKETS", "SCHEMA_VERSION", "Listing", "Storage",
            "Store", "Tx", "Upgrade", "basic_listing", "clear_index_cache", "deferred_signals",
-           "new_meta", "open_store", "store_at", "sync_filesystem"]
+           "new_meta", "open_store", "store_at", "store_view", "sync_filesystem"]

@@ -30,6 +30,7 @@ def case_listing(record: Mapping[str, Any], listing: Listing
     entry = {"id": record["id"], "workflow": record["workflow"], "state": record["state"],
              "created_at": record["created_at"], "created_by": record["created_by"],
              "updated_at": record["updated_at"], "updated_by": record["updated_by"],
+             **({"store": record["store"]} if record.get("store") else {}),
              **listing(record)}
     hashed = {kind: entry.pop(kind, None) or () for kind in ("people", "search")}
     return entry, hashed

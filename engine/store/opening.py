@@ -12,6 +12,7 @@ from .migrations import Upgrade
 if TYPE_CHECKING:
     from ..config import Config
     from .postgres import PostgresStore
+    from .scoped import StoreView
 
 AnyStore = Union[Store, "PostgresStore"]
 
@@ -27,6 +28,18 @@ def store_at(where: str | Path, *, base: Path = Path("."), listing: Listing | No
     folder = Path(where).expanduser()
     return Store(folder if folder.is_absolute() else base / folder, lock_timeout=lock_timeout,
                  listing=listing, upgrade=upgrade)
+
+
+def store_view(store: AnyStore, config: "Config") -> "AnyStore | StoreView":
+    """What the engine of ``config``'s store reads and writes through: the store itself for
+    one store, that store's view of the group's store when config.toml has ``[stores]``."""
+    if not config.stores:
+        return store
+    from ..config import GROUP
+    from .scoped import StoreView
+
+    only = None if config.current_store in ("", GROUP) else config.current_store
+    return StoreView(store, only, config.default_store)
 
 
 def open_store(config: "Config", listing: Listing | None = None,

@@ -1,0 +1,196 @@
+"""A dealer group with two stores in one store (issue 17): each case belongs to one store, a
+consultant of one store cannot see the other's cases, numbers carry the store's prefix and
+count per store, and the group manager reads every store, read-only. On both backends."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from engine import Engine, load_config
+from engine.config import GROUP
+from engine.errors import ConfigError, NotFoundError, PermissionDenied
+from helpers import make_group_dir, pdf_text, use_database
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def group(request, tmp_path, converter, clock):
+    """The group's engine (its read-only view of every store), on each backend."""
+    path = make_group_dir(tmp_path / "group")
+    if request.param == "postgresql":
+        use_database(path, request.getfixturevalue("postgres").new_database())
+    eng = Engine(load_config(path), converter=converter, clock=clock)
+    yield eng
+    eng.close()
+
+
+def issued_quote(eng: Engine, data: dict, actor: str) -> tuple[str, str]:
+    """A quote ``actor`` (a consultant of ``eng``'s store) makes and issues: (case, number)."""
+    case_id = eng.create("quote", {**data, "consultant": actor}, actor).id
+    number = eng.fire(case_id, "issue", actor).documents[0].number
+    return case_id, number
+
+
+def test_each_store_numbers_its_own_documents_and_prints_its_own_company(group, quote_data):
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+
+    bj_case, bj_number = issued_quote(bj, quote_data, "zhang")
+    sh_case, sh_number = issued_quote(sh, {**quote_data, "customer_mobile": "13900139000"}, "he")
+    _, bj_second = issued_quote(bj, {**quote_data, "customer_mobile": "13700137000"}, "zhang")
+
+    assert (bj_number, bj_second, sh_number) == (
+        "BJ01-BJ-2026-000001", "BJ01-BJ-2026-000002", "SH01-BJ-2026-000001")
+    assert bj_case != sh_case   # case ids stay unique across the group's stores
+    sh_pdf = pdf_text(sh.document_file(sh_number, "pdf", actor="he"))
+    assert "上海星辰汽车销售服务有限公司" in sh_pdf and "SH01-BJ-2026-000001" in sh_pdf
+    assert "北京星辰" not in sh_pdf
+    assert "北京星辰汽车销售服务有限公司" in pdf_text(bj.document_file(bj_number, "pdf", actor="zhang"))
+    assert group.verify() == []
+
+
+def test_a_consultant_of_one_store_cannot_see_the_other_stores_cases(group, quote_data):
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    bj_case, bj_number = issued_quote(bj, quote_data, "zhang")
+
+    # 马超 manages SH01: every case of his store, none of BJ01's
+    with pytest.raises(NotFoundError):
+        sh.case(bj_case, actor="ma")
+    with pytest.raises(NotFoundError):
+        sh.document(bj_number, actor="ma")
+    assert sh.cases(actor="ma") == [] and sh.documents(actor="ma") == []
+    assert sh.find("13800138000", actor="ma") == []
+    assert sh.register_rows(actor="ma") == []
+    # 李娜 sells in both stores: in SH01 she sees nothing of BJ01 either
+    assert sh.cases(actor="li") == []
+    # 王强 manages BJ01 only: in SH01 he has no role, so he sees and may do nothing
+    assert sh.cases(actor="wang") == []
+    with pytest.raises(PermissionDenied):
+        sh.create("quote", {**quote_data, "consultant": "wang"}, "wang")
+    # in BJ01 the case is there for its own manager
+    assert [c["id"] for c in bj.cases("quote", actor="wang")] == [bj_case]
+
+
+def test_the_same_customer_has_a_file_in_each_store(group, quote_data):
+    """The customer index is per store: SH01 registering BJ01's customer makes SH01's own
+    file (BJ01's owner check does not reach across stores)."""
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    bj_customer = bj.create("quote", {**quote_data, "consultant": "zhang"}, "zhang").party
+    sh_customer = sh.create("quote", {**quote_data, "consultant": "he"}, "he").party
+
+    assert bj_customer and sh_customer and bj_customer != sh_customer
+    with pytest.raises(NotFoundError):
+        sh.case(bj_customer, actor="ma")
+
+
+def test_the_group_manager_reads_every_store_and_writes_nothing(group, quote_data):
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    bj_case, bj_number = issued_quote(bj, quote_data, "zhang")
+    sh_case, sh_number = issued_quote(sh, {**quote_data, "customer_mobile": "13900139000"}, "he")
+
+    assert {c["id"] for c in group.cases(actor="boss")} >= {bj_case, sh_case}
+    assert {d["number"] for d in group.documents(actor="boss")} == {bj_number, sh_number}
+    bj.dispatch(bj_number, to="客户", dept="销售部", actor="wang")
+    sh.dispatch(sh_number, to="客户", dept="销售部", actor="ma")
+    assert {row[1] for row in group.register_rows(actor="boss")} == {bj_number, sh_number}
+    assert {row[1] for row in sh.register_rows(actor="ma")} == {sh_number}
+    viewed = group.case(sh_case, actor="boss")
+    assert "*" in viewed["data"]["customer_mobile"]   # masked: no reveal for head office
+    with pytest.raises(PermissionDenied):
+        group.case(sh_case, actor="boss", reveal=True)
+    with pytest.raises(PermissionDenied):
+        group.fire(sh_case, "accept", "boss")
+    with pytest.raises(PermissionDenied):
+        group.create("quote", quote_data, "boss")
+    # and in one store's view, the group manager reads that store only
+    assert {c["id"] for c in bj.cases(actor="boss")} >= {bj_case}
+    assert sh_case not in {c["id"] for c in bj.cases(actor="boss")}
+
+
+def test_the_group_managers_report_counts_every_store(group, quote_data, tmp_path):
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    issued_quote(bj, quote_data, "zhang")
+    issued_quote(sh, {**quote_data, "customer_mobile": "13900139000"}, "he")
+
+    whole = group.report("models_quoted_sold", formats=("xlsx",), out_dir=tmp_path / "g",
+                         actor="boss")
+    one = sh.report("models_quoted_sold", formats=("xlsx",), out_dir=tmp_path / "s", actor="ma")
+    assert quotes_counted(whole["files"]["xlsx"]) == 2
+    assert quotes_counted(one["files"]["xlsx"]) == 1
+
+
+def quotes_counted(xlsx: str) -> int:
+    """The sum of the 报价单数 column of a report's .xlsx."""
+    import openpyxl
+
+    rows = list(openpyxl.load_workbook(xlsx).active.iter_rows(values_only=True))
+    header = next(i for i, r in enumerate(rows) if "报价单数" in r)
+    column = rows[header].index("报价单数")
+    return sum(r[column] for r in rows[header + 1:] if r[0] != "合计")
+
+
+def test_each_store_has_its_own_policy(group):
+    assert group.branch("SH01").config.policy["contract_approval_discount_share"] == Decimal("0.08")
+    assert group.branch("BJ01").config.policy["contract_approval_discount_share"] == Decimal("0.05")
+
+
+def test_a_timer_tick_of_the_group_runs_each_stores_timers_in_that_store(group, quote_data, clock):
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    soon = {**quote_data, "valid_until": "2026-12-10"}
+    issued_quote(bj, soon, "zhang")
+    issued_quote(sh, {**soon, "customer_mobile": "13900139000"}, "he")
+    clock.advance(days=40)   # past both quotes' validity
+
+    done = group.tick()
+
+    expired = {(e["store"], e["case"]) for e in done if e["trigger"] == "expire"}
+    assert {s for s, _ in expired} == {"BJ01", "SH01"}
+    for store, case_id in expired:
+        eng = group.branch(store)
+        actor = "wang" if store == "BJ01" else "ma"
+        assert eng.case(case_id, actor=actor)["state"] == "expired"
+
+
+@pytest.mark.parametrize("edit, key, words", [
+    ('prefix = "SH01"', "stores.SH01.prefix", ["已用于门店 BJ01"]),
+    ('uscc = "91310115MA1K4ABC0Y"', "stores.SH01.uscc", ["不能为空"]),
+    ('stores = { SH01 = ["sales"] }', "users.he.stores.XX01", ["没有门店"]),
+    ('stores = { SH01 = ["sales_manager"] }', "users.ma.stores.SH01[0]", ["集团角色"]),
+])
+def test_group_config_mistakes_name_their_key(tmp_path, edit, key, words):
+    path = make_group_dir(tmp_path / "g")
+    text = path.read_text(encoding="utf-8")
+    replacement = {
+        'prefix = "SH01"': 'prefix = "BJ01"',
+        'uscc = "91310115MA1K4ABC0Y"': 'uscc = ""',
+        'stores = { SH01 = ["sales"] }': 'stores = { XX01 = ["sales"] }',
+        'stores = { SH01 = ["sales_manager"] }': 'stores = { SH01 = ["group_manager"] }',
+    }[edit]
+    assert text.count(edit) == 1
+    path.write_text(text.replace(edit, replacement), encoding="utf-8")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+
+    assert raised.value.details["key"] == key
+    for word in words:
+        assert word in raised.value.message
+
+
+def test_roles_per_store_need_stores(tmp_path):
+    from helpers import make_dealer_dir
+
+    path = make_dealer_dir(tmp_path / "d")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        '[users.li]\nname = "李娜"\nroles = ["sales"]',
+        '[users.li]\nname = "李娜"\nstores = { BJ01 = ["sales"] }'), encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "只有写了 [stores" in raised.value.message
+
+
+def test_a_store_that_is_not_there_is_named(tmp_path):
+    config = load_config(make_group_dir(tmp_path / "g"))
+    with pytest.raises(ConfigError) as raised:
+        config.for_store("GZ01")
+    assert "BJ01" in raised.value.message and "SH01" in raised.value.message
+    assert config.for_store(GROUP).users["zhang"].roles == []
