@@ -414,14 +414,17 @@ contract_approval_discount_share = "0.08"
 [users.he]
 name = "何静"
 stores = { SH01 = ["sales"] }
+password_hash = "$argon2id$v=19$m=65536,t=3,p=4$oSFFuBOCjQ4oI72Uxby3Hg$xK1jwURiaIiIIddFI8VdMw9RlB8BG/KA7cQ01nytENg"
 
 [users.ma]
 name = "马超"
 stores = { SH01 = ["sales_manager"] }
+password_hash = "$argon2id$v=19$m=65536,t=3,p=4$oSFFuBOCjQ4oI72Uxby3Hg$xK1jwURiaIiIIddFI8VdMw9RlB8BG/KA7cQ01nytENg"
 
 [users.boss]
 name = "林总"
 roles = ["group_manager"]
+password_hash = "$argon2id$v=19$m=65536,t=3,p=4$oSFFuBOCjQ4oI72Uxby3Hg$xK1jwURiaIiIIddFI8VdMw9RlB8BG/KA7cQ01nytENg"
 '''
 
 

@@ -194,3 +194,101 @@ def test_a_store_that_is_not_there_is_named(tmp_path):
         config.for_store("GZ01")
     assert "BJ01" in raised.value.message and "SH01" in raised.value.message
     assert config.for_store(GROUP).users["zhang"].roles == []
+
+
+# --- the web app: a store switcher, every page and API answer limited to the current store ---
+
+@pytest.fixture
+def group_web(tmp_path, converter, quote_data):
+    """The group's web app (folder store) with a quote issued in each store:
+    (client maker, {store: (case, number)})."""
+    from engine.web.app import create_app
+    from web_support import client
+
+    eng = Engine(load_config(make_group_dir(tmp_path / "group")), converter=converter)
+    made = {"BJ01": issued_quote(eng.branch("BJ01"), quote_data, "zhang"),
+            "SH01": issued_quote(eng.branch("SH01"),
+                                 {**quote_data, "customer_mobile": "13900139000"}, "he")}
+    app = create_app(eng, secret=b"k" * 32)
+    yield (lambda: client(app)), made
+    eng.close()
+
+
+def test_pages_show_the_current_store_only(group_web):
+    from web_support import sign_in
+
+    new_client, made = group_web
+    (bj_case, bj_number), (sh_case, sh_number) = made["BJ01"], made["SH01"]
+    c = new_client()
+    sign_in(c, "he")
+
+    listed = c.get("/cases").text
+    assert sh_case in listed and bj_case not in listed
+    assert "上海星辰汽车销售服务有限公司" in c.get("/").text
+    assert 'action="/store"' not in c.get("/").text       # one store: no switcher
+    assert c.get(f"/cases/{bj_case}").status_code == 404
+    assert c.get(f"/documents/{bj_number}").status_code == 404
+    assert c.get(f"/documents/{bj_number}/file/pdf").status_code == 404
+    assert bj_number not in c.get("/documents").text
+    assert c.get(f"/documents/{sh_number}/file/pdf").content.startswith(b"%PDF")
+    # a store cookie naming a store he has no role in changes nothing
+    c.cookies.set("dealerdocs_store", "BJ01")
+    assert bj_case not in c.get("/cases").text
+
+
+def test_the_store_switcher_moves_a_user_of_two_stores(group_web):
+    from web_support import csrf_of, sign_in
+
+    new_client, made = group_web
+    c = new_client()
+    sign_in(c, "li")   # 李娜 sells in both stores: BJ01 first
+    home = c.get("/").text
+    assert 'action="/store"' in home and "上海星辰汽车销售服务有限公司（SH01）" in home
+    assert "北京星辰汽车销售服务有限公司" in home
+    assert made["BJ01"][0] not in c.get("/cases").text   # zhang's case: not hers
+
+    switched = c.post("/store", data={"store": "SH01", "_csrf": csrf_of(home)})
+    assert switched.status_code == 200
+    assert '<option value="SH01" selected>' in switched.text
+    assert "上海星辰汽车销售服务有限公司" in switched.text.split("</header>")[0]
+
+    refused = c.post("/store", data={"store": "GZ01", "_csrf": csrf_of(home)})
+    assert refused.status_code == 403
+    assert c.post("/store", data={"store": "SH01"}).status_code == 403   # no CSRF token
+
+
+def test_the_group_manager_sees_every_store_and_can_do_nothing(group_web):
+    from web_support import sign_in
+
+    new_client, made = group_web
+    (bj_case, _), (sh_case, sh_number) = made["BJ01"], made["SH01"]
+    c = new_client()
+    sign_in(c, "boss")
+
+    listed = c.get("/cases?workflow=quote").text
+    assert bj_case in listed and sh_case in listed
+    page = c.get(f"/cases/{sh_case}").text
+    assert "13900139000" not in page and "139****9000" in page
+    assert "/fire/" not in page
+    assert c.get(f"/documents/{sh_number}/file/pdf").status_code == 200
+    assert "全部门店" in c.get("/").text
+
+
+def test_the_api_works_in_the_store_its_header_names(group_web):
+    new_client, made = group_web
+    c = new_client()
+    token = c.post("/api/token", json={"login": "li", "password": "demo-2026"}).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    assert c.get("/api/me", headers=auth).json()["store"] == "BJ01"
+    me = c.get("/api/me", headers={**auth, "X-Dealerdocs-Store": "SH01"}).json()
+    assert me["store"] == "SH01" and me["stores"] == ["BJ01", "SH01"]
+    sh = c.get("/api/cases?workflow=quote", headers={**auth, "X-Dealerdocs-Store": "SH01"})
+    bj_case, sh_case = made["BJ01"][0], made["SH01"][0]
+    assert sh.status_code == 200 and bj_case not in sh.text
+    assert c.get(f"/api/cases/{bj_case}", headers={**auth, "X-Dealerdocs-Store": "SH01"}
+                 ).status_code == 404
+    refused = c.get("/api/cases", headers={**auth, "X-Dealerdocs-Store": "GZ01"})
+    assert refused.status_code == 403 and "GZ01" in refused.json()["message"]
+    assert sh_case   # li sells in SH01 but this is 何静's case: not hers either
+    assert sh_case not in sh.text

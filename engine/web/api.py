@@ -177,7 +177,8 @@ async def revoke_token(request: Request) -> JSONResponse:
 async def me(request: Request) -> JSONResponse:
     w, user = await bearer(request)
     return ok({"login": user.login, "name": user.name, "roles": user.roles,
-               "role_labels": [w.engine.config.role_label(r) for r in user.roles]})
+               "role_labels": [w.engine.config.role_label(r) for r in user.roles],
+               **({"store": w.store, "stores": w.stores_of(user.login)} if w.store else {})})
 
 
 @router.get("/workflows", summary="工作流：字段、状态、操作（与 dealerdocs workflows 相同）")

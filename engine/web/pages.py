@@ -35,7 +35,7 @@ from ..fields import is_empty
 from ..errors import InputError, NotFoundError, PermissionDenied, StateError
 from ..workflow import Workflow
 from . import auth, forms
-from .site import (MEDIA, CsrfRefused, SignInRequired, Web, client_address, jsonable,
+from .site import (MEDIA, STORE_COOKIE, CsrfRefused, SignInRequired, Web, client_address, jsonable,
                    load_case, load_document, remove_tree, report_response, status_of, viewable,
                    web)
 
@@ -120,10 +120,28 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
         if any((wf.reports or wf.tallies) and reach.sees_workflow(wf.key)
                for wf in w.engine.workflows.values()):
             nav.append(("/reports", "报表"))
+    config = w.engine.config
+    stores = [(code, config.store_label(code)) for code in w.stores_of(user.login)] if user else []
     base = {"user": user, "csrf": found[1] if found else "", "nav": nav,
-            "path": request.url.path,
-            "roles": "、".join(w.engine.config.role_label(r) for r in user.roles) if user else ""}
+            "path": request.url.path, "dealer": config.dealer,
+            "stores": stores if len(stores) > 1 else [], "store": w.store,
+            "store_label": config.store_label(w.store) if w.store else "",
+            "roles": "、".join(config.role_label(r) for r in user.roles) if user else ""}
     return w.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
+
+
+@router.post("/store")
+async def switch_store(request: Request) -> Response:
+    """The store switcher: later pages work in the chosen store of the group (one the user
+    has a role in; the group manager's "all stores" is read-only)."""
+    w, user, form = await checked_form(request)
+    code = form.get("store")
+    if not isinstance(code, str) or code not in w.stores_of(user.login):
+        raise PermissionDenied(f"您在门店“{code}”没有角色，不能切换到该门店", user=user.login)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(STORE_COOKIE, code, max_age=auth.SESSION_MAX_AGE, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
 
 
 def _local_path(target: str | None) -> str:

@@ -7,6 +7,7 @@ three to build the ASGI app, so imports in the package run one way.
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 import shutil
@@ -41,13 +42,18 @@ STATUS = {InputError: 422, PermissionDenied: 403, NotFoundError: 404, StateError
           IntegrityError: 500}
 
 CASE_ID = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[0-9]{1,9}$")
-DOC_NUMBER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(-[0-9]{4})?-[0-9]{1,12}$")
+# BJ-2026-000001, or a group store's BJ01-BJ-2026-000001 (config.NUMBER_PREFIX each part)
+DOC_NUMBER = re.compile(r"^[A-Z][A-Z0-9]{0,9}(-[A-Z][A-Z0-9]{0,9})?(-[0-9]{4})?-[0-9]{1,12}$")
 MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
          "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
          "pdf": "application/pdf"}
 
 SESSION_KEY = "dealerdocs.session"
 BEARER_KEY = "dealerdocs.bearer"
+STORE_KEY = "dealerdocs.store"
+# which store of a dealer group a page works in (the store switcher sets it) and an API call
+STORE_COOKIE = "dealerdocs_store"
+STORE_HEADER = "x-dealerdocs-store"
 
 
 class SignInRequired(Exception):
@@ -66,7 +72,12 @@ def status_of(err: DealerDocsError) -> int:
 
 
 class Web:
-    """What the routes share: the engine, who may sign in, the throttle and the write lock."""
+    """What the routes share: the engine, who may sign in, the throttle and the write lock.
+
+    With config.toml's ``[stores]`` (a dealer group), ``engine`` is the group's read-only
+    view and each request works in one store, the engine of which :func:`web` hands the
+    route: the one the user chose with the store switcher (a cookie) or an API call names
+    (the ``X-Dealerdocs-Store`` header), if they have a role there, else their first."""
 
     def __init__(self, engine: "Engine", secret: bytes, *, accounts: auth.Accounts,
                  throttle: Throttle) -> None:
@@ -77,8 +88,38 @@ class Web:
         self.accounts = accounts
         self.throttle = throttle
         self.write_lock = threading.Lock()
+        self._branches = threading.Lock()
         self.templates = Jinja2Templates(directory=str(WEB / "templates"))
         view.install(self.templates.env, engine)
+
+    def engine_for(self, code: str) -> "Engine":
+        """The engine of store ``code`` ("" = the one store of a one-store config)."""
+        if not code or code == self.engine.config.current_store:
+            return self.engine
+        with self._branches:
+            return self.engine.branch(code)
+
+    def stores_of(self, login: str) -> list[str]:
+        return self.engine.config.stores_of(login)
+
+    def store_for(self, login: str, requested: str | None) -> str:
+        """The store a request of ``login`` works in: ``requested`` if they have a role there,
+        else the whole group for a group manager, else their first store ("" for one store)."""
+        mine = self.stores_of(login)
+        if not mine:
+            return ""
+        if requested in mine:
+            return requested
+        from ..config import GROUP
+        return GROUP if GROUP in mine else mine[0]
+
+    def _in_store(self, request: Request, user: User, requested: str | None) -> User:
+        """``user`` as the store the request works in knows them (their roles there)."""
+        code = self.store_for(user.login, requested)
+        request.scope[STORE_KEY] = code
+        if not code:
+            return user
+        return dataclasses.replace(user, roles=self.engine_for(code).config.users[user.login].roles)
 
     async def read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await run_in_threadpool(fn, *args, **kwargs)
@@ -108,6 +149,8 @@ class Web:
         request.scope[SESSION_KEY] = None  # if the store cannot be read, the error page has no user
         token = request.cookies.get(auth.SESSION_COOKIE)
         user = await run_in_threadpool(self._signed_in, token, "web") if token else None
+        if user is not None:
+            user = self._in_store(request, user, request.cookies.get(STORE_COOKIE))
         found = (user, auth.csrf_token(self.secret, token)) if user and token else None
         request.scope[SESSION_KEY] = found
         return found
@@ -125,6 +168,13 @@ class Web:
         user = None
         if scheme.lower() == "bearer" and token.strip():
             user = await run_in_threadpool(self._signed_in, token.strip(), "api")
+        named = request.headers.get(STORE_HEADER)
+        if user is not None and named and named not in self.stores_of(user.login):
+            raise PermissionDenied(f"用户 {user.login} 在门店“{named}”没有角色"
+                                   f"（可用：{'、'.join(self.stores_of(user.login)) or '无'}）",
+                                   user=user.login, store=named)
+        if user is not None:
+            user = self._in_store(request, user, named)
         request.scope[BEARER_KEY] = user
         return user
 
@@ -136,7 +186,30 @@ class Web:
 
 
 def web(request: Request) -> Web:
-    return request.app.state.web
+    """The app's :class:`Web` as this request sees it: the engine of the store it works in
+    (known once the user is: :meth:`Web.current`, :meth:`Web.bearer`)."""
+    return Here(request.app.state.web, request)
+
+
+class Here:
+    """A :class:`Web` for one request: everything shared, but ``engine`` is the engine of the
+    store the request works in (the group's view until the user is known)."""
+
+    def __init__(self, shared: Web, request: Request) -> None:
+        self._shared = shared
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._shared, name)
+
+    @property
+    def engine(self) -> "Engine":
+        return self._shared.engine_for(self._request.scope.get(STORE_KEY, ""))
+
+    @property
+    def store(self) -> str:
+        """The code of the store the request works in ("" for one store)."""
+        return self._request.scope.get(STORE_KEY, "")
 
 
 def client_address(request: Request) -> str:
