@@ -67,8 +67,8 @@ class Ctx:
 
     def store_code(self, config) -> str:
         """Which store of a group the command works in: ``--store``, else
-        ``$DEALERDOCS_STORE``, else the operator's only store; without an operator, the
-        whole group (read-only). "" for a one-store config."""
+        ``$DEALERDOCS_STORE``, else the whole group (read-only) for a group manager or a
+        command without an operator, else the operator's only store. "" for one store."""
         from .config import GROUP
 
         if not config.stores:
@@ -85,6 +85,8 @@ class Ctx:
         if not actor or actor not in config.users:
             return GROUP
         mine = config.stores_of(actor)
+        if GROUP in mine:   # head office: the whole group, read-only, unless --store says
+            return GROUP
         if len(mine) == 1:
             return mine[0]
         if not mine:
@@ -122,7 +124,7 @@ def _clock_from_env(config):
 
 
 def _stores_text(config, login: str) -> str:
-    return "、".join(f"{c}（{config.store_label(c)}）" if c != "*" else "*（全部门店，只读）"
+    return "、".join(config.store_label(c) if c != "*" else "*（全部门店，只读）"
                     for c in config.stores_of(login)) or "无"
 
 

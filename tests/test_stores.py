@@ -3,6 +3,7 @@ consultant of one store cannot see the other's cases, numbers carry the store's 
 count per store, and the group manager reads every store, read-only. On both backends."""
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -292,3 +293,34 @@ def test_the_api_works_in_the_store_its_header_names(group_web):
     assert refused.status_code == 403 and "GZ01" in refused.json()["message"]
     assert sh_case   # li sells in SH01 but this is 何静's case: not hers either
     assert sh_case not in sh.text
+
+
+# --- the command line: --store, or the operator's only store ---------------------------------
+
+def test_the_command_line_works_in_the_operators_store(tmp_path, warm_pool_dir):
+    from helpers import cli_json, refused, run_cli, use_pool
+
+    folder = tmp_path / "group"
+    use_pool(make_group_dir(folder), warm_pool_dir)
+    quote = tmp_path / "quote.json"
+    quote.write_text(json.dumps({**json_example("quote"), "consultant": "he"},
+                                ensure_ascii=False), encoding="utf-8")
+
+    made = cli_json(folder, "new", "quote", "--data", str(quote), "--as", "he")
+    issued = cli_json(folder, "fire", made["id"], "issue", "--as", "he")
+    assert issued["documents"][0]["number"] == "SH01-BJ-2026-000001"
+    # 王强 manages BJ01 only: the command works in BJ01, where the case is not
+    assert "找不到案件" in refused(folder, "show", made["id"], "--as", "wang")
+    # 李娜 sells in both stores: she must say which
+    assert "--store" in refused(folder, "list", "--as", "li")
+    assert cli_json(folder, "list", "--as", "li", "--store", "SH01") == []  # 何静's, not hers
+    # the group manager reads every store
+    assert made["id"] in {c["id"] for c in cli_json(folder, "list", "--as", "boss")}
+    assert "没有角色" in refused(folder, "list", "--as", "he", "--store", "BJ01")
+    assert "GZ01" in refused(folder, "list", "--as", "boss", "--store", "GZ01")
+    run_cli("verify", cwd=folder)
+
+
+def json_example(name: str) -> dict:
+    from helpers import ROOT
+    return json.loads((ROOT / "examples" / f"{name}.json").read_text(encoding="utf-8"))

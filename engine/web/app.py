@@ -96,6 +96,7 @@ def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttl
         return w.templates.TemplateResponse(request, "error.html", {
             "title": title or HTTP_TITLES.get(status, "出错了"), "message": message,
             "status": status, "user": found[0] if found else None,
+            "dealer": w.engine.config.dealer,
             "csrf": found[1] if found else ""}, status_code=status)
 
     @app.exception_handler(DealerDocsError)
