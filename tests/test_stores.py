@@ -268,6 +268,8 @@ def test_the_group_manager_sees_every_store_and_can_do_nothing(group_web):
 
     listed = c.get("/cases?workflow=quote").text
     assert bj_case in listed and sh_case in listed
+    for label in ("上海星辰汽车销售服务有限公司（SH01）", "北京星辰汽车销售服务有限公司（BJ01）"):
+        assert f'<td data-label="门店">{label}</td>' in listed
     page = c.get(f"/cases/{sh_case}").text
     assert "13900139000" not in page and "139****9000" in page
     assert "/fire/" not in page
@@ -324,3 +326,54 @@ def test_the_command_line_works_in_the_operators_store(tmp_path, warm_pool_dir):
 def json_example(name: str) -> dict:
     from helpers import ROOT
     return json.loads((ROOT / "examples" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_a_store_that_becomes_a_group_keeps_its_cases_in_its_first_store(
+        tmp_path, converter, clock, quote_data):
+    from helpers import GROUP_STORES, make_dealer_dir
+
+    path = make_dealer_dir(tmp_path / "d")
+    with Engine(load_config(path), converter=converter, clock=clock) as one:
+        old_case, old_number = issued_quote(one, quote_data, "zhang")
+    assert old_number == "BJ-2026-000001"
+    path.write_text(path.read_text(encoding="utf-8") + GROUP_STORES, encoding="utf-8")
+
+    with Engine(load_config(path), converter=converter, clock=clock) as group:
+        bj, sh = group.branch("BJ01"), group.branch("SH01")
+        assert bj.case(old_case, actor="zhang")["state"] == "issued"
+        assert bj.document(old_number, actor="wang")["number"] == old_number
+        with pytest.raises(NotFoundError):
+            sh.case(old_case, actor="ma")
+        _, new_number = issued_quote(bj, {**quote_data, "customer_mobile": "13700137000"},
+                                     "zhang")
+        assert new_number == "BJ01-BJ-2026-000001"
+        assert group.verify() == []
+
+
+def test_a_list_report_of_the_whole_group_names_each_rows_store(group, tmp_path):
+    walk_in = json_example("walk_in")
+    group.branch("BJ01").create("reception", walk_in, "xu")
+    group.branch("SH01").create("reception", {**walk_in, "customer_mobile": "13900139000",
+                                              "customer_name": "陈思"}, "xu")
+
+    whole = group.report("reception", formats=("xlsx",), out_dir=tmp_path / "g", actor="boss")
+    rows = xlsx_rows(whole["files"]["xlsx"])
+    header = next(r for r in rows if "客户姓名" in r)
+    assert header[0] == "门店"
+    stores = {r[0]: r[header.index("客户姓名")] for r in rows[rows.index(header) + 1:]}
+    assert stores == {"北京星辰汽车销售服务有限公司（BJ01）": "刘晓明",
+                      "上海星辰汽车销售服务有限公司（SH01）": "陈思"}
+    assert "139****9000" in {r[header.index("电话")] for r in rows}   # masked
+
+    one = group.branch("BJ01").report("reception", formats=("xlsx",), out_dir=tmp_path / "b",
+                                      actor="wang")
+    rows = xlsx_rows(one["files"]["xlsx"])
+    header = next(r for r in rows if "客户姓名" in r)
+    assert "门店" not in header
+    assert [r[header.index("客户姓名")] for r in rows[rows.index(header) + 1:]] == ["刘晓明"]
+
+
+def xlsx_rows(path: str) -> list[tuple]:
+    import openpyxl
+
+    return list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))

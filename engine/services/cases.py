@@ -107,7 +107,8 @@ class Cases:
                         "fields": self.guard.masked(wf, fields) if wf else fields,
                         "owners": access.owners(r), "final": r.get("final", False),
                         "created_at": r["created_at"], "created_by": r["created_by"],
-                        "updated_at": r["updated_at"], "updated_by": r["updated_by"]})
+                        "updated_at": r["updated_at"], "updated_by": r["updated_by"],
+                        **({"store": r["store"]} if r.get("store") else {})})
         return sorted(out, key=lambda c: (c["workflow"], _case_seq(c["id"])))
 
     def documents(self, case_id: str | None = None, status: str | None = None, *,

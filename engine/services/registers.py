@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 from ..archive import Outbox
 from ..case_migrations import DUE_INDEX
-from ..config import Config
+from ..config import GROUP, Config
 from ..errors import InputError, NotFoundError, PermissionDenied, StorageError
 from ..files import atomic_write_bytes
 from ..access import Reach
@@ -148,6 +148,8 @@ class Registers:
                         issued[(case["id"], doc["kind"])] = doc["number"]
         if reveal:
             self.personal.audit_reveals(cases, actor, f"导出{spec.title}")
+        # head office's view of every store: which store each row is
+        whole = self.config.current_store == GROUP
         rows = []
         for case in cases:
             if not reveal:
@@ -157,11 +159,12 @@ class Registers:
             extra = {"overdue_days": status.get("overdue_days"),
                      **{f"links.{k}": held[(case["id"], k)] for k in linked},
                      **{f"documents.{k}": issued.get((case["id"], k)) for k in wf.documents}}
-            rows.append([reports.cell_value(path, case, values, totals,
-                                            lambda s: wf.states[s].label, extra)
-                         for _, path in spec.columns])
+            rows.append([self.config.store_label(case.get("store") or self.config.default_store)]
+                        * whole + [reports.cell_value(path, case, values, totals,
+                                                      lambda s: wf.states[s].label, extra)
+                                   for _, path in spec.columns])
         table = reports.Table(spec.title, reports.period_label(start, end, today),
-                              [label for label, _ in spec.columns], rows)
+                              ["门店"] * whole + [label for label, _ in spec.columns], rows)
         return self._write(name, spec.title, table, start, end, formats, out_dir)
 
     @staticmethod

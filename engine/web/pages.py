@@ -126,6 +126,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
             "path": request.url.path, "dealer": config.dealer,
             "stores": stores if len(stores) > 1 else [], "store": w.store,
             "store_label": config.store_label(w.store) if w.store else "",
+            "store_name": lambda code: config.store_label(code or config.default_store),
             "roles": "、".join(config.role_label(r) for r in user.roles) if user else ""}
     return w.templates.TemplateResponse(request, name, {**base, **context}, status_code=status)
 
