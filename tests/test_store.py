@@ -373,3 +373,46 @@ def test_one_registry_brings_every_older_layout_to_the_current_one():
 
     assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION))
     assert version_of(ROOT / "no-such-store") == (None, None)
+
+
+def test_a_stores_view_of_a_groups_store(backend):
+    """engine.store.scoped: one store of a group reads and writes only its own cases,
+    documents and copies (records from before [stores] are the first store's); the group's
+    view reads them all and writes none."""
+    from engine.errors import StorageError
+    from engine.store.scoped import StoreView
+
+    whole = backend.open()
+    with whole.transaction() as tx:   # from before the group had stores: no code
+        tx.put_case(_case("Q-1"))
+        tx.put_document(_doc("BJ-1", "Q-1"))
+    bj, sh = StoreView(whole, "BJ01", "BJ01"), StoreView(whole, "SH01", "BJ01")
+    group = StoreView(whole, None, "BJ01")
+    with sh.transaction() as tx:
+        tx.put_case(_case("Q-2"))
+        tx.put_document(_doc("SH01-BJ-1", "Q-2"))
+        tx.put_copy({"key": "SH01-BJ-1#1", "number": "SH01-BJ-1", "status": "out",
+                     "issued_at": "2026-11-20T11:00:00+08:00"})
+        with pytest.raises(StorageError, match="属于门店 BJ01"):
+            tx.put_case(_case("Q-1", store="BJ01"))
+
+    with whole.snapshot() as tx:
+        assert tx.case("Q-2")["store"] == "SH01" and "store" not in tx.case("Q-1")
+        assert tx.document("SH01-BJ-1")["store"] == "SH01"
+    for view, cases, numbers in ((bj, ["Q-1"], ["BJ-1"]), (sh, ["Q-2"], ["SH01-BJ-1"]),
+                                 (group, ["Q-1", "Q-2"], ["BJ-1", "SH01-BJ-1"])):
+        with view.snapshot() as tx:
+            assert [c["id"] for c in tx.find_cases()] == cases
+            assert [c["id"] for c in tx.find_cases(open_only=True)] == cases
+            assert [d["number"] for d in tx.find_documents()] == numbers
+            assert [tx.case(i) is not None for i in ("Q-1", "Q-2")] == [
+                i in cases for i in ("Q-1", "Q-2")]
+            assert [tx.document(n) is not None for n in ("BJ-1", "SH01-BJ-1")] == [
+                n in numbers for n in ("BJ-1", "SH01-BJ-1")]
+            assert len(tx.find_copies()) == (0 if view is bj else 1)
+            assert len(tx.copies("SH01-BJ-1")) == (0 if view is bj else 1)
+    before = backend.state()
+    with pytest.raises(StorageError, match="集团视图只读"):
+        with group.transaction() as tx:
+            tx.put_case(_case("Q-3"))
+    assert backend.state() == before

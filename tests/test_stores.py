@@ -202,26 +202,30 @@ def test_a_store_that_is_not_there_is_named(tmp_path):
 @pytest.fixture
 def group_web(tmp_path, converter, quote_data):
     """The group's web app (folder store) with a quote issued in each store:
-    (client maker, {store: (case, number)})."""
+    (a client signed in as a login, {store: (case, number)})."""
     from engine.web.app import create_app
-    from web_support import client
+    from web_support import client, sign_in
 
     eng = Engine(load_config(make_group_dir(tmp_path / "group")), converter=converter)
     made = {"BJ01": issued_quote(eng.branch("BJ01"), quote_data, "zhang"),
             "SH01": issued_quote(eng.branch("SH01"),
                                  {**quote_data, "customer_mobile": "13900139000"}, "he")}
     app = create_app(eng, secret=b"k" * 32)
-    yield (lambda: client(app)), made
+
+    def signed_in(login: str | None):
+        c = client(app)
+        if login:
+            sign_in(c, login)
+        return c
+
+    yield signed_in, made
     eng.close()
 
 
 def test_pages_show_the_current_store_only(group_web):
-    from web_support import sign_in
-
-    new_client, made = group_web
+    signed_in, made = group_web
     (bj_case, bj_number), (sh_case, sh_number) = made["BJ01"], made["SH01"]
-    c = new_client()
-    sign_in(c, "he")
+    c = signed_in("he")
 
     listed = c.get("/cases").text
     assert sh_case in listed and bj_case not in listed
@@ -238,11 +242,10 @@ def test_pages_show_the_current_store_only(group_web):
 
 
 def test_the_store_switcher_moves_a_user_of_two_stores(group_web):
-    from web_support import csrf_of, sign_in
+    from web_support import csrf_of
 
-    new_client, made = group_web
-    c = new_client()
-    sign_in(c, "li")   # 李娜 sells in both stores: BJ01 first
+    signed_in, made = group_web
+    c = signed_in("li")   # 李娜 sells in both stores: BJ01 first
     home = c.get("/").text
     assert 'action="/store"' in home and "上海星辰汽车销售服务有限公司（SH01）" in home
     assert "北京星辰汽车销售服务有限公司" in home
@@ -259,12 +262,9 @@ def test_the_store_switcher_moves_a_user_of_two_stores(group_web):
 
 
 def test_the_group_manager_sees_every_store_and_can_do_nothing(group_web):
-    from web_support import sign_in
-
-    new_client, made = group_web
+    signed_in, made = group_web
     (bj_case, _), (sh_case, sh_number) = made["BJ01"], made["SH01"]
-    c = new_client()
-    sign_in(c, "boss")
+    c = signed_in("boss")
 
     listed = c.get("/cases?workflow=quote").text
     assert bj_case in listed and sh_case in listed
@@ -278,8 +278,8 @@ def test_the_group_manager_sees_every_store_and_can_do_nothing(group_web):
 
 
 def test_the_api_works_in_the_store_its_header_names(group_web):
-    new_client, made = group_web
-    c = new_client()
+    signed_in, made = group_web
+    c = signed_in(None)
     token = c.post("/api/token", json={"login": "li", "password": "demo-2026"}).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
 

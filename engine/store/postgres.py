@@ -110,6 +110,15 @@ def check_url(url: str, key: str = "store") -> None:
                           f"改用环境变量 PGPASSWORD 或 ~/.pgpass", key=key)
 
 
+def _of_store(column: str, store: tuple[str, str] | None) -> tuple[list[str], list]:
+    """The condition that keeps one store's rows of a group (see engine.store.scoped): the
+    ``store`` of the json ``column``, or the default store's for a row from before."""
+    if store is None:
+        return [], []
+    code, default = store
+    return [f"coalesce({column}->>'store', %s) = %s"], [default, code]
+
+
 class PgTx:
     """One unit of work on the PostgreSQL store: the same methods as the embedded store's
     :class:`~engine.store.repository.Tx`, each a statement on the unit's connection."""
@@ -187,10 +196,12 @@ class PgTx:
 
     def find_cases(self, workflow: str | None = None, state: str | None = None,
                    opened_from: date | None = None, opened_to: date | None = None,
-                   open_only: bool = False) -> list[dict[str, Any]]:
+                   open_only: bool = False, store: tuple[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
         """Listings of the cases opened in [opened_from, opened_to], filtered by workflow and
-        state (or only the open ones), by the day they were opened, then as they came."""
-        where, params = [], []
+        state (or only the open ones), by the day they were opened, then as they came.
+        ``store``: (code, the code of records that carry none): one store's of a group."""
+        where, params = _of_store("listing", store)
         for clause, value in (("workflow = %s", workflow), ("state = %s", state),
                               ("opened >= %s", opened_from and opened_from.isoformat()),
                               ("opened <= %s", opened_to and opened_to.isoformat())):
@@ -242,8 +253,9 @@ class PgTx:
             "status": doc.get("status"), "record": _dumps(doc)})
 
     def find_documents(self, status: str | None = None, issued_from: date | None = None,
-                       issued_to: date | None = None) -> list[dict[str, Any]]:
-        where, params = self._period("issued", issued_from, issued_to)
+                       issued_to: date | None = None, store: tuple[str, str] | None = None
+                       ) -> list[dict[str, Any]]:
+        where, params = self._period("issued", issued_from, issued_to, store)
         if status is not None:
             where.append("status = %s")
             params.append(status)
@@ -252,8 +264,9 @@ class PgTx:
             tuple(params))]
 
     @staticmethod
-    def _period(column: str, start: date | None, end: date | None) -> tuple[list[str], list]:
-        where, params = [], []
+    def _period(column: str, start: date | None, end: date | None,
+                store: tuple[str, str] | None = None) -> tuple[list[str], list]:
+        where, params = _of_store("record", store)
         if start is not None:
             where.append(f"{column} >= %s")
             params.append(start.isoformat())
@@ -281,9 +294,9 @@ class PgTx:
             "key": record["key"], "number": record["number"], "case_id": case_id,
             "issued": record["issued_at"][:10], "record": _dumps(record)})
 
-    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
-                    ) -> list[dict[str, Any]]:
-        where, params = self._period("issued", issued_from, issued_to)
+    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None,
+                    store: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        where, params = self._period("issued", issued_from, issued_to, store)
         return [dict(r[0]) for r in self._rows(
             f"SELECT record FROM dd_copies {self._where(where)} ORDER BY issued, seq",
             tuple(params))]

@@ -46,6 +46,12 @@ def _in_range(day: str, start: date | None, end: date | None) -> bool:
     return (start is None or day >= start.isoformat()) and (end is None or day <= end.isoformat())
 
 
+def _of_store(record: Mapping[str, Any], store: tuple[str, str] | None) -> bool:
+    """Whether ``record`` is one store's of a group (``store``: its code, and the code of
+    records from before ``[stores]``, which carry none); True without ``store``."""
+    return store is None or (record.get("store") or store[1]) == store[0]
+
+
 class Tx:
     """One unit of work on the store. Reads load only the files they need; writes stay in
     memory until the store commits them all at once."""
@@ -219,17 +225,19 @@ class Tx:
 
     def find_cases(self, workflow: str | None = None, state: str | None = None,
                    opened_from: date | None = None, opened_to: date | None = None,
-                   open_only: bool = False) -> list[dict[str, Any]]:
+                   open_only: bool = False, store: tuple[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
         """Listings of the cases opened in [opened_from, opened_to], filtered by workflow and
         state; only the day indexes of that period are read, or with ``open_only`` only the
-        (much smaller) index of cases not in a final state."""
+        (much smaller) index of cases not in a final state. ``store``: (code, the code of
+        records that carry none): one store's of a group."""
         if open_only:
             rows = self._scan_open(workflow, opened_from, opened_to)
         else:
             rows = self._scan("cases", opened_from, opened_to)
         return [c for c in rows
                 if (workflow is None or c["workflow"] == workflow)
-                and (state is None or c["state"] == state)]
+                and (state is None or c["state"] == state) and _of_store(c, store)]
 
     def _scan_open(self, workflow: str | None, start: date | None, end: date | None
                    ) -> Iterator[dict]:
@@ -287,9 +295,10 @@ class Tx:
         self._set_index(self._day_index("documents", doc["issued_at"]), doc["number"], doc)
 
     def find_documents(self, status: str | None = None, issued_from: date | None = None,
-                       issued_to: date | None = None) -> list[dict[str, Any]]:
+                       issued_to: date | None = None, store: tuple[str, str] | None = None
+                       ) -> list[dict[str, Any]]:
         return [d for d in self._scan("documents", issued_from, issued_to)
-                if status is None or d["status"] == status]
+                if (status is None or d["status"] == status) and _of_store(d, store)]
 
     # --- copies handed out ----------------------------------------------------------------
 
@@ -310,9 +319,9 @@ class Tx:
         self._table(db, "copies").upsert(record, Query().key == record["key"])
         self._set_index(self._day_index("copies", record["issued_at"]), record["key"], record)
 
-    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None
-                    ) -> list[dict[str, Any]]:
-        return list(self._scan("copies", issued_from, issued_to))
+    def find_copies(self, issued_from: date | None = None, issued_to: date | None = None,
+                    store: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        return [c for c in self._scan("copies", issued_from, issued_to) if _of_store(c, store)]
 
     # --- batch progress -------------------------------------------------------------------
 

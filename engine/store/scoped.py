@@ -72,8 +72,13 @@ class ScopedTx:
     def put_case(self, record: Mapping[str, Any]) -> None:
         self._inner.put_case(self._stamped(record, f"案件 {record['id']} "))
 
+    @property
+    def _store(self) -> tuple[str, str] | None:
+        """What the backends' finders filter by (in SQL, on PostgreSQL)."""
+        return None if self._only is None else (self._only, self._default)
+
     def find_cases(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return [c for c in self._inner.find_cases(*args, **kwargs) if self._mine(c)]
+        return self._inner.find_cases(*args, **kwargs, store=self._store)
 
     def due_cases(self, workflow: str, until: date) -> list[dict[str, Any]]:
         return [c for c in self._inner.due_cases(workflow, until) if self._mine(c)]
@@ -115,7 +120,7 @@ class ScopedTx:
         self._inner.put_document(self._stamped(doc, f"文件 {doc['number']} "))
 
     def find_documents(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return [d for d in self._inner.find_documents(*args, **kwargs) if self._mine(d)]
+        return self._inner.find_documents(*args, **kwargs, store=self._store)
 
     def copies(self, number: str) -> list[dict[str, Any]]:
         return self._inner.copies(number) if self.document(number) is not None else []
@@ -124,7 +129,7 @@ class ScopedTx:
         self._inner.put_copy(self._stamped(record, f"文件 {record['number']} 的副本"))
 
     def find_copies(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return [c for c in self._inner.find_copies(*args, **kwargs) if self._mine(c)]
+        return self._inner.find_copies(*args, **kwargs, store=self._store)
 
 
 # The Tx methods every store of the group shares as they are.
