@@ -314,6 +314,17 @@ class Engine:
         """Fire the timed transitions that are due (:meth:`TimedTransitions.tick`)."""
         return self.timed.tick()
 
+    def tick_alone(self) -> list[dict[str, Any]] | None:
+        """:meth:`tick` unless another process serving the store is ticking now; None when
+        this one skipped (:meth:`TimedTransitions.tick_alone`)."""
+        return self.timed.tick_alone()
+
+    @property
+    def failures(self) -> Any:
+        """Where the web app's sign-in throttle counts failures: the store, which every
+        process serving it shares (:mod:`engine.store.failures`)."""
+        return self.store
+
     def preview(self, target: str, actor: str, data: Mapping[str, Any] | None = None,
                 trigger: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
         """The documents a transition would issue, stamped 草稿 (:meth:`Issuing.preview`)."""

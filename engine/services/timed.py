@@ -54,6 +54,19 @@ class TimedTransitions:
                 out.append(done)
         return out
 
+    def tick_alone(self) -> list[dict[str, Any]] | None:
+        """:meth:`tick`, if this process becomes the store's ticker (``store.ticker()``: a
+        lock nobody waits for); None if another process holds it and is ticking now. With
+        several servers (or workers) ticking in the background, each timer is then worked
+        through by one of them; :meth:`tick`'s judging under the store's lock keeps it
+        correct without, this keeps the others from doing the same work meanwhile."""
+        with self.store.ticker() as first:
+            if not first:
+                log.debug("another process is ticking %s now; this tick skipped",
+                          self.store.location)
+                return None
+            return self.tick()
+
     def _due(self) -> list[tuple[Workflow, timers.Timer, str]]:
         """Every (workflow, timer, case) due now, judged on one consistent view of the store."""
         candidates = [(wf, timer, row["id"]) for wf in self.workflows.values() if wf.timers
