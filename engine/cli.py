@@ -995,16 +995,19 @@ def recover(click_ctx, discard_journal, config_path, actor, as_json, store) -> N
 @click.option("--tick-seconds", "tick_seconds", default=300, show_default=True,
               type=click.FloatRange(min=0),
               help="每隔多少秒执行一次到期的定时操作（同 dealerdocs tick）；0 表示不执行")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="工作进程数（同一端口；多核服务器上可设为 CPU 核数）")
 @_common
 @click.pass_context
-def serve(click_ctx, host, port, forwarded_allow_ips, tick_seconds, config_path, actor,
+def serve(click_ctx, host, port, forwarded_allow_ips, tick_seconds, workers, config_path, actor,
           as_json, store) -> None:
     """启动网页版（员工用浏览器登录）：dealerdocs serve --port 8000"""
     from .web.cli import serve as run_server  # the web stack loads only for this command
 
     ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     run_server(ctx.engine, host, port, config_path=ctx.config_path or "config.toml",
-               forwarded_allow_ips=forwarded_allow_ips, tick_seconds=tick_seconds)
+               forwarded_allow_ips=forwarded_allow_ips, tick_seconds=tick_seconds,
+               workers=workers)
 
 
 @main.group()

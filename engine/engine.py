@@ -29,6 +29,7 @@ numbers are masked unless revealed (``access``, ``privacy``).
 """
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -70,6 +71,8 @@ from .workflow import Workflow, load_workflows
 if TYPE_CHECKING:  # pragma: no cover
     from .render import Renderer
     from .warm import WarmConverter
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Engine", "Fire", "FireResult", "IssuedDocument", "Plan", "local_now"]
 
@@ -348,6 +351,26 @@ class Engine:
             return self.timed.tick()
         return [{**entry, "store": code} for code in self.config.stores
                 for entry in self.branch(code).timed.tick()]
+
+    def tick_alone(self) -> list[dict[str, Any]] | None:
+        """:meth:`tick`, if this process becomes the store's ticker (``ticker()``: a lock
+        nobody waits for, one per database or folder, so one per group); None if another
+        process holds it and is ticking now. With several servers (or workers) ticking in the
+        background, the timers are then worked through by one of them at a time; the timed
+        steps' judging under the store's lock keeps it correct without, this keeps the others
+        from doing the same work meanwhile."""
+        with self.whole_store.ticker() as first:
+            if not first:
+                log.debug("another process is ticking %s now; this tick skipped",
+                          self.whole_store.location)
+                return None
+            return self.tick()
+
+    @property
+    def failures(self) -> Any:
+        """Where the web app's sign-in throttle counts failures: the store, which every
+        process serving it (and every store of a group) shares (:mod:`engine.store.failures`)."""
+        return self.whole_store
 
     def preview(self, target: str, actor: str, data: Mapping[str, Any] | None = None,
                 trigger: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:

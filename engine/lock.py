@@ -80,3 +80,21 @@ class RWFileLock:
         """"shared", "exclusive" or None, for this thread."""
         mode = getattr(self._held, "mode", None)
         return {fcntl.LOCK_SH: "shared", fcntl.LOCK_EX: "exclusive"}.get(mode)
+
+
+@contextmanager
+def try_exclusive(path: Path) -> Iterator[bool]:
+    """Take ``path``'s ``flock`` alone if nobody holds it, without waiting: yields whether it
+    was taken (held until the block ends). Each call opens its own file description, so two
+    threads of one process exclude each other too; a process that dies lets go."""
+    make_dirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the description releases the flock

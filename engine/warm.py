@@ -135,15 +135,22 @@ class WarmConverter(Converter):
         return [{**inst, "alive": self._alive(inst)} for inst in self._load()]
 
     def start(self) -> list[dict]:
-        """Start the missing instances (idempotent) and wait until each answers."""
+        """Start the missing instances (idempotent) and wait until each answers. Several
+        processes may start the pool at once (the workers of ``dealerdocs serve --workers``
+        with ``warm_instances`` set, two commands): the missing slots are chosen and spawned
+        under the pool's lock, and an instance another process just spawned (still starting)
+        counts as present, so they end with one pool, not one each. The wait for LibreOffice
+        is outside the lock."""
         exe = find_unoserver(self.unoserver)
         if exe is None:
             raise ConversionError("找不到 unoserver（需要 Debian 的 python3-uno 与 pip 包 unoserver；"
                                   "make setup 会安装到 .venv-uno）")
-        pool = [inst for inst in self._load() if self._alive(inst)]
-        for slot in range(len(pool), self.instances):
-            pool.append(self._spawn(exe, slot))
-        self._save(pool)
+        with self._pool_lock():
+            pool = [inst for inst in self._load() if self._alive(inst) or self._starting(inst)]
+            taken = {inst["slot"] for inst in pool}
+            for slot in [s for s in range(self.instances) if s not in taken]:
+                pool.append(self._spawn(exe, slot))
+            self._save(sorted(pool, key=lambda i: i["slot"]))
         deadline = time.monotonic() + 90
         for inst in pool:
             while not self._alive(inst):
@@ -153,8 +160,15 @@ class WarmConverter(Converter):
                                           f"日志：{inst['log']}")
                 time.sleep(0.3)
             inst["ready"] = True   # it has answered: from now on, silence means trouble
-        self._save(pool)
+        with self._pool_lock():   # mark them ready in the pool as it is now
+            ready = {inst["pid"] for inst in pool}
+            self._save([{**i, "ready": True} if i["pid"] in ready else i for i in self._load()])
         return pool
+
+    def _pool_lock(self) -> FileLock:
+        """The lock of the pool file (choosing, spawning and replacing instances)."""
+        make_dirs(self.state_dir)
+        return FileLock(str(self.state_dir / "pool.lock"), timeout=60)
 
     def _spawn(self, exe: str, slot: int) -> dict:
         port, uno_port = free_ports(2)
@@ -199,7 +213,7 @@ class WarmConverter(Converter):
         """Replace a hung or crashed instance. Under the pool's lock, and only if the pool
         file still names it: two commands that saw the same instance die start one
         replacement, not two (the second finds it already replaced)."""
-        with FileLock(str(self.state_dir / "pool.lock"), timeout=60):
+        with self._pool_lock():
             current = {i["slot"]: i for i in self._load()}
             if current.get(inst["slot"], {}).get("pid") not in (None, inst["pid"]):
                 return  # someone else replaced it meanwhile

@@ -12,7 +12,7 @@ knows where the kill landed:
 Before the commit point the store must be byte for byte as it was and no number taken; after
 it the document must be registered with its files. ``verify`` passes after every kill, and the
 next command finishes a half-applied write. Then 50 runs killed at random moments and
-windows. The commands convert on the session's warm pool (see conftest), which no kill
+windows (20 on PostgreSQL). The commands convert on the session's warm pool (see conftest), which no kill
 touches."""
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ from helpers import dealerdocs_bin, example, store_contents, use_database
 pytestmark = pytest.mark.slow
 
 RUNS = 50
+# Fewer on PostgreSQL: CI runs the slow tests too (`make test`), and 50 more kills cost about
+# a minute; the aimed kills above already cover each window on both backends, so 20 (half of
+# them aimed, each window at least twice) keep the random moments without doubling the cost.
+RUNS_ON = {"folder": RUNS, "postgresql": 20}
 BEFORE_COMMIT = ("rendering", "converting", "outbox written")
 # the window just after the commit point, by store backend
 AFTER_COMMIT = {"folder": "journal written", "postgresql": "committed"}
@@ -137,9 +141,14 @@ def test_a_kill_in_each_window(dealer, converter, window, kill, backend, request
         engine.close()
 
 
-def test_fifty_interrupted_issues_leave_a_store_that_verifies(dealer, converter):
-    cases = [_new_quote(dealer, converter, f"客户{i}") for i in range(RUNS)]
-    windows = [*BEFORE_COMMIT, "journal written"]
+@pytest.mark.parametrize("backend", ["folder", "postgresql"])
+def test_issues_killed_at_random_leave_a_store_that_verifies(dealer, converter, backend,
+                                                              request):
+    if backend == "postgresql":
+        use_database(dealer / "config.toml", request.getfixturevalue("postgres").new_database())
+    runs = RUNS_ON[backend]
+    cases = [_new_quote(dealer, converter, f"客户{i}") for i in range(runs)]
+    windows = [*BEFORE_COMMIT, AFTER_COMMIT[backend]]
     rng = random.Random(13)
     outcomes = []
     for i, case_id in enumerate(cases):
@@ -154,7 +163,7 @@ def test_fifty_interrupted_issues_leave_a_store_that_verifies(dealer, converter)
         assert bool(case["documents"]) == issued, (case_id, line, kill)
         if killed and line in BEFORE_COMMIT:
             assert not issued, (case_id, line, kill, log[-2000:])
-        if line == "journal written":
+        if line == AFTER_COMMIT[backend]:
             assert issued, (case_id, kill, log[-2000:])
         outcomes.append(issued)
     engine = Engine(load_config(dealer / "config.toml"), converter=converter)
@@ -162,7 +171,7 @@ def test_fifty_interrupted_issues_leave_a_store_that_verifies(dealer, converter)
     engine.close()
     year = numbers[0].split("-")[1]
     assert numbers == [f"BJ-{year}-{n:06d}" for n in range(1, len(numbers) + 1)]  # no gap
-    assert 10 <= sum(outcomes) <= RUNS - 10   # kills landed on both sides of the commit
+    assert runs // 5 <= sum(outcomes) <= runs - runs // 5   # kills landed on both sides
 
 
 def _upgraded(config: Path, converter) -> dict:

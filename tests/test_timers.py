@@ -220,3 +220,68 @@ def test_durations(text, minutes):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+class HeldClock:
+    """A clock that, once armed, stops the first caller (a tick, holding the ticker) until
+    the test lets it go: so the test knows a second tick comes while the first is running."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.armed = False
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> datetime:
+        if self.armed:
+            self.armed = False
+            self.inside.set()
+            assert self.release.wait(120), "the test never let the tick go"
+        return self.clock()
+
+
+def test_two_servers_ticking_at_once_fire_each_timer_once(tmp_path, converter, backend,
+                                                          caplog):
+    """Two engines on one store (two servers, on either backend) tick at the same moment:
+    the one that holds the ticker fires every due timer, the other skips its turn and says
+    so; then the ticker is free again and nothing is left to fire."""
+    import logging
+
+    from helpers import use_database
+
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "callback.toml").write_text(WAITING, encoding="utf-8")
+    config = point_at_workflows(make_dealer_dir(tmp_path / "dealer"), str(folder))
+    if backend.kind == "postgresql":
+        use_database(config, backend.where)
+    clock = Clock(datetime(2026, 11, 26, 10, 30, tzinfo=CST))
+    held = HeldClock(clock)
+    first = Engine(load_config(config), converter=converter, clock=held)
+    second = Engine(load_config(config), converter=converter, clock=clock)
+    try:
+        for name in ("刘晓明", "王芳", "李强"):
+            first.create("callback", {"customer_name": name}, actor="zhang")
+        clock.advance(days=3)
+        done: list = []
+        held.armed = True
+        ticking = threading.Thread(target=lambda: done.append(first.tick_alone()))
+        ticking.start()
+        try:
+            assert held.inside.wait(120), "the first tick never started"
+            with caplog.at_level(logging.DEBUG, logger="engine.services.timed"):
+                assert second.tick_alone() is None            # skipped: the other is ticking
+        finally:
+            held.release.set()
+            ticking.join(timeout=120)
+        assert "another process is ticking" in caplog.text
+        [fired] = done
+        assert sorted((d["case"], d["state"]) for d in fired) == [
+            ("CB-1", "lapsed"), ("CB-2", "lapsed"), ("CB-3", "lapsed")]
+        assert second.tick_alone() == [] and first.tick_alone() == []   # free again, all done
+        for case in ("CB-1", "CB-2", "CB-3"):
+            history = second.case(case, actor="zhang")["history"]
+            assert [e["trigger"] for e in history].count("lapse") == 1
+    finally:
+        first.close()
+        second.close()

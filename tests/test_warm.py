@@ -306,3 +306,20 @@ def test_the_two_ports_of_an_instance_differ_even_when_the_system_reuses_ports(m
     monkeypatch.setattr(warm.socket, "socket", LowestFree)
     assert warm.free_ports(2) == [40000, 40001]
     assert bound == set()   # nothing left bound
+
+
+def test_workers_starting_the_pool_at_once_make_one_pool(tmp_path):
+    """Two workers of one server (two converters on one pool folder) start the pool at the
+    same moment: one pool of the configured size results, not one each, and both use it."""
+    folder = tmp_path / "pool"
+    pools = [WarmConverter(folder, instances=2, timeout=60) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(max_workers=2) as executor:
+            started = [f.result() for f in [executor.submit(p.start) for p in pools]]
+        pids = {inst["pid"] for inst in json.loads((folder / "pool.json").read_text())}
+        assert len(pids) == 2 and {i["pid"] for i in started[0]} == pids
+        assert {i["pid"] for i in started[1]} == pids
+        assert sessions_using(folder) == pids      # no third or fourth LibreOffice running
+    finally:
+        pools[0].stop()
+    wait_for(lambda: not sessions_using(folder), "every process of the pool gone")

@@ -34,6 +34,10 @@ On-disk shape under ``<store>/``::
     log/audit/YYYY-MM.jsonl            the hash-chained audit trail, append-only
     log/register_log/YYYY-MM.jsonl     the hash-chained register log, append-only
     journal/commit.json                a unit of work being applied (see below)
+    failures.json, failures.lock       failed sign-ins counted for every process serving the
+                                       store (``failures``; not a record: not journaled,
+                                       copied or verified)
+    ticker.lock                        held by the one process running the timers now
 
 A listing (the index entry of a case) is what lists, filters, the due list and the
 ``[[exclusive]]`` check need without opening the case: the engine supplies it

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import StorageError
 from ..files import make_dirs
-from ..lock import LockTimeout, RWFileLock
+from ..lock import LockTimeout, RWFileLock, try_exclusive
 from . import migrations
+from .failures import Counts, FailureFile
 from .journal import Journal
 from .jsonfiles import read_index_cached
 from .layout import LEGACY_FILE, LOCK_FILE, META_FILE, SCHEMA_VERSION, Listing, basic_listing
 from .migrations import Upgrade
 from .repository import Tx
+
+TICKER_LOCK = "ticker.lock"
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class Store:
         self.upgrade = upgrade
         self.lock = RWFileLock(self.directory / LOCK_FILE, timeout=lock_timeout)
         self.commits = Journal(self.directory)
+        self._failures = FailureFile(self.directory, timeout=lock_timeout)
 
     @property
     def location(self) -> str:
@@ -146,3 +150,22 @@ class Store:
             yield tx
             tx.flush_unjournaled()
             os.sync()
+
+    # --- what the processes serving the store share besides records -----------------------
+
+    def failures(self, keys: list[str], *, forget_before: float, capacity: int
+                 ) -> "AbstractContextManager[Counts]":
+        """Counts of failed attempts under ``keys`` (:mod:`engine.store.failures`)."""
+        return self._failures.counts(keys, forget_before=forget_before, capacity=capacity)
+
+    @contextmanager
+    def ticker(self) -> Iterator[bool]:
+        """Become the one process running the timers for the block, if no other is: yields
+        whether this one is (a non-blocking ``flock`` on ``ticker.lock``, apart from the
+        store's lock, held until the block ends)."""
+        with ExitStack() as held:
+            try:
+                first = held.enter_context(try_exclusive(self.directory / TICKER_LOCK))
+            except OSError as err:
+                raise StorageError(f"无法锁定数据库目录 {self.directory}：{err}") from err
+            yield first

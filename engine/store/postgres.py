@@ -34,15 +34,18 @@ from typing import Any, Iterator, Mapping
 
 from .. import checkpoints
 from ..errors import ConfigError, StorageError
+from .failures import Counts, changes
 from .journal import deferred_signals
 from .layout import (SCHEMA_VERSION, Listing, basic_listing, case_listing, check_batch,
                      check_owner, entry_case, next_entry)
 
 # The record schema version the engine writes (the same as the embedded store's records), and
 # the version of the tables below.
-TABLES_VERSION = 1
+TABLES_VERSION = 2
 _WRITE_LOCK = 0x6464_5354        # "ddST": the store's reader/writer lock
 _SCHEMA_LOCK = 0x6464_534D       # "ddSM": creating or migrating the tables
+_FAILURES_LOCK = 0x6464_4641     # "ddFA": the counts of failed sign-ins (dd_failures)
+_TICKER_LOCK = 0x6464_5449       # "ddTI": the one server running the timers
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS dd_meta (key text PRIMARY KEY, value json NOT NULL)""",
@@ -81,8 +84,17 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS dd_log_case ON dd_log (name, case_id, seq)",
 ]
 
+# --- version 2: failed sign-ins counted for every server (engine/store/failures.py) --------
+_FAILURES_TABLE = [
+    """CREATE TABLE IF NOT EXISTS dd_failures (key text PRIMARY KEY, failures integer NOT NULL,
+           last double precision NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dd_failures_last ON dd_failures (last)",
+]
+
 # {tables version: statements bringing the one before to it}; version 1 is _SCHEMA itself
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    2: _FAILURES_TABLE,
+}
 
 
 def _dumps(data: Any) -> str:
@@ -576,6 +588,55 @@ class PostgresStore:
     def discard_journal(self) -> None:
         """The database has no journal: a transaction is committed whole or not at all."""
         return None
+
+    # --- what the servers share besides records -------------------------------------------
+
+    @contextmanager
+    def failures(self, keys: list[str], *, forget_before: float, capacity: int
+                 ) -> Iterator[Counts]:
+        """Counts of failed attempts under ``keys`` (:mod:`engine.store.failures`), in one
+        transaction under an advisory lock of their own (never the store's: a sign-in does
+        not wait for a writer)."""
+        with self._unit("READ COMMITTED", None, commit=True) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_FAILURES_LOCK,))
+            conn.execute("DELETE FROM dd_failures WHERE last < %s", (forget_before,))
+            found = {k: (int(n), float(t)) for k, n, t in conn.execute(
+                "SELECT key, failures, last FROM dd_failures WHERE key = ANY(%s)", (keys,))}
+            counts = dict(found)
+            yield counts
+            written, forgotten = changes(found, counts, keys)
+            if forgotten:
+                conn.execute("DELETE FROM dd_failures WHERE key = ANY(%s)", (forgotten,))
+            for key, (n, at) in written.items():
+                conn.execute("""INSERT INTO dd_failures (key, failures, last) VALUES (%s, %s, %s)
+                                ON CONFLICT (key) DO UPDATE SET failures = EXCLUDED.failures,
+                                last = EXCLUDED.last""", (key, n, at))
+            if set(written) - set(found):   # a new key: keep the table within capacity
+                conn.execute("""DELETE FROM dd_failures WHERE key IN (SELECT key FROM dd_failures
+                                ORDER BY last DESC OFFSET %s)""", (capacity,))
+
+    @contextmanager
+    def ticker(self) -> Iterator[bool]:
+        """Become the one server running the timers for the block, if no other is: yields
+        whether this one is. A session advisory lock (``pg_try_advisory_lock``) on a
+        connection of its own, held until the block ends; a server that dies lets go."""
+        import psycopg
+
+        pool = self._connections()
+        try:
+            with pool.connection() as conn:
+                first = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                     (_TICKER_LOCK,)).fetchone()[0]
+                try:
+                    yield bool(first)
+                finally:
+                    if first:
+                        try:
+                            conn.execute("SELECT pg_advisory_unlock(%s)", (_TICKER_LOCK,))
+                        except psycopg.Error:
+                            conn.close()   # never back to the pool still holding the lock
+        except psycopg.Error as err:
+            raise StorageError(f"PostgreSQL 数据库 {self.url} 出错：{_reason(err)}") from None
 
 
 def migrate(conn: Any) -> int:

@@ -143,7 +143,7 @@ async def token(request: Request, body: TokenRequest) -> JSONResponse:
     w = web(request)
     login = body.login.strip()
     address = client_address(request)
-    verdict = w.throttle.attempt(address, login)
+    verdict = await run_in_threadpool(w.throttle.attempt, address, login)
     if verdict.wait:
         return JSONResponse({"error": "TooManyAttempts",
                              "message": f"登录失败次数过多，请 {verdict.wait} 秒后再试"},
@@ -154,7 +154,7 @@ async def token(request: Request, body: TokenRequest) -> JSONResponse:
     if user is None:
         return JSONResponse({"error": "Unauthorized", "message": "用户名或密码不正确"},
                             status_code=401)
-    w.throttle.succeeded(address, login)
+    await run_in_threadpool(w.throttle.succeeded, address, login)
     opened = await run_in_threadpool(w.engine.sessions.open, user.login, "api",
                                      label=body.name or "API 令牌",
                                      fingerprint=auth.binding(user, w.secret))

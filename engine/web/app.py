@@ -49,7 +49,8 @@ UPLOAD_ROUTES = (
 def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttle | None = None,
                config_path: str | Path | None = None) -> FastAPI:
     """The app for ``engine``. The secret key defaults to the store's (made on first run); the
-    sign-in throttle to a fresh one; config.toml (watched for new password hashes) to the one
+    sign-in throttle to one counting in the store (shared by every process serving it);
+    config.toml (watched for new password hashes) to the one
     beside the engine's config."""
     app = FastAPI(title="dealerdocs API", version=__version__,
                   description="4S 店单据与流程引擎的 JSON 接口：与命令行相同的操作与规则。"
@@ -62,7 +63,7 @@ def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttl
         config_path = beside if beside.is_file() else None
     w = Web(engine, auth.load_secret(engine.config.store_dir) if secret is None else secret,
             accounts=auth.Accounts(engine.config, Path(config_path) if config_path else None),
-            throttle=throttle if throttle is not None else Throttle())
+            throttle=throttle if throttle is not None else Throttle(book=engine.failures))
     app.state.web = w
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     app.include_router(api.router)

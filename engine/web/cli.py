@@ -3,15 +3,24 @@ this only inside those commands, so the rest of the CLI never loads the web stac
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import asynccontextmanager
 import threading
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..engine import Engine
 from ..errors import ConfigError, NotFoundError
 from . import auth
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastapi import FastAPI
+
+# how `serve --workers N` tells each worker process which config.toml to serve
+CONFIG_VARIABLE = "DEALERDOCS_SERVE_CONFIG"
 
 
 def read_password() -> str:
@@ -34,16 +43,20 @@ def set_password(config_path: str | Path, login: str, password: str) -> Path:
 
 def tick_in_background(engine: Engine, every: float, stop: threading.Event | None = None
                        ) -> threading.Thread:
-    """Run ``engine.tick()`` every ``every`` seconds in a daemon thread (the workflows' timed
-    transitions happen while the web app runs, without cron); a failing tick is logged and
-    tried again at the next one."""
+    """Run ``engine.tick_alone()`` every ``every`` seconds in a daemon thread (the workflows'
+    timed transitions happen while the web app runs, without cron); a failing tick is logged
+    and tried again at the next one. While another server on the same store is ticking, this
+    one skips its turn (logged at debug level)."""
     stop = stop or threading.Event()
     log = logging.getLogger("dealerdocs.tick")
 
     def loop() -> None:
         while not stop.is_set():
             try:
-                for entry in engine.tick():
+                done = engine.tick_alone()
+                if done is None:
+                    log.debug("另一个服务器正在执行定时操作，本次跳过")
+                for entry in done or ():
                     log.info("定时操作 %s %s：%s", entry["case"], entry["trigger"],
                              entry.get("refused") or entry.get("state_label"))
             except Exception:  # noqa: BLE001 - a tick must not stop the server
@@ -55,18 +68,47 @@ def tick_in_background(engine: Engine, every: float, stop: threading.Event | Non
     return thread
 
 
+def worker_app() -> "FastAPI":
+    """The app of one worker process of ``dealerdocs serve --workers N`` (uvicorn's app
+    factory): its own engine, made from the config.toml named by :data:`CONFIG_VARIABLE` the
+    way the command line makes one. Each worker needs its own: an engine holds a connection
+    pool, caches and a converter, none of which may be shared across processes. What the
+    workers must agree on is in the store: sign-in sessions, the throttle's failure counts."""
+    from ..cli import Ctx
+    from .app import create_app
+
+    path = os.environ.get(CONFIG_VARIABLE)
+    if not path:
+        raise ConfigError(f"环境变量 {CONFIG_VARIABLE} 未设置：工作进程只能由 dealerdocs serve "
+                          f"--workers 启动")
+    ctx = Ctx(path, None, None)
+    app = create_app(ctx.engine, config_path=path)
+    served = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def closing(app: "FastAPI"):
+        async with served(app) as state:
+            yield state
+        ctx.close()   # the worker's connections to the database, its converter
+
+    app.router.lifespan_context = closing
+    return app
+
+
 def serve(engine: Engine, host: str, port: int, *, config_path: str | Path | None = None,
-          forwarded_allow_ips: str | None = None, tick_seconds: float = 300) -> None:
+          forwarded_allow_ips: str | None = None, tick_seconds: float = 300,
+          workers: int = 1) -> None:
     """Run the web app. With ``forwarded_allow_ips`` (the reverse proxy's addresses, comma
     separated, or ``*``) uvicorn takes the client's address and scheme from the proxy's
     ``X-Forwarded-For``/``-Proto``; without it those headers are ignored, so nobody can choose
-    the address the sign-in throttle counts against."""
+    the address the sign-in throttle counts against. With ``workers`` > 1, uvicorn runs that
+    many worker processes on the one port (:func:`worker_app`), and this process only
+    supervises them and runs the timers."""
     import uvicorn
 
     from .app import create_app, demo_passwords_in_use
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(engine, config_path=config_path)
     users = [u for u in engine.config.users.values() if u.password_hash]
     click.echo(f"dealerdocs 网页版：http://{host}:{port}/ （按 Ctrl+C 停止）")
     if not users:
@@ -84,9 +126,16 @@ def serve(engine: Engine, host: str, port: int, *, config_path: str | Path | Non
                    f"（登录限速按其中的客户端地址计）", err=True)
     if tick_seconds > 0:
         tick_in_background(engine, tick_seconds)
-        click.echo(f"定时操作（工作流的 [[timers]]）每 {tick_seconds:g} 秒检查一次", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False,
-                **proxy_options(forwarded_allow_ips))
+        click.echo(f"定时操作（工作流的 [[timers]]）每 {tick_seconds:g} 秒检查一次"
+                   f"（同一数据库上的多台服务器轮流执行，同一时刻只有一台）", err=True)
+    options = dict(host=host, port=port, log_level="info", server_header=False,
+                   **proxy_options(forwarded_allow_ips))
+    if workers <= 1:
+        uvicorn.run(create_app(engine, config_path=config_path), **options)
+        return
+    click.echo(f"{workers} 个工作进程（登录会话与登录限速计数都在数据库中，各进程共享）", err=True)
+    os.environ[CONFIG_VARIABLE] = str(Path(config_path or "config.toml").resolve())
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
 
 
 def proxy_options(forwarded_allow_ips: str | None) -> dict[str, object]:

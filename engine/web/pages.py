@@ -182,7 +182,7 @@ async def login(request: Request) -> Response:
     password = str(form.get("password") or "")[:256]
     target = _local_path(str(form.get("next") or "/"))
     address = client_address(request)
-    verdict = w.throttle.attempt(address, login_name)
+    verdict = await run_in_threadpool(w.throttle.attempt, address, login_name)
     if verdict.wait:
         response = _login_page(request, {
             "next": target, "login": login_name,
@@ -195,7 +195,7 @@ async def login(request: Request) -> Response:
     if user is None:
         return _login_page(request, {"next": target, "login": login_name,
                                      "error": "用户名或密码不正确。"}, status=401)
-    w.throttle.succeeded(address, login_name)
+    await run_in_threadpool(w.throttle.succeeded, address, login_name)
     opened = await run_in_threadpool(w.engine.sessions.open, user.login, "web",
                                      label=request.headers.get("user-agent", "浏览器"),
                                      fingerprint=auth.binding(user, w.secret))

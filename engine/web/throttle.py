@@ -10,19 +10,26 @@ are counted too) and a success takes it back:
   attempt is answered at most 2 s later, never refused. So failures from one address cost
   the real user, signing in from another address, at most that short delay.
 
-A key's failures are forgotten an hour after its last one. The table is in memory, per
-process (``dealerdocs serve`` runs one), and bounded: beyond ``capacity`` keys the least
-recently used go first. Behind a reverse proxy the address is the client's only when the
-server trusts the proxy's ``X-Forwarded-For`` (``dealerdocs serve --forwarded-allow-ips``).
+A key's failures are forgotten an hour after its last one. Where they are counted is the
+throttle's ``book``: the app's is the store (:mod:`engine.store.failures`), so every worker
+of ``dealerdocs serve --workers N`` and every server on one database count the same failures
+and a guesser gains nothing from reaching another process; a book in memory
+(:class:`~engine.store.failures.MemoryBook`, per process) serves tests and callers without a store. Either is
+bounded: beyond ``capacity`` keys those whose last failure is the oldest go first. The clock
+is wall-clock time (``time.time``), the one clock the servers share. Behind a reverse proxy
+the address is the client's only when the server trusts the proxy's ``X-Forwarded-For``
+(``dealerdocs serve --forwarded-allow-ips``).
 """
 from __future__ import annotations
 
+import json
 import math
-import threading
 import time
-from collections import OrderedDict
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
+
+from ..store.failures import MemoryBook
 
 
 @dataclass(frozen=True)
@@ -52,68 +59,70 @@ ADDRESS = Rule(free=10, cap=300.0)
 LOGIN = Rule(free=10, cap=2.0)
 
 
+Counts = dict[str, tuple[int, float]]
+
+
+class Book(Protocol):
+    """Where failures are counted (the store's contract, :mod:`engine.store.failures`):
+    ``failures(keys, forget_before=…, capacity=…)`` is a block that sees ``{key: (failures,
+    last)}`` for ``keys`` alone among all processes and keeps what it leaves there."""
+
+    def failures(self, keys: list[str], *, forget_before: float, capacity: int
+                 ) -> AbstractContextManager[Counts]: ...
+
+
 class Throttle:
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, capacity: int = 10_000,
-                 forget_after: float = 3600.0, pair: Rule = PAIR, address: Rule = ADDRESS,
-                 login: Rule = LOGIN) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, book: Book | None = None,
+                 capacity: int = 10_000, forget_after: float = 3600.0, pair: Rule = PAIR,
+                 address: Rule = ADDRESS, login: Rule = LOGIN) -> None:
         self.clock = clock
+        self.book: Book = book if book is not None else MemoryBook()
         self.capacity = capacity
         self.forget_after = forget_after
         self.rules = {"pair": pair, "address": address, "login": login}
-        self._failures: OrderedDict[tuple[str, ...], tuple[int, float]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._failures)
+        """How many keys a book in memory holds (a test's look at its bound)."""
+        return len(self.book)  # type: ignore[arg-type]
 
     @staticmethod
-    def _keys(address: str, login: str) -> dict[str, tuple[str, ...]]:
-        return {"pair": ("pair", address, login), "address": ("address", address),
-                "login": ("login", login)}
+    def _keys(address: str, login: str) -> dict[str, str]:
+        return {"pair": json.dumps(["pair", address, login], ensure_ascii=False),
+                "address": json.dumps(["address", address], ensure_ascii=False),
+                "login": json.dumps(["login", login], ensure_ascii=False)}
 
-    def _count(self, key: tuple[str, ...], now: float) -> tuple[int, float]:
-        found = self._failures.get(key)
-        if found is None:
-            return 0, now
-        if now - found[1] > self.forget_after:
-            del self._failures[key]
-            return 0, now
-        return found
-
-    def _set(self, key: tuple[str, ...], failures: int, at: float) -> None:
-        if failures <= 0:
-            self._failures.pop(key, None)
-            return
-        self._failures[key] = (failures, at)
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.capacity:
-            self._failures.popitem(last=False)
+    def _counted(self, keys: dict[str, str], now: float) -> AbstractContextManager[Counts]:
+        return self.book.failures(list(keys.values()), forget_before=now - self.forget_after,
+                                  capacity=self.capacity)
 
     def attempt(self, address: str, login: str) -> Verdict:
         """May ``address`` try ``login`` now? If so the attempt counts as a failure until
-        :meth:`succeeded` says otherwise."""
+        :meth:`succeeded` says otherwise. One look at the book (the store's, for the app)."""
         now = self.clock()
         keys = self._keys(address, login)
-        with self._lock:
-            counts = {name: self._count(key, now) for name, key in keys.items()}
+        with self._counted(keys, now) as counts:
+            found = {name: counts.get(key, (0, now)) for name, key in keys.items()}
             waits = [last + self.rules[name].wait_after(n) - now
-                     for name, (n, last) in counts.items() if name != "login" and n]
+                     for name, (n, last) in found.items() if name != "login" and n]
             wait = max(waits, default=0.0)
             if wait > 0:
                 return Verdict(wait=max(1, math.ceil(wait)), delay=0.0)
-            n, _ = counts["login"]
+            n, _ = found["login"]
             delay = self.rules["login"].wait_after(n) if n else 0.0
             for name, key in keys.items():
-                self._set(key, counts[name][0] + 1, now)
+                counts[key] = (found[name][0] + 1, now)
         return Verdict(wait=0, delay=delay)
 
     def succeeded(self, address: str, login: str) -> None:
         """The password was right: the pair and the login start afresh, and this attempt no
         longer counts against the address (its earlier failures still do)."""
-        keys = self._keys(address, login)
         now = self.clock()
-        with self._lock:
-            self._failures.pop(keys["pair"], None)
-            self._failures.pop(keys["login"], None)
-            n, last = self._count(keys["address"], now)
-            self._set(keys["address"], n - 1, last)
+        keys = self._keys(address, login)
+        with self._counted(keys, now) as counts:
+            counts.pop(keys["pair"], None)
+            counts.pop(keys["login"], None)
+            n, last = counts.get(keys["address"], (0, now))
+            if n > 1:
+                counts[keys["address"]] = (n - 1, last)
+            else:
+                counts.pop(keys["address"], None)
