@@ -269,7 +269,7 @@ def test_two_servers_ticking_at_once_fire_each_timer_once(tmp_path, converter, b
         ticking.start()
         try:
             assert held.inside.wait(120), "the first tick never started"
-            with caplog.at_level(logging.DEBUG, logger="engine.services.timed"):
+            with caplog.at_level(logging.DEBUG, logger="engine.engine"):
                 assert second.tick_alone() is None            # skipped: the other is ticking
         finally:
             held.release.set()
