@@ -1,7 +1,7 @@
 """The Engine: the one API the CLI, the web app and a batch call — a façade over services.
 
 The work is done by services in :mod:`engine.services`, each given its collaborators when it is
-made (the store, the outbox, the press that renders and converts, the clock, and the other
+made (the store, the archive of issued files, the press that renders and converts, the clock, and the other
 services it needs, through their public methods): the case reads (``reads``), the transition
 pipeline (``pipeline``), issuing (``issuing``), document control (``control``), registers and
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
@@ -18,7 +18,7 @@ workflow's ``transitions`` machine takes the first route whose conditions hold �
 move: the route's roles, the separation of duties, required fields and checks (pure) → the
 move → after it, for each document: the next number, render — until it asks for a
 conversion, which is made with no lock held; then run it for real under the exclusive lock,
-each conversion served from what was made → finish, write to the outbox → one store write with
+each conversion served from what was made → finish, archive the files → one store write with
 the new state, register entries, counters and the audit event (personal values as keyed
 hashes). Anything failing before that write leaves the store as it was and removes the files
 this attempt wrote, so numbers stay gap-free among issued documents; after it, nothing is
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from . import case_migrations, privacy
 from . import seal as sealing
 from .access import Action, Reach
-from .archive import Attachments, Outbox
+from .archive import Attachments, open_archive
 from .config import Config, load_config
 from .errors import StorageError
 from .convert import Converter
@@ -89,7 +89,6 @@ class Engine:
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.clock = clock or (lambda: local_now(config.tz))
         self.press = Press(config, converter=converter, renderer=renderer)
-        self.outbox = Outbox(config.outbox_dir)
         self.attachments = Attachments(config.store_dir / "attachments")
         self.previews = PagePreviews(config.store_dir / "cache" / "previews")
         self.key = privacy.PersonalKey(config.store_dir / "keys" / "personal.key")
@@ -101,18 +100,19 @@ class Engine:
                                 upgrade=Upgrade(owners=listing.owners, redact=self.trail.redact,
                                                 private=(config.outbox_dir,)))
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
+        self.archive = open_archive(config, self.store)  # issued files: outbox or database
         # the services, each after those it uses
         self.guard = Guard(config, self.workflows)
-        self.units = Units(self.store, self.outbox, self.press, self.clock)
-        self.control = DocumentControl(config, self.store, self.outbox, self.previews,
+        self.units = Units(self.store, self.press, self.clock)
+        self.control = DocumentControl(config, self.store, self.archive, self.previews,
                                        self.guard, self.trail, self.units, self.press,
                                        self.clock)
-        self.personal = PersonalData(config, self.workflows, self.store, self.outbox,
+        self.personal = PersonalData(config, self.workflows, self.store, self.archive,
                                      self.previews, self.guard, self.definitions, self.trail,
                                      self.clock)
-        self.registers = Registers(config, self.workflows, self.store, self.outbox, self.guard,
+        self.registers = Registers(config, self.workflows, self.store, self.guard,
                                    self.definitions, self.personal, self.press, self.clock)
-        self.issuing = Issuing(config, self.workflows, self.store, self.outbox, self.guard,
+        self.issuing = Issuing(config, self.workflows, self.store, self.archive, self.guard,
                                self.definitions, self.trail, self.control, self.press,
                                self.clock)
         self.reads = Cases(config, self.workflows, self.store, self.guard, self.definitions,
@@ -133,7 +133,7 @@ class Engine:
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
-        self.integrity = Integrity(config, self.workflows, self.store, self.outbox,
+        self.integrity = Integrity(config, self.workflows, self.store, self.archive,
                                    self.attachments, self.clock)
         try:
             if (config.store_dir / LEGACY_FILE).exists():
