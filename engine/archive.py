@@ -151,6 +151,10 @@ class Outbox(Archive):
 
 def open_archive(config: "Config", store: Any) -> Archive:
     """The archive config.toml's ``files`` names, for ``store``."""
+    if config.files == "database":
+        from .dbarchive import DatabaseArchive
+
+        return DatabaseArchive(store, config.store_dir / "cache")
     return Outbox(config.outbox_dir)
 
 
