@@ -379,14 +379,22 @@ class Engine:
         unit of work it held is lost. Returns where it went, or None if there was none."""
         return self.store.discard_journal()
 
-    def copy_store(self, to: str) -> dict[str, Any]:
+    def copy_store(self, to: str, files: str | None = None,
+                   outbox: str | Path | None = None) -> dict[str, Any]:
         """Copy the whole store into a new, empty one (``dealerdocs store copy --to``): a
-        postgresql:// URL or a folder; see :mod:`engine.services.store_copy`."""
-        from .services.store_copy import copy_store, open_target
+        postgresql:// URL or a folder; the issued files too when the target keeps them
+        elsewhere (``files``: "database" or "outbox", ``outbox``: a new folder for them);
+        see :mod:`engine.services.store_copy`."""
+        from .services.store_copy import copy_store, open_target, target_archive
 
         target = open_target(to, self.store.listing, self.config.base_dir)
         try:
-            return copy_store(self.store, target, self.config.store_dir).as_dict()
+            into, setting, label = target_archive(self.config.files, target, files,
+                                                  Path(outbox) if outbox else None,
+                                                  self.config.store_dir / "cache")
+            result = copy_store(self.store, target, self.config.store_dir, self.archive, into,
+                                label).as_dict()
+            return {**result, "files_setting": setting}
         finally:
             target.close()
 
