@@ -1,21 +1,43 @@
-"""The outbox: where issued files live (``<outbox>/<year>/<series>/<number>.docx|.pdf``).
+"""The archive: where issued files live, named by the relative path the register records
+(``<year>/<series>/<number>.docx|.pdf``, ``….void.pdf``, ``….recalled.pdf``) and its sha256.
 
-Files are written atomically, so a reader or a crash never sees half a PDF. The register in
-the store records their relative paths and sha256; :func:`verify_files` re-hashes them.
+Two implementations behind one contract (:class:`Archive`): the outbox folder
+(:class:`Outbox`, config.toml ``files = "outbox"``) and the PostgreSQL store itself
+(:class:`~engine.dbarchive.DatabaseArchive`, ``files = "database"``). The services get one of
+them from the engine (:func:`open_archive`) and never ask which.
+
+Files are written in the unit of work that records them (:meth:`Archive.put`): the outbox
+writes them atomically before the commit point and the caller removes them if the unit does
+not commit; the database writes them in the same transaction. :meth:`Archive.verify_files`
+re-hashes them.
 """
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import StorageError
 from .text import clean_line
 from .files import atomic_write_bytes
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Config
+
+# a register entry's files: (path key, sha256 key)
+DOCUMENT_FILES = (("docx", "docx_sha256"), ("pdf", "pdf_sha256"),
+                  ("stamped_pdf", "stamped_sha256"))
+
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def document_files(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The ``(relative path, sha256)`` of each file a register entry records."""
+    return [(doc[path], doc[digest]) for path, digest in DOCUMENT_FILES if doc.get(path)]
 
 
 @dataclass(frozen=True)
@@ -27,13 +49,66 @@ class FileProblem:
     actual: str | None
 
 
-class Outbox:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+class Archive(ABC):
+    """Issued files, each named by its relative path and sha256 (what the register keeps).
+
+    Contract: :meth:`put` archives bytes inside a store unit of work ``tx`` and returns the
+    local file it wrote, which the caller deletes if the unit does not commit; :meth:`read`
+    returns the bytes as archived (unchecked: that is :meth:`verify_files`' job) or None;
+    :meth:`fetch` gives a local file with the bytes for whoever needs a path (a download, a
+    page picture, printing), :meth:`where` the path it has or will have, without I/O."""
 
     @staticmethod
     def relative_path(year: int, series_key: str, number: str, suffix: str) -> str:
         return str(PurePosixPath(str(year), series_key, f"{number}{suffix}"))
+
+    @abstractmethod
+    def put(self, tx: Any, relative: str, data: bytes) -> Path:
+        """Archive ``data`` as ``relative`` in the unit of work ``tx``; the local file written
+        (removed by the caller if ``tx`` does not commit)."""
+
+    @abstractmethod
+    def read(self, relative: str, digest: str, tx: Any = None) -> bytes | None:
+        """The archived bytes of ``relative`` (recorded with ``digest``), None if missing;
+        read in the unit of work ``tx`` if given."""
+
+    @abstractmethod
+    def where(self, relative: str, digest: str) -> Path:
+        """The local path of the file (no I/O): it is there once :meth:`fetch` made it."""
+
+    def fetch(self, relative: str, digest: str) -> Path:
+        """A local file with the archived bytes; the path of a missing file, which is not
+        there (callers report it; ``verify`` says why)."""
+        return self.where(relative, digest)
+
+    def describe(self, relative: str, digest: str) -> str:
+        """Where the file is archived, for messages (``verify``'s reports)."""
+        return str(self.where(relative, digest))
+
+    @abstractmethod
+    def verify_files(self, entries: list[tuple[str, str, str]]) -> list[FileProblem]:
+        """Check ``(number, relative path, expected sha256)`` triples: one problem per
+        missing or changed file."""
+
+    @abstractmethod
+    def hand_out(self, relative: str, data: bytes) -> Path:
+        """A file made for a person and not registered (a dispatched copy's print)."""
+
+    @abstractmethod
+    def handed_out(self, relative: str) -> Path:
+        """Where :meth:`hand_out` put ``relative`` (a purge deletes it)."""
+
+    @abstractmethod
+    def discard(self, tx: Any, relative: str, digest: str) -> list[Path]:
+        """Erase a file (a purge) in the unit of work ``tx``; the local files to delete once
+        ``tx`` has committed (an erasure that did not happen keeps them)."""
+
+
+class Outbox(Archive):
+    """Issued files in a folder (``[paths] outbox``; on several servers a folder all mount)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
 
     def absolute(self, relative: str) -> Path:
         return self.root / relative
@@ -46,12 +121,41 @@ class Outbox:
             raise StorageError(f"无法写入输出文件 {path}：{err}", path=str(path)) from err
         return path
 
-    def remove(self, relative: str) -> None:
-        self.absolute(relative).unlink(missing_ok=True)
+    def put(self, tx: Any, relative: str, data: bytes) -> Path:
+        return self.write(relative, data)
+
+    def read(self, relative: str, digest: str, tx: Any = None) -> bytes | None:
+        try:
+            return self.absolute(relative).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise StorageError(f"无法读取输出文件 {self.absolute(relative)}：{err.strerror}",
+                               path=str(self.absolute(relative))) from err
+
+    def where(self, relative: str, digest: str) -> Path:
+        return self.absolute(relative)
 
     def verify_files(self, entries: list[tuple[str, str, str]]) -> list[FileProblem]:
-        """Check ``(number, relative path, expected sha256)`` triples against the disk."""
         return verify_files([(n, self.absolute(r), h) for n, r, h in entries])
+
+    def hand_out(self, relative: str, data: bytes) -> Path:
+        return self.write(relative, data)
+
+    def handed_out(self, relative: str) -> Path:
+        return self.absolute(relative)
+
+    def discard(self, tx: Any, relative: str, digest: str) -> list[Path]:
+        return [self.absolute(relative)]
+
+
+def open_archive(config: "Config", store: Any) -> Archive:
+    """The archive config.toml's ``files`` names, for ``store``."""
+    if config.files == "database":
+        from .dbarchive import DatabaseArchive
+
+        return DatabaseArchive(store, config.store_dir / "cache")
+    return Outbox(config.outbox_dir)
 
 
 def verify_files(entries: list[tuple[str, Path, str]]) -> list[FileProblem]:

@@ -951,18 +951,33 @@ def store_cmd() -> None:
 @store_cmd.command("copy")
 @click.option("--to", "to", required=True, metavar="postgresql://…|DIR",
               help="目标：新的空 PostgreSQL 数据库（密码用环境变量 PGPASSWORD），或一个新目录")
+@click.option("--files", "files", default=None, type=click.Choice(["outbox", "database"]),
+              help="目标存放已出具文件的方式（config.toml 的 files）：database = 存入目标 PostgreSQL "
+                   "数据库；默认与当前相同（目录目标总是 outbox）")
+@click.option("--outbox", "outbox", default=None, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="把已出具文件写入这个新的空目录（当前文件存放在数据库中、目标不存放时必须给出）")
 @_common
 @click.pass_context
-def store_copy(click_ctx, to, config_path, actor, as_json, store) -> None:
+def store_copy(click_ctx, to, files, outbox, config_path, actor, as_json, store) -> None:
     """把当前数据库的全部案件、文件记录、发放记录、审计与登记日志（链哈希不变）、计数器和登录会话
-    复制到一个新的空数据库；之后把 config.toml 的 store 指向它，并运行 dealerdocs verify。"""
+    复制到一个新的空数据库；之后把 config.toml 的 store（以及 files、[paths] outbox）指向它，
+    并运行 dealerdocs verify。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json, store)
-    result = ctx.engine.copy_store(to)
+    result = ctx.engine.copy_store(to, files=files, outbox=outbox)
     heads = "；".join(f"{name} 链尾 {(head or '（空）')[:12]}…" for name, head in result["heads"].items())
+    moved = ""
+    if result["files_to"]:
+        where = "目标数据库" if result["files_to"] == "database" else result["files_to"]
+        moved = f"；已出具文件 {result['files']} 个存入{where}"
+        if result["files_skipped"]:
+            moved += (f"，{len(result['files_skipped'])} 个缺失或与登记不符未复制（第一个："
+                      f"{result['files_skipped'][0]['path']}），请运行 dealerdocs verify 查明")
     _emit(ctx, result, f"已复制到 {result['target']}：{result['cases']} 个案件，"
                        f"{result['documents']} 份文件，{result['copies']} 份发放记录，"
                        f"审计 {result['entries'].get('audit', 0)} 条、登记日志 "
-                       f"{result['entries'].get('register_log', 0)} 条（{heads}）")
+                       f"{result['entries'].get('register_log', 0)} 条（{heads}）{moved}；"
+                       f"新配置中请写 files = \"{result['files_setting']}\"")
 
 
 @main.command()

@@ -23,6 +23,9 @@ from .policy import declared_in as declared_policy, resolve as resolve_policy
 from .templates import TemplateLayers
 from .typedtoml import build
 
+# where issued files are archived (the top-level ``files`` key)
+FILES = ("outbox", "database")
+
 DEFAULT_ROLES = {
     "reception": "前台",
     "sales": "销售顾问",
@@ -229,6 +232,11 @@ class Config:
     # comes from PGPASSWORD or ~/.pgpass, never from this file). [paths] store still holds
     # the store's keys, attachments and caches (a folder all servers mount).
     store: str = ""
+    # Where issued files (.docx, PDF, stamped PDFs) are archived: "outbox" = the [paths]
+    # outbox folder (on several servers, a folder all of them mount); "database" = in the
+    # PostgreSQL store itself, content-addressed by sha256, written in the transaction that
+    # records the document (only with store = "postgresql://…"; engine/dbarchive.py).
+    files: str = "outbox"
     # A dealer group's stores (``[stores.<code>]``), in the file's order; empty = one store,
     # the [dealer]. With stores, each case belongs to one of them: see :meth:`for_store`.
     stores: dict[str, Site] = field(default_factory=dict)
@@ -500,6 +508,13 @@ def _check(config: Config, path: Path) -> None:
                               f"或留空使用 [paths] store 目录中的内置数据库，收到 \"{config.store}\"",
                               key="store", path=str(path))
         check_url(config.store)
+    if config.files not in FILES:
+        raise ConfigError(f"{path.name}: files 应为 \"outbox\"（输出目录）或 \"database\"（存入 PostgreSQL "
+                          f"数据库），收到 \"{config.files}\"", key="files", path=str(path))
+    if config.files == "database" and not config.store:
+        raise ConfigError(f"{path.name}: files = \"database\" 只能与 PostgreSQL 数据库一起使用"
+                          f"（store = \"postgresql://…\"）；内置数据库的文件存放在输出目录，"
+                          f"请改为 files = \"outbox\"", key="files", path=str(path))
     for key, value in (("libreoffice.timeout", config.libreoffice.timeout),
                        ("lock_timeout", config.lock_timeout)):
         if not (math.isfinite(value) and value > 0):

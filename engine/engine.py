@@ -1,7 +1,7 @@
 """The Engine: the one API the CLI, the web app and a batch call — a façade over services.
 
 The work is done by services in :mod:`engine.services`, each given its collaborators when it is
-made (the store, the outbox, the press that renders and converts, the clock, and the other
+made (the store, the archive of issued files, the press that renders and converts, the clock, and the other
 services it needs, through their public methods): the case reads (``reads``), the transition
 pipeline (``pipeline``), issuing (``issuing``), document control (``control``), registers and
 reports (``registers``), timed transitions (``timed``), personal data (``personal``) and the
@@ -18,7 +18,7 @@ workflow's ``transitions`` machine takes the first route whose conditions hold �
 move: the route's roles, the separation of duties, required fields and checks (pure) → the
 move → after it, for each document: the next number, render — until it asks for a
 conversion, which is made with no lock held; then run it for real under the exclusive lock,
-each conversion served from what was made → finish, write to the outbox → one store write with
+each conversion served from what was made → finish, archive the files → one store write with
 the new state, register entries, counters and the audit event (personal values as keyed
 hashes). Anything failing before that write leaves the store as it was and removes the files
 this attempt wrote, so numbers stay gap-free among issued documents; after it, nothing is
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from . import case_migrations, privacy
 from . import seal as sealing
 from .access import Action, Reach
-from .archive import Attachments, Outbox
+from .archive import Attachments, open_archive
 from .config import GROUP, Config, load_config
 from .errors import StorageError
 from .convert import Converter
@@ -99,7 +99,6 @@ class Engine:
         self.workflows: dict[str, Workflow] = load_workflows(config)
         self.clock = clock or (lambda: local_now(config.tz))
         self.press = Press(config, converter=converter, renderer=renderer)
-        self.outbox = Outbox(config.outbox_dir)
         self.attachments = Attachments(config.store_dir / "attachments")
         self.previews = PagePreviews(config.store_dir / "cache" / "previews")
         self.key = privacy.PersonalKey(config.store_dir / "keys" / "personal.key")
@@ -117,18 +116,20 @@ class Engine:
                                                      private=(config.outbox_dir,)))
         self.store = store_view(self.whole_store, config)
         self.sessions = Sessions(self.store, self.clock)  # sign-in sessions and API tokens
+        # issued files: the outbox, or the database (named by path: the group's, not a store's)
+        self.archive = open_archive(config, self.whole_store)
         # the services, each after those it uses
         self.guard = Guard(config, self.workflows)
-        self.units = Units(self.store, self.outbox, self.press, self.clock)
-        self.control = DocumentControl(config, self.store, self.outbox, self.previews,
+        self.units = Units(self.store, self.press, self.clock)
+        self.control = DocumentControl(config, self.store, self.archive, self.previews,
                                        self.guard, self.trail, self.units, self.press,
                                        self.clock)
-        self.personal = PersonalData(config, self.workflows, self.store, self.outbox,
+        self.personal = PersonalData(config, self.workflows, self.store, self.archive,
                                      self.previews, self.guard, self.definitions, self.trail,
                                      self.clock)
-        self.registers = Registers(config, self.workflows, self.store, self.outbox, self.guard,
+        self.registers = Registers(config, self.workflows, self.store, self.guard,
                                    self.definitions, self.personal, self.press, self.clock)
-        self.issuing = Issuing(config, self.workflows, self.store, self.outbox, self.guard,
+        self.issuing = Issuing(config, self.workflows, self.store, self.archive, self.guard,
                                self.definitions, self.trail, self.control, self.press,
                                self.clock)
         self.reads = Cases(config, self.workflows, self.store, self.guard, self.definitions,
@@ -149,7 +150,7 @@ class Engine:
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
                                       self.pipeline, self.units, self.clock)
-        self.integrity = Integrity(config, self.workflows, self.whole_store, self.outbox,
+        self.integrity = Integrity(config, self.workflows, self.whole_store, self.archive,
                                    self.attachments, self.clock)
         try:
             whole = self.whole_store   # migrations concern every store of a group
@@ -437,14 +438,22 @@ class Engine:
         unit of work it held is lost. Returns where it went, or None if there was none."""
         return self.whole_store.discard_journal()
 
-    def copy_store(self, to: str) -> dict[str, Any]:
+    def copy_store(self, to: str, files: str | None = None,
+                   outbox: str | Path | None = None) -> dict[str, Any]:
         """Copy the whole store into a new, empty one (``dealerdocs store copy --to``): a
-        postgresql:// URL or a folder; see :mod:`engine.services.store_copy`."""
-        from .services.store_copy import copy_store, open_target
+        postgresql:// URL or a folder; the issued files too when the target keeps them
+        elsewhere (``files``: "database" or "outbox", ``outbox``: a new folder for them);
+        see :mod:`engine.services.store_copy`."""
+        from .services.store_copy import copy_store, open_target, target_archive
 
         target = open_target(to, self.whole_store.listing, self.config.base_dir)
         try:
-            return copy_store(self.whole_store, target, self.config.store_dir).as_dict()
+            into, setting, label = target_archive(self.config.files, target, files,
+                                                  Path(outbox) if outbox else None,
+                                                  self.config.store_dir / "cache")
+            result = copy_store(self.whole_store, target, self.config.store_dir, self.archive, into,
+                                label).as_dict()
+            return {**result, "files_setting": setting}
         finally:
             target.close()
 

@@ -369,6 +369,17 @@ def use_database(config_path: Path, url: str) -> Path:
     return config_path
 
 
+def keep_files_in_database(config_path: Path, url: str) -> Path:
+    """Point a dealership at a PostgreSQL store that keeps the issued files too
+    (``files = "database"``)."""
+    use_database(config_path, url)
+    text = config_path.read_text(encoding="utf-8")
+    assert text.count('files = "outbox"') == 1
+    config_path.write_text(text.replace('files = "outbox"', 'files = "database"'),
+                           encoding="utf-8")
+    return config_path
+
+
 def store_contents(store) -> dict:
     """Everything in a store (its folder's files, or its database's rows): equal before and
     after means nothing was written."""

@@ -247,5 +247,5 @@ def test_batch_cancel_voids_and_stamps_each_case(engine):
     for case_id in ids:
         [doc] = engine.case(case_id, actor="wang")["documents"]
         assert doc["status"] == "void" and doc["stamped_pdf"] != doc["pdf"]
-        pages = PdfReader(str(engine.outbox.absolute(doc["stamped_pdf"]))).pages
+        pages = PdfReader(str(engine.archive.absolute(doc["stamped_pdf"]))).pages
         assert all("作废" in page.extract_text() for page in pages)

@@ -51,7 +51,7 @@ def _engine(config_path, converter, clock, lock_timeout=None):
 
 
 def _outbox_files(engine) -> list[Path]:
-    return sorted(p for p in engine.outbox.root.rglob("*") if p.is_file())
+    return sorted(p for p in engine.archive.root.rglob("*") if p.is_file())
 
 
 # --- the lock ----------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def test_an_empty_or_corrupt_journal_is_reported_with_a_way_out(dealer, content,
 def test_store_and_outbox_files_are_private(engine, quote_data):
     engine.create("quote", quote_data, "zhang")
     engine.fire("Q-1", "issue", "zhang")
-    paths = [p for root in (engine.store.directory, engine.outbox.root)
+    paths = [p for root in (engine.store.directory, engine.archive.root)
              for p in [root, *root.rglob("*")]]
     assert len(paths) > 10
     loose = [str(p) for p in paths if stat.S_IMODE(p.stat().st_mode) & 0o077]
@@ -239,7 +239,7 @@ def test_a_rehearsal_writes_no_file_and_the_files_are_durable_before_the_commit(
 
     engine.create("quote", quote_data, "zhang")
     events: list[tuple[str, str]] = []
-    real_fsync, real_write = os.fsync, type(engine.outbox).write
+    real_fsync, real_write = os.fsync, type(engine.archive).write
 
     def fsync(fd):
         events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
@@ -250,11 +250,11 @@ def test_a_rehearsal_writes_no_file_and_the_files_are_durable_before_the_commit(
         return real_write(self, relative, data)
 
     monkeypatch.setattr(files.os, "fsync", fsync)
-    monkeypatch.setattr(type(engine.outbox), "write", write)
+    monkeypatch.setattr(type(engine.archive), "write", write)
     doc = engine.fire("Q-1", "issue", "zhang").documents[0]
     written = [path for kind, path in events if kind == "outbox"]
-    assert written == [str(Path(doc.docx).relative_to(engine.outbox.root)),
-                       str(Path(doc.pdf).relative_to(engine.outbox.root))]
+    assert written == [str(Path(doc.docx).relative_to(engine.archive.root)),
+                       str(Path(doc.pdf).relative_to(engine.archive.root))]
     synced = [path for kind, path in events if kind == "fsync"]
     journal = next(i for i, p in enumerate(synced) if "/journal/" in p)
     before = synced[:journal]

@@ -197,6 +197,9 @@ def test_a_date_policy_is_a_toml_date_or_its_iso_text(tmp_path):
      ["seal.key", "在数据库目录", "之内", "否则能改写数据库的人也能伪造封存"]),
     ('\nkey = ""', '\nkey = "outbox/keys/seal.key"', "seal.key", ["在输出目录"]),
     ('\nkey = ""', '\nkey = "./store"', "seal.key", ["在数据库目录"]),
+    ('files = "outbox"', 'files = "db"', "files", ['files 应为 "outbox"', '收到 "db"']),
+    ('files = "outbox"', 'files = "database"', "files",
+     ['files = "database" 只能与 PostgreSQL 数据库一起使用', 'files = "outbox"']),
 ])
 def test_mistakes_name_their_key(tmp_path, old, new, key, words):
     path = write_config(tmp_path, edited(old, new))

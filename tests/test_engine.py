@@ -35,7 +35,7 @@ def store_bytes(engine) -> dict:
 
 
 def outbox_files(engine) -> list[str]:
-    root = engine.outbox.root
+    root = engine.archive.root
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
@@ -48,7 +48,7 @@ def test_issue_renders_numbers_archives_and_records(engine, quote_data, clock):
     assert result.state == "issued"
     [doc] = result.documents
     assert doc.number == "BJ-2026-000001"
-    assert doc.pdf == engine.outbox.root / "2026" / "quote" / "BJ-2026-000001.pdf"
+    assert doc.pdf == engine.archive.root / "2026" / "quote" / "BJ-2026-000001.pdf"
     assert doc.docx.is_file() and doc.pdf.is_file()
 
     text = docx_text(doc.docx)
@@ -287,7 +287,7 @@ def test_numbers_restart_each_year(engine, quote_data, clock):
     clock.now = clock.now.replace(year=2027, month=1, day=2)
     doc = engine.fire("Q-2", "issue", "zhang").documents[0]
     assert doc.number == "BJ-2027-000001"
-    assert doc.pdf.parent == engine.outbox.root / "2027" / "quote"
+    assert doc.pdf.parent == engine.archive.root / "2027" / "quote"
 
 
 def test_failed_conversion_leaves_nothing(engine, quote_data, monkeypatch):

@@ -113,7 +113,8 @@ def test_failures_in_one_process_hold_back_another(backend):
 
 def test_a_database_made_before_the_counts_is_given_their_table(postgres):
     """Tables of version 1 (made before failures were counted in the database) are brought
-    to version 2 on first use, and the counts work there."""
+    to the current version on first use (2: the failures; 3: files in the database), and the
+    counts work there."""
     import psycopg
 
     from engine.store.postgres import _SCHEMA, TABLES_VERSION, PostgresStore
@@ -133,4 +134,5 @@ def test_a_database_made_before_the_counts_is_given_their_table(postgres):
         store.close()
     with psycopg.connect(url) as conn:
         found = conn.execute("SELECT value FROM dd_meta WHERE key = 'tables'").fetchone()[0]
-    assert found == TABLES_VERSION == 2
+        files = conn.execute("SELECT to_regclass('dd_files')").fetchone()[0]
+    assert found == TABLES_VERSION == 3 and files == "dd_files"

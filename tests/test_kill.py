@@ -6,7 +6,8 @@ knows where the kill landed:
 
 - ``rendering`` (the rehearsal starts rendering): before anything is produced;
 - ``converting``: LibreOffice converting, no lock held, nothing written;
-- ``outbox written``: the PDF and .docx are in the outbox, the store not committed yet;
+- ``outbox written``: the PDF and .docx are in the outbox (with ``files = "database"``: rows
+  of the transaction), the store not committed yet;
 - ``journal written``: the commit point passed, the journal being applied.
 
 Before the commit point the store must be byte for byte as it was and no number taken; after
@@ -29,7 +30,8 @@ import pytest
 
 from engine import Engine, load_config
 from engine.store import open_store
-from helpers import dealerdocs_bin, example, store_contents, use_database
+from helpers import (database_state, dealerdocs_bin, example, keep_files_in_database,
+                     store_contents, use_database)
 
 pytestmark = pytest.mark.slow
 
@@ -137,6 +139,32 @@ def test_a_kill_in_each_window(dealer, converter, window, kill, backend, request
         doc = engine.fire(again, "issue", "zhang").documents[0]
         expected = "000001" if window in BEFORE_COMMIT else "000002"
         assert doc.number.endswith(expected) and engine.verify() == []
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("window", ["outbox written", "committed"])
+def test_a_kill_with_files_in_the_database(dealer, converter, window, postgres):
+    """With ``files = "database"`` the files are rows of the transaction that records the
+    document: killed with them written but not committed, neither is there; killed once
+    committed, both are."""
+    url = postgres.new_database()
+    keep_files_in_database(dealer / "config.toml", url)
+    case_id = _new_quote(dealer, converter)
+    before = database_state(url)
+    code, log, killed = _fire(dealer, case_id, kill=signal.SIGKILL, hold=window)
+    assert killed and window in log and code != 0, log
+    engine = Engine(load_config(dealer / "config.toml"), converter=converter)
+    try:
+        assert engine.verify() == []
+        documents = engine.case(case_id, actor="zhang")["documents"]
+        if window == "outbox written":
+            assert database_state(url) == before and documents == []
+        else:
+            [doc] = documents
+            assert database_state(url)["dd_files"] and Path(doc["pdf"]).is_file()
+            pdf = engine.document_file(doc["number"], "pdf", actor="zhang")
+            assert pdf.read_bytes().startswith(b"%PDF-")
     finally:
         engine.close()
 

@@ -19,7 +19,7 @@ def test_a_plan_converts_ahead_and_its_commit_issues_it(engine, quote_data):
     plan = engine.plan_fire(case_id, "issue", "zhang")
     assert len(plan.documents) == 1
     assert store_state(engine.store.directory) == before          # a plan writes nothing
-    assert not list(engine.outbox.root.rglob("*.pdf"))
+    assert not list(engine.archive.root.rglob("*.pdf"))
 
     result = engine.commit(plan)
     [doc] = result.documents

@@ -192,20 +192,20 @@ def test_reports_mask_unless_revealed(engine, clock):
     clock.now = datetime(2030, 6, 15, 9, 0, tzinfo=CST)
     drive = engine.create("test_drive", example("test_drive"), "zhang").id
     out = engine.report("test-drives", formats=("xlsx",), actor="zhang",
-                        out_dir=engine.outbox.root / "r1")
+                        out_dir=engine.archive.root / "r1")
     import openpyxl
     cells = [str(c.value) for row in openpyxl.load_workbook(out["files"]["xlsx"]).active.rows
              for c in row if c.value]
     assert "139****9000" in cells and "13900139000" not in cells
     out = engine.report("test-drives", formats=("xlsx",), actor="zhang", reveal=True,
-                        out_dir=engine.outbox.root / "r2")
+                        out_dir=engine.archive.root / "r2")
     cells = [str(c.value) for row in openpyxl.load_workbook(out["files"]["xlsx"]).active.rows
              for c in row if c.value]
     assert "13900139000" in cells
     assert engine.case(drive, actor="zhang")["history"][-1]["trigger"] == "reveal"
     # li's report has no row of zhang's customer
     out = engine.report("test-drives", formats=("xlsx",), actor="li",
-                        out_dir=engine.outbox.root / "r3")
+                        out_dir=engine.archive.root / "r3")
     assert out["rows"] == 0
 
 
@@ -407,8 +407,8 @@ def test_dispatch_text_is_cleaned_and_limited(engine, quote_data):
         [copy] = tx.copies(number)
         tx.put_copy({**copy, "key": "old/1", "copy_no": 9, "label": f"{number}-09",
                      "recipient": "旧\x00记录", "dept": "财" * 200_000})
-    out = engine.register_export("xlsx", engine.outbox.root / "r.xlsx", actor="zhao")
-    docx = engine.register_export("docx", engine.outbox.root / "r.docx", actor="zhao")
+    out = engine.register_export("xlsx", engine.archive.root / "r.xlsx", actor="zhao")
+    docx = engine.register_export("docx", engine.archive.root / "r.docx", actor="zhao")
     text = docx_text(Path(docx["file"]))
     assert out["rows"] == 2 and "周会计" in text and "旧记录" in text and "\x00" not in text
     assert len(max(text.splitlines(), key=len)) <= 500

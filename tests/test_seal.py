@@ -377,7 +377,7 @@ def test_a_registered_pdf_that_does_not_parse_is_reported(engine, tmp_path):
 
     rel = "2026/quote/BJ-2026-000009.pdf"
     payload = b"%PDF-1.4 not really"
-    engine.outbox.write(rel, payload)
+    engine.archive.write(rel, payload)
     doc = {"number": "BJ-2026-000009", "pdf": rel,
            "pdf_sha256": hashlib.sha256(payload).hexdigest()}
     event = {"seq": 1, "event": "issued", "number": doc["number"], "hash": "a" * 64}

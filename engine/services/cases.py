@@ -71,7 +71,7 @@ class Cases:
             "deadline": self.registers.deadline_status(wf, record),
             "triggers": [{"trigger": t.trigger, "label": t.label, "roles": list(t.roles)}
                          for t in wf.available(record["state"])],
-            "documents": [self.control.view(d) for d in documents],
+            "documents": [self.control.view(d, fetch=True) for d in documents],
             "history": sorted(history, key=lambda e: e["seq"]),
         }
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..archive import Outbox, sha256
+from ..archive import Archive, sha256
 from ..config import Config, User
 from ..dates import cn_date
 from ..errors import InputError, NotFoundError, StateError, StorageError
@@ -40,12 +40,12 @@ REGISTER_TEXT_MAX = 60
 class DocumentControl:
     """Dispatch, recall, the register and the files of the documents of one store."""
 
-    def __init__(self, config: Config, store: Store, outbox: Outbox, previews: PagePreviews,
+    def __init__(self, config: Config, store: Store, archive: Archive, previews: PagePreviews,
                  guard: Guard, trail: Trail, units: Units, press: Press,
                  clock: Callable[[], datetime]) -> None:
         self.config = config
         self.store = store
-        self.outbox = outbox
+        self.archive = archive
         self.previews = previews
         self.guard = guard
         self.trail = trail
@@ -142,7 +142,7 @@ class DocumentControl:
                       if e.get("number") == number]
             before = [d["number"] for d in tx.case_documents(doc["case_id"])
                       if d.get("superseded_by") == number]
-        view = self.view(doc)
+        view = self.view(doc, fetch=True)
         view.update({"copies": [self._copy_view(c) for c in copies],
                      "events": [{k: v for k, v in e.items() if k not in ("schema_version",)}
                                 for e in events],
@@ -219,7 +219,7 @@ class DocumentControl:
         return self.previews.page(pdf, life["pdf_sha256"], page, number)
 
     def _pdf(self, number: str, actor: str) -> tuple[dict[str, Any], Path]:
-        """A document's register entry and its PDF, which must still be on disk."""
+        """A document's register entry and its PDF, which must still be archived."""
         life = self.document(number, actor=actor)
         pdf = Path(life["pdf"])
         if life.get("files_purged") or not pdf.is_file():
@@ -227,21 +227,27 @@ class DocumentControl:
         return life, pdf
 
     def document_file(self, number: str, which: str, *, actor: str) -> Path | None:
-        """Where the ``pdf``, ``docx`` or ``stamped`` (作废 / 已收回) file of document ``number``
-        lies, by the path the register records, if ``actor`` sees the document; None if the
-        document has no such file (it may be missing on disk: ``verify`` says so)."""
+        """A local file with the ``pdf``, ``docx`` or ``stamped`` (作废 / 已收回) file of
+        document ``number``, by the path and hash the register records, if ``actor`` sees the
+        document; None if the document has no such file (a path that is not there if it is
+        missing from the archive: ``verify`` says so)."""
         with self.store.snapshot() as tx:
             doc = self.guard.visible_document(tx, number, self.guard.reach(actor))
-        relative = {"pdf": doc.get("pdf"), "docx": doc.get("docx"),
-                    "stamped": doc.get("stamped_pdf")}.get(which)
-        return self.outbox.absolute(relative) if relative else None
+        keys = {"pdf": ("pdf", "pdf_sha256"), "docx": ("docx", "docx_sha256"),
+                "stamped": ("stamped_pdf", "stamped_sha256")}.get(which)
+        if keys is None or not doc.get(keys[0]):
+            return None
+        return self.archive.fetch(doc[keys[0]], doc[keys[1]])
 
-    def view(self, d: Mapping[str, Any]) -> dict[str, Any]:
-        """A register entry as callers see it: the files as absolute paths."""
+    def view(self, d: Mapping[str, Any], fetch: bool = False) -> dict[str, Any]:
+        """A register entry as callers see it: the files as absolute local paths, made local
+        with ``fetch`` (one document or one case; a list names where they are or will be, so
+        listing a year of documents reads none of them)."""
         view = {k: v for k, v in d.items() if k != "schema_version"}
-        view["docx"] = str(self.outbox.absolute(d["docx"]))
-        view["pdf"] = str(self.outbox.absolute(d["pdf"]))
-        return view
+        local = self.archive.fetch if fetch and not d.get("files_purged") else self.archive.where
+        view["docx"] = str(local(d["docx"], d["docx_sha256"]))
+        view["pdf"] = str(local(d["pdf"], d["pdf_sha256"]))
+        return view   # the stamped copy keeps its relative path: document_file(…, "stamped")
 
     # --- used while issuing, superseding and voiding (inside the caller's unit of work) ------
 
@@ -357,14 +363,14 @@ class DocumentControl:
         doc = tx.document(doc["number"]) or doc
         if doc.get("stamped_pdf"):
             return
-        original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        original = self._original(doc, tx)
         from .. import stamps
 
         stamped = stamps.void_stamp(original, word=word, when=cn_date(work.now.date()),
                                     reason=reason, converter=work.converter)
         suffix = ".recalled.pdf" if word == "已收回" else ".void.pdf"
         relative = doc["pdf"][: -len(".pdf")] + suffix
-        work.write(self.outbox, relative, stamped)
+        work.write(self.archive, tx, relative, stamped)
         tx.put_document({**doc, "stamped_pdf": relative, "stamped_sha256": sha256(stamped),
                          "stamp": word})
 
@@ -372,14 +378,22 @@ class DocumentControl:
         """PDFs of the copies handed out, each marked 受控文件 with its copy number."""
         with self.store.snapshot() as tx:
             doc = self._document_record(tx, number)
-        original = self.outbox.absolute(doc["pdf"]).read_bytes()
+        original = self._original(doc)
         from .. import stamps
 
         marked = stamps.controlled_copies(original, copy_labels=[c["label"] for c in made],
                                           converter=self.press.converter)  # one LibreOffice run
         folder = Path(doc["pdf"]).parent / "copies"
-        return [str(self.outbox.write(str(folder / f"{c['label']}.pdf"), pdf))
+        return [str(self.archive.hand_out(str(folder / f"{c['label']}.pdf"), pdf))
                 for c, pdf in zip(made, marked)]
+
+    def _original(self, doc: Mapping[str, Any], tx: Tx | None = None) -> bytes:
+        """The archived PDF of ``doc`` (to stamp or print), which must be there."""
+        data = self.archive.read(doc["pdf"], doc["pdf_sha256"], tx)
+        if data is None:
+            raise StorageError(f"文件 {doc['number']} 的存档 PDF 缺失（{doc['pdf']}），"
+                               f"请运行 dealerdocs verify 查明", number=doc["number"])
+        return data
 
     def _copy_view(self, c: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in c.items() if k not in ("key", "schema_version")}

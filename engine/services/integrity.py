@@ -4,7 +4,7 @@
 copy of its log entries, every issued file and attachment (re-hashed) and the register head
 each issued PDF recorded; ``seal`` writes one line a dealership keeps outside the store (see
 :mod:`engine.seal`) and ``verify --seal`` checks the chains still extend every seal. Reads the
-store under its shared lock and the outbox with no lock held; writes only the seal line and,
+store under its shared lock and the archive (outbox or database) with no lock held; writes only the seal line and,
 once, the seal key.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from .. import chain
 from .. import seal as sealing
-from ..archive import Attachments, FileProblem, Outbox, sha256, verify_files
+from ..archive import Archive, Attachments, FileProblem, sha256, verify_files
 from ..config import Config
 from ..errors import ConfigError, InputError, IntegrityError, NotFoundError, StorageError
 from ..files import create_once
@@ -31,20 +31,20 @@ log = logging.getLogger(__name__)
 
 
 class Integrity:
-    """Verification and seals of one store and its outbox."""
+    """Verification and seals of one store and its archive of issued files."""
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
-                 outbox: Outbox, attachments: Attachments,
+                 archive: Archive, attachments: Attachments,
                  clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
-        self.outbox = outbox
+        self.archive = archive
         self.attachments = attachments
         self.clock = clock
 
     def verify(self, seals: str | Path | None = None) -> list[dict[str, Any]]:
-        """Check the store and outbox; one entry per problem (empty = all good): the hash
+        """Check the store and its archive; one entry per problem (empty = all good): the hash
         chains, the register against its log and index, each case's copy of its log entries,
         every issued file and attachment re-hashed, and the register_log head each issued PDF
         recorded. With ``seals`` (a file of ``dealerdocs seal`` lines), also that the chains
@@ -65,7 +65,7 @@ class Integrity:
             entries.append((d["number"], d["docx"], d["docx_sha256"]))
             if d.get("stamped_pdf"):
                 entries.append((d["number"], d["stamped_pdf"], d["stamped_sha256"]))
-        problems = [dataclasses.asdict(p) for p in self.outbox.verify_files(entries)]
+        problems = [dataclasses.asdict(p) for p in self.archive.verify_files(entries)]
         problems += self.pdf_problems([d for d in docs if not d.get("files_purged")],
                                       logs["register_log"])   # hash and head, one read
         attached = []
@@ -237,7 +237,7 @@ class Integrity:
         file, as :func:`archive.verify_files` reports it), and the register_log head it
         recorded at issue (``/DealerDocsRegisterHash``) must still be an entry of the log
         before the document's own "issued" event. A head the log no longer has means the log
-        was rewritten after the document went out. Reads the outbox, outside the store's lock."""
+        was rewritten after the document went out. Reads the archive, outside the store's lock."""
         from pypdf.errors import PyPdfError
 
         from ..pdf import read_metadata
@@ -246,10 +246,10 @@ class Integrity:
         seq_of = {e.get("hash"): e.get("seq") for e in register_log}
         problems = []
         for d in documents:
-            number, path, expected = d["number"], self.outbox.absolute(d["pdf"]), d["pdf_sha256"]
-            try:
-                pdf = path.read_bytes()
-            except FileNotFoundError:
+            number, expected = d["number"], d["pdf_sha256"]
+            path = self.archive.describe(d["pdf"], expected)
+            pdf = self.archive.read(d["pdf"], expected)
+            if pdf is None:
                 problems.append(dataclasses.asdict(FileProblem(number, str(path), "missing",
                                                                expected, None)))
                 continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import access, checkpoints
-from ..archive import Outbox, sha256
+from ..archive import Archive, sha256
 from ..config import Config, User
 from ..dates import cn_date
 from ..errors import NotFoundError, StateError
@@ -53,12 +53,12 @@ class Issuing:
     """The documents of one dealership's transitions: issued for real, or drafted."""
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
-                 outbox: Outbox, guard: Guard, definitions: Definitions, trail: Trail,
+                 archive: Archive, guard: Guard, definitions: Definitions, trail: Trail,
                  control: DocumentControl, press: Press, clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
-        self.outbox = outbox
+        self.archive = archive
         self.guard = guard
         self.definitions = definitions
         self.trail = trail
@@ -71,7 +71,7 @@ class Issuing:
               ) -> list[IssuedDocument]:
         """The documents transition ``t`` issues for ``record`` (already in ``new_state``),
         numbered, rendered, converted (by ``work``'s converter), finished, written to the
-        outbox and registered, with the documents they supersede withdrawn and any copies the
+        archive and registered, with the documents they supersede withdrawn and any copies the
         workflow hands out on issue recorded."""
         if not t.documents:
             return []
@@ -112,10 +112,10 @@ class Issuing:
                 "DealerDocsWorkflow": wf.key, "DealerDocsTemplate": spec.template,
                 "DealerDocsTemplateSHA256": template.sha256, "DealerDocsDocxSHA256": docx_hash},
                 spec.signatures)
-            rel_docx = self.outbox.relative_path(now.year, spec.series, number, ".docx")
-            rel_pdf = self.outbox.relative_path(now.year, spec.series, number, ".pdf")
+            rel_docx = self.archive.relative_path(now.year, spec.series, number, ".docx")
+            rel_pdf = self.archive.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
-                work.write(self.outbox, relative, payload)
+                work.write(self.archive, tx, relative, payload)
             if not work.rehearsal:
                 checkpoints.reached("outbox written", number)
             for old in previous if spec.supersedes else ():
@@ -143,8 +143,9 @@ class Issuing:
                 self.control.auto_dispatch(tx, entry, str(recipient) if recipient else None,
                                            spec.dispatch_dept, user, now)
             issued.append(IssuedDocument(number, spec.key, spec.title, version,
-                                         self.outbox.absolute(rel_docx),
-                                         self.outbox.absolute(rel_pdf), docx_hash,
+                                         self.archive.where(rel_docx, docx_hash),
+                                         self.archive.where(rel_pdf, entry["pdf_sha256"]),
+                                         docx_hash,
                                          entry["pdf_sha256"]))
         return issued
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import privacy
-from ..archive import Outbox
+from ..archive import Archive, document_files
 from ..config import Config, User
 from ..errors import InputError
 from ..previews import PagePreviews
@@ -25,13 +25,13 @@ class PersonalData:
     """Reveals, reassignment and erasure, each an audit event, for the roles ``[access]`` names."""
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
-                 outbox: Outbox, previews: PagePreviews, guard: Guard,
+                 archive: Archive, previews: PagePreviews, guard: Guard,
                  definitions: Definitions, trail: Trail,
                  clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
-        self.outbox = outbox
+        self.archive = archive
         self.previews = previews
         self.guard = guard
         self.definitions = definitions
@@ -182,10 +182,10 @@ class PersonalData:
                 changed = {f: names[c[f]] for f in ("recipient", "returned_by") if c.get(f) in names}
                 if changed:
                     tx.put_copy({**c, **changed})
-                doomed.append(self.outbox.absolute(str(Path(doc["pdf"]).parent / "copies"
-                                                       / f"{c['label']}.pdf")))
-            doomed += [self.outbox.absolute(doc[k]) for k in ("docx", "pdf", "stamped_pdf")
-                       if doc.get(k)]
+                doomed.append(self.archive.handed_out(str(Path(doc["pdf"]).parent / "copies"
+                                                          / f"{c['label']}.pdf")))
+            for relative, digest in document_files(doc):
+                doomed += self.archive.discard(tx, relative, digest)
             doomed += self.previews.paths(doc["pdf_sha256"])
             if not doc.get("files_purged"):
                 tx.put_document({**doc, "files_purged": True, "purged_at": stamp})

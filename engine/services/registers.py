@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..archive import Outbox
 from ..case_migrations import DUE_INDEX
 from ..config import GROUP, Config
 from ..errors import InputError, NotFoundError, PermissionDenied, StorageError
@@ -30,12 +29,11 @@ class Registers:
     """Deadlines, the due list and the ``[reports.<name>]`` registers."""
 
     def __init__(self, config: Config, workflows: Mapping[str, Workflow], store: Store,
-                 outbox: Outbox, guard: Guard, definitions: Definitions,
+                 guard: Guard, definitions: Definitions,
                  personal: PersonalData, press: Press, clock: Callable[[], datetime]) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
-        self.outbox = outbox
         self.guard = guard
         self.definitions = definitions
         self.personal = personal
@@ -256,7 +254,7 @@ class Registers:
         from ..pdf import finish
 
         today = self.clock().date()
-        folder = out_dir or (self.outbox.root / "reports")
+        folder = out_dir or (self.config.outbox_dir / "reports")   # files = "database" too
         stem = (f"{name}_{as_of.isoformat()}" if as_of is not None
                 else f"{name}_{start or 'all'}_{end or today.isoformat()}")
         files: dict[str, str] = {}

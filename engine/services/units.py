@@ -3,7 +3,7 @@ store's exclusive lock, and all-or-nothing until the store commits.
 
 An operation is a *step*: a function of a unit of work ``tx`` and a :class:`Work` (the time it
 happens at, how it renders and converts, what it wrote besides the store). :meth:`Units.run`
-rehearses it (shared lock, never committed, no outbox file written) until every conversion it
+rehearses it (shared lock, never committed, no archive file written) until every conversion it
 asks for has been made with no lock held, then runs it for real under the exclusive lock with
 each conversion served from what was made (:mod:`engine.prepared`). Plans (a batch) rehearse
 several steps in order ahead of time (:meth:`Units.rehearse`) and convert what they will need
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import checkpoints
-from ..archive import Outbox
+from ..archive import Archive
 from ..convert import Converter
 from ..errors import DealerDocsError
 from ..prepared import ConversionNeeded, Prepared, ServingConverter
@@ -42,27 +42,24 @@ class Work:
     converter: Converter
     renderer: Any
     rehearsal: bool
-    written: list[str] = field(default_factory=list)     # outbox files, relative paths
+    written: list[Path] = field(default_factory=list)    # local files the archive wrote
     new_files: list[Path] = field(default_factory=list)  # attachments stored
 
-    def write(self, outbox: Outbox, relative: str, payload: bytes) -> None:
-        """An outbox file; a rehearsal writes none."""
+    def write(self, archive: Archive, tx: Tx, relative: str, payload: bytes) -> None:
+        """An issued file archived in ``tx``; a rehearsal writes none."""
         if self.rehearsal:
             return
-        self.written.append(relative)
-        outbox.write(relative, payload)
+        self.written.append(archive.put(tx, relative, payload))
 
 
 Step = Callable[[Tx, Work], Any]
 
 
 class Units:
-    """Runs steps on one store, writing their files to one outbox."""
+    """Runs steps on one store (their files go to the archive the steps name)."""
 
-    def __init__(self, store: Store, outbox: Outbox, press: Press,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, press: Press, clock: Callable[[], datetime]) -> None:
         self.store = store
-        self.outbox = outbox
         self.press = press
         self.clock = clock
 
@@ -76,14 +73,14 @@ class Units:
         runs under the store's exclusive lock.
 
         ``step`` first runs on rehearsals (a consistent view under the shared lock, never
-        committed, writing no outbox file) until every conversion it asks for has been made,
+        committed, archiving no file) until every conversion it asks for has been made,
         with no lock held; then for real under the exclusive lock, where each conversion is
         served from what was made. If the store changed in between (another process took the
         number the rehearsal rendered), the real run misses a conversion, is abandoned
         (nothing written) and the whole is tried again; after ``MAX_ATTEMPTS`` the last try
         converts under the lock. ``prepared`` with conversions made ahead (a batch) is tried
         for real straight away, and rehearsed only if it misses one. A step that fails leaves
-        nothing behind: its outbox files and new attachments are removed — unless the store
+        nothing behind: the files it archived and new attachments are removed — unless the store
         committed it (its journal is durable), after which nothing is removed or rolled
         back, whatever interrupts.
         """
@@ -106,13 +103,13 @@ class Units:
                     with self.store.transaction() as tx:
                         return step(tx, work)
                 except ConversionNeeded:
-                    self._remove_outbox(work.written)
+                    self._remove_written(work.written)
                     log.info("a conversion was not ready (%s); trying again (%d)", plan, attempt)
                 except BaseException:
                     if tx is not None and tx.committed:
                         committed = True
                     else:
-                        self._remove_outbox(work.written)
+                        self._remove_written(work.written)
                     raise
             raise AssertionError("unreachable: the last attempt converts under the lock")
         except BaseException:
@@ -174,6 +171,9 @@ class Units:
                 prepared.conversions.add(need.documents, pdfs, need.suffix)
                 prepared.converted_late += len(need.documents)
 
-    def _remove_outbox(self, written: list[str]) -> None:
-        for relative in written:
-            self.outbox.remove(relative)
+    @staticmethod
+    def _remove_written(written: list[Path]) -> None:
+        """The local files of an attempt that did not commit (with files in the database,
+        their rows went with the rolled-back transaction; these are the cache's copies)."""
+        for path in written:
+            path.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from .layout import (SCHEMA_VERSION, Listing, basic_listing, case_listing, check
 
 # The record schema version the engine writes (the same as the embedded store's records), and
 # the version of the tables below.
-TABLES_VERSION = 2
+TABLES_VERSION = 3
 _WRITE_LOCK = 0x6464_5354        # "ddST": the store's reader/writer lock
 _SCHEMA_LOCK = 0x6464_534D       # "ddSM": creating or migrating the tables
 _FAILURES_LOCK = 0x6464_4641     # "ddFA": the counts of failed sign-ins (dd_failures)
@@ -95,6 +95,17 @@ _FAILURES_TABLE = [
 _MIGRATIONS: dict[int, list[str]] = {
     2: _FAILURES_TABLE,
 }
+
+# --- version 3: issued files kept in the database (config.toml files = "database") ---------
+# dd_files holds each content once, by its sha256; dd_file_names maps the relative names the
+# register records to it (a name erased, its content goes once no name refers to it).
+_MIGRATIONS[3] = [
+    """CREATE TABLE IF NOT EXISTS dd_files (sha256 text PRIMARY KEY, size bigint NOT NULL,
+           bytes bytea NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dd_file_names (name text PRIMARY KEY,
+           sha256 text NOT NULL REFERENCES dd_files (sha256))""",
+    "CREATE INDEX IF NOT EXISTS dd_file_names_sha256 ON dd_file_names (sha256)",
+]
 
 
 def _dumps(data: Any) -> str:
@@ -437,6 +448,43 @@ class PgTx:
         self._write("INSERT INTO dd_log (name, seq, case_id, entry) VALUES (%s, %s, %s, %s)",
                     (name, entry["seq"], case_id, _dumps(entry)))
         self._upsert("dd_chains", ("name",), {"name": name, "hash": entry["hash"]})
+
+    # --- files kept by content (tables version 2; engine/dbarchive.py) -----------------------
+    # Generic named blobs: the store knows names and hashes, not documents.
+
+    def put_file(self, name: str, digest: str, data: bytes) -> None:
+        """Keep ``data`` (whose sha256 is ``digest``, computed by the caller) under ``name``,
+        in this unit of work; the same content is stored once."""
+        self._write("""INSERT INTO dd_files (sha256, size, bytes) VALUES (%s, %s, %s)
+                       ON CONFLICT (sha256) DO NOTHING""", (digest, len(data), data))
+        self._upsert("dd_file_names", ("name",), {"name": name, "sha256": digest})
+
+    def file(self, digest: str) -> bytes | None:
+        """The bytes kept as ``digest``, as they are (unchecked), or None."""
+        row = self._one("SELECT bytes FROM dd_files WHERE sha256 = %s", (digest,))
+        return bytes(row[0]) if row else None
+
+    def file_hashes(self, digests: list[str]) -> dict[str, str]:
+        """{recorded sha256: sha256 of the bytes now} of those of ``digests`` kept, hashed by
+        the server (no bytes travel)."""
+        return dict(self._rows("""SELECT sha256, encode(sha256(bytes), 'hex') FROM dd_files
+                                  WHERE sha256 = ANY(%s)""", (list(digests),)))
+
+    def file_names(self) -> list[tuple[str, str]]:
+        """Every ``(name, sha256)`` kept, by name."""
+        return [(n, d) for n, d in self._rows(
+            "SELECT name, sha256 FROM dd_file_names ORDER BY name")]
+
+    def drop_file(self, name: str) -> None:
+        """Forget ``name``; its content goes too once no other name refers to it."""
+        row = self._one("SELECT sha256 FROM dd_file_names WHERE name = %s", (name,))
+        if row is None:
+            return
+        self._write("DELETE FROM dd_file_names WHERE name = %s", (name,))
+        self._write("""DELETE FROM dd_files WHERE sha256 = %s AND NOT EXISTS
+                       (SELECT 1 FROM dd_file_names WHERE sha256 = %s)""", (row[0], row[0]))
+
+    # --- end of files ---------------------------------------------------------------------
 
     def _check_writable(self) -> None:
         if not self.writable:

@@ -10,7 +10,8 @@ of them, means no query can forget it.
 
 The group's view (``only=None``) reads every store and writes no case, document or copy: the
 group manager's registers and reports. Sign-in sessions, batch marks, counters, the workflow
-definitions and the two hash chains are the group's, shared by its stores (a chain links
+definitions, issued files kept in the database and the two hash chains are the group's,
+shared by its stores (a chain links
 every store's entries, so ``verify`` checks one chain per database).
 
 Records written before the group had several stores carry no code: they belong to the
@@ -138,6 +139,9 @@ _SHARED = frozenset({
     "chain_head", "definition", "set_definition", "peek_counter", "next_counter",
     "set_counter", "counters", "definitions", "all_marks", "all_sessions", "put_entry",
     "flush_unjournaled", "flush_in_place", "changes", "wrote",
+    # issued files kept in the database, by their path (engine/dbarchive.py): the access
+    # check is the document's, made before a file is asked for
+    "put_file", "file", "file_hashes", "file_names", "drop_file",
 })
 
 
