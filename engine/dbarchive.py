@@ -10,7 +10,9 @@ both.
 Whoever needs a path (a download, a page picture, printing a copy, ``dealerdocs docs``) gets a
 local copy made on first use in the store folder's cache, by content:
 ``<store>/cache/files/<sha256[:2]>/<sha256><suffix>`` (0600, like every file dealerdocs makes;
-the suffix kept, so a web download knows it is a PDF). A copy is written only if its bytes
+the suffix kept, so a web download knows it is a PDF). A contract's copy holds the buyer's ID
+number, so copies are kept only a few days after their last use (as the page pictures are):
+older ones go whenever a new one is made. A copy is written only if its bytes
 hash to the recorded sha256; bytes that do not are refused with an :class:`IntegrityError`
 (``verify`` says which). Copies of dispatched copies' prints, which the register does not
 keep, are made in ``<store>/cache/prints/``.
@@ -18,12 +20,14 @@ keep, are made in ``<store>/cache/prints/``.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .archive import Archive, FileProblem, sha256
 from .errors import IntegrityError, StorageError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, remove_older_than
+from .previews import KEEP_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,9 @@ log = logging.getLogger(__name__)
 class DatabaseArchive(Archive):
     """Issued files in the PostgreSQL store (``store``), with local copies in ``cache``."""
 
-    def __init__(self, store: Any, cache: Path) -> None:
+    def __init__(self, store: Any, cache: Path, keep_seconds: float = KEEP_SECONDS) -> None:
         self.store = store
+        self.keep_seconds = keep_seconds
         self.files = Path(cache) / "files"
         self.prints = Path(cache) / "prints"
 
@@ -57,7 +62,11 @@ class DatabaseArchive(Archive):
     def fetch(self, relative: str, digest: str) -> Path:
         path = self.where(relative, digest)
         if path.is_file():
-            return path
+            try:
+                os.utime(path)   # used now: kept KEEP_SECONDS from now
+                return path
+            except FileNotFoundError:
+                pass   # pruned meanwhile: made again below
         data = self.read(relative, digest)
         if data is None:
             return path   # missing: not there, and the caller says so
@@ -105,6 +114,8 @@ class DatabaseArchive(Archive):
                                  f"实际 {actual[:12]}…），已拒绝使用；请运行 dealerdocs verify 查明",
                                  path=relative, expected=digest, actual=actual)
         path = self.where(relative, digest)
+        for folder in (self.files, self.prints):
+            remove_older_than(folder, self.keep_seconds)
         try:
             atomic_write_bytes(path, data, sync=False)   # a cache: the database holds the file
         except OSError as err:

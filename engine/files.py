@@ -7,6 +7,7 @@ every folder 0700, whatever the umask of the shell or service that started it.
 from __future__ import annotations
 
 import os
+import time
 import tempfile
 from pathlib import Path
 
@@ -124,3 +125,18 @@ def make_private(root: Path) -> int:
             os.chmod(path, mode & 0o700)
             changed += 1
     return changed
+
+
+def remove_older_than(folder: Path, seconds: float, pattern: str = "*") -> int:
+    """Remove the files matching ``pattern`` anywhere under ``folder`` whose last change is
+    more than ``seconds`` ago (a cache of personal data kept a few days only); how many."""
+    cutoff = time.time() - seconds
+    removed = 0
+    for path in Path(folder).rglob(pattern):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

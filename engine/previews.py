@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from .errors import NotFoundError
-from .files import make_dirs
+from .files import make_dirs, remove_older_than
 
 KEEP_SECONDS = 7 * 24 * 3600
 
@@ -50,13 +49,4 @@ class PagePreviews:
 
     def prune(self) -> int:
         """Remove the pictures made more than ``keep_seconds`` ago; returns how many."""
-        cutoff = time.time() - self.keep_seconds
-        removed = 0
-        for path in self.folder.glob("*.png"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        return remove_older_than(self.folder, self.keep_seconds, "*.png")

@@ -124,6 +124,27 @@ def test_a_pdf_downloads_from_the_database_through_the_engine_and_the_web(group,
     assert api.status_code == 200 and api.content == page.content
 
 
+def test_local_copies_are_kept_a_few_days_after_their_last_use(group, engine_of):
+    """The cache holds buyers' ID numbers: a copy unused for longer than the archive keeps
+    them goes when another is made; one used again is kept from then on."""
+    import os
+    import time
+
+    shutil.rmtree(group.folder / "store" / "cache" / "files", ignore_errors=True)
+    engine = engine_of()
+    keep = engine.archive.keep_seconds
+    used = engine.document_file(group.doc["number"], "pdf", actor="zhang")
+    stale = engine.document_file(group.new["number"], "pdf", actor="zhang")
+    long_ago = time.time() - keep - 3600
+    for path in (used, stale):
+        os.utime(path, (long_ago, long_ago))
+    assert engine.document_file(group.doc["number"], "pdf", actor="zhang") == used  # used now
+    engine.document_file(group.old["number"], "docx", actor="zhang")   # a new copy made
+
+    assert used.is_file() and not stale.exists()
+    assert engine.document_file(group.new["number"], "pdf", actor="zhang").is_file()
+
+
 def test_the_same_content_is_kept_once_and_goes_with_its_last_name(postgres):
     store = PostgresStore(postgres.new_database())
     data = b"%PDF-1.4 the same bytes"
