@@ -264,3 +264,30 @@ def test_store_copy_carries_the_files_to_a_folder_and_back(group, engine_of, pos
                                                                      'files = "database"'),
                      encoding="utf-8")
     assert engine_of(again).verify() == []
+
+
+def test_a_purge_erases_the_rows_of_the_files_it_erases(postgres, converter, tmp_path):
+    url = postgres.new_database()
+    config = keep_files_in_database(make_dealer_dir(tmp_path / "dealer"), url)
+    engine = Engine(load_config(config), converter=converter)
+    try:
+        kept = engine.create("quote", example("quote"), "zhang").id
+        engine.fire(kept, "issue", "zhang")
+        gone = engine.create("quote", example("quote", customer_name="王芳",
+                                              customer_mobile="13900139000"), "zhang").id
+        [doc] = engine.fire(gone, "issue", "zhang").documents
+        engine.fire(gone, "cancel", "zhang")
+        local = engine.document_file(doc.number, "pdf", actor="zhang")
+        assert local.is_file()
+
+        result = engine.purge(actor="wang", customer="13900139000")
+
+        assert gone in [p["case"] for p in result["purged"]]
+        names = {n for (n,) in _rows(url, "SELECT name FROM dd_file_names")}
+        assert not any(doc.number in n for n in names) and len(names) == 2   # kept's two
+        hashes = {h for (h,) in _rows(url, "SELECT sha256 FROM dd_files")}
+        assert doc.pdf_sha256 not in hashes and doc.docx_sha256 not in hashes
+        assert not local.exists()
+        assert engine.verify() == []
+    finally:
+        engine.close()

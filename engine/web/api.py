@@ -309,9 +309,8 @@ async def document(request: Request, number: str) -> JSONResponse:
 @router.get("/documents/{number}/{kind}", summary="下载文件（pdf 或 docx）")
 async def document_file(request: Request, number: str, kind: Literal["pdf", "docx"]):
     w, user = await bearer(request)
-    life = await load_document(w, user, number)
-    path = Path(life[kind])
-    if not path.is_file():
+    path = await w.read(w.engine.document_file, number, kind, actor=user.login)
+    if path is None or not path.is_file():
         raise NotFoundError(f"文件 {number} 的存档文件缺失", number=number)
     return FileResponse(path, media_type=MEDIA[kind], filename=f"{number}.{kind}")
 
