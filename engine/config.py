@@ -212,6 +212,35 @@ class Sealing:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """``[verification]``: where the QR code on every page of an issued PDF points. A reader
+    of the paper opens ``{base_url}/v/<number>?h=…`` (``dealerdocs serve``'s public page) or
+    runs ``dealerdocs check FILE.pdf``."""
+
+    base_url: str = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Signing:
+    """``[signing]``: the store's own certificate for signing what it issues (PAdES). The
+    password of the PKCS#12 file comes from the environment variable ``password_env``, never
+    from this file; an empty ``certificate`` = the store signs nothing."""
+
+    certificate: str = ""
+    password_env: str = "DEALERDOCS_CERT_PASSWORD"
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """``[documents.<kind>]``: how the PDFs of one document kind (``quote``, ``contract``…)
+    are finished: signed by the store (``sign``, with ``[signing]``'s certificate) and made
+    as PDF/A-2b for the archive (``pdf_a``)."""
+
+    sign: bool = False
+    pdf_a: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     dealer: Dealer
     users: dict[str, User]
@@ -225,6 +254,9 @@ class Config:
     # with config.toml's [policy] overrides applied (engine/policy.py); not read as a table
     policy: dict[str, Any] = field(default_factory=dict)
     seal: Sealing = field(default_factory=Sealing)
+    verification: Verification = field(default_factory=Verification)
+    signing: Signing = field(default_factory=Signing)
+    documents: dict[str, DocumentKind] = field(default_factory=dict)
     lock_timeout: float = 120.0
     timezone: str = "Asia/Shanghai"  # documents are dated in the store's local time
     # Where the cases live: empty = the embedded store in [paths] store; "postgresql://user@
@@ -370,6 +402,18 @@ class Config:
                               key="seal.key") from None
         return (p if p.is_absolute() else self.base_dir / p).resolve()
 
+    def document_kind(self, kind: str) -> DocumentKind:
+        """How PDFs of document kind ``kind`` are finished (``[documents.<kind>]``)."""
+        return self.documents.get(kind, DocumentKind())
+
+    @property
+    def certificate_path(self) -> Path | None:
+        """The store's PKCS#12 file (``[signing] certificate``), absolute; None = none."""
+        if not self.signing.certificate:
+            return None
+        p = Path(self.signing.certificate).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
     def user_label(self, login: str) -> str:
         """"张伟（zhang）" for a known login, the login itself otherwise (a former user)."""
         user = self.users.get(login)
@@ -500,6 +544,20 @@ def _check(config: Config, path: Path) -> None:
         raise ConfigError(f"{path.name}: libreoffice.warm_instances 应在 0–8 之间",
                           key="libreoffice.warm_instances", path=str(path))
     _check_seal(config, path)
+    base = config.verification.base_url
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base) or base.endswith("/"):
+        raise ConfigError(f"{path.name}: verification.base_url 应为本店网页版的地址，以 http:// 或 https:// "
+                          f"开头、末尾不带 /（如 \"https://docs.example.com\"），收到 \"{base}\"",
+                          key="verification.base_url", path=str(path))
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", config.signing.password_env):
+        raise ConfigError(f"{path.name}: signing.password_env 应为环境变量名（如 DEALERDOCS_CERT_PASSWORD），"
+                          f"收到 \"{config.signing.password_env}\"；证书密码不能写在配置文件中",
+                          key="signing.password_env", path=str(path))
+    signed = [k for k, d in config.documents.items() if d.sign]
+    if signed and not config.signing.certificate:
+        raise ConfigError(f"{path.name}: documents.{signed[0]}.sign = true，但 [signing] certificate 为空；"
+                          f"请指明本店证书（PKCS#12，可用 dealerdocs cert make-test 生成测试证书）",
+                          key=f"documents.{signed[0]}.sign", path=str(path))
     if config.store:
         from .store.postgres import check_url, is_database_url
 

@@ -197,6 +197,16 @@ def test_a_date_policy_is_a_toml_date_or_its_iso_text(tmp_path):
      ["seal.key", "在数据库目录", "之内", "否则能改写数据库的人也能伪造封存"]),
     ('\nkey = ""', '\nkey = "outbox/keys/seal.key"', "seal.key", ["在输出目录"]),
     ('\nkey = ""', '\nkey = "./store"', "seal.key", ["在数据库目录"]),
+    ('base_url = "http://127.0.0.1:8000"', 'base_url = "127.0.0.1:8000"', "verification.base_url",
+     ["verification.base_url", "http://"]),
+    ('base_url = "http://127.0.0.1:8000"', 'base_url = "https://docs.example.com/"',
+     "verification.base_url", ["末尾不带 /"]),
+    ('password_env = "DEALERDOCS_CERT_PASSWORD"', 'password_env = "secret123!"',
+     "signing.password_env", ["环境变量名", "不能写在配置文件中"]),
+    ('[documents.contract]\npdf_a = true', '[documents.contract]\npdf_a = true\nsign = true',
+     "documents.contract.sign", ["certificate 为空", "cert make-test"]),
+    ('[documents.contract]\npdf_a = true', '[documents.contract]\npdf_a = "yes"',
+     "documents.contract.pdf_a", ["true/false"]),
     ('files = "outbox"', 'files = "db"', "files", ['files 应为 "outbox"', '收到 "db"']),
     ('files = "outbox"', 'files = "database"', "files",
      ['files = "database" 只能与 PostgreSQL 数据库一起使用', 'files = "outbox"']),
@@ -335,3 +345,15 @@ def test_unknown_user_lookup_lists_known_users():
     assert '未知用户 "zhangg"' in raised.value.message
     assert "zhang、zhao、zhou" in raised.value.message
     assert config.user("zhang").name == "张伟"
+
+
+def test_a_document_kind_no_workflow_issues_is_named(tmp_path):
+    from engine import Engine
+    from helpers import make_dealer_dir
+
+    path = make_dealer_dir(tmp_path / "d")
+    path.write_text(path.read_text(encoding="utf-8") + "\n[documents.brochure]\npdf_a = true\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Engine(load_config(path))
+    assert "documents.brochure" in raised.value.message and "contract" in raised.value.message
