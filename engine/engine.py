@@ -39,7 +39,7 @@ from . import seal as sealing
 from .access import Action, Reach
 from .archive import Attachments, open_archive
 from .config import GROUP, Config, load_config
-from .errors import StorageError
+from .errors import ConfigError, StorageError
 from .convert import Converter
 from .previews import PagePreviews
 from .services.cases import Cases
@@ -97,6 +97,7 @@ class Engine:
             config = config.for_store(GROUP)
         self.config = config
         self.workflows: dict[str, Workflow] = load_workflows(config)
+        _check_document_kinds(config, self.workflows)
         self.clock = clock or (lambda: local_now(config.tz))
         self.press = Press(config, converter=converter, renderer=renderer)
         self.attachments = Attachments(config.store_dir / "attachments")
@@ -461,3 +462,12 @@ class Engine:
         """What a batch (by its id) has done so far, item by item (see :mod:`engine.batch`)."""
         with self.store.snapshot() as tx:
             return tx.marks(batch)
+
+
+def _check_document_kinds(config: Config, workflows: Mapping[str, Workflow]) -> None:
+    """``[documents.<kind>]`` in config.toml names a document some workflow issues."""
+    kinds = {k for wf in workflows.values() for k in wf.documents}
+    for kind in config.documents:
+        if kind not in kinds:
+            raise ConfigError(f"config.toml: [documents.{kind}]：没有这种文件（工作流出具的文件有："
+                              f"{'、'.join(sorted(kinds))}）", key=f"documents.{kind}")
