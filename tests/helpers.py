@@ -45,12 +45,14 @@ def make_dealer_dir(directory: Path) -> Path:
 
 def point_at_workflows(config_path: Path, folder: str) -> Path:
     """Point a config made by :func:`make_dealer_dir` at its own workflows ``folder``, without
-    config.toml's ``[policy]`` overrides: they set keys that the product's workflows declare,
-    and a folder with only some of those workflows does not declare them all."""
+    config.toml's ``[policy]`` overrides and ``[documents.<kind>]`` settings: they name keys
+    and document kinds of the product's workflows, which a folder with only some of those
+    workflows does not all declare."""
     text = config_path.read_text(encoding="utf-8")
     assert text.count(SHIPPED_WORKFLOWS) == 1 and text.count("\n[policy]\n") == 1
     text = text.replace(SHIPPED_WORKFLOWS, f"workflows = {json.dumps(folder)}")
     text = re.sub(r"\n\[policy\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
+    text = re.sub(r"\n\[documents\.\w+\]\n(?:[^\[\n].*\n|\n)*", "\n", text)
     config_path.write_text(text, encoding="utf-8")
     return config_path
 
