@@ -31,6 +31,23 @@ FONTS_CONF = package_path("fonts.conf")  # Windows font names → Noto CJK
 # Input suffix → LibreOffice export filter. An SVG opens in Draw (package libreoffice-draw-nogui),
 # whose documents Writer's PDF filter cannot export, and vice versa.
 EXPORT_FILTERS = {".docx": "pdf:writer_pdf_Export", ".svg": "pdf:draw_pdf_Export"}
+# Writer's PDF export options that make PDF/A-2b (ISO 19005-2 level B): every font embedded,
+# an sRGB output intent, XMP identification (see engine/pdfa.py). The JSON form of
+# `--convert-to`'s filter options (LibreOffice 7.4+); the warm pool sends the same option.
+PDF_A_OPTION = ("SelectPdfVersion", 2)
+PDF_A_FILTER = ('pdf:writer_pdf_Export:{"%s":{"type":"long","value":"%d"}}' % PDF_A_OPTION)
+
+
+class ArchivalDocx(bytes):
+    """A .docx to convert to PDF/A-2b instead of plain PDF: the archive copy of a document
+    kind with ``pdf_a = true`` (config.toml ``[documents.<kind>]``). A marker type, so the
+    request travels with the document through rehearsals and conversions made ahead of a
+    store write (``engine.prepared``) without another argument at every step; every
+    converter honours it per document."""
+
+
+def wants_pdf_a(document: bytes) -> bool:
+    return isinstance(document, ArchivalDocx)
 
 
 class Converter(ABC):
@@ -94,6 +111,17 @@ class SofficeConverter(Converter):
             # a .docx is a zip; LibreOffice would make a blank page
             if suffix == ".docx" and not data.startswith(b"PK"):
                 raise ConversionError(f"第 {i + 1} 个输入不是 Word（.docx）文档")
+        archival = [i for i, d in enumerate(documents) if wants_pdf_a(d)]
+        if archival and suffix == ".docx":
+            if len(archival) < len(documents):   # one export filter per soffice run
+                results: dict[int, bytes] = {}
+                plain = [i for i in range(len(documents)) if i not in set(archival)]
+                for indexes in (plain, archival):
+                    for i, pdf in zip(indexes, self.convert_many([documents[i] for i in indexes],
+                                                                 suffix)):
+                        results[i] = pdf
+                return [results[i] for i in range(len(documents))]
+            export_filter = PDF_A_FILTER
         exe = self._executable()
         with self._running, tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
             work = Path(tmp)

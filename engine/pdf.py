@@ -16,10 +16,11 @@ from typing import Mapping
 
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
-from pypdf.generic import (ArrayObject, DictionaryObject, FloatObject, NameObject, NumberObject,
-                           TextStringObject)
+from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject,
+                           NameObject, NumberObject, TextStringObject)
 
 from .errors import ConversionError, TemplateError
+from .pdfa import identification, sync_xmp
 
 # The signature box: from the label's left edge, below its baseline (points; 1 cm ≈ 28.35).
 SIG_WIDTH, SIG_HEIGHT, SIG_GAP = 150.0, 56.0, 4.0
@@ -40,10 +41,14 @@ def finish(pdf: bytes, metadata: Mapping[str, str],
         reader = PdfReader(io.BytesIO(pdf))
         placements = [locate_signature(reader, name, anchor)
                       for name, anchor in (signatures or {}).items()]
+        pdfa = identification(reader)
         writer = PdfWriter(clone_from=reader)
+        writer.pdf_header = reader.pdf_header   # pypdf's own would say 1.3
         writer.add_metadata({f"/{k}": str(v) for k, v in metadata.items()})
         if placements:
             _add_signature_fields(writer, placements)
+        if pdfa is not None:   # a PDF/A stays one: its XMP says what the Info now says
+            sync_xmp(writer, pdfa)
         out = io.BytesIO()
         writer.write(out)
     except (PyPdfError, ValueError) as err:
@@ -100,6 +105,8 @@ def _add_signature_fields(writer: PdfWriter, placements: list[Placement]) -> Non
             NameObject("/Rect"): ArrayObject([FloatObject(round(v, 2)) for v in p.rect]),
             NameObject("/F"): NumberObject(4),  # print
             NameObject("/P"): page.indirect_reference,
+            # an empty appearance until signed: PDF/A wants one on every annotation
+            NameObject("/AP"): DictionaryObject({NameObject("/N"): _empty_appearance(writer, p)}),
         })
         ref = writer._add_object(widget)
         annots = page.get("/Annots")
@@ -113,6 +120,18 @@ def _add_signature_fields(writer: PdfWriter, placements: list[Placement]) -> Non
         NameObject("/Fields"): fields,
         NameObject("/SigFlags"): NumberObject(1),  # SignaturesExist
     })
+
+
+def _empty_appearance(writer: PdfWriter, p: Placement) -> object:
+    x0, y0, x1, y1 = p.rect
+    form = DecodedStreamObject()
+    form.set_data(b"")
+    form.update({NameObject("/Type"): NameObject("/XObject"),
+                 NameObject("/Subtype"): NameObject("/Form"),
+                 NameObject("/BBox"): ArrayObject([FloatObject(0), FloatObject(0),
+                                                   FloatObject(round(x1 - x0, 2)),
+                                                   FloatObject(round(y1 - y0, 2))])})
+    return writer._add_object(form)
 
 
 def signature_fields(pdf: bytes) -> dict[str, dict[str, object]]:

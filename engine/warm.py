@@ -26,7 +26,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .convert import FONTS_CONF, Converter, SofficeConverter
+from .convert import FONTS_CONF, PDF_A_OPTION, Converter, SofficeConverter, wants_pdf_a
 from .errors import ConversionError
 from .files import atomic_write_bytes, make_dirs
 
@@ -262,8 +262,9 @@ class WarmConverter(Converter):
 
     def _convert_one(self, inst: dict, data: bytes, suffix: str) -> bytes:
         try:
+            options = [f"{PDF_A_OPTION[0]}={PDF_A_OPTION[1]}"] if wants_pdf_a(data) else []
             out = self._proxy(inst, self.timeout).convert(
-                None, xmlrpc.client.Binary(data), None, "pdf", FILTERS[suffix], [], False)
+                None, xmlrpc.client.Binary(data), None, "pdf", FILTERS[suffix], options, False)
             pdf = bytes(out.data) if isinstance(out, xmlrpc.client.Binary) else bytes(out or b"")
             if pdf.startswith(b"%PDF-"):
                 self._count(inst)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 from .. import access, checkpoints
 from ..archive import Archive, sha256
 from ..config import Config, User
+from ..convert import ArchivalDocx
 from ..dates import cn_date
 from ..errors import NotFoundError, StateError
 from ..files import atomic_write_bytes
@@ -96,6 +97,8 @@ class Issuing:
                 "author": self.config.dealer.name, "identifier": number,
                 "keywords": f"{record['id']} {number}",
                 "comments": f"dealerdocs {wf.key}/{t.trigger} case {record['id']}"})
+            if self.config.document_kind(spec.key).pdf_a:   # the archive copy: PDF/A-2b
+                docx = ArchivalDocx(docx)
             prepared.append((spec, series, number, version, template, docx, previous))
         from ..pdf import finish
 
