@@ -114,12 +114,7 @@ class Outbox(Archive):
         return self.root / relative
 
     def write(self, relative: str, data: bytes) -> Path:
-        path = self.absolute(relative)
-        try:
-            atomic_write_bytes(path, data)
-        except OSError as err:
-            raise StorageError(f"无法写入输出文件 {path}：{err}", path=str(path)) from err
-        return path
+        return write_file(self.absolute(relative), data)
 
     def put(self, tx: Any, relative: str, data: bytes) -> Path:
         return self.write(relative, data)
@@ -156,6 +151,15 @@ def open_archive(config: "Config", store: Any) -> Archive:
 
         return DatabaseArchive(store, config.store_dir / "cache")
     return Outbox(config.outbox_dir)
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """``data`` into ``path`` atomically; a StorageError naming the file if it cannot be."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as err:
+        raise StorageError(f"无法写入文件 {path}：{err}", path=str(path)) from err
+    return path
 
 
 def verify_files(entries: list[tuple[str, Path, str]]) -> list[FileProblem]:

@@ -24,7 +24,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .archive import Archive, FileProblem, sha256
+from .archive import Archive, FileProblem, sha256, write_file
 from .errors import IntegrityError, StorageError
 from .files import atomic_write_bytes, remove_older_than
 from .previews import KEEP_SECONDS
@@ -92,12 +92,7 @@ class DatabaseArchive(Archive):
         return problems
 
     def hand_out(self, relative: str, data: bytes) -> Path:
-        path = self.handed_out(relative)
-        try:
-            atomic_write_bytes(path, data)
-        except OSError as err:
-            raise StorageError(f"无法写入文件 {path}：{err}", path=str(path)) from err
-        return path
+        return write_file(self.handed_out(relative), data)
 
     def handed_out(self, relative: str) -> Path:
         return self.prints / relative
