@@ -40,7 +40,8 @@ from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, F
                            NameObject)
 
 __all__ = ["HASH_CHARS", "Payload", "short_hash", "verification_url", "parse_url", "draw",
-           "INFO_KEY", "PT_PER_MM", "SIZE_MM", "LEFT_MM", "BOTTOM_MM"]
+           "payload_in", "read_pages", "INFO_KEY", "PT_PER_MM", "SIZE_MM", "LEFT_MM",
+           "BOTTOM_MM"]
 
 HASH_CHARS = 16
 INFO_KEY = "DealerDocsVerify"  # the URL, also in the Info dictionary (check without a decoder)
@@ -165,3 +166,54 @@ def _stream(writer: PdfWriter, data: bytes):
     stream = DecodedStreamObject()
     stream.set_data(data)
     return writer._add_object(stream)
+
+
+def payload_in(pdf: bytes) -> Payload | None:
+    """The payload of a finished PDF: from its Info dictionary (``DealerDocsVerify``), or, when
+    another program dropped that, read off its pages (:func:`read_pages`) if zbar is there;
+    None if neither gives a verification URL."""
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        info = PdfReader(io.BytesIO(pdf)).metadata or {}
+    except (PyPdfError, ValueError) as err:
+        raise ValueError(f"PDF 无法读取：{err}") from err
+    found = parse_url(str(info.get(f"/{INFO_KEY}", "")))
+    if found is not None:
+        return found
+    import subprocess
+
+    try:
+        texts = read_pages(pdf)
+    except (ImportError, OSError, subprocess.SubprocessError):
+        return None  # no zbar or no poppler here: the metadata was the way
+    return next((p for p in map(parse_url, texts) if p is not None), None)
+
+
+def read_pages(pdf: bytes, dpi: int = 150) -> list[str]:
+    """The texts of the QR codes on the pages of ``pdf``, rendered by poppler's pdftoppm and
+    read by zbar (pyzbar, which needs Debian's libzbar0; ImportError without it)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from pyzbar.pyzbar import decode
+
+    with tempfile.TemporaryDirectory(prefix="dealerdocs-qr-") as folder:
+        source = Path(folder) / "in.pdf"
+        source.write_bytes(pdf)
+        subprocess.run(["pdftoppm", "-gray", "-r", str(dpi), str(source),
+                        str(Path(folder) / "page")], check=True, capture_output=True, timeout=120)
+        texts = []
+        for image in sorted(Path(folder).glob("page-*.pgm")):
+            data = image.read_bytes()
+            header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", data)
+            if header is None:
+                continue
+            width, height = int(header.group(1)), int(header.group(2))
+            texts += [c.data.decode("utf-8", "replace")
+                      for c in decode((data[header.end():], width, height))]
+    return texts
