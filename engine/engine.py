@@ -428,14 +428,16 @@ class Engine:
         (:meth:`Verification.facts`)."""
         return self.verification.facts(payload)
 
-    def compare_file(self, payload: "qr.Payload", data: bytes) -> Comparison | None:
-        """``data`` against the archived PDFs of that document, byte for byte (sha256);
-        None as for :meth:`public_facts` (:meth:`Verification.compare`)."""
-        return self.verification.compare(payload, data)
+    def compare_file(self, payload: "qr.Payload", sha256: str) -> Comparison | None:
+        """A file, by its sha256, against the archived PDFs of that document; None as for
+        :meth:`public_facts` (:meth:`Verification.compare`)."""
+        return self.verification.compare(payload, sha256)
 
     def check_file(self, pdf: bytes) -> dict[str, Any]:
         """What ``dealerdocs check`` tells of a PDF: its QR payload (from the metadata or its
         pages), the document's public facts and whether the file is an archived one."""
+        import hashlib
+
         from . import qr
         from .errors import InputError
 
@@ -447,7 +449,8 @@ class Engine:
             raise InputError("这份 PDF 中找不到本系统的验证二维码（元数据中也没有验证地址）："
                              "它不是由 dealerdocs 出具的文件，或已被其他程序重新生成", field="file")
         facts = self.verification.facts(payload)
-        comparison = self.verification.compare(payload, pdf) if facts else None
+        comparison = (self.verification.compare(payload, hashlib.sha256(pdf).hexdigest())
+                      if facts else None)
         return {"number": payload.number, "version": payload.version, "h": payload.h,
                 "matches_register": facts is not None,
                 "facts": facts.to_dict() if facts else None,

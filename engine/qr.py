@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from pypdf import PdfWriter
-from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject,
-                           NameObject)
+if TYPE_CHECKING:  # pragma: no cover
+    from pypdf import PdfWriter
 
 __all__ = ["HASH_CHARS", "Payload", "short_hash", "verification_url", "parse_url", "draw",
            "payload_in", "read_pages", "INFO_KEY", "PT_PER_MM", "SIZE_MM", "LEFT_MM",
@@ -122,9 +122,14 @@ def _form_content(matrix: list[bytearray]) -> bytes:
     return "\n".join(ops).encode("ascii")
 
 
-def draw(writer: PdfWriter, text: str) -> None:
+def draw(writer: "PdfWriter", text: str) -> None:
     """Draw the QR code of ``text`` on every page of ``writer``, in the bottom-left corner
     of each page's visible area (its crop box, as the page stands before any /Rotate)."""
+    # pypdf loads here: the register's readers (the public facts, ``check``) need the
+    # payload functions above, and commands that only read must not load the PDF stack
+    from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject,
+                               FloatObject, NameObject)
+
     matrix = modules(text)
     n = len(matrix)
     form = DecodedStreamObject()
@@ -139,7 +144,7 @@ def draw(writer: PdfWriter, text: str) -> None:
     form_ref = writer._add_object(form)
     scale = SIZE_MM * PT_PER_MM / n
     opening = _stream(writer, b"q\n")
-    closings: dict[tuple[float, float], object] = {}
+    closings: dict[tuple[float, float], Any] = {}
     for page in writer.pages:
         box = page.cropbox
         corner = (round(float(box.left), 2), round(float(box.bottom), 2))
@@ -162,7 +167,9 @@ def draw(writer: PdfWriter, text: str) -> None:
         page[NameObject("/Contents")] = ArrayObject([opening, *parts, closings[corner]])
 
 
-def _stream(writer: PdfWriter, data: bytes):
+def _stream(writer: "PdfWriter", data: bytes) -> Any:
+    from pypdf.generic import DecodedStreamObject
+
     stream = DecodedStreamObject()
     stream.set_data(data)
     return writer._add_object(stream)

@@ -17,7 +17,6 @@ involved and not loosened: this service has no way to reach a case's data or a f
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
@@ -84,14 +83,16 @@ class Verification:
         found = self._entry(payload)
         return None if found is None else found[1]
 
-    def compare(self, payload: Payload, data: bytes) -> Comparison | None:
-        """``data`` (a PDF someone holds) against the archived versions of the document
-        ``payload`` names; None, as for :meth:`facts`, if the payload does not agree."""
+    def compare(self, payload: Payload, digest: str) -> Comparison | None:
+        """A file someone holds, by its sha256 ``digest``, against the archived versions of
+        the document ``payload`` names; None, as for :meth:`facts`, if the payload does not
+        agree. (A digest, not the bytes: the web page hashes an upload as it arrives and
+        keeps nothing of it.)"""
         found = self._entry(payload)
         if found is None:
             return None
         doc = found[0]
-        digest = hashlib.sha256(data).hexdigest()
+        digest = digest.lower()
         same = next((label for key, label in ARCHIVED
                      if doc.get(key) and hmac.compare_digest(doc[key], digest)), None)
         return Comparison(digest, same)
@@ -107,7 +108,7 @@ class Verification:
         return doc, PublicFacts(
             number=doc["number"], title=doc["title"], version=int(doc["version"]),
             store=self._store_name(doc), issued_on=cn_date(doc["issued_at"][:10]),
-            **_status(doc, newer, signed))
+            **public_status(doc, newer, signed))
 
     @staticmethod
     def _signed_since(tx: Any, doc: Mapping[str, Any]) -> bool:
@@ -131,7 +132,7 @@ def _agrees(doc: Mapping[str, Any], payload: Payload) -> bool:
             and int(doc.get("version") or 0) == payload.version)
 
 
-def _status(doc: Mapping[str, Any], newer: Mapping[str, Any] | None, signed: bool
+def public_status(doc: Mapping[str, Any], newer: Mapping[str, Any] | None, signed: bool
             ) -> dict[str, str]:
     """Which status the public sees, the most telling first: void, replaced, recalled,
     signed, valid."""
