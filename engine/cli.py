@@ -888,6 +888,54 @@ def verify(click_ctx, seal_file, config_path, actor, as_json, store) -> None:
         sys.exit(10)
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_common
+@click.pass_context
+def check(click_ctx, file, config_path, actor, as_json, store) -> None:
+    """核对一份 PDF：读出其中的验证二维码（或元数据中的验证地址），在登记簿中查找该编号，
+    比对校验码与文件的 sha256，并说明文件现在是否有效。文件与存档不一致时退出码 10，
+    文件已失效（已换版、收回或作废）时退出码 6。"""
+    from .errors import IntegrityError, StateError
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise InputError(f"无法读取 {file}：{err}", field="file") from err
+    result = ctx.engine.check_file(data)
+    facts, compared = result["facts"], result["file"]
+    problem: DealerDocsError | None = None
+    if facts is None:
+        problem = IntegrityError(f"二维码与登记簿不符：编号 {result['number']} 第 {result['version']} 版"
+                                 f"的校验码 {result['h']} 不匹配（二维码是伪造或抄来的，或这不是本系统出具的文件）",
+                                 number=result["number"])
+    elif not compared["matches"]:
+        problem = IntegrityError(f"文件与存档不一致：{file.name} 的 sha256 与 {facts['number']} "
+                                 f"存档的 PDF 都不同，文件在出具后被改动过，或是重新生成的",
+                                 number=facts["number"])
+    elif not facts["valid"]:
+        problem = StateError(f"{facts['number']} {facts['status_text']}，这份文件已不再有效",
+                             number=facts["number"])
+    if ctx.as_json:
+        click.echo(json.dumps({**result, "ok": problem is None,
+                               "problem": problem.message if problem else None},
+                              ensure_ascii=False, indent=2))
+    else:
+        if facts is not None:
+            click.echo(f"文件：{facts['title']} {facts['number']}（第 {facts['version']} 版）\n"
+                       f"出具门店：{facts['store']}\n出具日期：{facts['issued_on']}\n"
+                       f"状态：{facts['status_text']}")
+            click.echo(f"文件比对：与{compared['same']}逐字节一致" if compared["matches"]
+                       else "文件比对：与存档不一致")
+        if problem is None:
+            click.echo("核对通过：文件与存档一致，且现行有效")
+        else:
+            click.echo(f"错误：{problem.message}", err=True)
+    if problem is not None:
+        sys.exit(problem.exit_code)
+
+
 @main.command("seal")
 @click.option("--out", "out", default=None, metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),

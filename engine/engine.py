@@ -63,12 +63,14 @@ from .services.timed import TimedTransitions
 from .services.timeline import Timeline
 from .services.trail import Trail
 from .services.units import Units
+from .services.verification import Comparison, PublicFacts, Verification
 from .sessions import Sessions
 from .sheets import Sheet
 from .store import LEGACY_FILE, AnyStore, Upgrade, open_store, store_view
 from .workflow import Workflow, load_workflows
 
 if TYPE_CHECKING:  # pragma: no cover
+    from . import qr
     from .render import Renderer
     from .warm import WarmConverter
 
@@ -153,6 +155,8 @@ class Engine:
                                       self.pipeline, self.units, self.clock)
         self.integrity = Integrity(config, self.workflows, self.whole_store, self.archive,
                                    self.attachments, self.clock)
+        # what anybody holding a paper may learn of it (no actor; every store of a group)
+        self.verification = Verification(config, self.whole_store)
         try:
             whole = self.whole_store   # migrations concern every store of a group
             if (config.store_dir / LEGACY_FILE).exists():
@@ -415,6 +419,42 @@ class Engine:
               ) -> dict[str, Any]:
         """Erase a person's data, or every case past retention (:meth:`PersonalData.purge`)."""
         return self.personal.purge(actor=actor, customer=customer, expired=expired)
+
+    # --- checking a paper (public: no actor) --------------------------------------------------
+
+    def public_facts(self, payload: "qr.Payload") -> PublicFacts | None:
+        """The public facts of the document a page's QR code names (any store of a group),
+        or None if its number, version and short hash do not all agree with the register
+        (:meth:`Verification.facts`)."""
+        return self.verification.facts(payload)
+
+    def compare_file(self, payload: "qr.Payload", sha256: str) -> Comparison | None:
+        """A file, by its sha256, against the archived PDFs of that document; None as for
+        :meth:`public_facts` (:meth:`Verification.compare`)."""
+        return self.verification.compare(payload, sha256)
+
+    def check_file(self, pdf: bytes) -> dict[str, Any]:
+        """What ``dealerdocs check`` tells of a PDF: its QR payload (from the metadata or its
+        pages), the document's public facts and whether the file is an archived one."""
+        import hashlib
+
+        from . import qr
+        from .errors import InputError
+
+        try:
+            payload = qr.payload_in(pdf)
+        except ValueError as err:
+            raise InputError(f"无法读取这份 PDF：{err}", field="file") from err
+        if payload is None:
+            raise InputError("这份 PDF 中找不到本系统的验证二维码（元数据中也没有验证地址）："
+                             "它不是由 dealerdocs 出具的文件，或已被其他程序重新生成", field="file")
+        facts = self.verification.facts(payload)
+        comparison = (self.verification.compare(payload, hashlib.sha256(pdf).hexdigest())
+                      if facts else None)
+        return {"number": payload.number, "version": payload.version, "h": payload.h,
+                "matches_register": facts is not None,
+                "facts": facts.to_dict() if facts else None,
+                "file": comparison.to_dict() if comparison else None}
 
     # --- the store as a whole ------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Info dictionary LibreOffice writes and the XMP packet agree; here we add dealerd
 (document number, case, template and hashes) that make a printed-out PDF traceable, and, for
 documents that are signed electronically, empty AcroForm ``/Sig`` fields placed where the
 template prints the signature labels (found by their text, so editing the template in Word
-moves the fields with it).
+moves the fields with it), and on every page of an issued document the QR code of its
+verification URL (:mod:`engine.qr`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pypdf.errors import PyPdfError
 from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject,
                            NameObject, NumberObject, TextStringObject)
 
+from . import qr as qr_code
 from .errors import ConversionError, TemplateError
 from .pdfa import identification, sync_xmp
 
@@ -34,9 +36,13 @@ class Placement:
 
 
 def finish(pdf: bytes, metadata: Mapping[str, str],
-           signatures: Mapping[str, str] | None = None) -> bytes:
-    """Return ``pdf`` with ``metadata`` merged into its Info dictionary (keys without ``/``)
-    and an empty signature field named after each key of ``signatures`` at its anchor text."""
+           signatures: Mapping[str, str] | None = None, qr: str | None = None) -> bytes:
+    """Return ``pdf`` with ``metadata`` merged into its Info dictionary (keys without ``/``),
+    an empty signature field named after each key of ``signatures`` at its anchor text and,
+    with ``qr`` (a verification URL), that URL's QR code on every page and in the Info key
+    ``DealerDocsVerify`` (:mod:`engine.qr`)."""
+    if qr:
+        metadata = {**metadata, qr_code.INFO_KEY: qr}
     try:
         reader = PdfReader(io.BytesIO(pdf))
         placements = [locate_signature(reader, name, anchor)
@@ -47,6 +53,8 @@ def finish(pdf: bytes, metadata: Mapping[str, str],
         writer.add_metadata({f"/{k}": str(v) for k, v in metadata.items()})
         if placements:
             _add_signature_fields(writer, placements)
+        if qr:
+            qr_code.draw(writer, qr)
         if pdfa is not None:   # a PDF/A stays one: its XMP says what the Info now says
             sync_xmp(writer, pdfa)
         out = io.BytesIO()

@@ -84,6 +84,26 @@ def pdf_text(path: Path, layout: bool = True) -> str:
     return out.stdout
 
 
+def qr_codes(path: Path, dpi: int = 150) -> list[list[str]]:
+    """The QR codes zbar (pyzbar) reads on each page of the PDF at ``path``, rendered in grey
+    by pdftoppm at ``dpi``: one list of texts per page."""
+    import tempfile
+
+    from pyzbar.pyzbar import decode
+
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(["pdftoppm", "-gray", "-r", str(dpi), str(path), f"{folder}/page"],
+                       check=True)
+        pages = []
+        for image in sorted(Path(folder).glob("page-*.pgm"), key=lambda p: int(p.stem[5:])):
+            data = image.read_bytes()
+            header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", data)
+            assert header, "pdftoppm -gray writes 8-bit PGM"
+            w, h = int(header.group(1)), int(header.group(2))
+            pages.append([c.data.decode("utf-8") for c in decode((data[header.end():], w, h))])
+    return pages
+
+
 def pdf_fonts(path: Path) -> list[dict[str, str]]:
     """pdffonts rows as dicts: name, type, emb (yes/no)."""
     out = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True)

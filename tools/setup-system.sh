@@ -5,13 +5,15 @@
 # pdftoppm used by tests and checks), graphviz (`dot` draws the workflow diagrams, see
 # engine/diagram.py), python3-venv, python3-uno (LibreOffice's Python, for the warm
 # converter's unoserver, see engine/warm.py), and Chromium with its driver (the web app's
-# browser tests, tests/test_web_browser.py), and PostgreSQL (a dealer group's store; the tests
-# start a server of their own with its initdb, tests/postgres_server.py; no service is enabled).
+# browser tests, tests/test_web_browser.py), libzbar0 (pyzbar reads the QR code on every issued
+# page in the tests, and in `dealerdocs check` of a PDF without the URL in its metadata), and
+# PostgreSQL (a dealer group's store; the tests start a server of their own with its initdb,
+# tests/postgres_server.py; no service is enabled).
 # As root it installs what is missing; otherwise it prints the exact command and fails.
 set -euo pipefail
 
 packages=(fonts-noto-cjk fonts-symbola poppler-utils fontconfig graphviz python3-venv python3-uno
-          chromium chromium-driver postgresql)
+          chromium chromium-driver postgresql libzbar0)
 # The headless builds of Writer and Draw are smaller; fall back to the full ones where they do
 # not exist.
 office=libreoffice-writer-nogui

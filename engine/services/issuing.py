@@ -101,6 +101,7 @@ class Issuing:
                 docx = ArchivalDocx(docx)
             prepared.append((spec, series, number, version, template, docx, previous))
         from ..pdf import finish
+        from ..qr import verification_url
 
         pdfs = work.converter.convert_many([p[5] for p in prepared])
         issued = []
@@ -114,7 +115,9 @@ class Issuing:
                 "DealerDocsNumber": number, "DealerDocsCase": record["id"],
                 "DealerDocsWorkflow": wf.key, "DealerDocsTemplate": spec.template,
                 "DealerDocsTemplateSHA256": template.sha256, "DealerDocsDocxSHA256": docx_hash},
-                spec.signatures)
+                spec.signatures,
+                qr=verification_url(self.config.verification.base_url, number, version,
+                                    docx_hash))
             rel_docx = self.archive.relative_path(now.year, spec.series, number, ".docx")
             rel_pdf = self.archive.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):

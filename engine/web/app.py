@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..engine import Engine
 from ..errors import DealerDocsError
-from . import api, auth, limits, pages
+from . import api, auth, limits, pages, verify
 from .site import WEB, CsrfRefused, SignInRequired, Web, jsonable, status_of, web
+from .ratelimit import PublicLimits
 from .throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,19 @@ UPLOAD_ROUTES = (
     limits.UploadRoute(re.compile(r"/cases/[^/]+/fire/[^/]+"), ("multipart/form-data",)),
     limits.UploadRoute(re.compile(r"/api/cases"), ("application/json", "")),
     limits.UploadRoute(re.compile(r"/api/cases/[^/]+/fire/[^/]+"), ("application/json", "")),
+    # the public verification page: anyone may send a PDF to compare, up to its own limit
+    limits.UploadRoute(re.compile(r"/v/[^/]+"), ("multipart/form-data",), public=verify.UPLOAD_LIMIT),
 )
 
 
 def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttle | None = None,
-               config_path: str | Path | None = None) -> FastAPI:
+               config_path: str | Path | None = None,
+               public_limits: PublicLimits | None = None) -> FastAPI:
     """The app for ``engine``. The secret key defaults to the store's (made on first run); the
     sign-in throttle to one counting in the store (shared by every process serving it);
     config.toml (watched for new password hashes) to the one
-    beside the engine's config."""
+    beside the engine's config; the public verification page's rate limits to
+    :meth:`PublicLimits.default`."""
     app = FastAPI(title="dealerdocs API", version=__version__,
                   description="4S 店单据与流程引擎的 JSON 接口：与命令行相同的操作与规则。"
                               "先用 POST /api/token（登录名与密码）取得令牌，之后每个请求带 "
@@ -65,9 +70,11 @@ def create_app(engine: Engine, *, secret: bytes | None = None, throttle: Throttl
             accounts=auth.Accounts(engine.config, Path(config_path) if config_path else None),
             throttle=throttle if throttle is not None else Throttle(book=engine.failures))
     app.state.web = w
+    app.state.public_limits = public_limits or PublicLimits.default()
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(verify.router)
     # added last = outermost: the size is counted before the JSON depth is looked at
     app.add_middleware(limits.JsonDepthLimit, max_depth=JSON_MAX_DEPTH)
     app.add_middleware(limits.BodyLimit, small=SMALL_BODY, large=UPLOAD_BODY,

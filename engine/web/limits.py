@@ -3,7 +3,8 @@
 - :class:`BodyLimit` counts the bytes of every body as the app reads them, whatever
   ``Content-Length`` says (a chunked upload has none), and stops at the limit with 413: a small
   one for sign-in, JSON and ordinary forms, the upload limit only for the routes that take
-  files and only for a signed-in user. A body the app never reads is never read.
+  files and only for a signed-in user; a public route that takes a file (the verification
+  page's comparison) has its own, smaller limit for anyone. A body the app never reads is never read.
 - :class:`JsonDepthLimit` looks at a JSON body's nesting before anything parses it: more than
   ``max_depth`` levels is a 400, not a parser's recursion error.
 
@@ -49,10 +50,13 @@ def _size(n: int) -> str:
 
 @dataclass(frozen=True)
 class UploadRoute:
-    """POST requests to ``pattern`` with a body of one of ``types`` may carry files."""
+    """POST requests to ``pattern`` with a body of one of ``types`` may carry files: up to
+    the upload limit for a signed-in sender, or, on a public route (``public`` = its own
+    limit in bytes), up to ``public`` bytes for anyone."""
 
     pattern: re.Pattern[str]
     types: tuple[str, ...]
+    public: int | None = None
 
     def matches(self, scope: Scope, content_type: str) -> bool:
         return (scope["method"] == "POST" and self.pattern.fullmatch(scope["path"]) is not None
@@ -78,9 +82,12 @@ class BodyLimit:
         headers = Headers(scope=scope)
         declared = _content_length(headers)
         limit, uploads = self.small, False
-        if (declared is None or declared > self.small) and any(
-                r.matches(scope, headers.get("content-type", "")) for r in self.uploads):
-            if await self.may_upload(Request(scope)):
+        route = next((r for r in self.uploads
+                      if r.matches(scope, headers.get("content-type", ""))), None)
+        if (declared is None or declared > self.small) and route is not None:
+            if route.public is not None:
+                limit, uploads = route.public, True
+            elif await self.may_upload(Request(scope)):
                 limit, uploads = self.large, True
         received = 0
 
