@@ -129,6 +129,17 @@ def test_status_in_words(doc, newer, signed, expected):
     assert public_status(doc, newer, signed)["status_text"] == expected
 
 
+def test_a_quote_whose_case_ended_is_no_longer_valid(shop, web):
+    assert public_status({"status": "issued"}, None, False, "expired")["status_text"] == \
+        "已失效（已过期）"
+    eng = shop["engine"]
+    case = eng.create("quote", {**quote(), "customer_mobile": "13600136000"}, "zhang").id
+    doc = eng.fire(case, "issue", "zhang").documents[0]
+    eng.fire(case, "cancel", "zhang")
+    page = web.get(url_of(doc)).text
+    assert verdict(page) == "已失效（已取消）"
+
+
 def test_a_wrong_hash_and_an_unknown_number_get_the_same_answer_without_details(shop, web):
     first = shop["first"]
     good = url_of(first)

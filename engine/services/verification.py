@@ -8,8 +8,9 @@ This is the one read of the register made without an actor, so it answers narrow
   is wrong: the page cannot be used to learn which numbers exist (a 64-bit hash cannot be
   guessed), and a wrong hash gets no detail of the document behind the number;
 - only public fields (:class:`PublicFacts`): the title of the kind of document, number,
-  version, the issuing store's name, the issue date and the status in words. Nothing of the
-  case's data is read (no customer, no amounts), so nothing of it can leak.
+  version, the issuing store's name, the issue date and the status in words. Of the case only
+  its state is read (a quote expired or cancelled is no longer good); nothing of its data (no
+  customer, no amounts), so nothing of it can leak.
 
 It reads the whole store (every store of a dealer group): a paper names its number, not the
 store the reader's phone should ask. The access rules of staff reads (:mod:`.guard`) are not
@@ -34,6 +35,10 @@ SIGNED_STATE = "signed"
 ARCHIVED = (("pdf_sha256", "出具时存档的原件"), ("stamped_sha256", "收回或作废时加盖印章的存档件"))
 
 STATUS_TEXT = {"valid": "有效", "signed": "已签署", "recalled": "已收回", "void": "已作废"}
+
+# A case that ended this way leaves its current document issued but no longer good: a quote
+# past its validity (the timer's expire) or withdrawn. Only the case's state is read.
+ENDED = {"expired": "已失效（已过期）", "cancelled": "已失效（已取消）"}
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,12 @@ class Verification:
             newer = tx.document(doc["superseded_by"]) if doc.get("superseded_by") else None
             signed = (doc["status"] == "issued" and not doc.get("stamp")
                       and self._signed_since(tx, doc))
+            case = tx.case(doc["case_id"])
+            ended = case["state"] if case is not None and case["state"] in ENDED else None
         return doc, PublicFacts(
             number=doc["number"], title=doc["title"], version=int(doc["version"]),
             store=self._store_name(doc), issued_on=cn_date(doc["issued_at"][:10]),
-            **public_status(doc, newer, signed))
+            **public_status(doc, newer, signed, ended))
 
     @staticmethod
     def _signed_since(tx: Any, doc: Mapping[str, Any]) -> bool:
@@ -132,10 +139,10 @@ def _agrees(doc: Mapping[str, Any], payload: Payload) -> bool:
             and int(doc.get("version") or 0) == payload.version)
 
 
-def public_status(doc: Mapping[str, Any], newer: Mapping[str, Any] | None, signed: bool
-            ) -> dict[str, str]:
+def public_status(doc: Mapping[str, Any], newer: Mapping[str, Any] | None, signed: bool,
+                  ended: str | None = None) -> dict[str, str]:
     """Which status the public sees, the most telling first: void, replaced, recalled,
-    signed, valid."""
+    lapsed (its case ``ended``: expired or cancelled), signed, valid."""
     if doc["status"] == "void" or doc.get("stamp") == "作废":
         status = "void"
     elif doc["status"] == "superseded":
@@ -144,6 +151,8 @@ def public_status(doc: Mapping[str, Any], newer: Mapping[str, Any] | None, signe
                 "status_text": f"已被第 {version} 版替代" if version else "已被新版本替代"}
     elif doc.get("stamp") == "已收回":
         status = "recalled"
+    elif ended is not None:
+        return {"status": "lapsed", "status_text": ENDED[ended]}
     else:
         status = "signed" if signed else "valid"
     return {"status": status, "status_text": STATUS_TEXT[status]}
