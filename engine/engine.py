@@ -471,3 +471,10 @@ def _check_document_kinds(config: Config, workflows: Mapping[str, Workflow]) -> 
         if kind not in kinds:
             raise ConfigError(f"config.toml: [documents.{kind}]：没有这种文件（工作流出具的文件有："
                               f"{'、'.join(sorted(kinds))}）", key=f"documents.{kind}")
+        for wf in workflows.values():
+            spec = wf.documents.get(kind)
+            if spec is not None and config.documents[kind].sign and not spec.store_signature:
+                raise ConfigError(f"config.toml: documents.{kind}.sign = true，但 {wf.source.name} 的 "
+                                  f"[documents.{kind}] 没有 store_signature（本店签章的签名域；"
+                                  f"模板须在签章处印有 signatures 中的定位文字）",
+                                  key=f"documents.{kind}.sign")

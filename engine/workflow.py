@@ -107,6 +107,10 @@ class _DocumentDef:
     dispatch_to: str | None = None  # field naming who gets copy 01 on issue (e.g. the customer)
     dispatch_dept: str = "客户"
     supersedes: bool = True  # a new issue replaces the previous one (a revision)
+    # the field of `signatures` the store signs in (config.toml [documents.<kind>] sign = true)
+    store_signature: str | None = None
+    # the field the customer signs in afterwards (a step with `takes_signed` checks it)
+    customer_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,8 @@ class DocumentSpec:
     dispatch_to: str | None = None
     dispatch_dept: str = "客户"
     supersedes: bool = True
+    store_signature: str | None = None
+    customer_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1093,8 +1099,14 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                     f"（{config.template_layers.describe()}中都没有）")
         if d.dispatch_to is not None and d.dispatch_to not in fields:
             raise fail(f"documents.{key}.dispatch_to", f"\"{d.dispatch_to}\" 不是已定义的字段")
+        for which in ("store_signature", "customer_signature"):
+            named = getattr(d, which)
+            if named is not None and named not in d.signatures:
+                raise fail(f"documents.{key}.{which}", f"\"{named}\" 不是本文件 signatures 中的签名域"
+                                                       f"（有：{'、'.join(d.signatures) or '无'}）")
         documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures),
-                                      d.dispatch_to, d.dispatch_dept, d.supersedes)
+                                      d.dispatch_to, d.dispatch_dept, d.supersedes,
+                                      d.store_signature, d.customer_signature)
 
     def _check_assign(assign: dict[str, str], key: str) -> None:
         # the origin is a field (copied as stored) or a computed value (stored in the target's

@@ -1,0 +1,165 @@
+"""The store's signature on what it issues (engine/signing.py, engine/certs.py): a contract
+issued by a store that signs contracts validates in pyHanko's own validator against the test
+CA; the customer signs the empty 乙方 field afterwards with another signer (pyHanko with a
+certificate from another CA) and both signatures stay valid; a changed byte breaks it.
+End to end through the engine with the session's warm LibreOffice: no fakes."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, load_config
+from engine import certs, signing
+from engine.errors import ConfigError
+from helpers import contract_data, store_state
+
+PASSWORD_ENV = "DEALERDOCS_CERT_PASSWORD"
+
+
+@pytest.fixture(scope="session")
+def test_certs(tmp_path_factory):
+    """A test CA with the store's certificate (``cert make-test``), and a customer's
+    certificate from a CA of its own (a customer signs with whatever certificate they have)."""
+    made = certs.make_test(tmp_path_factory.mktemp("certs"), "北京星辰汽车销售服务有限公司")
+    now = datetime.now(timezone.utc)
+    customer = certs.issue(certs.make_ca("某电子认证服务机构（测试）", now), "刘晓明", now)
+    return {**made, "customer": customer}
+
+
+def signing_config(config_path: Path, certificate: str) -> Path:
+    """The test dealership's config.toml with contracts signed by the store."""
+    text = config_path.read_text(encoding="utf-8")
+    text, n = re.subn(r'(?m)^certificate = ""', f'certificate = "{certificate}"', text)
+    assert n == 1
+    text, n = re.subn(r"(?m)^\[documents\.contract\]\n", "[documents.contract]\nsign = true\n", text)
+    assert n == 1
+    config_path.write_text(text, encoding="utf-8")
+    return config_path
+
+
+@pytest.fixture
+def signing_engine(config_path, converter, clock, test_certs, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, test_certs["password"])
+    eng = Engine(load_config(signing_config(config_path, test_certs["certificate"])),
+                 converter=converter, clock=clock)
+    yield eng
+    eng.close()
+
+
+def issue_contract(eng: Engine, today) -> dict:
+    """A contract drafted, approved if need be, and issued; its register entry."""
+    case = eng.create("contract", contract_data(today), "zhang").id
+    if eng.fire(case, "submit", "zhang").state == "pending_approval":
+        eng.fire(case, "approve", "wang")
+    [doc] = eng.fire(case, "issue", "zhang").documents
+    return eng.document(doc.number, actor="wang") | {"case": case}
+
+
+def validate(pdf: bytes, roots):
+    """Every signature's status from pyHanko's validator, by field name."""
+    from pyhanko.keys.internal import translate_pyca_cryptography_cert_to_asn1
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    context = ValidationContext(trust_roots=[translate_pyca_cryptography_cert_to_asn1(c)
+                                             for c in roots], allow_fetching=False)
+    return {s.field_name: validate_pdf_signature(s, context) for s in reader.embedded_signatures}
+
+
+def customer_signs(pdf: bytes, customer: certs.Identity) -> bytes:
+    """The customer signs 乙方 with pyHanko (an approval signature, incremental)."""
+    from pyhanko.keys.internal import (translate_pyca_cryptography_cert_to_asn1,
+                                       translate_pyca_cryptography_key_to_asn1)
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    signer = signers.SimpleSigner(
+        signing_key=translate_pyca_cryptography_key_to_asn1(customer.key),
+        signing_cert=translate_pyca_cryptography_cert_to_asn1(customer.certificate),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [translate_pyca_cryptography_cert_to_asn1(c) for c in customer.chain]))
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)),
+                           signers.PdfSignatureMetadata(field_name="buyer_signature"),
+                           signer=signer, existing_fields_only=True)
+    return out.getvalue()
+
+
+def store_roots(test_certs) -> list:
+    return certs.trust_roots(certs.load(Path(test_certs["certificate"]), test_certs["password"]))
+
+
+def test_issued_contract_signed_by_the_store_and_then_by_the_customer(signing_engine, clock,
+                                                                      test_certs):
+    doc = issue_contract(signing_engine, clock().date())
+    pdf = Path(doc["pdf"]).read_bytes()
+    assert doc["store_signature"] == "seller_signature"
+    from engine.archive import sha256
+    assert doc["pdf_sha256"] == sha256(pdf)          # the register holds the signed file's hash
+
+    [(field, status)] = validate(pdf, store_roots(test_certs)).items()
+    assert field == "seller_signature"
+    assert status.bottom_line and status.trusted and status.docmdp_ok
+    assert status.coverage.name == "ENTIRE_FILE"
+    assert status.signing_cert.subject.native["common_name"] == "北京星辰汽车销售服务有限公司"
+    from engine.pdf import signature_fields
+    assert signature_fields(pdf)["buyer_signature"]["signed"] is False   # 乙方 left empty
+
+    both = customer_signs(pdf, test_certs["customer"])
+    assert both.startswith(pdf)                        # an incremental update
+    found = validate(both, [*store_roots(test_certs), *test_certs["customer"].chain])
+    store, buyer = found["seller_signature"], found["buyer_signature"]
+    assert store.bottom_line and store.coverage.name == "ENTIRE_REVISION"
+    assert store.modification_level.name == "FORM_FILLING" and store.docmdp_ok
+    assert buyer.bottom_line and buyer.coverage.name == "ENTIRE_FILE"
+    assert buyer.signing_cert.subject.native["common_name"] == "刘晓明"
+
+    checked = {c.field: c for c in signing.check(both, store_roots(test_certs))}
+    assert checked["seller_signature"].problem is None and checked["seller_signature"].trusted
+    assert checked["buyer_signature"].problem is None
+    assert not checked["buyer_signature"].trusted     # the customer's CA is not the store's
+
+    flipped = bytearray(both)
+    at = both.index(b"/DealerDocsNumber")
+    flipped[at + 3] ^= 0x01
+    assert {c.problem for c in signing.check(bytes(flipped), store_roots(test_certs))} == {
+        "签名后内容被改动（摘要不符）"}
+
+
+def test_password_missing_from_the_environment_is_named_before_anything_is_written(
+        config_path, converter, clock, test_certs, monkeypatch):
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    eng = Engine(load_config(signing_config(config_path, test_certs["certificate"])),
+                 converter=converter, clock=clock)
+    try:
+        case = eng.create("contract", contract_data(clock().date()), "zhang").id
+        if eng.fire(case, "submit", "zhang").state == "pending_approval":
+            eng.fire(case, "approve", "wang")
+        config = load_config(config_path)
+        before = store_state(config.store_dir), sorted(config.outbox_dir.rglob("*.pdf"))
+        with pytest.raises(ConfigError) as caught:
+            eng.fire(case, "issue", "zhang")
+        assert store_state(config.store_dir) == before[0]
+        assert sorted(config.outbox_dir.rglob("*.pdf")) == before[1]
+    finally:
+        eng.close()
+    assert PASSWORD_ENV in caught.value.message and "环境变量" in caught.value.message
+
+
+def test_make_test_refuses_to_overwrite_and_the_wrong_password_is_named(tmp_path):
+    made = certs.make_test(tmp_path, "测试店")
+    assert (Path(made["certificate"]).stat().st_mode & 0o777) == 0o600
+    with pytest.raises(Exception) as again:
+        certs.make_test(tmp_path, "测试店")
+    with pytest.raises(ConfigError) as wrong:
+        certs.load(Path(made["certificate"]), "not-the-password")
+    assert "已存在" in str(again.value)
+    assert "密码不对" in wrong.value.message
+    shown = certs.describe(certs.load(Path(made["certificate"]), made["password"]))
+    assert "测试店" in shown["subject"] and "测试 CA" in shown["chain"][0]
