@@ -6,6 +6,7 @@ End to end through the engine with the session's warm LibreOffice: no fakes."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from engine import Engine, load_config
 from engine import certs, signing
 from engine.errors import ConfigError
-from helpers import contract_data, store_state
+from helpers import contract_data, make_dealer_dir, store_state
 
 PASSWORD_ENV = "DEALERDOCS_CERT_PASSWORD"
 
@@ -163,3 +164,17 @@ def test_make_test_refuses_to_overwrite_and_the_wrong_password_is_named(tmp_path
     assert "密码不对" in wrong.value.message
     shown = certs.describe(certs.load(Path(made["certificate"]), made["password"]))
     assert "测试店" in shown["subject"] and "测试 CA" in shown["chain"][0]
+
+
+def test_cert_make_test_and_show_through_the_cli(tmp_path, monkeypatch):
+    from helpers import ROOT, run_cli
+
+    made = json.loads(run_cli("cert", "make-test", str(tmp_path / "certs"), "--config",
+                              str(ROOT / "config.toml"), "--json", cwd=tmp_path).stdout)
+    assert made["password_env"] == PASSWORD_ENV
+    config = signing_config(make_dealer_dir(tmp_path / "dealer"), made["certificate"])
+    refused = run_cli("cert", "show", "--config", str(config), cwd=tmp_path, check=False)
+    assert refused.returncode == ConfigError.exit_code and PASSWORD_ENV in refused.stderr
+    monkeypatch.setenv(PASSWORD_ENV, made["password"])
+    shown = run_cli("cert", "show", "--config", str(config), cwd=tmp_path).stdout
+    assert "北京星辰汽车销售服务有限公司" in shown and "有效期" in shown
