@@ -178,3 +178,21 @@ def test_cert_make_test_and_show_through_the_cli(tmp_path, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, made["password"])
     shown = run_cli("cert", "show", "--config", str(config), cwd=tmp_path).stdout
     assert "北京星辰汽车销售服务有限公司" in shown and "有效期" in shown
+
+
+def test_verify_checks_the_store_signature_and_reports_a_broken_one(signing_engine, clock,
+                                                                   monkeypatch):
+    doc = issue_contract(signing_engine, clock().date())
+    assert signing_engine.verify() == []
+    pdf = Path(doc["pdf"])
+    data = bytearray(pdf.read_bytes())
+    at = bytes(data).index(b"/DealerDocsNumber")
+    data[at + 3] ^= 0x01                  # one byte inside the signed revision
+    pdf.write_bytes(bytes(data))
+    problems = {p["problem"]: p for p in signing_engine.verify()}
+    assert problems["changed"]["number"] == doc["number"]
+    assert "签名后内容被改动" in problems["signature"]["detail"]
+
+    monkeypatch.delenv(PASSWORD_ENV)     # the chain cannot be checked: said, not skipped
+    assert PASSWORD_ENV in {p["problem"]: p for p in signing_engine.verify()}[
+        "signature_chain_unchecked"]["detail"]
