@@ -42,6 +42,7 @@ from .config import GROUP, Config, load_config
 from .errors import ConfigError, StorageError
 from .convert import Converter
 from .previews import PagePreviews
+from .services.countersigning import Countersigning
 from .services.cases import Cases
 from .services.control import DocumentControl
 from .services.definitions import Definitions
@@ -146,7 +147,9 @@ class Engine:
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
                                  self.clock, self.lookups,
-                                 Joins(self.workflows, self.definitions, self.parties, self.trail))
+                                 Joins(self.workflows, self.definitions, self.parties, self.trail),
+                                 Countersigning(config, self.archive, self.attachments,
+                                                self.trail))
         self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,

@@ -251,3 +251,47 @@ def check(pdf: bytes, trust_roots: Sequence[Any] = ()) -> list[Checked]:
                              status.valid, trusted, covers, level, status.docmdp_ok,
                              _end(sig), problem))
     return found
+
+
+def check_returned(issued: bytes, returned: bytes, number: str, store_field: str | None,
+                   customer_field: str, trust_roots: Sequence[Any]) -> Checked:
+    """The customer's signature of ``returned``, the signed version of the issued PDF
+    ``issued`` (document ``number``); refused with the reason (:class:`InputError`) unless
+    ``returned`` is ``issued`` with only signing appended (the issued bytes are its prefix),
+    the store's signature in ``store_field`` (if the store signed it) is intact, chains to
+    ``trust_roots`` and covers exactly the issued file, and ``customer_field`` holds an intact
+    signature (any certificate) over the whole file."""
+    from .pdf import read_metadata
+
+    def refuse(reason: str) -> InputError:
+        return InputError(f"客户签署的文件不能接受：{reason}", field="signed_pdf", number=number)
+
+    if returned == issued:
+        raise refuse(f"这是出具的 {number} 原样，乙方还没有签名")
+    if not returned.startswith(issued):
+        try:
+            theirs = read_metadata(returned).get("DealerDocsNumber")
+        except Exception:  # noqa: BLE001 - not a readable PDF at all
+            theirs = None
+        if theirs is None:
+            raise refuse(f"不是本店出具的文件（找不到文件编号；应为 {number}）")
+        if theirs != number:
+            raise refuse(f"这是文件 {theirs}，不是 {number}")
+        raise refuse(f"内容与出具的 {number} 不同（被修改过，或是重新生成的）；签署只能在出具的文件"
+                     f"之后追加签名，原有内容须一字不改")
+    found = {c.field: c for c in check(returned, trust_roots)}
+    for c in found.values():
+        if c.problem:
+            raise refuse(f"签名域 {c.field}（{c.signer}）的签名有问题：{c.problem}")
+    if store_field is not None:
+        store = found.get(store_field)
+        if store is None or store.revision_end != len(issued):
+            raise refuse(f"本店在 {number} 上的签章不见了或被替换")
+        if not store.trusted:
+            raise refuse(f"本店签章的证书（{store.signer}）不是本店的证书")
+    customer = found.get(customer_field)
+    if customer is None:
+        raise refuse(f"乙方签名域（{customer_field}）没有签名")
+    if customer.covers != "entire_file":
+        raise refuse("乙方签名之后文件又被改动过")
+    return customer

@@ -148,6 +148,9 @@ class _TransitionDef:
     record_actor: list[str] = field(default_factory=list)
     append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
     clear: list[str] = field(default_factory=list)  # fields emptied after the move
+    # the customer-signed PDF of an issued document comes back: {document = kind, file =
+    # attachments field with the upload}; checked and registered as its signed version
+    takes_signed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -524,6 +527,15 @@ class CreateFrom:
 
 
 @dataclass(frozen=True)
+class TakesSigned:
+    """A step that takes back the customer-signed PDF of an issued ``document`` (the one
+    attached in the attachments field ``file``) and registers it as the signed version."""
+
+    document: str
+    file: str
+
+
+@dataclass(frozen=True)
 class TransitionSpec:
     trigger: str
     label: str
@@ -552,6 +564,7 @@ class TransitionSpec:
     fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
     fire_linked_when: dict[str, rules.Expression] = field(default_factory=dict)
     spawn: tuple["Spawn", ...] = ()
+    takes_signed: "TakesSigned | None" = None
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -1246,6 +1259,19 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.documents[{j}]", f"\"{name}\" 不是 [documents] 中定义的文档")
         check_names(t.checks, compiled["checks"], f"{key}.checks", "检查")
         check_names(t.conditions, compiled["conditions"], f"{key}.conditions", "条件")
+        takes_signed = None
+        if t.takes_signed:
+            kind, upload = t.takes_signed.get("document"), t.takes_signed.get("file")
+            if set(t.takes_signed) != {"document", "file"}:
+                raise fail(f"{key}.takes_signed", "应为 { document = 文件种类, file = 附件字段 }")
+            if kind not in documents or not documents[kind].customer_signature:
+                raise fail(f"{key}.takes_signed.document",
+                           f"\"{kind}\" 应是 [documents] 中定义了 customer_signature 的文件")
+            if upload not in fields or fields[upload].type != "attachments" or \
+                    not ("*" in t.edits or upload in t.edits):
+                raise fail(f"{key}.takes_signed.file",
+                           f"\"{upload}\" 应是本操作可修改（edits）的 attachments 字段")
+            takes_signed = TakesSigned(kind, upload)
         route = routes.get(t.trigger, 0)
         routes[t.trigger] = route + 1
         transitions.append(TransitionSpec(t.trigger, t.label, tuple(t.source), t.dest,
@@ -1263,7 +1289,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                       f"{key}.fire_linked_when"),
                                           tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiler,
                                                        known, fail)
-                                                for j, d in enumerate(t.spawn))))
+                                                for j, d in enumerate(t.spawn)), takes_signed))
     timers = []
     for i, d in enumerate(wf.timers):
         key = f"timers[{i}]"

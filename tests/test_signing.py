@@ -196,3 +196,67 @@ def test_verify_checks_the_store_signature_and_reports_a_broken_one(signing_engi
     monkeypatch.delenv(PASSWORD_ENV)     # the chain cannot be checked: said, not skipped
     assert PASSWORD_ENV in {p["problem"]: p for p in signing_engine.verify()}[
         "signature_chain_unchecked"]["detail"]
+
+
+def fire_sign(eng: Engine, case: str, folder: Path, pdf: bytes, today, name="signed.pdf"):
+    """The contract's ``sign`` step with ``pdf`` attached, as the CLI's data file or the web
+    form's upload gives it (a path relative to ``files_from``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(pdf)
+    return eng.fire(case, "sign", "zhang", {"signed_date": today.isoformat(),
+                                            "signed_contract": [name]}, files_from=folder)
+
+
+def test_sign_takes_back_the_customer_signed_contract_and_refuses_others(
+        signing_engine, clock, test_certs, tmp_path, converter):
+    from engine.errors import InputError
+
+    today = clock().date()
+    doc = issue_contract(signing_engine, today)
+    issued = Path(doc["pdf"]).read_bytes()
+    signed = customer_signs(issued, test_certs["customer"])
+
+    refusals = {}
+    with pytest.raises(InputError) as no_file:
+        signing_engine.fire(doc["case"], "sign", "zhang", {"signed_date": today.isoformat()})
+    refusals["no file"] = no_file.value.message
+    with pytest.raises(InputError) as unsigned:
+        fire_sign(signing_engine, doc["case"], tmp_path / "a", issued, today)
+    refusals["unsigned"] = unsigned.value.message
+    # the same contract made again (its .docx converted anew, finished with the same
+    # metadata and fields, signed by the store): not the issued revision
+    from engine.pdf import finish, read_metadata
+    again = finish(converter.convert_many([Path(doc["docx"]).read_bytes()])[0],
+                   read_metadata(issued), {"seller_signature": "甲方（盖章）",
+                                           "buyer_signature": "乙方（签字或盖章）"})
+    again = signing.store_signer(signing_engine.config).sign(again, "seller_signature", clock())
+    with pytest.raises(InputError) as regenerated:
+        fire_sign(signing_engine, doc["case"], tmp_path / "b",
+                  customer_signs(again, test_certs["customer"]), today)
+    refusals["regenerated"] = regenerated.value.message
+    edited = bytearray(signed)
+    edited[signed.index(b"/DealerDocsNumber") + 3] ^= 0x01
+    with pytest.raises(InputError) as changed:
+        fire_sign(signing_engine, doc["case"], tmp_path / "c", bytes(edited), today)
+    refusals["edited"] = changed.value.message
+    with pytest.raises(InputError) as appended:
+        fire_sign(signing_engine, doc["case"], tmp_path / "d",
+                  signed + b"1 0 obj\n<< /Injected true >>\nendobj\n", today)
+    refusals["appended"] = appended.value.message
+    assert signing_engine.case(doc["case"], actor="zhang")["state"] == "issued"
+
+    result = fire_sign(signing_engine, doc["case"], tmp_path / "e", signed, today)
+    assert result.state == "signed"
+    entry = signing_engine.document(doc["number"], actor="wang")
+    signed_file = signing_engine.document_file(doc["number"], "signed", actor="wang")
+    assert signed_file.read_bytes() == signed and entry["signed_by"] == "刘晓明"
+    from engine.archive import sha256
+    assert entry["signed_sha256"] == sha256(signed)
+    assert Path(doc["pdf"]).read_bytes() == issued          # the original stays as issued
+    assert signing_engine.verify() == []
+
+    assert "请上传客户签署后的 PDF" in refusals["no file"]
+    assert "乙方还没有签名" in refusals["unsigned"]
+    assert "重新生成" in refusals["regenerated"]
+    assert "被修改过" in refusals["edited"]
+    assert "乙方签名之后文件又被改动过" in refusals["appended"]

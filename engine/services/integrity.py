@@ -69,6 +69,7 @@ class Integrity:
         kept = [d for d in docs if not d.get("files_purged")]
         trust = self.trust() if any(d.get("store_signature") for d in kept) else Trust(None)
         problems += self.pdf_problems(kept, logs["register_log"], trust)  # one read each
+        problems += self.signed_version_problems(kept, trust)
         if trust.unchecked:
             problems.append({"number": "signing", "path": str(self.config.certificate_path),
                              "problem": "signature_chain_unchecked",
@@ -284,6 +285,27 @@ class Integrity:
                                  "detail": problem})
         return problems
 
+    def signed_version_problems(self, documents: list[dict[str, Any]], trust: "Trust"
+                                ) -> list[dict[str, Any]]:
+        """The signed versions the customers returned (``signed_pdf``): re-hashed, and their
+        signatures checked (the store's and the customer's)."""
+        problems = []
+        for d in documents:
+            if not d.get("signed_pdf"):
+                continue
+            number, expected = d["number"], d["signed_sha256"]
+            path = str(self.archive.describe(d["signed_pdf"], expected))
+            pdf = self.archive.read(d["signed_pdf"], expected)
+            if pdf is None or sha256(pdf) != expected:
+                problems.append(dataclasses.asdict(FileProblem(
+                    number, path, "missing" if pdf is None else "changed", expected,
+                    None if pdf is None else sha256(pdf))))
+            if pdf is not None and d.get("signed_field"):
+                problems += self.signature_problems(number, path, pdf,
+                                                    d.get("store_signature") or "", trust,
+                                                    countersigned=d["signed_field"])
+        return problems
+
     def signature_problems(self, number: str, path: str, pdf: bytes, field: str,
                            trust: "Trust", countersigned: str | None = None
                            ) -> list[dict[str, Any]]:
@@ -305,7 +327,7 @@ class Integrity:
         except InputError as err:
             return [problem("signature", f"文件 {number} 的签名无法读取：{err.message}")]
         out = []
-        for name, whose, whole in ((field, "本店", countersigned is None),
+        for name, whose, whole in (*(((field, "本店", countersigned is None),) if field else ()),
                                    *(((countersigned, "客户", True),) if countersigned else ())):
             c = found.get(name)
             if c is None:
