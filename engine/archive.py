@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # a register entry's files: (path key, sha256 key)
 DOCUMENT_FILES = (("docx", "docx_sha256"), ("pdf", "pdf_sha256"),
-                  ("stamped_pdf", "stamped_sha256"))
+                  ("stamped_pdf", "stamped_sha256"), ("signed_pdf", "signed_sha256"))
 
 
 def sha256(data: bytes) -> str:

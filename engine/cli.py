@@ -1074,6 +1074,59 @@ def serve(click_ctx, host, port, forwarded_allow_ips, tick_seconds, workers, con
 
 
 @main.group()
+def cert() -> None:
+    """本店签章证书：生成测试证书、查看证书。"""
+
+
+@cert.command("make-test")
+@click.argument("folder", metavar="DIR")
+@click.option("--name", default=None, help="证书上的店名（默认 config.toml 的 dealer.name）")
+@_common
+@click.pass_context
+def cert_make_test(click_ctx, folder, name, config_path, actor, as_json, store) -> None:
+    """生成自签名的测试 CA 与本店证书（PKCS#12，仅供演示和测试，无法律效力）。"""
+    from . import certs
+    from .config import load_config
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
+    variable = "DEALERDOCS_CERT_PASSWORD"
+    if name is None:
+        config = load_config(ctx.config_path or "config.toml")
+        name, variable = config.dealer.name, config.signing.password_env
+    made = certs.make_test(Path(folder), name)
+    _emit(ctx, {**made, "password_env": variable},
+          f"已生成测试证书（仅供演示和测试，无法律效力）：\n"
+          f"  本店证书：{made['certificate']}（{made['subject']}，有效期至 {made['not_after'][:10]}）\n"
+          f"  测试 CA：{made['ca']}\n"
+          f"在 config.toml 中写：\n  [signing]\n  certificate = \"{made['certificate']}\"\n"
+          f"  password_env = \"{variable}\"\n"
+          f"  [documents.contract]\n  sign = true\n"
+          f"并在运行 dealerdocs 的环境中设置证书密码（只显示这一次）：\n"
+          f"  export {variable}='{made['password']}'")
+
+
+@cert.command("show")
+@_common
+@click.pass_context
+def cert_show(click_ctx, config_path, actor, as_json, store) -> None:
+    """显示 [signing] certificate 的主体、签发者与有效期（需证书密码的环境变量）。"""
+    from . import certs, signing
+    from .config import load_config
+
+    ctx = _ctx(click_ctx, config_path, actor, as_json, store)
+    config = load_config(ctx.config_path or "config.toml")
+    if config.certificate_path is None:
+        raise ConfigError("config.toml 的 [signing] certificate 为空：本店没有签章证书",
+                          key="signing.certificate")
+    shown = certs.describe(certs.load(config.certificate_path, signing.password(config)))
+    _emit(ctx, {"certificate": str(config.certificate_path), **shown},
+          f"证书文件：{config.certificate_path}\n  主体：{shown['subject']}\n"
+          f"  签发者：{shown['issuer']}\n  有效期：{shown['not_before'][:10]} 至 "
+          f"{shown['not_after'][:10]}\n  SHA-256 指纹：{shown['sha256']}\n"
+          f"  证书链：{'；'.join(shown['chain']) or '（无，信任证书本身）'}")
+
+
+@main.group()
 def user() -> None:
     """用户的网页登录：密码与 API 令牌。"""
 

@@ -42,6 +42,7 @@ from .config import GROUP, Config, load_config
 from .errors import ConfigError, StorageError
 from .convert import Converter
 from .previews import PagePreviews
+from .services.countersigning import Countersigning
 from .services.cases import Cases
 from .services.control import DocumentControl
 from .services.definitions import Definitions
@@ -148,7 +149,9 @@ class Engine:
                                  self.definitions, self.trail, self.issuing, self.control,
                                  self.units, self.parties, Rotas(self.workflows, self.trail),
                                  self.clock, self.lookups,
-                                 Joins(self.workflows, self.definitions, self.parties, self.trail))
+                                 Joins(self.workflows, self.definitions, self.parties, self.trail),
+                                 Countersigning(config, self.archive, self.attachments,
+                                                self.trail))
         self.imports = Imports(config, self.workflows, self.store, self.guard, self.definitions,
                                self.parties, self.pipeline)
         self.timed = TimedTransitions(self.workflows, self.store, self.reads, self.definitions,
@@ -511,3 +514,10 @@ def _check_document_kinds(config: Config, workflows: Mapping[str, Workflow]) -> 
         if kind not in kinds:
             raise ConfigError(f"config.toml: [documents.{kind}]：没有这种文件（工作流出具的文件有："
                               f"{'、'.join(sorted(kinds))}）", key=f"documents.{kind}")
+        for wf in workflows.values():
+            spec = wf.documents.get(kind)
+            if spec is not None and config.documents[kind].sign and not spec.store_signature:
+                raise ConfigError(f"config.toml: documents.{kind}.sign = true，但 {wf.source.name} 的 "
+                                  f"[documents.{kind}] 没有 store_signature（本店签章的签名域；"
+                                  f"模板须在签章处印有 signatures 中的定位文字）",
+                                  key=f"documents.{kind}.sign")

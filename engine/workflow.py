@@ -107,6 +107,10 @@ class _DocumentDef:
     dispatch_to: str | None = None  # field naming who gets copy 01 on issue (e.g. the customer)
     dispatch_dept: str = "客户"
     supersedes: bool = True  # a new issue replaces the previous one (a revision)
+    # the field of `signatures` the store signs in (config.toml [documents.<kind>] sign = true)
+    store_signature: str | None = None
+    # the field the customer signs in afterwards (a step with `takes_signed` checks it)
+    customer_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,9 @@ class _TransitionDef:
     record_actor: list[str] = field(default_factory=list)
     append: dict[str, dict[str, str]] = field(default_factory=dict)  # table ← {column: source}
     clear: list[str] = field(default_factory=list)  # fields emptied after the move
+    # the customer-signed PDF of an issued document comes back: {document = kind, file =
+    # attachments field with the upload}; checked and registered as its signed version
+    takes_signed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -326,6 +333,8 @@ class DocumentSpec:
     dispatch_to: str | None = None
     dispatch_dept: str = "客户"
     supersedes: bool = True
+    store_signature: str | None = None
+    customer_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -518,6 +527,15 @@ class CreateFrom:
 
 
 @dataclass(frozen=True)
+class TakesSigned:
+    """A step that takes back the customer-signed PDF of an issued ``document`` (the one
+    attached in the attachments field ``file``) and registers it as the signed version."""
+
+    document: str
+    file: str
+
+
+@dataclass(frozen=True)
 class TransitionSpec:
     trigger: str
     label: str
@@ -546,6 +564,7 @@ class TransitionSpec:
     fire_linked_data: dict[str, dict[str, str]] = field(default_factory=dict)
     fire_linked_when: dict[str, rules.Expression] = field(default_factory=dict)
     spawn: tuple["Spawn", ...] = ()
+    takes_signed: "TakesSigned | None" = None
 
     def may_edit(self, name: str) -> bool:
         return "*" in self.edits or name in self.edits
@@ -1093,8 +1112,14 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                     f"（{config.template_layers.describe()}中都没有）")
         if d.dispatch_to is not None and d.dispatch_to not in fields:
             raise fail(f"documents.{key}.dispatch_to", f"\"{d.dispatch_to}\" 不是已定义的字段")
+        for which in ("store_signature", "customer_signature"):
+            named = getattr(d, which)
+            if named is not None and named not in d.signatures:
+                raise fail(f"documents.{key}.{which}", f"\"{named}\" 不是本文件 signatures 中的签名域"
+                                                       f"（有：{'、'.join(d.signatures) or '无'}）")
         documents[key] = DocumentSpec(key, d.title, d.template, d.series, dict(d.signatures),
-                                      d.dispatch_to, d.dispatch_dept, d.supersedes)
+                                      d.dispatch_to, d.dispatch_dept, d.supersedes,
+                                      d.store_signature, d.customer_signature)
 
     def _check_assign(assign: dict[str, str], key: str) -> None:
         # the origin is a field (copied as stored) or a computed value (stored in the target's
@@ -1234,6 +1259,19 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                 raise fail(f"{key}.documents[{j}]", f"\"{name}\" 不是 [documents] 中定义的文档")
         check_names(t.checks, compiled["checks"], f"{key}.checks", "检查")
         check_names(t.conditions, compiled["conditions"], f"{key}.conditions", "条件")
+        takes_signed = None
+        if t.takes_signed:
+            kind, upload = t.takes_signed.get("document"), t.takes_signed.get("file")
+            if set(t.takes_signed) != {"document", "file"}:
+                raise fail(f"{key}.takes_signed", "应为 { document = 文件种类, file = 附件字段 }")
+            if kind not in documents or not documents[kind].customer_signature:
+                raise fail(f"{key}.takes_signed.document",
+                           f"\"{kind}\" 应是 [documents] 中定义了 customer_signature 的文件")
+            if upload not in fields or fields[upload].type != "attachments" or \
+                    not ("*" in t.edits or upload in t.edits):
+                raise fail(f"{key}.takes_signed.file",
+                           f"\"{upload}\" 应是本操作可修改（edits）的 attachments 字段")
+            takes_signed = TakesSigned(kind, upload)
         route = routes.get(t.trigger, 0)
         routes[t.trigger] = route + 1
         transitions.append(TransitionSpec(t.trigger, t.label, tuple(t.source), t.dest,
@@ -1251,7 +1289,7 @@ def load_workflow(path: Path, config: Config) -> Workflow:
                                                       f"{key}.fire_linked_when"),
                                           tuple(_spawn(d, f"{key}.spawn[{j}]", fields, compiler,
                                                        known, fail)
-                                                for j, d in enumerate(t.spawn))))
+                                                for j, d in enumerate(t.spawn)), takes_signed))
     timers = []
     for i, d in enumerate(wf.timers):
         key = f"timers[{i}]"

@@ -227,14 +227,16 @@ class DocumentControl:
         return life, pdf
 
     def document_file(self, number: str, which: str, *, actor: str) -> Path | None:
-        """A local file with the ``pdf``, ``docx`` or ``stamped`` (作废 / 已收回) file of
+        """A local file with the ``pdf``, ``docx``, ``stamped`` (作废 / 已收回) or ``signed`` (the
+        customer-signed version) file of
         document ``number``, by the path and hash the register records, if ``actor`` sees the
         document; None if the document has no such file (a path that is not there if it is
         missing from the archive: ``verify`` says so)."""
         with self.store.snapshot() as tx:
             doc = self.guard.visible_document(tx, number, self.guard.reach(actor))
         keys = {"pdf": ("pdf", "pdf_sha256"), "docx": ("docx", "docx_sha256"),
-                "stamped": ("stamped_pdf", "stamped_sha256")}.get(which)
+                "stamped": ("stamped_pdf", "stamped_sha256"),
+                "signed": ("signed_pdf", "signed_sha256")}.get(which)
         if keys is None or not doc.get(keys[0]):
             return None
         return self.archive.fetch(doc[keys[0]], doc[keys[1]])

@@ -66,8 +66,14 @@ class Integrity:
             if d.get("stamped_pdf"):
                 entries.append((d["number"], d["stamped_pdf"], d["stamped_sha256"]))
         problems = [dataclasses.asdict(p) for p in self.archive.verify_files(entries)]
-        problems += self.pdf_problems([d for d in docs if not d.get("files_purged")],
-                                      logs["register_log"])   # hash and head, one read
+        kept = [d for d in docs if not d.get("files_purged")]
+        trust = self.trust() if any(d.get("store_signature") for d in kept) else Trust(None)
+        problems += self.pdf_problems(kept, logs["register_log"], trust)  # one read each
+        problems += self.signed_version_problems(kept, trust)
+        if trust.unchecked:
+            problems.append({"number": "signing", "path": str(self.config.certificate_path),
+                             "problem": "signature_chain_unchecked",
+                             "detail": f"未核对签名证书链：{trust.unchecked}"})
         attached = []
         for case in cases:
             wf = self.workflows.get(case["workflow"])
@@ -232,12 +238,15 @@ class Integrity:
         return [p for _, p in sorted(found, key=lambda sp: sp[0])]
 
     def pdf_problems(self, documents: list[dict[str, Any]],
-                     register_log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                     register_log: list[dict[str, Any]], trust: "Trust | None" = None
+                     ) -> list[dict[str, Any]]:
         """Each issued PDF, read once: re-hashed against the register (a missing or changed
         file, as :func:`archive.verify_files` reports it), and the register_log head it
         recorded at issue (``/DealerDocsRegisterHash``) must still be an entry of the log
         before the document's own "issued" event. A head the log no longer has means the log
-        was rewritten after the document went out. Reads the archive, outside the store's lock."""
+        was rewritten after the document went out. A PDF the store signed: its signatures
+        (:meth:`signature_problems`, trusting ``trust``). Reads the archive, outside the
+        store's lock."""
         from pypdf.errors import PyPdfError
 
         from ..pdf import read_metadata
@@ -257,6 +266,10 @@ class Integrity:
             if actual != expected:
                 problems.append(dataclasses.asdict(FileProblem(number, str(path), "changed",
                                                                expected, actual)))
+            if d.get("store_signature"):   # a changed file too: was its signature broken?
+                problems += self.signature_problems(number, str(path), pdf, d["store_signature"],
+                                                    trust or self.trust())
+            if actual != expected:
                 continue
             if number not in issued:
                 continue   # reported by the register check ("unlogged")
@@ -271,6 +284,83 @@ class Integrity:
                 problems.append({"number": number, "path": str(path), "problem": "register_head",
                                  "detail": problem})
         return problems
+
+    def signed_version_problems(self, documents: list[dict[str, Any]], trust: "Trust"
+                                ) -> list[dict[str, Any]]:
+        """The signed versions the customers returned (``signed_pdf``): re-hashed, and their
+        signatures checked (the store's and the customer's)."""
+        problems = []
+        for d in documents:
+            if not d.get("signed_pdf"):
+                continue
+            number, expected = d["number"], d["signed_sha256"]
+            path = str(self.archive.describe(d["signed_pdf"], expected))
+            pdf = self.archive.read(d["signed_pdf"], expected)
+            if pdf is None or sha256(pdf) != expected:
+                problems.append(dataclasses.asdict(FileProblem(
+                    number, path, "missing" if pdf is None else "changed", expected,
+                    None if pdf is None else sha256(pdf))))
+            if pdf is not None and d.get("signed_field"):
+                problems += self.signature_problems(number, path, pdf,
+                                                    d.get("store_signature") or "", trust,
+                                                    countersigned=d["signed_field"])
+        return problems
+
+    def signature_problems(self, number: str, path: str, pdf: bytes, field: str,
+                           trust: "Trust", countersigned: str | None = None
+                           ) -> list[dict[str, Any]]:
+        """The signatures of an issued PDF whose register entry says the store signed it in
+        ``field``: there, intact, chaining to the store certificate's CA and covering the whole
+        file; with ``countersigned`` (the customer's field of a signed version), the store's
+        covers its revision and only form filling and signing came after, and the customer's
+        is intact and covers the whole file (any CA: the customer's certificate is theirs).
+        Stamped versions (作废 / 已收回) are not checked: stamping rewrites the pages, so they
+        are marked copies, not signed documents; the signed original stays beside them."""
+        from .. import signing
+
+        def problem(kind: str, detail: str) -> dict[str, Any]:
+            return {"number": number, "path": path, "problem": kind, "detail": detail}
+
+        roots = trust.roots
+        try:
+            found = {c.field: c for c in signing.check(pdf, roots or ())}
+        except InputError as err:
+            return [problem("signature", f"文件 {number} 的签名无法读取：{err.message}")]
+        out = []
+        for name, whose, whole in (*(((field, "本店", countersigned is None),) if field else ()),
+                                   *(((countersigned, "客户", True),) if countersigned else ())):
+            c = found.get(name)
+            if c is None:
+                out.append(problem("signature", f"文件 {number} 的{whose}签名（签名域 {name}）不见了"))
+            elif c.problem:
+                out.append(problem("signature", f"文件 {number} 的{whose}签名（{c.signer}）：{c.problem}"))
+            elif whole and c.covers != "entire_file":
+                out.append(problem("signature", f"文件 {number} 的{whose}签名之后还有未签名的改动"))
+            elif whose == "本店" and roots is not None and not c.trusted:
+                out.append(problem("signature", f"文件 {number} 的本店签名证书（{c.signer}）不能追溯到"
+                                                f" [signing] certificate 的签发机构"))
+        return out
+
+    def trust(self) -> "Trust":
+        """The CA certificates of the store's certificate (the chain in its PKCS#12 file), read
+        now (a renewed certificate applies at once); when they cannot be read (no password in
+        the environment) signatures are checked for integrity only, and ``verify`` says why
+        the chain was not."""
+        from .. import certs, signing
+
+        try:
+            return Trust(certs.trust_roots(signing.store_signer(self.config).identity))
+        except ConfigError as err:
+            return Trust(None, err.message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trust:
+    """What store signatures must chain to; ``roots`` None = not known (``unchecked`` says why)."""
+
+    roots: list[Any] | None
+    unchecked: str | None = None
+
 
 def copy_difference(copy: list[Mapping[str, Any]], entries: list[Mapping[str, Any]]
                     ) -> tuple[int, str] | None:

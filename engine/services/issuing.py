@@ -77,6 +77,9 @@ class Issuing:
         if not t.documents:
             return []
         now = work.now
+        # the password is checked in the rehearsal too, before anything is numbered or written
+        signer = (self.signer() if any(self.config.document_kind(k).sign for k in t.documents)
+                  else None)
         checkpoints.reached("rendering", f"{'、'.join(t.documents)} "
                                          f"({'rehearsal' if work.rehearsal else 'for real'})")
         prepared = []
@@ -118,6 +121,11 @@ class Issuing:
                 spec.signatures,
                 qr=verification_url(self.config.verification.base_url, number, version,
                                     docx_hash))
+            signed_in = spec.store_signature if self.config.document_kind(spec.key).sign else None
+            if signed_in and signer is not None and not work.rehearsal:
+                # last: nothing may change the PDF after the store signs it (a rehearsal's
+                # bytes are never archived, so it does not spend the signature)
+                pdf = signer.sign(pdf, signed_in, now)
             rel_docx = self.archive.relative_path(now.year, spec.series, number, ".docx")
             rel_pdf = self.archive.relative_path(now.year, spec.series, number, ".pdf")
             for relative, payload in ((rel_docx, docx), (rel_pdf, pdf)):
@@ -140,6 +148,8 @@ class Issuing:
                 "issued_by": user.login, "docx": rel_docx, "pdf": rel_pdf,
                 "docx_sha256": docx_hash, "pdf_sha256": sha256(pdf), "status": "issued",
                 "superseded_by": None, "superseded_at": None}
+            if signed_in:
+                entry["store_signature"] = signed_in   # verify expects a valid signature there
             tx.put_document(entry)
             self.trail.register_event(tx, stamp, user, "issued", number, case_id=record["id"],
                                       kind=spec.key, version=version,
@@ -154,6 +164,13 @@ class Issuing:
                                          docx_hash,
                                          entry["pdf_sha256"]))
         return issued
+
+    def signer(self):
+        """The store's signer (:mod:`engine.signing`), read from ``[signing]`` each time it is
+        needed, so that a renewed certificate or password applies without a restart."""
+        from ..signing import store_signer
+
+        return store_signer(self.config)
 
     def context_for(self, workflow: str, data: Mapping[str, Any], kind: str, actor: str,
                     number: str = "（预览）") -> dict[str, Any]:

@@ -48,6 +48,7 @@ from .joins import Joins
 from .parties import Parties, as_field
 from .rotas import Rotas
 from .trail import Trail
+from .countersigning import Countersigning
 from .units import Units, Work
 
 
@@ -135,7 +136,7 @@ class Pipeline:
                  guard: Guard, definitions: Definitions, trail: Trail, issuing: Issuing,
                  control: DocumentControl, units: Units, parties: Parties, rotas: Rotas,
                  clock: Callable[[], datetime], lookups: Lookups,
-                 joins: Joins) -> None:
+                 joins: Joins, countersigning: Countersigning | None = None) -> None:
         self.config = config
         self.workflows = workflows
         self.store = store
@@ -150,6 +151,7 @@ class Pipeline:
         self.clock = clock
         self.lookups = lookups
         self.joins = joins
+        self.countersigning = countersigning
 
     def create(self, workflow: str, data: Mapping[str, Any], actor: str,
                source: str | None = None, files_from: Path | None = None,
@@ -459,6 +461,10 @@ class Pipeline:
                     *((i, trigger, {}) for i, trigger in joined.leave)]
         f.issued = self.issuing.issue(tx, work, wf, t, record, f.values, f.totals, user,
                                       new_state)
+        if t.takes_signed is not None and self.countersigning is not None:
+            self.countersigning.take(tx, work, wf, t.takes_signed, record,
+                                     {k: v for k, v in new_data.items()
+                                      if v != before["data"].get(k)}, user)
         if t.void_documents:
             self.control.void_documents(tx, work, record["id"], user, f"{wf.title}{t.label}")
         tx.put_case(record)

@@ -294,7 +294,7 @@ async def documents(request: Request, case: str | None = None,
 
 
 def _public(d: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in d.items() if k not in ("docx", "pdf", "stamped_pdf")}
+    out = {k: v for k, v in d.items() if k not in ("docx", "pdf", "stamped_pdf", "signed_pdf")}
     out["pdf_url"] = f"/api/documents/{d['number']}/pdf"
     out["docx_url"] = f"/api/documents/{d['number']}/docx"
     return out

@@ -563,7 +563,7 @@ async def document_page(request: Request, number: str, done: str = "") -> Respon
 async def _file(w: Web, user: User, life: dict[str, Any], which: str) -> Path:
     """A file of a document, by the path the register records (never one from the request)."""
     path = await w.read(w.engine.document_file, life["number"], which, actor=user.login) \
-        if which in ("pdf", "docx", "stamped") else None
+        if which in ("pdf", "docx", "stamped", "signed") else None
     if path is None:
         raise NotFoundError(f"文件 {life['number']} 没有这种副本")
     if not path.is_file():
@@ -593,7 +593,8 @@ async def document_file(request: Request, number: str, which: str, download: int
     media = ("application/pdf" if path.suffix == ".pdf" else
              "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
     inline = path.suffix == ".pdf" and not download
-    name = f"{number}{'-' + life.get('stamp', '') if which == 'stamped' else ''}{path.suffix}"
+    mark = {"stamped": f"-{life.get('stamp', '')}", "signed": "-已签署"}.get(which, "")
+    name = f"{number}{mark}{path.suffix}"
     return FileResponse(path, media_type=media, filename=name,
                         content_disposition_type="inline" if inline else "attachment")
 
