@@ -37,6 +37,7 @@ ANALOGUES = {
     "/CreationDate": ("xmp", "CreateDate", "date"),
     "/ModDate": ("xmp", "ModifyDate", "date"),
 }
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 NAMESPACES = {"dc": "http://purl.org/dc/elements/1.1/", "pdf": "http://ns.adobe.com/pdf/1.3/",
               "xmp": "http://ns.adobe.com/xap/1.0/", "pdfaid": "http://www.aiim.org/pdfa/ns/id/"}
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?([Zz+-])?(\d{2})?'?(\d{2})?'?")
@@ -44,12 +45,41 @@ _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?([Zz+-
 
 def identification(reader: PdfReader) -> tuple[str, str] | None:
     """(part, conformance) of a PDF/A, from its XMP packet; None for any other PDF."""
-    xmp = _xmp_text(reader)
-    if xmp is None:
-        return None
-    part = re.search(r"pdfaid:part(?:>|=\")\s*(\d)", xmp)
-    level = re.search(r"pdfaid:conformance(?:>|=\")\s*([ABUabu])", xmp)
-    return (part.group(1), level.group(1).upper()) if part and level else None
+    props = xmp_properties(reader)
+    part, level = props.get(("pdfaid", "part")), props.get(("pdfaid", "conformance"))
+    return (part, level.upper()) if part and level else None
+
+
+def xmp_properties(reader: PdfReader) -> dict[tuple[str, str], str]:
+    """The XMP packet's simple properties by (prefix, name), whichever form the writer chose
+    (LibreOffice writes elements, pyHanko attributes): a text value, or the first item of an
+    ``rdf:Alt`` / ``rdf:Seq``. Empty when there is no packet or it does not parse."""
+    import xml.etree.ElementTree as ET
+
+    text = _xmp_text(reader)
+    if text is None:
+        return {}
+    try:
+        root = ET.fromstring(re.sub(r"<\?xpacket[^>]*\?>", "", text).strip())
+    except ET.ParseError:
+        return {}
+    prefixes = {uri: prefix for prefix, uri in NAMESPACES.items()}
+    found: dict[tuple[str, str], str] = {}
+
+    def named(tag: str) -> tuple[str, str] | None:
+        uri, _, local = tag[1:].partition("}")
+        return (prefixes[uri], local) if tag.startswith("{") and uri in prefixes else None
+
+    for description in root.iter(f"{{{RDF}}}Description"):
+        for tag, value in description.attrib.items():
+            if named(tag):
+                found[named(tag)] = value.strip()
+        for child in description:
+            if named(child.tag):
+                item = child.find(f".//{{{RDF}}}li")
+                found[named(child.tag)] = ((item.text if item is not None else child.text)
+                                           or "").strip()
+    return found
 
 
 def sync_xmp(writer: PdfWriter, pdfa: tuple[str, str]) -> None:
@@ -151,19 +181,17 @@ def problems(pdf: bytes) -> list[str]:
 
 
 def _info_vs_xmp(reader: PdfReader) -> list[str]:
-    xmp = _xmp_text(reader) or ""
+    props = xmp_properties(reader)
     out = []
     for key, (prefix, name, kind) in ANALOGUES.items():
         value = (reader.metadata or {}).get(key)
         if value is None:
             continue
-        m = re.search(rf"<{prefix}:{name}>(.*?)</{prefix}:{name}>", xmp, re.S)
-        said = re.sub(r"<[^>]+>", "", m.group(1)).strip() if m else None
-        expected = xmp_date(str(value)) if kind == "date" else escape(str(value))
-        if kind == "date" and said is not None:
-            same = pdf_date_equal(said, expected)
+        said = props.get((prefix, name))
+        if kind == "date":
+            same = said is not None and pdf_date_equal(said, xmp_date(str(value)))
         else:
-            same = said == expected
+            same = said == str(value).strip()
         if not same:
             out.append(f"文档信息 {key[1:]}「{value}」与 XMP {prefix}:{name}「{said}」不一致")
     return out

@@ -137,6 +137,7 @@ class StoreSigner:
             subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256")
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+            _one_producer(writer)
             out = signers.PdfSigner(meta, signer, stamp_style=style).sign_pdf(
                 writer, existing_fields_only=True)
         except Exception as err:  # pyHanko raises many kinds (SigningError, PdfReadError, …)
@@ -148,6 +149,19 @@ class StoreSigner:
         from .certs import trust_roots
 
         return trust_roots(self.identity)
+
+
+def _one_producer(writer: Any) -> None:
+    """pyHanko appends itself to the Info dictionary's /Producer ("LibreOffice 7.4; pyHanko
+    x") but writes only itself into the XMP packet's pdf:Producer; a PDF/A needs the two to
+    agree (ISO 19005-2 §6.6.3). So the Info says what the XMP will say."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.metadata.model import VENDOR
+
+    info = writer.trailer["/Info"] if "/Info" in writer.trailer else None
+    if info is not None and "/Metadata" in writer.root:
+        info["/Producer"] = generic.TextStringObject(VENDOR)
+        writer.update_container(info)
 
 
 def password(config) -> str:

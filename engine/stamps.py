@@ -31,7 +31,7 @@ from xml.sax.saxutils import escape
 
 from pypdf import PageObject, PdfReader, PdfWriter, Transformation
 from pypdf.errors import PyPdfError
-from pypdf.generic import ContentStream
+from pypdf.generic import ContentStream, NameObject
 
 from .errors import ConversionError
 from .text import clean_line
@@ -287,6 +287,7 @@ def _overlay(pdf: bytes, make_svg: Callable[[float, float], str], converter: "Co
             else:
                 page.merge_transformed_page(stamp, placement, over=True)
         writer.add_metadata(metadata)
+        _drop_signatures(writer)
         # Merge the copies of the stamp's fonts and forms the pages now share (B4: file size).
         # No arguments: the defaults remove duplicates and orphans; the keyword names changed
         # in pypdf 7 (remove_identicals/remove_orphans raise there).
@@ -296,6 +297,20 @@ def _overlay(pdf: bytes, make_svg: Callable[[float, float], str], converter: "Co
     except (PyPdfError, ValueError, KeyError) as err:
         raise ConversionError(f"无法在 PDF 上加盖印章：{err}") from err
     return out.getvalue()
+
+
+def _drop_signatures(writer: PdfWriter) -> None:
+    """A stamped copy is a new file: the signatures of the signed original (kept beside it)
+    no longer cover its bytes, and a viewer would call them broken. Their values and the
+    certification that pointed at them go; the fields, and the seal's picture in them, stay
+    as what the paper showed."""
+    writer._root_object.pop(NameObject("/Perms"), None)
+    for page in writer.pages:
+        for ref in page.get("/Annots") or []:
+            annot = ref.get_object()
+            if annot.get("/FT") == "/Sig":
+                annot.pop(NameObject("/V"), None)
+                annot.pop(NameObject("/Lock"), None)
 
 
 def _shown_size(page: PageObject) -> tuple[float, float]:

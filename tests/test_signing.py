@@ -260,3 +260,22 @@ def test_sign_takes_back_the_customer_signed_contract_and_refuses_others(
     assert "重新生成" in refusals["regenerated"]
     assert "被修改过" in refusals["edited"]
     assert "乙方签名之后文件又被改动过" in refusals["appended"]
+
+
+def test_a_signed_contract_stays_pdf_a_and_its_stamped_copy_carries_no_broken_signature(
+        signing_engine, clock, test_certs):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from engine import pdfa
+    from engine.stamps import void_stamp
+
+    doc = issue_contract(signing_engine, clock().date())
+    pdf = Path(doc["pdf"]).read_bytes()
+    assert pdfa.problems(pdf) == []                     # QR, signature fields, the seal
+    both = customer_signs(pdf, test_certs["customer"])
+    assert pdfa.problems(both) == []
+
+    stamped = void_stamp(pdf, word="作废", when="2026年11月26日", reason="客户取消",
+                         converter=signing_engine.converter)
+    assert PdfFileReader(io.BytesIO(stamped)).embedded_signatures == []
+    assert pdfa.problems(stamped) == []
