@@ -31,8 +31,10 @@ from ..qr import Payload, short_hash
 SIGNED_STATE = "signed"
 
 # The archived versions of a document an uploaded file may be byte for byte: the issued PDF,
-# and the copy stamped 作废 / 已收回 when it was withdrawn.
-ARCHIVED = (("pdf_sha256", "出具时存档的原件"), ("stamped_sha256", "收回或作废时加盖印章的存档件"))
+# the one the customer signed and brought back (engine/services/countersigning.py), and the
+# copy stamped 作废 / 已收回 when it was withdrawn.
+ARCHIVED = (("pdf_sha256", "出具时存档的原件"), ("signed_sha256", "客户签署后交回的存档件"),
+            ("stamped_sha256", "收回或作废时加盖印章的存档件"))
 
 STATUS_TEXT = {"valid": "有效", "signed": "已签署", "recalled": "已收回", "void": "已作废"}
 
