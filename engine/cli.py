@@ -292,13 +292,17 @@ def import_cmd(click_ctx, workflow: str, file: Path, dry_run: bool, config_path,
 @click.argument("case_id", metavar="CASE")
 @click.argument("trigger")
 @click.option("--data", "data_file", metavar="FILE|-", default=None, help="JSON 数据文件，- 为标准输入")
+@click.option("--file", "files", metavar="FIELD=PATH", multiple=True,
+              help="附件字段的文件，可重复：如 --file signed_contract=客户签署版.pdf")
 @_common
 @click.pass_context
-def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, config_path, actor,
-         as_json, store) -> None:
+def fire(click_ctx, case_id: str, trigger: str, data_file: str | None, files: tuple[str, ...],
+         config_path, actor, as_json, store) -> None:
     """对案件执行操作：dealerdocs fire Q-1 issue --as zhang"""
     ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     data = _read_data(data_file) if data_file else None
+    if files:
+        data = _with_files(data or {}, files)
     result = ctx.engine.fire(case_id, trigger, ctx.user(), data, files_from=_files_from(data_file))
     lines = [f"{result.id} → {result.state_label}（{result.state}）"]
     lines += [f"  {d.number}  {d.title} 第 {d.version} 版\n    {d.pdf}\n    {d.docx}"
@@ -1168,6 +1172,25 @@ def user_tokens(click_ctx, login, revoke_id, config_path, actor, as_json, store)
         return
     rows, text = token_lines(ctx.engine, login)
     _emit(ctx, {"user": login, "tokens": rows}, text)
+
+
+def _with_files(data: Any, files: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` with each ``--file FIELD=PATH`` added to its attachment field (absolute
+    paths: the data file's folder does not apply to them)."""
+    if not isinstance(data, dict):
+        raise InputError("--data 应为 JSON 对象，才能再用 --file 添加附件")
+    out = dict(data)
+    for item in files:
+        name, _, path = item.partition("=")
+        if not name or not path:
+            raise InputError(f"--file 应写成 字段=文件路径（如 signed_contract=签署版.pdf），收到 \"{item}\"",
+                             field="file")
+        if not Path(path).is_file():
+            raise InputError(f"--file {name}：找不到文件 {path}", field=name)
+        listed = out.get(name) or []
+        out[name] = [*(listed if isinstance(listed, list) else [listed]),
+                     str(Path(path).resolve())]
+    return out
 
 
 def _files_from(source: str | None) -> Path | None:

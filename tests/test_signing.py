@@ -279,3 +279,30 @@ def test_a_signed_contract_stays_pdf_a_and_its_stamped_copy_carries_no_broken_si
                          converter=signing_engine.converter)
     assert PdfFileReader(io.BytesIO(stamped)).embedded_signatures == []
     assert pdfa.problems(stamped) == []
+
+
+def test_the_command_line_takes_the_signed_contract_with_file(dealer, test_certs, monkeypatch,
+                                                            tmp_path):
+    from helpers import cli_json, refused
+
+    monkeypatch.setenv(PASSWORD_ENV, test_certs["password"])
+    signing_config(dealer / "config.toml", test_certs["certificate"])
+    case = cli_json(dealer, "new", "contract", "--as", "zhang", data=contract_data())["id"]
+    if cli_json(dealer, "fire", case, "submit", "--as", "zhang")["state"] == "pending_approval":
+        cli_json(dealer, "fire", case, "approve", "--as", "wang")
+    [doc] = cli_json(dealer, "fire", case, "issue", "--as", "zhang")["documents"]
+    signed = tmp_path / "客户签署版.pdf"
+    signed.write_bytes(customer_signs(Path(doc["pdf"]).read_bytes(), test_certs["customer"]))
+    data = tmp_path / "signing.json"
+    data.write_text(json.dumps({"signed_date": contract_data()["deposit_date"]}), encoding="utf-8")
+
+    assert "找不到文件" in refused(dealer, "fire", case, "sign", "--data", str(data),
+                                "--file", f"signed_contract={tmp_path / 'nope.pdf'}", "--as", "zhang")
+    assert "字段=文件路径" in refused(dealer, "fire", case, "sign", "--file", "signed.pdf",
+                                  "--as", "zhang")
+    done = cli_json(dealer, "fire", case, "sign", "--data", str(data),
+                    "--file", f"signed_contract={signed}", "--as", "zhang")
+    assert done["state"] == "signed"
+    checked = cli_json(dealer, "check", str(signed))   # the paper the customer holds
+    assert checked["ok"] and checked["facts"]["status_text"] == "已签署"
+    assert checked["file"]["same"] == "客户签署后交回的存档件"
