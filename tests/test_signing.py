@@ -306,3 +306,33 @@ def test_the_command_line_takes_the_signed_contract_with_file(dealer, test_certs
     checked = cli_json(dealer, "check", str(signed))   # the paper the customer holds
     assert checked["ok"] and checked["facts"]["status_text"] == "已签署"
     assert checked["file"]["same"] == "客户签署后交回的存档件"
+
+
+def test_the_case_page_takes_the_signed_contract_as_an_upload(signing_engine, clock,
+                                                            test_certs):
+    from engine.web.app import create_app
+    from web_support import as_form, client, post_form, sign_in
+
+    today = clock().date()
+    doc = issue_contract(signing_engine, today)
+    signed = customer_signs(Path(doc["pdf"]).read_bytes(), test_certs["customer"])
+    c = client(create_app(signing_engine, secret=b"k" * 32))
+    sign_in(c, "zhang")
+    page = c.get(f"/cases/{doc['case']}").text
+    assert 'name="signed_contract"' in page and 'type="file"' in page
+
+    def upload(data: bytes):
+        return post_form(c, f"/cases/{doc['case']}", f"/cases/{doc['case']}/fire/sign",
+                         as_form({"signed_date": today.isoformat()}),
+                         files=[("signed_contract", ("客户签署版.pdf", data, "application/pdf"))])
+
+    refused = upload(Path(doc["pdf"]).read_bytes())            # nobody signed 乙方
+    from web_support import errors_of
+    assert refused.status_code == 422 and "乙方还没有签名" in " ".join(errors_of(refused.text)), errors_of(refused.text)
+    done = upload(signed)
+    assert done.status_code == 200
+    assert signing_engine.case(doc["case"], actor="zhang")["state"] == "signed"
+    document = c.get(f"/documents/{doc['number']}").text
+    assert "已签署的 PDF" in document and "刘晓明" in document
+    got = c.get(f"/documents/{doc['number']}/file/signed")
+    assert got.status_code == 200 and got.content == signed

@@ -63,9 +63,12 @@ class Countersigning:
 
         roots = (signing.store_signer(self.config).trust_roots
                  if doc.get("store_signature") else ())
-        customer = signing.check_returned(original, returned, doc["number"],
-                                          doc.get("store_signature"),
-                                          spec.customer_signature or "", roots)
+        try:
+            customer = signing.check_returned(original, returned, doc["number"],
+                                              doc.get("store_signature"),
+                                              spec.customer_signature or "", roots)
+        except InputError as err:   # said of the field the file came in
+            raise InputError(err.message, field=takes.file, number=doc["number"]) from err
         relative = doc["pdf"][: -len(".pdf")] + ".signed.pdf"
         work.write(self.archive, tx, relative, returned)
         stamp = work.now.isoformat()

@@ -325,9 +325,11 @@ def upload_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="dealerdocs-upload-")
 
 
-def error_map(err: InputError) -> tuple[dict[str, list[str]], dict[str, dict[int, list[str]]],
-                                        list[str]]:
-    """(messages by field, messages by table field and row, messages without a field)."""
+def error_map(err: InputError, shown: Iterable[str] | None = None
+              ) -> tuple[dict[str, list[str]], dict[str, dict[int, list[str]]], list[str]]:
+    """(messages by field, messages by table field and row, messages without a field). With
+    ``shown`` (the fields the form has), a message about any other field goes with those
+    without one: said above the form, never lost."""
     by_field: dict[str, list[str]] = {}
     by_row: dict[str, dict[int, list[str]]] = {}
     general: list[str] = []
@@ -340,6 +342,12 @@ def error_map(err: InputError) -> tuple[dict[str, list[str]], dict[str, dict[int
             by_field.setdefault(name, []).append(p.message)
         else:
             general.append(p.message)
+    if shown is not None:
+        shown = set(shown)
+        for name in [n for n in by_field if n not in shown]:
+            general += by_field.pop(name)
+        for name in [n for n in by_row if n not in shown]:
+            general += [m for messages in by_row.pop(name).values() for m in messages]
     if len(err.problems) > 1 or not (by_field or by_row or general):
         general.insert(0, err.message)  # the summary above the form; details at each field
     return by_field, by_row, general

@@ -296,10 +296,11 @@ async def _sources(w: Web, user: User, wf: Workflow) -> list[dict[str, Any]]:
 def _new_page(request: Request, w: Web, user: User, wf: Workflow, values: dict[str, Any],
               source: str, sources: list[dict[str, Any]], err: InputError | None = None,
               message: str | None = None, status: int = 200, customer: str = "") -> Response:
-    by_field, by_row, general = forms.error_map(err) if err else ({}, {}, [])
+    names = forms.general_fields(wf)
+    by_field, by_row, general = (forms.error_map(err, shown=[*names, "source"]) if err
+                                 else ({}, {}, []))
     if message:
         general.append(message)
-    names = forms.general_fields(wf)
     fields = forms.widgets(wf, names, values, w.engine.config, errors=by_field,
                            row_errors=by_row, actor=user.login,
                            now=w.engine.clock().replace(tzinfo=None))
@@ -412,12 +413,12 @@ async def _case_page(request: Request, w: Web, user: User, wf: Workflow, case: d
                               "documents": [], "danger": False})
             continue
         values = {**case["data"], **(posted or {})} if mine else case["data"]
+        asked, more = forms.transition_fields(wf, a.first, case["data"])
         by_field, by_row, general = ({}, {}, [])
         if mine and isinstance(err, InputError):
-            by_field, by_row, general = forms.error_map(err)
+            by_field, by_row, general = forms.error_map(err, shown=[*asked, *more])
         elif mine and err is not None:
             general = [getattr(err, "message", str(err))]
-        asked, more = forms.transition_fields(wf, a.first, case["data"])
         # fields with an error are always shown, even if they were folded away
         unfolded = [n for n in more if n in by_field or n in by_row]
         asked = asked + unfolded
@@ -491,14 +492,18 @@ async def fire(request: Request, case_id: str, trigger: str) -> Response:
                            if forms.uploads_on_step(wf, trigger) else 0)
     data = {k: v for k, v in forms.read_form(wf, form, drop_empty=False).items()
             if not (is_empty(v) and is_empty(case["data"].get(k)))}  # empty stays empty
+    uploads: dict[str, Any] = {}
     with forms.upload_folder() as folder:
         try:
-            data.update(forms.read_uploads(wf, form, case["data"], Path(folder)))
+            uploads = forms.read_uploads(wf, form, case["data"], Path(folder))
+            data.update(uploads)
             result = await w.write(w.engine.fire, case_id, trigger, user.login, data or None,
                                    files_from=Path(folder))
         except (InputError, StateError) as err:
+            # files refused with the step are not kept: the form asks for them again
+            shown = {k: v for k, v in data.items() if k not in uploads}
             return await _case_page(request, w, user, wf, case, open_trigger=trigger,
-                                    posted=data, err=err, status=status_of(err))
+                                    posted=shown, err=err, status=status_of(err))
     target = f"/cases/{case_id}?done={trigger}"
     if result.documents:
         target += "#documents"
