@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -119,7 +120,8 @@ class WarmConverter(Converter):
         self.autostart = autostart
         self.fallback = SofficeConverter(binary, timeout)
         self.recycle_after = recycle_after
-        self._work: str | None = None   # this process's folder of documents on the tmpfs
+        self._work: str | None = None   # the folder of documents on the tmpfs
+        self._own_work = False          # a private one, removed by close()
         self._work_lock = threading.Lock()
 
     # --- the pool ----------------------------------------------------------------------------
@@ -287,10 +289,23 @@ class WarmConverter(Converter):
         return [r for r in results if r is not None]
 
     def _work_dir(self) -> str:
-        """This converter's private folder on the tmpfs (mode 0700), made on first use."""
+        """The folder where documents wait for LibreOffice: this user's ``dealerdocs-<uid>``
+        on the tmpfs (mode 0700, shared by this user's processes and kept: each document's
+        files go as soon as it is converted), or a private one of this converter's if that
+        name is taken by something else (another user's, a link)."""
         with self._work_lock:
             if self._work is None or not os.path.isdir(self._work):
-                self._work = tempfile.mkdtemp(prefix="dealerdocs-convert-", dir=tmpfs_dir())
+                path = os.path.join(tmpfs_dir(), f"dealerdocs-{os.getuid()}")
+                try:
+                    os.mkdir(path, 0o700)
+                except FileExistsError:
+                    pass
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() \
+                        or st.st_mode & 0o077:
+                    path = tempfile.mkdtemp(prefix="dealerdocs-convert-", dir=tmpfs_dir())
+                    self._own_work = True
+                self._work = path
             return self._work
 
     def _convert_one(self, inst: dict, data: bytes, suffix: str) -> bytes:
@@ -337,10 +352,10 @@ class WarmConverter(Converter):
             self._restart(inst)
 
     def close(self) -> None:
-        """The pool outlives this object on purpose (other commands reuse it); this process's
+        """The pool outlives this object on purpose (other commands reuse it); a private
         folder of documents goes."""
         with self._work_lock:
-            if self._work is not None:
+            if self._work is not None and self._own_work:
                 shutil.rmtree(self._work, ignore_errors=True)
-                self._work = None
+            self._work, self._own_work = None, False
         self.fallback.close()
