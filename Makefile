@@ -5,9 +5,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-UNO_VENV := .venv-uno
-UNO_STAMP := $(UNO_VENV)/.installed
-
 .PHONY: setup system venv uno demo test bench clean-demo
 
 setup: system venv uno
@@ -24,15 +21,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-# unoserver runs under LibreOffice's own Python (Debian's python3-uno), so it gets a venv of
-# /usr/bin/python3 that sees the system's uno module (engine/warm.py).
-uno: $(UNO_STAMP)
-
-$(UNO_STAMP):
-	/usr/bin/python3 -m venv --system-site-packages $(UNO_VENV)
-	$(UNO_VENV)/bin/python -m pip install --quiet unoserver==3.7
-	$(UNO_VENV)/bin/python -c 'import uno, unoserver'
-	@touch $(UNO_STAMP)
+# The warm pool's worker (engine/office.py) runs under the system Python with LibreOffice's
+# uno module (Debian's python3-uno, installed by `make system`); it needs nothing from pip.
+uno:
+	@/usr/bin/python3 -c 'import uno' || (echo "the warm converter needs python3-uno for /usr/bin/python3" >&2; exit 1)
 
 demo: setup
 	$(PY) examples/demo.py --config config.toml
@@ -41,6 +33,7 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
+	$(PY) benchmarks/bench_peer.py
 	$(PY) benchmarks/bench_documents.py
 	$(PY) benchmarks/bench_speed.py
 	$(PY) benchmarks/bench_showroom.py

@@ -27,7 +27,7 @@ from docxtpl import DocxTemplate  # noqa: E402
 from engine import Engine, load_config  # noqa: E402
 from engine.convert import SofficeConverter, soffice_version  # noqa: E402
 from engine.pdf import finish  # noqa: E402
-from engine.warm import WarmConverter, find_unoserver  # noqa: E402
+from engine.warm import WarmConverter, find_office_python  # noqa: E402
 from engine.render import FILTERS  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def main() -> None:
         finish_ms = timed(lambda: finish(pdfs[0], {"DealerDocsNumber": "BJ-2026-000001"}), 20)
 
         warm_ms = warm_batch_ms = None
-        if find_unoserver():
+        if find_office_python():
             import tempfile
 
             with tempfile.TemporaryDirectory() as state:
@@ -120,7 +120,7 @@ def main() -> None:
     ]
     if warm_ms:
         rows[3:3] = [
-            ("pdf: warm LibreOffice (unoserver), 1 doc", med(warm_ms), med(warm_ms) / med(plain_ms)),
+            ("pdf: warm LibreOffice (our worker), 1 doc", med(warm_ms), med(warm_ms) / med(plain_ms)),
             (f"pdf: warm pool of 2, {args.batch} documents", warm_batch_ms,
              warm_batch_ms / med(plain_ms)),
         ]

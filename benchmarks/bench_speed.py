@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from engine import Engine, load_config  # noqa: E402
 from engine.batch import BatchItem, BatchRunner  # noqa: E402
 from engine.convert import Converter, SofficeConverter  # noqa: E402
-from engine.warm import WarmConverter, find_unoserver  # noqa: E402
+from engine.warm import WarmConverter, find_office_python  # noqa: E402
 import bench_documents  # noqa: E402
 from generate_store import generate  # noqa: E402
 
@@ -357,8 +357,8 @@ def main() -> None:
     parser.add_argument("--memory-docs", type=int, default=1000, help="documents (5); 0 skips")
     parser.add_argument("--only", default="123456", help="which figures, e.g. 3")
     args = parser.parse_args()
-    if not find_unoserver():
-        sys.exit("the warm converter needs unoserver: run `make setup` first")
+    if not find_office_python():
+        sys.exit("the warm converter needs python3-uno: run `make setup` first")
     with tempfile.TemporaryDirectory(prefix="dealerdocs-bench-") as tmp:
         work = Path(tmp)
         if "1" in args.only or "2" in args.only:

@@ -568,18 +568,18 @@ def _run_batch(ctx: Ctx, kind: str, trigger: str | None, items: list) -> None:
 @_common
 @click.pass_context
 def converter(click_ctx, action, instances, config_path, actor, as_json, store) -> None:
-    """常驻 LibreOffice（unoserver）：start 启动、stop 停止、status 查看；之后的命令自动使用。"""
+    """常驻 LibreOffice（工作进程池）：start 启动、stop 停止、status 查看；之后的命令自动使用。"""
     ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     warm = ctx.engine.warm_converter(instances)
     if action == "start":
         pool = warm.start()
-        _emit(ctx, pool, "\n".join(f"实例 {i['slot']}：端口 {i['port']}，进程 {i['pid']}" for i in pool))
+        _emit(ctx, pool, "\n".join(f"实例 {i['slot']}：进程 {i['pid']}，{i['socket']}" for i in pool))
     elif action == "stop":
         count = warm.stop()
         _emit(ctx, {"stopped": count}, f"已停止 {count} 个实例")
     else:
         rows = warm.status()
-        _emit(ctx, rows, "\n".join(f"实例 {i['slot']}：端口 {i['port']}，"
+        _emit(ctx, rows, "\n".join(f"实例 {i['slot']}：进程 {i['pid']}，"
                                    f"{'运行中' if i['alive'] else '无响应'}" for i in rows)
               or "没有运行的实例（每份文档冷启动 LibreOffice）")
 

@@ -189,10 +189,12 @@ class Paths:
 class LibreOffice:
     binary: str = "soffice"
     timeout: float = 120.0
-    # Warm instances (unoserver) started on demand and kept running; 0 = start none (a pool
-    # started with `dealerdocs converter start` is still used).
+    # Warm instances (engine/office.py workers) started on demand and kept running; 0 = start
+    # none (a pool started with `dealerdocs converter start` is still used).
     warm_instances: int = 0
-    unoserver: str = ""  # path; empty = on PATH or the project's .venv-uno
+    # The Python that runs a warm instance's worker (it needs LibreOffice's uno module);
+    # empty = LibreOffice's own beside soffice, else /usr/bin/python3 (Debian's python3-uno).
+    python: str = ""
     # A warm instance is restarted after converting this many documents for one command:
     # LibreOffice's memory grows with every document (0 = never).
     recycle_after: int = 100

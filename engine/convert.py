@@ -87,7 +87,7 @@ class SofficeConverter(Converter):
         # and one of them exits without a PDF
         self._running = threading.Lock()
 
-    def _executable(self) -> str:
+    def executable(self) -> str:
         found = shutil.which(self.binary)
         if not found:
             raise ConversionError(f"找不到 LibreOffice（{self.binary}）；请安装 libreoffice-writer "
@@ -122,7 +122,7 @@ class SofficeConverter(Converter):
                         results[i] = pdf
                 return [results[i] for i in range(len(documents))]
             export_filter = PDF_A_FILTER
-        exe = self._executable()
+        exe = self.executable()
         with self._running, tempfile.TemporaryDirectory(prefix="dealerdocs-convert-") as tmp:
             work = Path(tmp)
             inputs = []

@@ -14,7 +14,7 @@ import pytest
 
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
-from engine.warm import WarmConverter, find_unoserver
+from engine.warm import WarmConverter, find_office_python
 from helpers import CST, ROOT, Clock, Day, keep_seal_key_beside, make_dealer_dir, run_cli, use_pool
 
 
@@ -32,8 +32,8 @@ def cold_converter():
 def warm_pool_dir(tmp_path_factory, cold_converter) -> Path:
     """A pool of two warm LibreOffice instances for the whole run; CLI commands of the test
     dealerships find it through ``[libreoffice] pool`` (see ``dealer``)."""
-    if find_unoserver() is None:
-        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
+    if find_office_python() is None:
+        pytest.fail("no Python with LibreOffice's uno module: run `make setup` (python3-uno)")
     folder = tmp_path_factory.mktemp("pool")
     pool = WarmConverter(folder, instances=2, timeout=180)
     pool.start()

@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 from engine import Engine, load_config
 from engine.batch import BatchItem, BatchRunner
-from engine.warm import WarmConverter, find_unoserver
+from engine.warm import WarmConverter, find_office_python
 from helpers import Day, dealerdocs_bin, example, pdf_text
 
 YEAR = 2026  # the engine fixture's clock
@@ -56,9 +56,9 @@ def test_batch_fire_issues_every_case_with_pdfs_converted_ahead(engine, quote_da
 
 @pytest.fixture(scope="module")
 def warm_pool(tmp_path_factory):
-    """Two warm LibreOffice instances (unoserver), started for this module and stopped after."""
-    if find_unoserver() is None:
-        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
+    """Two warm LibreOffice instances, started for this module and stopped after."""
+    if find_office_python() is None:
+        pytest.fail("no Python with LibreOffice's uno module: run `make setup` (python3-uno)")
     pool = WarmConverter(tmp_path_factory.mktemp("warm"), instances=2, timeout=120)
     pool.start()
     yield pool

@@ -1,7 +1,7 @@
 """Conversion. One behavioural suite for the :class:`~engine.convert.Converter` contract (a PDF
 per input, in order, the Chinese text in it with its fonts embedded, SVG drawings too, errors on
 bad input) run against both converters with real LibreOffice: the cold ``SofficeConverter`` and
-a warm ``WarmConverter`` pool of two unoserver instances. Then fake ``soffice`` scripts for what
+a warm ``WarmConverter`` pool of two LibreOffice workers. Then fake ``soffice`` scripts for what
 only the cold converter does: its private profile, timeouts that kill the process group,
 crashes and missing output. What only the warm pool does is in test_warm.py."""
 from __future__ import annotations

@@ -23,7 +23,7 @@ import pytest
 
 from engine import Engine, load_config
 from engine.convert import SofficeConverter
-from engine.warm import WarmConverter, find_unoserver
+from engine.warm import WarmConverter, find_office_python
 
 from helpers import pdf_text
 from processes import ready, running, state, wait_for
@@ -51,7 +51,7 @@ def text_of(pdf: bytes, folder: Path) -> str:
 
 def sessions_using(folder) -> set[int]:
     """Session ids of the running processes whose command line names ``folder`` (a pool's):
-    one per unoserver instance, its LibreOffice included."""
+    one per warm instance (its worker and its LibreOffice share a session)."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
@@ -78,13 +78,13 @@ def soffice_of(inst: dict) -> list[int]:
 
 
 def documents_received(inst: dict) -> int:
-    """How many documents unoserver has taken in, by its log (it logs each before handing it
-    to LibreOffice)."""
-    return Path(inst["log"]).read_text(errors="replace").count(" for input")
+    """How many documents the instance's worker has taken in, by its log (it logs each
+    before handing it to LibreOffice)."""
+    return Path(inst["log"]).read_text(errors="replace").count("converting ")
 
 
 def kill_instance(inst: dict) -> None:
-    """SIGKILL an instance's process group (unoserver and its LibreOffice) and wait until the
+    """SIGKILL an instance's process group (its worker and its LibreOffice) and wait until the
     processes are gone."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(inst["pid"], signal.SIGKILL)
@@ -95,8 +95,8 @@ def kill_instance(inst: dict) -> None:
 
 @pytest.fixture(scope="module")
 def warm_pool(tmp_path_factory):
-    if find_unoserver() is None:
-        pytest.fail("unoserver is not installed: run `make setup` (it builds .venv-uno)")
+    if find_office_python() is None:
+        pytest.fail("no Python with LibreOffice's uno module: run `make setup` (python3-uno)")
     pool = WarmConverter(tmp_path_factory.mktemp("warm"), instances=1, timeout=60)
     pool.start()
     yield pool
@@ -114,7 +114,7 @@ def test_start_is_idempotent_and_a_killed_instance_is_replaced(warm, tmp_path):
     assert [i["alive"] for i in before] == [True]
     assert [i["pid"] for i in warm.start()] == [before[0]["pid"]]
 
-    kill_instance(before[0])  # LibreOffice and its unoserver die between two commands
+    kill_instance(before[0])  # LibreOffice and its worker die between two commands
     pdf = warm.convert(chinese_docx("实例崩溃后仍能转换"))  # converted cold meanwhile
 
     assert "实例崩溃后仍能转换" in text_of(pdf, tmp_path)
@@ -228,14 +228,12 @@ def test_a_hanging_document_times_out_restarts_the_instance_and_converts_cold(tm
             pdf = pool.convert(chinese_docx("卡住的文档"))
 
         assert "卡住的文档" in text_of(pdf, tmp_path)  # converted cold after the timeout
-        # given up by the pool's socket timeout or by unoserver's --conversion-timeout, both
-        # the per-document limit: whichever notices first
+        # given up by the pool's socket timeout, the per-document limit
         [warning] = [r.getMessage() for r in caplog.records
                      if r.name == "engine.warm" and r.levelno >= logging.WARNING]
         assert re.fullmatch(
-            rf"warm instance on port {inst['port']} failed \((TimeoutError: timed out|"
-            r"""Fault: <Fault 1: "<class 'TimeoutError'>:">)\); restarting it, converting cold""",
-            warning), warning
+            rf"warm instance 0 \(pid {inst['pid']}\) failed \(TimeoutError: timed out\); "
+            r"restarting it, converting cold", warning), warning
         [replaced] = pool._load()
         assert replaced["pid"] != inst["pid"]
         wait_for(lambda: not running(office), f"the hung LibreOffice {office} killed")
@@ -258,8 +256,9 @@ def test_engine_uses_a_started_pool_and_falls_back_when_it_is_gone(config_path, 
     config = load_config(config_path)
     state_dir = config.store_dir / "converter"
     state_dir.mkdir(parents=True)
-    (state_dir / "pool.json").write_text(json.dumps([{"slot": 0, "pid": 999999, "port": 1,
-                                                      "uno_port": 2, "profile": str(tmp_path),
+    (state_dir / "pool.json").write_text(json.dumps([{"slot": 0, "pid": 999999,
+                                                      "socket": str(tmp_path / "gone.sock"),
+                                                      "profile": str(tmp_path),
                                                       "log": str(tmp_path / "log")}]))
     engine = Engine(config)
     assert isinstance(engine.converter, WarmConverter)
@@ -274,38 +273,6 @@ def test_engine_uses_a_started_pool_and_falls_back_when_it_is_gone(config_path, 
     plain = Engine(load_config(config_path))
     (state_dir / "pool.json").unlink()
     assert isinstance(plain.converter, SofficeConverter)
-
-
-def test_the_two_ports_of_an_instance_differ_even_when_the_system_reuses_ports(monkeypatch):
-    """A system that hands out the lowest free port (Linux may hand one out again as soon as
-    it is closed) still gives an instance two different ports: unoserver refuses equal ones."""
-    import engine.warm as warm
-
-    bound: set[int] = set()
-
-    class LowestFree:
-        def __init__(self, *args):
-            self.port = None
-
-        def bind(self, address):
-            self.port = min(p for p in range(40000, 40010) if p not in bound)
-            bound.add(self.port)
-
-        def getsockname(self):
-            return ("127.0.0.1", self.port)
-
-        def close(self):
-            bound.discard(self.port)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.close()
-
-    monkeypatch.setattr(warm.socket, "socket", LowestFree)
-    assert warm.free_ports(2) == [40000, 40001]
-    assert bound == set()   # nothing left bound
 
 
 def test_workers_starting_the_pool_at_once_make_one_pool(tmp_path):

@@ -4,7 +4,7 @@
 # glyphs) and Symbola (emoji and symbols customers type), poppler-utils (pdftotext/pdffonts/
 # pdftoppm used by tests and checks), graphviz (`dot` draws the workflow diagrams, see
 # engine/diagram.py), python3-venv, python3-uno (LibreOffice's Python, for the warm
-# converter's unoserver, see engine/warm.py), and Chromium with its driver (the web app's
+# converter's worker, see engine/office.py), and Chromium with its driver (the web app's
 # browser tests, tests/test_web_browser.py), libzbar0 (pyzbar reads the QR code on every issued
 # page in the tests, and in `dealerdocs check` of a PDF without the URL in its metadata), and
 # PostgreSQL (a dealer group's store; the tests start a server of their own with its initdb,

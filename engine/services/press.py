@@ -52,7 +52,7 @@ class Press:
         lo = self.config.libreoffice
         return WarmConverter(self.config.pool_dir,
                              instances=instances or lo.warm_instances or os.cpu_count() or 2,
-                             timeout=lo.timeout, unoserver=lo.unoserver, binary=lo.binary,
+                             timeout=lo.timeout, python=lo.python, binary=lo.binary,
                              autostart=lo.warm_instances > 0, recycle_after=lo.recycle_after)
 
     def _warm_wanted(self) -> bool:
