@@ -45,8 +45,7 @@ def finish(pdf: bytes, metadata: Mapping[str, str],
         metadata = {**metadata, qr_code.INFO_KEY: qr}
     try:
         reader = PdfReader(io.BytesIO(pdf))
-        placements = [locate_signature(reader, name, anchor)
-                      for name, anchor in (signatures or {}).items()]
+        placements = locate_signatures(reader, signatures or {})
         pdfa = identification(reader)
         writer = PdfWriter(clone_from=reader)
         writer.pdf_header = reader.pdf_header   # pypdf's own would say 1.3
@@ -67,38 +66,61 @@ def finish(pdf: bytes, metadata: Mapping[str, str],
 def locate_signature(reader: PdfReader, name: str, anchor: str) -> Placement:
     """Where the signature box for ``anchor`` goes: below the last occurrence of the text,
     searching from the last page (signature blocks end a document)."""
+    return locate_signatures(reader, {name: anchor})[0]
+
+
+def locate_signatures(reader: PdfReader, anchors: Mapping[str, str]) -> list[Placement]:
+    """:func:`locate_signature` for each ``{field name: anchor}``, reading each page's text
+    once (pypdf's text extraction is most of finishing's cost), from the last page on and
+    no further than the earliest page an anchor needs."""
+    found: dict[str, Placement] = {}
     for index in range(len(reader.pages) - 1, -1, -1):
-        position = _find_text(reader.pages[index], anchor)
-        if position is not None:
-            x, y = position
-            return Placement(name, index, (x, y - SIG_GAP - SIG_HEIGHT, x + SIG_WIDTH, y - SIG_GAP))
-    raise TemplateError(f"PDF 中找不到签名位置文字「{anchor}」（签名域 {name}）；"
-                        f"模板的签名区须原样包含这段文字", anchor=anchor)
+        if len(found) == len(anchors):
+            break
+        text = _PageText(reader.pages[index])
+        for name, anchor in anchors.items():
+            if name in found:
+                continue
+            position = text.last(anchor)
+            if position is not None:
+                x, y = position
+                found[name] = Placement(name, index, (x, y - SIG_GAP - SIG_HEIGHT,
+                                                      x + SIG_WIDTH, y - SIG_GAP))
+    for name, anchor in anchors.items():
+        if name not in found:
+            raise TemplateError(f"PDF 中找不到签名位置文字「{anchor}」（签名域 {name}）；"
+                                f"模板的签名区须原样包含这段文字", anchor=anchor)
+    return [found[name] for name in anchors]
 
 
-def _find_text(page, anchor: str) -> tuple[float, float] | None:
-    """Baseline start (x, y) in page space of the last occurrence of ``anchor`` on ``page``."""
-    pieces: list[tuple[int, float, float]] = []
-    text = []
-    length = 0
+class _PageText:
+    """A page's text with where each piece starts (page space), extracted once."""
 
-    def visit(chunk, cm, tm, font_dict, font_size):
-        nonlocal length
-        if not chunk:
-            return
-        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        pieces.append((length, x, y))
-        text.append(chunk)
-        length += len(chunk)
+    def __init__(self, page) -> None:
+        self.pieces: list[tuple[int, float, float]] = []
+        chunks: list[str] = []
+        length = 0
 
-    page.extract_text(visitor_text=visit)
-    joined = "".join(text)
-    at = joined.rfind(anchor)
-    if at < 0:
-        return None
-    start = max((p for p in pieces if p[0] <= at), key=lambda p: p[0])
-    return start[1], start[2]
+        def visit(chunk, cm, tm, font_dict, font_size):
+            nonlocal length
+            if not chunk:
+                return
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            self.pieces.append((length, x, y))
+            chunks.append(chunk)
+            length += len(chunk)
+
+        page.extract_text(visitor_text=visit)
+        self.text = "".join(chunks)
+
+    def last(self, anchor: str) -> tuple[float, float] | None:
+        """Baseline start (x, y) of the last occurrence of ``anchor``, or None."""
+        at = self.text.rfind(anchor)
+        if at < 0:
+            return None
+        start = max((p for p in self.pieces if p[0] <= at), key=lambda p: p[0])
+        return start[1], start[2]
 
 
 def _add_signature_fields(writer: PdfWriter, placements: list[Placement]) -> None:
