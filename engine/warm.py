@@ -32,7 +32,7 @@ from filelock import FileLock
 
 from .convert import FONTS_CONF, Converter, SofficeConverter, wants_pdf_a
 from .errors import ConversionError
-from .files import atomic_write_bytes, make_dirs
+from .files import atomic_write_bytes, make_dirs, remove_older_than
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,10 @@ class WarmConverter(Converter):
                         or st.st_mode & 0o077:
                     path = tempfile.mkdtemp(prefix="dealerdocs-convert-", dir=tmpfs_dir())
                     self._own_work = True
+                else:
+                    # what a process killed while converting left (a document holds a
+                    # customer's data): no conversion waits longer than the timeout
+                    remove_older_than(Path(path), max(3600.0, 2 * self.timeout))
                 self._work = path
             return self._work
 

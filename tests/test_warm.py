@@ -290,3 +290,27 @@ def test_workers_starting_the_pool_at_once_make_one_pool(tmp_path):
     finally:
         pools[0].stop()
     wait_for(lambda: not sessions_using(folder), "every process of the pool gone")
+
+
+def test_documents_left_on_the_tmpfs_by_a_killed_conversion_are_swept(warm_pool_dir):
+    """A process killed while converting leaves its .docx (a customer's data) in the shared
+    work folder; the next converter to use the folder removes what is older than any
+    conversion can take."""
+    import os
+    import time
+
+    from engine.warm import WarmConverter
+
+    first = WarmConverter(warm_pool_dir, instances=2, timeout=180)
+    folder = Path(first._work_dir())
+    left = folder / "left-by-a-killed-process.docx"
+    fresh = folder / "being-converted-now.docx"
+    for path in (left, fresh):
+        path.write_bytes(b"PK")
+    old = time.time() - 4000
+    os.utime(left, (old, old))
+
+    WarmConverter(warm_pool_dir, instances=2, timeout=180)._work_dir()
+
+    assert not left.exists() and fresh.exists()
+    fresh.unlink()
