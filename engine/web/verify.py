@@ -69,25 +69,32 @@ def _too_many(request: Request, limit: RateLimit) -> Response | None:
     return response
 
 
-@router.get("/v/{number}")
-async def verify_page(request: Request, number: str, v: str = "", h: str = "") -> Response:
-    refused = _too_many(request, _limits(request).views)
+async def _asked(request: Request, limit: RateLimit, number: str, v: str, h: str
+                 ) -> tuple[Response | None, Any, Any]:
+    """(a 429 answer if ``limit`` says so, the link's payload, its public facts or None)."""
+    refused = _too_many(request, limit)
     if refused is not None:
-        return refused
+        return refused, None, None
     w = web(request)
     payload = _payload(number, v, h)
     facts = await w.read(w.engine.public_facts, payload) if payload else None
+    return None, payload, facts
+
+
+@router.get("/v/{number}")
+async def verify_page(request: Request, number: str, v: str = "", h: str = "") -> Response:
+    refused, _, facts = await _asked(request, _limits(request).views, number, v, h)
+    if refused is not None:
+        return refused
     return _page(request, {"facts": facts, "action": _here(request)})
 
 
 @router.post("/v/{number}")
 async def compare_upload(request: Request, number: str, v: str = "", h: str = "") -> Response:
-    refused = _too_many(request, _limits(request).uploads)
+    refused, payload, facts = await _asked(request, _limits(request).uploads, number, v, h)
     if refused is not None:
         return refused
     w = web(request)
-    payload = _payload(number, v, h)
-    facts = await w.read(w.engine.public_facts, payload) if payload else None
     if facts is None:
         return _page(request, {"facts": None})
     digest = await hash_upload(request, FILE_FIELD)
