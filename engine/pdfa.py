@@ -4,10 +4,11 @@ LibreOffice makes the PDF/A (``SelectPdfVersion = 2`` in its PDF export, see
 :mod:`engine.convert`): every font embedded, an sRGB output intent, an XMP packet that names
 the part and level. What we change afterwards must keep it so. The document information
 dictionary that :func:`engine.pdf.finish` fills (title, author, subject, keywords) has
-analogues in XMP, and ISO 19005-2 §6.6.3 wants both to say the same: :func:`sync_xmp` writes
-the XMP packet anew from the Info dictionary, keeping the PDF/A identification. dealerdocs' own
-keys (``DealerDocsNumber`` …) have no XMP analogue and need none. Signature widgets carry an
-appearance stream (§6.3.3), even while empty (:mod:`engine.pdf`).
+analogues in XMP, and ISO 19005-2 §6.6.3 wants both to say the same: finishing and signing are
+incremental updates by pyHanko, which updates the XMP packet with the Info dictionary and keeps
+the PDF/A identification (:mod:`engine.pdf` makes the two agree where pyHanko would not).
+dealerdocs' own keys (``DealerDocsNumber`` …) have no XMP analogue and need none. Signature
+widgets carry an appearance stream (§6.3.3), even while empty.
 
 :func:`problems` checks a finished file against the rules that what we do could break, with
 pypdf alone: header, identification, Info ↔ XMP, output intent, embedded fonts, annotations'
@@ -20,11 +21,9 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
-from xml.sax.saxutils import escape
+from typing import Any
 
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import DecodedStreamObject, NameObject
+from pypdf import PdfReader
 
 # Info key → (XMP namespace prefix, property, kind): ISO 19005-2 §6.6.3, table 3 of PDF/A-1.
 ANALOGUES = {
@@ -80,49 +79,6 @@ def xmp_properties(reader: PdfReader) -> dict[tuple[str, str], str]:
                 found[named(child.tag)] = ((item.text if item is not None else child.text)
                                            or "").strip()
     return found
-
-
-def sync_xmp(writer: PdfWriter, pdfa: tuple[str, str]) -> None:
-    """Replace the writer's XMP packet with one that says what its Info dictionary says
-    (and that it is PDF/A ``pdfa``)."""
-    info = writer.metadata or {}
-    packet = xmp_packet({k: str(v) for k, v in info.items()}, pdfa)
-    stream = DecodedStreamObject()
-    stream.set_data(packet)   # unfiltered: readable by tools that know no PDF
-    stream[NameObject("/Type")] = NameObject("/Metadata")
-    stream[NameObject("/Subtype")] = NameObject("/XML")
-    writer._root_object[NameObject("/Metadata")] = writer._add_object(stream)
-
-
-def xmp_packet(info: Mapping[str, str], pdfa: tuple[str, str]) -> bytes:
-    """An XMP packet with the PDF/A identification and the analogue of each Info entry."""
-    groups: dict[str, list[str]] = {"pdfaid": [f"<pdfaid:part>{pdfa[0]}</pdfaid:part>",
-                                               f"<pdfaid:conformance>{pdfa[1]}</pdfaid:conformance>"]}
-    for key, (prefix, name, kind) in ANALOGUES.items():
-        value = info.get(key)
-        if value is None:
-            continue
-        if kind == "date":
-            value = xmp_date(value)
-            if value is None:
-                continue
-        text = escape(value)
-        if kind == "alt":
-            body = f'<rdf:Alt><rdf:li xml:lang="x-default">{text}</rdf:li></rdf:Alt>'
-        elif kind == "seq":
-            body = f"<rdf:Seq><rdf:li>{text}</rdf:li></rdf:Seq>"
-        else:
-            body = text
-        groups.setdefault(prefix, []).append(f"<{prefix}:{name}>{body}</{prefix}:{name}>")
-    descriptions = "\n".join(
-        f'  <rdf:Description rdf:about="" xmlns:{p}="{NAMESPACES[p]}">\n   '
-        + "\n   ".join(props) + "\n  </rdf:Description>" for p, props in groups.items())
-    body = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
-            '<x:xmpmeta xmlns:x="adobe:ns:meta/">\n'
-            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
-            f"{descriptions}\n </rdf:RDF>\n</x:xmpmeta>\n")
-    # padding lets an editor rewrite the packet in place (XMP spec part 1, 7.3.2)
-    return (body + (" " * 99 + "\n") * 20 + '<?xpacket end="w"?>').encode("utf-8")
 
 
 def xmp_date(value: str) -> str | None:

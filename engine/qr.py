@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pypdf import PdfWriter
 
 __all__ = ["HASH_CHARS", "Payload", "short_hash", "verification_url", "parse_url", "draw",
            "payload_in", "read_pages", "INFO_KEY", "PT_PER_MM", "SIZE_MM", "LEFT_MM",
@@ -122,57 +120,44 @@ def _form_content(matrix: list[bytearray]) -> bytes:
     return "\n".join(ops).encode("ascii")
 
 
-def draw(writer: "PdfWriter", text: str) -> None:
-    """Draw the QR code of ``text`` on every page of ``writer``, in the bottom-left corner
-    of each page's visible area (its crop box, as the page stands before any /Rotate)."""
-    # pypdf loads here: the register's readers (the public facts, ``check``) need the
+def draw(writer: Any, text: str, corners: list[tuple[float, float]]) -> None:
+    """Draw the QR code of ``text`` on every page of ``writer`` (pyHanko's incremental
+    writer; ``corners``: each page's crop box's bottom-left corner, as the page stands before
+    any /Rotate), in the bottom-left corner of its visible area. The page's own content is
+    wrapped in q … Q, so whatever it leaves in the graphics state cannot move the code."""
+    # pyHanko loads here: the register's readers (the public facts, ``check``) need the
     # payload functions above, and commands that only read must not load the PDF stack
-    from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject,
-                               FloatObject, NameObject)
+    from pyhanko.pdf_utils import generic
 
     matrix = modules(text)
     n = len(matrix)
-    form = DecodedStreamObject()
-    form.set_data(_form_content(matrix))
-    form.update({
-        NameObject("/Type"): NameObject("/XObject"),
-        NameObject("/Subtype"): NameObject("/Form"),
-        NameObject("/BBox"): ArrayObject([FloatObject(0), FloatObject(0), FloatObject(n),
-                                          FloatObject(n)]),
-        NameObject("/Resources"): DictionaryObject(),
-    })
-    form_ref = writer._add_object(form)
+    form = generic.StreamObject({
+        generic.pdf_name("/Type"): generic.pdf_name("/XObject"),
+        generic.pdf_name("/Subtype"): generic.pdf_name("/Form"),
+        generic.pdf_name("/BBox"): generic.ArrayObject(
+            [generic.FloatObject(0), generic.FloatObject(0), generic.FloatObject(n),
+             generic.FloatObject(n)]),
+        generic.pdf_name("/Resources"): generic.DictionaryObject(),
+    }, stream_data=_form_content(matrix))
+    form_ref = writer.add_object(form)
+    resources = generic.DictionaryObject({generic.pdf_name("/XObject"): generic.DictionaryObject(
+        {generic.pdf_name(_XOBJECT): form_ref})})
     scale = SIZE_MM * PT_PER_MM / n
-    opening = _stream(writer, b"q\n")
+    opening = writer.add_object(generic.StreamObject(stream_data=b"q\n"))
     closings: dict[tuple[float, float], Any] = {}
-    for page in writer.pages:
-        box = page.cropbox
-        corner = (round(float(box.left), 2), round(float(box.bottom), 2))
+    for index, (left, bottom) in enumerate(corners):
+        corner = (round(left, 2), round(bottom, 2))
         if corner not in closings:
             x = corner[0] + LEFT_MM * PT_PER_MM
             y = corner[1] + BOTTOM_MM * PT_PER_MM
-            closings[corner] = _stream(
-                writer, f"\nQ\nq {scale:.5f} 0 0 {scale:.5f} {x:.3f} {y:.3f} cm "
-                        f"{_XOBJECT} Do Q\n".encode("ascii"))
-        resources = page.get("/Resources")
-        resources = resources.get_object() if resources is not None else DictionaryObject()
-        page[NameObject("/Resources")] = resources
-        xobjects = resources.get("/XObject")
-        xobjects = xobjects.get_object() if xobjects is not None else DictionaryObject()
-        resources[NameObject("/XObject")] = xobjects
-        xobjects[NameObject(_XOBJECT)] = form_ref
-        contents = page.get("/Contents")
-        own = contents.get_object() if contents is not None else None
-        parts = list(own) if isinstance(own, ArrayObject) else ([contents] if contents else [])
-        page[NameObject("/Contents")] = ArrayObject([opening, *parts, closings[corner]])
-
-
-def _stream(writer: "PdfWriter", data: bytes) -> Any:
-    from pypdf.generic import DecodedStreamObject
-
-    stream = DecodedStreamObject()
-    stream.set_data(data)
-    return writer._add_object(stream)
+            closings[corner] = writer.add_object(generic.StreamObject(
+                stream_data=f"\nQ\nq {scale:.5f} 0 0 {scale:.5f} {x:.3f} {y:.3f} cm "
+                            f"{_XOBJECT} Do Q\n".encode("ascii")))
+        writer.add_stream_to_page(index, opening, prepend=True)
+        _, own = writer.find_page_for_modification(index)
+        xobjects = own.get_object().get("/XObject")   # pages often share one dictionary
+        known = xobjects is not None and _XOBJECT in xobjects.get_object()
+        writer.add_stream_to_page(index, closings[corner], resources=None if known else resources)
 
 
 def payload_in(pdf: bytes) -> Payload | None:

@@ -51,7 +51,9 @@ def test_finish_adds_metadata_and_keeps_pages_and_text(two_page_pdf, tmp_path):
     meta = read_metadata(finished)
     assert {k: meta[k] for k in METADATA} == METADATA
     assert before["Title"] == "原标题"  # LibreOffice took it from the core properties
-    assert meta["Producer"] == before["Producer"]  # what was there stays, unless replaced
+    # an incremental update: LibreOffice's bytes stay as they were, the finishing follows
+    assert finished.startswith(two_page_pdf)
+    assert meta["Producer"].startswith(before["Producer"])   # the finisher is named after it
     assert len(PdfReader(io.BytesIO(finished)).pages) == 2
     original_text = text_of(two_page_pdf, tmp_path / "a.pdf")
     assert "第一页 ALPHA 刘晓明" in original_text and "第二页 BRAVO" in original_text
