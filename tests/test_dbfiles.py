@@ -29,20 +29,32 @@ def _text(path: Path) -> str:
     return "".join(page.extract_text() for page in PdfReader(str(path)).pages)
 
 
+def _on_database(folder: Path, postgres, converter) -> tuple[str, Path, Engine]:
+    """A dealership in ``folder`` whose store and files are in a new database: (its URL,
+    its config, an engine on it)."""
+    url = postgres.new_database()
+    config = keep_files_in_database(make_dealer_dir(folder / "dealer"), url)
+    return url, config, Engine(load_config(config), converter=converter)
+
+
+def _two_quotes(engine: Engine) -> tuple[str, str]:
+    """刘晓明's quote issued, and 王芳's drafted: their case ids."""
+    kept = engine.create("quote", example("quote"), "zhang").id
+    engine.fire(kept, "issue", "zhang")
+    other = engine.create("quote", example("quote", customer_name="王芳",
+                                           customer_mobile="13900139000"), "zhang").id
+    return kept, other
+
+
 @pytest.fixture(scope="module")
 def group(tmp_path_factory, postgres, converter):
     """A dealership whose store and files are in one database: two quotes issued, the
     second revised (its first version's PDF stamped 已收回). Shared by the module's tests,
     which leave it as they found it."""
     folder = tmp_path_factory.mktemp("group")
-    url = postgres.new_database()
-    config = keep_files_in_database(make_dealer_dir(folder / "dealer"), url)
-    engine = Engine(load_config(config), converter=converter)
+    url, config, engine = _on_database(folder, postgres, converter)
     try:
-        kept = engine.create("quote", example("quote"), "zhang").id
-        engine.fire(kept, "issue", "zhang")
-        revised = engine.create("quote", example("quote", customer_name="王芳",
-                                                 customer_mobile="13900139000"), "zhang").id
+        kept, revised = _two_quotes(engine)
         engine.fire(revised, "issue", "zhang")
         engine.fire(revised, "revise", "zhang", {"discount": "9000.00"})
         [doc] = engine.case(kept, actor="zhang")["documents"]
@@ -267,14 +279,9 @@ def test_store_copy_carries_the_files_to_a_folder_and_back(group, engine_of, pos
 
 
 def test_a_purge_erases_the_rows_of_the_files_it_erases(postgres, converter, tmp_path):
-    url = postgres.new_database()
-    config = keep_files_in_database(make_dealer_dir(tmp_path / "dealer"), url)
-    engine = Engine(load_config(config), converter=converter)
+    url, _, engine = _on_database(tmp_path, postgres, converter)
     try:
-        kept = engine.create("quote", example("quote"), "zhang").id
-        engine.fire(kept, "issue", "zhang")
-        gone = engine.create("quote", example("quote", customer_name="王芳",
-                                              customer_mobile="13900139000"), "zhang").id
+        _, gone = _two_quotes(engine)
         [doc] = engine.fire(gone, "issue", "zhang").documents
         engine.fire(gone, "cancel", "zhang")
         local = engine.document_file(doc.number, "pdf", actor="zhang")
