@@ -455,6 +455,11 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"配置文件 {path} 不是有效的 TOML：{err}", path=str(path)) from err
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"无法读取配置文件 {path}：{err}", path=str(path)) from err
+    if isinstance(raw.get("libreoffice"), dict) and "unoserver" in raw["libreoffice"]:
+        raise ConfigError(f"{path.name}: libreoffice.unoserver 已不再使用：常驻的 LibreOffice 现由本程序的"
+                          f"工作进程经 python3-uno 驱动，不再需要 unoserver；请删去这一行（需要时用 "
+                          f"libreoffice.python 指明带 uno 模块的 Python）", key="libreoffice.unoserver",
+                          path=str(path))
     overrides = raw.pop("policy", {})
     # each store's [stores.<code>.policy] is resolved like [policy], over it
     store_overrides = {code: t.pop("policy", {}) for code, t in raw.get("stores", {}).items()

@@ -207,6 +207,8 @@ def test_a_date_policy_is_a_toml_date_or_its_iso_text(tmp_path):
      "documents.contract.sign", ["certificate 为空", "cert make-test"]),
     ('[documents.contract]\npdf_a = true', '[documents.contract]\npdf_a = "yes"',
      "documents.contract.pdf_a", ["true/false"]),
+    ("\ntimeout = 120", '\ntimeout = 120\nunoserver = "/opt/venv-uno/bin/unoserver"',
+     "libreoffice.unoserver", ["不再使用", "python3-uno", "请删去这一行"]),
     ('files = "outbox"', 'files = "db"', "files", ['files 应为 "outbox"', '收到 "db"']),
     ('files = "outbox"', 'files = "database"', "files",
      ['files = "database" 只能与 PostgreSQL 数据库一起使用', 'files = "outbox"']),
