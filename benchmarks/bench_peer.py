@@ -311,7 +311,7 @@ def bench_single(work: Path, peer: Carbone | None, repeat: int, templates: Path)
     rest = med(i - sum(p) for i, p in zip(issue, parts))
     row("  of which render (all renders of the fire)", ms(render))
     row("  of which convert (PDF/A)", ms(convert))
-    row("  of which finish (pypdf: metadata, signature fields, XMP)", ms(finish))
+    row("  of which finish (one incremental update: metadata, signature fields, QR)", ms(finish))
     row("  of which the rest (rehearsal, numbers, archive + SHA-256, store commit)", ms(rest))
     row("convert our rendered contract, plain PDF", ms(med(conv_plain)),
         f"Carbone convert {ms(med(peer_conv))}" if peer_conv else "",
