@@ -293,8 +293,7 @@ def test_the_api_works_in_the_store_its_header_names(group_web):
                  ).status_code == 404
     refused = c.get("/api/cases", headers={**auth, "X-Dealerdocs-Store": "GZ01"})
     assert refused.status_code == 403 and "GZ01" in refused.json()["message"]
-    assert sh_case   # li sells in SH01 but this is 何静's case: not hers either
-    assert sh_case not in sh.text
+    assert sh_case not in sh.text   # li sells in SH01 but this is 何静's case: not hers
 
 
 # --- the command line: --store, or the operator's only store ---------------------------------
