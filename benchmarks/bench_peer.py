@@ -69,10 +69,10 @@ SPLIT = Split()
 
 
 class TimedRenderer(Renderer):
-    def render(self, template, context, properties=None):
+    def render(self, template, context, properties=None, bookmarks=None):
         t = time.perf_counter()
         try:
-            return super().render(template, context, properties)
+            return super().render(template, context, properties, bookmarks)
         finally:
             SPLIT.render += time.perf_counter() - t
 

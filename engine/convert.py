@@ -28,14 +28,19 @@ log = logging.getLogger(__name__)
 
 FONTS_CONF = package_path("fonts.conf")  # Windows font names → Noto CJK
 
+# Writer's PDF export options, in the JSON form of `--convert-to`'s filter options (LibreOffice
+# 7.4+); the warm pool's worker (engine/office.py) sets the same. Bookmarks become named
+# destinations: where the renderer marked the signature labels (engine/bookmarks.py).
+WRITER_OPTIONS = '"ExportBookmarksToPDFDestination":{"type":"boolean","value":"true"}'
+# … and with PDF/A-2b (ISO 19005-2 level B): every font embedded, an sRGB output intent, XMP
+# identification (see engine/pdfa.py).
+PDF_A_OPTION = ("SelectPdfVersion", 2)
+PDF_A_FILTER = ('pdf:writer_pdf_Export:{%s,"%s":{"type":"long","value":"%d"}}'
+                % (WRITER_OPTIONS, *PDF_A_OPTION))
 # Input suffix → LibreOffice export filter. An SVG opens in Draw (package libreoffice-draw-nogui),
 # whose documents Writer's PDF filter cannot export, and vice versa.
-EXPORT_FILTERS = {".docx": "pdf:writer_pdf_Export", ".svg": "pdf:draw_pdf_Export"}
-# Writer's PDF export options that make PDF/A-2b (ISO 19005-2 level B): every font embedded,
-# an sRGB output intent, XMP identification (see engine/pdfa.py). The JSON form of
-# `--convert-to`'s filter options (LibreOffice 7.4+); the warm pool sends the same option.
-PDF_A_OPTION = ("SelectPdfVersion", 2)
-PDF_A_FILTER = ('pdf:writer_pdf_Export:{"%s":{"type":"long","value":"%d"}}' % PDF_A_OPTION)
+EXPORT_FILTERS = {".docx": f"pdf:writer_pdf_Export:{{{WRITER_OPTIONS}}}",
+                  ".svg": "pdf:draw_pdf_Export"}
 
 
 class ArchivalDocx(bytes):

@@ -49,11 +49,14 @@ def props(**values) -> tuple:
 
 
 def store_props(export_filter: str, pdf_a: bool) -> tuple:
-    """storeToURL's arguments for a filter (built once per filter and PDF/A choice)."""
-    if not pdf_a:
+    """storeToURL's arguments for a filter (built once per filter and PDF/A choice). Writer's
+    bookmarks become named destinations (where the engine marked the signature labels), as
+    engine.convert.WRITER_OPTIONS says for the cold converter."""
+    if export_filter != "writer_pdf_Export":
         return props(FilterName=export_filter, Overwrite=True)
-    data = uno.Any("[]com.sun.star.beans.PropertyValue",
-                   props(SelectPdfVersion=PDF_A_VERSION))
+    options = {"ExportBookmarksToPDFDestination": True,
+               **({"SelectPdfVersion": PDF_A_VERSION} if pdf_a else {})}
+    data = uno.Any("[]com.sun.star.beans.PropertyValue", props(**options))
     return props(FilterName=export_filter, Overwrite=True, FilterData=data)
 
 
@@ -76,6 +79,7 @@ class Office:
             stdin=subprocess.DEVNULL)
         self.desktop = self._connect(pipe)
         self.store = {(f, a): store_props(f, a) for f in FILTERS for a in (False, True)}
+        self.document = None   # the last converted document, until release()
 
     def _connect(self, pipe: str):
         """Poll the pipe every 20 ms: soffice opens it ~1 s after start, and a coarse poll
@@ -98,16 +102,27 @@ class Office:
                 time.sleep(0.02)
 
     def convert(self, source: str, target: str, export_filter: str, pdf_a: bool) -> None:
+        """Convert ``source`` into ``target``. The document stays open until :meth:`release`,
+        which the server calls once it has answered: closing a document takes LibreOffice a
+        few milliseconds the caller need not wait for."""
+        self.release()
         document = self.desktop.loadComponentFromURL(
             uno.systemPathToFileUrl(source), "_blank", 0, LOAD_PROPS)
         if document is None:
             raise ValueError("source file could not be loaded")
-        try:
-            document.storeToURL(uno.systemPathToFileUrl(target),
-                                self.store[export_filter, pdf_a and export_filter ==
-                                           "writer_pdf_Export"])
-        finally:
-            document.close(True)
+        self.document = document
+        document.storeToURL(uno.systemPathToFileUrl(target),
+                            self.store[export_filter, pdf_a and export_filter ==
+                                       "writer_pdf_Export"])
+
+    def release(self) -> None:
+        """Close the document the last conversion opened, if any."""
+        document, self.document = self.document, None
+        if document is not None:
+            try:
+                document.close(True)
+            except Exception:  # a dying office: the next request finds it dead and says so
+                pass
 
 
 def serve(office: Office, path: str) -> None:
@@ -124,32 +139,36 @@ def serve(office: Office, path: str) -> None:
     served = 0
     while True:
         conn, _ = server.accept()
-        with conn:
-            try:
-                request = json.loads(_read_line(conn))
-            except (ValueError, OSError) as err:
-                _answer(conn, {"ok": False, "error": f"bad request: {err}"})
-                continue
-            if office.process.poll() is not None:  # LibreOffice died: let the pool replace us
-                sys.exit(f"soffice exited with {office.process.returncode}")
-            if request.get("ping"):
-                _answer(conn, {"ok": True, "served": served, "office": office.process.pid})
-                continue
-            if request.get("filter") not in FILTERS:
-                _answer(conn, {"ok": False, "error": f"unknown filter {request.get('filter')}"})
-                continue
-            print(f"converting {request['input']} → {request['output']}", flush=True)
-            try:
-                office.convert(request["input"], request["output"], request["filter"],
-                               bool(request.get("pdf_a")))
-            except Exception as err:  # a UNO error: the document, or a dying office
-                if office.process.poll() is not None:
+        try:
+            with conn:
+                try:
+                    request = json.loads(_read_line(conn))
+                except (ValueError, OSError) as err:
+                    _answer(conn, {"ok": False, "error": f"bad request: {err}"})
+                    continue
+                if office.process.poll() is not None:  # LibreOffice died: the pool replaces us
                     sys.exit(f"soffice exited with {office.process.returncode}")
-                print(f"failed: {type(err).__name__}: {err}", flush=True)
-                _answer(conn, {"ok": False, "error": f"{type(err).__name__}: {err}"[:300]})
-                continue
-            served += 1
-            _answer(conn, {"ok": True, "served": served})
+                if request.get("ping"):
+                    _answer(conn, {"ok": True, "served": served, "office": office.process.pid})
+                    continue
+                if request.get("filter") not in FILTERS:
+                    _answer(conn, {"ok": False,
+                                   "error": f"unknown filter {request.get('filter')}"})
+                    continue
+                print(f"converting {request['input']} → {request['output']}", flush=True)
+                try:
+                    office.convert(request["input"], request["output"], request["filter"],
+                                   bool(request.get("pdf_a")))
+                except Exception as err:  # a UNO error: the document, or a dying office
+                    if office.process.poll() is not None:
+                        sys.exit(f"soffice exited with {office.process.returncode}")
+                    print(f"failed: {type(err).__name__}: {err}", flush=True)
+                    _answer(conn, {"ok": False, "error": f"{type(err).__name__}: {err}"[:300]})
+                    continue
+                served += 1
+                _answer(conn, {"ok": True, "served": served})
+        finally:
+            office.release()   # after the answer: the caller is not kept waiting
 
 
 def _read_line(conn: socket.socket) -> bytes:

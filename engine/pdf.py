@@ -11,9 +11,15 @@ Title, author and subject are also set in the .docx core properties before conve
 Info dictionary LibreOffice writes and the XMP packet agree; here we add dealerdocs' own keys
 (document number, case, template and hashes) that make a printed-out PDF traceable, and, for
 documents that are signed electronically, empty AcroForm ``/Sig`` fields placed where the
-template prints the signature labels (found by their text, so editing the template in Word
-moves the fields with it), and on every page of an issued document the QR code of its
-verification URL (:mod:`engine.qr`).
+template prints the signature labels, and on every page of an issued document the QR code of
+its verification URL (:mod:`engine.qr`).
+
+Where the labels are: the renderer bookmarks each label's last occurrence
+(:func:`signature_bookmarks`, :mod:`engine.bookmarks`) and LibreOffice exports the bookmarks
+as named destinations, which finishing reads (a few objects); a label the renderer could not
+mark (in a header, or a PDF from elsewhere) is found by the pages' text, which pypdf extracts
+(≈ 25 ms for a five-page contract, most of what finishing cost before, issue 20). Either way
+the label's text is the anchor, so editing the template in Word moves the fields with it.
 """
 from __future__ import annotations
 
@@ -30,6 +36,9 @@ from .errors import ConversionError, TemplateError
 
 # The signature box: from the label's left edge, below its baseline (points; 1 cm ≈ 28.35).
 SIG_WIDTH, SIG_HEIGHT, SIG_GAP = 150.0, 56.0, 4.0
+# A named destination gives the top of the label's line, not its baseline: the line of a label
+# in 10.5–14 pt type is taken as this tall (its baseline sits ≈ 12–16 pt below the top).
+LABEL_LINE = 16.0
 
 
 @dataclass(frozen=True)
@@ -53,23 +62,97 @@ def finish(pdf: bytes, metadata: Mapping[str, str],
     if qr:
         metadata = {**metadata, qr_code.INFO_KEY: qr}
     try:
-        reader = PdfReader(io.BytesIO(pdf))
-        placements = locate_signatures(reader, signatures or {})
-        corners = [(float(p.cropbox.left), float(p.cropbox.bottom)) for p in reader.pages] \
-            if qr else []
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        pages = _pages(writer.root)
+        placements = _placements(pdf, writer.root, pages, signatures or {})
         _set_metadata(writer, metadata)
         for p in placements:
             fields.append_signature_field(writer, fields.SigFieldSpec(
                 p.name, on_page=p.page, box=tuple(round(v, 2) for v in p.rect)))
         if qr:
-            qr_code.draw(writer, qr, corners)
+            qr_code.draw(writer, qr, [corner for _, corner in pages])
         one_producer(writer)
         out = io.BytesIO()
         writer.write(out)
-    except (PyPdfError, PdfError, ValueError, KeyError) as err:
+    except (PyPdfError, PdfError, ValueError, KeyError, TypeError) as err:
         raise ConversionError(f"无法完成 PDF（元数据 / 签名域）：{err}") from err
     return out.getvalue()
+
+
+def signature_bookmarks(signatures: Mapping[str, str] | None) -> dict[str, str]:
+    """The bookmarks the renderer puts at the signature labels (``{field name: label}``):
+    ``{bookmark name: label}``, named by the field's place in ``signatures`` (letters and
+    digits only, which LibreOffice exports as they are, and short, as Word wants them)."""
+    return {f"DealerDocsSig{i}": anchor for i, anchor in enumerate((signatures or {}).values(), 1)}
+
+
+def _placements(pdf: bytes, root, pages: list, signatures: Mapping[str, str]) -> list[Placement]:
+    """Where each signature field goes: below its label's named destination, or, for a label
+    that has none, below the label's text (:func:`locate_signatures`)."""
+    where = _destinations(root)
+    index = {ref: i for i, (ref, _) in enumerate(pages)}
+    found: dict[str, Placement] = {}
+    for (name, _), bookmark in zip(signatures.items(), signature_bookmarks(signatures)):
+        dest = where.get(bookmark)
+        if dest is not None and dest[0] in index:
+            page, (x, top) = index[dest[0]], dest[1]
+            y = top - LABEL_LINE
+            found[name] = Placement(name, page, (x, y - SIG_GAP - SIG_HEIGHT,
+                                                 x + SIG_WIDTH, y - SIG_GAP))
+    rest = {name: anchor for name, anchor in signatures.items() if name not in found}
+    if rest:
+        found.update((p.name, p) for p in locate_signatures(PdfReader(io.BytesIO(pdf)), rest))
+    return [found[name] for name in signatures]
+
+
+def _pages(root) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+    """Each page's object (number, generation) and its crop box's bottom-left corner (the
+    /CropBox or else /MediaBox, both inherited down the page tree), in page order."""
+    out = []
+
+    def walk(ref, inherited: dict) -> None:
+        node = ref.get_object()
+        boxes = {**inherited, **{k: node[k] for k in ("/MediaBox", "/CropBox") if k in node}}
+        if node.get("/Type") == "/Pages" or "/Kids" in node:
+            kids = node["/Kids"]
+            for i in range(len(kids)):
+                walk(kids.raw_get(i), boxes)
+        else:
+            box = boxes.get("/CropBox") or boxes["/MediaBox"]
+            left, bottom, right, top = (float(v) for v in box)
+            out.append(((ref.idnum, ref.generation), (min(left, right), min(bottom, top))))
+
+    walk(root.raw_get("/Pages"), {})
+    return out
+
+
+def _destinations(root) -> dict[str, tuple[tuple[int, int], tuple[float, float]]]:
+    """The document's /XYZ named destinations: ``{name: (page object, (left, top))}``, from
+    the catalog's /Dests dictionary (as LibreOffice writes them) and its /Names tree."""
+    out = {}
+
+    def add(name: str, dest) -> None:
+        dest = dest.get_object()
+        if hasattr(dest, "keys"):   # a dictionary with the array under /D
+            dest = dest["/D"]
+        if len(dest) >= 4 and dest[1] == "/XYZ" and hasattr(dest.raw_get(0), "idnum"):
+            page = dest.raw_get(0)
+            out[name] = ((page.idnum, page.generation), (float(dest[2]), float(dest[3])))
+
+    if "/Dests" in root:
+        for key, value in root["/Dests"].items():
+            add(str(key).lstrip("/"), value)
+    if "/Names" in root and "/Dests" in root["/Names"]:
+        nodes = [root["/Names"]["/Dests"]]
+        while nodes:
+            node = nodes.pop().get_object()
+            nodes.extend(node.get("/Kids", []))
+            pairs = node.get("/Names", [])
+            for i in range(0, len(pairs) - 1, 2):
+                key = pairs[i]
+                add(key.decode("latin-1") if isinstance(key, bytes) else str(key),
+                    pairs.raw_get(i + 1))
+    return out
 
 
 # Info keys with an analogue in pyHanko's document metadata (and so in XMP)

@@ -98,18 +98,19 @@ class RenderMemo:
         return self.renderer.load(path)
 
     @staticmethod
-    def _key(template: Any, context: Any, properties: Any) -> str:
-        body = json.dumps([template.sha256, context, properties], ensure_ascii=False,
-                          sort_keys=True, default=str)
+    def _key(template: Any, context: Any, properties: Any, bookmarks: Any) -> str:
+        body = json.dumps([template.sha256, context, properties, bookmarks],
+                          ensure_ascii=False, sort_keys=True, default=str)
         return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
-    def render(self, template: Any, context: Any, properties: Any = None) -> bytes:
-        key = self._key(template, context, properties)
+    def render(self, template: Any, context: Any, properties: Any = None,
+               bookmarks: Any = None) -> bytes:
+        key = self._key(template, context, properties, bookmarks)
         with self._lock:
             found = self._kept.get(key)
         if found is not None:
             return found
-        data = self.renderer.render(template, context, properties)
+        data = self.renderer.render(template, context, properties, bookmarks)
         with self._lock:
             self._kept[key] = data
             while len(self._kept) > self.capacity:

@@ -24,6 +24,7 @@ from docxtpl import DocxTemplate
 from lxml import etree
 
 from . import dates, money
+from .bookmarks import mark_last
 from .errors import TemplateError
 from .text import clean_text
 
@@ -127,8 +128,12 @@ class Renderer:
         return loaded
 
     def render(self, template: LoadedTemplate, context: Mapping[str, Any],
-               properties: Mapping[str, str] | None = None) -> bytes:
-        """Render ``template`` with ``context``; ``properties`` go into the core properties."""
+               properties: Mapping[str, str] | None = None,
+               bookmarks: Mapping[str, str] | None = None) -> bytes:
+        """Render ``template`` with ``context``; ``properties`` go into the core properties;
+        ``bookmarks`` (name → text) are put where each text last occurs
+        (:func:`engine.bookmarks.mark_last`: the signature labels, so the PDF says where they
+        are printed)."""
         name = template.path.name
         unknown = [k for k in (properties or {}) if k not in _CORE_PROPERTIES]
         if unknown:
@@ -143,6 +148,8 @@ class Renderer:
             doc.render(sanitize(dict(context)), jinja_env=self.env)
             for key, value in (properties or {}).items():
                 setattr(doc.docx.core_properties, key, clean_text(value))
+            if bookmarks:
+                mark_last(doc.docx.element.body, bookmarks)
             out = io.BytesIO()
             doc.save(out)
         except jinja2.UndefinedError as err:

@@ -80,6 +80,8 @@ class Issuing:
         # the password is checked in the rehearsal too, before anything is numbered or written
         signer = (self.signer() if any(self.config.document_kind(k).sign for k in t.documents)
                   else None)
+        from ..pdf import finish, signature_bookmarks   # the PDF stack loads when it is needed
+
         checkpoints.reached("rendering", f"{'、'.join(t.documents)} "
                                          f"({'rehearsal' if work.rehearsal else 'for real'})")
         prepared = []
@@ -99,11 +101,11 @@ class Issuing:
                 "title": f"{spec.title} {number}", "subject": spec.title,
                 "author": self.config.dealer.name, "identifier": number,
                 "keywords": f"{record['id']} {number}",
-                "comments": f"dealerdocs {wf.key}/{t.trigger} case {record['id']}"})
+                "comments": f"dealerdocs {wf.key}/{t.trigger} case {record['id']}"},
+                signature_bookmarks(spec.signatures))
             if self.config.document_kind(spec.key).pdf_a:   # the archive copy: PDF/A-2b
                 docx = ArchivalDocx(docx)
             prepared.append((spec, series, number, version, template, docx, previous))
-        from ..pdf import finish
         from ..qr import verification_url
 
         pdfs = work.converter.convert_many([p[5] for p in prepared])
