@@ -6,9 +6,12 @@ documents at once. Each wave of items is first *planned* (:meth:`Engine.plan_fir
 in order, after the wave still to be committed, on one throwaway unit of work that is never
 committed, each transition up to the point where it would convert, so we learn the exact .docx
 each item will issue (with the number it will get and a time fixed for it). The wave's
-documents then convert in the background (:meth:`Engine.convert_ahead`), spread over the pool,
-while the previous wave is committed (:meth:`Engine.commit`). A commit gets the same renders
-and finds the PDFs ready (looked up by the .docx's content, so a document that came out
+documents then convert in the background (:meth:`Engine.convert_ahead`), each item's as soon as
+an instance is free, while the items before it are committed (:meth:`Engine.commit`), each as
+soon as its own PDFs are ready: so rendering and finishing overlap the conversions, and the
+instances do not wait for Python (the first wave is one item per instance, so they start at
+once, and the last items commit while the others still convert). A commit gets the same
+renders and finds the PDFs ready (looked up by the .docx's content, so a document that came out
 differently, e.g. because someone else took the next number meanwhile, is simply converted
 then). Every item is still its own all-or-nothing fire, with the same rules, numbers and audit
 trail.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +106,7 @@ class BatchRunner:
         self.wave = wave or max(4, 4 * instances)
         self.progress = progress or (lambda result: None)
         self.ahead = 0   # documents converted ahead, in the background
+        self._count = threading.Lock()
         self.late = 0    # documents the commits had to convert themselves
 
     def run(self, kind: str, trigger: str | None, items: list[BatchItem]) -> dict[str, Any]:
@@ -117,21 +122,31 @@ class BatchRunner:
                 self.progress(results[item.key])
             else:
                 todo.append((item, mark.get("case") or item.case_id))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dealerdocs-batch") as pool:
-            pending: tuple[list, list[Plan], Future] | None = None
-            for start in range(0, len(todo), self.wave):
+        # a warm pool converts each item's documents as their own call, on a free instance;
+        # a cold converter (a LibreOffice started per call) converts a wave in one call
+        instances = getattr(self.engine.converter, "instances", None)
+        with ThreadPoolExecutor(max_workers=instances or 1,
+                                thread_name_prefix="dealerdocs-batch") as pool:
+            pending: tuple[list, list[Plan], list[Future]] | None = None
+            start = 0
+            while start < len(todo):
+                size = (instances or self.wave) if start == 0 else self.wave   # none waits
                 wave = [self._create(batch, item, case_id, results)
-                        for item, case_id in todo[start:start + self.wave]]
+                        for item, case_id in todo[start:start + size]]
+                start += size
                 wave = [(item, case_id) for item, case_id in wave if case_id is not None]
                 # the wave still to be committed comes first: its numbers are taken before ours
                 plans = self.engine.plan_fires(
                     [Fire(case_id, item.trigger, self._data(item), mark=(batch, item.key))
                      for item, case_id in wave], self.actor,
                     after=pending[1] if pending else ())
-                future = pool.submit(self._convert_ahead, plans)
+                if instances:
+                    futures = [pool.submit(self._convert_ahead, [plan]) for plan in plans]
+                else:
+                    futures = [pool.submit(self._convert_ahead, plans)] * len(plans)
                 if pending is not None:
                     self._issue(*pending, results)
-                pending = (wave, plans, future)
+                pending = (wave, plans, futures)
             if pending is not None:
                 self._issue(*pending, results)
         order = {item.key: i for i, item in enumerate(items)}
@@ -170,14 +185,16 @@ class BatchRunner:
 
     def _convert_ahead(self, plans: list[Plan]) -> None:
         try:
-            self.ahead += self.engine.convert_ahead(plans)
+            converted = self.engine.convert_ahead(plans)
         except DealerDocsError:
-            return   # each commit converts its own documents then, and reports its error
+            return   # the commit converts its documents itself then, and reports its error
+        with self._count:
+            self.ahead += converted
 
-    def _issue(self, wave: list[tuple[BatchItem, str]], plans: list[Plan], future: Future,
-               results: dict[str, ItemResult]) -> None:
-        future.result()
-        for (item, case_id), plan in zip(wave, plans, strict=True):
+    def _issue(self, wave: list[tuple[BatchItem, str]], plans: list[Plan],
+               futures: list[Future], results: dict[str, ItemResult]) -> None:
+        for (item, case_id), plan, future in zip(wave, plans, futures, strict=True):
+            future.result()   # this item's PDFs are ready (the later ones still converting)
             try:
                 fired = self.engine.commit(plan)
             except DealerDocsError as err:

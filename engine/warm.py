@@ -123,6 +123,10 @@ class WarmConverter(Converter):
         self._work: str | None = None   # the folder of documents on the tmpfs
         self._own_work = False          # a private one, removed by close()
         self._work_lock = threading.Lock()
+        # documents this process has sent to each slot and not had back: concurrent calls
+        # (a batch converts each document as its own call) go to the least busy instance
+        self._in_flight: dict[int, int] = {}
+        self._flight_lock = threading.Lock()
 
     # --- the pool ----------------------------------------------------------------------------
 
@@ -275,14 +279,26 @@ class WarmConverter(Converter):
                 log.warning("warm LibreOffice unavailable, converting cold: %s", err)
         if not pool:
             return self.fallback.convert_many(documents, suffix)
-        # one document at a time per instance (a LibreOffice converts one at a time)
-        chunks = [list(range(i, len(documents), len(pool))) for i in range(len(pool))]
+        # one document at a time per instance (a LibreOffice converts one at a time), the
+        # first to the instances this process keeps least busy
+        with self._flight_lock:
+            pool.sort(key=lambda inst: self._in_flight.get(inst["slot"], 0))
+            chunks = [list(range(i, len(documents), len(pool))) for i in range(len(pool))]
+            for inst, indexes in zip(pool, chunks):
+                self._in_flight[inst["slot"]] = self._in_flight.get(inst["slot"], 0) + len(indexes)
         results: list[bytes | None] = [None] * len(documents)
 
         def work(inst: dict, indexes: list[int]) -> None:
-            for index in indexes:
-                results[index] = self._convert_one(inst, documents[index], suffix)
+            try:
+                for index in indexes:
+                    results[index] = self._convert_one(inst, documents[index], suffix)
+            finally:
+                with self._flight_lock:
+                    self._in_flight[inst["slot"]] -= len(indexes)
 
+        if len(documents) == 1:   # no thread for one document
+            work(pool[0], [0])
+            return [results[0]]
         with ThreadPoolExecutor(max_workers=len(pool)) as executor:
             for future in [executor.submit(work, inst, idx) for inst, idx in zip(pool, chunks)]:
                 future.result()

@@ -16,7 +16,7 @@ import docx
 import pytest
 from pypdf import PdfReader
 
-from engine.convert import FONTS_CONF, Converter, SofficeConverter
+from engine.convert import FONTS_CONF, Converter, SofficeConverter, WRITER_OPTIONS
 from engine.errors import ConversionError
 from engine.warm import WarmConverter
 
@@ -214,7 +214,9 @@ def test_private_profile_fonts_and_headless_plugin(tmp_path):
 
     profile = [a for a in first if a.startswith("-env:UserInstallation=file://")]
     assert len(profile) == 1 and profile[0] in second  # one profile per converter, reused
-    assert "--headless" in first and "pdf:writer_pdf_Export" in first
+    # Writer's PDF export, its bookmarks as named destinations (the signature labels' marks)
+    assert "--headless" in first and f"pdf:writer_pdf_Export:{{{WRITER_OPTIONS}}}" in first
+    assert '"ExportBookmarksToPDFDestination":{"type":"boolean","value":"true"}' == WRITER_OPTIONS
     assert Path(f"{script}.env").read_text().strip() == f"{FONTS_CONF}|svp"
     profile_dir = Path(profile[0].split("file://", 1)[1])
     assert not profile_dir.exists()  # close() removed it
@@ -280,7 +282,7 @@ def test_svg_inputs_go_to_draw_without_the_word_check(tmp_path):
 
     assert pdfs == [b"%PDF-1.4 doc0000.svg", b"%PDF-1.4 doc0001.svg"]
     args = Path(f"{script}.args").read_text().splitlines()
-    assert "pdf:draw_pdf_Export" in args and "pdf:writer_pdf_Export" not in args
+    assert "pdf:draw_pdf_Export" in args and not any("writer_pdf_Export" in a for a in args)
 
 
 def test_exit_zero_without_output(tmp_path):
