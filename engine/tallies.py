@@ -121,11 +121,12 @@ class TallySpec:
         """One header per column: the lower row's label under a group, else the column's."""
         return self.first() + [cell.header for cell in self.layout()]
 
-    def groups(self) -> list[tuple[str, int, int]]:
+    def groups(self, offset: int | None = None) -> list[tuple[str, int, int]]:
         """The top header row: (label, first column, span) for each run of columns under the
-        same group; empty when no column is in a group (a one-row header)."""
+        same group; empty when no column is in a group (a one-row header). ``offset``: how
+        many columns name a row (:meth:`first`'s, unless a group's table names its stores)."""
         out: list[tuple[str, int, int]] = []
-        offset = len(self.first())
+        offset = len(self.first()) if offset is None else offset
         for i, cell in enumerate(self.layout()):
             if cell.group is None:
                 continue
@@ -135,10 +136,11 @@ class TallySpec:
                 out.append((cell.group, offset + i, 1))
         return out
 
-    def totals(self) -> dict[int, str]:
+    def totals(self, offset: int | None = None) -> dict[int, str]:
         """Each count's whole-day total: its column index and the count's own label (headers
-        under a group may repeat; these are the lines of its chart)."""
-        offset = len(self.first())
+        under a group may repeat; these are the lines of its chart); ``offset`` as in
+        :meth:`groups`."""
+        offset = len(self.first()) if offset is None else offset
         return {offset + i: cell.column.label for i, cell in enumerate(self.layout())
                 if cell.column.counts and cell.column.mean is None and cell.slot == "all"}
 
@@ -156,6 +158,7 @@ class Item:
     consultant: str | None
     names: Mapping[str, Any]
     table: str | None = None       # a row of this table field (e.g. one follow-up), not a case
+    store: str | None = None       # the store of a group it belongs to
 
 
 def _moment(value: Any) -> tuple[date, time | None] | None:
@@ -256,6 +259,24 @@ def count(spec: TallySpec, items: Iterable[Item], start: date, end: date,
     rows = [naming(key) + cells(key) for key in row_keys]
     rows.append(["合计"] + [""] * (len(spec.first()) - 1) + cells(None))
     return spec.headers(), rows
+
+
+def by_store(spec: TallySpec, items: Iterable[Item], start: date, end: date,
+             user_name: Callable[[str], str], stores: list[tuple[str, str]]
+             ) -> tuple[list[str], list[list[Any]]]:
+    """A group's tally: a row per store (``stores``: code and label, in the group's order,
+    each shown even when it counted nothing) with what that store's own 合计 row says, then
+    the group's 合计, counted over every store's items together (so its ratios and means are
+    the group's, not sums of the stores')."""
+    items = list(items)
+    naming = len(spec.first())
+    rows = []
+    for code, label in stores:
+        _, own = count(spec, [i for i in items if i.store == code], start, end, user_name)
+        rows.append([label] + own[-1][naming:])
+    _, whole = count(spec, items, start, end, user_name)
+    rows.append(["合计"] + whole[-1][naming:])
+    return ["门店"] + spec.headers()[naming:], rows
 
 
 def _rolled_up(figures: Counter[tuple[str, Any, int | None]]

@@ -331,7 +331,7 @@ def _sheet(path) -> tuple[list, list[list]]:
     group keeps its one name (merged down both rows: the lower cell is empty)."""
     sheet = load_workbook(path).active
     values = [[c.value for c in row] for row in sheet.iter_rows()]
-    at = next(i for i, r in enumerate(values) if r and r[0] in ("日期", "销售顾问"))
+    at = next(i for i, r in enumerate(values) if r and r[0] in ("日期", "销售顾问", "门店"))
     header = values[at]
     if values[at + 1][0] is not None:            # one header row
         return header, [r for r in values[at + 1:] if r and r[0] is not None]

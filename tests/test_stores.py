@@ -372,6 +372,38 @@ def test_a_list_report_of_the_whole_group_names_each_rows_store(group, tmp_path)
     assert [r[header.index("客户姓名")] for r in rows[rows.index(header) + 1:]] == ["刘晓明"]
 
 
+def test_a_counting_report_of_the_whole_group_has_a_row_per_store(group, tmp_path):
+    """Head office's traffic table: each store's month in a row (what its own table's 合计
+    says), then the group's; a store's own table keeps its days and counts only its own."""
+    from test_customers import _sheet
+
+    walk_in = json_example("walk_in")
+    bj, sh = group.branch("BJ01"), group.branch("SH01")
+    bj.create("reception", walk_in, "xu")
+    bj.create("reception", {**walk_in, "customer_mobile": "13700137000",
+                            "customer_name": "王芳"}, "xu")
+    sh.create("reception", {**walk_in, "kind": "来电", "customer_mobile": "13900139000",
+                            "customer_name": "陈思"}, "xu")
+
+    whole = group.report("traffic", formats=("xlsx", "docx"), out_dir=tmp_path / "g",
+                         actor="boss")
+    header, rows = _sheet(whole["files"]["xlsx"])
+    visits, calls = header.index("全天合计|来店客户批数"), header.index("全天合计|来电客户批数")
+    assert [(r[0], r[visits], r[calls]) for r in rows] == [
+        ("北京星辰汽车销售服务有限公司（BJ01）", 2, 0),
+        ("上海星辰汽车销售服务有限公司（SH01）", 0, 1),
+        ("合计", 2, 1)]
+    assert header[1] == "08:00–10:00|来店客户批数"        # the slots' groups moved with it
+    # each store's ratio of its own visits (none in Shanghai: no ratio), the group's of all
+    assert [r[header.index("展厅销售率")] for r in rows] == ["0.0%", "—", "0.0%"]
+
+    header, rows = _sheet(bj.report("traffic", formats=("xlsx",), out_dir=tmp_path / "b",
+                                    actor="wang")["files"]["xlsx"])
+    assert header[:2] == ["日期", "星期"] and len(rows) == 31          # November and 合计
+    assert rows[-1][0] == "合计" and rows[-1][header.index("全天合计|来店客户批数")] == 2
+    assert rows[-1][header.index("全天合计|来电客户批数")] == 0
+
+
 def xlsx_rows(path: str) -> list[tuple]:
     import openpyxl
 

@@ -226,21 +226,28 @@ class Registers:
                                       else tuple(v or "" for v in values_of))
                     else:
                         consultant = record["data"].get(by) if by else None
-                    items.append(tallies.Item(key, consultant, names))
+                    store = listing.get("store") or self.config.default_store
+                    items.append(tallies.Item(key, consultant, names, store=store))
                     for table in {c.table for c in spec.columns if c.workflow == key and c.table}:
                         for row in values.get(table) or []:
                             items.append(tallies.Item(key, consultant, {**names, **row},
-                                                      table=table))
-        headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
+                                                      table=table, store=store))
         # the counts (not the ratios, not each slot) drawn: a line per count over the days,
-        # or a bar per count for each consultant
+        # or a bar per count for each consultant; head office's view: a row and a bar per store
+        if self.config.current_store == GROUP:
+            headers, rows = tallies.by_store(
+                spec, items, start, end, self.config.user_label,
+                [(code, self.config.store_label(code)) for code in self.config.stores])
+            chart, offset = "bar", 1
+        else:
+            headers, rows = tallies.count(spec, items, start, end, self.config.user_label)
+            chart, offset = ("line" if spec.rows == "day" else "bar"), None
         subtitle = (reports.as_of_label(today) if spec.snapshot
                     else reports.period_label(start, end, today))
         table = reports.Table(spec.title, subtitle, headers, rows,
                               signatures=list(spec.signatures),
-                              chart=("line" if spec.rows == "day" else "bar", spec.totals(),
-                                     spec.title),
-                              groups=spec.groups())
+                              chart=(chart, spec.totals(offset), spec.title),
+                              groups=spec.groups(offset))
         if spec.snapshot:
             return self._write(spec.key, spec.title, table, None, None, formats, out_dir,
                                as_of=today)
