@@ -32,7 +32,6 @@ a template with narrower margins must keep that corner free (templates/README.md
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -95,42 +94,11 @@ def parse_url(text: str) -> Payload | None:
 def modules(text: str) -> list[bytearray]:
     """The QR symbol of ``text`` as rows of 0/1 (1 = dark), without quiet zone: segno, a
     pure-Python encoder without dependencies that follows ISO/IEC 18004 closely; error level
-    M (15 % may be soiled or folded) and never a Micro QR, which many phone readers skip.
-    One begun by :func:`encode_ahead` is waited for, not made again."""
-    with _AHEAD_LOCK:
-        ahead = _AHEAD.pop(text, None)
-    return ahead.result() if ahead is not None else _encode(text)
-
-
-def encode_ahead(text: str) -> None:
-    """Begin making ``text``'s symbol on a background thread, for :func:`modules` to find.
-    Why: segno takes 5–9 ms a symbol (choosing the best of eight masks, in Python), and an
-    issue knows its URL (the .docx's hash) before LibreOffice converts, while this process
-    only waits on a socket; so the symbol is ready when the PDF is. Symbols never asked for
-    (a fire refused after its rehearsal) are dropped, oldest first, beyond a few hundred."""
-    global _ENCODER
-    with _AHEAD_LOCK:
-        if text in _AHEAD:
-            return
-        if _ENCODER is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _ENCODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dealerdocs-qr")
-        _AHEAD[text] = _ENCODER.submit(_encode, text)
-        while len(_AHEAD) > 256:
-            _AHEAD.pop(next(iter(_AHEAD)))
-
-
-def _encode(text: str) -> list[bytearray]:
+    M (15 % may be soiled or folded) and never a Micro QR, which many phone readers skip."""
     import segno
 
     return [bytearray(row) for row in segno.make(text, error="m", boost_error=False,
                                                  micro=False).matrix]
-
-
-_AHEAD: dict[str, Any] = {}   # text → Future of its symbol (insertion order: oldest first)
-_AHEAD_LOCK = threading.Lock()
-_ENCODER = None
 
 
 def _form_content(matrix: list[bytearray]) -> bytes:

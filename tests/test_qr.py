@@ -39,29 +39,6 @@ def test_short_hash_wants_a_sha256():
     assert "sha256" in str(err.value)
 
 
-def test_a_symbol_begun_ahead_is_the_one_drawn_and_is_taken_once():
-    url = qr.verification_url("https://verify.example.cn", "BJ-2026-000009", 2, DOCX_SHA)
-    made_here = qr.modules(url)                   # nothing begun: made on the spot
-
-    qr.encode_ahead(url)
-    assert url in qr._AHEAD                         # begun, on the background thread
-    assert qr.modules(url) == made_here             # the same symbol, taken …
-    assert url not in qr._AHEAD                     # … once
-    assert len(made_here) == 37                     # version 5 (37 × 37) for this address
-
-
-@pytest.mark.slow
-def test_an_issue_draws_the_symbol_its_rehearsal_began(engine, quote_data):
-    """The rehearsal begins the QR symbol while LibreOffice converts; the real run draws it
-    (none is left behind) and the page's code reads back as the document's URL."""
-    engine.create("quote", quote_data, "zhang")
-    [doc] = engine.fire("Q-1", "issue", "zhang").documents
-
-    url = read_metadata(doc.pdf.read_bytes())[qr.INFO_KEY]
-    assert url not in qr._AHEAD
-    assert qr_codes(doc.pdf)[0] == [url]
-
-
 @pytest.fixture(scope="module")
 def three_pages(converter) -> bytes:
     doc = docx.Document()

@@ -106,12 +106,8 @@ class Issuing:
             if self.config.document_kind(spec.key).pdf_a:   # the archive copy: PDF/A-2b
                 docx = ArchivalDocx(docx)
             prepared.append((spec, series, number, version, template, docx, previous))
-        from ..qr import encode_ahead, verification_url
+        from ..qr import verification_url
 
-        if work.rehearsal:   # the QR symbols are made while LibreOffice converts
-            for _, _, number, version, _, docx, _ in prepared:
-                encode_ahead(verification_url(self.config.verification.base_url, number,
-                                              version, sha256(docx)))
         pdfs = work.converter.convert_many([p[5] for p in prepared])
         issued = []
         stamp = now.isoformat()
