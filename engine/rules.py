@@ -14,6 +14,7 @@ makes the expression see empty values itself (``none``).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime
@@ -100,6 +101,16 @@ def _no_floats(tree: nodes.Node, source: str) -> None:
                             f"或放到 [policy] 中（{source}）")
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(kind: type, source: str) -> Any:
+    """An :class:`Expression` or :class:`Message` for ``source``, once a process: they are
+    immutable and depend on nothing but their source (and :data:`ENV`), and every engine loads
+    every workflow's rules (parsing them is most of that), so a process that makes many
+    engines (the web app's stores, a batch, the tests) parses each source once and turns it
+    into code at most once. An error is raised again each time (lru_cache keeps no errors)."""
+    return kind._parse(source)
+
+
 @dataclass(frozen=True)
 class Expression:
     """An expression, parsed and checked when the definitions load; turned into Python code the
@@ -112,6 +123,10 @@ class Expression:
     def compile(cls, source: str) -> "Expression":
         if not isinstance(source, str) or not source.strip():
             raise RuleError("表达式不能为空")
+        return _compiled(cls, source)
+
+    @classmethod
+    def _parse(cls, source: str) -> "Expression":
         tree = _parse_expression(source)
         _no_floats(tree, source)
         return cls(source, _names(tree))
@@ -140,6 +155,10 @@ class Message:
 
     @classmethod
     def compile(cls, source: str) -> "Message":
+        return _compiled(cls, source) if isinstance(source, str) else cls._parse(source)
+
+    @classmethod
+    def _parse(cls, source: str) -> "Message":
         try:
             tree = ENV.parse(source)
         except TemplateSyntaxError as err:

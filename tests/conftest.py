@@ -96,23 +96,37 @@ def quote_data() -> dict:
                       parse_float=Decimal)
 
 
+@pytest.fixture(scope="session")
+def initialized(tmp_path_factory) -> Path:
+    """The folder one real `dealerdocs init` (its own process, as a user runs it) made: every
+    path in its config.toml is relative, so a copy of it is what init makes anywhere."""
+    parent = tmp_path_factory.mktemp("init")
+    run_cli("init", str(parent / "store"), cwd=parent, process=True)
+    return parent / "store"
+
+
+def initialized_copy(initialized: Path, tmp_path: Path) -> Path:
+    """This test's own copy of :func:`initialized` (modes kept), its seal key in the test's
+    folder: the same files as an `init` of its own, without a new Python for each test."""
+    store = shutil.copytree(initialized, tmp_path / "store")
+    keep_seal_key_beside(store / "config.toml")
+    return store
+
+
 @pytest.fixture
-def dealer(tmp_path, warm_pool_dir) -> Path:
+def dealer(tmp_path, initialized, warm_pool_dir) -> Path:
     """A dealership folder made by `dealerdocs init` (for tests that drive the CLI); its
     commands convert on the session's warm pool."""
-    run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
-    keep_seal_key_beside(tmp_path / "store" / "config.toml")
-    use_pool(tmp_path / "store" / "config.toml", warm_pool_dir)
-    return tmp_path / "store"
+    store = initialized_copy(initialized, tmp_path)
+    use_pool(store / "config.toml", warm_pool_dir)
+    return store
 
 
 @pytest.fixture
-def cold_dealer(tmp_path) -> Path:
+def cold_dealer(tmp_path, initialized) -> Path:
     """A dealership folder as `dealerdocs init` makes it, with no warm pool: its commands
     start LibreOffice cold, or a pool of their own (`dealerdocs converter start`)."""
-    run_cli("init", str(tmp_path / "store"), cwd=tmp_path)
-    keep_seal_key_beside(tmp_path / "store" / "config.toml")
-    return tmp_path / "store"
+    return initialized_copy(initialized, tmp_path)
 
 
 @pytest.fixture

@@ -141,36 +141,109 @@ def dealerdocs_bin() -> str:
 
 
 def run_cli(*args: str, cwd: Path, stdin: str | None = None, check: bool = True,
-            today: str | None = None):
-    """Run ``dealerdocs`` as a separate process; fail with its output if ``check`` and it fails.
-    ``today`` (YYYY-MM-DD) sets DEALERDOCS_TODAY, the day the engine sees."""
+            today: str | None = None, process: bool = False):
+    """Run ``dealerdocs``; fail with its output if ``check`` and it fails. ``today``
+    (YYYY-MM-DD) sets DEALERDOCS_TODAY, the day the engine sees.
+
+    By default the console entry point (``engine.cli:run``) runs in this process, with the argv,
+    environment, working folder and standard input a child would get (:func:`run_in_process`):
+    a new Python costs about half a second a command. ``process=True`` starts the installed
+    ``dealerdocs`` script as its own process, for tests whose point is the process (kills,
+    concurrency, locks, a pool that outlives the command); so does ``DEALERDOCS_LOG`` set, whose
+    logging a child configures for itself."""
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "DEALERDOCS_TODAY"}
     if today:
         env["DEALERDOCS_TODAY"] = today
-    proc = subprocess.run([dealerdocs_bin(), *args], cwd=cwd, input=stdin, capture_output=True,
-                          text=True, timeout=300, env=env)
+    if process or env.get("DEALERDOCS_LOG"):
+        proc = subprocess.run([dealerdocs_bin(), *args], cwd=cwd, input=stdin,
+                              capture_output=True, text=True, timeout=300, env=env)
+    else:
+        proc = run_in_process(list(args), cwd=cwd, stdin=stdin, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"dealerdocs {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
 
 
+def run_in_process(args: list[str], cwd: Path, stdin: str | None,
+                   env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``dealerdocs ARGS`` as the console script runs it (``engine.cli:run``), but in this
+    process: ``sys.argv``, ``os.environ``, the working folder, the umask and the standard
+    streams are those a child would have (standard input ``stdin``, else empty; the terminal
+    size a pipe's), and restored after. The exit code is the child's: ``SystemExit``'s code,
+    or 1 with the traceback on standard error for an uncaught exception."""
+    import io
+    import os
+    import sys
+    import traceback
+
+    from engine import cli
+
+    def stream(text: str = "") -> io.TextIOWrapper:
+        return io.TextIOWrapper(io.BytesIO(text.encode("utf-8")), encoding="utf-8",
+                                write_through=True)
+
+    out, err = stream(), stream()
+    saved_streams = sys.stdin, sys.stdout, sys.stderr, sys.__stdout__
+    saved_argv, saved_env, saved_cwd = sys.argv, dict(os.environ), os.getcwd()
+    saved_umask = os.umask(0o022)
+    os.umask(saved_umask)
+    code = 0
+    try:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = [dealerdocs_bin(), *args]
+        # sys.__stdout__ too: click and shutil ask it for the terminal's width; a pipe has none
+        sys.stdin, sys.stdout, sys.stderr, sys.__stdout__ = stream(stdin or ""), out, err, out
+        try:
+            cli.run()
+        except SystemExit as exit_:
+            if exit_.code is None:
+                code = 0
+            elif isinstance(exit_.code, int):
+                code = exit_.code
+            else:
+                print(exit_.code, file=sys.stderr)
+                code = 1
+        except Exception:  # what the interpreter does with an uncaught exception
+            traceback.print_exc(file=sys.stderr)
+            code = 1
+    finally:
+        sys.stdin, sys.stdout, sys.stderr, sys.__stdout__ = saved_streams
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        os.umask(saved_umask)
+    return subprocess.CompletedProcess([dealerdocs_bin(), *args], code, _text(out), _text(err))
+
+
+def _text(stream) -> str:
+    """What a stream made by :func:`run_in_process` holds, read as ``subprocess.run(text=True)``
+    reads a pipe (universal newlines)."""
+    data = stream.buffer.getvalue().decode("utf-8")
+    return data.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def cli_json(dealer: Path, *args: str, data: dict | None = None, check: bool = True,
-             today: str | None = None):
+             today: str | None = None, process: bool = False):
     """``dealerdocs ARGS --json`` with ``data`` on stdin: the parsed JSON, or the finished
     process when it failed and ``check`` is off."""
     stdin = json.dumps(data, ensure_ascii=False) if data is not None else None
     if data is not None:
         args = (*args, "--data", "-")
-    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check, today=today)
+    proc = run_cli(*args, "--json", cwd=dealer, stdin=stdin, check=check, today=today,
+                   process=process)
     return json.loads(proc.stdout) if proc.returncode == 0 else proc
 
 
-def refused(dealer: Path, *args: str, data: dict | None = None, today: str | None = None) -> str:
+def refused(dealer: Path, *args: str, data: dict | None = None, today: str | None = None,
+            process: bool = False) -> str:
     """The one-line error of a command that must be refused (no traceback, non-zero exit)."""
-    proc = cli_json(dealer, *args, data=data, today=today, check=False)
+    proc = cli_json(dealer, *args, data=data, today=today, check=False, process=process)
     assert not isinstance(proc, dict), f"{args} was not refused"
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

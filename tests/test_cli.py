@@ -2,6 +2,7 @@
 and two processes issuing at once. (Processes killed while issuing: test_kill.py.)"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,8 @@ EXAMPLE = ROOT / "examples" / "quote.json"
 
 @pytest.fixture
 def run(today):
-    return today.run
+    """``dealerdocs`` as its own process: this module is about the command as one."""
+    return functools.partial(today.run, process=True)
 
 
 def sha256(path: str | Path) -> str:
