@@ -25,9 +25,10 @@ def mark_last(body, marks: Mapping[str, str]) -> list[str]:
     names whose text was not found (a caller may look for those in the PDF instead)."""
     next_id = 1 + max((int(b.get(f"{_W}id")) for b in body.iter(f"{_W}bookmarkStart")
                        if (b.get(f"{_W}id") or "").isdigit()), default=0)
+    paragraphs = _paragraphs(body)
     missing = []
     for name, text in marks.items():
-        found = next(((ts, joined.rfind(text)) for ts, joined in reversed(_paragraphs(body))
+        found = next(((ts, joined.rfind(text)) for ts, joined in reversed(paragraphs)
                       if text and text in joined), None)
         if found is None:
             missing.append(name)
@@ -38,35 +39,40 @@ def mark_last(body, marks: Mapping[str, str]) -> list[str]:
             if at < length:
                 break
             at -= length
-        run = _run_starting_at(t, at)
+        run, split = _run_starting_at(t, at)
         start = run.makeelement(f"{_W}bookmarkStart", {f"{_W}id": str(next_id),
                                                         f"{_W}name": name})
         end = run.makeelement(f"{_W}bookmarkEnd", {f"{_W}id": str(next_id)})
         run.addprevious(start)
         run.addprevious(end)
         next_id += 1
+        if split:   # a run was cut in two: its new w:t must be seen by the next texts
+            paragraphs = _paragraphs(body)
     return missing
 
 
 def _paragraphs(body) -> list[tuple[list, str]]:
-    """Each paragraph's runs' w:t elements in document order, and their text joined."""
-    paragraphs: dict = {}
-    for t in body.iter(f"{_W}t"):
-        paragraph = next(t.iterancestors(f"{_W}p"), None)
-        if paragraph is not None and t.getparent().tag == f"{_W}r":
-            paragraphs.setdefault(paragraph, []).append(t)
-    return [(ts, "".join(t.text or "" for t in ts)) for ts in paragraphs.values()]
+    """Each paragraph's runs' w:t elements in document order, and their text joined (a text
+    box's paragraphs are their own, not their anchoring paragraph's)."""
+    out = []
+    for paragraph in body.iter(f"{_W}p"):
+        nested = next(paragraph.iterdescendants(f"{_W}p"), None) is not None
+        ts = [t for t in paragraph.iter(f"{_W}t") if t.getparent().tag == f"{_W}r"
+              and (not nested or next(t.iterancestors(f"{_W}p")) is paragraph)]
+        if ts:
+            out.append((ts, "".join(t.text or "" for t in ts)))
+    return out
 
 
 def _run_starting_at(t, offset: int):
     """The run whose first content is character ``offset`` of ``t``: ``t``'s run, split in
     two when anything of it comes before (the part before becomes a run of its own, with the
-    same properties)."""
+    same properties); and whether it was split."""
     run = t.getparent()
     index = run.index(t)
     content_before = [c for c in run[:index] if c.tag != f"{_W}rPr"]
     if offset == 0 and not content_before:
-        return run
+        return run, False
     before = copy.deepcopy(run)
     for child in list(before)[index + (1 if offset else 0):]:
         before.remove(child)
@@ -78,4 +84,4 @@ def _run_starting_at(t, offset: int):
     t.text = t.text[offset:]
     t.set(_XML_SPACE, "preserve")
     run.addprevious(before)
-    return run
+    return run, True

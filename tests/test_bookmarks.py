@@ -47,6 +47,19 @@ def test_the_last_occurrence_is_marked_at_its_first_character():
     assert before.font.size == after.font.size == Pt(14)   # the split keeps the run's look
 
 
+def test_two_labels_inside_one_run_are_both_marked_where_they_start():
+    doc = docx.Document()
+    p = doc.add_paragraph()
+    p.add_run(f"签章：{SELLER}　　{BUYER}：").italic = True
+
+    assert mark_last(doc.element.body, {"B": BUYER, "S": SELLER}) == []
+
+    assert p.text == f"签章：{SELLER}　　{BUYER}："
+    assert [r.text for r in p.runs] == ["签章：", f"{SELLER}　　", f"{BUYER}："]
+    assert all(r.italic for r in p.runs)
+    assert sorted(bookmarks_of(doc)) == [("B", f"{BUYER}："), ("S", f"{SELLER}　　")]
+
+
 def test_bookmark_ids_do_not_collide_with_the_templates_own():
     doc = docx.Document()
     p = doc.add_paragraph(SELLER)
