@@ -15,7 +15,7 @@ from engine.bookmarks import mark_last
 from engine.pdf import LABEL_LINE, SIG_GAP, finish, signature_bookmarks, signature_fields
 
 from helpers import contract_data
-from test_pdf import BUYER, METADATA, SELLER, SIGNATURES, word_boxes
+from test_pdf import BUYER, METADATA, SELLER, SIGNATURES, signing_docx, word_boxes
 
 
 def bookmarks_of(document) -> list[tuple[str, str]]:
@@ -70,24 +70,6 @@ def test_bookmark_ids_do_not_collide_with_the_templates_own():
 
     ids = [b.get(qn("w:id")) for b in doc.element.body.iter(qn("w:bookmarkStart"))]
     assert sorted(ids) == ["7", "8"]
-
-
-def signing_docx(marks: dict[str, str]) -> bytes:
-    """The layout of test_pdf's signing PDF (labels mentioned on page 1, printed in a table at
-    the end of page 2), with ``marks`` bookmarked as the renderer does."""
-    doc = docx.Document()
-    doc.add_paragraph(f"第一页 ALPHA：签名见末页的{SELLER}与{BUYER}栏")
-    doc.add_page_break()
-    doc.add_paragraph("第二页 BRAVO")
-    table = doc.add_table(rows=2, cols=2)
-    table.cell(0, 0).text = SELLER
-    table.cell(0, 1).text = BUYER
-    table.cell(1, 0).text = "日期："
-    table.cell(1, 1).text = "日期："
-    assert mark_last(doc.element.body, marks) == []
-    out = io.BytesIO()
-    doc.save(out)
-    return out.getvalue()
 
 
 @pytest.mark.slow

@@ -105,10 +105,12 @@ SELLER, BUYER = "甲方（盖章）", "乙方（签字或盖章）"
 SIGNATURES = {"seller_signature": SELLER, "buyer_signature": BUYER}
 
 
-@pytest.fixture(scope="module")
-def signing_pdf(converter) -> bytes:
-    """One real LibreOffice PDF for the signature tests: the anchors are mentioned on page 1 and
-    printed in a signature table at the end of page 2 (the contract template's layout)."""
+def signing_docx(marks: dict[str, str] | None = None) -> bytes:
+    """The signature tests' document: the anchors are mentioned on page 1 and printed in a
+    signature table at the end of page 2 (the contract template's layout); ``marks`` are
+    bookmarked as the renderer does (engine/bookmarks.py)."""
+    from engine.bookmarks import mark_last
+
     doc = docx.Document()
     doc.add_paragraph(f"第一页 ALPHA：签名见末页的{SELLER}与{BUYER}栏")
     doc.add_page_break()
@@ -118,9 +120,17 @@ def signing_pdf(converter) -> bytes:
     table.cell(0, 1).text = BUYER
     table.cell(1, 0).text = "日期："
     table.cell(1, 1).text = "日期："
+    assert mark_last(doc.element.body, marks or {}) == []
     out = io.BytesIO()
     doc.save(out)
-    return converter.convert(out.getvalue())
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def signing_pdf(converter) -> bytes:
+    """One real LibreOffice PDF for the signature tests, with no marks: the anchors are found
+    by their text."""
+    return converter.convert(signing_docx())
 
 
 def word_boxes(pdf: bytes, path: Path) -> list[tuple[int, str, tuple[float, float, float, float]]]:
