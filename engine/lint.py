@@ -38,6 +38,7 @@ from . import docxtext, templates as layers
 from .config import Config
 from .defaults import package_path, product
 from .errors import DealerDocsError, TemplateError, WorkflowDefinitionError
+from .pdf import signature_bookmarks
 from .render import Renderer, make_environment
 from .workflow import RESERVED_NAMES, Workflow, load_workflow, load_workflows
 
@@ -415,13 +416,33 @@ def _test_render(path: Path, wf: Workflow, example: Mapping[str, Any], config: C
                            for k, p in prefixes.items()}, **context["links"]}
     out = _check_attributes(asts, context, tags, file)
     renderer = Renderer()
+    marks = signature_bookmarks(spec.signatures)
     try:
-        renderer.render(renderer.load(path), context)
+        rendered = renderer.render(renderer.load(path), context, bookmarks=marks)
     except TemplateError as err:
         if not (out and "has no attribute" in err.message):  # the same mistake, reported above
             out.append(_error(file, place, err.message,
                               "按提示修改模板；可能为空的值要写默认值（templates/README.md 第 2 节）"))
-    return out
+        return out
+    return out + _check_signature_labels(rendered, spec.signatures, marks, file)
+
+
+def _check_signature_labels(rendered: bytes, signatures: Mapping[str, str],
+                            marks: Mapping[str, str], file: str) -> list[Finding]:
+    """Each signature label must be in the rendered body, where the renderer marks it for
+    finishing (engine/bookmarks.py); one only in a header or footer is looked for in the PDF's
+    text, page by page (slower), and one nowhere makes the issue fail."""
+    import io
+
+    from docx.oxml.ns import qn
+
+    body = Document(io.BytesIO(rendered)).element.body
+    marked = {b.get(qn("w:name")) for b in body.iter(qn("w:bookmarkStart"))}
+    return [_warning(file, "签名区", f"签名位置文字「{label}」（签名域 {name}）不在模板正文中："
+                     "出具时只能在 PDF 中逐页按文字查找；若 PDF 中也没有，出具会失败",
+                     "在最后一页的签名表格里原样保留这段文字（括号是全角“（）”），"
+                     "见 templates/README.md「签名区」")
+            for (name, label), mark in zip(signatures.items(), marks) if mark not in marked]
 
 
 # --- public API -------------------------------------------------------------------------------

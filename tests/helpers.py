@@ -359,12 +359,14 @@ def definition_error(tmp_path: Path, files: dict[str, str], with_product: bool =
 
 
 def edit_paragraph(path: Path, old: str, new: str) -> None:
-    """Change the body paragraph of a .docx whose text is ``old`` to ``new`` (as someone would
-    in Word: the first run takes the text, the others are emptied)."""
+    """Change the body paragraph (or table cell's) of a .docx whose text is ``old`` to ``new``
+    (as someone would in Word: the first run takes the text, the others are emptied)."""
     import docx
 
     document = docx.Document(str(path))
-    [paragraph] = [p for p in document.paragraphs if p.text == old]
+    cells = {id(p._p): p for t in document.tables for row in t.rows for cell in row.cells
+             for p in cell.paragraphs}   # a merged cell is listed once per row it spans
+    [paragraph] = [p for p in [*document.paragraphs, *cells.values()] if p.text == old]
     paragraph.runs[0].text = new
     for run in paragraph.runs[1:]:
         run.text = ""

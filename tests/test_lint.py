@@ -160,6 +160,25 @@ def test_a_failing_test_render_is_an_error(tmp_path, quote, config):
     assert finding.place == "试出具（流程 quote，样例数据）" and "t.docx" in finding.problem
 
 
+def test_a_signature_label_missing_from_the_body_is_a_warning(tmp_path, config):
+    """The contract's labels are where finishing looks for them (marked in the rendered body);
+    one edited away is named, with its field, before any customer's contract fails."""
+    from helpers import contract_data, edit_paragraph
+
+    contract = load_workflows(config)["contract"]
+    data = contract_data()
+    path = shutil.copy(ROOT / "templates" / "docx" / "contract.docx", tmp_path / "contract.docx")
+    assert [f for f in lint_template(path, [contract], data, config=config)
+            if f.place == "签名区"] == []
+    edit_paragraph(path, "乙方（签字或盖章）：", "乙方签字：")
+
+    [finding] = [f for f in lint_template(path, [contract], data, config=config)
+                 if f.place == "签名区"]
+    assert finding.severity == "warning"
+    assert finding.problem.startswith("签名位置文字「乙方（签字或盖章）」（签名域 buyer_signature）"
+                                      "不在模板正文中")
+
+
 # --- (c) a template that went through LibreOffice ---------------------------------------------
 
 @pytest.fixture(scope="module")
