@@ -30,6 +30,13 @@ from engine.cli import table  # noqa: E402
 from engine.engine import local_now  # noqa: E402
 
 
+def elsewhen(eng: Engine, clock) -> Engine:
+    """The demo's store at another moment (ten days ago, this afternoon, three days on): an
+    engine on ``clock`` sharing ``eng``'s store connection and converter, so it holds nothing
+    of its own to close (on PostgreSQL, no connection pool per scene)."""
+    return Engine(eng.config, converter=eng.converter, clock=clock, shared=eng.whole_store)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="config.toml")
@@ -69,8 +76,7 @@ def main() -> int:
                                                "storage_place": place})
 
         # Issued ten days ago and valid for a week: the customer never came back.
-        past = Engine(config, converter=eng.converter,
-                      clock=lambda: local_now(config.tz) - timedelta(days=10))
+        past = elsewhen(eng, lambda: local_now(config.tz) - timedelta(days=10))
         stale = past.create("quote", quote(customer_name="赵磊", customer_mobile="13912345678",
                                            valid_until=(today - timedelta(days=3)).isoformat(),
                                            payment_method="全款", lender=None,
@@ -157,7 +163,7 @@ def main() -> int:
         # over): one drive completed and evaluated, a double booking of the same car refused,
         # one customer who never came.
         afternoon = datetime.combine(today, time(16, 0), tzinfo=config.tz)
-        desk = Engine(config, converter=eng.converter, clock=lambda: afternoon)
+        desk = elsewhen(eng, lambda: afternoon)
         drive_data = json.loads((HERE / "test_drive.json").read_text(encoding="utf-8"))
         slot = lambda h, m: f"{today.isoformat()}T{h:02d}:{m:02d}"  # noqa: E731
         drive = desk.create("test_drive", {**drive_data, "slot_start": slot(10, 0),
@@ -241,7 +247,7 @@ def main() -> int:
         # step happens on its own day (the clock is moved), as it would over weeks.
         def on(days_ago: int) -> Engine:
             moment = local_now(config.tz) - timedelta(days=days_ago)
-            return Engine(config, converter=eng.converter, clock=lambda: moment)
+            return elsewhen(eng, lambda: moment)
 
         base = json.loads((HERE / "rectification.json").read_text(encoding="utf-8"))
         inspected = (today - timedelta(days=20)).isoformat()
@@ -285,7 +291,7 @@ def main() -> int:
         # carmaker's regional manager. These steps happen days ahead (the clock is moved).
         def ahead(hours: float) -> tuple[Engine, str]:
             moment = local_now(config.tz) + timedelta(hours=hours)
-            return (Engine(config, converter=eng.converter, clock=lambda: moment),
+            return (elsewhen(eng, lambda: moment),
                     moment.replace(tzinfo=None).isoformat(timespec="minutes"))
 
         items = ("showroom", "greeting", "product", "test_drive", "paperwork", "ceremony",
