@@ -109,8 +109,12 @@ def _pages(root) -> list[tuple[tuple[int, int], tuple[float, float]]]:
     """Each page's object (number, generation) and its crop box's bottom-left corner (the
     /CropBox or else /MediaBox, both inherited down the page tree), in page order."""
     out = []
+    seen: set[tuple[int, int]] = set()
 
     def walk(ref, inherited: dict) -> None:
+        if (ref.idnum, ref.generation) in seen:
+            raise ValueError("页面树有环")   # a broken PDF: ConversionError, not a hang
+        seen.add((ref.idnum, ref.generation))
         node = ref.get_object()
         boxes = {**inherited, **{k: node[k] for k in ("/MediaBox", "/CropBox") if k in node}}
         if node.get("/Type") == "/Pages" or "/Kids" in node:
@@ -137,7 +141,10 @@ def _destinations(root) -> dict[str, tuple[tuple[int, int], tuple[float, float]]
             dest = dest["/D"]
         if len(dest) >= 4 and dest[1] == "/XYZ" and hasattr(dest.raw_get(0), "idnum"):
             page = dest.raw_get(0)
-            out[name] = ((page.idnum, page.generation), (float(dest[2]), float(dest[3])))
+            try:   # left or top may be null ("unchanged"): then the label's text is looked for
+                out[name] = ((page.idnum, page.generation), (float(dest[2]), float(dest[3])))
+            except (TypeError, ValueError):
+                pass
 
     if "/Dests" in root:
         for key, value in root["/Dests"].items():
