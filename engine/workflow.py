@@ -708,6 +708,12 @@ class Workflow:
         and the unique ones (a unique value is looked up before a case takes it)."""
         return tuple(dict.fromkeys([*self.search_fields, *self.unique_fields]))
 
+    def summary_of(self, data: Mapping[str, Any]) -> str:
+        """The line a case list shows for a case with ``data``: its ``summary`` fields' values
+        that are not empty, space-separated (the lists, the search and the lookups say it
+        alike)."""
+        return " ".join(str(data[k]) for k in self.summary if data.get(k) not in (None, ""))
+
     def candidates(self, trigger: str, state: str) -> list[TransitionSpec]:
         """The transitions ``trigger`` may take from ``state``, in definition order; the first
         whose conditions hold is taken. Raises a StateError that says what is possible."""

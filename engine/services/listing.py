@@ -44,8 +44,7 @@ class Listing:
                   if data.get(k)]
         return {"owners": access.owners(record), "people": people, "search": search,
                 "purged": bool(record.get("purged_at")),
-                "summary": " ".join(str(data[k]) for k in wf.summary
-                                    if data.get(k) not in (None, "")),
+                "summary": wf.summary_of(data),
                 "total": context_value(totals.get(wf.total) if wf.total else None),
                 "fields": {k: data[k] for k in dict.fromkeys(names)
                            if data.get(k) not in (None, "", [])},

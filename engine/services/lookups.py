@@ -54,7 +54,7 @@ class Lookups:
             return []
         with self.store.snapshot() as tx:
             found = self.search(tx, wf, text, reach)
-        return [{"id": r["id"], "summary": _summary(wf, r), "state": r["state"],
+        return [{"id": r["id"], "summary": wf.summary_of(r["data"]), "state": r["state"],
                  "data": {k: v for k, v in self.guard.masked(wf, r["data"]).items()
                           if k in wf.fields and wf.fields[k].type not in ("table", "attachments")}}
                 for r in found]
@@ -163,7 +163,7 @@ class Lookups:
                             for t, o in lookup.fill.items() if t != name)]
             records = agree or records
         if len(records) > 1:
-            listed = "、".join(f"{c['id']}（{_summary(other, c)}）" for c in records[:5])
+            listed = "、".join(f"{c['id']}（{other.summary_of(c['data'])}）" for c in records[:5])
             raise InputError(f"{wf.fields[name].label}「{text}」在{other.title}中有 "
                              f"{len(records)} 个：{listed}；请选择其中一个（或在数据中写 "
                              f"{other.key} = 编号）", field=name, label=wf.fields[name].label)
@@ -172,11 +172,6 @@ class Lookups:
     @staticmethod
     def _case(tx: Tx, ids: list[str] | None) -> dict[str, Any] | None:
         return tx.case(ids[-1]) if ids else None
-
-
-def _summary(wf: Workflow, record: Mapping[str, Any]) -> str:
-    return " ".join(str(record["data"][k]) for k in wf.summary
-                    if record["data"].get(k) not in (None, ""))
 
 
 def split_choices(text: Any) -> list[str]:

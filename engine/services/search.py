@@ -152,7 +152,7 @@ class Search:
         return {
             "id": record["id"], "workflow": wf.key, "workflow_title": wf.title,
             "state": record["state"], "state_label": wf.states[record["state"]].label,
-            "summary": " ".join(str(data[k]) for k in wf.summary if data.get(k) not in (None, "")),
+            "summary": wf.summary_of(data),
             "contact": {wf.fields[k].label: privacy.mask(kind, data[k])
                         for k, kind in wf.personal_fields.items()
                         if kind in privacy.MASKED_KINDS and data.get(k)},
