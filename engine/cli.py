@@ -1119,10 +1119,7 @@ def cert_show(click_ctx, config_path, actor, as_json, store) -> None:
 
     ctx = _ctx(click_ctx, config_path, actor, as_json, store)
     config = load_config(ctx.config_path or "config.toml")
-    if config.certificate_path is None:
-        raise ConfigError("config.toml 的 [signing] certificate 为空：本店没有签章证书",
-                          key="signing.certificate")
-    shown = certs.describe(certs.load(config.certificate_path, signing.password(config)))
+    shown = certs.describe(signing.store_signer(config).identity)
     _emit(ctx, {"certificate": str(config.certificate_path), **shown},
           f"证书文件：{config.certificate_path}\n  主体：{shown['subject']}\n"
           f"  签发者：{shown['issuer']}\n  有效期：{shown['not_before'][:10]} 至 "

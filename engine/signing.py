@@ -126,6 +126,8 @@ class StoreSigner:
         from pyhanko.stamp import TextStampStyle
         from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+        from .pdf import one_producer
+
         lines = appearance_lines(self.store_name, when)
         style = TextStampStyle(
             stamp_text="\n".join(lines), border_width=2, border_color=SEAL_RED,
@@ -145,7 +147,7 @@ class StoreSigner:
             subfilter=fields.SigSeedSubFilter.PADES, md_algorithm="sha256")
         try:
             writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-            _one_producer(writer)
+            one_producer(writer)
             out = signers.PdfSigner(meta, signer, stamp_style=style).sign_pdf(
                 writer, existing_fields_only=True)
         except Exception as err:  # pyHanko raises many kinds (SigningError, PdfReadError, …)
@@ -157,19 +159,6 @@ class StoreSigner:
         from .certs import trust_roots
 
         return trust_roots(self.identity)
-
-
-def _one_producer(writer: Any) -> None:
-    """pyHanko appends itself to the Info dictionary's /Producer ("LibreOffice 7.4; pyHanko
-    x") but writes only itself into the XMP packet's pdf:Producer; a PDF/A needs the two to
-    agree (ISO 19005-2 §6.6.3). So the Info says what the XMP will say."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.metadata.model import VENDOR
-
-    info = writer.trailer["/Info"] if "/Info" in writer.trailer else None
-    if info is not None and "/Metadata" in writer.root:
-        info["/Producer"] = generic.TextStringObject(VENDOR)
-        writer.update_container(info)
 
 
 def password(config) -> str:
@@ -186,13 +175,32 @@ def password(config) -> str:
 
 def store_signer(config) -> StoreSigner:
     """The store's signer from config.toml's ``[signing]`` (certificate and password)."""
-    from . import certs
-
     path = config.certificate_path
     if path is None:
         raise ConfigError("config.toml 的 [signing] certificate 为空：本店没有签章证书",
                           key="signing.certificate")
-    return StoreSigner(certs.load(path, password(config)), config.dealer.name)
+    return StoreSigner(_identity(path, password(config)), config.dealer.name)
+
+
+def _identity(path: Path, secret: str) -> Identity:
+    """The PKCS#12 file at ``path``, opened once while it stays as it is: opening one costs
+    ≈ 40 ms (its key derivation), and an issue asks for the signer in its rehearsal and in
+    its real run, ``verify`` once more. A renewed file (another size or time) or another
+    password is opened again; a failure is not remembered (it is raised each time)."""
+    from . import certs
+
+    try:
+        st = path.stat()
+    except OSError:
+        return certs.load(path, secret)   # which names what is wrong with the path
+    return _opened(str(path), st.st_size, st.st_mtime_ns, secret)
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(path: str, size: int, mtime_ns: int, secret: str) -> Identity:
+    from . import certs
+
+    return certs.load(Path(path), secret)
 
 
 # --- checking signed PDFs ------------------------------------------------------------------

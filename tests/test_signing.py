@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -164,6 +165,33 @@ def test_make_test_refuses_to_overwrite_and_the_wrong_password_is_named(tmp_path
     assert "密码不对" in wrong.value.message
     shown = certs.describe(certs.load(Path(made["certificate"]), made["password"]))
     assert "测试店" in shown["subject"] and "测试 CA" in shown["chain"][0]
+
+
+def test_the_signer_is_opened_once_and_again_for_a_renewed_file_or_password(
+        config_path, tmp_path, monkeypatch):
+    """Opening the PKCS#12 file costs ≈ 40 ms, so it is kept while the file and the password
+    stay as they are; a renewed certificate at the same path, or a wrong password, applies
+    at the next issue without a restart."""
+    import shutil
+
+    first = certs.make_test(tmp_path / "a", "北京星辰汽车销售服务有限公司")
+    renewed = certs.make_test(tmp_path / "b", "北京星辰汽车销售服务有限公司",
+                              password=first["password"])   # the same password: only the file
+    config = load_config(signing_config(config_path, first["certificate"]))
+    monkeypatch.setenv(PASSWORD_ENV, first["password"])
+    kept = signing.store_signer(config).identity
+    assert signing.store_signer(config).identity is kept
+
+    shutil.copy(renewed["certificate"], first["certificate"])   # the CA renewed it in place
+    os.utime(first["certificate"], ns=(1, 1))                    # whatever the clock's grain
+    now = signing.store_signer(config).identity
+    assert now is not kept and now.certificate == certs.load(
+        Path(renewed["certificate"]), renewed["password"]).certificate
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    for _ in range(2):   # not remembered: said each time
+        with pytest.raises(ConfigError) as wrong:
+            signing.store_signer(config)
+        assert "密码不对" in wrong.value.message
 
 
 def test_cert_make_test_and_show_through_the_cli(tmp_path, monkeypatch):

@@ -346,10 +346,10 @@ class Integrity:
         now (a renewed certificate applies at once); when they cannot be read (no password in
         the environment) signatures are checked for integrity only, and ``verify`` says why
         the chain was not."""
-        from .. import certs, signing
+        from .. import signing
 
         try:
-            return Trust(certs.trust_roots(signing.store_signer(self.config).identity))
+            return Trust(signing.store_signer(self.config).trust_roots)
         except ConfigError as err:
             return Trust(None, err.message)
 
