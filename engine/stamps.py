@@ -304,7 +304,7 @@ def _drop_signatures(writer: PdfWriter) -> None:
     no longer cover its bytes, and a viewer would call them broken. Their values and the
     certification that pointed at them go; the fields, and the seal's picture in them, stay
     as what the paper showed."""
-    writer._root_object.pop(NameObject("/Perms"), None)
+    writer.root_object.pop(NameObject("/Perms"), None)
     for page in writer.pages:
         for ref in page.get("/Annots") or []:
             annot = ref.get_object()
